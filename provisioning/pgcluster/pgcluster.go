@@ -1,0 +1,450 @@
+// Package pgcluster creates and runs the PostgreSQL clusters of the local
+// fleet and of the tests: a primary made with initdb and hot standbys made
+// with pg_basebackup over a physical replication slot.
+//
+// Postgres refuses to run as root. When the caller is root, every Postgres
+// program runs as the "postgres" system user, and each cluster's folder,
+// data directory and socket directory belong to that user, on a path it can
+// traverse.
+package pgcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"shortfleet/provisioning/proc"
+)
+
+// Superuser is the role every cluster is created with.
+const Superuser = "postgres"
+
+// Config describes one cluster.
+type Config struct {
+	// Name identifies the cluster in logs, e.g. "primary" or "proxy-01".
+	Name string
+	// Dir is the cluster's folder: data/ and sock/ live in it.
+	Dir string
+	// Addr and Port are where the cluster listens.
+	Addr string
+	Port int
+	// Password is the superuser's password, for TCP connections.
+	Password string
+	// Settings are extra postgresql.conf settings; they override the
+	// defaults of Settings().
+	Settings map[string]string
+	// BinDir holds the Postgres programs; found with pg_config when empty.
+	BinDir string
+	// Restart makes the supervisor start the server again if it dies.
+	Restart bool
+}
+
+// Cluster is one Postgres cluster on this machine.
+type Cluster struct {
+	cfg    Config
+	logger *slog.Logger
+	cred   *syscall.Credential // nil unless running as root
+	uid    int
+	gid    int
+	proc   *proc.Process
+}
+
+// New prepares a Cluster; it creates nothing until Init or BaseBackup.
+func New(cfg Config, logger *slog.Logger) (*Cluster, error) {
+	if cfg.BinDir == "" {
+		dir, err := FindBinDir()
+		if err != nil {
+			return nil, err
+		}
+		cfg.BinDir = dir
+	}
+	c := &Cluster{cfg: cfg, logger: logger.With("cluster", cfg.Name), uid: -1, gid: -1}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root needs the postgres system user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		c.uid, c.gid = uid, gid
+	}
+	return c, nil
+}
+
+// FindBinDir returns the folder of the newest installed Postgres programs.
+func FindBinDir() (string, error) {
+	if dir := os.Getenv("PG_BINDIR"); dir != "" {
+		return dir, nil
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		dir := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
+			return dir, nil
+		}
+	}
+	// Debian installs server programs outside PATH, one folder per version.
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	sort.Slice(matches, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(matches[i]))))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(matches[j]))))
+		return vi > vj
+	})
+	if len(matches) > 0 {
+		return filepath.Dir(matches[0]), nil
+	}
+	return "", errors.New("no PostgreSQL server programs found (install postgresql, or set PG_BINDIR)")
+}
+
+// Name is the cluster's name.
+func (c *Cluster) Name() string { return c.cfg.Name }
+
+// Addr is the host:port the cluster listens on.
+func (c *Cluster) Addr() string { return net.JoinHostPort(c.cfg.Addr, strconv.Itoa(c.cfg.Port)) }
+
+// DataDir is the cluster's data directory.
+func (c *Cluster) DataDir() string { return filepath.Join(c.cfg.Dir, "data") }
+
+func (c *Cluster) sockDir() string { return filepath.Join(c.cfg.Dir, "sock") }
+
+// DSN is a postgres:// URL for database db as the superuser.
+func (c *Cluster) DSN(db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(Superuser, c.cfg.Password),
+		Host:     c.Addr(),
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// Exists reports whether the cluster's data directory has been created.
+func (c *Cluster) Exists() bool {
+	_, err := os.Stat(filepath.Join(c.DataDir(), "PG_VERSION"))
+	return err == nil
+}
+
+// command builds a Postgres program's command, run as the postgres user
+// when we are root.
+func (c *Cluster) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.cfg.BinDir, prog), args...)
+	cmd.Dir = c.cfg.Dir
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+c.cfg.Password, "LC_ALL=C")
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	return cmd
+}
+
+func (c *Cluster) run(ctx context.Context, prog string, args ...string) error {
+	out, err := c.command(ctx, prog, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", prog, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// mkdirOwned creates dir with mode and gives it to the postgres user.
+func (c *Cluster) mkdirOwned(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return err
+	}
+	if c.cred != nil {
+		return os.Chown(dir, c.uid, c.gid)
+	}
+	return nil
+}
+
+func (c *Cluster) writeOwned(path, content string, mode os.FileMode) error {
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		return err
+	}
+	if c.cred != nil {
+		return os.Chown(path, c.uid, c.gid)
+	}
+	return nil
+}
+
+func (c *Cluster) prepareDirs() error {
+	if err := c.mkdirOwned(c.cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("create cluster folder: %w", err)
+	}
+	if err := c.mkdirOwned(c.sockDir(), 0o700); err != nil {
+		return fmt.Errorf("create socket folder: %w", err)
+	}
+	return nil
+}
+
+// Init creates the cluster with initdb, unless it exists already.
+func (c *Cluster) Init(ctx context.Context) error {
+	if c.Exists() {
+		return nil
+	}
+	if err := c.prepareDirs(); err != nil {
+		return err
+	}
+	pwfile := filepath.Join(c.cfg.Dir, "pwfile")
+	if err := c.writeOwned(pwfile, c.cfg.Password+"\n", 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(pwfile)
+	start := time.Now()
+	if err := c.run(ctx, "initdb", "-D", c.DataDir(), "-U", Superuser, "--pwfile", pwfile,
+		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"); err != nil {
+		return fmt.Errorf("init cluster %s: %w", c.cfg.Name, err)
+	}
+	hba := "# Written by shortfleet's pgcluster.\n" +
+		"local all all trust\n" +
+		"host all all 127.0.0.0/8 scram-sha-256\n" +
+		"host replication all 127.0.0.0/8 scram-sha-256\n"
+	if err := c.writeOwned(filepath.Join(c.DataDir(), "pg_hba.conf"), hba, 0o600); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(c.DataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("\ninclude 'shortfleet.conf'\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("include shortfleet.conf: %w", err)
+	}
+	c.logger.Info("cluster created", "dir", c.DataDir(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// BaseBackup creates the cluster as a hot standby of primary with
+// pg_basebackup, streaming from a physical replication slot named slot
+// (created if missing), unless the cluster exists already.
+func (c *Cluster) BaseBackup(ctx context.Context, primary *Cluster, slot string) error {
+	if c.Exists() {
+		return nil
+	}
+	if err := c.prepareDirs(); err != nil {
+		return err
+	}
+	if err := primary.EnsureSlot(ctx, slot); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := c.run(ctx, "pg_basebackup", "-D", c.DataDir(), "-h", primary.cfg.Addr,
+		"-p", strconv.Itoa(primary.cfg.Port), "-U", Superuser, "-X", "stream", "-S", slot,
+		"-R", "-c", "fast", "--no-sync"); err != nil {
+		os.RemoveAll(c.DataDir())
+		return fmt.Errorf("base backup for %s: %w", c.cfg.Name, err)
+	}
+	c.logger.Info("standby created", "from", primary.Addr(), "slot", slot, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// EnsureSlot creates a physical replication slot unless it exists.
+func (c *Cluster) EnsureSlot(ctx context.Context, slot string) error {
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, `SELECT pg_create_physical_replication_slot($1)
+		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, slot)
+	if err != nil {
+		return fmt.Errorf("create replication slot %s: %w", slot, err)
+	}
+	return nil
+}
+
+// Settings returns the postgresql.conf settings the cluster runs with:
+// shortfleet's defaults overridden by Config.Settings.
+func (c *Cluster) Settings() map[string]string {
+	s := map[string]string{
+		"listen_addresses":        quote(c.cfg.Addr),
+		"port":                    strconv.Itoa(c.cfg.Port),
+		"unix_socket_directories": quote(c.sockDir()),
+		"wal_level":               "replica",
+		"max_wal_senders":         "40",
+		"max_replication_slots":   "40",
+		"hot_standby":             "on",
+		"hot_standby_feedback":    "on",
+		"max_connections":         "300",
+		"shared_buffers":          "64MB",
+		"log_min_messages":        "warning",
+		"log_line_prefix":         quote("%m [%p] "),
+	}
+	for k, v := range c.cfg.Settings {
+		s[k] = v
+	}
+	return s
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func (c *Cluster) writeSettings() error {
+	s := c.Settings()
+	keys := make([]string, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by shortfleet's pgcluster at every start; edits are lost.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, s[k])
+	}
+	return c.writeOwned(filepath.Join(c.DataDir(), "shortfleet.conf"), b.String(), 0o600)
+}
+
+// Start runs the server as a supervised child and waits until it accepts
+// connections. logPath receives the server's log.
+func (c *Cluster) Start(ctx context.Context, logPath string) error {
+	if err := c.writeSettings(); err != nil {
+		return fmt.Errorf("write settings of %s: %w", c.cfg.Name, err)
+	}
+	p, err := proc.Start(proc.Spec{
+		Name:        "postgres/" + c.cfg.Name,
+		Command:     func() *exec.Cmd { return c.command(context.Background(), "postgres", "-D", c.DataDir()) },
+		LogPath:     logPath,
+		Restart:     c.cfg.Restart,
+		StopSignal:  syscall.SIGINT, // fast shutdown
+		StopTimeout: 60 * time.Second,
+	}, c.logger)
+	if err != nil {
+		return err
+	}
+	c.proc = p
+	if err := c.WaitReady(ctx); err != nil {
+		_ = p.Stop()
+		c.proc = nil
+		return err
+	}
+	return nil
+}
+
+// Process is the supervised server process, nil before Start.
+func (c *Cluster) Process() *proc.Process { return c.proc }
+
+// WaitReady waits until the server accepts connections.
+func (c *Cluster) WaitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var last error
+	for {
+		conn, err := c.Connect(ctx, "postgres")
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		last = err
+		if c.proc != nil && !c.cfg.Restart {
+			select {
+			case <-c.proc.Exited():
+				return fmt.Errorf("cluster %s exited while starting: %v", c.cfg.Name, c.proc.Err())
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster %s not ready: %w (last: %v)", c.cfg.Name, ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop shuts the server down (fast shutdown) and waits for it.
+func (c *Cluster) Stop() error {
+	if c.proc == nil {
+		return nil
+	}
+	err := c.proc.Stop()
+	c.proc = nil
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("stop cluster %s: %w", c.cfg.Name, err)
+	}
+	return err
+}
+
+// Connect opens a connection to database db as the superuser.
+func (c *Cluster) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(c.DSN(db))
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnectTimeout = 2 * time.Second
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// CreateDatabase creates database name unless it exists.
+func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("look for database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// CurrentLSN is the primary's current write-ahead log position.
+func (c *Cluster) CurrentLSN(ctx context.Context) (string, error) {
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	var lsn string
+	err = conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	return lsn, err
+}
+
+// WaitReplay waits until this standby has replayed the write-ahead log up to
+// lsn, polling; it never sleeps a fixed time.
+func (c *Cluster) WaitReplay(ctx context.Context, lsn string) error {
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for {
+		var done bool
+		err := conn.QueryRow(ctx, `SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)`, lsn).Scan(&done)
+		if err != nil {
+			return fmt.Errorf("replay position of %s: %w", c.cfg.Name, err)
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not replay %s: %w", c.cfg.Name, lsn, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package pgcluster
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestPrimaryAndReplica starts a primary and a streaming hot standby, writes
+// on the primary and reads the row back from the standby once it replayed.
+func TestPrimaryAndReplica(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	primary := StartTestPrimary(t)
+	replica := StartTestReplica(t, primary, "replica-a")
+
+	conn, err := primary.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE t (v int); INSERT INTO t VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	lsn, err := primary.CurrentLSN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.WaitReplay(ctx, lsn); err != nil {
+		t.Fatal(err)
+	}
+	rconn, err := replica.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rconn.Close(ctx)
+	var v int
+	var inRecovery bool
+	if err := rconn.QueryRow(ctx, `SELECT v, pg_is_in_recovery() FROM t`).Scan(&v, &inRecovery); err != nil {
+		t.Fatal(err)
+	}
+	if v != 42 || !inRecovery {
+		t.Fatalf("replica read v=%d in_recovery=%v, want 42 true", v, inRecovery)
+	}
+	if _, err := rconn.Exec(ctx, `INSERT INTO t VALUES (1)`); err == nil {
+		t.Fatal("a hot standby accepted a write")
+	}
+	var slots int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE active`).Scan(&slots); err != nil {
+		t.Fatal(err)
+	}
+	if slots != 1 {
+		t.Fatalf("%d active replication slots, want 1", slots)
+	}
+}
