@@ -1,0 +1,92 @@
+// Package logfmt is the on-disk format of the proxies' raw access logs,
+// shared by the proxy that writes it and the mapreduce job that reads it.
+//
+// # Log folder
+//
+// Each proxy writes to one folder of its own:
+//
+//	logs/
+//	├── manifest.jsonl                      one line per sealed segment, in seal order
+//	├── 20261122T133000.000000001Z.arrows   sealed segments: immutable
+//	├── 20261122T133100.000000002Z.arrows
+//	└── 20261122T133200.000000003Z.arrows.open   the one segment being written
+//
+// A segment is named after the moment it was opened (UTC, nanoseconds), so
+// names sort by time and never repeat on one proxy.
+//
+// # Segment
+//
+// A segment is an Arrow IPC stream (the "streaming format"), each record
+// batch's buffers compressed with zstd (the IPC format's own body
+// compression), so any Arrow implementation with zstd reads it:
+//
+//	┌──────────────────────────────────────────────────────────────┐
+//	│ schema message                                               │
+//	│   fields: time … headers (see below)                         │
+//	│   metadata: shortfleet.logfmt.version = "1"                  │
+//	│             shortfleet.proxy          = "proxy-01"           │
+//	├──────────────────────────────────────────────────────────────┤
+//	│ record batch 1   ≤ FlushRows rows, cut every FlushInterval   │
+//	│   ┌ continuation 0xFFFFFFFF │ metadata length │ metadata ┐   │
+//	│   └ body: one zstd frame per buffer, each after its       ┘   │
+//	│           uncompressed length (int64, little endian)          │
+//	├──────────────────────────────────────────────────────────────┤
+//	│ record batch 2 … n                                           │
+//	├──────────────────────────────────────────────────────────────┤
+//	│ end of stream   0xFFFFFFFF 0x00000000                        │
+//	└──────────────────────────────────────────────────────────────┘
+//
+// # Columns of version 1
+//
+//	time             timestamp[ns, UTC]  when the request arrived
+//	proxy            utf8                the proxy's id
+//	client_addr      utf8                client IP (from the socket, or PROXY/X-Forwarded-For from a trusted balancer)
+//	client_port      uint16              client port
+//	method           utf8
+//	host             utf8                Host header
+//	path             utf8                path as sent (not unescaped)
+//	query            utf8                query string without "?"
+//	proto            utf8                e.g. HTTP/1.1
+//	status           uint16              status answered
+//	link_id          int64               the link answered, 0 for none
+//	latency_ns       int64               time to answer
+//	cache            utf8                "", hit, replica, primary or miss
+//	replica_lag_ns   int64               the replica's replay lag then, -1 if unknown
+//	user_agent       utf8
+//	referrer         utf8
+//	accept_language  utf8
+//	headers          list<struct<name: utf8, value: utf8>>  every request header, in order
+//
+// Text that is not valid UTF-8 is stored with each invalid byte sequence
+// replaced by U+FFFD, so every Arrow reader accepts the column.
+//
+// # Manifest
+//
+// manifest.jsonl has one JSON object per line for each sealed segment:
+//
+//	{"name":"20261122T133000.000000001Z.arrows","version":1,"rows":4096,
+//	 "bytes":183211,"sha256":"9f…","min_time_ns":…,"max_time_ns":…}
+//
+// A reader verifies a segment's size and SHA-256 against its line before
+// decoding it.
+//
+// # Durability
+//
+// Records are appended to in-memory builders; a batch is cut every FlushRows
+// rows or FlushInterval and written (compressed) to the open segment. A
+// segment is sealed by size or age: end-of-stream marker, fsync, atomic
+// rename to its sealed name, fsync of the folder, then its manifest line,
+// fsynced. A sealed segment is never changed afterwards.
+//
+// On a clean stop (Writer.Close) everything buffered is sealed: nothing is
+// lost. After a crash at most the last FlushInterval of records is lost: at
+// start-up Repair cuts the open segment after its last whole batch, ends and
+// seals it, and enters sealed segments the manifest lacks.
+//
+// # Versions
+//
+// The version is in the schema metadata. A reader rejects a version it does
+// not know with ErrUnknownVersion. A version once written is never changed:
+// a change of columns is the next version, and readers keep reading the old
+// ones. testdata/v1.arrows is a version 1 segment read by a test forever.
+package logfmt

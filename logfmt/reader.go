@@ -1,0 +1,260 @@
+package logfmt
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// maxAlloc bounds any one allocation while decoding. A corrupt segment can
+// claim any buffer size; this turns an absurd claim into an error instead of
+// an out-of-memory crash. Real buffers are a few MiB.
+const maxAlloc = 128 << 20
+
+// limitedAllocator is the Go allocator with a cap on each allocation.
+type limitedAllocator struct{ memory.Allocator }
+
+func (a limitedAllocator) Allocate(size int) []byte {
+	if size < 0 || size > maxAlloc {
+		panic(fmt.Sprintf("allocation of %d bytes refused: corrupt size", size))
+	}
+	return a.Allocator.Allocate(size)
+}
+
+func (a limitedAllocator) Reallocate(size int, b []byte) []byte {
+	if size < 0 || size > maxAlloc {
+		panic(fmt.Sprintf("allocation of %d bytes refused: corrupt size", size))
+	}
+	return a.Allocator.Reallocate(size, b)
+}
+
+var readAlloc memory.Allocator = limitedAllocator{memory.NewGoAllocator()}
+
+// Reader reads the record batches of one segment. Every batch is validated
+// in full before it is handed out, so a damaged segment gives an error,
+// never a panic or a wrong value.
+type Reader struct {
+	r       *ipc.Reader
+	proxy   string
+	version int
+	batch   Batch
+	err     error
+}
+
+// NewReader reads a segment's schema from r and checks that this build can
+// read its format version.
+func NewReader(r io.Reader) (rd *Reader, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, p)
+		}
+	}()
+	prefix, err := readSchemaPrefix(r)
+	if err != nil {
+		return nil, err
+	}
+	ir, err := ipc.NewReader(io.MultiReader(bytes.NewReader(prefix), r), ipc.WithAllocator(readAlloc),
+		ipc.WithBodySizeLimit(maxAlloc/2), ipc.WithMetadataSizeLimit(1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	version, proxy, err := checkSchema(ir.Schema())
+	if err != nil {
+		ir.Release()
+		return nil, err
+	}
+	return &Reader{r: ir, proxy: proxy, version: version}, nil
+}
+
+// Proxy is the id of the proxy that wrote the segment.
+func (r *Reader) Proxy() string { return r.proxy }
+
+// Version is the segment's format version.
+func (r *Reader) Version() int { return r.version }
+
+// Next advances to the next batch; it returns false at the end or on error.
+func (r *Reader) Next() (ok bool) {
+	if r.err != nil {
+		return false
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.err = fmt.Errorf("%w: %v", ErrCorrupt, p)
+			ok = false
+		}
+	}()
+	if !r.r.Next() {
+		if err := r.r.Err(); err != nil {
+			r.err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		return false
+	}
+	rec := r.r.RecordBatch()
+	if err := array.ValidateRecordFull(rec); err != nil {
+		r.err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return false
+	}
+	if err := r.batch.set(rec); err != nil {
+		r.err = err
+		return false
+	}
+	return true
+}
+
+// Batch is the current batch, valid until the next call to Next.
+func (r *Reader) Batch() *Batch { return &r.batch }
+
+// Err is the error that stopped Next, if any.
+func (r *Reader) Err() error { return r.err }
+
+// Release frees the reader's memory.
+func (r *Reader) Release() { r.r.Release() }
+
+// Batch gives typed access to one record batch's columns.
+type Batch struct {
+	Rec            arrow.RecordBatch
+	Time           *array.Timestamp
+	Proxy          *array.String
+	ClientAddr     *array.String
+	ClientPort     *array.Uint16
+	Method         *array.String
+	Host           *array.String
+	Path           *array.String
+	Query          *array.String
+	Proto          *array.String
+	Status         *array.Uint16
+	LinkID         *array.Int64
+	Latency        *array.Int64
+	Cache          *array.String
+	ReplicaLag     *array.Int64
+	UserAgent      *array.String
+	Referrer       *array.String
+	AcceptLanguage *array.String
+	Headers        *array.List
+	headerNames    *array.String
+	headerValues   *array.String
+}
+
+func (b *Batch) set(rec arrow.RecordBatch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: column types: %v", ErrCorrupt, p)
+		}
+	}()
+	b.Rec = rec
+	b.Time = rec.Column(ColTime).(*array.Timestamp)
+	b.Proxy = rec.Column(ColProxy).(*array.String)
+	b.ClientAddr = rec.Column(ColClientAddr).(*array.String)
+	b.ClientPort = rec.Column(ColClientPort).(*array.Uint16)
+	b.Method = rec.Column(ColMethod).(*array.String)
+	b.Host = rec.Column(ColHost).(*array.String)
+	b.Path = rec.Column(ColPath).(*array.String)
+	b.Query = rec.Column(ColQuery).(*array.String)
+	b.Proto = rec.Column(ColProto).(*array.String)
+	b.Status = rec.Column(ColStatus).(*array.Uint16)
+	b.LinkID = rec.Column(ColLinkID).(*array.Int64)
+	b.Latency = rec.Column(ColLatency).(*array.Int64)
+	b.Cache = rec.Column(ColCache).(*array.String)
+	b.ReplicaLag = rec.Column(ColReplicaLag).(*array.Int64)
+	b.UserAgent = rec.Column(ColUserAgent).(*array.String)
+	b.Referrer = rec.Column(ColReferrer).(*array.String)
+	b.AcceptLanguage = rec.Column(ColAcceptLanguage).(*array.String)
+	b.Headers = rec.Column(ColHeaders).(*array.List)
+	st := b.Headers.ListValues().(*array.Struct)
+	b.headerNames = st.Field(0).(*array.String)
+	b.headerValues = st.Field(1).(*array.String)
+	return nil
+}
+
+// Len is the number of rows in the batch.
+func (b *Batch) Len() int { return int(b.Rec.NumRows()) }
+
+// HeaderCount is the number of headers of row i.
+func (b *Batch) HeaderCount(i int) int {
+	s, e := b.Headers.ValueOffsets(i)
+	return int(e - s)
+}
+
+// Header returns the j-th header of row i.
+func (b *Batch) Header(i, j int) (name, value string) {
+	s, _ := b.Headers.ValueOffsets(i)
+	k := int(s) + j
+	return b.headerNames.Value(k), b.headerValues.Value(k)
+}
+
+// Row is one decoded record, with strings copied out of the batch.
+type Row struct {
+	Time           int64
+	Proxy          string
+	ClientAddr     string
+	ClientPort     uint16
+	Method         string
+	Host           string
+	Path           string
+	Query          string
+	Proto          string
+	Status         uint16
+	LinkID         int64
+	LatencyNS      int64
+	Cache          string
+	ReplicaLagNS   int64
+	UserAgent      string
+	Referrer       string
+	AcceptLanguage string
+	Headers        [][2]string
+}
+
+// Row copies row i out of the batch.
+func (b *Batch) Row(i int) Row {
+	r := Row{
+		Time:           int64(b.Time.Value(i)),
+		Proxy:          clone(b.Proxy.Value(i)),
+		ClientAddr:     clone(b.ClientAddr.Value(i)),
+		ClientPort:     b.ClientPort.Value(i),
+		Method:         clone(b.Method.Value(i)),
+		Host:           clone(b.Host.Value(i)),
+		Path:           clone(b.Path.Value(i)),
+		Query:          clone(b.Query.Value(i)),
+		Proto:          clone(b.Proto.Value(i)),
+		Status:         b.Status.Value(i),
+		LinkID:         b.LinkID.Value(i),
+		LatencyNS:      b.Latency.Value(i),
+		Cache:          clone(b.Cache.Value(i)),
+		ReplicaLagNS:   b.ReplicaLag.Value(i),
+		UserAgent:      clone(b.UserAgent.Value(i)),
+		Referrer:       clone(b.Referrer.Value(i)),
+		AcceptLanguage: clone(b.AcceptLanguage.Value(i)),
+	}
+	for j := range b.HeaderCount(i) {
+		n, v := b.Header(i, j)
+		r.Headers = append(r.Headers, [2]string{clone(n), clone(v)})
+	}
+	return r
+}
+
+// clone copies s: Arrow strings point into the batch's buffers.
+func clone(s string) string { return strings.Clone(s) }
+
+// ReadAll reads every row of a segment. It is for tests and tools; the
+// mapreduce job reads columns batch by batch.
+func ReadAll(r io.Reader) ([]Row, error) {
+	rd, err := NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Release()
+	var rows []Row
+	for rd.Next() {
+		b := rd.Batch()
+		for i := range b.Len() {
+			rows = append(rows, b.Row(i))
+		}
+	}
+	return rows, rd.Err()
+}

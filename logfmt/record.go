@@ -1,0 +1,54 @@
+package logfmt
+
+// Cache outcomes a proxy records for a request.
+const (
+	CacheNone    = ""        // nothing was looked up (not a code, not GET/HEAD)
+	CacheHit     = "hit"     // answered from the in-process cache
+	CacheReplica = "replica" // looked up on the local replica
+	CachePrimary = "primary" // asked of the primary (read-your-writes)
+	CacheMiss    = "miss"    // looked up and not found
+)
+
+// Header is one request header as it arrived.
+type Header struct {
+	Name, Value []byte
+}
+
+// Record is one request as a proxy answered it; Writer.Append copies it, so
+// its byte slices may point into buffers that are reused afterwards (such as
+// a fasthttp request's).
+type Record struct {
+	Time           int64 // arrival, Unix nanoseconds
+	ClientAddr     []byte
+	ClientPort     uint16
+	Method         []byte
+	Host           []byte
+	Path           []byte
+	Query          []byte
+	Proto          []byte
+	Status         uint16
+	LinkID         int64 // 0 when the request named no link
+	LatencyNS      int64
+	Cache          string
+	ReplicaLagNS   int64 // -1 when unknown
+	UserAgent      []byte
+	Referrer       []byte
+	AcceptLanguage []byte
+	Headers        []Header
+}
+
+// Reset clears r for reuse, keeping its header slice's capacity.
+func (r *Record) Reset() {
+	h := r.Headers[:0]
+	*r = Record{Headers: h}
+}
+
+// IsRedirect reports whether status is one a link answers with, i.e. a
+// click that the stats count.
+func IsRedirect(status uint16) bool {
+	switch status {
+	case 301, 302, 307, 308:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,482 @@
+package logfmt
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// WriterConfig says where and how often a Writer writes.
+type WriterConfig struct {
+	// Dir is the log folder: segments and the manifest live in it.
+	Dir string
+	// Proxy is the id of the proxy writing, kept in every segment.
+	Proxy string
+	// FlushRows cuts a batch after this many rows (default 4096).
+	FlushRows int
+	// FlushInterval cuts a batch at least this often (default 200ms): after
+	// a crash at most this much is lost.
+	FlushInterval time.Duration
+	// SealBytes seals a segment once it is this large (default 64 MiB).
+	SealBytes int64
+	// SealAge seals a segment once it is this old (default 1 minute).
+	SealAge time.Duration
+	// QueueBatches is how many cut batches may wait for the disk before
+	// new ones are dropped and counted (default 64).
+	QueueBatches int
+}
+
+func (c *WriterConfig) defaults() {
+	if c.FlushRows <= 0 {
+		c.FlushRows = 4096
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 200 * time.Millisecond
+	}
+	if c.SealBytes <= 0 {
+		c.SealBytes = 64 << 20
+	}
+	if c.SealAge <= 0 {
+		c.SealAge = time.Minute
+	}
+	if c.QueueBatches <= 0 {
+		c.QueueBatches = 64
+	}
+}
+
+// WriterStats counts what a Writer did.
+type WriterStats struct {
+	Appended    uint64 // records handed to Append
+	Written     uint64 // records written to segments
+	Dropped     uint64 // records lost: queue full, disk full or unwritable
+	Recovered   uint64 // records saved from torn segments at start-up or after an error
+	Sealed      uint64 // segments sealed
+	WriteErrors uint64 // failed writes, seals and manifest appends
+}
+
+// Writer appends request records to Arrow IPC segments in a log folder.
+//
+// Append is safe for concurrent use and never waits for the disk: it adds
+// the record to in-memory builders and, every FlushRows rows, cuts a batch
+// that a background goroutine compresses and writes. The goroutine also cuts
+// a batch every FlushInterval, seals segments by size or age, and after an
+// error recovers what reached the disk. Close seals everything.
+type Writer struct {
+	cfg    WriterConfig
+	logger *slog.Logger
+	schema *arrow.Schema
+
+	mu     sync.Mutex // guards the builders and closed
+	b      *array.RecordBuilder
+	cols   builders
+	rows   int
+	closed bool
+
+	queue   chan arrow.RecordBatch
+	closing chan arrow.RecordBatch
+	done    chan struct{}
+
+	appended, written, dropped, recovered, sealed, writeErrors atomic.Uint64
+
+	// Owned by the background goroutine.
+	seg         *openSegment
+	needRepair  bool
+	lastDropLog time.Time
+	dropsLogged uint64
+}
+
+type builders struct {
+	time                                          *array.TimestampBuilder
+	proxy, clientAddr, method, host, path, query  *array.StringBuilder
+	proto, cache, userAgent, referrer, acceptLang *array.StringBuilder
+	clientPort, status                            *array.Uint16Builder
+	linkID, latency, replicaLag                   *array.Int64Builder
+	headers                                       *array.ListBuilder
+	header                                        *array.StructBuilder
+	headerName, headerValue                       *array.StringBuilder
+}
+
+// NewWriter opens a log folder for writing, first repairing what a crash
+// left: the torn tail of an open segment is cut at its last whole batch and
+// sealed, and sealed segments missing from the manifest are entered.
+func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
+	cfg.defaults()
+	if cfg.Proxy == "" {
+		return nil, errors.New("log writer needs a proxy id")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create log folder: %w", err)
+	}
+	w := &Writer{
+		cfg:     cfg,
+		logger:  logger,
+		schema:  Schema(cfg.Proxy),
+		queue:   make(chan arrow.RecordBatch, cfg.QueueBatches),
+		closing: make(chan arrow.RecordBatch),
+		done:    make(chan struct{}),
+	}
+	n, err := Repair(cfg.Dir, logger)
+	w.recovered.Add(uint64(n))
+	if err != nil {
+		return nil, err
+	}
+	w.b = array.NewRecordBuilder(memory.DefaultAllocator, w.schema)
+	f := w.b.Fields()
+	w.cols = builders{
+		time:       f[ColTime].(*array.TimestampBuilder),
+		proxy:      f[ColProxy].(*array.StringBuilder),
+		clientAddr: f[ColClientAddr].(*array.StringBuilder),
+		clientPort: f[ColClientPort].(*array.Uint16Builder),
+		method:     f[ColMethod].(*array.StringBuilder),
+		host:       f[ColHost].(*array.StringBuilder),
+		path:       f[ColPath].(*array.StringBuilder),
+		query:      f[ColQuery].(*array.StringBuilder),
+		proto:      f[ColProto].(*array.StringBuilder),
+		status:     f[ColStatus].(*array.Uint16Builder),
+		linkID:     f[ColLinkID].(*array.Int64Builder),
+		latency:    f[ColLatency].(*array.Int64Builder),
+		cache:      f[ColCache].(*array.StringBuilder),
+		replicaLag: f[ColReplicaLag].(*array.Int64Builder),
+		userAgent:  f[ColUserAgent].(*array.StringBuilder),
+		referrer:   f[ColReferrer].(*array.StringBuilder),
+		acceptLang: f[ColAcceptLanguage].(*array.StringBuilder),
+		headers:    f[ColHeaders].(*array.ListBuilder),
+	}
+	w.cols.header = w.cols.headers.ValueBuilder().(*array.StructBuilder)
+	w.cols.headerName = w.cols.header.FieldBuilder(0).(*array.StringBuilder)
+	w.cols.headerValue = w.cols.header.FieldBuilder(1).(*array.StringBuilder)
+	go w.loop()
+	return w, nil
+}
+
+// appendString appends v as UTF-8, replacing invalid sequences: Arrow's
+// utf8 type promises valid text to every reader.
+func appendString(b *array.StringBuilder, v []byte) {
+	if utf8.Valid(v) {
+		b.BinaryBuilder.Append(v)
+		return
+	}
+	b.BinaryBuilder.Append(bytes.ToValidUTF8(v, []byte("\uFFFD")))
+}
+
+// Append adds a record. It copies everything it keeps from r.
+func (w *Writer) Append(r *Record) {
+	w.appended.Add(1)
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		w.dropped.Add(1)
+		return
+	}
+	c := &w.cols
+	c.time.Append(arrow.Timestamp(r.Time))
+	c.proxy.Append(w.cfg.Proxy)
+	appendString(c.clientAddr, r.ClientAddr)
+	c.clientPort.Append(r.ClientPort)
+	appendString(c.method, r.Method)
+	appendString(c.host, r.Host)
+	appendString(c.path, r.Path)
+	appendString(c.query, r.Query)
+	appendString(c.proto, r.Proto)
+	c.status.Append(r.Status)
+	c.linkID.Append(r.LinkID)
+	c.latency.Append(r.LatencyNS)
+	c.cache.Append(r.Cache)
+	c.replicaLag.Append(r.ReplicaLagNS)
+	appendString(c.userAgent, r.UserAgent)
+	appendString(c.referrer, r.Referrer)
+	appendString(c.acceptLang, r.AcceptLanguage)
+	c.headers.Append(true)
+	for _, h := range r.Headers {
+		c.header.Append(true)
+		appendString(c.headerName, h.Name)
+		appendString(c.headerValue, h.Value)
+	}
+	w.rows++
+	if w.rows >= w.cfg.FlushRows {
+		w.enqueueLocked()
+	}
+	w.mu.Unlock()
+}
+
+// cutLocked turns the builders' rows into a batch; nil when there are none.
+func (w *Writer) cutLocked() arrow.RecordBatch {
+	if w.rows == 0 {
+		return nil
+	}
+	w.rows = 0
+	return w.b.NewRecordBatch()
+}
+
+// enqueueLocked hands a cut batch to the background goroutine, or drops it
+// if the disk has fallen that far behind. Sending under w.mu keeps batches
+// in the order they were cut.
+func (w *Writer) enqueueLocked() {
+	rec := w.cutLocked()
+	if rec == nil {
+		return
+	}
+	select {
+	case w.queue <- rec:
+	default:
+		w.dropped.Add(uint64(rec.NumRows()))
+		rec.Release()
+	}
+}
+
+// Close seals all buffered records into a final segment and stops the
+// background goroutine. Records appended after Close are dropped.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return nil
+	}
+	w.closed = true
+	rec := w.cutLocked()
+	w.mu.Unlock()
+	w.closing <- rec
+	<-w.done
+	w.b.Release()
+	if n := w.dropped.Load(); n > 0 {
+		return fmt.Errorf("log writer dropped %d records", n)
+	}
+	return nil
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{
+		Appended:    w.appended.Load(),
+		Written:     w.written.Load(),
+		Dropped:     w.dropped.Load(),
+		Recovered:   w.recovered.Load(),
+		Sealed:      w.sealed.Load(),
+		WriteErrors: w.writeErrors.Load(),
+	}
+}
+
+// Dir is the log folder.
+func (w *Writer) Dir() string { return w.cfg.Dir }
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	tick := time.NewTicker(w.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case rec := <-w.queue:
+			w.write(rec)
+		case <-tick.C:
+			w.mu.Lock()
+			w.enqueueLocked()
+			w.mu.Unlock()
+			w.drain()
+			if w.seg != nil && time.Since(w.seg.opened) >= w.cfg.SealAge {
+				w.seal()
+			}
+			w.maybeRepair()
+			w.logDrops()
+		case rec := <-w.closing:
+			w.drain()
+			if rec != nil {
+				w.write(rec)
+			}
+			if w.seg != nil {
+				w.seal()
+			}
+			w.maybeRepair()
+			w.logDrops()
+			return
+		}
+	}
+}
+
+// drain writes every batch already queued.
+func (w *Writer) drain() {
+	for {
+		select {
+		case rec := <-w.queue:
+			w.write(rec)
+		default:
+			return
+		}
+	}
+}
+
+// logDrops logs lost records at most once a second.
+func (w *Writer) logDrops() {
+	d := w.dropped.Load()
+	if d == w.dropsLogged || time.Since(w.lastDropLog) < time.Second {
+		return
+	}
+	w.logger.Error("access log records dropped", "dropped_total", d, "since_last", d-w.dropsLogged, "dir", w.cfg.Dir)
+	w.dropsLogged, w.lastDropLog = d, time.Now()
+}
+
+// openSegment is the segment being written.
+type openSegment struct {
+	name   string
+	path   string // the .open file
+	f      *os.File
+	sum    hash.Hash
+	n      int64
+	ipc    *ipc.Writer
+	rows   int64
+	minT   int64
+	maxT   int64
+	opened time.Time
+}
+
+func (s *openSegment) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	s.sum.Write(p[:n])
+	s.n += int64(n)
+	return n, err
+}
+
+func (w *Writer) open() error {
+	t := time.Now()
+	var name string
+	for {
+		name = segmentName(t)
+		_, err1 := os.Stat(filepath.Join(w.cfg.Dir, name))
+		_, err2 := os.Stat(filepath.Join(w.cfg.Dir, name+openSuffix))
+		if os.IsNotExist(err1) && os.IsNotExist(err2) {
+			break
+		}
+		t = t.Add(time.Nanosecond)
+	}
+	path := filepath.Join(w.cfg.Dir, name+openSuffix)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open segment: %w", err)
+	}
+	s := &openSegment{name: name, path: path, f: f, sum: sha256.New(), opened: t}
+	s.ipc = ipc.NewWriter(s, ipc.WithSchema(w.schema), ipc.WithZstd(), ipc.WithAllocator(memory.DefaultAllocator))
+	w.seg = s
+	return nil
+}
+
+func (w *Writer) write(rec arrow.RecordBatch) {
+	defer rec.Release()
+	n := rec.NumRows()
+	if w.seg == nil {
+		if err := w.open(); err != nil {
+			w.fail(err, n)
+			return
+		}
+	}
+	s := w.seg
+	if err := s.ipc.Write(rec); err != nil {
+		w.fail(fmt.Errorf("write batch to %s: %w", s.name, err), n)
+		w.abandon()
+		return
+	}
+	times := rec.Column(ColTime).(*array.Timestamp).Values()
+	for _, t := range times {
+		if s.rows == 0 || int64(t) < s.minT {
+			s.minT = int64(t)
+		}
+		if s.rows == 0 || int64(t) > s.maxT {
+			s.maxT = int64(t)
+		}
+		s.rows++
+	}
+	w.written.Add(uint64(n))
+	if s.n >= w.cfg.SealBytes {
+		w.seal()
+	}
+}
+
+// fail counts a failed write and the records it lost.
+func (w *Writer) fail(err error, lost int64) {
+	w.writeErrors.Add(1)
+	w.dropped.Add(uint64(lost))
+	if time.Since(w.lastDropLog) >= time.Second {
+		w.logger.Error("access log write failed", "err", err)
+		w.lastDropLog = time.Now()
+		w.dropsLogged = w.dropped.Load()
+	}
+}
+
+// abandon gives up on the open segment after an error. What reached the
+// disk stays in the .open file, which the next repair cuts at its last whole
+// batch and seals.
+func (w *Writer) abandon() {
+	w.seg.f.Close()
+	w.seg = nil
+	w.needRepair = true
+}
+
+func (w *Writer) maybeRepair() {
+	if !w.needRepair {
+		return
+	}
+	skip := ""
+	if w.seg != nil {
+		skip = filepath.Base(w.seg.path)
+	}
+	n, err := repair(w.cfg.Dir, w.logger, skip)
+	w.recovered.Add(uint64(n))
+	if err != nil {
+		w.writeErrors.Add(1)
+		return // still failing: try again next tick
+	}
+	w.needRepair = false
+}
+
+// seal finishes the open segment: end-of-stream marker, fsync, rename to
+// its sealed name, fsync of the folder, then a manifest line.
+func (w *Writer) seal() {
+	s := w.seg
+	w.seg = nil
+	err := s.ipc.Close()
+	if err == nil {
+		err = s.f.Sync()
+	}
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		w.fail(fmt.Errorf("seal segment %s: %w", s.name, err), 0)
+		w.needRepair = true
+		return
+	}
+	sealedPath := filepath.Join(w.cfg.Dir, s.name)
+	if err := os.Rename(s.path, sealedPath); err != nil {
+		w.fail(fmt.Errorf("rename segment %s: %w", s.name, err), 0)
+		w.needRepair = true
+		return
+	}
+	if err := syncDir(w.cfg.Dir); err != nil {
+		w.fail(fmt.Errorf("sync log folder: %w", err), 0)
+	}
+	e := Entry{
+		Name: s.name, Version: Version, Rows: s.rows, Bytes: s.n,
+		SHA256: hex.EncodeToString(s.sum.Sum(nil)), MinTime: s.minT, MaxTime: s.maxT,
+	}
+	if err := appendManifest(w.cfg.Dir, e); err != nil {
+		// The sealed file is complete; the repair enters it later.
+		w.fail(err, 0)
+		w.needRepair = true
+		return
+	}
+	w.sealed.Add(1)
+}
