@@ -264,7 +264,9 @@ func (c *Cluster) EnsureSlot(ctx context.Context, slot string) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, `SELECT pg_create_physical_replication_slot($1)
+	// Reserve WAL at once: a slot that waits for its first client lets a
+	// concurrent checkpoint remove WAL the base backup still needs.
+	_, err = conn.Exec(ctx, `SELECT pg_create_physical_replication_slot($1, true)
 		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, slot)
 	if err != nil {
 		return fmt.Errorf("create replication slot %s: %w", slot, err)
@@ -325,6 +327,8 @@ func (c *Cluster) Start(ctx context.Context, logPath string) error {
 		Restart:     c.cfg.Restart,
 		StopSignal:  syscall.SIGINT, // fast shutdown
 		StopTimeout: 60 * time.Second,
+		// Fast shutdown too if the supervisor dies.
+		ParentDeathSignal: syscall.SIGINT,
 	}, c.logger)
 	if err != nil {
 		return err

@@ -34,6 +34,9 @@ type Spec struct {
 	StopSignal os.Signal
 	// StopTimeout is how long Stop waits before SIGKILL; 30s when zero.
 	StopTimeout time.Duration
+	// ParentDeathSignal, when set, is sent to the child if the supervisor
+	// dies, so a crashed supervisor leaves no orphans behind.
+	ParentDeathSignal syscall.Signal
 }
 
 // Process is a running, supervised child.
@@ -92,6 +95,7 @@ func (p *Process) startOnce() error {
 	// Own process group, so a terminal's Ctrl-C reaches only the supervisor,
 	// which then stops children in order.
 	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = p.spec.ParentDeathSignal
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()

@@ -1,0 +1,58 @@
+# shortfleet: see README.md. `make up` starts the local fleet, `make test`
+# installs what the tests need (as root, with apt-get) and runs them all.
+
+GO      ?= go
+BIN     := bin
+STATE   := .fleet
+N       ?= 2
+TESTTIMEOUT ?= 14m
+FUZZTIME ?= 10s
+
+.PHONY: up down build test deps bench fmt vet lint fuzz provision-check clean
+
+build:
+	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
+
+## up: start the whole fleet locally (N proxies, default 2); Ctrl-C or `make down` stops it.
+up: build deps
+	$(BIN)/fleet up -n $(N) -state $(STATE) -bin $(BIN)
+
+## down: stop the fleet `make up` started.
+down:
+	$(GO) run ./provisioning/fleet down -state $(STATE)
+
+## deps: install what the fleet and tests need and this machine lacks.
+deps:
+	@./provisioning/deps.sh
+
+## test: every test (unit, database, end-to-end) with the race detector.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) ./...
+
+## fuzz: run every fuzz target for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+provision-check:
+	@echo "provisioning checks arrive with the provisioning issue"; exit 1
+
+clean:
+	rm -rf $(BIN) $(STATE)

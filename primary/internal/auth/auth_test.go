@@ -1,0 +1,62 @@
+package auth
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPasswordHash(t *testing.T) {
+	h, err := HashPassword("correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q is not argon2id with our parameters", h)
+	}
+	for _, tc := range []struct {
+		pw   string
+		want bool
+	}{
+		{"correct horse battery", true},
+		{"correct horse batterY", false},
+		{"", false},
+		{strings.Repeat("x", MaxPasswordLen+1), false},
+	} {
+		ok, err := CheckPassword(tc.pw, h)
+		if err != nil || ok != tc.want {
+			t.Errorf("check %q: %v, %v; want %v", tc.pw, ok, err, tc.want)
+		}
+	}
+	h2, _ := HashPassword("correct horse battery")
+	if h == h2 {
+		t.Fatal("two hashes of one password are equal: salt missing")
+	}
+	for _, pw := range []string{"short", strings.Repeat("x", MaxPasswordLen+1)} {
+		if _, err := HashPassword(pw); err != ErrPasswordPolicy {
+			t.Errorf("hash of %d-byte password: %v, want ErrPasswordPolicy", len(pw), err)
+		}
+	}
+}
+
+func TestAPIKey(t *testing.T) {
+	k, err := NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := NewAPIKey()
+	if k == k2 {
+		t.Fatal("two keys are equal")
+	}
+	h, err := HashAPIKey(k)
+	if err != nil || len(h) != 32 {
+		t.Fatalf("hash of %q: %x, %v", k, h, err)
+	}
+	for _, bad := range []string{"", "sf_", "xx_" + k[3:], k + "a", k[:len(k)-1]} {
+		if _, err := HashAPIKey(bad); err != ErrMalformedKey {
+			t.Errorf("hash of %q: %v, want ErrMalformedKey", bad, err)
+		}
+	}
+	if p := DisplayPrefix(k); len(p) != 9 || !strings.HasPrefix(k, p) {
+		t.Errorf("display prefix %q of %q", p, k)
+	}
+}

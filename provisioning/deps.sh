@@ -1,0 +1,24 @@
+#!/bin/sh
+# Installs, with apt-get, what shortfleet's fleet and tests need and this
+# machine lacks. It installs only as root; otherwise it says what is missing.
+set -eu
+
+missing=""
+have_pg() {
+	command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ] && return 0
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+have_pg || missing="$missing postgresql"
+getent passwd postgres >/dev/null 2>&1 || missing="$missing postgresql"
+
+if [ -z "$missing" ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing:$missing; install them (apt-get install$missing) or run as root" >&2
+	exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing

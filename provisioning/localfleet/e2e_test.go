@@ -1,0 +1,305 @@
+package localfleet_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"shortfleet/logfmt"
+	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/pgcluster"
+)
+
+// binDir holds the real binaries, built with -race by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "shortfleet-bin-")
+	if err != nil {
+		panic(err)
+	}
+	cmd := exec.Command("go", "build", "-race", "-o", dir+"/", "shortfleet/primary", "shortfleet/proxy", "shortfleet/mapreduce")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// freeSubnet picks a random 127.x.y subnet whose primary host is free, so
+// concurrent test fleets never meet.
+func freeSubnet(t *testing.T) string {
+	for range 100 {
+		s := fmt.Sprintf("127.%d.%d", 1+rand.IntN(254), rand.IntN(256))
+		l, err := net.Listen("tcp", s+".2:5432")
+		if err == nil {
+			l.Close()
+			return s
+		}
+	}
+	t.Fatal("no free loopback subnet")
+	return ""
+}
+
+// startFleet starts a local fleet of n proxies for a test.
+func startFleet(t *testing.T, n int, proxyArgs ...string) *localfleet.Fleet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	state := pgcluster.TestDir(t)
+	f, err := localfleet.Start(ctx, localfleet.Config{
+		StateDir: state, BinDir: binDir, Proxies: n, Subnet: freeSubnet(t),
+		Schedule: "@every 1000h", PGSettings: pgcluster.TestSettings,
+		ProxyArgs: append([]string{"-seal-age", "1000h"}, proxyArgs...),
+	}, logger)
+	if err != nil {
+		dumpLogs(t, state)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.Stop(); err != nil {
+			t.Errorf("stop fleet: %v", err)
+		}
+		if t.Failed() {
+			dumpLogs(t, state)
+		}
+	})
+	return f
+}
+
+func dumpLogs(t *testing.T, state string) {
+	logs, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		if len(data) > 8000 {
+			data = data[len(data)-8000:]
+		}
+		t.Logf("==== %s ====\n%s", filepath.Base(l), data)
+	}
+}
+
+// api calls the primary's JSON API and decodes the answer into out.
+func api(t *testing.T, method, url, key string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, url, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type link struct {
+	Code     string `json:"code"`
+	ShortURL string `json:"short_url"`
+	Target   string `json:"target"`
+}
+
+type stats struct {
+	Total  int64 `json:"total"`
+	Hourly []struct {
+		Hour   time.Time `json:"hour"`
+		Clicks int64     `json:"clicks"`
+	} `json:"hourly"`
+}
+
+// TestEndToEnd is the walking skeleton's proof: sign up, create 100 links,
+// send exactly 10,000 redirects across both proxies and all links, stop the
+// proxies with SIGTERM, run mapreduce -once, and find exactly those clicks,
+// link by link, in the stats API; a second run changes nothing.
+func TestEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	f := startFleet(t, 2)
+	base := f.PrimaryURL()
+
+	var acct struct {
+		APIKey string `json:"api_key"`
+	}
+	if code := api(t, "POST", base+"/api/signup", "", map[string]string{"email": "e2e@example.com", "password": "a long enough password"}, &acct); code != 201 {
+		t.Fatalf("signup: status %d", code)
+	}
+	links := make([]link, 100)
+	for i := range links {
+		if code := api(t, "POST", base+"/api/links", acct.APIKey, map[string]any{"target": fmt.Sprintf("https://example.com/page/%d", i)}, &links[i]); code != 201 {
+			t.Fatalf("create link %d: status %d", i, code)
+		}
+	}
+	// Until read-your-writes arrives, wait for every replica to replay what
+	// the primary wrote: polled, never a fixed sleep.
+	if err := f.WaitReplicas(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// 10,000 redirects: request k goes to proxy k%2, for a link drawn with a
+	// fixed seed, so links get different counts.
+	const total = 10_000
+	rng := rand.New(rand.NewPCG(7, 11))
+	plan := make([]int, total)
+	sent := make([]int64, len(links))
+	for k := range plan {
+		plan[k] = rng.IntN(len(links))
+		sent[plan[k]]++
+	}
+	redirects := f.RedirectURLs()
+	client := &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 16},
+		Timeout:       10 * time.Second,
+	}
+	var got302 atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	next := atomic.Int64{}
+	for range 8 {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= total {
+					return
+				}
+				l := links[plan[k]]
+				resp, err := client.Get(redirects[k%2] + "/" + l.Code)
+				if err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusFound && resp.Header.Get("Location") == l.Target {
+					got302.Add(1)
+				} else {
+					select {
+					case errc <- fmt.Errorf("GET /%s: %d Location %q", l.Code, resp.StatusCode, resp.Header.Get("Location")):
+					default:
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if got302.Load() != total {
+		t.Fatalf("%d redirects answered 302, want %d", got302.Load(), total)
+	}
+
+	// SIGTERM seals everything: zero loss on a clean stop. Then start them
+	// again so the mapreduce job can pull their sealed segments.
+	logged := int64(0)
+	for i, p := range f.Proxies {
+		if err := p.Stop(); err != nil {
+			t.Fatalf("proxy %d did not stop cleanly: %v", i, err)
+		}
+		entries, err := logfmt.ReadManifest(f.ProxyLogDir(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			logged += e.Rows
+		}
+		if err := p.Start(ctx, "redirect", "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if logged != total {
+		t.Fatalf("proxies logged %d requests, want %d", logged, total)
+	}
+
+	out, err := f.MapreduceOnce(ctx)
+	if err != nil {
+		t.Fatalf("mapreduce -once: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "clicks=10000") {
+		t.Errorf("mapreduce -once output lacks clicks=10000:\n%s", out)
+	}
+	check := func(when string) {
+		var sum int64
+		for i, l := range links {
+			var st stats
+			if code := api(t, "GET", base+"/api/links/"+l.Code+"/stats", acct.APIKey, nil, &st); code != 200 {
+				t.Fatalf("%s: stats of %s: status %d", when, l.Code, code)
+			}
+			if st.Total != sent[i] {
+				t.Fatalf("%s: link %d (%s) has %d clicks, sent %d", when, i, l.Code, st.Total, sent[i])
+			}
+			var hourly int64
+			for _, h := range st.Hourly {
+				hourly += h.Clicks
+			}
+			if hourly != st.Total {
+				t.Fatalf("%s: link %s hourly sum %d != total %d", when, l.Code, hourly, st.Total)
+			}
+			sum += st.Total
+		}
+		if sum != total {
+			t.Fatalf("%s: %d clicks in the stats, want %d", when, sum, total)
+		}
+	}
+	check("after the first run")
+
+	out, err = f.MapreduceOnce(ctx)
+	if err != nil {
+		t.Fatalf("second mapreduce -once: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "segments=0") {
+		t.Errorf("second run ingested something:\n%s", out)
+	}
+	check("after the second run")
+
+	// Another user's link is a 404 to you.
+	var other struct {
+		APIKey string `json:"api_key"`
+	}
+	api(t, "POST", base+"/api/signup", "", map[string]string{"email": "other@example.com", "password": "another long password"}, &other)
+	if code := api(t, "GET", base+"/api/links/"+links[0].Code+"/stats", other.APIKey, nil, nil); code != 404 {
+		t.Fatalf("another user's stats: status %d, want 404", code)
+	}
+}

@@ -1,0 +1,428 @@
+// Package localfleet runs the whole shortfleet topology on one machine: a
+// Postgres primary, N hot standbys made with pg_basebackup over physical
+// replication slots, the primary app, N proxies each reading its own
+// replica, and the mapreduce daemon. Each "host" gets its own loopback
+// address, so ports and configuration look as they do on bare metal:
+//
+//	<subnet>.2    primary host: Postgres :5432, primary app :8000
+//	<subnet>.3    mapreduce host: admin :9100
+//	<subnet>.1N   proxy-0N host: replica :5432, redirects :8080, admin :9090
+//
+// Every process is supervised and restarted if it dies (DESIGN.md decision
+// 10). The README's quick start, the end-to-end tests and the benchmarks
+// all use this code.
+package localfleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"shortfleet/provisioning/pgcluster"
+)
+
+// Ports every host uses.
+const (
+	PortPostgres  = 5432
+	PortPrimary   = 8000
+	PortRedirect  = 8080
+	PortAdmin     = 9090
+	PortMapreduce = 9100
+)
+
+// Database is the name of shortfleet's database.
+const Database = "shortfleet"
+
+// Config describes a local fleet.
+type Config struct {
+	// StateDir holds everything the fleet keeps: clusters, logs, secrets.
+	// It must be traversable by the postgres user when running as root.
+	StateDir string
+	// BinDir holds the primary, proxy and mapreduce binaries.
+	BinDir string
+	// Proxies is N, the number of proxy hosts (default 2).
+	Proxies int
+	// Subnet is the first three octets of the hosts' loopback addresses
+	// (default "127.0.0").
+	Subnet string
+	// Schedule is the mapreduce daemon's cron schedule (default every five
+	// minutes).
+	Schedule string
+	// PGSettings are extra Postgres settings for every cluster.
+	PGSettings map[string]string
+	// ProxyArgs are extra flags for every proxy.
+	ProxyArgs []string
+}
+
+func (c *Config) defaults() {
+	if c.Proxies <= 0 {
+		c.Proxies = 2
+	}
+	if c.Subnet == "" {
+		c.Subnet = "127.0.0"
+	}
+	if c.Schedule == "" {
+		c.Schedule = "*/5 * * * *"
+	}
+}
+
+// Secrets are generated once per state folder and kept in it.
+type Secrets struct {
+	CodeKey    string `json:"code_key"`    // hex; the codes' Feistel key
+	AdminToken string `json:"admin_token"` // proxies' admin bearer token
+	PGPassword string `json:"pg_password"` // Postgres superuser password
+}
+
+// Fleet is a running local fleet.
+type Fleet struct {
+	cfg     Config
+	logger  *slog.Logger
+	Secrets Secrets
+
+	Primary    *pgcluster.Cluster
+	Replicas   []*pgcluster.Cluster
+	PrimaryApp *App
+	Proxies    []*App
+	Mapreduce  *App
+}
+
+// host returns the loopback address of host number n.
+func (c *Config) host(n int) string { return c.Subnet + "." + strconv.Itoa(n) }
+
+// PrimaryHost is the primary's address.
+func (f *Fleet) PrimaryHost() string { return f.cfg.host(2) }
+
+// ProxyHost is proxy i's address (i from 0).
+func (f *Fleet) ProxyHost(i int) string { return f.cfg.host(11 + i) }
+
+// ProxyID is proxy i's id (i from 0).
+func ProxyID(i int) string { return fmt.Sprintf("proxy-%02d", i+1) }
+
+func (f *Fleet) path(parts ...string) string {
+	return filepath.Join(append([]string{f.cfg.StateDir}, parts...)...)
+}
+
+// Start brings the fleet up and returns when every process serves.
+func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Fleet, error) {
+	cfg.defaults()
+	f := &Fleet{cfg: cfg, logger: logger}
+	abs, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	f.cfg.StateDir = abs
+	for _, d := range []string{f.path(), f.path("logs"), f.path("pg")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.loadSecrets(); err != nil {
+		return nil, err
+	}
+	if err := f.start(ctx); err != nil {
+		f.Stop()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Fleet) loadSecrets() error {
+	p := f.path("secrets.json")
+	data, err := os.ReadFile(p)
+	if err == nil {
+		return json.Unmarshal(data, &f.Secrets)
+	}
+	if !os.IsNotExist(err) {
+		return err
+	}
+	f.Secrets = Secrets{
+		CodeKey:    pgcluster.RandomSecret(32),
+		AdminToken: pgcluster.RandomSecret(24),
+		PGPassword: pgcluster.RandomSecret(16),
+	}
+	data, _ = json.MarshalIndent(f.Secrets, "", "  ")
+	return os.WriteFile(p, data, 0o600)
+}
+
+func (f *Fleet) timed(what string, fn func() error) error {
+	t := time.Now()
+	err := fn()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	f.logger.Info(what, "took", time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+func (f *Fleet) cluster(name, addr string) (*pgcluster.Cluster, error) {
+	return pgcluster.New(pgcluster.Config{
+		Name: name, Dir: f.path("pg", name), Addr: addr, Port: PortPostgres,
+		Password: f.Secrets.PGPassword, Settings: f.cfg.PGSettings, Restart: true,
+	}, f.logger)
+}
+
+func (f *Fleet) start(ctx context.Context) error {
+	// Check the addresses first: a clear message beats a Postgres log.
+	for _, a := range []string{net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPostgres)), net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPrimary))} {
+		if l, err := net.Listen("tcp", a); err != nil {
+			return fmt.Errorf("%s is taken (is another fleet up? try make down): %w", a, err)
+		} else {
+			l.Close()
+		}
+	}
+	primary, err := f.cluster("primary", f.PrimaryHost())
+	if err != nil {
+		return err
+	}
+	f.Primary = primary
+	if err := f.timed("primary database up", func() error {
+		if err := primary.Init(ctx); err != nil {
+			return err
+		}
+		if err := primary.Start(ctx, f.path("logs", "postgres-primary.log")); err != nil {
+			return err
+		}
+		return primary.CreateDatabase(ctx, Database)
+	}); err != nil {
+		return err
+	}
+	if err := f.timed("schema migrated", func() error {
+		out, err := f.command(ctx, "primary", []string{"migrate", "up"}).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	f.Replicas = make([]*pgcluster.Cluster, f.cfg.Proxies)
+	if err := f.timed(fmt.Sprintf("%d replicas up", f.cfg.Proxies), func() error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(4)
+		for i := range f.Replicas {
+			g.Go(func() error {
+				c, err := f.cluster(ProxyID(i), f.ProxyHost(i))
+				if err != nil {
+					return err
+				}
+				if err := c.BaseBackup(gctx, primary, strings.ReplaceAll(ProxyID(i), "-", "_")); err != nil {
+					return err
+				}
+				if err := c.Start(gctx, f.path("logs", "postgres-"+ProxyID(i)+".log")); err != nil {
+					return err
+				}
+				f.Replicas[i] = c
+				return nil
+			})
+		}
+		return g.Wait()
+	}); err != nil {
+		return err
+	}
+	f.Proxies = make([]*App, f.cfg.Proxies)
+	if err := f.timed(fmt.Sprintf("%d proxies up", f.cfg.Proxies), func() error {
+		g, gctx := errgroup.WithContext(ctx)
+		for i := range f.Proxies {
+			g.Go(func() error {
+				a := f.proxyApp(i)
+				if err := a.Start(gctx, "redirect", "admin"); err != nil {
+					return err
+				}
+				f.Proxies[i] = a
+				return nil
+			})
+		}
+		return g.Wait()
+	}); err != nil {
+		return err
+	}
+	f.PrimaryApp = f.newApp("primary", []string{
+		"-listen", net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPrimary)),
+		"-short-base", f.ShortBase(),
+	}, "SHORTFLEET_DSN="+primary.DSN(Database))
+	if err := f.timed("primary app up", func() error { return f.PrimaryApp.Start(ctx, "http") }); err != nil {
+		return err
+	}
+	f.Mapreduce = f.newApp("mapreduce", []string{
+		"-admin-listen", net.JoinHostPort(f.cfg.host(3), strconv.Itoa(PortMapreduce)),
+		"-schedule", f.cfg.Schedule,
+		"-proxies", strings.Join(f.AdminURLs(), ","),
+	}, "SHORTFLEET_DSN="+primary.DSN(Database))
+	if err := f.timed("mapreduce daemon up", func() error { return f.Mapreduce.Start(ctx, "admin") }); err != nil {
+		return err
+	}
+	return f.writeState()
+}
+
+// newApp prepares a supervised binary with the fleet's secrets in its
+// environment (never in argv, which ps shows).
+func (f *Fleet) newApp(name string, args []string, env ...string) *App {
+	env = append(env, "SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey, "SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken)
+	bin := strings.SplitN(name, "-", 2)[0]
+	return newApp(name, filepath.Join(f.cfg.BinDir, bin), args, env, f.path("logs", name+".log"), f.logger)
+}
+
+func (f *Fleet) proxyApp(i int) *App {
+	id := ProxyID(i)
+	args := append([]string{
+		"-id", id,
+		"-listen", net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortRedirect)),
+		"-admin-listen", net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortAdmin)),
+		"-log-dir", f.path("proxy", id, "logs"),
+	}, f.cfg.ProxyArgs...)
+	return f.newApp(id, args, "SHORTFLEET_REPLICA_DSN="+f.Replicas[i].DSN(Database))
+}
+
+// command runs a binary once, outside supervision, with the fleet's
+// secrets and the primary's address.
+func (f *Fleet) command(ctx context.Context, bin string, args []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(f.cfg.BinDir, bin), args...)
+	cmd.Env = append(os.Environ(),
+		"SHORTFLEET_DSN="+f.Primary.DSN(Database),
+		"SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey,
+		"SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken)
+	return cmd
+}
+
+// MapreduceOnce runs `mapreduce -once` against the fleet and returns its
+// output.
+func (f *Fleet) MapreduceOnce(ctx context.Context) (string, error) {
+	out, err := f.command(ctx, "mapreduce", []string{"-once", "-proxies", strings.Join(f.AdminURLs(), ",")}).CombinedOutput()
+	return string(out), err
+}
+
+// ShortBase is the origin of short URLs: the first proxy.
+func (f *Fleet) ShortBase() string {
+	return "http://" + net.JoinHostPort(f.ProxyHost(0), strconv.Itoa(PortRedirect))
+}
+
+// PrimaryURL is the primary app's URL.
+func (f *Fleet) PrimaryURL() string { return f.PrimaryApp.URL("http") }
+
+// RedirectURLs are the proxies' redirect URLs.
+func (f *Fleet) RedirectURLs() []string {
+	var u []string
+	for i := range f.cfg.Proxies {
+		u = append(u, "http://"+net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortRedirect)))
+	}
+	return u
+}
+
+// AdminURLs are the proxies' admin URLs.
+func (f *Fleet) AdminURLs() []string {
+	var u []string
+	for i := range f.cfg.Proxies {
+		u = append(u, "http://"+net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortAdmin)))
+	}
+	return u
+}
+
+// ProxyLogDir is proxy i's access log folder.
+func (f *Fleet) ProxyLogDir(i int) string { return f.path("proxy", ProxyID(i), "logs") }
+
+// WaitReplicas waits until every replica has replayed everything the
+// primary has written so far.
+func (f *Fleet) WaitReplicas(ctx context.Context) error {
+	lsn, err := f.Primary.CurrentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, r := range f.Replicas {
+		g.Go(func() error { return r.WaitReplay(gctx, lsn) })
+	}
+	return g.Wait()
+}
+
+// State is what `fleet up` writes to state.json for people and `fleet down`.
+type State struct {
+	Pid        int      `json:"pid"`
+	PrimaryURL string   `json:"primary_url"`
+	ShortBase  string   `json:"short_base"`
+	Redirects  []string `json:"redirect_urls"`
+	Admins     []string `json:"admin_urls"`
+	Mapreduce  string   `json:"mapreduce_url"`
+	PrimaryDB  string   `json:"primary_db"`
+	ReplicaDBs []string `json:"replica_dbs"`
+}
+
+// State describes the running fleet.
+func (f *Fleet) State() State {
+	s := State{
+		Pid: os.Getpid(), PrimaryURL: f.PrimaryURL(), ShortBase: f.ShortBase(),
+		Redirects: f.RedirectURLs(), Admins: f.AdminURLs(), Mapreduce: f.Mapreduce.URL("admin"),
+		PrimaryDB: f.Primary.Addr(),
+	}
+	for _, r := range f.Replicas {
+		s.ReplicaDBs = append(s.ReplicaDBs, r.Addr())
+	}
+	return s
+}
+
+func (f *Fleet) writeState() error {
+	data, _ := json.MarshalIndent(f.State(), "", "  ")
+	return os.WriteFile(f.path("state.json"), data, 0o644)
+}
+
+// Stop stops everything in order: mapreduce, the primary app, the proxies
+// (which seal their logs), the replicas, the primary database. It logs how
+// long each step took.
+func (f *Fleet) Stop() error {
+	var errs []error
+	step := func(what string, fn func() error) {
+		t := time.Now()
+		err := fn()
+		f.logger.Info("stopped "+what, "took", time.Since(t).Round(time.Millisecond), "err", err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", what, err))
+		}
+	}
+	if f.Mapreduce != nil {
+		step("mapreduce", f.Mapreduce.Stop)
+	}
+	if f.PrimaryApp != nil {
+		step("primary app", f.PrimaryApp.Stop)
+	}
+	step("proxies", func() error {
+		var wg sync.WaitGroup
+		errs := make([]error, len(f.Proxies))
+		for i, p := range f.Proxies {
+			if p != nil {
+				wg.Go(func() { errs[i] = p.Stop() })
+			}
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	})
+	step("replicas", func() error {
+		var wg sync.WaitGroup
+		errs := make([]error, len(f.Replicas))
+		for i, r := range f.Replicas {
+			if r != nil {
+				wg.Go(func() { errs[i] = r.Stop() })
+			}
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	})
+	if f.Primary != nil {
+		step("primary database", f.Primary.Stop)
+	}
+	os.Remove(f.path("state.json"))
+	return errors.Join(errs...)
+}
