@@ -179,7 +179,6 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, signupResponse{UserID: uid, Email: email, APIKey: key})
 }
 
-
 // withKey authenticates a request by its API key and passes the user id.
 func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, int64)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
