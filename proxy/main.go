@@ -20,7 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"shortfleet/logfmt"
-	"shortfleet/proxy/internal/admin"
+	"shortfleet/proxy/admin"
 	"shortfleet/proxy/internal/redirect"
 	"shortfleet/sql/codes"
 )

@@ -1,6 +1,7 @@
 // Package admin is the proxy's admin listener: health, and the sealed
 // segments of its access log, listed and served to the mapreduce job behind
-// a bearer token.
+// a bearer token. It is not internal so that the mapreduce job's tests pull
+// real segments through the real API.
 package admin
 
 import (
