@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,5 +302,95 @@ func TestEndToEnd(t *testing.T) {
 	api(t, "POST", base+"/api/signup", "", map[string]string{"email": "other@example.com", "password": "another long password"}, &other)
 	if code := api(t, "GET", base+"/api/links/"+links[0].Code+"/stats", other.APIKey, nil, nil); code != 404 {
 		t.Fatalf("another user's stats: status %d, want 404", code)
+	}
+}
+
+// TestSupervisionAndDaemon kills a proxy with SIGKILL and checks the fleet
+// restarts it and it serves again, its torn log recovered; then checks the
+// mapreduce daemon ingests on its cron schedule.
+func TestSupervisionAndDaemon(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := startFleet(t, 1, "-flush-interval", "20ms")
+	base := f.PrimaryURL()
+	var acct struct {
+		APIKey string `json:"api_key"`
+	}
+	api(t, "POST", base+"/api/signup", "", map[string]string{"email": "s@example.com", "password": "a long enough password"}, &acct)
+	var l link
+	if code := api(t, "POST", base+"/api/links", acct.APIKey, map[string]any{"target": "https://example.com/s"}, &l); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	if err := f.WaitReplicas(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	redirect := func() int {
+		resp, err := client.Get(f.RedirectURLs()[0] + "/" + l.Code)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 50 {
+		if s := redirect(); s != 302 {
+			t.Fatalf("redirect: %d", s)
+		}
+	}
+	// Let the 20ms flush put all 50 records in the open segment (readable
+	// up to its last whole batch), then crash the proxy.
+	waitUntil(t, ctx, func() bool {
+		opens, _ := filepath.Glob(filepath.Join(f.ProxyLogDir(0), "*.open"))
+		if len(opens) != 1 {
+			return false
+		}
+		fh, err := os.Open(opens[0])
+		if err != nil {
+			return false
+		}
+		defer fh.Close()
+		rows, err := logfmt.ReadAll(fh)
+		return err == nil && len(rows) == 50
+	})
+	p := f.Proxies[0].Process()
+	oldPid := p.Pid()
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, func() bool { return p.Restarts() == 1 && p.Pid() != oldPid && redirect() == 302 })
+	// The restarted proxy sealed what the killed one had flushed.
+	waitUntil(t, ctx, func() bool {
+		entries, _ := logfmt.ReadManifest(f.ProxyLogDir(0))
+		return len(entries) == 1 && entries[0].Rows == 50
+	})
+
+	// The daemon, on a one-second schedule, ingests the recovered segment.
+	daemon := f.Command(ctx, "mapreduce", "-schedule", "@every 1s", "-admin-listen", "127.0.0.1:0",
+		"-proxies", strings.Join(f.AdminURLs(), ","))
+	var out bytes.Buffer
+	daemon.Stdout, daemon.Stderr = &out, &out
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, func() bool {
+		var st stats
+		api(t, "GET", base+"/api/links/"+l.Code+"/stats", acct.APIKey, nil, &st)
+		return st.Total == 50
+	})
+	daemon.Process.Signal(syscall.SIGTERM)
+	if err := daemon.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, out.String())
+	}
+}
+
+func waitUntil(t *testing.T, ctx context.Context, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("condition not reached before the deadline")
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }

@@ -202,7 +202,7 @@ func (f *Fleet) start(ctx context.Context) error {
 		return err
 	}
 	if err := f.timed("schema migrated", func() error {
-		out, err := f.command(ctx, "primary", []string{"migrate", "up"}).CombinedOutput()
+		out, err := f.Command(ctx, "primary", "migrate", "up").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%w: %s", err, out)
 		}
@@ -288,9 +288,9 @@ func (f *Fleet) proxyApp(i int) *App {
 	return f.newApp(id, args, "SHORTFLEET_REPLICA_DSN="+f.Replicas[i].DSN(Database))
 }
 
-// command runs a binary once, outside supervision, with the fleet's
-// secrets and the primary's address.
-func (f *Fleet) command(ctx context.Context, bin string, args []string) *exec.Cmd {
+// Command prepares a binary of the fleet to run outside supervision, with
+// the fleet's secrets and the primary's address in its environment.
+func (f *Fleet) Command(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(f.cfg.BinDir, bin), args...)
 	cmd.Env = append(os.Environ(),
 		"SHORTFLEET_DSN="+f.Primary.DSN(Database),
@@ -302,7 +302,7 @@ func (f *Fleet) command(ctx context.Context, bin string, args []string) *exec.Cm
 // MapreduceOnce runs `mapreduce -once` against the fleet and returns its
 // output.
 func (f *Fleet) MapreduceOnce(ctx context.Context) (string, error) {
-	out, err := f.command(ctx, "mapreduce", []string{"-once", "-proxies", strings.Join(f.AdminURLs(), ",")}).CombinedOutput()
+	out, err := f.Command(ctx, "mapreduce", "-once", "-proxies", strings.Join(f.AdminURLs(), ",")).CombinedOutput()
 	return string(out), err
 }
 
