@@ -90,20 +90,9 @@ func TestMigrationsUpDown(t *testing.T) {
 func TestLinkByID(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := pgcluster.StartTestPrimary(t)
-	if err := c.CreateDatabase(ctx, "shortfleet"); err != nil {
-		t.Fatal(err)
-	}
-	if err := sfsql.MigrateUp(c.DSN("shortfleet"), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := c.Connect(ctx, "shortfleet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	_, conn := pgcluster.StartTestDatabase(t)
 	var id int64
-	err = conn.QueryRow(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@example.com', 'x') RETURNING id)
+	err := conn.QueryRow(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@example.com', 'x') RETURNING id)
 		INSERT INTO links (user_id, target, redirect_type) SELECT id, 'https://example.com/', 307 FROM u RETURNING id`).Scan(&id)
 	if err != nil {
 		t.Fatal(err)

@@ -398,31 +398,27 @@ func (f *Fleet) Stop() error {
 	if f.PrimaryApp != nil {
 		step("primary app", f.PrimaryApp.Stop)
 	}
-	step("proxies", func() error {
-		var wg sync.WaitGroup
-		errs := make([]error, len(f.Proxies))
-		for i, p := range f.Proxies {
-			if p != nil {
-				wg.Go(func() { errs[i] = p.Stop() })
-			}
-		}
-		wg.Wait()
-		return errors.Join(errs...)
-	})
-	step("replicas", func() error {
-		var wg sync.WaitGroup
-		errs := make([]error, len(f.Replicas))
-		for i, r := range f.Replicas {
-			if r != nil {
-				wg.Go(func() { errs[i] = r.Stop() })
-			}
-		}
-		wg.Wait()
-		return errors.Join(errs...)
-	})
+	step("proxies", func() error { return stopAll(f.Proxies) })
+	step("replicas", func() error { return stopAll(f.Replicas) })
 	if f.Primary != nil {
 		step("primary database", f.Primary.Stop)
 	}
 	os.Remove(f.path("state.json"))
+	return errors.Join(errs...)
+}
+
+// stopAll stops every non-nil member at once.
+func stopAll[T any, P interface {
+	*T
+	Stop() error
+}](all []P) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(all))
+	for i, x := range all {
+		if x != nil {
+			wg.Go(func() { errs[i] = x.Stop() })
+		}
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }

@@ -12,6 +12,10 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	sfsql "shortfleet/sql"
 )
 
 // TestDir makes a folder for a test's clusters that the postgres user can
@@ -125,4 +129,25 @@ func startTest(t testing.TB, name, dir string, create func(context.Context, *Clu
 		}
 	})
 	return c
+}
+
+// StartTestDatabase starts a primary for a test with the shortfleet
+// database created and migrated, and returns it with a pool on that
+// database, closed when the test ends.
+func StartTestDatabase(t testing.TB) (*Cluster, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	c := StartTestPrimary(t)
+	if err := c.CreateDatabase(ctx, "shortfleet"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sfsql.MigrateUp(c.DSN("shortfleet"), testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, c.DSN("shortfleet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return c, pool
 }

@@ -16,7 +16,6 @@ import (
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/proxy/admin"
-	sfsql "shortfleet/sql"
 )
 
 const token = "job-test-token"
@@ -57,20 +56,7 @@ func (p *proxyLogs) write(t *testing.T, want Counts, recs ...logfmt.Record) {
 }
 
 func setupDB(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	ctx := context.Background()
-	pg := pgcluster.StartTestPrimary(t)
-	if err := pg.CreateDatabase(ctx, "shortfleet"); err != nil {
-		t.Fatal(err)
-	}
-	if err := sfsql.MigrateUp(pg.DSN("shortfleet"), quiet); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(ctx, pg.DSN("shortfleet"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	_, db := pgcluster.StartTestDatabase(t)
 	return db
 }
 

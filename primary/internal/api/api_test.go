@@ -28,20 +28,8 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	pg := pgcluster.StartTestPrimary(t)
-	if err := pg.CreateDatabase(ctx, "shortfleet"); err != nil {
-		t.Fatal(err)
-	}
+	pg, db := pgcluster.StartTestDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := sfsql.MigrateUp(pg.DSN("shortfleet"), logger); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(ctx, pg.DSN("shortfleet"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
 	codec, _ := codes.New([]byte("api-test-key-0123456789"))
 	srv := httptest.NewServer(New(Config{ShortBase: "https://sho.rt/"}, logger, db, codec).Handler())
 	t.Cleanup(srv.Close)

@@ -19,7 +19,6 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/pgcluster"
-	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
 )
 
@@ -40,19 +39,8 @@ type env struct {
 func setup(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	primary := pgcluster.StartTestPrimary(t)
-	if err := primary.CreateDatabase(ctx, "shortfleet"); err != nil {
-		t.Fatal(err)
-	}
+	primary, conn := pgcluster.StartTestDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := sfsql.MigrateUp(primary.DSN("shortfleet"), logger); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := primary.Connect(ctx, "shortfleet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	ids := map[string]int64{}
 	for _, l := range []struct {
 		name, target string
