@@ -229,4 +229,3 @@ func TestReplicaDown(t *testing.T) {
 		t.Fatalf("code with replica down: %d, want 503", resp.StatusCode())
 	}
 }
-
