@@ -39,6 +39,9 @@ type WriterConfig struct {
 	// QueueBatches is how many cut batches may wait for the disk before
 	// new ones are dropped and counted (default 64).
 	QueueBatches int
+	// Retention deletes sealed segments whose newest record is older than
+	// this; zero keeps them forever. Proxies default to 365 days.
+	Retention time.Duration
 }
 
 func (c *WriterConfig) defaults() {
@@ -66,6 +69,8 @@ type WriterStats struct {
 	Dropped     uint64 // records lost: queue full, disk full or unwritable
 	Recovered   uint64 // records saved from torn segments at start-up or after an error
 	Sealed      uint64 // segments sealed
+	Bytes       uint64 // bytes written to segments
+	Retained    uint64 // segments deleted by retention
 	WriteErrors uint64 // failed writes, seals and manifest appends
 }
 
@@ -89,9 +94,15 @@ type Writer struct {
 
 	queue   chan arrow.RecordBatch
 	closing chan arrow.RecordBatch
+	rotate  chan chan struct{}
 	done    chan struct{}
 
 	appended, written, dropped, recovered, sealed, writeErrors atomic.Uint64
+	bytes, retained                                            atomic.Uint64
+
+	idxMu        sync.Mutex // guards pending and sealedOnDisk
+	pending      []Entry
+	sealedOnDisk int
 
 	// Owned by the background goroutine.
 	seg         *openSegment
@@ -128,12 +139,16 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 		schema:  Schema(cfg.Proxy),
 		queue:   make(chan arrow.RecordBatch, cfg.QueueBatches),
 		closing: make(chan arrow.RecordBatch),
+		rotate:  make(chan chan struct{}),
 		done:    make(chan struct{}),
 	}
 	n, err := Repair(cfg.Dir, logger)
 	w.recovered.Add(uint64(n))
 	if err != nil {
 		return nil, err
+	}
+	if err := w.loadIndex(); err != nil {
+		return nil, fmt.Errorf("index log folder: %w", err)
 	}
 	w.b = array.NewRecordBuilder(memory.DefaultAllocator, w.schema)
 	f := w.b.Fields()
@@ -268,6 +283,8 @@ func (w *Writer) Stats() WriterStats {
 		Dropped:     w.dropped.Load(),
 		Recovered:   w.recovered.Load(),
 		Sealed:      w.sealed.Load(),
+		Bytes:       w.bytes.Load(),
+		Retained:    w.retained.Load(),
 		WriteErrors: w.writeErrors.Load(),
 	}
 }
@@ -279,8 +296,22 @@ func (w *Writer) loop() {
 	defer close(w.done)
 	tick := time.NewTicker(w.cfg.FlushInterval)
 	defer tick.Stop()
+	retain := time.NewTicker(time.Hour)
+	defer retain.Stop()
+	w.retain(time.Now())
 	for {
 		select {
+		case <-retain.C:
+			w.retain(time.Now())
+		case reply := <-w.rotate:
+			w.mu.Lock()
+			w.enqueueLocked()
+			w.mu.Unlock()
+			w.drain()
+			if w.seg != nil {
+				w.seal()
+			}
+			close(reply)
 		case rec := <-w.queue:
 			w.write(rec)
 		case <-tick.C:
@@ -332,6 +363,7 @@ func (w *Writer) logDrops() {
 
 // openSegment is the segment being written.
 type openSegment struct {
+	w      *Writer
 	name   string
 	path   string // the .open file
 	f      *os.File
@@ -348,6 +380,7 @@ func (s *openSegment) Write(p []byte) (int, error) {
 	n, err := s.f.Write(p)
 	s.sum.Write(p[:n])
 	s.n += int64(n)
+	s.w.bytes.Add(uint64(n))
 	return n, err
 }
 
@@ -368,7 +401,7 @@ func (w *Writer) open() error {
 	if err != nil {
 		return fmt.Errorf("open segment: %w", err)
 	}
-	s := &openSegment{name: name, path: path, f: f, sum: sha256.New(), opened: t}
+	s := &openSegment{w: w, name: name, path: path, f: f, sum: sha256.New(), opened: t}
 	s.ipc = ipc.NewWriter(s, ipc.WithSchema(w.schema), ipc.WithZstd(), ipc.WithAllocator(memory.DefaultAllocator))
 	w.seg = s
 	return nil
@@ -479,4 +512,19 @@ func (w *Writer) seal() {
 		return
 	}
 	w.sealed.Add(1)
+	w.idxMu.Lock()
+	w.pending = append(w.pending, e)
+	w.sealedOnDisk++
+	w.idxMu.Unlock()
+}
+
+// Rotate seals the open segment now, with everything appended before the
+// call. It returns once the segment is sealed (or the writer is closed).
+func (w *Writer) Rotate() {
+	reply := make(chan struct{})
+	select {
+	case w.rotate <- reply:
+		<-reply
+	case <-w.done:
+	}
 }

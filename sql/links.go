@@ -43,3 +43,33 @@ func LinkByID(ctx context.Context, q Querier, id int64) (Link, error) {
 	l.RedirectType = int(rt)
 	return l, nil
 }
+
+// LinkCreateLock is the transaction-level advisory lock every transaction
+// that creates links holds from before it draws ids until it commits. It
+// makes link ids commit in increasing order, so when a replica has replayed
+// link N it has replayed or will never see every id below N: a proxy may
+// answer 404 at once for a missing id at or below its replica's largest id
+// (DESIGN.md decision 2).
+const LinkCreateLock int64 = 0x73686f72746c6e6b // "shortlnk"
+
+// MaxLinkID is the largest link id the database has, 0 for none.
+func MaxLinkID(ctx context.Context, q Querier) (int64, error) {
+	var id int64
+	if err := q.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM links`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("largest link id: %w", err)
+	}
+	return id, nil
+}
+
+// AliasLink returns the id of the link an alias names.
+func AliasLink(ctx context.Context, q Querier, alias string) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT link_id FROM aliases WHERE alias = $1`, alias).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up alias: %w", err)
+	}
+	return id, nil
+}

@@ -19,6 +19,7 @@ import (
 
 	"shortfleet/primary/internal/auth"
 	"shortfleet/primary/internal/target"
+	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
 )
 
@@ -244,9 +245,15 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, uid int64) {
 	}
 	var id int64
 	var created time.Time
-	err = s.db.QueryRow(r.Context(),
-		`INSERT INTO links (user_id, target, redirect_type) VALUES ($1, $2, $3) RETURNING id, created_at`,
-		uid, tgt, req.RedirectType).Scan(&id, &created)
+	err = pgx.BeginFunc(r.Context(), s.db, func(tx pgx.Tx) error {
+		// Ids must commit in order: see sfsql.LinkCreateLock.
+		if _, err := tx.Exec(r.Context(), `SELECT pg_advisory_xact_lock($1)`, sfsql.LinkCreateLock); err != nil {
+			return err
+		}
+		return tx.QueryRow(r.Context(),
+			`INSERT INTO links (user_id, target, redirect_type) VALUES ($1, $2, $3) RETURNING id, created_at`,
+			uid, tgt, req.RedirectType).Scan(&id, &created)
+	})
 	if err != nil {
 		s.dbError(w, "create the link", err)
 		return

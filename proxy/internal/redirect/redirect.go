@@ -1,6 +1,10 @@
 // Package redirect is the proxy's hot path: it answers GET and HEAD /{code}
-// with the link's redirect, looked up on the local replica, and appends
-// every request it answers to the access log.
+// (or /{alias}) with the link's redirect and appends every request it
+// answers to the access log.
+//
+// A cached redirect does not allocate: the code decodes in place, the cache
+// returns a value, headers and pages are copied into fasthttp's reused
+// buffers, and the log writer copies the record into its column builders.
 //
 // Ownership: a fasthttp RequestCtx and every byte slice taken from it are
 // valid only until the handler returns. Nothing here keeps them: the log
@@ -12,44 +16,44 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
 	"shortfleet/logfmt"
+	"shortfleet/proxy/internal/links"
 	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
 )
 
-// Config tunes the redirect handler.
+// Config tunes the handler.
 type Config struct {
-	// LookupTimeout bounds one replica lookup.
-	LookupTimeout time.Duration
+	// TrustedProxies are the load balancers whose X-Forwarded-For is
+	// believed; the client address of anyone else's request is the socket's.
+	TrustedProxies []netip.Prefix
 }
 
 // Server answers redirects.
 type Server struct {
-	cfg     Config
-	logger  *slog.Logger
-	codec   *codes.Codec
-	replica *pgxpool.Pool
-	log     *logfmt.Writer
+	cfg    Config
+	logger *slog.Logger
+	codec  *codes.Codec
+	links  *links.Resolver
+	log    *logfmt.Writer // nil: logging off (benchmarks only)
 
-	requests, lookupErrors atomic.Uint64
+	statuses [600]atomic.Uint64
 }
 
-// New returns a Server that looks links up on replica and logs to log.
-func New(cfg Config, logger *slog.Logger, codec *codes.Codec, replica *pgxpool.Pool, log *logfmt.Writer) *Server {
-	if cfg.LookupTimeout <= 0 {
-		cfg.LookupTimeout = time.Second
-	}
-	return &Server{cfg: cfg, logger: logger, codec: codec, replica: replica, log: log}
+// New returns a Server resolving through lr and logging to log.
+func New(cfg Config, logger *slog.Logger, codec *codes.Codec, lr *links.Resolver, log *logfmt.Writer) *Server {
+	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log}
 }
 
-var recordPool = sync.Pool{New: func() any { return &reqState{} }}
+var statePool = sync.Pool{New: func() any { return &reqState{} }}
 
 // reqState is the per-request scratch space, pooled.
 type reqState struct {
@@ -60,19 +64,27 @@ type reqState struct {
 // Handle is the fasthttp handler.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	s.requests.Add(1)
-	st := recordPool.Get().(*reqState)
+	st := statePool.Get().(*reqState)
 	rec := &st.rec
 	rec.Reset()
-	rec.ReplicaLagNS = -1
 	s.answer(ctx, rec)
-
-	rec.Time = start.UnixNano()
-	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		st.addr = ap.Addr().Unmap().AppendTo(st.addr[:0])
-		rec.ClientAddr, rec.ClientPort = st.addr, ap.Port()
+	status := ctx.Response.StatusCode()
+	if status >= 0 && status < len(s.statuses) {
+		s.statuses[status].Add(1)
 	}
+	if s.log != nil {
+		s.fillRecord(ctx, st, start, status)
+		s.log.Append(rec)
+	}
+	statePool.Put(st)
+}
+
+func (s *Server) fillRecord(ctx *fasthttp.RequestCtx, st *reqState, start time.Time, status int) {
+	rec := &st.rec
+	rec.Time = start.UnixNano()
+	addr, port := s.clientAddr(ctx)
+	st.addr = addr.AppendTo(st.addr[:0])
+	rec.ClientAddr, rec.ClientPort = st.addr, port
 	h := &ctx.Request.Header
 	rec.Method = h.Method()
 	rec.Host = h.Host()
@@ -80,7 +92,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	rec.Path = uri.PathOriginal()
 	rec.Query = uri.QueryString()
 	rec.Proto = h.Protocol()
-	rec.Status = uint16(ctx.Response.StatusCode())
+	rec.Status = uint16(status)
+	rec.ReplicaLagNS = s.links.LagNS()
 	rec.UserAgent = h.UserAgent()
 	rec.Referrer = h.Referer()
 	rec.AcceptLanguage = h.Peek(fasthttp.HeaderAcceptLanguage)
@@ -88,73 +101,167 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		rec.Headers = append(rec.Headers, logfmt.Header{Name: k, Value: v})
 	}
 	rec.LatencyNS = int64(time.Since(start))
-	s.log.Append(rec)
-	recordPool.Put(st)
+}
+
+// clientAddr is the socket's peer, or, when that peer is a trusted load
+// balancer, the rightmost untrusted address of X-Forwarded-For. (A PROXY
+// protocol header from a trusted balancer has already replaced the socket's
+// peer at the listener.)
+func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) (netip.Addr, uint16) {
+	var peer netip.AddrPort
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		peer = a.AddrPort()
+	}
+	addr := peer.Addr().Unmap()
+	if len(s.cfg.TrustedProxies) == 0 || !s.trusted(addr) {
+		return addr, peer.Port()
+	}
+	xff := ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor)
+	for len(xff) > 0 {
+		i := len(xff) - 1
+		for i >= 0 && xff[i] != ',' {
+			i--
+		}
+		part := trimSpace(xff[i+1:])
+		xff = xff[:max(i, 0)]
+		if len(part) == 0 {
+			continue
+		}
+		a, err := netip.ParseAddr(unsafe.String(&part[0], len(part)))
+		if err != nil {
+			break // garbage: keep the last address we trust
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a, 0
+		}
+		addr = a
+		if i < 0 {
+			break
+		}
+	}
+	return addr, 0
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// IsAliasShaped reports whether name could be an alias: 3 to 64 of
+// [A-Za-z0-9_-]. Codes are checked first; anything else is a 404 that
+// touches no database.
+func IsAliasShaped(name []byte) bool {
+	if len(name) < 3 || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
-		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
+		page(ctx, fasthttp.StatusMethodNotAllowed, page405)
 		return
 	}
 	path := ctx.Path()
 	if len(path) < 2 {
-		notFound(ctx)
+		page(ctx, fasthttp.StatusNotFound, page404)
 		return
 	}
-	id, err := s.codec.Decode(path[1:])
-	if err != nil {
-		notFound(ctx) // not a code of ours: no database touched
+	name := path[1:]
+	var (
+		e   links.Entry
+		out links.Outcome
+		err error
+	)
+	if id, derr := s.codec.Decode(name); derr == nil {
+		e, out, err = s.links.Resolve(context.Background(), id)
+	} else if IsAliasShaped(name) {
+		e, out, err = s.links.ResolveAlias(context.Background(), name)
+	} else {
+		page(ctx, fasthttp.StatusNotFound, page404) // no database touched
 		return
 	}
-	lctx, cancel := context.WithTimeout(context.Background(), s.cfg.LookupTimeout)
-	link, err := sfsql.LinkByID(lctx, s.replica, id)
-	cancel()
+	rec.Cache = out.LogValue()
 	switch {
+	case err == nil:
+		rec.LinkID = e.ID
+		if e.Disabled {
+			page(ctx, fasthttp.StatusGone, page410)
+			return
+		}
+		writeRedirect(ctx, e)
 	case errors.Is(err, sfsql.ErrNotFound):
-		rec.Cache = logfmt.CacheMiss
-		notFound(ctx)
-	case err != nil:
-		s.lookupErrors.Add(1)
-		s.logger.Warn("replica lookup failed", "id", id, "err", err)
-		ctx.Error("temporarily unavailable\n", fasthttp.StatusServiceUnavailable)
-	case link.Disabled:
-		rec.Cache, rec.LinkID = logfmt.CacheReplica, id
-		ctx.Error("this link has been disabled\n", fasthttp.StatusGone)
+		page(ctx, fasthttp.StatusNotFound, page404)
 	default:
-		rec.Cache, rec.LinkID = logfmt.CacheReplica, id
-		writeRedirect(ctx, link)
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "2")
+		page(ctx, fasthttp.StatusServiceUnavailable, page503)
 	}
-}
-
-func notFound(ctx *fasthttp.RequestCtx) {
-	ctx.Error("no such link\n", fasthttp.StatusNotFound)
 }
 
 // writeRedirect answers with the link's redirect type and a Cache-Control
 // that matches it (DESIGN.md decision 3): permanent redirects may be cached
-// for a day, temporary ones not at all, so every click is seen.
-func writeRedirect(ctx *fasthttp.RequestCtx, link sfsql.Link) {
-	status := link.RedirectType
+// by browsers for a day, temporary ones not at all, so every click is seen.
+func writeRedirect(ctx *fasthttp.RequestCtx, e links.Entry) {
+	status := int(e.Type)
 	if status == 0 {
 		status = fasthttp.StatusFound
 	}
-	ctx.SetStatusCode(status)
-	ctx.Response.Header.Set(fasthttp.HeaderLocation, link.Target)
+	h := &ctx.Response.Header
+	h.SetStatusCode(status)
+	h.Set(fasthttp.HeaderLocation, e.Target)
 	if status == fasthttp.StatusMovedPermanently || status == fasthttp.StatusPermanentRedirect {
-		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "public, max-age=86400")
+		h.Set(fasthttp.HeaderCacheControl, "public, max-age=86400")
 	} else {
-		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "private, no-store")
+		h.Set(fasthttp.HeaderCacheControl, "private, no-store")
 	}
 }
 
-// Stats are the handler's counters.
-type Stats struct {
-	Requests, LookupErrors uint64
+func page(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("text/html; charset=utf-8")
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+	ctx.SetBody(body)
 }
 
-// Stats returns the handler's counters.
-func (s *Server) Stats() Stats {
-	return Stats{Requests: s.requests.Load(), LookupErrors: s.lookupErrors.Load()}
+var (
+	page404 = []byte("<!doctype html><meta charset=utf-8><title>Not found</title>" +
+		"<h1>Not found</h1><p>There is no link at this address. Check it for typos.</p>\n")
+	page410 = []byte("<!doctype html><meta charset=utf-8><title>Link disabled</title>" +
+		"<h1>Link disabled</h1><p>This link has been disabled by its owner or for abuse.</p>\n")
+	page405 = []byte("<!doctype html><meta charset=utf-8><title>Method not allowed</title>" +
+		"<h1>Method not allowed</h1><p>Short links answer GET and HEAD only.</p>\n")
+	page503 = []byte("<!doctype html><meta charset=utf-8><title>Try again</title>" +
+		"<h1>Temporarily unavailable</h1><p>This link could not be looked up just now. Try again in a moment.</p>\n")
+)
+
+// Statuses returns how many requests were answered with each status.
+func (s *Server) Statuses() map[int]uint64 {
+	m := map[int]uint64{}
+	for code := range s.statuses {
+		if n := s.statuses[code].Load(); n > 0 {
+			m[code] = n
+		}
+	}
+	return m
 }

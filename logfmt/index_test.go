@@ -1,0 +1,141 @@
+package logfmt
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestPendingAndIngested(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p"}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		w.Append(testRecord(i))
+		w.Rotate()
+	}
+	p := w.Pending()
+	if len(p) != 3 {
+		t.Fatalf("%d pending after 3 rotations, want 3", len(p))
+	}
+	if err := w.MarkIngested([]string{p[0].Name, p[2].Name, "20000101T000000.000000000Z.arrows"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.MarkIngested([]string{"../etc/passwd"}); err == nil {
+		t.Fatal("MarkIngested accepted a bad name")
+	}
+	if got := w.Pending(); len(got) != 1 || got[0].Name != p[1].Name {
+		t.Fatalf("pending %v, want only %s", got, p[1].Name)
+	}
+	w.Close()
+	// The acknowledgements survive a restart.
+	w2, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p"}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if got := w2.Pending(); len(got) != 1 || got[0].Name != p[1].Name {
+		t.Fatalf("after restart pending %v, want only %s", got, p[1].Name)
+	}
+	if onDisk, pending := w2.SegmentCounts(); onDisk != 3 || pending != 1 {
+		t.Fatalf("counts %d on disk, %d pending", onDisk, pending)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := NewWriter(WriterConfig{Dir: dir, Proxy: "p"}, quietLogger())
+	old := testRecord(1)
+	old.Time = time.Now().Add(-400 * 24 * time.Hour).UnixNano()
+	w.Append(old)
+	w.Rotate()
+	fresh := testRecord(2)
+	fresh.Time = time.Now().UnixNano()
+	w.Append(fresh)
+	w.Close()
+	before, _ := ReadManifest(dir)
+	if len(before) != 2 {
+		t.Fatalf("%d segments, want 2", len(before))
+	}
+	w, _ = NewWriter(WriterConfig{Dir: dir, Proxy: "p", Retention: 365 * 24 * time.Hour}, quietLogger())
+	w.Close() // retention runs at start-up
+	after, rows := readFolder(t, dir)
+	if len(after) != 1 || after[0].Name != before[1].Name || len(rows) != 1 {
+		t.Fatalf("after retention: %v", after)
+	}
+	if _, err := os.Stat(filepath.Join(dir, before[0].Name)); !os.IsNotExist(err) {
+		t.Fatalf("old segment still on disk: %v", err)
+	}
+	if w.Stats().Retained != 1 {
+		t.Fatalf("retained %d, want 1", w.Stats().Retained)
+	}
+}
+
+// TestDiskFull writes to a 256 KiB tmpfs until it is full, then grows it:
+// records that could not be written are counted, not lost silently, and
+// writing resumes. Mounting needs root, which make test and CI run as.
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small filesystem needs root; make test runs as root in CI")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p", FlushRows: 100, FlushInterval: 5 * time.Millisecond, SealBytes: 32 << 10}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := testRecord(1)
+	big.UserAgent = make([]byte, 2000)
+	for i := range big.UserAgent {
+		big.UserAgent[i] = byte('a' + (i*7919)%26) // poorly compressible
+	}
+	for i := 0; w.Stats().Dropped == 0; i++ {
+		if i > 200_000 {
+			t.Fatal("a 256 KiB filesystem never filled")
+		}
+		w.Append(big)
+		if i%100 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	full := w.Stats()
+	if full.WriteErrors == 0 {
+		t.Fatalf("drops without write errors: %+v", full)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=16m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("grow tmpfs: %v: %s", err, out)
+	}
+	for range 500 {
+		w.Append(testRecord(2))
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close reported no dropped records")
+	}
+	st := w.Stats()
+	if st.Written+st.Dropped != st.Appended {
+		t.Fatalf("written %d + dropped %d != appended %d (recovered %d)", st.Written, st.Dropped, st.Appended, st.Recovered)
+	}
+	_, rows := readFolder(t, dir)
+	var late int
+	for _, r := range rows {
+		if r.Path == string(testRecord(2).Path) {
+			late++
+		}
+	}
+	if late != 500 {
+		t.Fatalf("%d of 500 records appended after space returned were sealed", late)
+	}
+	if uint64(len(rows)) != st.Written {
+		t.Fatalf("%d rows readable, %d written: a written record was lost", len(rows), st.Written)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.open")); len(left) != 0 {
+		t.Fatalf("open segments left: %v", left)
+	}
+}

@@ -1,0 +1,375 @@
+// Package links resolves codes and aliases to links for the proxy: from an
+// in-process cache bounded in bytes, then the local replica, and, only for
+// links created in the last moments or while the replica is down, the
+// primary (DESIGN.md decision 2). A poller follows the replica: the largest
+// link id it has replayed (the watermark), its replay lag, the alias map,
+// and the change feed whose rows evict edited links from the cache
+// (decision 4).
+package links
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/maypok86/otter/v2"
+	"golang.org/x/sync/singleflight"
+
+	"shortfleet/logfmt"
+	sfsql "shortfleet/sql"
+)
+
+// Entry is what the proxy keeps of a link.
+type Entry struct {
+	ID       int64
+	Target   string
+	Type     uint16
+	Disabled bool
+}
+
+// entryOverhead approximates the bytes a cache entry costs beyond its
+// target: key, struct, and the cache's node and table slots.
+const entryOverhead = 96
+
+// Outcome says where a lookup was answered.
+type Outcome uint8
+
+// Outcomes.
+const (
+	Hit     Outcome = iota // the in-process cache
+	Replica                // the local replica
+	Primary                // the primary (read-your-writes or replica down)
+	Miss                   // looked up and not found
+)
+
+// LogValue is the outcome as the access log records it.
+func (o Outcome) LogValue() string {
+	switch o {
+	case Hit:
+		return logfmt.CacheHit
+	case Replica:
+		return logfmt.CacheReplica
+	case Primary:
+		return logfmt.CachePrimary
+	default:
+		return logfmt.CacheMiss
+	}
+}
+
+// ErrUnavailable is returned when a link may exist but no database that
+// could say so answered in time.
+var ErrUnavailable = errors.New("link store unavailable")
+
+// Config tunes a Resolver.
+type Config struct {
+	// CacheBytes bounds the cache (default 256 MiB).
+	CacheBytes int64
+	// PollInterval is how often the replica is polled (default 100ms): it
+	// bounds how long an edit or takedown takes to reach this proxy.
+	PollInterval time.Duration
+	// LookupTimeout bounds one replica lookup (default 500ms).
+	LookupTimeout time.Duration
+	// PrimaryTimeout bounds one ask of the primary, including the wait for
+	// a slot (default 500ms).
+	PrimaryTimeout time.Duration
+	// PrimaryConcurrency bounds concurrent asks of the primary (default 8).
+	PrimaryConcurrency int
+	// RecentWindow is how far above the watermark an id may be and still be
+	// asked of the primary (default 1,000,000: over 15 minutes of creation
+	// at ten times the design's average). Ids beyond it were never issued;
+	// a scan of random codes lands there and touches no database.
+	RecentWindow int64
+	// MaxLag is the replay lag past which the proxy reports not ready
+	// (default 10s).
+	MaxLag time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = 256 << 20
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 100 * time.Millisecond
+	}
+	if c.LookupTimeout <= 0 {
+		c.LookupTimeout = 500 * time.Millisecond
+	}
+	if c.PrimaryTimeout <= 0 {
+		c.PrimaryTimeout = 500 * time.Millisecond
+	}
+	if c.PrimaryConcurrency <= 0 {
+		c.PrimaryConcurrency = 8
+	}
+	if c.RecentWindow <= 0 {
+		c.RecentWindow = 1_000_000
+	}
+	if c.MaxLag <= 0 {
+		c.MaxLag = 10 * time.Second
+	}
+}
+
+// Resolver resolves codes and aliases. It is safe for concurrent use.
+type Resolver struct {
+	cfg     Config
+	logger  *slog.Logger
+	replica *pgxpool.Pool
+	primary *pgxpool.Pool // nil: no read-your-writes, no fallback
+
+	cache *otter.Cache[int64, Entry]
+	// fillMu orders cache fills against evictions: a fill is dropped if an
+	// eviction ran since its lookup began (gen changed), so an edit can
+	// never be undone by a lookup that read the old row.
+	fillMu sync.Mutex
+	gen    atomic.Uint64
+
+	aliasMu sync.RWMutex
+	aliases map[string]int64
+
+	watermark  atomic.Int64 // largest link id the replica has
+	primaryMax atomic.Int64 // largest link id the primary had, polled while the replica is down
+	lagNS      atomic.Int64 // replica replay lag; -1 unknown
+	replicaOK  atomic.Bool
+	lastPoll   atomic.Int64 // unix ns of the last successful replica poll
+	loaded     atomic.Bool  // alias map and feed position loaded
+	replicaErr atomic.Pointer[string]
+
+	feed feedState // poller only
+
+	sf         singleflight.Group
+	primarySem chan struct{}
+
+	hits, replicaLookups, primaryAsks, primaryErrors, misses   atomic.Uint64
+	evictions, conflictRetries, replicaErrors, windowRejections atomic.Uint64
+}
+
+// New returns a Resolver; Run must be running for it to follow the replica.
+func New(cfg Config, logger *slog.Logger, replica, primary *pgxpool.Pool) (*Resolver, error) {
+	cfg.defaults()
+	cache, err := otter.New(&otter.Options[int64, Entry]{
+		MaximumWeight: uint64(cfg.CacheBytes),
+		Weigher: func(_ int64, e Entry) uint32 {
+			return uint32(len(e.Target) + entryOverhead)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create link cache: %w", err)
+	}
+	r := &Resolver{
+		cfg: cfg, logger: logger, replica: replica, primary: primary, cache: cache,
+		aliases: map[string]int64{}, primarySem: make(chan struct{}, cfg.PrimaryConcurrency),
+	}
+	r.lagNS.Store(-1)
+	return r, nil
+}
+
+// Cached returns a link from the cache without touching a database. It
+// does not allocate.
+func (r *Resolver) Cached(id int64) (Entry, bool) {
+	e, ok := r.cache.GetIfPresent(id)
+	if ok {
+		r.hits.Add(1)
+	}
+	return e, ok
+}
+
+// Resolve returns the link with id. A link that does not exist is
+// sfsql.ErrNotFound with outcome Miss; ErrUnavailable means no database
+// could answer.
+func (r *Resolver) Resolve(ctx context.Context, id int64) (Entry, Outcome, error) {
+	if e, ok := r.Cached(id); ok {
+		return e, Hit, nil
+	}
+	type result struct {
+		e   Entry
+		out Outcome
+	}
+	v, err, _ := r.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
+		gen := r.gen.Load()
+		e, out, err := r.lookup(ctx, id)
+		if err == nil {
+			r.fill(id, e, gen)
+		}
+		return result{e, out}, err
+	})
+	res, _ := v.(result)
+	if errors.Is(err, sfsql.ErrNotFound) {
+		r.misses.Add(1)
+		return Entry{}, Miss, err
+	}
+	return res.e, res.out, err
+}
+
+// ResolveAlias returns the link an alias names. An alias this proxy does
+// not know is a Miss that touches no database.
+func (r *Resolver) ResolveAlias(ctx context.Context, alias []byte) (Entry, Outcome, error) {
+	r.aliasMu.RLock()
+	id, ok := r.aliases[string(alias)]
+	r.aliasMu.RUnlock()
+	if !ok {
+		r.misses.Add(1)
+		return Entry{}, Miss, sfsql.ErrNotFound
+	}
+	return r.Resolve(ctx, id)
+}
+
+func (r *Resolver) fill(id int64, e Entry, gen uint64) {
+	r.fillMu.Lock()
+	if r.gen.Load() == gen {
+		r.cache.Set(id, e)
+	}
+	r.fillMu.Unlock()
+}
+
+func (r *Resolver) lookup(ctx context.Context, id int64) (Entry, Outcome, error) {
+	if r.replicaOK.Load() {
+		e, err := r.replicaLookup(ctx, id)
+		switch {
+		case err == nil:
+			return e, Replica, nil
+		case errors.Is(err, sfsql.ErrNotFound):
+			w := r.watermark.Load()
+			if id <= w || id > w+r.cfg.RecentWindow {
+				if id > w {
+					r.windowRejections.Add(1)
+				}
+				return Entry{}, Miss, sfsql.ErrNotFound
+			}
+			return r.askPrimary(ctx, id)
+		default:
+			r.setReplicaDown(err)
+		}
+	}
+	known := max(r.watermark.Load(), r.primaryMax.Load())
+	if id > known+r.cfg.RecentWindow {
+		r.windowRejections.Add(1)
+		return Entry{}, Miss, sfsql.ErrNotFound
+	}
+	return r.askPrimary(ctx, id)
+}
+
+// isConflict reports a query the standby cancelled for a conflict with
+// recovery (for example while a migration's lock replays): it is retried.
+func isConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "40001"
+}
+
+func (r *Resolver) replicaLookup(ctx context.Context, id int64) (Entry, error) {
+	r.replicaLookups.Add(1)
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			r.conflictRetries.Add(1)
+			time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
+		}
+		lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
+		var l sfsql.Link
+		l, err = sfsql.LinkByID(lctx, r.replica, id)
+		cancel()
+		if err == nil {
+			return entryOf(l), nil
+		}
+		if !isConflict(err) {
+			break
+		}
+	}
+	if !errors.Is(err, sfsql.ErrNotFound) {
+		r.replicaErrors.Add(1)
+	}
+	return Entry{}, err
+}
+
+func entryOf(l sfsql.Link) Entry {
+	return Entry{ID: l.ID, Target: l.Target, Type: uint16(l.RedirectType), Disabled: l.Disabled}
+}
+
+func (r *Resolver) askPrimary(ctx context.Context, id int64) (Entry, Outcome, error) {
+	if r.primary == nil {
+		return Entry{}, Miss, ErrUnavailable
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PrimaryTimeout)
+	defer cancel()
+	select {
+	case r.primarySem <- struct{}{}:
+		defer func() { <-r.primarySem }()
+	case <-ctx.Done():
+		r.primaryErrors.Add(1)
+		return Entry{}, Miss, fmt.Errorf("%w: too many asks of the primary waiting", ErrUnavailable)
+	}
+	r.primaryAsks.Add(1)
+	l, err := sfsql.LinkByID(ctx, r.primary, id)
+	switch {
+	case err == nil:
+		return entryOf(l), Primary, nil
+	case errors.Is(err, sfsql.ErrNotFound):
+		return Entry{}, Miss, err
+	default:
+		r.primaryErrors.Add(1)
+		return Entry{}, Miss, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+}
+
+func (r *Resolver) setReplicaDown(err error) {
+	if r.replicaOK.Swap(false) {
+		r.logger.Warn("replica unreachable; misses go to the primary", "err", err)
+	}
+	msg := err.Error()
+	r.replicaErr.Store(&msg)
+}
+
+// Ready reports whether the proxy should receive traffic, and if not, why.
+func (r *Resolver) Ready() (bool, string) {
+	switch {
+	case !r.loaded.Load():
+		return false, "starting: replica not polled yet"
+	case !r.replicaOK.Load():
+		reason := "replica unreachable"
+		if p := r.replicaErr.Load(); p != nil {
+			reason += ": " + *p
+		}
+		return false, reason
+	}
+	if since := time.Since(time.Unix(0, r.lastPoll.Load())); since > 5*r.cfg.PollInterval+time.Second {
+		return false, fmt.Sprintf("replica not polled for %s", since.Round(time.Millisecond))
+	}
+	if lag := time.Duration(r.lagNS.Load()); lag > r.cfg.MaxLag {
+		return false, fmt.Sprintf("replica lags %s, bound %s", lag.Round(time.Millisecond), r.cfg.MaxLag)
+	}
+	return true, "ok"
+}
+
+// LagNS is the replica's replay lag at the last poll, -1 if unknown.
+func (r *Resolver) LagNS() int64 { return r.lagNS.Load() }
+
+// Watermark is the largest link id the replica had at the last poll.
+func (r *Resolver) Watermark() int64 { return r.watermark.Load() }
+
+// Stats are the resolver's counters.
+type Stats struct {
+	Hits, ReplicaLookups, PrimaryAsks, PrimaryErrors, Misses     uint64
+	Evictions, ConflictRetries, ReplicaErrors, WindowRejections uint64
+	CacheEntries                                                int
+	CacheBytes                                                  uint64
+	Aliases                                                     int
+}
+
+// Stats returns the counters.
+func (r *Resolver) Stats() Stats {
+	r.aliasMu.RLock()
+	n := len(r.aliases)
+	r.aliasMu.RUnlock()
+	return Stats{
+		Hits: r.hits.Load(), ReplicaLookups: r.replicaLookups.Load(), PrimaryAsks: r.primaryAsks.Load(),
+		PrimaryErrors: r.primaryErrors.Load(), Misses: r.misses.Load(), Evictions: r.evictions.Load(),
+		ConflictRetries: r.conflictRetries.Load(), ReplicaErrors: r.replicaErrors.Load(),
+		WindowRejections: r.windowRejections.Load(),
+		CacheEntries: r.cache.EstimatedSize(), CacheBytes: r.cache.WeightedSize(), Aliases: n,
+	}
+}

@@ -1,0 +1,225 @@
+package links
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// feedHoleTimeout is how long a gap in the change feed's sequence is waited
+// for: a sequence number is drawn when a change is written but becomes
+// visible only at commit, so numbers can appear out of order, and a rolled
+// back change leaves a gap that never fills.
+const feedHoleTimeout = 30 * time.Second
+
+// feedReplay is how far below the newest change a fresh start replays the
+// feed, to catch changes that commit out of order around the start.
+const feedReplay = 1000
+
+// feedState tracks which changes have been applied. Everything at or below
+// low has been applied or given up on; seen holds applied numbers above it.
+type feedState struct {
+	low      int64
+	seen     map[int64]bool
+	holeFrom map[int64]time.Time
+}
+
+// Run follows the replica (or, while it is down, the primary) every
+// PollInterval until ctx ends.
+func (r *Resolver) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		r.Poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Poll polls once: the replica if it answers, else the primary.
+func (r *Resolver) Poll(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := r.poll(ctx, r.replica, true)
+	if err == nil {
+		if !r.replicaOK.Swap(true) {
+			r.logger.Info("replica reachable", "watermark", r.watermark.Load())
+		}
+		r.lastPoll.Store(time.Now().UnixNano())
+		return
+	}
+	r.setReplicaDown(err)
+	if r.primary != nil {
+		if perr := r.poll(ctx, r.primary, false); perr != nil {
+			r.logger.Debug("primary poll failed too", "err", perr)
+		}
+	}
+}
+
+func (r *Resolver) poll(ctx context.Context, db *pgxpool.Pool, isReplica bool) error {
+	if !r.loaded.Load() {
+		if err := r.load(ctx, db); err != nil {
+			return err
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT coalesce(max(id), 0) FROM links`)
+	b.Queue(`SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0
+		WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+		ELSE coalesce((extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1e9)::bigint, -1) END`)
+	b.Queue(`SELECT coalesce(min(seq), 0) FROM link_changes`)
+	b.Queue(`SELECT c.seq, c.link_id, c.alias, a.link_id FROM link_changes c
+		LEFT JOIN aliases a ON a.alias = c.alias
+		WHERE c.seq > $1 ORDER BY c.seq LIMIT 10000`, r.feed.low)
+	res := db.SendBatch(ctx, b)
+	defer res.Close()
+	var maxID, lag, minSeq int64
+	if err := res.QueryRow().Scan(&maxID); err != nil {
+		return fmt.Errorf("poll largest link id: %w", err)
+	}
+	if err := res.QueryRow().Scan(&lag); err != nil {
+		return fmt.Errorf("poll replay lag: %w", err)
+	}
+	if err := res.QueryRow().Scan(&minSeq); err != nil {
+		return fmt.Errorf("poll change feed start: %w", err)
+	}
+	rows, err := res.Query()
+	if err != nil {
+		return fmt.Errorf("poll change feed: %w", err)
+	}
+	type change struct {
+		seq, link int64
+		alias     *string
+		aliasLink *int64
+	}
+	var changes []change
+	for rows.Next() {
+		var c change
+		if err := rows.Scan(&c.seq, &c.link, &c.alias, &c.aliasLink); err != nil {
+			return fmt.Errorf("poll change feed: %w", err)
+		}
+		changes = append(changes, c)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("poll change feed: %w", err)
+	}
+	if isReplica {
+		r.watermark.Store(maxID)
+		r.lagNS.Store(lag)
+	} else {
+		r.primaryMax.Store(maxID)
+	}
+	if r.feed.low > 0 && minSeq > r.feed.low+1 {
+		// Changes this proxy never saw were pruned: forget everything.
+		r.logger.Warn("change feed pruned past this proxy's position; clearing the cache", "position", r.feed.low, "oldest", minSeq)
+		r.evictAll()
+		r.loaded.Store(false)
+		return nil
+	}
+	for _, c := range changes {
+		if r.feed.seen[c.seq] {
+			continue
+		}
+		r.feed.seen[c.seq] = true
+		if c.alias != nil {
+			r.aliasMu.Lock()
+			if c.aliasLink != nil {
+				r.aliases[*c.alias] = *c.aliasLink
+			} else {
+				delete(r.aliases, *c.alias)
+			}
+			r.aliasMu.Unlock()
+		}
+		r.evict(c.link)
+	}
+	r.advanceFeed()
+	return nil
+}
+
+// advanceFeed moves the low mark over applied changes and over gaps that
+// stayed open longer than feedHoleTimeout.
+func (r *Resolver) advanceFeed() {
+	f := &r.feed
+	var top int64
+	for s := range f.seen {
+		top = max(top, s)
+	}
+	now := time.Now()
+	for s := f.low + 1; s <= top; s++ {
+		if f.seen[s] {
+			delete(f.seen, s)
+			delete(f.holeFrom, s)
+			f.low = s
+			continue
+		}
+		since, ok := f.holeFrom[s]
+		if !ok {
+			f.holeFrom[s] = now
+			break
+		}
+		if now.Sub(since) < feedHoleTimeout {
+			break
+		}
+		delete(f.holeFrom, s)
+		f.low = s
+	}
+}
+
+// load reads the whole alias map and the feed position from one snapshot.
+func (r *Resolver) load(ctx context.Context, db *pgxpool.Pool) error {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("load aliases: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	var top int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM link_changes`).Scan(&top); err != nil {
+		return fmt.Errorf("load feed position: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT alias, link_id FROM aliases`)
+	if err != nil {
+		return fmt.Errorf("load aliases: %w", err)
+	}
+	aliases := map[string]int64{}
+	for rows.Next() {
+		var a string
+		var id int64
+		if err := rows.Scan(&a, &id); err != nil {
+			return fmt.Errorf("load aliases: %w", err)
+		}
+		aliases[a] = id
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load aliases: %w", err)
+	}
+	r.aliasMu.Lock()
+	r.aliases = aliases
+	r.aliasMu.Unlock()
+	r.feed = feedState{low: max(0, top-feedReplay), seen: map[int64]bool{}, holeFrom: map[int64]time.Time{}}
+	r.loaded.Store(true)
+	r.logger.Info("aliases loaded", "aliases", len(aliases), "feed_position", top)
+	return nil
+}
+
+// evict drops a link from the cache, and stops lookups that began before
+// from filling it with what they read.
+func (r *Resolver) evict(id int64) {
+	r.fillMu.Lock()
+	r.gen.Add(1)
+	r.cache.Invalidate(id)
+	r.fillMu.Unlock()
+	r.evictions.Add(1)
+}
+
+func (r *Resolver) evictAll() {
+	r.fillMu.Lock()
+	r.gen.Add(1)
+	r.cache.InvalidateAll()
+	r.fillMu.Unlock()
+}
