@@ -1,5 +1,6 @@
-// Command proxy answers redirects from the local replica and logs every
-// request it answers to compressed Arrow segments on local disk.
+// Command proxy answers redirects from an in-process cache and the local
+// replica, and logs every request it answers to compressed Arrow segments
+// on local disk.
 package main
 
 import (
@@ -11,16 +12,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 
 	"shortfleet/logfmt"
 	"shortfleet/proxy/admin"
+	"shortfleet/proxy/internal/links"
+	"shortfleet/proxy/internal/metrics"
 	"shortfleet/proxy/internal/redirect"
 	"shortfleet/sql/codes"
 )
@@ -37,16 +43,23 @@ func main() {
 		id          = flag.String("id", env("SHORTFLEET_PROXY_ID", "proxy-01"), "this proxy's id, kept in every log record")
 		listen      = flag.String("listen", env("SHORTFLEET_LISTEN", "127.0.0.1:8080"), "redirect listener address")
 		adminListen = flag.String("admin-listen", env("SHORTFLEET_ADMIN_LISTEN", "127.0.0.1:9090"), "admin listener address")
-		replicaDSN  = flag.String("replica-dsn", env("SHORTFLEET_REPLICA_DSN", ""), "postgres:// URL of the local replica")
 		logDir      = flag.String("log-dir", env("SHORTFLEET_LOG_DIR", "logs"), "access log folder")
+		noLog       = flag.Bool("no-log", false, "do not log requests (for the logging-off benchmark only)")
 		flushRows   = flag.Int("flush-rows", 4096, "cut a log batch after this many records")
 		flushEvery  = flag.Duration("flush-interval", 200*time.Millisecond, "cut a log batch at least this often: the most a crash loses")
 		sealBytes   = flag.Int64("seal-bytes", 64<<20, "seal a segment at this size")
 		sealAge     = flag.Duration("seal-age", time.Minute, "seal a segment at this age")
+		retention   = flag.Duration("retention", 365*24*time.Hour, "delete sealed segments older than this")
+		cacheBytes  = flag.Int64("cache-bytes", 256<<20, "bound of the link cache, in bytes")
+		pollEvery   = flag.Duration("poll-interval", 100*time.Millisecond, "how often the replica is polled for the watermark, lag and change feed")
+		maxLag      = flag.Duration("max-lag", 10*time.Second, "replay lag past which /readyz says not ready")
+		trusted     = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose PROXY header or X-Forwarded-For is believed")
+		proxyProto  = flag.Bool("proxy-protocol", false, "accept the PROXY protocol (v1 or v2) from trusted proxies")
 	)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("proxy", *id)
-	// Secrets come from the environment only, never from argv (visible in ps).
+	// Secrets and database addresses come from the environment only, never
+	// from argv, which ps shows.
 	key, err := hex.DecodeString(os.Getenv("SHORTFLEET_CODE_KEY"))
 	if err != nil || len(key) < codes.MinKeyLen {
 		fatal(logger, "SHORTFLEET_CODE_KEY must hold at least 16 bytes, hex encoded")
@@ -59,32 +72,75 @@ func main() {
 	if err != nil {
 		fatal(logger, err.Error())
 	}
+	trustedNets, err := parsePrefixes(*trusted)
+	if err != nil {
+		fatal(logger, err.Error())
+	}
 
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, *replicaDSN)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	replica, err := pgxpool.New(ctx, os.Getenv("SHORTFLEET_REPLICA_DSN"))
 	if err != nil {
-		fatal(logger, fmt.Sprintf("replica address: %v", err))
+		fatal(logger, fmt.Sprintf("SHORTFLEET_REPLICA_DSN: %v", err))
 	}
-	logw, err := logfmt.NewWriter(logfmt.WriterConfig{
-		Dir: *logDir, Proxy: *id, FlushRows: *flushRows, FlushInterval: *flushEvery,
-		SealBytes: *sealBytes, SealAge: *sealAge,
-	}, logger.With("component", "logfmt"))
+	var primary *pgxpool.Pool
+	if dsn := os.Getenv("SHORTFLEET_PRIMARY_DSN"); dsn != "" {
+		cfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			fatal(logger, fmt.Sprintf("SHORTFLEET_PRIMARY_DSN: %v", err))
+		}
+		cfg.MaxConns = 8
+		if primary, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			fatal(logger, fmt.Sprintf("SHORTFLEET_PRIMARY_DSN: %v", err))
+		}
+	} else {
+		logger.Warn("no SHORTFLEET_PRIMARY_DSN: links created in the last moments 404 until the replica has them")
+	}
+	resolver, err := links.New(links.Config{CacheBytes: *cacheBytes, PollInterval: *pollEvery, MaxLag: *maxLag}, logger.With("component", "links"), replica, primary)
 	if err != nil {
-		fatal(logger, fmt.Sprintf("open access log: %v", err))
+		fatal(logger, err.Error())
 	}
-	rs := redirect.New(redirect.Config{}, logger, codec, pool, logw)
+	// Answering before the watermark is known could 404 a recent link.
+	t := time.Now()
+	for resolver.Poll(ctx); !resolver.Polled(); resolver.Poll(ctx) {
+		if time.Since(t) > 5*time.Second {
+			logger.Warn("neither the replica nor the primary answers; waiting before serving")
+			t = time.Now()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	pollDone := make(chan struct{})
+	go func() { resolver.Run(pollCtx); close(pollDone) }()
+
+	var logw *logfmt.Writer
+	if !*noLog {
+		logw, err = logfmt.NewWriter(logfmt.WriterConfig{
+			Dir: *logDir, Proxy: *id, FlushRows: *flushRows, FlushInterval: *flushEvery,
+			SealBytes: *sealBytes, SealAge: *sealAge, Retention: *retention,
+		}, logger.With("component", "logfmt"))
+		if err != nil {
+			fatal(logger, fmt.Sprintf("open access log: %v", err))
+		}
+	}
+	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets}, logger, codec, resolver, logw)
 	srv := &fasthttp.Server{
-		Handler:            rs.Handle,
-		Name:               "shortfleet",
-		ReadTimeout:        10 * time.Second,
-		WriteTimeout:       10 * time.Second,
-		IdleTimeout:        60 * time.Second,
-		MaxRequestBodySize: 4 << 10,
-		Logger:             slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		Handler:              rs.Handle,
+		Name:                 "shortfleet",
+		ReadTimeout:          10 * time.Second,
+		WriteTimeout:         10 * time.Second,
+		IdleTimeout:          60 * time.Second,
+		ReadBufferSize:       8 << 10,
+		MaxRequestBodySize:   4 << 10,
+		NoDefaultContentType: true,
+		Logger:               slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
+	}
+	if *proxyProto {
+		ln = redirect.ProxyProtocolListener(ln, trustedNets)
 	}
 	logger.Info("listening on http://"+ln.Addr().String(), "listener", "redirect")
 	adminLn, err := net.Listen("tcp", *adminListen)
@@ -92,8 +148,21 @@ func main() {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
 	}
 	logger.Info("listening on http://"+adminLn.Addr().String(), "listener", "admin")
+	src := metrics.Sources{
+		Statuses: rs.Statuses, Links: resolver.Stats, Ready: resolver.Ready, LagNS: resolver.LagNS,
+		Watermark: resolver.Watermark,
+		Log:       func() logfmt.WriterStats { return statsOf(logw) },
+		Segments:  func() (int, int) { return countsOf(logw) },
+	}
+	var segs admin.Segments = noSegments{}
+	if logw != nil {
+		segs = logw
+	}
 	adminSrv := &http.Server{
-		Handler:           admin.Handler(admin.Config{Proxy: *id, LogDir: *logDir, Token: token}, logger),
+		Handler: admin.Handler(admin.Config{
+			Proxy: *id, LogDir: *logDir, Token: token, Segments: segs, Ready: resolver.Ready,
+			Metrics: promhttp.HandlerFor(metrics.Registry(src), promhttp.HandlerOpts{}),
+		}, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 2)
@@ -120,7 +189,9 @@ func main() {
 		defer cancel()
 		return srv.ShutdownWithContext(sctx)
 	})
-	step("access log", logw.Close)
+	if logw != nil {
+		step("access log", logw.Close)
+	}
 	step("admin listener", func() error {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -129,9 +200,54 @@ func main() {
 		}
 		return nil
 	})
-	step("replica pool", func() error { pool.Close(); return nil })
-	st := logw.Stats()
-	logger.Info("stopped", "requests", rs.Stats().Requests, "logged", st.Written, "dropped", st.Dropped)
+	step("replica poller", func() error { stopPoll(); <-pollDone; return nil })
+	step("database pools", func() error {
+		replica.Close()
+		if primary != nil {
+			primary.Close()
+		}
+		return nil
+	})
+	st := statsOf(logw)
+	logger.Info("stopped", "logged", st.Written, "dropped", st.Dropped)
+}
+
+type noSegments struct{}
+
+func (noSegments) Pending() []logfmt.Entry     { return nil }
+func (noSegments) MarkIngested([]string) error { return errors.New("logging is off") }
+
+func statsOf(w *logfmt.Writer) logfmt.WriterStats {
+	if w == nil {
+		return logfmt.WriterStats{}
+	}
+	return w.Stats()
+}
+
+func countsOf(w *logfmt.Writer) (int, int) {
+	if w == nil {
+		return 0, 0
+	}
+	return w.SegmentCounts()
+}
+
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("-trusted-proxies: %q is neither an address nor a CIDR", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 func fatal(logger *slog.Logger, msg string) {

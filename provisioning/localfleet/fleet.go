@@ -285,7 +285,8 @@ func (f *Fleet) proxyApp(i int) *App {
 		"-admin-listen", net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortAdmin)),
 		"-log-dir", f.path("proxy", id, "logs"),
 	}, f.cfg.ProxyArgs...)
-	return f.newApp(id, args, "SHORTFLEET_REPLICA_DSN="+f.Replicas[i].DSN(Database))
+	return f.newApp(id, args, "SHORTFLEET_REPLICA_DSN="+f.Replicas[i].DSN(Database),
+		"SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(Database))
 }
 
 // Command prepares a binary of the fleet to run outside supervision, with

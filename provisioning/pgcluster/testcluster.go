@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -83,21 +84,27 @@ func (w testWriter) Write(p []byte) (int, error) {
 // on its own loopback address, and stops it when the test ends.
 func StartTestPrimary(t testing.TB) *Cluster {
 	t.Helper()
-	return startTest(t, "primary", TestDir(t), func(ctx context.Context, c *Cluster) error { return c.Init(ctx) })
+	return startTest(t, "primary", TestDir(t), nil, func(ctx context.Context, c *Cluster) error { return c.Init(ctx) })
 }
 
 // StartTestReplica starts a hot standby of primary for a test, streaming
 // from a replication slot named after it, and stops it when the test ends.
 func StartTestReplica(t testing.TB, primary *Cluster, name string) *Cluster {
 	t.Helper()
+	return StartTestReplicaWith(t, primary, name, nil)
+}
+
+// StartTestReplicaWith is StartTestReplica with extra Postgres settings.
+func StartTestReplicaWith(t testing.TB, primary *Cluster, name string, settings map[string]string) *Cluster {
+	t.Helper()
 	dir := filepath.Join(filepath.Dir(primary.cfg.Dir), name)
-	return startTest(t, name, dir, func(ctx context.Context, c *Cluster) error {
+	return startTest(t, name, dir, settings, func(ctx context.Context, c *Cluster) error {
 		c.cfg.Password = primary.cfg.Password
 		return c.BaseBackup(ctx, primary, "slot_"+hex.EncodeToString([]byte(name)))
 	})
 }
 
-func startTest(t testing.TB, name, dir string, create func(context.Context, *Cluster) error) *Cluster {
+func startTest(t testing.TB, name, dir string, extra map[string]string, create func(context.Context, *Cluster) error) *Cluster {
 	t.Helper()
 	addr, err := FreeLoopback(5432)
 	if err != nil {
@@ -106,9 +113,11 @@ func startTest(t testing.TB, name, dir string, create func(context.Context, *Clu
 	if filepath.Base(dir) != name {
 		dir = filepath.Join(dir, name)
 	}
+	settings := maps.Clone(TestSettings)
+	maps.Copy(settings, extra)
 	c, err := New(Config{
 		Name: name, Dir: dir, Addr: addr, Port: 5432,
-		Password: RandomSecret(12), Settings: TestSettings,
+		Password: RandomSecret(12), Settings: settings,
 	}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

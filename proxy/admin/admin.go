@@ -1,7 +1,8 @@
-// Package admin is the proxy's admin listener: health, and the sealed
-// segments of its access log, listed and served to the mapreduce job behind
-// a bearer token. It is not internal so that the mapreduce job's tests pull
-// real segments through the real API.
+// Package admin is the proxy's admin listener: liveness and readiness for
+// load balancers, Prometheus metrics, and the sealed segments of its access
+// log, listed, served and acknowledged for the mapreduce job. Everything but
+// /healthz and /readyz needs the bearer token. It is not internal so that
+// the mapreduce job's tests pull real segments through the real API.
 package admin
 
 import (
@@ -16,14 +17,26 @@ import (
 	"shortfleet/logfmt"
 )
 
+// Segments is the access log's index, as the writer keeps it.
+type Segments interface {
+	Pending() []logfmt.Entry
+	MarkIngested(names []string) error
+}
+
 // Config configures the admin handler.
 type Config struct {
 	// Proxy is this proxy's id.
 	Proxy string
 	// LogDir is the access log folder.
 	LogDir string
-	// Token guards the segment endpoints; it must not be empty.
+	// Token guards everything but health; it must not be empty.
 	Token string
+	// Segments is the log writer's index.
+	Segments Segments
+	// Ready reports readiness and why not; nil is always ready.
+	Ready func() (bool, string)
+	// Metrics serves /metrics; nil serves nothing there.
+	Metrics http.Handler
 }
 
 // Listing is the answer to GET /segments.
@@ -32,27 +45,64 @@ type Listing struct {
 	Segments []logfmt.Entry `json:"segments"`
 }
 
+// Ack is the body of POST /segments/ingested.
+type Ack struct {
+	Names []string `json:"names"`
+}
+
 // Handler returns the admin HTTP handler.
 func Handler(cfg Config, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	auth := func(h http.HandlerFunc) http.Handler { return requireToken(cfg.Token, h) }
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /segments", requireToken(cfg.Token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entries, err := logfmt.ReadManifest(cfg.LogDir)
-		if err != nil {
-			logger.Error("read manifest", "err", err)
-			http.Error(w, "manifest unreadable", http.StatusInternalServerError)
-			return
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if cfg.Ready != nil {
+			if ok, why := cfg.Ready(); !ok {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write([]byte("not ready: " + why + "\n"))
+				return
+			}
+		}
+		w.Write([]byte("ready\n"))
+	})
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", requireToken(cfg.Token, cfg.Metrics))
+	}
+	mux.Handle("GET /segments", auth(func(w http.ResponseWriter, r *http.Request) {
+		var entries []logfmt.Entry
+		if r.URL.Query().Get("all") != "" {
+			var err error
+			if entries, err = logfmt.ReadManifest(cfg.LogDir); err != nil {
+				logger.Error("read manifest", "err", err)
+				http.Error(w, "manifest unreadable", http.StatusInternalServerError)
+				return
+			}
+		} else {
+			entries = cfg.Segments.Pending()
 		}
 		if entries == nil {
 			entries = []logfmt.Entry{}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(Listing{Proxy: cfg.Proxy, Segments: entries})
-	})))
-	mux.Handle("GET /segments/{name}", requireToken(cfg.Token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("POST /segments/ingested", auth(func(w http.ResponseWriter, r *http.Request) {
+		var ack Ack
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&ack); err != nil {
+			http.Error(w, "body must be {\"names\": [...]}", http.StatusBadRequest)
+			return
+		}
+		if err := cfg.Segments.MarkIngested(ack.Names); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	mux.Handle("GET /segments/{name}", auth(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !logfmt.ValidSegmentName(name) {
 			http.Error(w, "not a segment name", http.StatusBadRequest)
@@ -76,11 +126,12 @@ func Handler(cfg Config, logger *slog.Logger) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
 		http.ServeContent(w, r, name, st.ModTime(), f)
-	})))
+	}))
 	return mux
 }
 
-// requireToken refuses requests without the bearer token.
+// requireToken refuses requests without the bearer token, comparing in
+// constant time.
 func requireToken(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,29 +11,36 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"shortfleet/logfmt"
 )
 
-func TestSegmentAPI(t *testing.T) {
+func TestAdmin(t *testing.T) {
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	w, err := logfmt.NewWriter(logfmt.WriterConfig{Dir: dir, Proxy: "proxy-07"}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Append(&logfmt.Record{Time: 1, Status: 302, LinkID: 9})
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	defer w.Close()
+	for i := range 2 {
+		w.Append(&logfmt.Record{Time: int64(i + 1), Status: 302, LinkID: 9})
+		w.Rotate()
 	}
-	// A segment being written is not listed nor served.
+	// A segment being written is neither listed nor served.
 	os.WriteFile(filepath.Join(dir, "20261122T000000.000000000Z.arrows.open"), []byte("partial"), 0o644)
-	srv := httptest.NewServer(Handler(Config{Proxy: "proxy-07", LogDir: dir, Token: "s3cret"}, logger))
+	ready, why := true, ""
+	srv := httptest.NewServer(Handler(Config{
+		Proxy: "proxy-07", LogDir: dir, Token: "s3cret", Segments: w,
+		Ready:   func() (bool, string) { return ready, why },
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("m 1\n")) }),
+	}, logger))
 	defer srv.Close()
 
-	get := func(path, token string) (*http.Response, []byte) {
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	do := func(method, path, token, body string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -41,45 +49,76 @@ func TestSegmentAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, body
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
 	}
 
-	if resp, _ := get("/healthz", ""); resp.StatusCode != 200 {
+	if resp, _ := do("GET", "/healthz", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)
 	}
+	if resp, body := do("GET", "/readyz", "", ""); resp.StatusCode != 200 || string(body) != "ready\n" {
+		t.Fatalf("readyz: %d %s", resp.StatusCode, body)
+	}
+	ready, why = false, "replica lags 12s, bound 10s"
+	if resp, body := do("GET", "/readyz", "", ""); resp.StatusCode != 503 || !strings.Contains(string(body), why) {
+		t.Fatalf("readyz when not ready: %d %s", resp.StatusCode, body)
+	}
 	for _, tok := range []string{"", "wrong", "s3cre", "s3cret2"} {
-		for _, p := range []string{"/segments", "/segments/x"} {
-			if resp, _ := get(p, tok); resp.StatusCode != 401 {
+		for _, p := range []string{"GET /segments", "GET /segments/x", "GET /metrics", "POST /segments/ingested"} {
+			method, path, _ := strings.Cut(p, " ")
+			if resp, _ := do(method, path, tok, "{}"); resp.StatusCode != 401 {
 				t.Fatalf("%s with token %q: %d, want 401", p, tok, resp.StatusCode)
 			}
 		}
 	}
-	resp, body := get("/segments", "s3cret")
-	var l Listing
-	if err := json.Unmarshal(body, &l); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("listing %d %s: %v", resp.StatusCode, body, err)
+	if resp, body := do("GET", "/metrics", "s3cret", ""); resp.StatusCode != 200 || string(body) != "m 1\n" {
+		t.Fatalf("metrics: %d %s", resp.StatusCode, body)
 	}
-	if l.Proxy != "proxy-07" || len(l.Segments) != 1 || l.Segments[0].Rows != 1 {
+	list := func(q string) Listing {
+		resp, body := do("GET", "/segments"+q, "s3cret", "")
+		var l Listing
+		if err := json.Unmarshal(body, &l); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("listing %d %s: %v", resp.StatusCode, body, err)
+		}
+		return l
+	}
+	l := list("")
+	if l.Proxy != "proxy-07" || len(l.Segments) != 2 || l.Segments[0].Rows != 1 {
 		t.Fatalf("listing %+v", l)
 	}
 	e := l.Segments[0]
-	resp, body = get("/segments/"+e.Name, "s3cret")
+	resp, body := do("GET", "/segments/"+e.Name, "s3cret", "")
 	sum := sha256.Sum256(body)
 	if resp.StatusCode != 200 || int64(len(body)) != e.Bytes || hex.EncodeToString(sum[:]) != e.SHA256 {
 		t.Fatalf("download: %d, %d bytes, sha %x; manifest %+v", resp.StatusCode, len(body), sum, e)
 	}
+	ack, _ := json.Marshal(Ack{Names: []string{e.Name}})
+	if resp, body := do("POST", "/segments/ingested", "s3cret", string(ack)); resp.StatusCode != 204 {
+		t.Fatalf("ack: %d %s", resp.StatusCode, body)
+	}
+	if l := list(""); len(l.Segments) != 1 || l.Segments[0].Name == e.Name {
+		t.Fatalf("after ack, pending %+v", l.Segments)
+	}
+	if l := list("?all=1"); len(l.Segments) != 2 {
+		t.Fatalf("all segments: %+v", l.Segments)
+	}
+	// An acknowledged segment can still be downloaded (recompute, audits).
+	if resp, b := do("GET", "/segments/"+e.Name, "s3cret", ""); resp.StatusCode != 200 || !bytes.Equal(b, body) {
+		t.Fatalf("download after ack: %d", resp.StatusCode)
+	}
 	for _, tc := range []struct {
-		path   string
-		status int
+		method, path, body string
+		status             int
 	}{
-		{"/segments/20261122T000000.000000000Z.arrows.open", 400},
-		{"/segments/manifest.jsonl", 400},
-		{"/segments/..%2f..%2fetc%2fpasswd", 400},
-		{"/segments/20991122T000000.000000000Z.arrows", 404},
+		{"GET", "/segments/20261122T000000.000000000Z.arrows.open", "", 400},
+		{"GET", "/segments/manifest.jsonl", "", 400},
+		{"GET", "/segments/..%2f..%2fetc%2fpasswd", "", 400},
+		{"GET", "/segments/20991122T000000.000000000Z.arrows", "", 404},
+		{"POST", "/segments/ingested", `{"names":["../x"]}`, 400},
+		{"POST", "/segments/ingested", `not json`, 400},
 	} {
-		if resp, _ := get(tc.path, "s3cret"); resp.StatusCode != tc.status {
-			t.Errorf("%s: %d, want %d", tc.path, resp.StatusCode, tc.status)
+		if resp, _ := do(tc.method, tc.path, "s3cret", tc.body); resp.StatusCode != tc.status {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
 		}
 	}
 }

@@ -112,10 +112,13 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, LockKey)
 	}()
 
-	pending, err := j.pending(ctx, conn.Conn(), &res)
+	pending, known, err := j.pending(ctx, conn.Conn(), &res)
 	if err != nil {
 		return res, err
 	}
+	// Segments the ledger has that a proxy still lists (an earlier
+	// acknowledgement was lost) are acknowledged again.
+	defer func() { j.acknowledge(ctx, known) }()
 	if len(pending) == 0 {
 		return res, nil
 	}
@@ -127,12 +130,42 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 	if err := j.commit(ctx, conn.Conn(), done, reduced, &res); err != nil {
 		return res, err
 	}
+	known = append(known, done...)
 	return res, nil
 }
 
-// pending lists every proxy's sealed segments and keeps those the ledger
-// lacks.
-func (j *Job) pending(ctx context.Context, conn *pgx.Conn, res *Result) ([]*segment, error) {
+// acknowledge tells each proxy which of its segments are in the ledger, so
+// it stops listing them as pending. A failure only means they are listed,
+// and skipped, again next run.
+func (j *Job) acknowledge(ctx context.Context, segs []*segment) {
+	byProxy := map[string][]string{}
+	for _, s := range segs {
+		byProxy[s.proxyURL] = append(byProxy[s.proxyURL], s.entry.Name)
+	}
+	for u, names := range byProxy {
+		body, _ := json.Marshal(map[string][]string{"names": names})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(u, "/")+"/segments/ingested", bytes.NewReader(body))
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Authorization", "Bearer "+j.cfg.Token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := j.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				err = fmt.Errorf("status %s", resp.Status)
+			}
+		}
+		if err != nil {
+			j.logger.Warn("acknowledging ingested segments failed; they will be listed again", "proxy", u, "segments", len(names), "err", err)
+		}
+	}
+}
+
+// pending lists every proxy's pending segments and returns those the
+// ledger lacks, and those it has (known).
+func (j *Job) pending(ctx context.Context, conn *pgx.Conn, res *Result) (pending, known []*segment, err error) {
 	var (
 		mu  sync.Mutex
 		all []*segment
@@ -157,7 +190,7 @@ func (j *Job) pending(ctx context.Context, conn *pgx.Conn, res *Result) ([]*segm
 	}
 	_ = g.Wait()
 	if len(all) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	proxies := make([]string, len(all))
 	names := make([]string, len(all))
@@ -167,22 +200,23 @@ func (j *Job) pending(ctx context.Context, conn *pgx.Conn, res *Result) ([]*segm
 	rows, err := conn.Query(ctx, `SELECT s.proxy, s.name FROM ingested_segments s
 		JOIN unnest($1::text[], $2::text[]) AS l(proxy, name) USING (proxy, name)`, proxies, names)
 	if err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
+		return nil, nil, fmt.Errorf("read ledger: %w", err)
 	}
 	seen := map[[2]string]bool{}
 	for rows.Next() {
 		var p, n string
 		if err := rows.Scan(&p, &n); err != nil {
-			return nil, fmt.Errorf("read ledger: %w", err)
+			return nil, nil, fmt.Errorf("read ledger: %w", err)
 		}
 		seen[[2]string{p, n}] = true
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
+		return nil, nil, fmt.Errorf("read ledger: %w", err)
 	}
-	var pending []*segment
 	for _, s := range all {
-		if !seen[[2]string{s.proxy, s.entry.Name}] {
+		if seen[[2]string{s.proxy, s.entry.Name}] {
+			known = append(known, s)
+		} else {
 			pending = append(pending, s)
 		}
 	}
@@ -192,7 +226,7 @@ func (j *Job) pending(ctx context.Context, conn *pgx.Conn, res *Result) ([]*segm
 		}
 		return pending[a].entry.Name < pending[b].entry.Name
 	})
-	return pending, nil
+	return pending, known, nil
 }
 
 // listing is a proxy's answer to GET /segments.

@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,37 +23,40 @@ const token = "job-test-token"
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// proxyLogs is one proxy's log folder served through the real admin API.
+// proxyLogs is one proxy's log writer served through the real admin API.
 type proxyLogs struct {
 	id  string
 	dir string
+	w   *logfmt.Writer
 	srv *httptest.Server
 }
 
 func newProxyLogs(t *testing.T, id string) *proxyLogs {
 	p := &proxyLogs{id: id, dir: t.TempDir()}
-	p.srv = httptest.NewServer(admin.Handler(admin.Config{Proxy: id, LogDir: p.dir, Token: token}, quiet))
-	t.Cleanup(p.srv.Close)
+	var err error
+	if p.w, err = logfmt.NewWriter(logfmt.WriterConfig{Dir: p.dir, Proxy: id}, quiet); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.w.Close() })
+	p.srv = p.serve()
 	return p
+}
+
+func (p *proxyLogs) serve() *httptest.Server {
+	return httptest.NewServer(admin.Handler(admin.Config{Proxy: p.id, LogDir: p.dir, Token: token, Segments: p.w}, quiet))
 }
 
 // write seals one segment of records and adds what it holds to want.
 func (p *proxyLogs) write(t *testing.T, want Counts, recs ...logfmt.Record) {
 	t.Helper()
-	w, err := logfmt.NewWriter(logfmt.WriterConfig{Dir: p.dir, Proxy: p.id}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i := range recs {
-		w.Append(&recs[i])
+		p.w.Append(&recs[i])
 		if recs[i].LinkID > 0 && logfmt.IsRedirect(recs[i].Status) {
 			h := time.Unix(0, recs[i].Time).UTC().Truncate(time.Hour).Unix()
 			want[Key{recs[i].LinkID, h}]++
 		}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	p.w.Rotate()
 }
 
 func setupDB(t *testing.T) *pgxpool.Pool {
@@ -137,6 +141,33 @@ func TestRunExactlyOnce(t *testing.T) {
 	if ledger != 4 {
 		t.Fatalf("%d ledger rows, want 4", ledger)
 	}
+	// Every ingested segment was acknowledged: nothing is pending.
+	if n := len(a.w.Pending()) + len(b.w.Pending()); n != 0 {
+		t.Fatalf("%d segments still pending after ingest", n)
+	}
+}
+
+// TestLostAcknowledgement: a segment in the ledger that a proxy still lists
+// (its acknowledgement was lost) is skipped and acknowledged again.
+func TestLostAcknowledgement(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	a := newProxyLogs(t, "proxy-a")
+	want := Counts{}
+	a.write(t, want, clicks(3, 1, t0)...)
+	e := a.w.Pending()[0]
+	sum, _ := hex.DecodeString(e.SHA256)
+	db.Exec(ctx, `INSERT INTO ingested_segments (proxy, name, sha256, rows, bytes) VALUES ('proxy-a', $1, $2, $3, $4)`, e.Name, sum, e.Rows, e.Bytes)
+	j := New(Config{Proxies: []string{a.srv.URL}, Token: token}, quiet, db)
+	if res, err := j.Run(ctx); err != nil || res.Segments != 0 {
+		t.Fatalf("run: %+v, %v", res, err)
+	}
+	if len(a.w.Pending()) != 0 {
+		t.Fatal("known segment not acknowledged again")
+	}
+	if got := stored(t, db); len(got) != 0 {
+		t.Fatalf("a ledger segment was counted: %v", got)
+	}
 }
 
 func TestRunLocked(t *testing.T) {
@@ -174,7 +205,7 @@ func TestProxyDownCaughtUp(t *testing.T) {
 	if err != nil || res.Segments != 1 || len(res.ProxiesDown) != 1 {
 		t.Fatalf("run with proxy-b down: %+v, %v", res, err)
 	}
-	b2 := httptest.NewServer(admin.Handler(admin.Config{Proxy: "proxy-b", LogDir: b.dir, Token: token}, quiet))
+	b2 := b.serve()
 	defer b2.Close()
 	j = New(Config{Proxies: []string{a.srv.URL, b2.URL}, Token: token}, quiet, db)
 	if res, err := j.Run(ctx); err != nil || res.Segments != 1 || res.Clicks != 6 {
@@ -189,6 +220,7 @@ func TestCorruptSegmentSkipped(t *testing.T) {
 	ctx := context.Background()
 	db := setupDB(t)
 	a := newProxyLogs(t, "proxy-a")
+	defer a.srv.Close()
 	want := Counts{}
 	a.write(t, Counts{}, clicks(9, 1, t0)...) // corrupted below: not wanted
 	a.write(t, want, clicks(2, 2, t0)...)

@@ -138,6 +138,7 @@ type Resolver struct {
 	replicaOK  atomic.Bool
 	lastPoll   atomic.Int64 // unix ns of the last successful replica poll
 	loaded     atomic.Bool  // alias map and feed position loaded
+	polled     atomic.Bool  // a poll of either database has succeeded
 	replicaErr atomic.Pointer[string]
 
 	feed feedState // poller only
@@ -145,8 +146,8 @@ type Resolver struct {
 	sf         singleflight.Group
 	primarySem chan struct{}
 
-	hits, replicaLookups, primaryAsks, primaryErrors, misses   atomic.Uint64
-	evictions, conflictRetries, replicaErrors, windowRejections atomic.Uint64
+	hits, cacheMisses, replicaLookups, primaryAsks, primaryErrors, misses atomic.Uint64
+	evictions, conflictRetries, replicaErrors, windowRejections           atomic.Uint64
 }
 
 // New returns a Resolver; Run must be running for it to follow the replica.
@@ -186,6 +187,7 @@ func (r *Resolver) Resolve(ctx context.Context, id int64) (Entry, Outcome, error
 	if e, ok := r.Cached(id); ok {
 		return e, Hit, nil
 	}
+	r.cacheMisses.Add(1)
 	type result struct {
 		e   Entry
 		out Outcome
@@ -256,9 +258,11 @@ func (r *Resolver) lookup(ctx context.Context, id int64) (Entry, Outcome, error)
 
 // isConflict reports a query the standby cancelled for a conflict with
 // recovery (for example while a migration's lock replays): it is retried.
+// Postgres reports these as serialization failures (40001), or as a
+// deadlock (40P01) when replay waited on a lock the query held.
 func isConflict(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "40001"
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
 func (r *Resolver) replicaLookup(ctx context.Context, id int64) (Entry, error) {
@@ -345,6 +349,10 @@ func (r *Resolver) Ready() (bool, string) {
 	return true, "ok"
 }
 
+// Polled reports whether any poll has succeeded: before it, the watermark
+// is unknown and the proxy must not answer.
+func (r *Resolver) Polled() bool { return r.polled.Load() }
+
 // LagNS is the replica's replay lag at the last poll, -1 if unknown.
 func (r *Resolver) LagNS() int64 { return r.lagNS.Load() }
 
@@ -353,11 +361,11 @@ func (r *Resolver) Watermark() int64 { return r.watermark.Load() }
 
 // Stats are the resolver's counters.
 type Stats struct {
-	Hits, ReplicaLookups, PrimaryAsks, PrimaryErrors, Misses     uint64
-	Evictions, ConflictRetries, ReplicaErrors, WindowRejections uint64
-	CacheEntries                                                int
-	CacheBytes                                                  uint64
-	Aliases                                                     int
+	Hits, CacheMisses, ReplicaLookups, PrimaryAsks, PrimaryErrors, Misses uint64
+	Evictions, ConflictRetries, ReplicaErrors, WindowRejections           uint64
+	CacheEntries                                                          int
+	CacheBytes                                                            uint64
+	Aliases                                                               int
 }
 
 // Stats returns the counters.
@@ -366,10 +374,10 @@ func (r *Resolver) Stats() Stats {
 	n := len(r.aliases)
 	r.aliasMu.RUnlock()
 	return Stats{
-		Hits: r.hits.Load(), ReplicaLookups: r.replicaLookups.Load(), PrimaryAsks: r.primaryAsks.Load(),
+		Hits: r.hits.Load(), CacheMisses: r.cacheMisses.Load(), ReplicaLookups: r.replicaLookups.Load(), PrimaryAsks: r.primaryAsks.Load(),
 		PrimaryErrors: r.primaryErrors.Load(), Misses: r.misses.Load(), Evictions: r.evictions.Load(),
 		ConflictRetries: r.conflictRetries.Load(), ReplicaErrors: r.replicaErrors.Load(),
 		WindowRejections: r.windowRejections.Load(),
-		CacheEntries: r.cache.EstimatedSize(), CacheBytes: r.cache.WeightedSize(), Aliases: n,
+		CacheEntries:     r.cache.EstimatedSize(), CacheBytes: r.cache.WeightedSize(), Aliases: n,
 	}
 }

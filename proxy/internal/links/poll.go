@@ -47,17 +47,25 @@ func (r *Resolver) Poll(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	err := r.poll(ctx, r.replica, true)
+	for attempt := 1; attempt < 4 && isConflict(err); attempt++ {
+		r.conflictRetries.Add(1)
+		time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
+		err = r.poll(ctx, r.replica, true)
+	}
 	if err == nil {
 		if !r.replicaOK.Swap(true) {
 			r.logger.Info("replica reachable", "watermark", r.watermark.Load())
 		}
 		r.lastPoll.Store(time.Now().UnixNano())
+		r.polled.Store(true)
 		return
 	}
 	r.setReplicaDown(err)
 	if r.primary != nil {
 		if perr := r.poll(ctx, r.primary, false); perr != nil {
 			r.logger.Debug("primary poll failed too", "err", perr)
+		} else {
+			r.polled.Store(true)
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/pires/go-proxyproto"
 	"github.com/valyala/fasthttp"
 
 	"shortfleet/logfmt"
@@ -143,13 +144,29 @@ func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) (netip.Addr, uint16) {
 	return addr, 0
 }
 
-func (s *Server) trusted(a netip.Addr) bool {
-	for _, p := range s.cfg.TrustedProxies {
+func (s *Server) trusted(a netip.Addr) bool { return inPrefixes(s.cfg.TrustedProxies, a) }
+
+func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return false
+}
+
+// ProxyProtocolListener accepts the PROXY protocol (v1 and v2) from trusted
+// load balancers, so the client address the proxy logs is the client's. A
+// stranger's connection is passed through untouched: a PROXY header from it
+// is not believed, and fasthttp answers it 400.
+func ProxyProtocolListener(ln net.Listener, trusted []netip.Prefix) net.Listener {
+	return &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 5 * time.Second,
+		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+			if a, ok := o.Upstream.(*net.TCPAddr); ok && inPrefixes(trusted, a.AddrPort().Addr().Unmap()) {
+				return proxyproto.USE, nil
+			}
+			return proxyproto.SKIP, nil
+		}}
 }
 
 func trimSpace(b []byte) []byte {

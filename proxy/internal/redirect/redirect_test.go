@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,29 +22,46 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/pgcluster"
+	"shortfleet/proxy/internal/links"
 	"shortfleet/sql/codes"
 )
 
 var testKey = []byte("redirect-test-key-0123")
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 type env struct {
-	ln      *fasthttputil.InmemoryListener
-	logw    *logfmt.Writer
-	logDir  string
-	codec   *codes.Codec
-	replica *pgcluster.Cluster
-	ids     map[string]int64
+	t        *testing.T
+	ln       *fasthttputil.InmemoryListener
+	srv      *Server
+	logw     *logfmt.Writer
+	logDir   string
+	codec    *codes.Codec
+	primary  *pgcluster.Cluster
+	pdb      *pgxpool.Pool
+	replica  *pgcluster.Cluster
+	resolver *links.Resolver
+	ids      map[string]int64
+	user     int64
+}
+
+type setupOpts struct {
+	replicaSettings map[string]string
+	cacheBytes      int64
+	trusted         []netip.Prefix
 }
 
 // setup starts a primary and a streaming replica, creates links on the
 // primary, waits for the replica to replay them, and serves the handler on
-// an in-memory listener reading the replica.
-func setup(t *testing.T) *env {
+// an in-memory listener, resolving through the replica (and the primary).
+func setup(t *testing.T, o setupOpts) *env {
 	t.Helper()
 	ctx := context.Background()
-	primary, conn := pgcluster.StartTestDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ids := map[string]int64{}
+	primary, pdb := pgcluster.StartTestDatabase(t)
+	e := &env{t: t, primary: primary, pdb: pdb, ids: map[string]int64{}}
+	if err := pdb.QueryRow(ctx, `INSERT INTO users (email, password_hash) VALUES ('t@example.com', 'x') RETURNING id`).Scan(&e.user); err != nil {
+		t.Fatal(err)
+	}
 	for _, l := range []struct {
 		name, target string
 		typ          int
@@ -53,74 +73,146 @@ func setup(t *testing.T) *env {
 		{"308", "https://example.com/perm8", 308, false},
 		{"disabled", "https://example.com/gone", 302, true},
 	} {
-		var id int64
-		err := conn.QueryRow(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id)
-			INSERT INTO links (user_id, target, redirect_type, disabled) SELECT id, $2, $3, $4 FROM u RETURNING id`,
-			l.name+"@example.com", l.target, l.typ, l.disabled).Scan(&id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[l.name] = id
+		e.ids[l.name] = e.createLink(l.target, l.typ, l.disabled)
 	}
-	replica := pgcluster.StartTestReplica(t, primary, "replica")
-	lsn, _ := primary.CurrentLSN(ctx)
-	if err := replica.WaitReplay(ctx, lsn); err != nil {
+	// A rolled-back creation leaves a gap: an id below the watermark that
+	// never existed.
+	tx, _ := pdb.Begin(ctx)
+	var gap int64
+	tx.QueryRow(ctx, `INSERT INTO links (user_id, target) VALUES ($1, 'https://x.example/') RETURNING id`, e.user).Scan(&gap)
+	tx.Rollback(ctx)
+	e.ids["gap"] = gap
+	e.ids["after-gap"] = e.createLink("https://example.com/after", 302, false)
+	if _, err := pdb.Exec(ctx, `INSERT INTO aliases (alias, link_id) VALUES ('spring-sale', $1)`, e.ids["307"]); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, replica.DSN("shortfleet"))
+	e.replica = pgcluster.StartTestReplicaWith(t, primary, "replica", o.replicaSettings)
+	e.waitReplay()
+	rdb, err := pgxpool.New(ctx, e.replica.DSN("shortfleet"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(pool.Close)
-	dir := t.TempDir()
-	logw, err := logfmt.NewWriter(logfmt.WriterConfig{Dir: dir, Proxy: "proxy-t"}, logger)
+	t.Cleanup(rdb.Close)
+	e.resolver, err = links.New(links.Config{CacheBytes: o.cacheBytes, PollInterval: 20 * time.Millisecond}, quiet, rdb, pdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	codec, _ := codes.New(testKey)
-	s := New(Config{LookupTimeout: 2 * time.Second}, logger, codec, pool, logw)
-	ln := fasthttputil.NewInmemoryListener()
-	srv := &fasthttp.Server{Handler: s.Handle}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(); logw.Close() })
-	return &env{ln: ln, logw: logw, logDir: dir, codec: codec, replica: replica, ids: ids}
+	e.resolver.Poll(ctx)
+	if !e.resolver.Polled() {
+		t.Fatal("first poll failed")
+	}
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { e.resolver.Run(pctx); close(done) }()
+	e.logDir = t.TempDir()
+	e.logw, err = logfmt.NewWriter(logfmt.WriterConfig{Dir: e.logDir, Proxy: "proxy-t"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.codec, _ = codes.New(testKey)
+	e.srv = New(Config{TrustedProxies: o.trusted}, quiet, e.codec, e.resolver, e.logw)
+	e.ln = fasthttputil.NewInmemoryListener()
+	fs := &fasthttp.Server{Handler: e.srv.Handle, NoDefaultContentType: true}
+	go fs.Serve(e.ln)
+	t.Cleanup(func() { fs.Shutdown(); e.logw.Close(); stop(); <-done })
+	return e
 }
 
-func (e *env) code(t *testing.T, name string) string {
-	c, err := e.codec.Encode(e.ids[name])
+func (e *env) createLink(target string, typ int, disabled bool) int64 {
+	e.t.Helper()
+	var id int64
+	err := e.pdb.QueryRow(context.Background(), `INSERT INTO links (user_id, target, redirect_type, disabled)
+		VALUES ($1, $2, $3, $4) RETURNING id`, e.user, target, typ, disabled).Scan(&id)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+func (e *env) waitReplay() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lsn, err := e.primary.CurrentLSN(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.replica.WaitReplay(ctx, lsn); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) code(id int64) string {
+	c, err := e.codec.Encode(id)
+	if err != nil {
+		e.t.Fatal(err)
 	}
 	return c
 }
 
-// raw sends a raw HTTP request and returns the response.
-func (e *env) raw(t *testing.T, req string) *fasthttp.Response {
-	t.Helper()
+// raw sends a raw HTTP request from 198.51.100.7:54321 and returns the
+// response.
+func (e *env) raw(req string) *fasthttp.Response {
+	e.t.Helper()
 	c, err := e.ln.DialWithLocalAddr(&net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 54321})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	defer c.Close()
 	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	resp := &fasthttp.Response{}
-	if strings.HasPrefix(req, "HEAD") {
-		resp.SkipBody = true
-	}
+	resp.SkipBody = strings.HasPrefix(req, "HEAD")
 	if err := resp.Read(bufio.NewReader(c)); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	return resp
 }
 
-func get(method, path string, headers ...string) string {
+func (e *env) get(path string) *fasthttp.Response { return e.raw(req("GET", path)) }
+
+func req(method, path string, headers ...string) string {
 	return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: sho.rt\r\n%s\r\n", method, path, strings.Join(headers, ""))
 }
 
+// records closes the log and returns every record written.
+func (e *env) records() []logfmt.Row {
+	e.t.Helper()
+	if err := e.logw.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	entries, err := logfmt.ReadManifest(e.logDir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var rows []logfmt.Row
+	for _, en := range entries {
+		f, _ := os.Open(filepath.Join(e.logDir, en.Name))
+		r, err := logfmt.ReadAll(f)
+		f.Close()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rows = append(rows, r...)
+	}
+	return rows
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
 func TestRedirects(t *testing.T) {
-	e := setup(t)
+	e := setup(t, setupOpts{})
 	for _, tc := range []struct {
 		name, req    string
 		status       int
@@ -128,65 +220,65 @@ func TestRedirects(t *testing.T) {
 		cacheControl string
 		body         string
 	}{
-		{"302", get("GET", "/"+e.code(t, "302")), 302, "https://example.com/a?b=c", "private, no-store", ""},
-		{"301", get("GET", "/"+e.code(t, "301")), 301, "https://example.com/perm", "public, max-age=86400", ""},
-		{"307", get("GET", "/"+e.code(t, "307")), 307, "https://example.com/temp", "private, no-store", ""},
-		{"308", get("GET", "/"+e.code(t, "308")), 308, "https://example.com/perm8", "public, max-age=86400", ""},
-		{"HEAD", get("HEAD", "/"+e.code(t, "302")), 302, "https://example.com/a?b=c", "private, no-store", ""},
-		{"query kept out", get("GET", "/"+e.code(t, "302")+"?utm=x"), 302, "https://example.com/a?b=c", "private, no-store", ""},
-		{"disabled", get("GET", "/"+e.code(t, "disabled")), 410, "", "", "disabled"},
-		{"unknown id", get("GET", "/0000001"), 404, "", "", "no such link"},
-		{"not a code", get("GET", "/hello"), 404, "", "", "no such link"},
-		{"root", get("GET", "/"), 404, "", "", "no such link"},
-		{"nested", get("GET", "/"+e.code(t, "302")+"/x"), 404, "", "", "no such link"},
-		{"POST", get("POST", "/"+e.code(t, "302"), "Content-Length: 0\r\n"), 405, "", "", "method not allowed"},
+		{"302", req("GET", "/"+e.code(e.ids["302"])), 302, "https://example.com/a?b=c", "private, no-store", ""},
+		{"301", req("GET", "/"+e.code(e.ids["301"])), 301, "https://example.com/perm", "public, max-age=86400", ""},
+		{"307", req("GET", "/"+e.code(e.ids["307"])), 307, "https://example.com/temp", "private, no-store", ""},
+		{"308", req("GET", "/"+e.code(e.ids["308"])), 308, "https://example.com/perm8", "public, max-age=86400", ""},
+		{"alias", req("GET", "/spring-sale"), 307, "https://example.com/temp", "private, no-store", ""},
+		{"HEAD", req("HEAD", "/"+e.code(e.ids["302"])), 302, "https://example.com/a?b=c", "private, no-store", ""},
+		{"query ignored", req("GET", "/"+e.code(e.ids["302"])+"?utm=x"), 302, "https://example.com/a?b=c", "private, no-store", ""},
+		{"disabled", req("GET", "/"+e.code(e.ids["disabled"])), 410, "", "no-store", "<h1>Link disabled</h1>"},
+		{"unknown id below the watermark", req("GET", "/"+e.code(e.ids["gap"])), 404, "", "no-store", "<h1>Not found</h1>"},
+		{"unknown alias", req("GET", "/no-such-alias"), 404, "", "no-store", "<h1>Not found</h1>"},
+		{"not a code", req("GET", "/a.b"), 404, "", "no-store", "<h1>Not found</h1>"},
+		{"root", req("GET", "/"), 404, "", "no-store", "<h1>Not found</h1>"},
+		{"nested", req("GET", "/"+e.code(e.ids["302"])+"/x"), 404, "", "no-store", "<h1>Not found</h1>"},
+		{"POST", req("POST", "/"+e.code(e.ids["302"]), "Content-Length: 0\r\n"), 405, "", "no-store", "Method not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := e.raw(t, tc.req)
-			if resp.StatusCode() != tc.status {
-				t.Fatalf("status %d, want %d", resp.StatusCode(), tc.status)
-			}
-			if got := string(resp.Header.Peek("Location")); got != tc.location {
-				t.Fatalf("Location %q, want %q", got, tc.location)
-			}
-			if got := string(resp.Header.Peek("Cache-Control")); got != tc.cacheControl {
-				t.Fatalf("Cache-Control %q, want %q", got, tc.cacheControl)
-			}
-			if !strings.Contains(string(resp.Body()), tc.body) {
-				t.Fatalf("body %q lacks %q", resp.Body(), tc.body)
+			for round := range 2 { // uncached, then cached
+				resp := e.raw(tc.req)
+				if resp.StatusCode() != tc.status {
+					t.Fatalf("round %d: status %d, want %d", round, resp.StatusCode(), tc.status)
+				}
+				if got := string(resp.Header.Peek("Location")); got != tc.location {
+					t.Fatalf("round %d: Location %q, want %q", round, got, tc.location)
+				}
+				if got := string(resp.Header.Peek("Cache-Control")); got != tc.cacheControl {
+					t.Fatalf("round %d: Cache-Control %q, want %q", round, got, tc.cacheControl)
+				}
+				if !strings.Contains(string(resp.Body()), tc.body) {
+					t.Fatalf("round %d: body %q lacks %q", round, resp.Body(), tc.body)
+				}
+				if tc.body != "" && string(resp.Header.ContentType()) != "text/html; charset=utf-8" {
+					t.Fatalf("content type %q", resp.Header.ContentType())
+				}
 			}
 		})
 	}
+	if st := e.resolver.Stats(); st.Hits == 0 || st.PrimaryAsks != 0 {
+		t.Fatalf("resolver stats %+v: want cache hits and no primary asks", st)
+	}
 }
 
-// TestEveryRequestLogged checks that each request answered, 404s and 405s
-// included, becomes one record with what the request carried.
+// TestEveryRequestLogged checks each request answered, 404s and 405s
+// included, becomes one record with what the request carried and where it
+// was answered from.
 func TestEveryRequestLogged(t *testing.T) {
-	e := setup(t)
-	code := e.code(t, "302")
+	e := setup(t, setupOpts{})
+	code := e.code(e.ids["302"])
 	reqs := []string{
-		get("GET", "/"+code+"?utm_source=mail", "User-Agent: TestAgent/1.0\r\n", "Referer: https://news.example/\r\n", "Accept-Language: fr-CH, fr;q=0.9\r\n", "X-Bad: \xff\r\n"),
-		get("GET", "/nothing"),
-		get("HEAD", "/"+code),
-		get("DELETE", "/"+code),
-		get("GET", "/"+e.code(t, "disabled")),
+		req("GET", "/"+code+"?utm_source=mail", "User-Agent: TestAgent/1.0\r\n", "Referer: https://news.example/\r\n", "Accept-Language: fr-CH, fr;q=0.9\r\n", "X-Bad: \xff\r\n"),
+		req("GET", "/"+code),
+		req("GET", "/nothing.here"),
+		req("HEAD", "/"+code),
+		req("DELETE", "/"+code),
+		req("GET", "/"+e.code(e.ids["disabled"])),
 	}
 	for _, r := range reqs {
-		e.raw(t, r)
+		e.raw(r)
 	}
-	if err := e.logw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := logfmt.ReadManifest(e.logDir)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("manifest %v, %v", entries, err)
-	}
-	f, _ := os.Open(filepath.Join(e.logDir, entries[0].Name))
-	defer f.Close()
-	rows, err := logfmt.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := e.records()
 	if len(rows) != len(reqs) {
 		t.Fatalf("%d records, want %d", len(rows), len(reqs))
 	}
@@ -194,7 +286,8 @@ func TestEveryRequestLogged(t *testing.T) {
 	if r.Status != 302 || r.LinkID != e.ids["302"] || r.Cache != logfmt.CacheReplica || r.Method != "GET" ||
 		r.Path != "/"+code || r.Query != "utm_source=mail" || r.Host != "sho.rt" || r.Proto != "HTTP/1.1" ||
 		r.UserAgent != "TestAgent/1.0" || r.Referrer != "https://news.example/" || r.AcceptLanguage != "fr-CH, fr;q=0.9" ||
-		r.ClientAddr != "198.51.100.7" || r.ClientPort != 54321 || r.Proxy != "proxy-t" || r.LatencyNS <= 0 || r.Time <= 0 {
+		r.ClientAddr != "198.51.100.7" || r.ClientPort != 54321 || r.Proxy != "proxy-t" || r.LatencyNS <= 0 || r.Time <= 0 ||
+		r.ReplicaLagNS < 0 {
 		t.Fatalf("first record %+v", r)
 	}
 	hdrs := map[string]string{}
@@ -208,24 +301,339 @@ func TestEveryRequestLogged(t *testing.T) {
 		status uint16
 		link   int64
 		cache  string
-	}{{302, e.ids["302"], "replica"}, {404, 0, ""}, {302, e.ids["302"], "replica"}, {405, 0, ""}, {410, e.ids["disabled"], "replica"}} {
+	}{{302, e.ids["302"], "replica"}, {302, e.ids["302"], "hit"}, {404, 0, ""}, {302, e.ids["302"], "hit"}, {405, 0, ""}, {410, e.ids["disabled"], "replica"}} {
 		if rows[i].Status != want.status || rows[i].LinkID != want.link || rows[i].Cache != want.cache {
 			t.Errorf("record %d: status %d link %d cache %q, want %+v", i, rows[i].Status, rows[i].LinkID, rows[i].Cache, want)
 		}
 	}
 }
 
-// TestReplicaDown: a code that is not ours never reaches the database; a
-// real code with the replica down is a 503, not a wrong 404.
-func TestReplicaDown(t *testing.T) {
-	e := setup(t)
+// TestReadYourWrites: with the replica's replay paused, a link created on
+// the primary redirects at once, asked of the primary; a missing id below
+// the watermark is a 404 without asking.
+func TestReadYourWrites(t *testing.T) {
+	e := setup(t, setupOpts{})
+	ctx := context.Background()
+	conn, err := e.replica.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
+		t.Fatal(err)
+	}
+	id := e.createLink("https://example.com/fresh", 302, false)
+	if w := e.resolver.Watermark(); w >= id {
+		t.Fatalf("watermark %d already covers the new id %d with replay paused", w, id)
+	}
+	resp := e.get("/" + e.code(id))
+	if resp.StatusCode() != 302 || string(resp.Header.Peek("Location")) != "https://example.com/fresh" {
+		t.Fatalf("fresh link: %d %q", resp.StatusCode(), resp.Header.Peek("Location"))
+	}
+	st := e.resolver.Stats()
+	if st.PrimaryAsks != 1 {
+		t.Fatalf("primary asks %d, want 1", st.PrimaryAsks)
+	}
+	// An id never created, below the watermark: 404 with no primary ask.
+	e.pdb.Exec(ctx, `DELETE FROM links WHERE id = $1`, e.ids["301"])
+	e.resolver.Stats()
+	if resp := e.get("/" + e.code(e.ids["disabled"]+1000)); resp.StatusCode() != 404 {
+		t.Fatalf("far id: %d", resp.StatusCode())
+	}
+	if st2 := e.resolver.Stats(); st2.PrimaryAsks != st.PrimaryAsks+1 {
+		// disabled+1000 is above the watermark and within the window: asked.
+		t.Fatalf("primary asks %d after a window miss, want %d", st2.PrimaryAsks, st.PrimaryAsks+1)
+	}
+	before := e.resolver.Stats().PrimaryAsks
+	if resp := e.get("/" + e.code(1)); resp.StatusCode() != 302 {
+		t.Fatalf("id 1: %d", resp.StatusCode())
+	}
+	if e.resolver.Stats().PrimaryAsks != before {
+		t.Fatal("a link the replica has was asked of the primary")
+	}
+	conn.Exec(ctx, `SELECT pg_wal_replay_resume()`)
+	e.waitReplay()
+	waitFor(t, "watermark", func() bool { return e.resolver.Watermark() >= id })
+}
+
+// TestRandomCodesNeverReachPrimary: 20,000 random valid codes are all 404
+// and not one is asked of the primary.
+func TestRandomCodesNeverReachPrimary(t *testing.T) {
+	e := setup(t, setupOpts{})
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20_000 {
+		if resp := e.get("/" + e.code(1+rng.Int64N(codes.MaxID))); resp.StatusCode() != 404 {
+			t.Fatalf("random code: %d", resp.StatusCode())
+		}
+	}
+	st := e.resolver.Stats()
+	if st.PrimaryAsks != 0 || st.WindowRejections < 19_000 {
+		t.Fatalf("stats %+v: want no primary asks, window rejections for nearly all", st)
+	}
+}
+
+// TestNonCodesTouchNoDatabase: with both databases stopped, anything that
+// is neither a code nor a known alias is still a quick 404.
+func TestNonCodesTouchNoDatabase(t *testing.T) {
+	e := setup(t, setupOpts{})
+	e.get("/" + e.code(e.ids["302"])) // cached
 	if err := e.replica.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if resp := e.raw(t, get("GET", "/not-a-code")); resp.StatusCode() != 404 {
-		t.Fatalf("non-code with replica down: %d, want 404", resp.StatusCode())
+	if err := e.primary.Stop(); err != nil {
+		t.Fatal(err)
 	}
-	if resp := e.raw(t, get("GET", "/"+e.code(t, "302"))); resp.StatusCode() != 503 {
-		t.Fatalf("code with replica down: %d, want 503", resp.StatusCode())
+	before := e.resolver.Stats()
+	for _, p := range []string{"/x", "/favicon.ico", "/robots.txt", "/unknown-alias", "/%00%ff", "/" + strings.Repeat("a", 100)} {
+		if resp := e.get(p); resp.StatusCode() != 404 {
+			t.Fatalf("%s: %d, want 404", p, resp.StatusCode())
+		}
 	}
+	after := e.resolver.Stats()
+	if after.ReplicaLookups != before.ReplicaLookups || after.PrimaryAsks != before.PrimaryAsks {
+		t.Fatalf("a non-code reached a database: %+v -> %+v", before, after)
+	}
+	// No 5xx for a cached link, both databases down.
+	if resp := e.get("/" + e.code(e.ids["302"])); resp.StatusCode() != 302 {
+		t.Fatalf("cached link with databases down: %d", resp.StatusCode())
+	}
+	// An uncached one cannot be answered: 503, not a false 404.
+	resp := e.get("/" + e.code(e.ids["308"]))
+	if resp.StatusCode() != 503 || len(resp.Header.Peek("Retry-After")) == 0 {
+		t.Fatalf("uncached link with databases down: %d", resp.StatusCode())
+	}
+}
+
+// TestTakedownReachesCache: disabling a cached link on the primary makes
+// the proxy answer 410 once the replica replays it and the feed is polled;
+// editing its target changes the Location.
+func TestTakedownReachesCache(t *testing.T) {
+	e := setup(t, setupOpts{})
+	code := e.code(e.ids["302"])
+	if e.get("/"+code).StatusCode() != 302 || e.get("/"+code).StatusCode() != 302 {
+		t.Fatal("not redirecting")
+	}
+	e.pdb.Exec(context.Background(), `UPDATE links SET disabled = true WHERE id = $1`, e.ids["302"])
+	took := waitFor(t, "410 after disable", func() bool { return e.get("/"+code).StatusCode() == 410 })
+	t.Logf("disable to 410: %s", took)
+	e.pdb.Exec(context.Background(), `UPDATE links SET disabled = false, target = 'https://example.org/new' WHERE id = $1`, e.ids["302"])
+	waitFor(t, "new target", func() bool {
+		return string(e.get("/"+code).Header.Peek("Location")) == "https://example.org/new"
+	})
+	// Aliases follow the feed too.
+	e.pdb.Exec(context.Background(), `INSERT INTO aliases (alias, link_id) VALUES ('new_alias', $1)`, e.ids["308"])
+	waitFor(t, "new alias", func() bool { return e.get("/new_alias").StatusCode() == 308 })
+	e.pdb.Exec(context.Background(), `DELETE FROM aliases WHERE alias = 'new_alias'`)
+	waitFor(t, "alias gone", func() bool { return e.get("/new_alias").StatusCode() == 404 })
+	if e.resolver.Stats().Evictions == 0 {
+		t.Fatal("no evictions counted")
+	}
+}
+
+// TestReplicaDown: cached links keep redirecting, misses go to the primary,
+// and readiness says why it is not ready.
+func TestReplicaDown(t *testing.T) {
+	e := setup(t, setupOpts{})
+	cached := e.code(e.ids["302"])
+	e.get("/" + cached)
+	if ok, why := e.resolver.Ready(); !ok {
+		t.Fatalf("not ready before: %s", why)
+	}
+	if err := e.replica.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if resp := e.get("/" + cached); resp.StatusCode() != 302 {
+		t.Fatalf("cached link: %d", resp.StatusCode())
+	}
+	if resp := e.get("/" + e.code(e.ids["301"])); resp.StatusCode() != 301 {
+		t.Fatalf("uncached link with the replica down: %d", resp.StatusCode())
+	}
+	if e.resolver.Stats().PrimaryAsks == 0 {
+		t.Fatal("miss was not asked of the primary")
+	}
+	waitFor(t, "not ready", func() bool { ok, _ := e.resolver.Ready(); return !ok })
+	if _, why := e.resolver.Ready(); !strings.Contains(why, "replica unreachable") {
+		t.Fatalf("readiness reason %q", why)
+	}
+	// A takedown still arrives, through the primary's feed.
+	e.pdb.Exec(context.Background(), `UPDATE links SET disabled = true WHERE id = $1`, e.ids["302"])
+	waitFor(t, "410 with the replica down", func() bool { return e.get("/"+cached).StatusCode() == 410 })
+}
+
+// TestPrimaryDown: everything the replica has keeps working.
+func TestPrimaryDown(t *testing.T) {
+	e := setup(t, setupOpts{})
+	if err := e.primary.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"302", "301", "307", "308"} {
+		if resp := e.get("/" + e.code(e.ids[name])); resp.StatusCode() != int(mustAtoi(name)) {
+			t.Fatalf("%s with the primary down: %d", name, resp.StatusCode())
+		}
+	}
+	if resp := e.get("/spring-sale"); resp.StatusCode() != 307 {
+		t.Fatalf("alias with the primary down: %d", resp.StatusCode())
+	}
+	if ok, why := e.resolver.Ready(); !ok {
+		t.Fatalf("a proxy whose replica is fine is not ready: %s", why)
+	}
+}
+
+func mustAtoi(s string) int {
+	var n int
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// TestRecoveryConflictsRetried runs uncached lookups while the primary
+// takes ACCESS EXCLUSIVE locks on links, as a migration does, on a replica
+// that cancels conflicting queries at once: every lookup must still answer
+// 302, the cancelled ones retried.
+func TestRecoveryConflictsRetried(t *testing.T) {
+	e := setup(t, setupOpts{replicaSettings: map[string]string{"max_standby_streaming_delay": "0"}, cacheBytes: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			e.pdb.Exec(context.Background(), `BEGIN; LOCK TABLE links IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(0.002); COMMIT`)
+		}
+	})
+	var bad []string
+	var mu sync.Mutex
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if resp := e.get("/" + e.code(e.ids["302"])); resp.StatusCode() != 302 {
+					mu.Lock()
+					bad = append(bad, fmt.Sprint(resp.StatusCode()))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := e.resolver.Stats()
+	t.Logf("lookups %d, conflict retries %d, primary asks %d", st.ReplicaLookups, st.ConflictRetries, st.PrimaryAsks)
+	if len(bad) > 0 {
+		t.Fatalf("%d lookups not answered 302: %v", len(bad), bad[:min(len(bad), 10)])
+	}
+	if st.ConflictRetries == 0 {
+		t.Fatal("no recovery conflict happened: the test did not exercise the retry")
+	}
+}
+
+func TestClientAddress(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("10.0.0.0/8")}
+	e := setup(t, setupOpts{trusted: trusted})
+	code := e.code(e.ids["302"])
+	cases := []struct {
+		xff, want string
+	}{
+		{"", "198.51.100.7"},
+		{"203.0.113.5", "203.0.113.5"},
+		{"203.0.113.5, 10.1.2.3", "203.0.113.5"}, // the balancer chain is trusted
+		{"1.2.3.4, 203.0.113.5", "203.0.113.5"},  // a client-sent value to the left is not
+		{"garbage, 203.0.113.5", "203.0.113.5"},
+		{"203.0.113.5, garbage", "198.51.100.7"}, // garbage at the right: keep the balancer
+		{"2001:db8::1", "2001:db8::1"},
+		{"::ffff:203.0.113.9", "203.0.113.9"},
+	}
+	for _, c := range cases {
+		h := ""
+		if c.xff != "" {
+			h = "X-Forwarded-For: " + c.xff + "\r\n"
+		}
+		e.raw(req("GET", "/"+code, h))
+	}
+	rows := e.records()
+	for i, c := range cases {
+		if rows[i].ClientAddr != c.want {
+			t.Errorf("X-Forwarded-For %q: logged %q, want %q", c.xff, rows[i].ClientAddr, c.want)
+		}
+	}
+}
+
+// TestClientAddressUntrusted: a stranger's X-Forwarded-For is not believed.
+func TestClientAddressUntrusted(t *testing.T) {
+	e := setup(t, setupOpts{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	e.raw(req("GET", "/"+e.code(e.ids["302"]), "X-Forwarded-For: 203.0.113.5\r\n"))
+	if rows := e.records(); rows[0].ClientAddr != "198.51.100.7" {
+		t.Fatalf("logged %q, want the socket's 198.51.100.7", rows[0].ClientAddr)
+	}
+}
+
+// TestProxyProtocol serves over real TCP behind the PROXY protocol
+// listener: a trusted balancer's header gives the client address; a
+// stranger's header is refused.
+func TestProxyProtocol(t *testing.T) {
+	e := setup(t, setupOpts{})
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := ProxyProtocolListener(tcp, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	fs := &fasthttp.Server{Handler: e.srv.Handle, Logger: slog.NewLogLogger(quiet.Handler(), slog.LevelError)}
+	go fs.Serve(ln)
+	defer fs.Shutdown()
+	send := func(from string, payload string) int {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", tcp.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte(payload))
+		resp := &fasthttp.Response{}
+		if err := resp.Read(bufio.NewReader(c)); err != nil {
+			return 0
+		}
+		return resp.StatusCode()
+	}
+	code := e.code(e.ids["302"])
+	if s := send("127.0.0.1", "PROXY TCP4 203.0.113.9 127.0.0.1 40000 8080\r\n"+req("GET", "/"+code)); s != 302 {
+		t.Fatalf("through a trusted balancer: %d", s)
+	}
+	if s := send("127.0.0.2", "PROXY TCP4 203.0.113.66 127.0.0.1 40000 8080\r\n"+req("GET", "/"+code)); s == 302 {
+		t.Fatal("a stranger's PROXY header was accepted")
+	}
+	if s := send("127.0.0.2", req("GET", "/"+code)); s != 302 {
+		t.Fatalf("a stranger without a header: %d", s)
+	}
+	rows := e.records()
+	addrs := map[string]bool{}
+	for _, r := range rows {
+		addrs[r.ClientAddr] = true
+	}
+	if !addrs["203.0.113.9"] || addrs["203.0.113.66"] || !addrs["127.0.0.2"] {
+		t.Fatalf("logged addresses %v", addrs)
+	}
+}
+
+// TestDiskFullKeepsRedirecting fills the log folder (a tiny tmpfs): every
+// redirect is still answered, and the drops are counted.
+func TestDiskFullKeepsRedirecting(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small filesystem needs root; make test runs as root in CI")
+	}
+	e := setup(t, setupOpts{})
+	e.logw.Close()
+	dir := t.TempDir()
+	if out, err := execCommand("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { execCommand("umount", dir) })
+	w, err := logfmt.NewWriter(logfmt.WriterConfig{Dir: dir, Proxy: "p", FlushRows: 50, FlushInterval: 5 * time.Millisecond}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	e.srv.log = w
+	code := e.code(e.ids["302"])
+	for i := range 5000 {
+		if resp := e.get("/" + code); resp.StatusCode() != 302 {
+			t.Fatalf("request %d with the log disk full: %d", i, resp.StatusCode())
+		}
+	}
+	waitFor(t, "drops counted", func() bool { return w.Stats().Dropped > 0 })
 }

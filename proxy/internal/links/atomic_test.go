@@ -1,0 +1,5 @@
+package links
+
+import "sync/atomic"
+
+func atomicAdd(p *int64, v int64) { atomic.AddInt64(p, v) }

@@ -1,0 +1,128 @@
+// Package metrics exposes the proxy's counters in the Prometheus text
+// format. The hot path only bumps atomic counters; this collector reads
+// them when scraped, so metrics cost the redirect nothing.
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"shortfleet/logfmt"
+	"shortfleet/proxy/internal/links"
+)
+
+// Sources are the functions the collector reads at scrape time.
+type Sources struct {
+	Statuses  func() map[int]uint64
+	Links     func() links.Stats
+	Ready     func() (bool, string)
+	LagNS     func() int64
+	Watermark func() int64
+	Log       func() logfmt.WriterStats
+	Segments  func() (onDisk, pending int)
+}
+
+type collector struct{ src Sources }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("shortfleet_proxy_"+name, help, labels, nil)
+}
+
+var (
+	dRequests     = desc("requests_total", "Requests answered, by status.", "status")
+	dLookups      = desc("lookups_total", "Link lookups by where they were answered: hit (cache), replica, primary, miss (not found).", "outcome")
+	dHitRatio     = desc("cache_hit_ratio", "Share of link lookups answered from the cache since start.")
+	dPrimaryAsks  = desc("primary_asks_total", "Lookups asked of the primary (read-your-writes, or replica down).")
+	dPrimaryErrs  = desc("primary_ask_errors_total", "Asks of the primary that failed or found no slot.")
+	dReplicaErrs  = desc("replica_errors_total", "Replica lookups that failed.")
+	dConflicts    = desc("replica_conflict_retries_total", "Replica lookups retried after a recovery conflict (SQLSTATE 40001).")
+	dWindow       = desc("window_rejections_total", "Codes above the recent window answered 404 without a database.")
+	dEvictions    = desc("feed_evictions_total", "Cache evictions by the change feed.")
+	dCacheEntries = desc("cache_entries", "Links in the cache.")
+	dCacheBytes   = desc("cache_bytes", "Estimated bytes the cache holds.")
+	dAliases      = desc("aliases", "Aliases known.")
+	dLag          = desc("replica_lag_seconds", "Replica replay lag at the last poll; -1 if unknown.")
+	dWatermark    = desc("link_watermark", "Largest link id the replica has.")
+	dReady        = desc("ready", "1 if ready for traffic.")
+	dRecords      = desc("log_records_total", "Access log records: appended, written, dropped, recovered.", "result")
+	dLogBytes     = desc("log_bytes_total", "Bytes written to access log segments.")
+	dSealed       = desc("log_segments_sealed_total", "Segments sealed.")
+	dRetained     = desc("log_segments_deleted_total", "Segments deleted by retention.")
+	dWriteErrs    = desc("log_write_errors_total", "Failed log writes, seals and manifest appends.")
+	dOnDisk       = desc("segments_on_disk", "Sealed segments on disk.")
+	dPending      = desc("segments_pending", "Sealed segments the mapreduce job has not acknowledged.")
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dRequests, dLookups, dHitRatio, dPrimaryAsks, dPrimaryErrs, dReplicaErrs,
+		dConflicts, dWindow, dEvictions, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
+		dLogBytes, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for code, n := range c.src.Statuses() {
+		counter(dRequests, n, strconv.Itoa(code))
+	}
+	ls := c.src.Links()
+	counter(dLookups, ls.Hits, "hit")
+	counter(dLookups, ls.ReplicaLookups, "replica")
+	counter(dLookups, ls.PrimaryAsks, "primary")
+	counter(dLookups, ls.Misses, "miss")
+	ratio := 0.0
+	if total := ls.Hits + ls.CacheMisses; total > 0 {
+		ratio = float64(ls.Hits) / float64(total)
+	}
+	gauge(dHitRatio, ratio)
+	counter(dPrimaryAsks, ls.PrimaryAsks)
+	counter(dPrimaryErrs, ls.PrimaryErrors)
+	counter(dReplicaErrs, ls.ReplicaErrors)
+	counter(dConflicts, ls.ConflictRetries)
+	counter(dWindow, ls.WindowRejections)
+	counter(dEvictions, ls.Evictions)
+	gauge(dCacheEntries, float64(ls.CacheEntries))
+	gauge(dCacheBytes, float64(ls.CacheBytes))
+	gauge(dAliases, float64(ls.Aliases))
+	lag := float64(c.src.LagNS())
+	if lag >= 0 {
+		lag /= 1e9
+	}
+	gauge(dLag, lag)
+	gauge(dWatermark, float64(c.src.Watermark()))
+	ready := 0.0
+	if ok, _ := c.src.Ready(); ok {
+		ready = 1
+	}
+	gauge(dReady, ready)
+	st := c.src.Log()
+	counter(dRecords, st.Appended, "appended")
+	counter(dRecords, st.Written, "written")
+	counter(dRecords, st.Dropped, "dropped")
+	counter(dRecords, st.Recovered, "recovered")
+	counter(dLogBytes, st.Bytes)
+	counter(dSealed, st.Sealed)
+	counter(dRetained, st.Retained)
+	counter(dWriteErrs, st.WriteErrors)
+	onDisk, pending := c.src.Segments()
+	gauge(dOnDisk, float64(onDisk))
+	gauge(dPending, float64(pending))
+}
+
+// Registry returns a registry with the proxy's metrics and the Go
+// runtime's and process's.
+func Registry(src Sources) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{src},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
