@@ -8,7 +8,7 @@ N       ?= 2
 TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
 
-.PHONY: up down build test deps bench fmt vet lint fuzz provision-check clean
+.PHONY: up down build test deps bench bench-proxy fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -43,6 +43,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-proxy: the proxy beside nginx and pgbench, into bench/README.md.
+bench-proxy: build
+	@BENCH=1 ./provisioning/deps.sh
+	$(GO) run ./bench/cmd/proxybench -bin $(BIN)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

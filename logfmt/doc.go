@@ -55,7 +55,7 @@
 //	user_agent       utf8
 //	referrer         utf8
 //	accept_language  utf8
-//	headers          list<struct<name: utf8, value: utf8>>  every request header, in order
+//	headers          list<struct<name: utf8, value: utf8>>  every other request header, in order
 //
 // Text that is not valid UTF-8 is stored with each invalid byte sequence
 // replaced by U+FFFD, so every Arrow reader accepts the column.

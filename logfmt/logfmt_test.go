@@ -526,3 +526,14 @@ func BenchmarkAppend(b *testing.B) {
 	b.StopTimer()
 	w.Close()
 }
+
+func BenchmarkAppendSerial(b *testing.B) {
+	w, _ := NewWriter(WriterConfig{Dir: b.TempDir(), Proxy: "p"}, quietLogger())
+	r := testRecord(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Append(r)
+	}
+	b.StopTimer()
+	w.Close()
+}

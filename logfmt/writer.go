@@ -1,7 +1,6 @@
 package logfmt
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,12 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // WriterConfig says where and how often a Writer writes.
@@ -64,7 +60,7 @@ func (c *WriterConfig) defaults() {
 
 // WriterStats counts what a Writer did.
 type WriterStats struct {
-	Appended    uint64 // records handed to Append
+	Appended    uint64 // records handed to Append (counted as batches are cut)
 	Written     uint64 // records written to segments
 	Dropped     uint64 // records lost: queue full, disk full or unwritable
 	Recovered   uint64 // records saved from torn segments at start-up or after an error
@@ -85,15 +81,15 @@ type Writer struct {
 	cfg    WriterConfig
 	logger *slog.Logger
 	schema *arrow.Schema
+	alloc  *poolAllocator
 
-	mu     sync.Mutex // guards the builders and closed
-	b      *array.RecordBuilder
-	cols   builders
-	rows   int
+	mu     sync.Mutex // guards cur, spare and closed
+	cur    *columns
+	spare  []*columns // column sets written and ready for reuse
 	closed bool
 
-	queue   chan arrow.RecordBatch
-	closing chan arrow.RecordBatch
+	queue   chan *columns
+	closing chan *columns
 	rotate  chan chan struct{}
 	done    chan struct{}
 
@@ -111,17 +107,6 @@ type Writer struct {
 	dropsLogged uint64
 }
 
-type builders struct {
-	time                                          *array.TimestampBuilder
-	proxy, clientAddr, method, host, path, query  *array.StringBuilder
-	proto, cache, userAgent, referrer, acceptLang *array.StringBuilder
-	clientPort, status                            *array.Uint16Builder
-	linkID, latency, replicaLag                   *array.Int64Builder
-	headers                                       *array.ListBuilder
-	header                                        *array.StructBuilder
-	headerName, headerValue                       *array.StringBuilder
-}
-
 // NewWriter opens a log folder for writing, first repairing what a crash
 // left: the torn tail of an open segment is cut at its last whole batch and
 // sealed, and sealed segments missing from the manifest are entered.
@@ -137,8 +122,9 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 		cfg:     cfg,
 		logger:  logger,
 		schema:  Schema(cfg.Proxy),
-		queue:   make(chan arrow.RecordBatch, cfg.QueueBatches),
-		closing: make(chan arrow.RecordBatch),
+		alloc:   &poolAllocator{},
+		queue:   make(chan *columns, cfg.QueueBatches),
+		closing: make(chan *columns),
 		rotate:  make(chan chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -150,107 +136,71 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 	if err := w.loadIndex(); err != nil {
 		return nil, fmt.Errorf("index log folder: %w", err)
 	}
-	w.b = array.NewRecordBuilder(memory.DefaultAllocator, w.schema)
-	f := w.b.Fields()
-	w.cols = builders{
-		time:       f[ColTime].(*array.TimestampBuilder),
-		proxy:      f[ColProxy].(*array.StringBuilder),
-		clientAddr: f[ColClientAddr].(*array.StringBuilder),
-		clientPort: f[ColClientPort].(*array.Uint16Builder),
-		method:     f[ColMethod].(*array.StringBuilder),
-		host:       f[ColHost].(*array.StringBuilder),
-		path:       f[ColPath].(*array.StringBuilder),
-		query:      f[ColQuery].(*array.StringBuilder),
-		proto:      f[ColProto].(*array.StringBuilder),
-		status:     f[ColStatus].(*array.Uint16Builder),
-		linkID:     f[ColLinkID].(*array.Int64Builder),
-		latency:    f[ColLatency].(*array.Int64Builder),
-		cache:      f[ColCache].(*array.StringBuilder),
-		replicaLag: f[ColReplicaLag].(*array.Int64Builder),
-		userAgent:  f[ColUserAgent].(*array.StringBuilder),
-		referrer:   f[ColReferrer].(*array.StringBuilder),
-		acceptLang: f[ColAcceptLanguage].(*array.StringBuilder),
-		headers:    f[ColHeaders].(*array.ListBuilder),
-	}
-	w.cols.header = w.cols.headers.ValueBuilder().(*array.StructBuilder)
-	w.cols.headerName = w.cols.header.FieldBuilder(0).(*array.StringBuilder)
-	w.cols.headerValue = w.cols.header.FieldBuilder(1).(*array.StringBuilder)
+	w.cur = &columns{}
+	w.cur.reset()
 	go w.loop()
 	return w, nil
 }
 
-// appendString appends v as UTF-8, replacing invalid sequences: Arrow's
-// utf8 type promises valid text to every reader.
-func appendString(b *array.StringBuilder, v []byte) {
-	if utf8.Valid(v) {
-		b.BinaryBuilder.Append(v)
-		return
-	}
-	b.BinaryBuilder.Append(bytes.ToValidUTF8(v, []byte("\uFFFD")))
-}
-
 // Append adds a record. It copies everything it keeps from r.
 func (w *Writer) Append(r *Record) {
-	w.appended.Add(1)
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
+		w.appended.Add(1)
 		w.dropped.Add(1)
 		return
 	}
-	c := &w.cols
-	c.time.Append(arrow.Timestamp(r.Time))
-	c.proxy.Append(w.cfg.Proxy)
-	appendString(c.clientAddr, r.ClientAddr)
-	c.clientPort.Append(r.ClientPort)
-	appendString(c.method, r.Method)
-	appendString(c.host, r.Host)
-	appendString(c.path, r.Path)
-	appendString(c.query, r.Query)
-	appendString(c.proto, r.Proto)
-	c.status.Append(r.Status)
-	c.linkID.Append(r.LinkID)
-	c.latency.Append(r.LatencyNS)
-	c.cache.Append(r.Cache)
-	c.replicaLag.Append(r.ReplicaLagNS)
-	appendString(c.userAgent, r.UserAgent)
-	appendString(c.referrer, r.Referrer)
-	appendString(c.acceptLang, r.AcceptLanguage)
-	c.headers.Append(true)
-	for _, h := range r.Headers {
-		c.header.Append(true)
-		appendString(c.headerName, h.Name)
-		appendString(c.headerValue, h.Value)
-	}
-	w.rows++
-	if w.rows >= w.cfg.FlushRows {
+	w.cur.append(w.cfg.Proxy, r)
+	if w.cur.rows >= w.cfg.FlushRows {
 		w.enqueueLocked()
 	}
 	w.mu.Unlock()
 }
 
-// cutLocked turns the builders' rows into a batch; nil when there are none.
-func (w *Writer) cutLocked() arrow.RecordBatch {
-	if w.rows == 0 {
+// cutLocked takes the rows appended so far as a batch; nil when there are
+// none.
+func (w *Writer) cutLocked() *columns {
+	if w.cur.rows == 0 {
 		return nil
 	}
-	w.rows = 0
-	return w.b.NewRecordBatch()
+	c := w.cur
+	if n := len(w.spare); n > 0 {
+		w.cur, w.spare = w.spare[n-1], w.spare[:n-1]
+	} else {
+		w.cur = &columns{}
+		w.cur.reset()
+	}
+	w.appended.Add(uint64(c.rows))
+	return c
+}
+
+// recycle returns a written batch's columns for reuse.
+func (w *Writer) recycle(c *columns) {
+	c.reset()
+	w.mu.Lock()
+	if len(w.spare) < 8 {
+		w.spare = append(w.spare, c)
+	}
+	w.mu.Unlock()
 }
 
 // enqueueLocked hands a cut batch to the background goroutine, or drops it
 // if the disk has fallen that far behind. Sending under w.mu keeps batches
 // in the order they were cut.
 func (w *Writer) enqueueLocked() {
-	rec := w.cutLocked()
-	if rec == nil {
+	c := w.cutLocked()
+	if c == nil {
 		return
 	}
 	select {
-	case w.queue <- rec:
+	case w.queue <- c:
 	default:
-		w.dropped.Add(uint64(rec.NumRows()))
-		rec.Release()
+		w.dropped.Add(uint64(c.rows))
+		c.reset()
+		if len(w.spare) < 8 {
+			w.spare = append(w.spare, c)
+		}
 	}
 }
 
@@ -268,7 +218,6 @@ func (w *Writer) Close() error {
 	w.mu.Unlock()
 	w.closing <- rec
 	<-w.done
-	w.b.Release()
 	if n := w.dropped.Load(); n > 0 {
 		return fmt.Errorf("log writer dropped %d records", n)
 	}
@@ -402,14 +351,14 @@ func (w *Writer) open() error {
 		return fmt.Errorf("open segment: %w", err)
 	}
 	s := &openSegment{w: w, name: name, path: path, f: f, sum: sha256.New(), opened: t}
-	s.ipc = ipc.NewWriter(s, ipc.WithSchema(w.schema), ipc.WithZstd(), ipc.WithAllocator(memory.DefaultAllocator))
+	s.ipc = ipc.NewWriter(s, ipc.WithSchema(w.schema), ipc.WithZstd(), ipc.WithAllocator(w.alloc))
 	w.seg = s
 	return nil
 }
 
-func (w *Writer) write(rec arrow.RecordBatch) {
-	defer rec.Release()
-	n := rec.NumRows()
+func (w *Writer) write(c *columns) {
+	defer w.recycle(c)
+	n := int64(c.rows)
 	if w.seg == nil {
 		if err := w.open(); err != nil {
 			w.fail(err, n)
@@ -417,18 +366,20 @@ func (w *Writer) write(rec arrow.RecordBatch) {
 		}
 	}
 	s := w.seg
-	if err := s.ipc.Write(rec); err != nil {
+	rec := c.record(w.schema)
+	err := s.ipc.Write(rec)
+	rec.Release()
+	if err != nil {
 		w.fail(fmt.Errorf("write batch to %s: %w", s.name, err), n)
 		w.abandon()
 		return
 	}
-	times := rec.Column(ColTime).(*array.Timestamp).Values()
-	for _, t := range times {
-		if s.rows == 0 || int64(t) < s.minT {
-			s.minT = int64(t)
+	for _, t := range c.time {
+		if s.rows == 0 || t < s.minT {
+			s.minT = t
 		}
-		if s.rows == 0 || int64(t) > s.maxT {
-			s.maxT = int64(t)
+		if s.rows == 0 || t > s.maxT {
+			s.maxT = t
 		}
 		s.rows++
 	}

@@ -10,6 +10,11 @@ have_pg() {
 }
 have_pg || missing="$missing postgresql"
 getent passwd postgres >/dev/null 2>&1 || missing="$missing postgresql"
+# Benchmarks also need wrk and nginx (BENCH=1).
+if [ "${BENCH:-}" = 1 ]; then
+	command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+	command -v nginx >/dev/null 2>&1 || missing="$missing nginx-light"
+fi
 
 if [ -z "$missing" ]; then
 	exit 0

@@ -53,6 +53,7 @@ func main() {
 		cacheBytes  = flag.Int64("cache-bytes", 256<<20, "bound of the link cache, in bytes")
 		pollEvery   = flag.Duration("poll-interval", 100*time.Millisecond, "how often the replica is polled for the watermark, lag and change feed")
 		maxLag      = flag.Duration("max-lag", 10*time.Second, "replay lag past which /readyz says not ready")
+		workers     = flag.Int("lookup-workers", 4, "replica queries for cache misses that may run at once; waiting misses share the next one")
 		trusted     = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose PROXY header or X-Forwarded-For is believed")
 		proxyProto  = flag.Bool("proxy-protocol", false, "accept the PROXY protocol (v1 or v2) from trusted proxies")
 	)
@@ -79,7 +80,16 @@ func main() {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	replica, err := pgxpool.New(ctx, os.Getenv("SHORTFLEET_REPLICA_DSN"))
+	replicaDSN := os.Getenv("SHORTFLEET_REPLICA_DSN")
+	rcfg, err := pgxpool.ParseConfig(replicaDSN)
+	if err != nil {
+		fatal(logger, fmt.Sprintf("SHORTFLEET_REPLICA_DSN: %v", err))
+	}
+	if !strings.Contains(replicaDSN, "pool_max_conns") {
+		// Misses wait on round trips, not CPU: more connections than cores.
+		rcfg.MaxConns = 16
+	}
+	replica, err := pgxpool.NewWithConfig(ctx, rcfg)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("SHORTFLEET_REPLICA_DSN: %v", err))
 	}
@@ -96,7 +106,7 @@ func main() {
 	} else {
 		logger.Warn("no SHORTFLEET_PRIMARY_DSN: links created in the last moments 404 until the replica has them")
 	}
-	resolver, err := links.New(links.Config{CacheBytes: *cacheBytes, PollInterval: *pollEvery, MaxLag: *maxLag}, logger.With("component", "links"), replica, primary)
+	resolver, err := links.New(links.Config{CacheBytes: *cacheBytes, PollInterval: *pollEvery, MaxLag: *maxLag, LookupWorkers: *workers}, logger.With("component", "links"), replica, primary)
 	if err != nil {
 		fatal(logger, err.Error())
 	}
@@ -200,7 +210,7 @@ func main() {
 		}
 		return nil
 	})
-	step("replica poller", func() error { stopPoll(); <-pollDone; return nil })
+	step("replica poller", func() error { stopPoll(); <-pollDone; resolver.Close(); return nil })
 	step("database pools", func() error {
 		replica.Close()
 		if primary != nil {

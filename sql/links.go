@@ -73,3 +73,26 @@ func AliasLink(ctx context.Context, q Querier, alias string) (int64, error) {
 	}
 	return id, nil
 }
+
+// LinksByIDs looks up several links by primary key in one round trip; ids
+// without a link are absent from the result, which follows no order.
+func LinksByIDs(ctx context.Context, q Querier, ids []int64, out []Link) ([]Link, error) {
+	rows, err := q.Query(ctx, `SELECT id, target, redirect_type, disabled FROM links WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return out, fmt.Errorf("look up %d links: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l Link
+		var rt int16
+		if err := rows.Scan(&l.ID, &l.Target, &rt, &l.Disabled); err != nil {
+			return out, fmt.Errorf("look up %d links: %w", len(ids), err)
+		}
+		l.RedirectType = int(rt)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("look up %d links: %w", len(ids), err)
+	}
+	return out, nil
+}

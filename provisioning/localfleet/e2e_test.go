@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,19 +53,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// freeSubnet picks a random 127.x.y subnet whose primary host is free, so
-// concurrent test fleets never meet.
 func freeSubnet(t *testing.T) string {
-	for range 100 {
-		s := fmt.Sprintf("127.%d.%d", 1+rand.IntN(254), rand.IntN(256))
-		l, err := net.Listen("tcp", s+".2:5432")
-		if err == nil {
-			l.Close()
-			return s
-		}
+	s, err := localfleet.FreeSubnet()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free loopback subnet")
-	return ""
+	return s
 }
 
 // startFleet starts a local fleet of n proxies for a test.

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -76,6 +77,20 @@ func (c *Config) defaults() {
 	if c.Schedule == "" {
 		c.Schedule = "*/5 * * * *"
 	}
+}
+
+// FreeSubnet picks a random 127.x.y subnet whose primary host's Postgres
+// port is free, so fleets started at once (tests, benchmarks) never meet.
+func FreeSubnet() (string, error) {
+	for range 100 {
+		s := fmt.Sprintf("127.%d.%d", 1+rand.IntN(254), rand.IntN(256))
+		l, err := net.Listen("tcp", net.JoinHostPort(s+".2", strconv.Itoa(PortPostgres)))
+		if err == nil {
+			l.Close()
+			return s, nil
+		}
+	}
+	return "", errors.New("no free loopback subnet")
 }
 
 // Secrets are generated once per state folder and kept in it.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +73,10 @@ func Handler(cfg Config, logger *slog.Logger) http.Handler {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", requireToken(cfg.Token, cfg.Metrics))
 	}
+	// Profiles of the running proxy, for operators and the benchmarks.
+	mux.Handle("GET /debug/pprof/", auth(pprof.Index))
+	mux.Handle("GET /debug/pprof/profile", auth(pprof.Profile))
+	mux.Handle("GET /debug/pprof/trace", auth(pprof.Trace))
 	mux.Handle("GET /segments", auth(func(w http.ResponseWriter, r *http.Request) {
 		var entries []logfmt.Entry
 		if r.URL.Query().Get("all") != "" {

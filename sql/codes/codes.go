@@ -7,10 +7,11 @@
 // counting; and a proxy turns a code back into an id and looks the link up
 // by primary key.
 //
-// The permutation is a balanced Feistel network over 2*half bits with a
-// keyed round function, narrowed to Bits (one less) by cycle walking: the
-// permutation is applied again until the value falls inside the domain,
-// which keeps it a bijection of [0, 2^Bits).
+// The permutation is an alternating Feistel network over exactly Bits bits:
+// the value is split into a 20-bit and a 21-bit half, and each of six keyed
+// rounds replaces one half with itself XOR a keyed hash of the other, the
+// halves trading places. Every round is invertible, so the whole is a
+// bijection of [0, 2^Bits), computed in one pass.
 package codes
 
 import (
@@ -31,7 +32,7 @@ const (
 	// MinKeyLen is the shortest secret key New accepts.
 	MinKeyLen = 16
 
-	rounds   = 6
+	rounds   = 6 // even: see unpermute
 	alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
 
@@ -56,9 +57,8 @@ var decodeTable = func() (t [256]byte) {
 // safe for concurrent use.
 type Codec struct {
 	keys [rounds]uint64
-	bits uint   // domain width
-	half uint   // Feistel half width; 2*half >= bits
-	mask uint64 // half-width mask
+	bits uint // domain width
+	hi   uint // width of the high half at the start; the low half has bits-hi
 }
 
 // New returns a Codec keyed by key, which must hold at least MinKeyLen bytes
@@ -74,8 +74,7 @@ func newCodec(key []byte, bits uint) (*Codec, error) {
 	if len(key) < MinKeyLen {
 		return nil, fmt.Errorf("code key has %d bytes, need at least %d", len(key), MinKeyLen)
 	}
-	c := &Codec{bits: bits, half: (bits + 1) / 2}
-	c.mask = 1<<c.half - 1
+	c := &Codec{bits: bits, hi: bits / 2}
 	for i := range c.keys {
 		h := sha256.Sum256(append([]byte{byte(i), 'r'}, key...))
 		c.keys[i] = binary.LittleEndian.Uint64(h[:8])
@@ -95,35 +94,29 @@ func round(x, k uint64) uint64 {
 	return x
 }
 
-func (c *Codec) feistel(x uint64) uint64 {
-	l, r := x>>c.half, x&c.mask
-	for _, k := range c.keys {
-		l, r = r, l^(round(r, k)&c.mask)
-	}
-	return l<<c.half | r
-}
+func mask(w uint) uint64 { return 1<<w - 1 }
 
-func (c *Codec) unfeistel(x uint64) uint64 {
-	l, r := x>>c.half, x&c.mask
-	for i := len(c.keys) - 1; i >= 0; i-- {
-		l, r = r^(round(l, c.keys[i])&c.mask), l
-	}
-	return l<<c.half | r
-}
-
-// permute is the bijection of [0, 2^bits) by cycle walking.
+// permute is the bijection of [0, 2^bits).
 func (c *Codec) permute(x uint64) uint64 {
-	limit := uint64(1) << c.bits
-	for x = c.feistel(x); x >= limit; x = c.feistel(x) {
+	wa, wb := c.hi, c.bits-c.hi // widths of the high and low halves
+	hi, lo := x>>wb, x&mask(wb)
+	for _, k := range c.keys {
+		hi, lo = lo, hi^(round(lo, k)&mask(wa))
+		wa, wb = wb, wa
 	}
-	return x
+	return hi<<wb | lo
 }
 
-func (c *Codec) unpermute(x uint64) uint64 {
-	limit := uint64(1) << c.bits
-	for x = c.unfeistel(x); x >= limit; x = c.unfeistel(x) {
+// unpermute inverts permute. The number of rounds is even, so the halves
+// end with the widths they started with.
+func (c *Codec) unpermute(y uint64) uint64 {
+	wa, wb := c.hi, c.bits-c.hi
+	hi, lo := y>>wb, y&mask(wb)
+	for i := len(c.keys) - 1; i >= 0; i-- {
+		hi, lo = lo^(round(hi, c.keys[i])&mask(wb)), hi
+		wa, wb = wb, wa
 	}
-	return x
+	return hi<<wb | lo
 }
 
 // Encode returns the code of id.

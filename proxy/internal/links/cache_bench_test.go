@@ -27,7 +27,9 @@ type otterCache struct{ c *otter.Cache[int64, Entry] }
 func (o otterCache) get(id int64) (Entry, bool) { return o.c.GetIfPresent(id) }
 func (o otterCache) set(id int64, e Entry)      { o.c.Set(id, e) }
 
-type ristrettoCache struct{ c *ristretto.Cache[int64, Entry] }
+type ristrettoCache struct {
+	c *ristretto.Cache[int64, Entry]
+}
 
 func (r ristrettoCache) get(id int64) (Entry, bool) { return r.c.Get(id) }
 func (r ristrettoCache) set(id int64, e Entry) {

@@ -89,6 +89,11 @@ type Config struct {
 	// MaxLag is the replay lag past which the proxy reports not ready
 	// (default 10s).
 	MaxLag time.Duration
+	// LookupWorkers is how many replica queries for lookups may run at
+	// once (default 4). Lookups waiting meanwhile share the next query, so
+	// fewer workers mean bigger batches under load and less replica CPU per
+	// lookup; an idle proxy still sends each lookup at once.
+	LookupWorkers int
 }
 
 func (c *Config) defaults() {
@@ -112,6 +117,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxLag <= 0 {
 		c.MaxLag = 10 * time.Second
+	}
+	if c.LookupWorkers <= 0 {
+		c.LookupWorkers = 4
 	}
 }
 
@@ -145,9 +153,10 @@ type Resolver struct {
 
 	sf         singleflight.Group
 	primarySem chan struct{}
+	batch      *batcher
 
 	hits, cacheMisses, replicaLookups, primaryAsks, primaryErrors, misses atomic.Uint64
-	evictions, conflictRetries, replicaErrors, windowRejections           atomic.Uint64
+	evictions, conflictRetries, replicaErrors, windowRejections, batches  atomic.Uint64
 }
 
 // New returns a Resolver; Run must be running for it to follow the replica.
@@ -167,8 +176,12 @@ func New(cfg Config, logger *slog.Logger, replica, primary *pgxpool.Pool) (*Reso
 		aliases: map[string]int64{}, primarySem: make(chan struct{}, cfg.PrimaryConcurrency),
 	}
 	r.lagNS.Store(-1)
+	r.batch = newBatcher(r, replica, cfg.LookupWorkers)
 	return r, nil
 }
+
+// Close stops the resolver's lookup workers.
+func (r *Resolver) Close() { r.batch.close() }
 
 // Cached returns a link from the cache without touching a database. It
 // does not allocate.
@@ -267,27 +280,11 @@ func isConflict(err error) bool {
 
 func (r *Resolver) replicaLookup(ctx context.Context, id int64) (Entry, error) {
 	r.replicaLookups.Add(1)
-	var err error
-	for attempt := range 4 {
-		if attempt > 0 {
-			r.conflictRetries.Add(1)
-			time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
-		}
-		lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
-		var l sfsql.Link
-		l, err = sfsql.LinkByID(lctx, r.replica, id)
-		cancel()
-		if err == nil {
-			return entryOf(l), nil
-		}
-		if !isConflict(err) {
-			break
-		}
-	}
-	if !errors.Is(err, sfsql.ErrNotFound) {
+	e, err := r.batch.lookup(ctx, id)
+	if err != nil && !errors.Is(err, sfsql.ErrNotFound) {
 		r.replicaErrors.Add(1)
 	}
-	return Entry{}, err
+	return e, err
 }
 
 func entryOf(l sfsql.Link) Entry {
@@ -362,7 +359,7 @@ func (r *Resolver) Watermark() int64 { return r.watermark.Load() }
 // Stats are the resolver's counters.
 type Stats struct {
 	Hits, CacheMisses, ReplicaLookups, PrimaryAsks, PrimaryErrors, Misses uint64
-	Evictions, ConflictRetries, ReplicaErrors, WindowRejections           uint64
+	Evictions, ConflictRetries, ReplicaErrors, WindowRejections, Batches  uint64
 	CacheEntries                                                          int
 	CacheBytes                                                            uint64
 	Aliases                                                               int
@@ -377,7 +374,7 @@ func (r *Resolver) Stats() Stats {
 		Hits: r.hits.Load(), CacheMisses: r.cacheMisses.Load(), ReplicaLookups: r.replicaLookups.Load(), PrimaryAsks: r.primaryAsks.Load(),
 		PrimaryErrors: r.primaryErrors.Load(), Misses: r.misses.Load(), Evictions: r.evictions.Load(),
 		ConflictRetries: r.conflictRetries.Load(), ReplicaErrors: r.replicaErrors.Load(),
-		WindowRejections: r.windowRejections.Load(),
-		CacheEntries:     r.cache.EstimatedSize(), CacheBytes: r.cache.WeightedSize(), Aliases: n,
+		WindowRejections: r.windowRejections.Load(), Batches: r.batches.Load(),
+		CacheEntries: r.cache.EstimatedSize(), CacheBytes: r.cache.WeightedSize(), Aliases: n,
 	}
 }

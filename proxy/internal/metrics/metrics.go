@@ -38,6 +38,7 @@ var (
 	dPrimaryErrs  = desc("primary_ask_errors_total", "Asks of the primary that failed or found no slot.")
 	dReplicaErrs  = desc("replica_errors_total", "Replica lookups that failed.")
 	dConflicts    = desc("replica_conflict_retries_total", "Replica lookups retried after a recovery conflict (SQLSTATE 40001).")
+	dBatches      = desc("replica_batches_total", "Replica queries run for lookups; lookups per batch = replica lookups / this.")
 	dWindow       = desc("window_rejections_total", "Codes above the recent window answered 404 without a database.")
 	dEvictions    = desc("feed_evictions_total", "Cache evictions by the change feed.")
 	dCacheEntries = desc("cache_entries", "Links in the cache.")
@@ -57,7 +58,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dLookups, dHitRatio, dPrimaryAsks, dPrimaryErrs, dReplicaErrs,
-		dConflicts, dWindow, dEvictions, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
+		dConflicts, dBatches, dWindow, dEvictions, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
 		dLogBytes, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
 		ch <- d
 	}
@@ -88,6 +89,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dReplicaErrs, ls.ReplicaErrors)
 	counter(dConflicts, ls.ConflictRetries)
 	counter(dWindow, ls.WindowRejections)
+	counter(dBatches, ls.Batches)
 	counter(dEvictions, ls.Evictions)
 	gauge(dCacheEntries, float64(ls.CacheEntries))
 	gauge(dCacheBytes, float64(ls.CacheBytes))

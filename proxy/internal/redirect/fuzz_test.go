@@ -34,6 +34,7 @@ func FuzzHandlePath(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	defer r.Close()
 	s := New(Config{}, quiet, codec, r, nil)
 	f.Fuzz(func(t *testing.T, method, uri string) {
 		var req fasthttp.Request

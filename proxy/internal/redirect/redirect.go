@@ -64,7 +64,8 @@ type reqState struct {
 
 // Handle is the fasthttp handler.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	// fasthttp read the clock as the request arrived.
+	start := ctx.Time()
 	st := statePool.Get().(*reqState)
 	rec := &st.rec
 	rec.Reset()
@@ -99,9 +100,27 @@ func (s *Server) fillRecord(ctx *fasthttp.RequestCtx, st *reqState, start time.T
 	rec.Referrer = h.Referer()
 	rec.AcceptLanguage = h.Peek(fasthttp.HeaderAcceptLanguage)
 	for k, v := range h.All() {
-		rec.Headers = append(rec.Headers, logfmt.Header{Name: k, Value: v})
+		if !hasColumn(k) {
+			rec.Headers = append(rec.Headers, logfmt.Header{Name: k, Value: v})
+		}
 	}
 	rec.LatencyNS = int64(time.Since(start))
+}
+
+// hasColumn reports a header the log keeps in a column of its own, so the
+// header list need not repeat it.
+func hasColumn(name []byte) bool {
+	switch len(name) {
+	case 4:
+		return string(name) == fasthttp.HeaderHost
+	case 7:
+		return string(name) == fasthttp.HeaderReferer
+	case 10:
+		return string(name) == fasthttp.HeaderUserAgent
+	case 15:
+		return string(name) == fasthttp.HeaderAcceptLanguage
+	}
+	return false
 }
 
 // clientAddr is the socket's peer, or, when that peer is a trusted load
@@ -246,18 +265,28 @@ func writeRedirect(ctx *fasthttp.RequestCtx, e links.Entry) {
 	}
 	h := &ctx.Response.Header
 	h.SetStatusCode(status)
-	h.Set(fasthttp.HeaderLocation, e.Target)
+	// Canonical keys skip fasthttp's per-call key normalisation; the value
+	// is copied before the handler returns.
+	h.SetCanonical(keyLocation, unsafe.Slice(unsafe.StringData(e.Target), len(e.Target)))
 	if status == fasthttp.StatusMovedPermanently || status == fasthttp.StatusPermanentRedirect {
-		h.Set(fasthttp.HeaderCacheControl, "public, max-age=86400")
+		h.SetCanonical(keyCacheControl, cachePermanent)
 	} else {
-		h.Set(fasthttp.HeaderCacheControl, "private, no-store")
+		h.SetCanonical(keyCacheControl, cacheTemporary)
 	}
 }
+
+var (
+	keyLocation     = []byte(fasthttp.HeaderLocation)
+	keyCacheControl = []byte(fasthttp.HeaderCacheControl)
+	cachePermanent  = []byte("public, max-age=86400")
+	cacheTemporary  = []byte("private, no-store")
+	noStore         = []byte("no-store")
+)
 
 func page(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/html; charset=utf-8")
-	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+	ctx.Response.Header.SetCanonical(keyCacheControl, noStore)
 	ctx.SetBody(body)
 }
 

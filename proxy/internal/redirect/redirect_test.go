@@ -31,7 +31,7 @@ var testKey = []byte("redirect-test-key-0123")
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	ln       *fasthttputil.InmemoryListener
 	srv      *Server
 	logw     *logfmt.Writer
@@ -54,7 +54,12 @@ type setupOpts struct {
 // setup starts a primary and a streaming replica, creates links on the
 // primary, waits for the replica to replay them, and serves the handler on
 // an in-memory listener, resolving through the replica (and the primary).
-func setup(t *testing.T, o setupOpts) *env {
+func setup(t *testing.T, o setupOpts) *env { return setupTB(t, o) }
+
+// setupB is setup for benchmarks.
+func setupB(b *testing.B) *env { return setupTB(b, setupOpts{}) }
+
+func setupTB(t testing.TB, o setupOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	primary, pdb := pgcluster.StartTestDatabase(t)
@@ -114,7 +119,7 @@ func setup(t *testing.T, o setupOpts) *env {
 	e.ln = fasthttputil.NewInmemoryListener()
 	fs := &fasthttp.Server{Handler: e.srv.Handle, NoDefaultContentType: true}
 	go fs.Serve(e.ln)
-	t.Cleanup(func() { fs.Shutdown(); e.logw.Close(); stop(); <-done })
+	t.Cleanup(func() { fs.Shutdown(); e.logw.Close(); stop(); <-done; e.resolver.Close() })
 	return e
 }
 
@@ -294,7 +299,7 @@ func TestEveryRequestLogged(t *testing.T) {
 	for _, h := range r.Headers {
 		hdrs[h[0]] = h[1]
 	}
-	if hdrs["User-Agent"] != "TestAgent/1.0" || hdrs["X-Bad"] != "\uFFFD" || len(r.Headers) != 5 {
+	if hdrs["X-Bad"] != "\uFFFD" || len(r.Headers) != 1 {
 		t.Fatalf("headers %q", r.Headers)
 	}
 	for i, want := range []struct {

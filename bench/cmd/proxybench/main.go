@@ -1,0 +1,403 @@
+// Command proxybench measures the proxy beside its baselines, in one run on
+// one machine, with the same wrk settings for every HTTP scenario:
+//
+//   - cached redirects with full logging, vs nginx answering `return 302`
+//     with a gzip-buffered combined access log;
+//   - the same proxy with logging on vs logging off;
+//   - uncached lookups uniform over N links (default 1,000,000), vs
+//     `pgbench -S` on the same replica with as many connections as the
+//     proxy's replica pool;
+//   - bytes on disk per logged request, beside nginx's gzip log.
+//
+// It writes bench/results/<date>-proxy.md and the table in bench/README.md.
+//
+//	make bench-proxy    (or: go run ./bench/cmd/proxybench -bin bin)
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"shortfleet/bench/internal/baseline"
+	"shortfleet/bench/internal/report"
+	"shortfleet/bench/internal/seed"
+	"shortfleet/bench/internal/wrk"
+	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/pgcluster"
+	"shortfleet/sql/codes"
+)
+
+func main() {
+	var (
+		dur      = flag.Duration("duration", 10*time.Second, "length of each wrk run")
+		conns    = flag.Int("connections", 64, "wrk connections")
+		threads  = flag.Int("threads", 1, "wrk threads")
+		nLinks   = flag.Int64("links", 1_000_000, "links seeded for the uncached scenario")
+		hot      = flag.Int64("hot", 1000, "links the cached scenarios draw from")
+		dbConns  = flag.Int("db-connections", 4, "replica connections the proxy's lookups use (-lookup-workers), and pgbench's client count")
+		rounds   = flag.Int("rounds", 3, "interleaved rounds of every scenario; the median is reported")
+		bin      = flag.String("bin", "bin", "folder with the primary, proxy and mapreduce binaries")
+		results  = flag.String("results", "bench/results", "folder for the dated report")
+		readme   = flag.String("readme", "bench/README.md", "README whose proxy-bench section is rewritten")
+		keepWork = flag.Bool("keep", false, "keep the work folder")
+		profile  = flag.Bool("profile", false, "save a CPU profile of each proxy scenario in the work folder (implies -keep)")
+	)
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	profileDir = ""
+	if *profile {
+		*keepWork = true
+		profileDir = "on"
+	}
+	if err := run(logger, *dur, *conns, *threads, *nLinks, *hot, *dbConns, *rounds, *bin, *results, *readme, *keepWork); err != nil {
+		fmt.Fprintln(os.Stderr, "proxybench:", err)
+		os.Exit(1)
+	}
+}
+
+// profileDir is set to the work folder when profiles are wanted.
+var profileDir string
+
+// captureProfile saves a CPU profile of the proxy whose admin listener is
+// adminURL, taken over d, to path.
+func captureProfile(adminURL, token, path string, d time.Duration) {
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, int(d.Seconds())), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		say("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
+}
+
+func say(format string, args ...any) { fmt.Printf("proxybench: "+format+"\n", args...) }
+
+func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot int64, dbConns, rounds int, bin, results, readme string, keep bool) error {
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "shortfleet-bench-")
+	if err != nil {
+		return err
+	}
+	os.Chmod(work, 0o755)
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	if profileDir != "" {
+		profileDir = work
+	}
+	binAbs, _ := filepath.Abs(bin)
+	subnet, err := localfleet.FreeSubnet()
+	if err != nil {
+		return err
+	}
+	say("starting a 1-proxy fleet on %s.x (work folder %s)", subnet, work)
+	f, err := localfleet.Start(ctx, localfleet.Config{
+		StateDir: filepath.Join(work, "fleet"), BinDir: binAbs, Proxies: 1, Subnet: subnet, Schedule: "@every 1000h",
+	}, logger)
+	if err != nil {
+		return err
+	}
+	defer f.Stop()
+
+	t := time.Now()
+	first, last, err := seed.Links(ctx, f.Primary.DSN(localfleet.Database), nLinks)
+	if err != nil {
+		return err
+	}
+	say("seeded %d links with COPY in %s", nLinks, time.Since(t).Round(time.Millisecond))
+	key, _ := hex.DecodeString(f.Secrets.CodeKey)
+	codec, _ := codes.New(key)
+	allCodes, hotCodes := filepath.Join(work, "codes.txt"), filepath.Join(work, "hot.txt")
+	if err := seed.WriteCodes(allCodes, codec, first, last); err != nil {
+		return err
+	}
+	if err := seed.WriteCodes(hotCodes, codec, first, first+hot-1); err != nil {
+		return err
+	}
+	pgBin, _ := pgcluster.FindBinDir()
+	pg := baseline.Pgbench{Bin: filepath.Join(pgBin, "pgbench"), Host: f.PrimaryHost(), Port: localfleet.PortPostgres,
+		User: pgcluster.Superuser, Password: f.Secrets.PGPassword, DB: "pgbench"}
+	if err := f.Primary.CreateDatabase(ctx, "pgbench"); err != nil {
+		return err
+	}
+	if err := pg.Init(ctx, 10); err != nil {
+		return err
+	}
+	if err := f.WaitReplicas(ctx); err != nil {
+		return err
+	}
+	say("replica has replayed everything")
+
+	// Two more proxies on the same host and replica: logging off, and a
+	// cache too small to hold anything.
+	host := f.ProxyHost(0)
+	// The lookup workers' connections, plus one for the poller.
+	replicaDSN := f.Replicas[0].DSN(localfleet.Database) + "&pool_max_conns=" + strconv.Itoa(dbConns+1)
+	pids := map[string]int{}
+	extra := func(name string, port int, args ...string) (func(), error) {
+		cmd := f.Command(ctx, "proxy", append([]string{"-id", name,
+			"-listen", net.JoinHostPort(host, strconv.Itoa(port)),
+			"-admin-listen", net.JoinHostPort(host, strconv.Itoa(port+1000)),
+			"-log-dir", filepath.Join(work, name)}, args...)...)
+		cmd.Env = append(cmd.Env, "SHORTFLEET_REPLICA_DSN="+replicaDSN, "SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(localfleet.Database))
+		out, _ := os.Create(filepath.Join(work, name+".log"))
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		if err := baseline.WaitListening(net.JoinHostPort(host, strconv.Itoa(port)), 30*time.Second); err != nil {
+			return nil, err
+		}
+		pids[name] = cmd.Process.Pid
+		return func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }, nil
+	}
+	stopNoLog, err := extra("proxy-nolog", 8081, "-no-log")
+	if err != nil {
+		return err
+	}
+	defer stopNoLog()
+	stopUncached, err := extra("proxy-uncached", 8082, "-cache-bytes", "1", "-lookup-workers", strconv.Itoa(dbConns))
+	if err != nil {
+		return err
+	}
+	defer stopUncached()
+	ng, err := baseline.StartNginx(filepath.Join(work, "nginx"), net.JoinHostPort(subnet+".5", "8090"))
+	if err != nil {
+		return err
+	}
+	defer ng.Stop()
+
+	script, _ := filepath.Abs("bench/wrk/redirects.lua")
+	opts := func(url, codesFile string) wrk.Options {
+		return wrk.Options{URL: url, Script: script, Threads: threads, Connections: conns, Duration: dur, Env: []string{"CODES=" + codesFile}}
+	}
+	logged := "http://" + net.JoinHostPort(host, strconv.Itoa(localfleet.PortRedirect))
+	noLog := "http://" + net.JoinHostPort(host, "8081")
+	uncached := "http://" + net.JoinHostPort(host, "8082")
+	// Warm the caches and the connections.
+	var ngWarm int64
+	for _, u := range []string{logged, noLog, uncached, ng.URL} {
+		w := opts(u, hotCodes)
+		w.Duration = 3 * time.Second
+		r, err := wrk.Run(ctx, w)
+		if err != nil {
+			return err
+		}
+		if u == ng.URL {
+			ngWarm = r.Requests
+		}
+	}
+	adminURL := f.AdminURLs()[0]
+	admins := map[string]string{logged: adminURL,
+		noLog: "http://" + net.JoinHostPort(host, "9081"), uncached: "http://" + net.JoinHostPort(host, "9082")}
+	pidOf := map[string]func() int{
+		ng.URL:   ng.Pid,
+		logged:   func() int { return f.Proxies[0].Process().Pid() },
+		noLog:    func() int { return pids["proxy-nolog"] },
+		uncached: func() int { return pids["proxy-uncached"] },
+	}
+	serverCPU := map[string]time.Duration{}
+	runOne := func(name string, o wrk.Options) (wrk.Result, error) {
+		say("wrk: %s", name)
+		pid := pidOf[o.URL]()
+		cpu0 := baseline.CPUTime(pid)
+		defer func() { serverCPU[name] += baseline.CPUTime(pid) - cpu0 }()
+		if a, ok := admins[o.URL]; ok && profileDir != "" {
+			file := filepath.Join(profileDir, strings.NewReplacer(" ", "-", ",", "").Replace(name)+".pprof")
+			go captureProfile(a, f.Secrets.AdminToken, file, o.Duration/2)
+		}
+		r, err := wrk.Run(ctx, o)
+		if err == nil && r.Errors() > 0 {
+			err = fmt.Errorf("%s: %d errors", name, r.Errors())
+		}
+		return r, err
+	}
+	pgR := pg
+	pgR.Host = f.ProxyHost(0)
+	var (
+		ngRuns, loggedRuns, noLogRuns, uncachedRuns []wrk.Result
+		tpsRuns                                     []float64
+		pgCmd                                       string
+		logBytes, logRecs, lookups, batches         float64
+	)
+	for round := 1; round <= rounds; round++ {
+		say("round %d of %d", round, rounds)
+		r, err := runOne("nginx return 302 + gzip log", opts(ng.URL, hotCodes))
+		if err != nil {
+			return err
+		}
+		ngRuns = append(ngRuns, r)
+		b0, n0, err := logCounters(adminURL, f.Secrets.AdminToken)
+		if err != nil {
+			return err
+		}
+		if r, err = runOne("proxy cached, full logging", opts(logged, hotCodes)); err != nil {
+			return err
+		}
+		loggedRuns = append(loggedRuns, r)
+		time.Sleep(time.Second) // let the last batch reach the disk
+		b1, n1, err := logCounters(adminURL, f.Secrets.AdminToken)
+		if err != nil {
+			return err
+		}
+		logBytes, logRecs = logBytes+b1-b0, logRecs+n1-n0
+		if r, err = runOne("proxy cached, logging off", opts(noLog, hotCodes)); err != nil {
+			return err
+		}
+		noLogRuns = append(noLogRuns, r)
+		l0, q0, err := batchCounters(admins[uncached], f.Secrets.AdminToken)
+		if err != nil {
+			return err
+		}
+		if r, err = runOne("proxy uncached, uniform", opts(uncached, allCodes)); err != nil {
+			return err
+		}
+		uncachedRuns = append(uncachedRuns, r)
+		l1, q1, err := batchCounters(admins[uncached], f.Secrets.AdminToken)
+		if err != nil {
+			return err
+		}
+		lookups, batches = lookups+l1-l0, batches+q1-q0
+		say("pgbench -S on the replica, %d clients", dbConns)
+		tps, cmd, err := pgR.SelectOnly(ctx, dbConns, threads, dur)
+		if err != nil {
+			return err
+		}
+		tpsRuns, pgCmd = append(tpsRuns, tps), cmd
+	}
+	ngRes, loggedRes, noLogRes, uncachedRes := median(ngRuns), median(loggedRuns), median(noLogRuns), median(uncachedRuns)
+	tps := medianF(tpsRuns)
+	perBatch := lookups / max(batches, 1)
+	var ngReqs int64
+	for _, r := range ngRuns {
+		ngReqs += r.Requests
+	}
+	if err := ng.Stop(); err != nil {
+		say("nginx stop: %v", err)
+	}
+	// nginx's log holds its warm-up's requests too.
+	ngBytes := float64(ng.LogBytes()) / float64(ngReqs+ngWarm)
+	proxyBytes := logBytes / logRecs
+
+	ms := func(us int64) string { return fmt.Sprintf("%.2f ms", float64(us)/1000) }
+	// CPU per request over every round of a scenario.
+	cpuPer := func(runName string, runs []wrk.Result) (server, client string) {
+		var reqs int64
+		var wrkCPU time.Duration
+		for _, r := range runs {
+			reqs += r.Requests
+			wrkCPU += r.CPU
+		}
+		us := func(d time.Duration) string {
+			return fmt.Sprintf("%.1f", float64(d.Microseconds())/float64(max(reqs, 1)))
+		}
+		return us(serverCPU[runName]), us(wrkCPU)
+	}
+	runsOf := map[string][]wrk.Result{
+		"nginx return 302 + gzip log": ngRuns, "proxy cached, full logging": loggedRuns,
+		"proxy cached, logging off": noLogRuns, "proxy uncached, uniform": uncachedRuns,
+	}
+	row := func(name, runName string, r wrk.Result, vs string) []string {
+		sc, wc := cpuPer(runName, runsOf[runName])
+		return []string{name, fmt.Sprintf("%.0f", r.RPS()), ms(r.LatP50US), ms(r.LatP99US), ms(r.LatP999US), sc, wc, strconv.FormatInt(r.Errors(), 10), vs}
+	}
+	tbl := report.Table{
+		Header: []string{"scenario", "requests/s", "p50", "p99", "p99.9", "server CPU µs/req", "wrk CPU µs/req", "errors", "ratio"},
+		Rows: [][]string{
+			row("nginx `return 302`, gzip-buffered combined log (baseline)", "nginx return 302 + gzip log", ngRes, "1.00"),
+			row("proxy, cached, full logging", "proxy cached, full logging", loggedRes, fmt.Sprintf("**%.2f** of nginx (target ≥ 0.8)", loggedRes.RPS()/ngRes.RPS())),
+			row("proxy, cached, logging off", "proxy cached, logging off", noLogRes, fmt.Sprintf("logging on / off: **%.2f** (target ≥ 0.9)", loggedRes.RPS()/noLogRes.RPS())),
+			{fmt.Sprintf("`pgbench -S` on the replica, %d clients (baseline)", dbConns), fmt.Sprintf("%.0f tps", tps), "", "", "", "", "", "0", "1.00"},
+			row(fmt.Sprintf("proxy, uncached, uniform over %d links, %d replica connections for lookups", nLinks, dbConns), "proxy uncached, uniform", uncachedRes,
+				fmt.Sprintf("**%.2f** of pgbench (target ≥ 0.5)", uncachedRes.RPS()/tps)),
+		},
+	}
+	bytesTbl := report.Table{
+		Header: []string{"log", "bytes per request", "what it keeps"},
+		Rows: [][]string{
+			{"nginx combined, gzip level 1", fmt.Sprintf("%.1f", ngBytes), "address, time, request line, status, size, referrer, user agent"},
+			{"proxy Arrow IPC + zstd", fmt.Sprintf("%.1f", proxyBytes), "all of nginx's, plus every header, query, link id, latency, cache outcome, replica lag"},
+		},
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-proxy` (bench/cmd/proxybench). Each figure is the median of %d interleaved runs; ratios are of medians.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine(), rounds)
+	b.WriteString(tbl.Markdown())
+	b.WriteString("\n")
+	b.WriteString(bytesTbl.Markdown())
+	fmt.Fprintf(&b, "\nEvery HTTP scenario: `%s` (the proxy scenarios with their own URL; cached ones draw from %d codes, warmed for 3 s first).\n", opts("URL", "hot.txt").Command(), hot)
+	fmt.Fprintf(&b, "Uncached: the proxy runs with `-cache-bytes 1`, so every request is a replica lookup; concurrent lookups share queries, %.1f lookups per replica query in this run. pgbench: `%s` against the same replica, scale 10.\n", perBatch, pgCmd)
+	body := b.String()
+	fmt.Println()
+	fmt.Println(body)
+	return report.Write(filepath.Join(results, report.Today()+"-proxy.md"), readme, "proxy-bench", body)
+}
+
+// median returns the run with the median throughput.
+func median(rs []wrk.Result) wrk.Result {
+	sorted := append([]wrk.Result(nil), rs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].RPS() < sorted[j].RPS() })
+	return sorted[len(sorted)/2]
+}
+
+func medianF(xs []float64) float64 {
+	sorted := append([]float64(nil), xs...)
+	sort.Float64s(sorted)
+	return sorted[len(sorted)/2]
+}
+
+// batchCounters reads a proxy's replica lookups and the queries they took.
+func batchCounters(adminURL, token string) (lookups, batches float64, err error) {
+	m, err := scrape(adminURL, token)
+	return m[`shortfleet_proxy_lookups_total{outcome="replica"}`], m["shortfleet_proxy_replica_batches_total"], err
+}
+
+// scrape reads a proxy's metrics into a map from series to value.
+func scrape(adminURL, token string) (map[string]float64, error) {
+	req, _ := http.NewRequest("GET", adminURL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		if i := strings.LastIndexByte(l, ' '); i > 0 {
+			v, _ := strconv.ParseFloat(l[i+1:], 64)
+			m[l[:i]] = v
+		}
+	}
+	return m, sc.Err()
+}
+
+// logCounters reads the proxy's bytes logged and records written from its
+// metrics.
+func logCounters(adminURL, token string) (bytes, records float64, err error) {
+	m, err := scrape(adminURL, token)
+	return m["shortfleet_proxy_log_bytes_total"], m[`shortfleet_proxy_log_records_total{result="written"}`], err
+}

@@ -1,0 +1,77 @@
+// Package report writes benchmark results as Markdown: a dated file under
+// bench/results, and the same table between markers in bench/README.md, so
+// no figure there is typed by hand.
+package report
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Table is a Markdown table.
+type Table struct {
+	Header []string
+	Rows   [][]string
+}
+
+// Markdown renders the table.
+func (t Table) Markdown() string {
+	var b strings.Builder
+	b.WriteString("| " + strings.Join(t.Header, " | ") + " |\n|")
+	for range t.Header {
+		b.WriteString(" --- |")
+	}
+	b.WriteString("\n")
+	for _, r := range t.Rows {
+		b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+	}
+	return b.String()
+}
+
+// Machine describes where the figures were measured.
+func Machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				if _, v, ok := strings.Cut(l, ":"); ok {
+					model = strings.TrimSpace(v)
+				}
+				break
+			}
+		}
+	}
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(data), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/1024/1024)
+	}
+	return fmt.Sprintf("%d cores (%s)%s, %s/%s, %s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// Write writes body to path, and replaces the text between
+// "<!-- name:start -->" and "<!-- name:end -->" in readme with it.
+func Write(path, readme, name, body string) error {
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	start, end := "<!-- "+name+":start -->", "<!-- "+name+":end -->"
+	s := string(data)
+	i, j := strings.Index(s, start), strings.Index(s, end)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s lacks the markers %s ... %s", readme, start, end)
+	}
+	s = s[:i+len(start)] + "\n" + body + "\n" + s[j:]
+	return os.WriteFile(readme, []byte(s), 0o644)
+}
+
+// Today is the date used in result file names.
+func Today() string { return time.Now().UTC().Format("2006-01-02") }
