@@ -1,9 +1,12 @@
 package logfmt
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -87,7 +90,10 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
-	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p", FlushRows: 100, FlushInterval: 5 * time.Millisecond, SealBytes: 32 << 10}, quietLogger())
+	var logged lineCounter
+	start := time.Now()
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p", FlushRows: 100, FlushInterval: 5 * time.Millisecond, SealBytes: 32 << 10},
+		slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,4 +144,18 @@ func TestDiskFull(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, "*.open")); len(left) != 0 {
 		t.Fatalf("open segments left: %v", left)
 	}
+	// Errors are logged once a second at most, however many writes fail.
+	if secs := time.Since(start).Seconds(); float64(logged.n.Load()) > secs+2 {
+		t.Fatalf("%d error lines in %.1fs: more than one a second", logged.n.Load(), secs)
+	}
+	if logged.n.Load() == 0 {
+		t.Fatal("the drops were never logged")
+	}
+}
+
+type lineCounter struct{ n atomic.Int64 }
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.n.Add(int64(bytes.Count(p, []byte("\n"))))
+	return len(p), nil
 }

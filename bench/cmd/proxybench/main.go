@@ -31,6 +31,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"shortfleet/bench/internal/baseline"
 	"shortfleet/bench/internal/report"
 	"shortfleet/bench/internal/seed"
@@ -187,7 +189,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	}
 	defer ng.Stop()
 
-	script, _ := filepath.Abs("bench/wrk/redirects.lua")
+	script := "bench/wrk/redirects.lua" // run from the repository's root, as make does
 	opts := func(url, codesFile string) wrk.Options {
 		return wrk.Options{URL: url, Script: script, Threads: threads, Connections: conns, Duration: dur, Env: []string{"CODES=" + codesFile}}
 	}
@@ -292,6 +294,11 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	for _, r := range ngRuns {
 		ngReqs += r.Requests
 	}
+	say("takedowns: disable a cached link on the primary, poll every proxy until 410")
+	takedowns, err := measureTakedowns(ctx, f.Primary.DSN(localfleet.Database), []string{logged, noLog, uncached}, hotCodes, codec, 20)
+	if err != nil {
+		return err
+	}
 	if err := ng.Stop(); err != nil {
 		say("nginx stop: %v", err)
 	}
@@ -346,10 +353,64 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	b.WriteString(bytesTbl.Markdown())
 	fmt.Fprintf(&b, "\nEvery HTTP scenario: `%s` (the proxy scenarios with their own URL; cached ones draw from %d codes, warmed for 3 s first).\n", opts("URL", "hot.txt").Command(), hot)
 	fmt.Fprintf(&b, "Uncached: the proxy runs with `-cache-bytes 1`, so every request is a replica lookup; concurrent lookups share queries, %.1f lookups per replica query in this run. pgbench: `%s` against the same replica, scale 10.\n", perBatch, pgCmd)
+	fmt.Fprintf(&b, "\nTakedown: the time from `UPDATE links SET disabled = true` committing on the primary to every one of the %d proxies answering 410 for a link each had cached, over %d links: median **%s**, max %s (replication, then the proxies' 100 ms change-feed poll).\n",
+		3, len(takedowns), takedowns[len(takedowns)/2].Round(time.Millisecond), takedowns[len(takedowns)-1].Round(time.Millisecond))
 	body := b.String()
 	fmt.Println()
 	fmt.Println(body)
 	return report.Write(filepath.Join(results, report.Today()+"-proxy.md"), readme, "proxy-bench", body)
+}
+
+// measureTakedowns disables n hot links one by one and returns, sorted,
+// how long each took to be answered 410 by every proxy.
+func measureTakedowns(ctx context.Context, dsn string, proxies []string, hotFile string, codec *codes.Codec, n int) ([]time.Duration, error) {
+	data, err := os.ReadFile(hotFile)
+	if err != nil {
+		return nil, err
+	}
+	hotCodes := strings.Fields(string(data))
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 5 * time.Second}
+	status := func(u string) int {
+		resp, err := client.Get(u)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var out []time.Duration
+	for i := 0; i < n && i < len(hotCodes); i++ {
+		code := hotCodes[len(hotCodes)-1-i]
+		id, err := codec.DecodeString(code)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range proxies {
+			if s := status(p + "/" + code); s != 302 {
+				return nil, fmt.Errorf("%s/%s answers %d before the takedown", p, code, s)
+			}
+		}
+		if _, err := conn.Exec(ctx, `UPDATE links SET disabled = true WHERE id = $1`, id); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		for _, p := range proxies {
+			for status(p+"/"+code) != 410 {
+				if time.Since(start) > 30*time.Second {
+					return nil, fmt.Errorf("%s still redirects %s 30 s after the takedown", p, code)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		out = append(out, time.Since(start))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
 }
 
 // median returns the run with the median throughput.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -134,7 +135,7 @@ var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection tim
 func (p Pgbench) SelectOnly(ctx context.Context, clients, threads int, d time.Duration) (float64, string, error) {
 	args := []string{"-S", "-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads), "-T", strconv.Itoa(int(d.Seconds())), p.DB}
 	out, err := p.command(ctx, args...).CombinedOutput()
-	cmdline := "pgbench " + fmt.Sprint(args)
+	cmdline := "pgbench " + strings.Join(args, " ")
 	if err != nil {
 		return 0, cmdline, fmt.Errorf("pgbench -S: %w: %s", err, out)
 	}
