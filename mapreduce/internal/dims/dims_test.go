@@ -1,0 +1,132 @@
+package dims
+
+import (
+	"path/filepath"
+	"testing"
+
+	"shortfleet/mapreduce/internal/dims/dimstest"
+)
+
+func newTest(t testing.TB, truncate bool) *Classifier {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "geo.mmdb")
+	if err := dimstest.WriteGeoDB(db); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewShared(Config{GeoIPPath: db, Salt: []byte("0123456789abcdef"), TruncateIP: truncate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.NewClassifier()
+}
+
+func TestUserAgent(t *testing.T) {
+	c := newTest(t, false)
+	for _, tc := range []struct {
+		ua   string
+		want UA
+	}{
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", UA{"Chrome", "Windows", DeviceDesktop, false}},
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", UA{"Mobile Safari", "iOS", DeviceMobile, false}},
+		{"Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", UA{"Mobile Safari", "iOS", DeviceTablet, false}},
+		{"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36", UA{"Chrome Mobile", "Android", DeviceMobile, false}},
+		{"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", UA{"Firefox", "Linux", DeviceDesktop, false}},
+		{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", UA{"Googlebot", "Other", DeviceBot, true}},
+		{"Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", UA{"bingbot", "Other", DeviceBot, true}},
+		{"", UA{"(none)", "(none)", DeviceBot, true}},
+	} {
+		got := c.UserAgent(tc.ua)
+		if got != tc.want {
+			t.Errorf("%q: got %+v, want %+v", tc.ua, got, tc.want)
+		}
+		if again := c.UserAgent(tc.ua); again != got {
+			t.Errorf("%q: cached answer %+v differs", tc.ua, again)
+		}
+	}
+}
+
+func TestReferrerHost(t *testing.T) {
+	c := newTest(t, false)
+	for in, want := range map[string]string{
+		"":                                  "(direct)",
+		"https://News.Example.com/a?b=c":    "news.example.com",
+		"http://user:pw@host.example:8080/": "host.example",
+		"https://[2001:db8::1]:443/x":       "[2001:db8::1]",
+		"android-app://com.slack/":          "com.slack",
+		"//cdn.example/x":                   "cdn.example",
+		"not a url":                         "not a url",
+		"https://example.com./":             "example.com",
+	} {
+		if got := c.ReferrerHost(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLanguage(t *testing.T) {
+	c := newTest(t, false)
+	for in, want := range map[string]string{
+		"de-CH,de;q=0.9,en;q=0.8": "de",
+		"en-US,en;q=0.9":          "en",
+		"fr;q=0.5, ja":            "ja",
+		"":                        "(none)",
+		"*":                       "(none)",
+		"%%garbage%%":             "(none)",
+	} {
+		if got := c.Language(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCountry(t *testing.T) {
+	c := newTest(t, false)
+	for in, want := range map[string]string{
+		"192.0.2.77":       "CH",
+		"198.51.100.1":     "JP",
+		"203.0.113.200":    "BR",
+		"2001:db8::42":     "DE",
+		"::ffff:192.0.2.1": "CH",
+		"10.0.0.1":         "--",
+		"not an address":   "--",
+	} {
+		if got := c.Country(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestVisitor(t *testing.T) {
+	c := newTest(t, false)
+	a := c.Visitor("192.0.2.1", "UA")
+	if a != c.Visitor("192.0.2.1", "UA") {
+		t.Fatal("visitor hash not stable")
+	}
+	if a == c.Visitor("192.0.2.2", "UA") || a == c.Visitor("192.0.2.1", "UB") {
+		t.Fatal("different visitors hash alike")
+	}
+	tr := newTest(t, true)
+	if tr.Visitor("192.0.2.1", "UA") != tr.Visitor("192.0.2.200", "UA") {
+		t.Fatal("with truncation, one /24 should be one visitor per user agent")
+	}
+	if tr.Visitor("2001:db8:1:2::1", "UA") != tr.Visitor("2001:db8:1:ffff::9", "UA") {
+		t.Fatal("with truncation, one /48 should be one visitor")
+	}
+	other, _ := NewShared(Config{Salt: []byte("another salt 0123456")})
+	if other.NewClassifier().Visitor("192.0.2.1", "UA") == a {
+		t.Fatal("the salt does not change the hash")
+	}
+}
+
+func BenchmarkClassifyCached(b *testing.B) {
+	c := newTest(b, false)
+	ua := "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	for b.Loop() {
+		c.UserAgent(ua)
+		c.ReferrerHost("https://news.ycombinator.com/")
+		c.Language("de-CH,de;q=0.9")
+		c.Country("192.0.2.7")
+		c.Visitor("192.0.2.7", ua)
+	}
+}
