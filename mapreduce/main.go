@@ -1,25 +1,31 @@
 // Command mapreduce turns the proxies' access log segments into per-link
-// stats on the primary: once with -once, or on a cron schedule.
+// stats on the primary: once with -once, on a cron schedule as a daemon, or
+// for one day again with -recompute.
 package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
+	"shortfleet/mapreduce/internal/dims"
 	"shortfleet/mapreduce/internal/job"
 )
 
@@ -36,13 +42,21 @@ func main() {
 		proxies     = flag.String("proxies", env("SHORTFLEET_PROXIES", ""), "comma-separated admin URLs of the proxies")
 		schedule    = flag.String("schedule", env("SHORTFLEET_SCHEDULE", "*/5 * * * *"), "cron schedule of runs")
 		once        = flag.Bool("once", false, "run once and exit: 0 on success, 1 on failure, 3 if another run holds the lock")
+		recompute   = flag.String("recompute", "", "rebuild one day's stats (YYYY-MM-DD, UTC) from the raw segments and exit")
 		adminListen = flag.String("admin-listen", env("SHORTFLEET_ADMIN_LISTEN", "127.0.0.1:9100"), "admin listener address (daemon mode)")
-		parallel    = flag.Int("parallel", 4, "concurrent segment pulls")
+		parallel    = flag.Int("parallel", 4, "segments pulled and mapped at once")
+		geoip       = flag.String("geoip", env("SHORTFLEET_GEOIP", ""), "MaxMind-format country database; empty: countries unknown")
+		truncate    = flag.Bool("truncate-ip", false, "truncate client addresses to /24 (IPv4) and /48 (IPv6) before hashing visitors")
+		archive     = flag.String("archive", env("SHORTFLEET_ARCHIVE", ""), "folder to archive ingested records to as Parquet, by day")
 	)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "mapreduce")
 	if *dsn == "" {
 		fatal(logger, "-dsn or SHORTFLEET_DSN must name the primary database")
+	}
+	salt := os.Getenv("SHORTFLEET_VISITOR_SALT")
+	if len(salt) < 16 {
+		fatal(logger, "SHORTFLEET_VISITOR_SALT must hold at least 16 bytes of secret")
 	}
 	var urls []string
 	for _, p := range strings.Split(*proxies, ",") {
@@ -50,38 +64,52 @@ func main() {
 			urls = append(urls, p)
 		}
 	}
+	token := os.Getenv("SHORTFLEET_ADMIN_TOKEN")
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, *dsn)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}
 	defer pool.Close()
-	j := job.New(job.Config{Proxies: urls, Token: os.Getenv("SHORTFLEET_ADMIN_TOKEN"), Parallel: *parallel}, logger, pool)
+	j, err := job.New(job.Config{
+		Proxies: urls, Token: token, Parallel: *parallel, Archive: *archive,
+		Dims: dims.Config{GeoIPPath: *geoip, Salt: []byte(salt), TruncateIP: *truncate},
+	}, logger, pool)
+	if err != nil {
+		fatal(logger, err.Error())
+	}
+	defer j.Close()
 
-	run := func(ctx context.Context) error {
-		t := time.Now()
-		res, err := j.Run(ctx)
-		attrs := []any{"took", time.Since(t).Round(time.Millisecond), "segments", res.Segments,
-			"records", res.Records, "clicks", res.Clicks, "aggregates", res.Aggregates,
+	report := func(what string, t time.Time, res job.Result, err error) int {
+		attrs := []any{"run", res.RunID, "took", time.Since(t).Round(time.Millisecond), "segments", res.Segments,
+			"records", res.Records, "clicks", res.Clicks, "aggregates", res.Aggregates, "quarantined", res.Quarantined,
 			"proxies_down", len(res.ProxiesDown), "failed_segments", len(res.Failed)}
 		switch {
 		case errors.Is(err, job.ErrLocked):
-			logger.Warn("run skipped: another run holds the lock")
+			logger.Warn(what + " skipped: another run holds the lock")
+			return 3
 		case err != nil:
-			logger.Error("run failed", append(attrs, "err", err)...)
+			logger.Error(what+" failed", append(attrs, "err", err)...)
+			return 1
 		default:
-			logger.Info("run done", attrs...)
+			logger.Info(what+" done", attrs...)
+			return 0
 		}
-		return err
 	}
-
+	if *recompute != "" {
+		day, err := time.Parse("2006-01-02", *recompute)
+		if err != nil {
+			fatal(logger, fmt.Sprintf("-recompute %q: want YYYY-MM-DD", *recompute))
+		}
+		t := time.Now()
+		res, err := j.Recompute(ctx, day)
+		os.Exit(report("recompute of "+*recompute, t, res, err))
+	}
 	if *once {
-		err := run(ctx)
-		switch {
-		case errors.Is(err, job.ErrLocked):
-			os.Exit(3)
-		case err != nil:
-			os.Exit(1)
+		t := time.Now()
+		res, err := j.Run(ctx)
+		if code := report("run", t, res, err); code != 0 {
+			os.Exit(code)
 		}
 		return
 	}
@@ -91,15 +119,40 @@ func main() {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
 	}
 	logger.Info("listening on http://"+ln.Addr().String(), "listener", "admin")
+	var running atomic.Bool
+	var skipped atomic.Uint64
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(job.NewCollector(j, skipped.Load), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			http.Error(w, "admin token required", http.StatusUnauthorized)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go adminSrv.Serve(ln)
 
 	runCtx, cancelRuns := context.WithCancel(ctx)
-	cronLog := cron.PrintfLogger(log.New(os.Stderr, "cron: ", log.LstdFlags))
-	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cronLog)))
-	if _, err := c.AddFunc(*schedule, func() { _ = run(runCtx) }); err != nil {
+	c := cron.New()
+	if _, err := c.AddFunc(*schedule, func() {
+		// One run at a time in this process; the advisory lock keeps it so
+		// across the fleet.
+		if !running.CompareAndSwap(false, true) {
+			skipped.Add(1)
+			logger.Warn("previous run still going; this tick is skipped", "skipped_total", skipped.Load())
+			return
+		}
+		defer running.Store(false)
+		t := time.Now()
+		res, err := j.Run(runCtx)
+		report("run", t, res, err)
+	}); err != nil {
 		fatal(logger, fmt.Sprintf("schedule %q: %v", *schedule, err))
 	}
 	c.Start()

@@ -65,6 +65,8 @@ type Config struct {
 	PGSettings map[string]string
 	// ProxyArgs are extra flags for every proxy.
 	ProxyArgs []string
+	// GeoIPPath is the country database the mapreduce job uses, if any.
+	GeoIPPath string
 }
 
 func (c *Config) defaults() {
@@ -95,9 +97,10 @@ func FreeSubnet() (string, error) {
 
 // Secrets are generated once per state folder and kept in it.
 type Secrets struct {
-	CodeKey    string `json:"code_key"`    // hex; the codes' Feistel key
-	AdminToken string `json:"admin_token"` // proxies' admin bearer token
-	PGPassword string `json:"pg_password"` // Postgres superuser password
+	CodeKey     string `json:"code_key"`     // hex; the codes' Feistel key
+	AdminToken  string `json:"admin_token"`  // proxies' admin bearer token
+	PGPassword  string `json:"pg_password"`  // Postgres superuser password
+	VisitorSalt string `json:"visitor_salt"` // keys the unique-visitor hashes
 }
 
 // Fleet is a running local fleet.
@@ -160,15 +163,20 @@ func (f *Fleet) loadSecrets() error {
 	p := f.path("secrets.json")
 	data, err := os.ReadFile(p)
 	if err == nil {
-		return json.Unmarshal(data, &f.Secrets)
-	}
-	if !os.IsNotExist(err) {
+		if err := json.Unmarshal(data, &f.Secrets); err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+	} else if !os.IsNotExist(err) {
 		return err
 	}
-	f.Secrets = Secrets{
-		CodeKey:    pgcluster.RandomSecret(32),
-		AdminToken: pgcluster.RandomSecret(24),
-		PGPassword: pgcluster.RandomSecret(16),
+	// Fill in what is missing: a new folder, or one from an older version.
+	for _, s := range []struct {
+		v *string
+		n int
+	}{{&f.Secrets.CodeKey, 32}, {&f.Secrets.AdminToken, 24}, {&f.Secrets.PGPassword, 16}, {&f.Secrets.VisitorSalt, 24}} {
+		if *s.v == "" {
+			*s.v = pgcluster.RandomSecret(s.n)
+		}
 	}
 	data, _ = json.MarshalIndent(f.Secrets, "", "  ")
 	return os.WriteFile(p, data, 0o600)
@@ -277,7 +285,7 @@ func (f *Fleet) start(ctx context.Context) error {
 		"-admin-listen", net.JoinHostPort(f.cfg.host(3), strconv.Itoa(PortMapreduce)),
 		"-schedule", f.cfg.Schedule,
 		"-proxies", strings.Join(f.AdminURLs(), ","),
-	}, "SHORTFLEET_DSN="+primary.DSN(Database))
+	}, "SHORTFLEET_DSN="+primary.DSN(Database), "SHORTFLEET_GEOIP="+f.cfg.GeoIPPath)
 	if err := f.timed("mapreduce daemon up", func() error { return f.Mapreduce.Start(ctx, "admin") }); err != nil {
 		return err
 	}
@@ -287,7 +295,8 @@ func (f *Fleet) start(ctx context.Context) error {
 // newApp prepares a supervised binary with the fleet's secrets in its
 // environment (never in argv, which ps shows).
 func (f *Fleet) newApp(name string, args []string, env ...string) *App {
-	env = append(env, "SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey, "SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken)
+	env = append(env, "SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey, "SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken,
+		"SHORTFLEET_VISITOR_SALT="+f.Secrets.VisitorSalt)
 	bin := strings.SplitN(name, "-", 2)[0]
 	return newApp(name, filepath.Join(f.cfg.BinDir, bin), args, env, f.path("logs", name+".log"), f.logger)
 }
@@ -311,7 +320,11 @@ func (f *Fleet) Command(ctx context.Context, bin string, args ...string) *exec.C
 	cmd.Env = append(os.Environ(),
 		"SHORTFLEET_DSN="+f.Primary.DSN(Database),
 		"SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey,
-		"SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken)
+		"SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken,
+		"SHORTFLEET_VISITOR_SALT="+f.Secrets.VisitorSalt)
+	if f.cfg.GeoIPPath != "" {
+		cmd.Env = append(cmd.Env, "SHORTFLEET_GEOIP="+f.cfg.GeoIPPath)
+	}
 	return cmd
 }
 

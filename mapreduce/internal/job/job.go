@@ -1,8 +1,8 @@
 // Package job is one mapreduce run: it pulls the sealed access log segments
-// every proxy has and the ledger lacks, verifies them, aggregates clicks
-// per link per hour through map, combine, partition and reduce stages, and
-// commits the aggregates with the ledger rows in one transaction
-// (DESIGN.md decision 6).
+// every proxy has and the ledger lacks, verifies them, classifies and
+// aggregates their clicks through map, combine, partition and reduce
+// stages, and commits the aggregates with the ledger rows in one
+// transaction (DESIGN.md decision 6).
 package job
 
 import (
@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/dims"
 )
 
 // Config configures runs.
@@ -35,12 +37,17 @@ type Config struct {
 	Proxies []string
 	// Token is the proxies' admin bearer token.
 	Token string
-	// Parallel bounds concurrent segment pulls (default 4).
+	// Parallel bounds concurrent segment pulls and maps (default 4).
 	Parallel int
 	// Partitions is the number of reduce partitions (default 8).
 	Partitions int
 	// HTTPTimeout bounds one request to a proxy (default 1 minute).
 	HTTPTimeout time.Duration
+	// Dims configures classification: GeoIP database, visitor salt.
+	Dims dims.Config
+	// Archive, when set, is a folder the records of every segment ingested
+	// are written to as Parquet, partitioned by day.
+	Archive string
 }
 
 // LockKey is the Postgres advisory lock that keeps runs one at a time
@@ -56,10 +63,16 @@ type Job struct {
 	logger *slog.Logger
 	db     *pgxpool.Pool
 	client *http.Client
+	dims   *dims.Shared
+
+	// Counters for /metrics.
+	runs, failedRuns, lockedRuns, segments, records, clicks, quarantined atomic.Uint64
+	lastPending                                                          atomic.Int64
+	lastSuccess                                                          atomic.Int64 // unix seconds
 }
 
 // New returns a Job.
-func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) *Job {
+func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) (*Job, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 4
 	}
@@ -69,17 +82,26 @@ func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) *Job {
 	if cfg.HTTPTimeout <= 0 {
 		cfg.HTTPTimeout = time.Minute
 	}
-	return &Job{cfg: cfg, logger: logger, db: db, client: &http.Client{Timeout: cfg.HTTPTimeout}}
+	shared, err := dims.NewShared(cfg.Dims)
+	if err != nil {
+		return nil, err
+	}
+	return &Job{cfg: cfg, logger: logger, db: db, client: &http.Client{Timeout: cfg.HTTPTimeout}, dims: shared}, nil
 }
+
+// Close releases the job's resources.
+func (j *Job) Close() error { return j.dims.Close() }
 
 // Result is what a run did.
 type Result struct {
+	RunID       int64
 	Segments    int      // segments ingested
 	Records     int64    // records read from them
 	Clicks      int64    // clicks added to the stats
-	Aggregates  int      // (link, hour) rows upserted
+	Aggregates  int      // hourly and daily rows written
+	Quarantined int      // segments set aside for good, with the reason in the ledger
 	ProxiesDown []string // proxies that could not be listed; caught up next run
-	Failed      []string // segments that could not be pulled or read; retried next run
+	Failed      []string // segments that could not be pulled; retried next run
 }
 
 // segment is one sealed segment to ingest.
@@ -87,14 +109,14 @@ type segment struct {
 	proxyURL string
 	proxy    string
 	entry    logfmt.Entry
-	parts    []Counts
+	parts    []*Partial
 	records  int64
+	reason   string // set: quarantine with this reason
 }
 
 // Run performs one run. It returns ErrLocked, doing nothing, if another run
 // holds the lock.
-func (j *Job) Run(ctx context.Context) (Result, error) {
-	var res Result
+func (j *Job) Run(ctx context.Context) (res Result, err error) {
 	conn, err := j.db.Acquire(ctx)
 	if err != nil {
 		return res, fmt.Errorf("connect to primary: %w", err)
@@ -105,90 +127,59 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 		return res, fmt.Errorf("take run lock: %w", err)
 	}
 	if !locked {
+		j.lockedRuns.Add(1)
 		return res, ErrLocked
 	}
 	defer func() {
 		// A lost connection releases the lock by itself.
 		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, LockKey)
 	}()
+	if err := conn.QueryRow(ctx, `INSERT INTO mapreduce_runs (kind) VALUES ('run') RETURNING id`).Scan(&res.RunID); err != nil {
+		return res, fmt.Errorf("record run: %w", err)
+	}
+	j.runs.Add(1)
+	defer func() {
+		if err != nil {
+			j.failedRuns.Add(1)
+			_, _ = j.db.Exec(context.Background(), `UPDATE mapreduce_runs SET finished_at = now(), error = $2,
+				proxies_down = $3 WHERE id = $1`, res.RunID, err.Error(), len(res.ProxiesDown))
+		} else {
+			j.lastSuccess.Store(time.Now().Unix())
+		}
+	}()
 
 	pending, known, err := j.pending(ctx, conn.Conn(), &res)
 	if err != nil {
 		return res, err
 	}
+	j.lastPending.Store(int64(len(pending)))
 	// Segments the ledger has that a proxy still lists (an earlier
 	// acknowledgement was lost) are acknowledged again.
 	defer func() { j.acknowledge(ctx, known) }()
-	if len(pending) == 0 {
-		return res, nil
-	}
+	j.logger.Info("stage listed", "pending", len(pending), "known", len(known), "proxies_down", len(res.ProxiesDown))
 	done := j.mapAll(ctx, pending, &res)
-	if len(done) == 0 {
-		return res, nil
+	j.logger.Info("stage mapped", "segments", len(done))
+	reduced, err := j.reduceAll(done)
+	if err != nil {
+		return res, err
 	}
-	reduced := j.reduceAll(done)
+	j.logger.Info("stage reduced", "partitions", len(reduced))
 	if err := j.commit(ctx, conn.Conn(), done, reduced, &res); err != nil {
 		return res, err
 	}
+	j.logger.Info("stage committed", "run", res.RunID)
 	known = append(known, done...)
+	j.segments.Add(uint64(res.Segments))
+	j.records.Add(uint64(res.Records))
+	j.clicks.Add(uint64(res.Clicks))
+	j.quarantined.Add(uint64(res.Quarantined))
 	return res, nil
-}
-
-// acknowledge tells each proxy which of its segments are in the ledger, so
-// it stops listing them as pending. A failure only means they are listed,
-// and skipped, again next run.
-func (j *Job) acknowledge(ctx context.Context, segs []*segment) {
-	byProxy := map[string][]string{}
-	for _, s := range segs {
-		byProxy[s.proxyURL] = append(byProxy[s.proxyURL], s.entry.Name)
-	}
-	for u, names := range byProxy {
-		body, _ := json.Marshal(map[string][]string{"names": names})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(u, "/")+"/segments/ingested", bytes.NewReader(body))
-		if err != nil {
-			continue
-		}
-		req.Header.Set("Authorization", "Bearer "+j.cfg.Token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := j.client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				err = fmt.Errorf("status %s", resp.Status)
-			}
-		}
-		if err != nil {
-			j.logger.Warn("acknowledging ingested segments failed; they will be listed again", "proxy", u, "segments", len(names), "err", err)
-		}
-	}
 }
 
 // pending lists every proxy's pending segments and returns those the
 // ledger lacks, and those it has (known).
 func (j *Job) pending(ctx context.Context, conn *pgx.Conn, res *Result) (pending, known []*segment, err error) {
-	var (
-		mu  sync.Mutex
-		all []*segment
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(j.cfg.Parallel)
-	for _, p := range j.cfg.Proxies {
-		g.Go(func() error {
-			proxy, entries, err := j.list(gctx, p)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				j.logger.Warn("proxy unreachable; its segments wait for the next run", "proxy", p, "err", err)
-				res.ProxiesDown = append(res.ProxiesDown, p)
-				return nil
-			}
-			for _, e := range entries {
-				all = append(all, &segment{proxyURL: p, proxy: proxy, entry: e})
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
+	all := j.listAll(ctx, false, res)
 	if len(all) == 0 {
 		return nil, nil, nil
 	}
@@ -220,13 +211,43 @@ func (j *Job) pending(ctx context.Context, conn *pgx.Conn, res *Result) (pending
 			pending = append(pending, s)
 		}
 	}
-	sort.Slice(pending, func(a, b int) bool {
-		if pending[a].proxy != pending[b].proxy {
-			return pending[a].proxy < pending[b].proxy
-		}
-		return pending[a].entry.Name < pending[b].entry.Name
-	})
 	return pending, known, nil
+}
+
+// listAll lists every proxy's segments, in parallel: the pending ones, or
+// with all, every sealed one it still has.
+func (j *Job) listAll(ctx context.Context, all bool, res *Result) []*segment {
+	var (
+		mu   sync.Mutex
+		segs []*segment
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(j.cfg.Parallel)
+	for _, p := range j.cfg.Proxies {
+		g.Go(func() error {
+			proxy, entries, err := j.list(gctx, p, all)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				j.logger.Warn("proxy unreachable; its segments wait for the next run", "proxy", p, "err", err)
+				res.ProxiesDown = append(res.ProxiesDown, p)
+				return nil
+			}
+			for _, e := range entries {
+				segs = append(segs, &segment{proxyURL: p, proxy: proxy, entry: e})
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	sort.Slice(segs, func(a, b int) bool {
+		if segs[a].proxy != segs[b].proxy {
+			return segs[a].proxy < segs[b].proxy
+		}
+		return segs[a].entry.Name < segs[b].entry.Name
+	})
+	sort.Strings(res.ProxiesDown)
+	return segs
 }
 
 // listing is a proxy's answer to GET /segments.
@@ -234,6 +255,14 @@ type listing struct {
 	Proxy    string         `json:"proxy"`
 	Segments []logfmt.Entry `json:"segments"`
 }
+
+// httpError is a proxy's non-200 answer.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
 
 func (j *Job) get(ctx context.Context, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -248,19 +277,23 @@ func (j *Job) get(ctx context.Context, u string) (*http.Response, error) {
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
+		return nil, &httpError{resp.StatusCode, fmt.Sprintf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))}
 	}
 	return resp, nil
 }
 
-func (j *Job) list(ctx context.Context, base string) (string, []logfmt.Entry, error) {
-	resp, err := j.get(ctx, strings.TrimRight(base, "/")+"/segments")
+func (j *Job) list(ctx context.Context, base string, all bool) (string, []logfmt.Entry, error) {
+	u := strings.TrimRight(base, "/") + "/segments"
+	if all {
+		u += "?all=1"
+	}
+	resp, err := j.get(ctx, u)
 	if err != nil {
 		return "", nil, err
 	}
 	defer resp.Body.Close()
 	var l listing
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&l); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 512<<20)).Decode(&l); err != nil {
 		return "", nil, fmt.Errorf("decode listing of %s: %w", base, err)
 	}
 	if l.Proxy == "" {
@@ -277,8 +310,39 @@ func (j *Job) list(ctx context.Context, base string) (string, []logfmt.Entry, er
 	return l.Proxy, entries, nil
 }
 
+// acknowledge tells each proxy which of its segments are in the ledger, so
+// it stops listing them as pending. A failure only means they are listed,
+// and skipped, again next run.
+func (j *Job) acknowledge(ctx context.Context, segs []*segment) {
+	byProxy := map[string][]string{}
+	for _, s := range segs {
+		byProxy[s.proxyURL] = append(byProxy[s.proxyURL], s.entry.Name)
+	}
+	for u, names := range byProxy {
+		body, _ := json.Marshal(map[string][]string{"names": names})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(u, "/")+"/segments/ingested", bytes.NewReader(body))
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Authorization", "Bearer "+j.cfg.Token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := j.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				err = fmt.Errorf("status %s", resp.Status)
+			}
+		}
+		if err != nil {
+			j.logger.Warn("acknowledging ingested segments failed; they will be listed again", "proxy", u, "segments", len(names), "err", err)
+		}
+	}
+}
+
 // mapAll pulls, verifies, maps, combines and partitions every pending
-// segment, in parallel; it returns those that succeeded.
+// segment, in parallel. It returns the segments to enter in the ledger:
+// those ingested and those quarantined. Segments that could not be pulled
+// are left for the next run.
 func (j *Job) mapAll(ctx context.Context, pending []*segment, res *Result) []*segment {
 	var (
 		mu   sync.Mutex
@@ -286,40 +350,32 @@ func (j *Job) mapAll(ctx context.Context, pending []*segment, res *Result) []*se
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.cfg.Parallel)
+	classifiers := make(chan *dims.Classifier, j.cfg.Parallel)
+	for range j.cfg.Parallel {
+		classifiers <- j.dims.NewClassifier()
+	}
 	for _, s := range pending {
 		g.Go(func() error {
-			err := j.mapSegment(gctx, s)
+			c := <-classifiers
+			err := j.mapSegment(gctx, s, c)
+			classifiers <- c
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
+			switch {
+			case err == nil:
+				done = append(done, s)
+			case s.reason != "":
+				j.logger.Error("segment quarantined", "proxy", s.proxy, "segment", s.entry.Name, "reason", s.reason)
+				done = append(done, s)
+			default:
 				j.logger.Warn("segment not ingested; retried next run", "proxy", s.proxy, "segment", s.entry.Name, "err", err)
 				res.Failed = append(res.Failed, s.proxy+"/"+s.entry.Name)
-				return nil
 			}
-			done = append(done, s)
 			return nil
 		})
 	}
 	_ = g.Wait()
 	return done
-}
-
-// Pull fetches one segment and verifies its size and checksum against its
-// manifest entry.
-func (j *Job) pull(ctx context.Context, s *segment) ([]byte, error) {
-	resp, err := j.get(ctx, strings.TrimRight(s.proxyURL, "/")+"/segments/"+url.PathEscape(s.entry.Name))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, s.entry.Bytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", s.entry.Name, err)
-	}
-	if err := Verify(data, s.entry); err != nil {
-		return nil, err
-	}
-	return data, nil
 }
 
 // Verify checks a segment's bytes against its manifest entry.
@@ -334,99 +390,116 @@ func Verify(data []byte, e logfmt.Entry) error {
 	return nil
 }
 
-func (j *Job) mapSegment(ctx context.Context, s *segment) error {
+// pull fetches a segment and verifies it. A mismatch is fetched once more
+// (it may have been damaged in transit) before it counts as corrupt.
+func (j *Job) pull(ctx context.Context, s *segment) ([]byte, error) {
+	var err error
+	for attempt := range 2 {
+		var data []byte
+		data, err = j.fetch(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if err = Verify(data, s.entry); err == nil {
+			return data, nil
+		}
+		if attempt == 0 {
+			j.logger.Warn("segment failed verification; fetching it again", "proxy", s.proxy, "segment", s.entry.Name, "err", err)
+		}
+	}
+	return nil, err
+}
+
+func (j *Job) fetch(ctx context.Context, s *segment) ([]byte, error) {
+	resp, err := j.get(ctx, strings.TrimRight(s.proxyURL, "/")+"/segments/"+url.PathEscape(s.entry.Name))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, s.entry.Bytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", s.entry.Name, err)
+	}
+	return data, nil
+}
+
+// mapSegment pulls one segment and maps, combines and partitions it. A
+// segment whose bytes or contents are wrong is marked for quarantine.
+func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) error {
 	data, err := j.pull(ctx, s)
 	if err != nil {
+		if errors.Is(err, logfmt.ErrCorrupt) {
+			s.reason = err.Error()
+		}
 		return err
 	}
-	combined, records, err := MapCombine(data)
-	if err != nil {
-		return fmt.Errorf("read segment %s: %w", s.entry.Name, err)
+	p, records, err := MapCombine(data, c)
+	if err == nil && records != s.entry.Rows {
+		err = fmt.Errorf("%w: segment %s has %d records, manifest says %d", logfmt.ErrCorrupt, s.entry.Name, records, s.entry.Rows)
 	}
-	if records != s.entry.Rows {
-		return fmt.Errorf("%w: segment %s has %d records, manifest says %d", logfmt.ErrCorrupt, s.entry.Name, records, s.entry.Rows)
+	if err != nil {
+		s.reason = err.Error()
+		return err
+	}
+	if j.cfg.Archive != "" {
+		if err := WriteArchive(j.cfg.Archive, s.proxy, s.entry.Name, data); err != nil {
+			return fmt.Errorf("archive %s: %w", s.entry.Name, err)
+		}
 	}
 	s.records = records
-	s.parts = Partition(combined, j.cfg.Partitions)
+	s.parts = Partition(p, j.cfg.Partitions)
 	return nil
 }
 
 // MapCombine runs the map and combine stages over a whole segment.
-func MapCombine(data []byte) (Counts, int64, error) {
+func MapCombine(data []byte, c *dims.Classifier) (*Partial, int64, error) {
+	return mapCombineFiltered(data, c, nil)
+}
+
+// mapCombineFiltered is MapCombine keeping only clicks keep accepts.
+func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*Partial, int64, error) {
 	rd, err := logfmt.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, 0, err
 	}
 	defer rd.Release()
-	c := make(Counts)
-	var keys []Key
+	p := NewPartial()
+	var clicks []Click
 	var records int64
 	for rd.Next() {
 		b := rd.Batch()
 		records += int64(b.Len())
-		keys = Map(b, keys[:0])
-		Combine(c, keys)
+		clicks = Map(b, c, clicks[:0])
+		if keep != nil {
+			kept := clicks[:0]
+			for _, cl := range clicks {
+				if keep(cl) {
+					kept = append(kept, cl)
+				}
+			}
+			clicks = kept
+		}
+		Combine(p, clicks)
 	}
-	return c, records, rd.Err()
+	return p, records, rd.Err()
 }
 
 // reduceAll runs one reducer per partition, in parallel.
-func (j *Job) reduceAll(done []*segment) []Counts {
-	out := make([]Counts, j.cfg.Partitions)
+func (j *Job) reduceAll(done []*segment) ([]*Partial, error) {
+	out := make([]*Partial, j.cfg.Partitions)
+	errs := make([]error, j.cfg.Partitions)
 	var wg sync.WaitGroup
 	for p := range out {
 		wg.Go(func() {
-			inputs := make([]Counts, len(done))
-			for i, s := range done {
-				inputs[i] = s.parts[p]
+			var inputs []*Partial
+			for _, s := range done {
+				if s.parts != nil {
+					inputs = append(inputs, s.parts[p])
+				}
 			}
-			out[p] = Reduce(inputs)
+			out[p], errs[p] = Reduce(inputs)
 		})
 	}
 	wg.Wait()
-	return out
-}
-
-// commit writes the aggregates and the ledger rows in one transaction: the
-// aggregates through COPY into a staging table and one set-based upsert.
-// A ledger row that exists already aborts everything, so a segment is never
-// counted twice even if the lock were bypassed.
-func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduced []Counts, res *Result) error {
-	var rows [][]any
-	var clicks int64
-	for _, part := range reduced {
-		for k, v := range part {
-			rows = append(rows, []any{k.LinkID, time.Unix(k.Hour, 0).UTC(), v})
-			clicks += v
-		}
-	}
-	var ledger [][]any
-	var records int64
-	for _, s := range done {
-		sum, _ := hex.DecodeString(s.entry.SHA256)
-		ledger = append(ledger, []any{s.proxy, s.entry.Name, sum, s.entry.Rows, s.entry.Bytes})
-		records += s.records
-	}
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE clicks_stage (link_id bigint, hour timestamptz, clicks bigint) ON COMMIT DROP`); err != nil {
-			return fmt.Errorf("create staging table: %w", err)
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"clicks_stage"}, []string{"link_id", "hour", "clicks"}, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("copy aggregates: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO clicks_hourly (link_id, hour, clicks)
-			SELECT link_id, hour, clicks FROM clicks_stage
-			ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks_hourly.clicks + EXCLUDED.clicks`); err != nil {
-			return fmt.Errorf("upsert aggregates: %w", err)
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ingested_segments"}, []string{"proxy", "name", "sha256", "rows", "bytes"}, pgx.CopyFromRows(ledger)); err != nil {
-			return fmt.Errorf("record ingested segments: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("commit run: %w", err)
-	}
-	res.Segments, res.Records, res.Clicks, res.Aggregates = len(done), records, clicks, len(rows)
-	return nil
+	return out, errors.Join(errs...)
 }

@@ -2,26 +2,50 @@ package job
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/proxy/admin"
+	sfsql "shortfleet/sql"
 )
 
 const token = "job-test-token"
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// want is what the stats must hold: per link and hour, clicks and bots.
+type want map[HourKey]HourCounts
+
+func (w want) add(recs []logfmt.Record) {
+	for _, r := range recs {
+		if r.LinkID > 0 && logfmt.IsRedirect(r.Status) {
+			k := HourKey{r.LinkID, time.Unix(0, r.Time).UTC().Truncate(time.Hour).Unix()}
+			h := w[k]
+			h.Clicks++
+			if string(r.UserAgent) == googlebot {
+				h.Bots++
+			}
+			w[k] = h
+		}
+	}
+}
 
 // proxyLogs is one proxy's log writer served through the real admin API.
 type proxyLogs struct {
@@ -33,30 +57,35 @@ type proxyLogs struct {
 
 func newProxyLogs(t *testing.T, id string) *proxyLogs {
 	p := &proxyLogs{id: id, dir: t.TempDir()}
+	p.open(t)
+	return p
+}
+
+func (p *proxyLogs) open(t *testing.T) {
 	var err error
-	if p.w, err = logfmt.NewWriter(logfmt.WriterConfig{Dir: p.dir, Proxy: id}, quiet); err != nil {
+	if p.w, err = logfmt.NewWriter(logfmt.WriterConfig{Dir: p.dir, Proxy: p.id}, quiet); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.w.Close() })
+	w := p.w
+	t.Cleanup(func() { w.Close() })
 	p.srv = p.serve()
-	return p
+	t.Cleanup(p.srv.Close)
 }
 
 func (p *proxyLogs) serve() *httptest.Server {
 	return httptest.NewServer(admin.Handler(admin.Config{Proxy: p.id, LogDir: p.dir, Token: token, Segments: p.w}, quiet))
 }
 
-// write seals one segment of records and adds what it holds to want.
-func (p *proxyLogs) write(t *testing.T, want Counts, recs ...logfmt.Record) {
+// write seals one segment of records and adds its clicks to w.
+func (p *proxyLogs) write(t *testing.T, w want, recs ...logfmt.Record) {
 	t.Helper()
 	for i := range recs {
 		p.w.Append(&recs[i])
-		if recs[i].LinkID > 0 && logfmt.IsRedirect(recs[i].Status) {
-			h := time.Unix(0, recs[i].Time).UTC().Truncate(time.Hour).Unix()
-			want[Key{recs[i].LinkID, h}]++
-		}
 	}
 	p.w.Rotate()
+	if w != nil {
+		w.add(recs)
+	}
 }
 
 func setupDB(t *testing.T) *pgxpool.Pool {
@@ -64,56 +93,100 @@ func setupDB(t *testing.T) *pgxpool.Pool {
 	return db
 }
 
-func stored(t *testing.T, db *pgxpool.Pool) Counts {
+func newJob(t *testing.T, db *pgxpool.Pool, cfg Config) *Job {
 	t.Helper()
-	rows, err := db.Query(context.Background(), `SELECT link_id, hour, clicks FROM clicks_hourly`)
+	cfg.Token = token
+	cfg.Dims = testDims(t)
+	j, err := New(cfg, quiet, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+func stored(t *testing.T, db *pgxpool.Pool) want {
+	t.Helper()
+	rows, err := db.Query(context.Background(), `SELECT link_id, hour, clicks, bot_clicks FROM clicks_hourly`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	c := Counts{}
+	got := want{}
 	for rows.Next() {
-		var k Key
+		var k HourKey
 		var h time.Time
-		var v int64
-		if err := rows.Scan(&k.LinkID, &h, &v); err != nil {
+		var v HourCounts
+		if err := rows.Scan(&k.Link, &h, &v.Clicks, &v.Bots); err != nil {
 			t.Fatal(err)
 		}
 		k.Hour = h.Unix()
-		c[k] = v
+		got[k] = v
 	}
-	return c
+	return got
 }
 
-func equalCounts(t *testing.T, got, want Counts) {
+func equal(t *testing.T, got, w want) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d aggregates stored, want %d", len(got), len(want))
+	if len(got) != len(w) {
+		t.Fatalf("%d hourly rows stored, want %d", len(got), len(w))
 	}
-	for k, v := range want {
+	for k, v := range w {
 		if got[k] != v {
-			t.Fatalf("link %d hour %d: %d clicks stored, want %d", k.LinkID, k.Hour, got[k], v)
+			t.Fatalf("link %d hour %d: %+v stored, want %+v", k.Link, k.Hour, got[k], v)
 		}
 	}
 }
 
-func clicks(n int, link int64, at time.Time) []logfmt.Record {
+// clicks makes n clicks on link from n different visitors, half of them
+// bots when bots is set, and one 404.
+func clicks(n int, link int64, at time.Time, bots bool) []logfmt.Record {
 	var r []logfmt.Record
 	for i := range n {
-		r = append(r, rec(at.Add(time.Duration(i)*time.Second), link, 302))
+		c := rec(at.Add(time.Duration(i)*time.Second), link, 302)
+		c.ClientAddr = []byte(fmt.Sprintf("192.0.2.%d", i%250))
+		if bots && i%2 == 1 {
+			c.UserAgent = []byte(googlebot)
+		}
+		r = append(r, c)
 	}
 	return append(r, rec(at, 0, 404))
+}
+
+type daily struct {
+	clicks, bots, uniques int64
+	dims                  sfsql.Dims
+}
+
+func dailyRow(t *testing.T, db *pgxpool.Pool, link int64, day time.Time) daily {
+	t.Helper()
+	var d daily
+	var sk, dj []byte
+	err := db.QueryRow(context.Background(), `SELECT clicks, bot_clicks, uniques, dims FROM link_daily WHERE link_id = $1 AND day = $2`,
+		link, day.Truncate(24*time.Hour)).Scan(&d.clicks, &d.bots, &sk, &dj)
+	if err != nil {
+		t.Fatalf("daily row of link %d: %v", link, err)
+	}
+	u, err := sfsql.UniquesOf([][]byte{sk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.uniques = int64(u)
+	if err := json.Unmarshal(dj, &d.dims); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func TestRunExactlyOnce(t *testing.T) {
 	ctx := context.Background()
 	db := setupDB(t)
 	a, b := newProxyLogs(t, "proxy-a"), newProxyLogs(t, "proxy-b")
-	want := Counts{}
-	a.write(t, want, clicks(30, 1, t0)...)
-	a.write(t, want, clicks(5, 2, t0.Add(2*time.Hour))...)
-	b.write(t, want, clicks(7, 1, t0.Add(30*time.Minute))...)
-	j := New(Config{Proxies: []string{a.srv.URL, b.srv.URL}, Token: token, Partitions: 3}, quiet, db)
+	w := want{}
+	a.write(t, w, clicks(30, 1, t0, true)...)
+	a.write(t, w, clicks(5, 2, t0.Add(2*time.Hour), false)...)
+	b.write(t, w, clicks(7, 1, t0.Add(30*time.Minute), false)...)
+	j := newJob(t, db, Config{Proxies: []string{a.srv.URL, b.srv.URL}, Partitions: 3})
 
 	res, err := j.Run(ctx)
 	if err != nil {
@@ -122,51 +195,43 @@ func TestRunExactlyOnce(t *testing.T) {
 	if res.Segments != 3 || res.Clicks != 42 || res.Records != 45 {
 		t.Fatalf("first run %+v", res)
 	}
-	equalCounts(t, stored(t, db), want)
+	equal(t, stored(t, db), w)
+	d := dailyRow(t, db, 1, t0)
+	// 37 clicks on link 1 from 30 distinct addresses (7 reuse .0-.6), 15 of them Googlebot.
+	if d.clicks != 37 || d.bots != 15 || d.dims[sfsql.DimCountry]["CH"] != 37 || d.dims[sfsql.DimBrowser]["Googlebot"] != 15 ||
+		d.dims[sfsql.DimReferrer]["news.example"] != 37 || d.dims[sfsql.DimLanguage]["de"] != 37 || d.dims[sfsql.DimDevice]["bot"] != 15 {
+		t.Fatalf("daily row of link 1: %+v", d)
+	}
+	// Visitors are address + user agent: 30 in the first segment; of the
+	// 7 later ones, .0 .2 .4 .6 came back as the same Chrome visitors, and
+	// .1 .3 .5, Googlebot before, are new with Chrome: 33. (Small counts
+	// are exact in the sketch's sparse form.)
+	if d.uniques != 33 {
+		t.Fatalf("link 1 uniques %d, want 33", d.uniques)
+	}
 
-	res, err = j.Run(ctx)
-	if err != nil || res.Segments != 0 {
+	if res, err := j.Run(ctx); err != nil || res.Segments != 0 {
 		t.Fatalf("second run %+v, %v", res, err)
 	}
-	equalCounts(t, stored(t, db), want)
+	equal(t, stored(t, db), w)
 
-	// A new segment later adds to the same hours.
-	b.write(t, want, clicks(3, 1, t0)...)
+	// A later segment adds to the same hours and merges into the same day.
+	b.write(t, w, clicks(3, 1, t0, false)...)
 	if res, err := j.Run(ctx); err != nil || res.Segments != 1 || res.Clicks != 3 {
 		t.Fatalf("third run %+v, %v", res, err)
 	}
-	equalCounts(t, stored(t, db), want)
-	var ledger int
-	db.QueryRow(ctx, `SELECT count(*) FROM ingested_segments`).Scan(&ledger)
-	if ledger != 4 {
-		t.Fatalf("%d ledger rows, want 4", ledger)
+	equal(t, stored(t, db), w)
+	if d2 := dailyRow(t, db, 1, t0); d2.clicks != 40 || d2.uniques != d.uniques {
+		t.Fatalf("after merging 3 clicks from known visitors: %+v (uniques were %d)", d2, d.uniques)
 	}
-	// Every ingested segment was acknowledged: nothing is pending.
+	var ledger, runs int
+	db.QueryRow(ctx, `SELECT count(*) FROM ingested_segments WHERE status = 'ingested' AND min_time IS NOT NULL`).Scan(&ledger)
+	db.QueryRow(ctx, `SELECT count(*) FROM mapreduce_runs WHERE finished_at IS NOT NULL AND error IS NULL`).Scan(&runs)
+	if ledger != 4 || runs != 3 {
+		t.Fatalf("%d ledger rows, %d finished runs; want 4 and 3", ledger, runs)
+	}
 	if n := len(a.w.Pending()) + len(b.w.Pending()); n != 0 {
 		t.Fatalf("%d segments still pending after ingest", n)
-	}
-}
-
-// TestLostAcknowledgement: a segment in the ledger that a proxy still lists
-// (its acknowledgement was lost) is skipped and acknowledged again.
-func TestLostAcknowledgement(t *testing.T) {
-	ctx := context.Background()
-	db := setupDB(t)
-	a := newProxyLogs(t, "proxy-a")
-	want := Counts{}
-	a.write(t, want, clicks(3, 1, t0)...)
-	e := a.w.Pending()[0]
-	sum, _ := hex.DecodeString(e.SHA256)
-	db.Exec(ctx, `INSERT INTO ingested_segments (proxy, name, sha256, rows, bytes) VALUES ('proxy-a', $1, $2, $3, $4)`, e.Name, sum, e.Rows, e.Bytes)
-	j := New(Config{Proxies: []string{a.srv.URL}, Token: token}, quiet, db)
-	if res, err := j.Run(ctx); err != nil || res.Segments != 0 {
-		t.Fatalf("run: %+v, %v", res, err)
-	}
-	if len(a.w.Pending()) != 0 {
-		t.Fatal("known segment not acknowledged again")
-	}
-	if got := stored(t, db); len(got) != 0 {
-		t.Fatalf("a ledger segment was counted: %v", got)
 	}
 }
 
@@ -179,7 +244,7 @@ func TestRunLocked(t *testing.T) {
 	}
 	defer conn.Release()
 	conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey)
-	j := New(Config{Token: token}, quiet, db)
+	j := newJob(t, db, Config{})
 	if _, err := j.Run(ctx); !errors.Is(err, ErrLocked) {
 		t.Fatalf("run while locked: %v, want ErrLocked", err)
 	}
@@ -190,49 +255,177 @@ func TestRunLocked(t *testing.T) {
 }
 
 // TestProxyDownCaughtUp: a proxy that cannot be listed is skipped; its
-// segments are ingested by the first run that reaches it.
+// segments are ingested by the first run that reaches it, into the hours
+// they belong to.
 func TestProxyDownCaughtUp(t *testing.T) {
 	ctx := context.Background()
 	db := setupDB(t)
 	a, b := newProxyLogs(t, "proxy-a"), newProxyLogs(t, "proxy-b")
-	want := Counts{}
-	a.write(t, want, clicks(4, 1, t0)...)
-	b.write(t, want, clicks(6, 2, t0)...)
+	w := want{}
+	a.write(t, w, clicks(4, 1, t0, false)...)
+	b.write(t, w, clicks(6, 2, t0.Add(-26*time.Hour), false)...) // yesterday's, late
 	bURL := b.srv.URL
 	b.srv.Close()
-	j := New(Config{Proxies: []string{a.srv.URL, bURL}, Token: token, HTTPTimeout: 2 * time.Second}, quiet, db)
+	j := newJob(t, db, Config{Proxies: []string{a.srv.URL, bURL}, HTTPTimeout: 2 * time.Second})
 	res, err := j.Run(ctx)
 	if err != nil || res.Segments != 1 || len(res.ProxiesDown) != 1 {
 		t.Fatalf("run with proxy-b down: %+v, %v", res, err)
 	}
 	b2 := b.serve()
 	defer b2.Close()
-	j = New(Config{Proxies: []string{a.srv.URL, b2.URL}, Token: token}, quiet, db)
+	j = newJob(t, db, Config{Proxies: []string{a.srv.URL, b2.URL}})
 	if res, err := j.Run(ctx); err != nil || res.Segments != 1 || res.Clicks != 6 {
 		t.Fatalf("catch-up run: %+v, %v", res, err)
 	}
-	equalCounts(t, stored(t, db), want)
+	equal(t, stored(t, db), w)
 }
 
-// TestCorruptSegmentSkipped: a segment whose bytes do not match its
-// manifest is not ingested and does not stop the run.
-func TestCorruptSegmentSkipped(t *testing.T) {
+// TestCorruptSegmentQuarantined: a segment whose bytes do not match its
+// manifest, and one whose bytes match but do not decode, are quarantined
+// with the reason; the run goes on, and they are not pulled again.
+func TestCorruptSegmentQuarantined(t *testing.T) {
 	ctx := context.Background()
 	db := setupDB(t)
+	// proxy-a: one good segment, one damaged after sealing.
 	a := newProxyLogs(t, "proxy-a")
-	defer a.srv.Close()
-	want := Counts{}
-	a.write(t, Counts{}, clicks(9, 1, t0)...) // corrupted below: not wanted
-	a.write(t, want, clicks(2, 2, t0)...)
-	entries, _ := logfmt.ReadManifest(a.dir)
-	path := filepath.Join(a.dir, entries[0].Name)
+	w := want{}
+	a.write(t, nil, clicks(9, 1, t0, false)...)
+	a.write(t, w, clicks(2, 2, t0, false)...)
+	bad := a.w.Pending()[0]
+	path := filepath.Join(a.dir, bad.Name)
 	data, _ := os.ReadFile(path)
 	data[len(data)/2] ^= 0xff
 	os.WriteFile(path, data, 0o644)
-	j := New(Config{Proxies: []string{a.srv.URL}, Token: token}, quiet, db)
+	// proxy-b: a garbage segment its manifest vouches for (a proxy bug).
+	b := &proxyLogs{id: "proxy-b", dir: t.TempDir()}
+	garbage := []byte("this is not an arrow stream, whatever the manifest says")
+	sum := sha256.Sum256(garbage)
+	name := "20261122T130000.000000000Z.arrows"
+	os.WriteFile(filepath.Join(b.dir, name), garbage, 0o644)
+	line, _ := json.Marshal(logfmt.Entry{Name: name, Version: 1, Rows: 10, Bytes: int64(len(garbage)), SHA256: hex.EncodeToString(sum[:]), MinTime: 1, MaxTime: 2})
+	os.WriteFile(filepath.Join(b.dir, logfmt.ManifestName), append(line, '\n'), 0o644)
+	b.open(t)
+
+	j := newJob(t, db, Config{Proxies: []string{a.srv.URL, b.srv.URL}})
 	res, err := j.Run(ctx)
-	if err != nil || res.Segments != 1 || len(res.Failed) != 1 {
+	if err != nil || res.Segments != 1 || res.Quarantined != 2 {
 		t.Fatalf("run: %+v, %v", res, err)
 	}
-	equalCounts(t, stored(t, db), want)
+	equal(t, stored(t, db), w)
+	rows, _ := db.Query(ctx, `SELECT proxy, reason FROM ingested_segments WHERE status = 'quarantined' ORDER BY proxy`)
+	var reasons []string
+	for rows.Next() {
+		var p, r string
+		rows.Scan(&p, &r)
+		reasons = append(reasons, p+": "+r)
+	}
+	if len(reasons) != 2 || !strings.Contains(reasons[0], "checksum mismatch") || !strings.Contains(reasons[1], "corrupt segment") {
+		t.Fatalf("quarantine reasons %q", reasons)
+	}
+	var q int
+	db.QueryRow(ctx, `SELECT quarantined FROM mapreduce_runs WHERE id = $1`, res.RunID).Scan(&q)
+	if q != 2 {
+		t.Fatalf("runs table says %d quarantined", q)
+	}
+	if res, err := j.Run(ctx); err != nil || res.Segments+res.Quarantined != 0 || len(a.w.Pending())+len(b.w.Pending()) != 0 {
+		t.Fatalf("second run %+v, %v: quarantined segments must be left alone", res, err)
+	}
+}
+
+// TestLostAcknowledgement: a segment in the ledger that a proxy still lists
+// (its acknowledgement was lost) is skipped and acknowledged again.
+func TestLostAcknowledgement(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	a := newProxyLogs(t, "proxy-a")
+	a.write(t, nil, clicks(3, 1, t0, false)...)
+	e := a.w.Pending()[0]
+	sum, _ := hex.DecodeString(e.SHA256)
+	db.Exec(ctx, `INSERT INTO ingested_segments (proxy, name, sha256, rows, bytes) VALUES ('proxy-a', $1, $2, $3, $4)`, e.Name, sum, e.Rows, e.Bytes)
+	j := newJob(t, db, Config{Proxies: []string{a.srv.URL}})
+	if res, err := j.Run(ctx); err != nil || res.Segments != 0 {
+		t.Fatalf("run: %+v, %v", res, err)
+	}
+	if len(a.w.Pending()) != 0 {
+		t.Fatal("known segment not acknowledged again")
+	}
+	if got := stored(t, db); len(got) != 0 {
+		t.Fatalf("a ledger segment was counted: %v", got)
+	}
+}
+
+// TestRecompute rebuilds a day from the raw segments: damaged stats come
+// back exactly, other days are untouched, and a recompute that cannot see
+// every segment changes nothing.
+func TestRecompute(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	a, b := newProxyLogs(t, "proxy-a"), newProxyLogs(t, "proxy-b")
+	w := want{}
+	a.write(t, w, clicks(20, 1, t0, true)...)
+	midnight := t0.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	b.write(t, w, clicks(10, 2, midnight.Add(-5*time.Second), false)...) // spans two days
+	j := newJob(t, db, Config{Proxies: []string{a.srv.URL, b.srv.URL}})
+	if _, err := j.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := dailyRow(t, db, 1, t0)
+	db.Exec(ctx, `UPDATE clicks_hourly SET clicks = clicks + 100, bot_clicks = 0`)
+	db.Exec(ctx, `DELETE FROM link_daily WHERE day = $1`, t0.Truncate(24*time.Hour))
+	res, err := j.Recompute(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := stored(t, db)
+	for k, v := range w {
+		day := time.Unix(k.Hour, 0).UTC().Truncate(24 * time.Hour)
+		if day.Equal(t0.Truncate(24 * time.Hour)) {
+			if got[k] != v {
+				t.Fatalf("recomputed %d/%d: %+v, want %+v", k.Link, k.Hour, got[k], v)
+			}
+		} else if got[k].Clicks != v.Clicks+100 {
+			t.Fatalf("the next day was touched: %+v", got[k])
+		}
+	}
+	if after := dailyRow(t, db, 1, t0); after.clicks != before.clicks || after.uniques != before.uniques || after.bots != before.bots {
+		t.Fatalf("daily row after recompute %+v, before %+v", after, before)
+	}
+	if res.Segments != 2 {
+		t.Fatalf("recompute read %d segments, want 2", res.Segments)
+	}
+	// A proxy down: refused, nothing changed.
+	b.srv.Close()
+	db.Exec(ctx, `UPDATE clicks_hourly SET clicks = clicks + 1`)
+	snapshot := stored(t, db)
+	j2 := newJob(t, db, Config{Proxies: []string{a.srv.URL, b.srv.URL}, HTTPTimeout: time.Second})
+	if _, err := j2.Recompute(ctx, t0); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("recompute with a proxy down: %v, want ErrIncomplete", err)
+	}
+	equal(t, stored(t, db), snapshot)
+	// A segment gone (retention): refused too.
+	j3 := newJob(t, db, Config{Proxies: []string{a.srv.URL}})
+	if _, err := j3.Recompute(ctx, t0); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("recompute with proxy-b's segment missing: %v, want ErrIncomplete", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	db := setupDB(t)
+	a := newProxyLogs(t, "proxy-a")
+	a.write(t, nil, clicks(5, 1, t0, false)...)
+	j := newJob(t, db, Config{Proxies: []string{a.srv.URL}})
+	if _, err := j.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(j, func() uint64 { return 2 }))
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, s := range []string{`shortfleet_mapreduce_runs_total{outcome="ok"} 1`, `shortfleet_mapreduce_clicks_total 5`,
+		`shortfleet_mapreduce_segments_ingested_total 1`, `shortfleet_mapreduce_runs_skipped_overrun_total 2`,
+		`shortfleet_mapreduce_segments_quarantined_total 0`} {
+		if !strings.Contains(rec.Body.String(), s) {
+			t.Errorf("metrics lack %q:\n%s", s, rec.Body.String())
+		}
+	}
 }

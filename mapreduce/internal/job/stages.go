@@ -1,61 +1,158 @@
 package job
 
 import (
+	"github.com/axiomhq/hyperloglog"
+
 	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/dims"
+	sfsql "shortfleet/sql"
 )
 
-// Key identifies one aggregate: a link in one hour.
-type Key struct {
-	LinkID int64
-	Hour   int64 // Unix seconds of the hour's start, UTC
+// Click is one click (a redirect to a link), classified: what Map emits.
+// Its strings belong to the classifier's caches and are never copied.
+type Click struct {
+	Link    int64
+	Hour    int64 // Unix seconds of the hour's start, UTC
+	Day     int32 // days since 1970-01-01, UTC
+	Bot     bool
+	Visitor uint64
+	Dims    Tuple
 }
 
-// Counts maps aggregates to their clicks.
-type Counts map[Key]int64
+// Tuple is a click's dimension values.
+type Tuple struct {
+	Browser, OS, Device, Referrer, Country, Language string
+}
 
-const hourNS = int64(3600 * 1e9)
+// HourKey identifies an hourly aggregate.
+type HourKey struct {
+	Link int64
+	Hour int64
+}
 
-// Map is the map stage: it emits one key for every click in a batch, i.e.
-// every redirect to a link. 404s, 410s and errors are logged but are not
-// clicks.
-func Map(b *logfmt.Batch, out []Key) []Key {
+// HourCounts are an hour's clicks, and how many of them were bots'.
+type HourCounts struct {
+	Clicks, Bots int64
+}
+
+// DayKey identifies a daily aggregate.
+type DayKey struct {
+	Link int64
+	Day  int32
+}
+
+// TupleKey counts clicks of one link on one day with one set of dimension
+// values: combining by the whole tuple costs one map update per click, and
+// the per-dimension counts are drawn from it once, at commit.
+type TupleKey struct {
+	DayKey
+	Bot bool
+	Tuple
+}
+
+// Partial is what one or more segments add to the stats.
+type Partial struct {
+	Hours   map[HourKey]HourCounts
+	Tuples  map[TupleKey]int64
+	Uniques map[DayKey]*hyperloglog.Sketch
+}
+
+// NewPartial returns an empty Partial.
+func NewPartial() *Partial {
+	return &Partial{Hours: map[HourKey]HourCounts{}, Tuples: map[TupleKey]int64{}, Uniques: map[DayKey]*hyperloglog.Sketch{}}
+}
+
+// Clicks is the number of clicks the partial holds.
+func (p *Partial) Clicks() int64 {
+	var n int64
+	for _, c := range p.Hours {
+		n += c.Clicks
+	}
+	return n
+}
+
+const (
+	hourNS = int64(3600 * 1e9)
+	dayNS  = 24 * hourNS
+)
+
+// floorDiv divides rounding down, so times before 1970 floor correctly.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// Map is the map stage: it emits one classified Click for every click in a
+// batch, i.e. every redirect to a link. 404s, 410s and errors are logged
+// but are not clicks.
+func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
 	status, link, times := b.Status.Values(), b.LinkID.Values(), b.Time.Values()
 	for i := range status {
 		if link[i] <= 0 || !logfmt.IsRedirect(status[i]) {
 			continue
 		}
 		t := int64(times[i])
-		out = append(out, Key{LinkID: link[i], Hour: (t - mod(t, hourNS)) / 1e9})
+		ua := b.UserAgent.Value(i)
+		addr := b.ClientAddr.Value(i)
+		u := c.UserAgent(ua)
+		out = append(out, Click{
+			Link:    link[i],
+			Hour:    floorDiv(t, hourNS) * 3600,
+			Day:     int32(floorDiv(t, dayNS)),
+			Bot:     u.Bot,
+			Visitor: c.Visitor(addr, ua),
+			Dims: Tuple{
+				Browser: u.Browser, OS: u.OS, Device: u.Device,
+				Referrer: c.ReferrerHost(b.Referrer.Value(i)),
+				Country:  c.Country(addr),
+				Language: c.Language(b.AcceptLanguage.Value(i)),
+			},
+		})
 	}
 	return out
 }
 
-// mod is the non-negative remainder, so times before 1970 floor correctly.
-func mod(a, b int64) int64 {
-	m := a % b
-	if m < 0 {
-		m += b
+// Combine is the combine stage: it folds a segment's clicks into p, so
+// each segment ships one count per aggregate instead of one row per click.
+func Combine(p *Partial, clicks []Click) {
+	for i := range clicks {
+		c := &clicks[i]
+		hk := HourKey{c.Link, c.Hour}
+		h := p.Hours[hk]
+		h.Clicks++
+		if c.Bot {
+			h.Bots++
+		}
+		p.Hours[hk] = h
+		dk := DayKey{c.Link, c.Day}
+		p.Tuples[TupleKey{DayKey: dk, Bot: c.Bot, Tuple: c.Dims}]++
+		sk := p.Uniques[dk]
+		if sk == nil {
+			sk = sfsql.NewSketch()
+			p.Uniques[dk] = sk
+		}
+		sk.InsertHash(c.Visitor)
 	}
-	return m
 }
 
-// Combine is the combine stage: it sums one segment's mapped keys into c,
-// so each segment ships one count per key instead of one row per click.
-func Combine(c Counts, keys []Key) {
-	for _, k := range keys {
-		c[k]++
-	}
-}
-
-// Partition is the shuffle: it splits a segment's counts into n parts by
-// link id, so each reducer sees every count of the links it owns.
-func Partition(c Counts, n int) []Counts {
-	parts := make([]Counts, n)
+// Partition is the shuffle: it splits a partial into n by link id, so each
+// reducer sees every aggregate of the links it owns.
+func Partition(p *Partial, n int) []*Partial {
+	parts := make([]*Partial, n)
 	for i := range parts {
-		parts[i] = make(Counts, len(c)/n+1)
+		parts[i] = NewPartial()
 	}
-	for k, v := range c {
-		parts[partitionOf(k.LinkID, n)][k] += v
+	for k, v := range p.Hours {
+		parts[partitionOf(k.Link, n)].Hours[k] = v
+	}
+	for k, v := range p.Tuples {
+		parts[partitionOf(k.Link, n)].Tuples[k] = v
+	}
+	for k, v := range p.Uniques {
+		parts[partitionOf(k.Link, n)].Uniques[k] = v
 	}
 	return parts
 }
@@ -66,18 +163,67 @@ func partitionOf(link int64, n int) int {
 	return int((uint64(link) * 0x9e3779b97f4a7c15 >> 32) % uint64(n))
 }
 
-// Reduce is the reduce stage: it merges every segment's counts for one
-// partition into the partition's totals.
-func Reduce(inputs []Counts) Counts {
-	size := 0
+// Reduce is the reduce stage: it merges the partials of one partition
+// (one per segment) into the partition's totals. Sketches are merged, not
+// added: a visitor seen in two segments is one visitor.
+func Reduce(inputs []*Partial) (*Partial, error) {
+	out := NewPartial()
 	for _, in := range inputs {
-		size = max(size, len(in))
-	}
-	out := make(Counts, size)
-	for _, in := range inputs {
-		for k, v := range in {
-			out[k] += v
+		for k, v := range in.Hours {
+			h := out.Hours[k]
+			h.Clicks += v.Clicks
+			h.Bots += v.Bots
+			out.Hours[k] = h
+		}
+		for k, v := range in.Tuples {
+			out.Tuples[k] += v
+		}
+		for k, sk := range in.Uniques {
+			if have := out.Uniques[k]; have != nil {
+				if err := have.Merge(sk); err != nil {
+					return nil, err
+				}
+			} else {
+				out.Uniques[k] = sk.Clone()
+			}
 		}
 	}
-	return out
+	return out, nil
+}
+
+// Day is one link's day, as committed.
+type Day struct {
+	Clicks, Bots int64
+	Dims         sfsql.Dims
+	Uniques      *hyperloglog.Sketch
+}
+
+// Days draws per-day totals and dimension counts from a reduced partial.
+func (p *Partial) Days() map[DayKey]*Day {
+	days := map[DayKey]*Day{}
+	get := func(k DayKey) *Day {
+		d := days[k]
+		if d == nil {
+			d = &Day{Dims: sfsql.Dims{}}
+			days[k] = d
+		}
+		return d
+	}
+	for k, n := range p.Tuples {
+		d := get(k.DayKey)
+		d.Clicks += n
+		if k.Bot {
+			d.Bots += n
+		}
+		d.Dims.Add(sfsql.DimReferrer, k.Referrer, n)
+		d.Dims.Add(sfsql.DimCountry, k.Country, n)
+		d.Dims.Add(sfsql.DimBrowser, k.Browser, n)
+		d.Dims.Add(sfsql.DimOS, k.OS, n)
+		d.Dims.Add(sfsql.DimDevice, k.Device, n)
+		d.Dims.Add(sfsql.DimLanguage, k.Language, n)
+	}
+	for k, sk := range p.Uniques {
+		get(k).Uniques = sk
+	}
+	return days
 }

@@ -11,9 +11,35 @@ import (
 	"time"
 
 	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/dims"
+	"shortfleet/mapreduce/internal/dims/dimstest"
+	sfsql "shortfleet/sql"
 )
 
 var t0 = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
+
+const (
+	chrome    = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+)
+
+func testDims(t testing.TB) dims.Config {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "geo.mmdb")
+	if err := dimstest.WriteGeoDB(db); err != nil {
+		t.Fatal(err)
+	}
+	return dims.Config{GeoIPPath: db, Salt: []byte("job-test-salt-0123456789")}
+}
+
+func classifier(t testing.TB) *dims.Classifier {
+	s, err := dims.NewShared(testDims(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.NewClassifier()
+}
 
 // segmentOf writes records with a real writer, in batches of flushRows,
 // and returns the sealed segment's bytes.
@@ -38,85 +64,150 @@ func segmentOf(t testing.TB, recs []logfmt.Record, flushRows int) []byte {
 	return data
 }
 
+// rec is a click on link from a Chrome user in Switzerland, referred by a
+// news site, or, with link 0, a request that named no link.
 func rec(at time.Time, link int64, status uint16) logfmt.Record {
-	return logfmt.Record{Time: at.UnixNano(), LinkID: link, Status: status}
+	return logfmt.Record{
+		Time: at.UnixNano(), LinkID: link, Status: status,
+		ClientAddr: []byte("192.0.2.10"), UserAgent: []byte(chrome),
+		Referrer: []byte("https://news.example/story"), AcceptLanguage: []byte("de-CH,de;q=0.9"),
+	}
 }
 
 func TestMap(t *testing.T) {
+	bot := rec(t0, 2, 308)
+	bot.UserAgent, bot.ClientAddr, bot.Referrer, bot.AcceptLanguage = []byte(googlebot), []byte("198.51.100.3"), nil, nil
 	data := segmentOf(t, []logfmt.Record{
 		rec(t0, 1, 302),
 		rec(t0.Add(59*time.Minute+59*time.Second), 1, 301),
 		rec(t0.Add(time.Hour), 1, 307),
-		rec(t0, 2, 308),
+		bot,
 		rec(t0, 0, 404),               // not a link
 		rec(t0, 3, 410),               // disabled: not a click
 		rec(t0, 4, 503),               // error: not a click
 		rec(t0, 5, 200),               // not a redirect
-		rec(time.Unix(-1, 0), 6, 302), // before 1970 floors to the hour below
+		rec(time.Unix(-1, 0), 6, 302), // before 1970 floors to the hour and day below
 	}, 3)
 	rd, err := logfmt.NewReader(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rd.Release()
-	var keys []Key
+	c := classifier(t)
+	var clicks []Click
 	for rd.Next() {
-		keys = Map(rd.Batch(), keys)
+		clicks = Map(rd.Batch(), c, clicks)
 	}
-	h := t0.Unix()
-	want := []Key{{1, h}, {1, h}, {1, h + 3600}, {2, h}, {6, -3600}}
-	if !reflect.DeepEqual(keys, want) {
-		t.Fatalf("got %v, want %v", keys, want)
+	h, d := t0.Unix(), int32(t0.Unix()/86400)
+	human := Tuple{Browser: "Chrome", OS: "Windows", Device: "desktop", Referrer: "news.example", Country: "CH", Language: "de"}
+	want := []Click{
+		{Link: 1, Hour: h, Day: d, Dims: human},
+		{Link: 1, Hour: h, Day: d, Dims: human},
+		{Link: 1, Hour: h + 3600, Day: d, Dims: human},
+		{Link: 2, Hour: h, Day: d, Bot: true, Dims: Tuple{Browser: "Googlebot", OS: "Other", Device: "bot", Referrer: "(direct)", Country: "JP", Language: "(none)"}},
+		{Link: 6, Hour: -3600, Day: -1, Dims: human},
+	}
+	if len(clicks) != len(want) {
+		t.Fatalf("%d clicks, want %d: %+v", len(clicks), len(want), clicks)
+	}
+	for i := range want {
+		want[i].Visitor = clicks[i].Visitor // checked below
+		if !reflect.DeepEqual(clicks[i], want[i]) {
+			t.Errorf("click %d:\n got %+v\nwant %+v", i, clicks[i], want[i])
+		}
+	}
+	if clicks[0].Visitor != clicks[1].Visitor || clicks[0].Visitor == clicks[3].Visitor {
+		t.Error("visitor hashes: the same client must hash alike, different ones not")
 	}
 }
 
+// click is a classified click; visitor is mixed into a 64-bit hash, as
+// real visitor hashes are (a sketch reads the hash's high bits).
+func click(link, hour int64, bot bool, visitor uint64, country string) Click {
+	return Click{Link: link, Hour: hour * 3600, Day: int32(hour / 24), Bot: bot, Visitor: visitor * 0x9e3779b97f4a7c15, Dims: Tuple{Country: country}}
+}
+
 func TestCombine(t *testing.T) {
-	c := Counts{{1, 0}: 2}
-	Combine(c, []Key{{1, 0}, {1, 3600}, {2, 0}, {1, 0}})
-	want := Counts{{1, 0}: 4, {1, 3600}: 1, {2, 0}: 1}
-	if !reflect.DeepEqual(c, want) {
-		t.Fatalf("got %v, want %v", c, want)
+	p := NewPartial()
+	Combine(p, []Click{click(1, 0, false, 7, "CH"), click(1, 0, true, 8, "CH"), click(1, 1, false, 7, "JP"), click(2, 0, false, 9, "CH")})
+	Combine(p, []Click{click(1, 0, false, 7, "CH")})
+	if got := p.Hours[HourKey{1, 0}]; got != (HourCounts{Clicks: 3, Bots: 1}) {
+		t.Errorf("link 1 hour 0: %+v", got)
+	}
+	if got := p.Hours[HourKey{1, 3600}]; got != (HourCounts{Clicks: 1}) {
+		t.Errorf("link 1 hour 1: %+v", got)
+	}
+	if n := p.Tuples[TupleKey{DayKey: DayKey{1, 0}, Tuple: Tuple{Country: "CH"}}]; n != 2 {
+		t.Errorf("link 1 human CH tuples: %d, want 2", n)
+	}
+	if p.Clicks() != 5 {
+		t.Errorf("clicks %d, want 5", p.Clicks())
+	}
+	if u := p.Uniques[DayKey{1, 0}].Estimate(); u != 2 {
+		t.Errorf("link 1 uniques %d, want 2", u)
 	}
 }
 
 func TestPartition(t *testing.T) {
-	c := Counts{}
+	p := NewPartial()
+	var clicks []Click
 	for link := int64(1); link <= 1000; link++ {
-		c[Key{link, 0}] = link
-		c[Key{link, 3600}] = 1
+		for range link % 3 {
+			clicks = append(clicks, click(link, 0, false, uint64(link), "CH"))
+		}
+		clicks = append(clicks, click(link, 1, true, 1, "JP"))
 	}
-	parts := Partition(c, 8)
-	if len(parts) != 8 {
-		t.Fatalf("%d parts", len(parts))
-	}
+	Combine(p, clicks)
+	parts := Partition(p, 8)
 	owner := map[int64]int{}
-	var sum, n int64
-	for p, part := range parts {
-		if len(part) < 100 {
-			t.Errorf("partition %d holds %d keys of 2000: uneven", p, len(part))
+	var total int64
+	for i, part := range parts {
+		if len(part.Hours) < 100 {
+			t.Errorf("partition %d holds %d hours of 1,667: uneven", i, len(part.Hours))
 		}
-		for k, v := range part {
-			if o, ok := owner[k.LinkID]; ok && o != p {
-				t.Fatalf("link %d in partitions %d and %d", k.LinkID, o, p)
+		for k, v := range part.Hours {
+			if o, ok := owner[k.Link]; ok && o != i {
+				t.Fatalf("link %d in partitions %d and %d", k.Link, o, i)
 			}
-			owner[k.LinkID] = p
-			sum += v
-			n++
+			owner[k.Link] = i
+			total += v.Clicks
+			if part.Uniques[DayKey{k.Link, 0}] == nil {
+				t.Fatalf("link %d's sketch is not with its counts", k.Link)
+			}
+		}
+		for k := range part.Tuples {
+			if owner[k.Link] != i {
+				t.Fatalf("link %d's tuples are not with its counts", k.Link)
+			}
 		}
 	}
-	if n != 2000 || sum != 1000*1001/2+1000 {
-		t.Fatalf("partitions hold %d keys summing %d", n, sum)
+	if total != int64(len(clicks)) {
+		t.Fatalf("partitions hold %d clicks, want %d", total, len(clicks))
 	}
 }
 
 func TestReduce(t *testing.T) {
-	got := Reduce([]Counts{{{1, 0}: 2, {2, 0}: 1}, {}, {{1, 0}: 3, {3, 7200}: 9}})
-	want := Counts{{1, 0}: 5, {2, 0}: 1, {3, 7200}: 9}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
+	a, b := NewPartial(), NewPartial()
+	Combine(a, []Click{click(1, 0, false, 1, "CH"), click(1, 0, false, 2, "CH")})
+	Combine(b, []Click{click(1, 0, true, 2, "JP"), click(1, 0, false, 3, "CH")})
+	got, err := Reduce([]*Partial{a, b, NewPartial()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := Reduce(nil); len(got) != 0 {
-		t.Fatalf("reduce of nothing: %v", got)
+	if h := got.Hours[HourKey{1, 0}]; h != (HourCounts{Clicks: 4, Bots: 1}) {
+		t.Errorf("hours %+v", h)
+	}
+	// Visitor 2 was in both: three visitors, not four.
+	if u := got.Uniques[DayKey{1, 0}].Estimate(); u != 3 {
+		t.Errorf("uniques %d, want 3", u)
+	}
+	days := got.Days()
+	d := days[DayKey{1, 0}]
+	if d.Clicks != 4 || d.Bots != 1 || d.Dims[sfsql.DimCountry]["CH"] != 3 || d.Dims[sfsql.DimCountry]["JP"] != 1 {
+		t.Errorf("day %+v", d)
+	}
+	if empty, _ := Reduce(nil); len(empty.Hours) != 0 {
+		t.Error("reduce of nothing is not empty")
 	}
 }
 
@@ -126,31 +217,64 @@ func TestMapCombine(t *testing.T) {
 		recs = append(recs, rec(t0.Add(time.Duration(i)*time.Minute), int64(i%3+1), 302))
 	}
 	recs = append(recs, rec(t0, 0, 404))
-	c, n, err := MapCombine(segmentOf(t, recs, 3))
+	p, n, err := MapCombine(segmentOf(t, recs, 7), classifier(t))
 	if err != nil || n != 101 {
 		t.Fatalf("%d records, %v", n, err)
 	}
-	var total int64
-	for _, v := range c {
-		total += v
-	}
-	if total != 100 || len(c) != 6 { // 3 links x 2 hours
-		t.Fatalf("total %d over %d keys: %v", total, len(c), c)
+	if p.Clicks() != 100 || len(p.Hours) != 6 { // 3 links x 2 hours
+		t.Fatalf("%d clicks over %d hours", p.Clicks(), len(p.Hours))
 	}
 }
 
-func BenchmarkMapCombine(b *testing.B) {
-	var recs []logfmt.Record
-	for i := range 50_000 {
-		recs = append(recs, rec(t0.Add(time.Duration(i)*time.Second), int64(i%5000+1), 302))
+// benchRecords makes n realistic records: links Zipf-like, a mix of
+// browsers and bots, referrers, languages and addresses.
+func benchRecords(n int) []logfmt.Record {
+	uas := [][]byte{[]byte(chrome), []byte(googlebot),
+		[]byte("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"),
+		[]byte("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")}
+	refs := [][]byte{nil, []byte("https://www.google.com/"), []byte("https://t.co/x"), []byte("https://news.ycombinator.com/item?id=1")}
+	langs := [][]byte{[]byte("en-US,en;q=0.9"), []byte("de-CH,de;q=0.9"), nil, []byte("ja-JP")}
+	recs := make([]logfmt.Record, n)
+	for i := range recs {
+		addr := []byte{'1', '9', '2', '.', '0', '.', '2', '.', byte('0' + i%10)}
+		recs[i] = logfmt.Record{
+			Time: t0.Add(time.Duration(i) * time.Millisecond).UnixNano(), LinkID: int64(1 + (i*i)%5000), Status: 302,
+			ClientAddr: addr, UserAgent: uas[i%len(uas)], Referrer: refs[i%len(refs)], AcceptLanguage: langs[i%len(langs)],
+			Headers: []logfmt.Header{{Name: []byte("Accept"), Value: []byte("text/html")}},
+		}
 	}
+	return recs
+}
+
+// BenchmarkMapCombine: records per second through map and combine with
+// every dimension, beside BenchmarkDecode, the Arrow reader alone.
+func BenchmarkMapCombine(b *testing.B) {
+	recs := benchRecords(50_000)
+	data := segmentOf(b, recs, 4096)
+	c := classifier(b)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, _, err := MapCombine(data, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func BenchmarkDecode(b *testing.B) {
+	recs := benchRecords(50_000)
 	data := segmentOf(b, recs, 4096)
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, _, err := MapCombine(data); err != nil {
+		rd, err := logfmt.NewReader(bytes.NewReader(data))
+		if err != nil {
 			b.Fatal(err)
 		}
+		for rd.Next() {
+		}
+		rd.Release()
 	}
 	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
