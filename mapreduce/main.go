@@ -48,6 +48,7 @@ func main() {
 		geoip       = flag.String("geoip", env("SHORTFLEET_GEOIP", ""), "MaxMind-format country database; empty: countries unknown")
 		truncate    = flag.Bool("truncate-ip", false, "truncate client addresses to /24 (IPv4) and /48 (IPv6) before hashing visitors")
 		archive     = flag.String("archive", env("SHORTFLEET_ARCHIVE", ""), "folder to archive ingested records to as Parquet, by day")
+		stagePause  = flag.Duration("stage-pause", 0, "hold each stage boundary this long (crash tests only)")
 	)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "mapreduce")
@@ -72,7 +73,7 @@ func main() {
 	}
 	defer pool.Close()
 	j, err := job.New(job.Config{
-		Proxies: urls, Token: token, Parallel: *parallel, Archive: *archive,
+		Proxies: urls, Token: token, Parallel: *parallel, Archive: *archive, StagePause: *stagePause,
 		Dims: dims.Config{GeoIPPath: *geoip, Salt: []byte(salt), TruncateIP: *truncate},
 	}, logger, pool)
 	if err != nil {

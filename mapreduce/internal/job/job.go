@@ -48,6 +48,9 @@ type Config struct {
 	// Archive, when set, is a folder the records of every segment ingested
 	// are written to as Parquet, partitioned by day.
 	Archive string
+	// StagePause holds the run at each stage boundary, for crash tests that
+	// kill it at every stage (including inside the open transaction).
+	StagePause time.Duration
 }
 
 // LockKey is the Postgres advisory lock that keeps runs one at a time
@@ -156,24 +159,35 @@ func (j *Job) Run(ctx context.Context) (res Result, err error) {
 	// Segments the ledger has that a proxy still lists (an earlier
 	// acknowledgement was lost) are acknowledged again.
 	defer func() { j.acknowledge(ctx, known) }()
-	j.logger.Info("stage listed", "pending", len(pending), "known", len(known), "proxies_down", len(res.ProxiesDown))
+	j.stage(ctx, "listed", "pending", len(pending), "known", len(known), "proxies_down", len(res.ProxiesDown))
 	done := j.mapAll(ctx, pending, &res)
-	j.logger.Info("stage mapped", "segments", len(done))
+	j.stage(ctx, "mapped", "segments", len(done))
 	reduced, err := j.reduceAll(done)
 	if err != nil {
 		return res, err
 	}
-	j.logger.Info("stage reduced", "partitions", len(reduced))
+	j.stage(ctx, "reduced", "partitions", len(reduced))
 	if err := j.commit(ctx, conn.Conn(), done, reduced, &res); err != nil {
 		return res, err
 	}
-	j.logger.Info("stage committed", "run", res.RunID)
+	j.stage(ctx, "committed", "run", res.RunID)
 	known = append(known, done...)
 	j.segments.Add(uint64(res.Segments))
 	j.records.Add(uint64(res.Records))
 	j.clicks.Add(uint64(res.Clicks))
 	j.quarantined.Add(uint64(res.Quarantined))
 	return res, nil
+}
+
+// stage logs reaching a stage boundary, and holds there for StagePause.
+func (j *Job) stage(ctx context.Context, name string, attrs ...any) {
+	j.logger.Info("stage "+name, attrs...)
+	if j.cfg.StagePause > 0 {
+		select {
+		case <-time.After(j.cfg.StagePause):
+		case <-ctx.Done():
+		}
+	}
 }
 
 // pending lists every proxy's pending segments and returns those the

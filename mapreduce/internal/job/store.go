@@ -58,10 +58,15 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 			pgx.CopyFromRows(ledger)); err != nil {
 			return fmt.Errorf("record ingested segments: %w", err)
 		}
-		_, err = tx.Exec(ctx, `UPDATE mapreduce_runs SET finished_at = now(), segments = $2, records = $3,
+		if _, err = tx.Exec(ctx, `UPDATE mapreduce_runs SET finished_at = now(), segments = $2, records = $3,
 			clicks = $4, quarantined = $5, proxies_down = $6 WHERE id = $1`,
-			res.RunID, ingested, records, clicks, quarantined, len(res.ProxiesDown))
-		return err
+			res.RunID, ingested, records, clicks, quarantined, len(res.ProxiesDown)); err != nil {
+			return err
+		}
+		// Everything is written, nothing committed: a crash here must leave
+		// no trace.
+		j.stage(ctx, "written", "aggregates", aggregates, "ledger_rows", len(ledger))
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("commit run: %w", err)
