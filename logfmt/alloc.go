@@ -14,6 +14,9 @@ import (
 // as arrow-go's Go allocator hands them out.
 type poolAllocator struct {
 	classes [48]sync.Pool // class c holds buffers of capacity 1<<c
+	// noZero skips zeroing recycled buffers. Only for readers: every
+	// buffer they allocate is filled whole, by a read or a decompression.
+	noZero bool
 }
 
 const (
@@ -35,7 +38,9 @@ func (a *poolAllocator) Allocate(size int) []byte {
 	}
 	if p, ok := a.classes[c].Get().(*[]byte); ok {
 		b := (*p)[:size]
-		clear(b)
+		if !a.noZero {
+			clear(b)
+		}
 		return b
 	}
 	raw := make([]byte, 1<<c+align)

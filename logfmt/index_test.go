@@ -159,3 +159,33 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 	c.n.Add(int64(bytes.Count(p, []byte("\n"))))
 	return len(p), nil
 }
+
+// TestSealedOpenLeftover: a crash after the sealed file was renamed into
+// place but before the open file was removed must not count its records
+// twice.
+func TestSealedOpenLeftover(t *testing.T) {
+	_, open, _ := crashedFolder(t, 2)
+	dir := filepath.Dir(open)
+	if _, err := Repair(dir, quietLogger()); err != nil { // seals it
+		t.Fatal(err)
+	}
+	entries, _ := ReadManifest(dir)
+	if len(entries) != 1 || entries[0].Rows != 20 {
+		t.Fatalf("after repair: %+v", entries)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, entries[0].Name))
+	// Put the open file back, as if the crash came before its removal, and
+	// drop the manifest line, as if it came before that too.
+	os.WriteFile(open, data, 0o644)
+	os.WriteFile(filepath.Join(dir, ManifestName), nil, 0o644)
+	if _, err := Repair(dir, quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	_, rows := readFolder(t, dir)
+	if len(rows) != 20 {
+		t.Fatalf("%d records after a second repair, want 20", len(rows))
+	}
+	if _, err := os.Stat(open); !os.IsNotExist(err) {
+		t.Fatal("the leftover open file is still there")
+	}
+}

@@ -187,10 +187,16 @@ func TestBatchesAndSealing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Release()
+	// Sealing compacted the open segment's 10-row batches into one.
+	batches := 0
 	for rd.Next() {
-		if n := rd.Batch().Len(); n != 10 {
-			t.Fatalf("batch of %d rows, want 10", n)
+		batches++
+		if n := int64(rd.Batch().Len()); n != entries[0].Rows {
+			t.Fatalf("sealed batch of %d rows, want all %d", n, entries[0].Rows)
 		}
+	}
+	if batches != 1 {
+		t.Fatalf("%d batches in a sealed segment of %d rows, want 1", batches, entries[0].Rows)
 	}
 }
 

@@ -17,24 +17,27 @@ import (
 // an out-of-memory crash. Real buffers are a few MiB.
 const maxAlloc = 128 << 20
 
-// limitedAllocator is the Go allocator with a cap on each allocation.
-type limitedAllocator struct{ memory.Allocator }
+// limitedAllocator recycles buffers (see poolAllocator) and refuses any
+// one allocation over maxAlloc.
+type limitedAllocator struct{ *poolAllocator }
 
 func (a limitedAllocator) Allocate(size int) []byte {
 	if size < 0 || size > maxAlloc {
 		panic(fmt.Sprintf("allocation of %d bytes refused: corrupt size", size))
 	}
-	return a.Allocator.Allocate(size)
+	return a.poolAllocator.Allocate(size)
 }
 
 func (a limitedAllocator) Reallocate(size int, b []byte) []byte {
 	if size < 0 || size > maxAlloc {
 		panic(fmt.Sprintf("allocation of %d bytes refused: corrupt size", size))
 	}
-	return a.Allocator.Reallocate(size, b)
+	return a.poolAllocator.Reallocate(size, b)
 }
 
-var readAlloc memory.Allocator = limitedAllocator{memory.NewGoAllocator()}
+// readAlloc serves every reader: a batch's buffers return to it when the
+// reader moves on, and the next batch reuses them.
+var readAlloc memory.Allocator = limitedAllocator{&poolAllocator{noZero: true}}
 
 // Reader reads the record batches of one segment. Every batch is validated
 // in full before it is handed out, so a damaged segment gives an error,
@@ -96,7 +99,7 @@ func (r *Reader) Next() (ok bool) {
 		return false
 	}
 	rec := r.r.RecordBatch()
-	if err := array.ValidateRecordFull(rec); err != nil {
+	if err := validate(rec); err != nil {
 		r.err = fmt.Errorf("%w: %v", ErrCorrupt, err)
 		return false
 	}
@@ -257,4 +260,59 @@ func ReadAll(r io.Reader) ([]Row, error) {
 		}
 	}
 	return rows, rd.Err()
+}
+
+// validate checks a batch's structure (buffer sizes, child lengths) and
+// that every string and list offset stays in bounds and never decreases,
+// so no access can go out of range. It does not check that strings are
+// UTF-8: Go strings hold any bytes, and ours are written valid.
+func validate(rec arrow.RecordBatch) error {
+	if err := array.ValidateRecord(rec); err != nil {
+		return err
+	}
+	for i, col := range rec.Columns() {
+		if err := validateOffsets(col); err != nil {
+			return fmt.Errorf("column %d (%s): %w", i, rec.Schema().Field(i).Name, err)
+		}
+	}
+	return nil
+}
+
+func monotonic(offsets []int32, limit int) error {
+	prev := int32(0)
+	for i, o := range offsets {
+		if o < prev || (i == 0 && o < 0) || int(o) > limit {
+			return fmt.Errorf("offset %d is %d, after %d, limit %d", i, o, prev, limit)
+		}
+		prev = o
+	}
+	return nil
+}
+
+func validateOffsets(a arrow.Array) error {
+	switch a := a.(type) {
+	case *array.String:
+		data := 0
+		if b := a.Data().Buffers()[2]; b != nil {
+			data = b.Len()
+		}
+		return monotonic(a.ValueOffsets(), data)
+	case *array.List:
+		d := a.Data()
+		off := a.Offsets()
+		if len(off) < d.Offset()+d.Len()+1 {
+			return fmt.Errorf("%d list offsets for %d rows", len(off), d.Offset()+d.Len())
+		}
+		if err := monotonic(off[d.Offset():d.Offset()+d.Len()+1], a.ListValues().Len()); err != nil {
+			return err
+		}
+		return validateOffsets(a.ListValues())
+	case *array.Struct:
+		for i := range a.NumField() {
+			if err := validateOffsets(a.Field(i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

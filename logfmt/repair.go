@@ -15,9 +15,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 )
 
-// eos is the Arrow IPC stream's end-of-stream marker.
-var eos = []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
-
 // Repair brings a log folder to a consistent state after a crash or a write
 // error, and returns how many records it saved from torn segments:
 //
@@ -38,6 +35,11 @@ func Repair(dir string, logger *slog.Logger) (int64, error) {
 // running writer is still writing.
 func repair(dir string, logger *slog.Logger, skip string) (recovered int64, err error) {
 	os.Remove(filepath.Join(dir, ManifestName+".tmp"))
+	if stale, err := filepath.Glob(filepath.Join(dir, "*"+SealedSuffix+".tmp")); err == nil {
+		for _, f := range stale {
+			os.Remove(f) // a seal that did not finish; its open file is still there
+		}
+	}
 	entries, err := ReadManifest(dir)
 	if err != nil {
 		logger.Error("manifest unreadable; rebuilding it from the sealed segments", "dir", dir, "err", err)
@@ -177,11 +179,16 @@ func (c *countReader) Read(p []byte) (int, error) {
 func recoverOpen(dir, openName string, logger *slog.Logger) (int64, error) {
 	path := filepath.Join(dir, openName)
 	name := strings.TrimSuffix(openName, openSuffix)
+	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+		// Sealed already: the crash came between the rename and removing
+		// the open file. The sealed file has it all.
+		logger.Info("open segment was sealed already; removed", "segment", openName)
+		return 0, os.Remove(path)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, fmt.Errorf("open torn segment %s: %w", openName, err)
 	}
-	defer f.Close()
 	size := fileSizeOr0(f)
 	good, batches := wholePrefix(f)
 	if batches == 0 {
@@ -189,33 +196,27 @@ func recoverOpen(dir, openName string, logger *slog.Logger) (int64, error) {
 		logger.Info("open segment held no whole batch; removed", "segment", openName)
 		return 0, os.Remove(path)
 	}
-	if err := f.Truncate(good); err != nil {
+	err = f.Truncate(good)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return 0, fmt.Errorf("cut torn segment %s: %w", openName, err)
 	}
-	if _, err := f.WriteAt(eos, good); err != nil {
-		return 0, fmt.Errorf("end torn segment %s: %w", openName, err)
-	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("sync torn segment %s: %w", openName, err)
-	}
-	e, err := describe(path)
-	if err != nil {
+	e, err := sealFile(dir, path, name, readAlloc)
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnknownVersion) {
 		logger.Error("torn segment unreadable after cut; set aside", "segment", openName, "err", err)
 		return 0, os.Rename(path, path+".corrupt")
 	}
-	e.Name = name
-	sealed := filepath.Join(dir, name)
-	if err := os.Rename(path, sealed); err != nil {
-		return 0, fmt.Errorf("seal torn segment %s: %w", openName, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return 0, err
+	if err != nil {
+		// A full disk, say: the open file stays, to be sealed next time.
+		return 0, fmt.Errorf("seal recovered segment %s: %w", openName, err)
 	}
 	if err := appendManifest(dir, e); err != nil {
 		return e.Rows, fmt.Errorf("enter recovered segment %s: %w", name, err)
 	}
-	logger.Warn("torn segment recovered and sealed", "segment", name, "rows", e.Rows,
-		"cut_bytes", size-good)
+	os.Remove(path)
+	logger.Warn("torn segment recovered and sealed", "segment", name, "rows", e.Rows, "cut_bytes", size-good)
 	return e.Rows, nil
 }
 

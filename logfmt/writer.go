@@ -1,11 +1,8 @@
 package logfmt
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -65,7 +62,8 @@ type WriterStats struct {
 	Dropped     uint64 // records lost: queue full, disk full or unwritable
 	Recovered   uint64 // records saved from torn segments at start-up or after an error
 	Sealed      uint64 // segments sealed
-	Bytes       uint64 // bytes written to segments
+	Bytes       uint64 // bytes written to open segments (uncompressed)
+	SealedBytes uint64 // bytes of the segments sealed (compressed)
 	Retained    uint64 // segments deleted by retention
 	WriteErrors uint64 // failed writes, seals and manifest appends
 }
@@ -94,7 +92,7 @@ type Writer struct {
 	done    chan struct{}
 
 	appended, written, dropped, recovered, sealed, writeErrors atomic.Uint64
-	bytes, retained                                            atomic.Uint64
+	bytes, sealedBytes, retained                               atomic.Uint64
 
 	idxMu        sync.Mutex // guards pending and sealedOnDisk
 	pending      []Entry
@@ -233,6 +231,7 @@ func (w *Writer) Stats() WriterStats {
 		Recovered:   w.recovered.Load(),
 		Sealed:      w.sealed.Load(),
 		Bytes:       w.bytes.Load(),
+		SealedBytes: w.sealedBytes.Load(),
 		Retained:    w.retained.Load(),
 		WriteErrors: w.writeErrors.Load(),
 	}
@@ -310,24 +309,22 @@ func (w *Writer) logDrops() {
 	w.dropsLogged, w.lastDropLog = d, time.Now()
 }
 
-// openSegment is the segment being written.
+// openSegment is the segment being written: uncompressed batches, each
+// written as it is cut, so a crash loses at most a flush interval; sealing
+// compacts them (see sealFile).
 type openSegment struct {
 	w      *Writer
 	name   string
 	path   string // the .open file
 	f      *os.File
-	sum    hash.Hash
 	n      int64
 	ipc    *ipc.Writer
 	rows   int64
-	minT   int64
-	maxT   int64
 	opened time.Time
 }
 
 func (s *openSegment) Write(p []byte) (int, error) {
 	n, err := s.f.Write(p)
-	s.sum.Write(p[:n])
 	s.n += int64(n)
 	s.w.bytes.Add(uint64(n))
 	return n, err
@@ -350,8 +347,8 @@ func (w *Writer) open() error {
 	if err != nil {
 		return fmt.Errorf("open segment: %w", err)
 	}
-	s := &openSegment{w: w, name: name, path: path, f: f, sum: sha256.New(), opened: t}
-	s.ipc = ipc.NewWriter(s, ipc.WithSchema(w.schema), ipc.WithZstd(), ipc.WithAllocator(w.alloc))
+	s := &openSegment{w: w, name: name, path: path, f: f, opened: t}
+	s.ipc = ipc.NewWriter(s, ipc.WithSchema(w.schema), ipc.WithAllocator(w.alloc))
 	w.seg = s
 	return nil
 }
@@ -374,15 +371,7 @@ func (w *Writer) write(c *columns) {
 		w.abandon()
 		return
 	}
-	for _, t := range c.time {
-		if s.rows == 0 || t < s.minT {
-			s.minT = t
-		}
-		if s.rows == 0 || t > s.maxT {
-			s.maxT = t
-		}
-		s.rows++
-	}
+	s.rows += n
 	w.written.Add(uint64(n))
 	if s.n >= w.cfg.SealBytes {
 		w.seal()
@@ -426,15 +415,14 @@ func (w *Writer) maybeRepair() {
 	w.needRepair = false
 }
 
-// seal finishes the open segment: end-of-stream marker, fsync, rename to
-// its sealed name, fsync of the folder, then a manifest line.
+// seal finishes the open segment: end-of-stream marker, then compaction
+// into the sealed file (large compressed batches, fsync, atomic rename,
+// fsync of the folder), a manifest line, and removal of the open file.
+// On failure the open file stays, and the next repair seals it.
 func (w *Writer) seal() {
 	s := w.seg
 	w.seg = nil
 	err := s.ipc.Close()
-	if err == nil {
-		err = s.f.Sync()
-	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
@@ -443,18 +431,11 @@ func (w *Writer) seal() {
 		w.needRepair = true
 		return
 	}
-	sealedPath := filepath.Join(w.cfg.Dir, s.name)
-	if err := os.Rename(s.path, sealedPath); err != nil {
-		w.fail(fmt.Errorf("rename segment %s: %w", s.name, err), 0)
+	e, err := sealFile(w.cfg.Dir, s.path, s.name, w.alloc)
+	if err != nil {
+		w.fail(fmt.Errorf("seal segment %s: %w", s.name, err), 0)
 		w.needRepair = true
 		return
-	}
-	if err := syncDir(w.cfg.Dir); err != nil {
-		w.fail(fmt.Errorf("sync log folder: %w", err), 0)
-	}
-	e := Entry{
-		Name: s.name, Version: Version, Rows: s.rows, Bytes: s.n,
-		SHA256: hex.EncodeToString(s.sum.Sum(nil)), MinTime: s.minT, MaxTime: s.maxT,
 	}
 	if err := appendManifest(w.cfg.Dir, e); err != nil {
 		// The sealed file is complete; the repair enters it later.
@@ -462,7 +443,9 @@ func (w *Writer) seal() {
 		w.needRepair = true
 		return
 	}
+	os.Remove(s.path)
 	w.sealed.Add(1)
+	w.sealedBytes.Add(uint64(e.Bytes))
 	w.idxMu.Lock()
 	w.pending = append(w.pending, e)
 	w.sealedOnDisk++

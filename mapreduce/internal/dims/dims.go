@@ -90,22 +90,66 @@ type UA struct {
 	Bot                 bool
 }
 
+// UAIDs is a UA with its values as ids of the classifier that made it.
+type UAIDs struct {
+	Browser, OS, Device ID
+	Bot                 bool
+}
+
+// ID names a dimension value within one Classifier: comparing and hashing
+// ids is cheaper than strings. Name turns it back.
+type ID uint32
+
 // maxCache bounds each cache; a full cache is emptied and refilled.
 const maxCache = 1 << 17
+
+// maxNames bounds the value table; see Classifier.Trim.
+const maxNames = 1 << 20
 
 // Classifier classifies records for one goroutine, caching by input.
 type Classifier struct {
 	s     *Shared
-	ua    map[string]UA
-	ref   map[string]string
-	lang  map[string]string
-	geo   map[netip.Prefix]string
+	ua    map[string]UAIDs
+	ref   map[string]ID
+	lang  map[string]ID
+	geo   map[netip.Prefix]ID
+	ids   map[string]ID
+	names []string
 	hashb []byte
 }
 
 // NewClassifier returns a Classifier with empty caches.
 func (s *Shared) NewClassifier() *Classifier {
-	return &Classifier{s: s, ua: map[string]UA{}, ref: map[string]string{}, lang: map[string]string{}, geo: map[netip.Prefix]string{}}
+	c := &Classifier{s: s}
+	c.reset()
+	return c
+}
+
+func (c *Classifier) reset() {
+	c.ua, c.ref, c.lang, c.geo = map[string]UAIDs{}, map[string]ID{}, map[string]ID{}, map[netip.Prefix]ID{}
+	c.ids, c.names = map[string]ID{}, nil
+}
+
+// Trim forgets everything once the value table has grown past its bound.
+// Ids from before a Trim mean nothing after it, so call it only between
+// segments, when every id has been turned back into its name.
+func (c *Classifier) Trim() {
+	if len(c.names) > maxNames {
+		c.reset()
+	}
+}
+
+// Name is the value an id stands for.
+func (c *Classifier) Name(id ID) string { return c.names[id] }
+
+func (c *Classifier) intern(s string) ID {
+	if id, ok := c.ids[s]; ok {
+		return id
+	}
+	id := ID(len(c.names))
+	c.names = append(c.names, s)
+	c.ids[s] = id
+	return id
 }
 
 func put[K comparable, V any](m map[K]V, k K, v V) {
@@ -115,14 +159,21 @@ func put[K comparable, V any](m map[K]V, k K, v V) {
 	m[k] = v
 }
 
-// UserAgent classifies a user agent string.
-func (c *Classifier) UserAgent(s string) UA {
+// UserAgentIDs classifies a user agent string.
+func (c *Classifier) UserAgentIDs(s string) UAIDs {
 	if u, ok := c.ua[s]; ok {
 		return u
 	}
 	u := c.parseUA(s)
-	put(c.ua, strings.Clone(s), u)
-	return u
+	ids := UAIDs{Browser: c.intern(u.Browser), OS: c.intern(u.OS), Device: c.intern(u.Device), Bot: u.Bot}
+	put(c.ua, strings.Clone(s), ids)
+	return ids
+}
+
+// UserAgent classifies a user agent string.
+func (c *Classifier) UserAgent(s string) UA {
+	u := c.UserAgentIDs(s)
+	return UA{Browser: c.Name(u.Browser), OS: c.Name(u.OS), Device: c.Name(u.Device), Bot: u.Bot}
 }
 
 func (c *Classifier) parseUA(s string) UA {
@@ -151,16 +202,20 @@ func (c *Classifier) parseUA(s string) UA {
 }
 
 // ReferrerHost returns a referrer's host, lower-cased, or Direct.
-func (c *Classifier) ReferrerHost(s string) string {
-	if s == "" {
-		return Direct
+func (c *Classifier) ReferrerHost(s string) string { return c.Name(c.ReferrerHostID(s)) }
+
+// ReferrerHostID is ReferrerHost as an id.
+func (c *Classifier) ReferrerHostID(s string) ID {
+	if id, ok := c.ref[s]; ok {
+		return id
 	}
-	if h, ok := c.ref[s]; ok {
-		return h
+	h := Direct
+	if s != "" {
+		h = referrerHost(s)
 	}
-	h := referrerHost(s)
-	put(c.ref, strings.Clone(s), h)
-	return h
+	id := c.intern(h)
+	put(c.ref, strings.Clone(s), id)
+	return id
 }
 
 func referrerHost(s string) string {
@@ -192,21 +247,24 @@ func referrerHost(s string) string {
 
 // Language returns the primary language of the most preferred tag of an
 // Accept-Language header ("de" for "de-CH,de;q=0.9"), or NoLanguage.
-func (c *Classifier) Language(s string) string {
-	if s == "" {
-		return NoLanguage
-	}
-	if l, ok := c.lang[s]; ok {
-		return l
+func (c *Classifier) Language(s string) string { return c.Name(c.LanguageID(s)) }
+
+// LanguageID is Language as an id.
+func (c *Classifier) LanguageID(s string) ID {
+	if id, ok := c.lang[s]; ok {
+		return id
 	}
 	l := NoLanguage
-	if tags, _, err := language.ParseAcceptLanguage(s); err == nil && len(tags) > 0 {
-		if base, conf := tags[0].Base(); conf != language.No && base.String() != "und" && base.String() != "mul" {
-			l = base.String()
+	if s != "" {
+		if tags, _, err := language.ParseAcceptLanguage(s); err == nil && len(tags) > 0 {
+			if base, conf := tags[0].Base(); conf != language.No && base.String() != "und" && base.String() != "mul" {
+				l = base.String()
+			}
 		}
 	}
-	put(c.lang, strings.Clone(s), l)
-	return l
+	id := c.intern(l)
+	put(c.lang, strings.Clone(s), id)
+	return id
 }
 
 // prefixOf is the network an address is classified and, with TruncateIP,
@@ -223,17 +281,20 @@ func prefixOf(a netip.Addr) netip.Prefix {
 // Country returns the ISO country code of a client address, or
 // UnknownCountry. Countries are looked up per /24 (/48): no country is
 // split finer.
-func (c *Classifier) Country(addr string) string {
+func (c *Classifier) Country(addr string) string { return c.Name(c.CountryID(addr)) }
+
+// CountryID is Country as an id.
+func (c *Classifier) CountryID(addr string) ID {
 	if c.s.geo == nil {
-		return UnknownCountry
+		return c.intern(UnknownCountry)
 	}
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
-		return UnknownCountry
+		return c.intern(UnknownCountry)
 	}
 	p := prefixOf(a.Unmap())
-	if cc, ok := c.geo[p]; ok {
-		return cc
+	if id, ok := c.geo[p]; ok {
+		return id
 	}
 	var rec struct {
 		Country struct {
@@ -244,8 +305,9 @@ func (c *Classifier) Country(addr string) string {
 	if err := c.s.geo.Lookup(p.Addr()).Decode(&rec); err == nil && rec.Country.ISOCode != "" {
 		cc = rec.Country.ISOCode
 	}
-	put(c.geo, p, cc)
-	return cc
+	id := c.intern(cc)
+	put(c.geo, p, id)
+	return id
 }
 
 // Visitor hashes what identifies a visitor, the client address (truncated

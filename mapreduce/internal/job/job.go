@@ -447,6 +447,7 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		}
 		return err
 	}
+	c.Trim()
 	p, records, err := MapCombine(data, c)
 	if err == nil && records != s.entry.Rows {
 		err = fmt.Errorf("%w: segment %s has %d records, manifest says %d", logfmt.ErrCorrupt, s.entry.Name, records, s.entry.Rows)
@@ -461,23 +462,23 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		}
 	}
 	s.records = records
-	s.parts = Partition(p, j.cfg.Partitions)
+	s.parts = Partition(p, c, j.cfg.Partitions)
 	return nil
 }
 
 // MapCombine runs the map and combine stages over a whole segment.
-func MapCombine(data []byte, c *dims.Classifier) (*Partial, int64, error) {
+func MapCombine(data []byte, c *dims.Classifier) (*SegmentPartial, int64, error) {
 	return mapCombineFiltered(data, c, nil)
 }
 
 // mapCombineFiltered is MapCombine keeping only clicks keep accepts.
-func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*Partial, int64, error) {
+func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*SegmentPartial, int64, error) {
 	rd, err := logfmt.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, 0, err
 	}
 	defer rd.Release()
-	p := NewPartial()
+	p := NewSegmentPartial()
 	var clicks []Click
 	var records int64
 	for rd.Next() {

@@ -79,6 +79,7 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 	}
 	c := j.dims.NewClassifier()
 	for _, s := range todo {
+		c.Trim()
 		data, err := j.pull(ctx, s)
 		if err != nil {
 			return res, fmt.Errorf("%w: %v", ErrIncomplete, err)
@@ -88,7 +89,7 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 			return res, fmt.Errorf("read %s/%s: %w", s.proxy, s.entry.Name, err)
 		}
 		s.records = records
-		s.parts = Partition(p, j.cfg.Partitions)
+		s.parts = Partition(p, c, j.cfg.Partitions)
 	}
 	reduced, err := j.reduceAll(todo)
 	if err != nil {

@@ -9,15 +9,19 @@ import (
 )
 
 // Click is one click (a redirect to a link), classified: what Map emits.
-// Its strings belong to the classifier's caches and are never copied.
+// Its dimension values are ids of the classifier that mapped it.
 type Click struct {
 	Link    int64
 	Hour    int64 // Unix seconds of the hour's start, UTC
 	Day     int32 // days since 1970-01-01, UTC
 	Bot     bool
 	Visitor uint64
-	Dims    Tuple
+	Dims    IDTuple
 }
+
+// IDTuple is a click's dimension values as classifier ids, in the order of
+// Tuple's fields.
+type IDTuple [6]dims.ID
 
 // Tuple is a click's dimension values.
 type Tuple struct {
@@ -50,6 +54,26 @@ type TupleKey struct {
 	Tuple
 }
 
+// SegmentPartial is what Combine makes of one segment: dimension tuples
+// still as ids of the segment's classifier.
+type SegmentPartial struct {
+	Hours   map[HourKey]HourCounts
+	Tuples  map[IDTupleKey]int64
+	Uniques map[DayKey]*hyperloglog.Sketch
+}
+
+// IDTupleKey is TupleKey with ids.
+type IDTupleKey struct {
+	DayKey
+	Bot bool
+	IDTuple
+}
+
+// NewSegmentPartial returns an empty SegmentPartial.
+func NewSegmentPartial() *SegmentPartial {
+	return &SegmentPartial{Hours: map[HourKey]HourCounts{}, Tuples: map[IDTupleKey]int64{}, Uniques: map[DayKey]*hyperloglog.Sketch{}}
+}
+
 // Partial is what one or more segments add to the stats.
 type Partial struct {
 	Hours   map[HourKey]HourCounts
@@ -63,9 +87,14 @@ func NewPartial() *Partial {
 }
 
 // Clicks is the number of clicks the partial holds.
-func (p *Partial) Clicks() int64 {
+func (p *Partial) Clicks() int64 { return clicksOf(p.Hours) }
+
+// Clicks is the number of clicks the partial holds.
+func (p *SegmentPartial) Clicks() int64 { return clicksOf(p.Hours) }
+
+func clicksOf(hours map[HourKey]HourCounts) int64 {
 	var n int64
-	for _, c := range p.Hours {
+	for _, c := range hours {
 		n += c.Clicks
 	}
 	return n
@@ -97,19 +126,15 @@ func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
 		t := int64(times[i])
 		ua := b.UserAgent.Value(i)
 		addr := b.ClientAddr.Value(i)
-		u := c.UserAgent(ua)
+		u := c.UserAgentIDs(ua)
 		out = append(out, Click{
 			Link:    link[i],
 			Hour:    floorDiv(t, hourNS) * 3600,
 			Day:     int32(floorDiv(t, dayNS)),
 			Bot:     u.Bot,
 			Visitor: c.Visitor(addr, ua),
-			Dims: Tuple{
-				Browser: u.Browser, OS: u.OS, Device: u.Device,
-				Referrer: c.ReferrerHost(b.Referrer.Value(i)),
-				Country:  c.Country(addr),
-				Language: c.Language(b.AcceptLanguage.Value(i)),
-			},
+			Dims: IDTuple{u.Browser, u.OS, u.Device,
+				c.ReferrerHostID(b.Referrer.Value(i)), c.CountryID(addr), c.LanguageID(b.AcceptLanguage.Value(i))},
 		})
 	}
 	return out
@@ -117,7 +142,7 @@ func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
 
 // Combine is the combine stage: it folds a segment's clicks into p, so
 // each segment ships one count per aggregate instead of one row per click.
-func Combine(p *Partial, clicks []Click) {
+func Combine(p *SegmentPartial, clicks []Click) {
 	for i := range clicks {
 		c := &clicks[i]
 		hk := HourKey{c.Link, c.Hour}
@@ -128,7 +153,7 @@ func Combine(p *Partial, clicks []Click) {
 		}
 		p.Hours[hk] = h
 		dk := DayKey{c.Link, c.Day}
-		p.Tuples[TupleKey{DayKey: dk, Bot: c.Bot, Tuple: c.Dims}]++
+		p.Tuples[IDTupleKey{DayKey: dk, Bot: c.Bot, IDTuple: c.Dims}]++
 		sk := p.Uniques[dk]
 		if sk == nil {
 			sk = sfsql.NewSketch()
@@ -138,9 +163,10 @@ func Combine(p *Partial, clicks []Click) {
 	}
 }
 
-// Partition is the shuffle: it splits a partial into n by link id, so each
-// reducer sees every aggregate of the links it owns.
-func Partition(p *Partial, n int) []*Partial {
+// Partition is the shuffle: it splits a segment's partial into n by link
+// id, so each reducer sees every aggregate of the links it owns, and turns
+// its dimension ids back into names with the segment's classifier.
+func Partition(p *SegmentPartial, c *dims.Classifier, n int) []*Partial {
 	parts := make([]*Partial, n)
 	for i := range parts {
 		parts[i] = NewPartial()
@@ -149,7 +175,11 @@ func Partition(p *Partial, n int) []*Partial {
 		parts[partitionOf(k.Link, n)].Hours[k] = v
 	}
 	for k, v := range p.Tuples {
-		parts[partitionOf(k.Link, n)].Tuples[k] = v
+		d := k.IDTuple
+		parts[partitionOf(k.Link, n)].Tuples[TupleKey{DayKey: k.DayKey, Bot: k.Bot, Tuple: Tuple{
+			Browser: c.Name(d[0]), OS: c.Name(d[1]), Device: c.Name(d[2]),
+			Referrer: c.Name(d[3]), Country: c.Name(d[4]), Language: c.Name(d[5]),
+		}}] += v
 	}
 	for k, v := range p.Uniques {
 		parts[partitionOf(k.Link, n)].Uniques[k] = v

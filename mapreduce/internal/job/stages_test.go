@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -100,20 +99,22 @@ func TestMap(t *testing.T) {
 	}
 	h, d := t0.Unix(), int32(t0.Unix()/86400)
 	human := Tuple{Browser: "Chrome", OS: "Windows", Device: "desktop", Referrer: "news.example", Country: "CH", Language: "de"}
-	want := []Click{
-		{Link: 1, Hour: h, Day: d, Dims: human},
-		{Link: 1, Hour: h, Day: d, Dims: human},
-		{Link: 1, Hour: h + 3600, Day: d, Dims: human},
-		{Link: 2, Hour: h, Day: d, Bot: true, Dims: Tuple{Browser: "Googlebot", OS: "Other", Device: "bot", Referrer: "(direct)", Country: "JP", Language: "(none)"}},
-		{Link: 6, Hour: -3600, Day: -1, Dims: human},
+	bots := Tuple{Browser: "Googlebot", OS: "Other", Device: "bot", Referrer: "(direct)", Country: "JP", Language: "(none)"}
+	type named struct {
+		Link, Hour int64
+		Day        int32
+		Bot        bool
+		Dims       Tuple
 	}
+	want := []named{{1, h, d, false, human}, {1, h, d, false, human}, {1, h + 3600, d, false, human}, {2, h, d, true, bots}, {6, -3600, -1, false, human}}
 	if len(clicks) != len(want) {
 		t.Fatalf("%d clicks, want %d: %+v", len(clicks), len(want), clicks)
 	}
 	for i := range want {
-		want[i].Visitor = clicks[i].Visitor // checked below
-		if !reflect.DeepEqual(clicks[i], want[i]) {
-			t.Errorf("click %d:\n got %+v\nwant %+v", i, clicks[i], want[i])
+		cl := clicks[i]
+		got := named{cl.Link, cl.Hour, cl.Day, cl.Bot, nameOf(c, cl.Dims)}
+		if got != want[i] {
+			t.Errorf("click %d:\n got %+v\nwant %+v", i, got, want[i])
 		}
 	}
 	if clicks[0].Visitor != clicks[1].Visitor || clicks[0].Visitor == clicks[3].Visitor {
@@ -121,23 +122,40 @@ func TestMap(t *testing.T) {
 	}
 }
 
+func nameOf(c *dims.Classifier, d IDTuple) Tuple {
+	return Tuple{Browser: c.Name(d[0]), OS: c.Name(d[1]), Device: c.Name(d[2]), Referrer: c.Name(d[3]), Country: c.Name(d[4]), Language: c.Name(d[5])}
+}
+
+// testClassifier makes the ids the Combine, Partition and Reduce tests use.
+var testClassifier *dims.Classifier
+
+func idTuple(t testing.TB, country string) IDTuple {
+	if testClassifier == nil {
+		testClassifier = classifier(t)
+	}
+	addr := map[string]string{"CH": "192.0.2.1", "JP": "198.51.100.1"}[country]
+	c := testClassifier
+	u := c.UserAgentIDs(chrome)
+	return IDTuple{u.Browser, u.OS, u.Device, c.ReferrerHostID(""), c.CountryID(addr), c.LanguageID("")}
+}
+
 // click is a classified click; visitor is mixed into a 64-bit hash, as
 // real visitor hashes are (a sketch reads the hash's high bits).
-func click(link, hour int64, bot bool, visitor uint64, country string) Click {
-	return Click{Link: link, Hour: hour * 3600, Day: int32(hour / 24), Bot: bot, Visitor: visitor * 0x9e3779b97f4a7c15, Dims: Tuple{Country: country}}
+func click(t testing.TB, link, hour int64, bot bool, visitor uint64, country string) Click {
+	return Click{Link: link, Hour: hour * 3600, Day: int32(hour / 24), Bot: bot, Visitor: visitor * 0x9e3779b97f4a7c15, Dims: idTuple(t, country)}
 }
 
 func TestCombine(t *testing.T) {
-	p := NewPartial()
-	Combine(p, []Click{click(1, 0, false, 7, "CH"), click(1, 0, true, 8, "CH"), click(1, 1, false, 7, "JP"), click(2, 0, false, 9, "CH")})
-	Combine(p, []Click{click(1, 0, false, 7, "CH")})
+	p := NewSegmentPartial()
+	Combine(p, []Click{click(t, 1, 0, false, 7, "CH"), click(t, 1, 0, true, 8, "CH"), click(t, 1, 1, false, 7, "JP"), click(t, 2, 0, false, 9, "CH")})
+	Combine(p, []Click{click(t, 1, 0, false, 7, "CH")})
 	if got := p.Hours[HourKey{1, 0}]; got != (HourCounts{Clicks: 3, Bots: 1}) {
 		t.Errorf("link 1 hour 0: %+v", got)
 	}
 	if got := p.Hours[HourKey{1, 3600}]; got != (HourCounts{Clicks: 1}) {
 		t.Errorf("link 1 hour 1: %+v", got)
 	}
-	if n := p.Tuples[TupleKey{DayKey: DayKey{1, 0}, Tuple: Tuple{Country: "CH"}}]; n != 2 {
+	if n := p.Tuples[IDTupleKey{DayKey: DayKey{1, 0}, IDTuple: idTuple(t, "CH")}]; n != 2 {
 		t.Errorf("link 1 human CH tuples: %d, want 2", n)
 	}
 	if p.Clicks() != 5 {
@@ -149,16 +167,16 @@ func TestCombine(t *testing.T) {
 }
 
 func TestPartition(t *testing.T) {
-	p := NewPartial()
+	p := NewSegmentPartial()
 	var clicks []Click
 	for link := int64(1); link <= 1000; link++ {
 		for range link % 3 {
-			clicks = append(clicks, click(link, 0, false, uint64(link), "CH"))
+			clicks = append(clicks, click(t, link, 0, false, uint64(link), "CH"))
 		}
-		clicks = append(clicks, click(link, 1, true, 1, "JP"))
+		clicks = append(clicks, click(t, link, 1, true, 1, "JP"))
 	}
 	Combine(p, clicks)
-	parts := Partition(p, 8)
+	parts := Partition(p, testClassifier, 8)
 	owner := map[int64]int{}
 	var total int64
 	for i, part := range parts {
@@ -187,10 +205,10 @@ func TestPartition(t *testing.T) {
 }
 
 func TestReduce(t *testing.T) {
-	a, b := NewPartial(), NewPartial()
-	Combine(a, []Click{click(1, 0, false, 1, "CH"), click(1, 0, false, 2, "CH")})
-	Combine(b, []Click{click(1, 0, true, 2, "JP"), click(1, 0, false, 3, "CH")})
-	got, err := Reduce([]*Partial{a, b, NewPartial()})
+	a, b := NewSegmentPartial(), NewSegmentPartial()
+	Combine(a, []Click{click(t, 1, 0, false, 1, "CH"), click(t, 1, 0, false, 2, "CH")})
+	Combine(b, []Click{click(t, 1, 0, true, 2, "JP"), click(t, 1, 0, false, 3, "CH")})
+	got, err := Reduce([]*Partial{Partition(a, testClassifier, 1)[0], Partition(b, testClassifier, 1)[0], NewPartial()})
 	if err != nil {
 		t.Fatal(err)
 	}
