@@ -8,7 +8,7 @@ N       ?= 2
 TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
 
-.PHONY: up down build test deps bench bench-proxy fmt vet lint fuzz provision-check clean
+.PHONY: up down build test deps bench bench-proxy bench-mapreduce fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -43,6 +43,10 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-mapreduce: ingest speed beside decoding, and one 3M-record run.
+bench-mapreduce: build
+	$(GO) run ./bench/cmd/mapreducebench -bin $(BIN)
 
 ## bench-proxy: the proxy beside nginx and pgbench, into bench/README.md.
 bench-proxy: build

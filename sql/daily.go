@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 
@@ -82,27 +83,121 @@ func (d Dims) Top(dim string, n int) []ValueCount {
 // registers (about 0.8% standard error), sparse while small.
 func NewSketch() *hyperloglog.Sketch { return hyperloglog.New14() }
 
-// DecodeSketch reads a sketch stored in link_daily.uniques.
-func DecodeSketch(b []byte) (*hyperloglog.Sketch, error) {
-	sk := NewSketch()
-	if err := sk.UnmarshalBinary(b); err != nil {
-		return nil, fmt.Errorf("decode uniques sketch: %w", err)
-	}
-	return sk, nil
+// Stored visitor sets (link_daily.uniques) start with a tag byte: an exact
+// set of at most ExactMax visitor hashes (most link-days have a handful),
+// or a HyperLogLog sketch.
+const (
+	tagExact  = 'E' // then 8-byte little-endian hashes
+	tagSketch = 'H' // then an axiomhq/hyperloglog sketch
+	// ExactMax is the most hashes an exact set holds.
+	ExactMax = 64
+)
+
+// Visitors is a set of visitor hashes: exact while small, a sketch beyond
+// ExactMax. The zero value is empty.
+type Visitors struct {
+	Exact  []uint64
+	Sketch *hyperloglog.Sketch
 }
 
-// UniquesOf estimates the distinct visitors of several days by merging
-// their sketches: a range's uniques are not the sum of its days'.
-func UniquesOf(sketches [][]byte) (uint64, error) {
-	total := NewSketch()
-	for _, b := range sketches {
-		sk, err := DecodeSketch(b)
+// Add adds a hash.
+func (v *Visitors) Add(h uint64) {
+	if v.Sketch != nil {
+		v.Sketch.InsertHash(h)
+		return
+	}
+	for _, x := range v.Exact {
+		if x == h {
+			return
+		}
+	}
+	v.Exact = append(v.Exact, h)
+	if len(v.Exact) > ExactMax {
+		v.Sketch = NewSketch()
+		for _, x := range v.Exact {
+			v.Sketch.InsertHash(x)
+		}
+		v.Exact = nil
+	}
+}
+
+// Merge adds o's visitors; a visitor in both counts once.
+func (v *Visitors) Merge(o *Visitors) error {
+	if o.Sketch != nil {
+		if v.Sketch == nil {
+			v.Sketch = o.Sketch.Clone()
+			for _, x := range v.Exact {
+				v.Sketch.InsertHash(x)
+			}
+			v.Exact = nil
+			return nil
+		}
+		return v.Sketch.Merge(o.Sketch)
+	}
+	for _, x := range o.Exact {
+		v.Add(x)
+	}
+	return nil
+}
+
+// Count is the number of distinct visitors: exact for an exact set, the
+// sketch's estimate otherwise.
+func (v *Visitors) Count() uint64 {
+	if v.Sketch != nil {
+		return v.Sketch.Estimate()
+	}
+	return uint64(len(v.Exact))
+}
+
+// AppendBinary appends the stored form.
+func (v *Visitors) AppendBinary(b []byte) ([]byte, error) {
+	if v.Sketch != nil {
+		return v.Sketch.AppendBinary(append(b, tagSketch))
+	}
+	b = append(b, tagExact)
+	for _, x := range v.Exact {
+		b = binary.LittleEndian.AppendUint64(b, x)
+	}
+	return b, nil
+}
+
+// DecodeVisitors reads a stored visitor set.
+func DecodeVisitors(b []byte) (*Visitors, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("decode visitors: empty")
+	}
+	switch b[0] {
+	case tagExact:
+		if (len(b)-1)%8 != 0 {
+			return nil, fmt.Errorf("decode visitors: %d bytes of hashes", len(b)-1)
+		}
+		v := &Visitors{}
+		for i := 1; i < len(b); i += 8 {
+			v.Add(binary.LittleEndian.Uint64(b[i:]))
+		}
+		return v, nil
+	case tagSketch:
+		sk := NewSketch()
+		if err := sk.UnmarshalBinary(b[1:]); err != nil {
+			return nil, fmt.Errorf("decode visitors sketch: %w", err)
+		}
+		return &Visitors{Sketch: sk}, nil
+	}
+	return nil, fmt.Errorf("decode visitors: unknown tag %q", b[0])
+}
+
+// UniquesOf counts the distinct visitors of several days by merging their
+// sets: a range's uniques are not the sum of its days'.
+func UniquesOf(stored [][]byte) (uint64, error) {
+	var total Visitors
+	for _, b := range stored {
+		v, err := DecodeVisitors(b)
 		if err != nil {
 			return 0, err
 		}
-		if err := total.Merge(sk); err != nil {
-			return 0, fmt.Errorf("merge uniques sketches: %w", err)
+		if err := total.Merge(v); err != nil {
+			return 0, fmt.Errorf("merge visitors: %w", err)
 		}
 	}
-	return total.Estimate(), nil
+	return total.Count(), nil
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -51,11 +52,18 @@ type Config struct {
 	TruncateIP bool
 }
 
-// Shared holds what every Classifier uses: the parsers and the database.
+// Shared holds what every Classifier uses: the parsers, the database, and
+// the table of dimension values, so an id means the same value whichever
+// classifier gave it.
 type Shared struct {
 	cfg Config
 	ua  *uaparser.Parser
 	geo *maxminddb.Reader
+
+	mu    sync.RWMutex
+	ids   map[string]ID
+	names []string
+	gen   uint64
 }
 
 // NewShared loads the user-agent regexes and opens the GeoIP database.
@@ -67,7 +75,7 @@ func NewShared(cfg Config) (*Shared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load user-agent regexes: %w", err)
 	}
-	s := &Shared{cfg: cfg, ua: ua}
+	s := &Shared{cfg: cfg, ua: ua, ids: map[string]ID{}}
 	if cfg.GeoIPPath != "" {
 		if s.geo, err = maxminddb.Open(cfg.GeoIPPath); err != nil {
 			return nil, fmt.Errorf("open GeoIP database: %w", err)
@@ -103,7 +111,7 @@ type ID uint32
 // maxCache bounds each cache; a full cache is emptied and refilled.
 const maxCache = 1 << 17
 
-// maxNames bounds the value table; see Classifier.Trim.
+// maxNames bounds the value table; see Shared.Trim.
 const maxNames = 1 << 20
 
 // Classifier classifies records for one goroutine, caching by input.
@@ -113,8 +121,7 @@ type Classifier struct {
 	ref   map[string]ID
 	lang  map[string]ID
 	geo   map[netip.Prefix]ID
-	ids   map[string]ID
-	names []string
+	gen   uint64 // the value table's generation the caches belong to
 	hashb []byte
 }
 
@@ -127,30 +134,72 @@ func (s *Shared) NewClassifier() *Classifier {
 
 func (c *Classifier) reset() {
 	c.ua, c.ref, c.lang, c.geo = map[string]UAIDs{}, map[string]ID{}, map[string]ID{}, map[netip.Prefix]ID{}
-	c.ids, c.names = map[string]ID{}, nil
+	c.s.mu.RLock()
+	c.gen = c.s.gen
+	c.s.mu.RUnlock()
 }
 
-// Trim forgets everything once the value table has grown past its bound.
-// Ids from before a Trim mean nothing after it, so call it only between
-// segments, when every id has been turned back into its name.
-func (c *Classifier) Trim() {
-	if len(c.names) > maxNames {
+// Trim forgets the value table once it has grown past its bound. Ids from
+// before a Trim mean nothing after it, so call it only when no id is held:
+// between runs.
+func (s *Shared) Trim() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.names) > maxNames {
+		s.ids, s.names = map[string]ID{}, nil
+		s.gen++
+	}
+}
+
+// Names is the value table: names[id] is the value id stands for. The
+// slice stays valid until the next Trim.
+func (s *Shared) Names() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.names
+}
+
+// Name is the value an id stands for.
+func (s *Shared) Name(id ID) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.names[id]
+}
+
+// Name is the value an id stands for.
+func (c *Classifier) Name(id ID) string { return c.s.Name(id) }
+
+// ID returns the id of a value, adding it to the table if new.
+func (s *Shared) ID(v string) ID {
+	s.mu.RLock()
+	id, ok := s.ids[v]
+	s.mu.RUnlock()
+	if ok {
+		return id
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.ids[v]; ok {
+		return id
+	}
+	id = ID(len(s.names))
+	s.names = append(s.names, v)
+	s.ids[v] = id
+	return id
+}
+
+// Check drops the classifier's caches if the value table was trimmed since
+// they were filled. Call it before each segment.
+func (c *Classifier) Check() {
+	c.s.mu.RLock()
+	stale := c.gen != c.s.gen
+	c.s.mu.RUnlock()
+	if stale {
 		c.reset()
 	}
 }
 
-// Name is the value an id stands for.
-func (c *Classifier) Name(id ID) string { return c.names[id] }
-
-func (c *Classifier) intern(s string) ID {
-	if id, ok := c.ids[s]; ok {
-		return id
-	}
-	id := ID(len(c.names))
-	c.names = append(c.names, s)
-	c.ids[s] = id
-	return id
-}
+func (c *Classifier) intern(v string) ID { return c.s.ID(v) }
 
 func put[K comparable, V any](m map[K]V, k K, v V) {
 	if len(m) >= maxCache {

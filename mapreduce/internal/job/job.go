@@ -137,6 +137,7 @@ func (j *Job) Run(ctx context.Context) (res Result, err error) {
 		// A lost connection releases the lock by itself.
 		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, LockKey)
 	}()
+	j.dims.Trim() // no value ids are held between runs
 	if err := conn.QueryRow(ctx, `INSERT INTO mapreduce_runs (kind) VALUES ('run') RETURNING id`).Scan(&res.RunID); err != nil {
 		return res, fmt.Errorf("record run: %w", err)
 	}
@@ -447,7 +448,7 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		}
 		return err
 	}
-	c.Trim()
+	c.Check()
 	p, records, err := MapCombine(data, c)
 	if err == nil && records != s.entry.Rows {
 		err = fmt.Errorf("%w: segment %s has %d records, manifest says %d", logfmt.ErrCorrupt, s.entry.Name, records, s.entry.Rows)
@@ -462,7 +463,7 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		}
 	}
 	s.records = records
-	s.parts = Partition(p, c, j.cfg.Partitions)
+	s.parts = Partition(p, j.cfg.Partitions)
 	return nil
 }
 

@@ -36,6 +36,7 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 		return res, ErrLocked
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, LockKey)
+	j.dims.Trim()
 	if err := conn.QueryRow(ctx, `INSERT INTO mapreduce_runs (kind) VALUES ('recompute') RETURNING id`).Scan(&res.RunID); err != nil {
 		return res, fmt.Errorf("record run: %w", err)
 	}
@@ -79,7 +80,7 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 	}
 	c := j.dims.NewClassifier()
 	for _, s := range todo {
-		c.Trim()
+		c.Check()
 		data, err := j.pull(ctx, s)
 		if err != nil {
 			return res, fmt.Errorf("%w: %v", ErrIncomplete, err)
@@ -89,7 +90,7 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 			return res, fmt.Errorf("read %s/%s: %w", s.proxy, s.entry.Name, err)
 		}
 		s.records = records
-		s.parts = Partition(p, c, j.cfg.Partitions)
+		s.parts = Partition(p, j.cfg.Partitions)
 	}
 	reduced, err := j.reduceAll(todo)
 	if err != nil {
@@ -110,7 +111,7 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 		if err != nil {
 			return err
 		}
-		m, err := writeDays(ctx, tx, reduced, false)
+		m, err := writeDays(ctx, tx, reduced, j.dims, false)
 		if err != nil {
 			return err
 		}

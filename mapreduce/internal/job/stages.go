@@ -1,11 +1,24 @@
 package job
 
 import (
-	"github.com/axiomhq/hyperloglog"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
 
 	"shortfleet/logfmt"
 	"shortfleet/mapreduce/internal/dims"
 	sfsql "shortfleet/sql"
+)
+
+// Dimension indexes, in the order of sfsql.DimNames.
+const (
+	dimReferrer = iota
+	dimCountry
+	dimBrowser
+	dimOS
+	dimDevice
+	dimLanguage
+	numDims
 )
 
 // Click is one click (a redirect to a link), classified: what Map emits.
@@ -16,16 +29,7 @@ type Click struct {
 	Day     int32 // days since 1970-01-01, UTC
 	Bot     bool
 	Visitor uint64
-	Dims    IDTuple
-}
-
-// IDTuple is a click's dimension values as classifier ids, in the order of
-// Tuple's fields.
-type IDTuple [6]dims.ID
-
-// Tuple is a click's dimension values.
-type Tuple struct {
-	Browser, OS, Device, Referrer, Country, Language string
+	Dims    [numDims]dims.ID
 }
 
 // HourKey identifies an hourly aggregate.
@@ -43,61 +47,6 @@ type HourCounts struct {
 type DayKey struct {
 	Link int64
 	Day  int32
-}
-
-// TupleKey counts clicks of one link on one day with one set of dimension
-// values: combining by the whole tuple costs one map update per click, and
-// the per-dimension counts are drawn from it once, at commit.
-type TupleKey struct {
-	DayKey
-	Bot bool
-	Tuple
-}
-
-// SegmentPartial is what Combine makes of one segment: dimension tuples
-// still as ids of the segment's classifier.
-type SegmentPartial struct {
-	Hours   map[HourKey]HourCounts
-	Tuples  map[IDTupleKey]int64
-	Uniques map[DayKey]*hyperloglog.Sketch
-}
-
-// IDTupleKey is TupleKey with ids.
-type IDTupleKey struct {
-	DayKey
-	Bot bool
-	IDTuple
-}
-
-// NewSegmentPartial returns an empty SegmentPartial.
-func NewSegmentPartial() *SegmentPartial {
-	return &SegmentPartial{Hours: map[HourKey]HourCounts{}, Tuples: map[IDTupleKey]int64{}, Uniques: map[DayKey]*hyperloglog.Sketch{}}
-}
-
-// Partial is what one or more segments add to the stats.
-type Partial struct {
-	Hours   map[HourKey]HourCounts
-	Tuples  map[TupleKey]int64
-	Uniques map[DayKey]*hyperloglog.Sketch
-}
-
-// NewPartial returns an empty Partial.
-func NewPartial() *Partial {
-	return &Partial{Hours: map[HourKey]HourCounts{}, Tuples: map[TupleKey]int64{}, Uniques: map[DayKey]*hyperloglog.Sketch{}}
-}
-
-// Clicks is the number of clicks the partial holds.
-func (p *Partial) Clicks() int64 { return clicksOf(p.Hours) }
-
-// Clicks is the number of clicks the partial holds.
-func (p *SegmentPartial) Clicks() int64 { return clicksOf(p.Hours) }
-
-func clicksOf(hours map[HourKey]HourCounts) int64 {
-	var n int64
-	for _, c := range hours {
-		n += c.Clicks
-	}
-	return n
 }
 
 const (
@@ -133,56 +82,244 @@ func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
 			Day:     int32(floorDiv(t, dayNS)),
 			Bot:     u.Bot,
 			Visitor: c.Visitor(addr, ua),
-			Dims: IDTuple{u.Browser, u.OS, u.Device,
-				c.ReferrerHostID(b.Referrer.Value(i)), c.CountryID(addr), c.LanguageID(b.AcceptLanguage.Value(i))},
+			Dims: [numDims]dims.ID{
+				dimReferrer: c.ReferrerHostID(b.Referrer.Value(i)),
+				dimCountry:  c.CountryID(addr),
+				dimBrowser:  u.Browser, dimOS: u.OS, dimDevice: u.Device,
+				dimLanguage: c.LanguageID(b.AcceptLanguage.Value(i)),
+			},
 		})
 	}
 	return out
 }
 
+// values counts clicks per dimension value for one link and day: a short
+// list while the link is quiet (most are), a map once it is busy.
+type values[V comparable] struct {
+	list []valueCount[V]
+	m    map[dimValue[V]]int64
+}
+
+type dimValue[V comparable] struct {
+	dim uint8
+	v   V
+}
+
+type valueCount[V comparable] struct {
+	dimValue[V]
+	n int64
+}
+
+const listMax = 24
+
+func (vs *values[V]) add(dim uint8, v V, n int64) {
+	if vs.m != nil {
+		vs.m[dimValue[V]{dim, v}] += n
+		return
+	}
+	for i := range vs.list {
+		if vs.list[i].dim == dim && vs.list[i].v == v {
+			vs.list[i].n += n
+			return
+		}
+	}
+	if len(vs.list) < listMax {
+		vs.list = append(vs.list, valueCount[V]{dimValue[V]{dim, v}, n})
+		return
+	}
+	vs.m = make(map[dimValue[V]]int64, 2*listMax)
+	for _, e := range vs.list {
+		vs.m[e.dimValue] = e.n
+	}
+	vs.list = nil
+	vs.m[dimValue[V]{dim, v}] += n
+}
+
+func (vs *values[V]) each(fn func(dim uint8, v V, n int64)) {
+	for _, e := range vs.list {
+		fn(e.dim, e.v, e.n)
+	}
+	for k, n := range vs.m {
+		fn(k.dim, k.v, n)
+	}
+}
+
+// visitors is the set of a link-day's visitor hashes.
+type visitors = sfsql.Visitors
+
+// segmentDay is one link's day in one segment, values as classifier ids.
+type segmentDay struct {
+	clicks, bots int64
+	values       values[dims.ID]
+	visitors     visitors
+}
+
+// SegmentPartial is what Combine makes of one segment.
+type SegmentPartial struct {
+	Hours map[HourKey]HourCounts
+	Days  map[DayKey]*segmentDay
+}
+
+// NewSegmentPartial returns an empty SegmentPartial.
+func NewSegmentPartial() *SegmentPartial {
+	return &SegmentPartial{Hours: map[HourKey]HourCounts{}, Days: map[DayKey]*segmentDay{}}
+}
+
+// Clicks is the number of clicks the partial holds.
+func (p *SegmentPartial) Clicks() int64 { return clicksOf(p.Hours) }
+
+func clicksOf(hours map[HourKey]HourCounts) int64 {
+	var n int64
+	for _, c := range hours {
+		n += c.Clicks
+	}
+	return n
+}
+
 // Combine is the combine stage: it folds a segment's clicks into p, so
 // each segment ships one count per aggregate instead of one row per click.
 func Combine(p *SegmentPartial, clicks []Click) {
+	var last *segmentDay
+	var lastKey DayKey
 	for i := range clicks {
 		c := &clicks[i]
 		hk := HourKey{c.Link, c.Hour}
 		h := p.Hours[hk]
 		h.Clicks++
+		dk := DayKey{c.Link, c.Day}
+		d := last
+		if d == nil || dk != lastKey {
+			if d = p.Days[dk]; d == nil {
+				d = &segmentDay{}
+				p.Days[dk] = d
+			}
+			last, lastKey = d, dk
+		}
+		d.clicks++
 		if c.Bot {
 			h.Bots++
+			d.bots++
 		}
 		p.Hours[hk] = h
-		dk := DayKey{c.Link, c.Day}
-		p.Tuples[IDTupleKey{DayKey: dk, Bot: c.Bot, IDTuple: c.Dims}]++
-		sk := p.Uniques[dk]
-		if sk == nil {
-			sk = sfsql.NewSketch()
-			p.Uniques[dk] = sk
+		for dim, id := range c.Dims {
+			d.values.add(uint8(dim), id, 1)
 		}
-		sk.InsertHash(c.Visitor)
+		d.visitors.Add(c.Visitor)
 	}
 }
 
+// Day is one link's day across segments. Its values are ids of the run's
+// shared value table.
+type Day struct {
+	Clicks, Bots int64
+	values       values[dims.ID]
+	Visitors     visitors
+}
+
+// Dims returns the day's clicks by dimension and value name.
+func (d *Day) Dims(s *dims.Shared) sfsql.Dims {
+	out := sfsql.Dims{}
+	d.values.each(func(dim uint8, id dims.ID, n int64) { out.Add(sfsql.DimNames[dim], s.Name(id), n) })
+	return out
+}
+
+// AppendDimsJSON appends the day's dimension counts as the JSON object
+// link_daily.dims holds, the same as json.Marshal(d.Dims(s)) but written
+// directly: a run writes hundreds of thousands of them. names is the value
+// table (Shared.Names).
+func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
+	var byDim [numDims][]valueCount[dims.ID]
+	d.values.each(func(dim uint8, id dims.ID, n int64) {
+		byDim[dim] = append(byDim[dim], valueCount[dims.ID]{dimValue[dims.ID]{dim, id}, n})
+	})
+	b = append(b, '{')
+	first := true
+	for dim, vals := range byDim {
+		if len(vals) == 0 {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = strconv.AppendQuote(b, sfsql.DimNames[dim])
+		b = append(b, ':', '{')
+		if len(vals) <= sfsql.MaxDimValues {
+			// Ids are distinct values: no two entries share a name.
+			for i, v := range vals {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, names[v.v])
+				b = append(b, ':')
+				b = strconv.AppendInt(b, v.n, 10)
+			}
+		} else {
+			counts := sfsql.Dims{}
+			for _, v := range vals {
+				counts.Add("", names[v.v], v.n)
+			}
+			i := 0
+			for name, n := range counts[""] {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				i++
+				b = appendJSONString(b, name)
+				b = append(b, ':')
+				b = strconv.AppendInt(b, n, 10)
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20 || r == 0x2028 || r == 0x2029:
+			b = fmt.Appendf(b, "\\u%04x", r)
+		case r == utf8.RuneError:
+			b = append(b, "\\ufffd"...)
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
+}
+
+// Partial is what one or more segments add to the stats, for the links of
+// one partition.
+type Partial struct {
+	Hours map[HourKey]HourCounts
+	Days  map[DayKey]*Day
+}
+
+// NewPartial returns an empty Partial.
+func NewPartial() *Partial {
+	return &Partial{Hours: map[HourKey]HourCounts{}, Days: map[DayKey]*Day{}}
+}
+
+// Clicks is the number of clicks the partial holds.
+func (p *Partial) Clicks() int64 { return clicksOf(p.Hours) }
+
 // Partition is the shuffle: it splits a segment's partial into n by link
-// id, so each reducer sees every aggregate of the links it owns, and turns
-// its dimension ids back into names with the segment's classifier.
-func Partition(p *SegmentPartial, c *dims.Classifier, n int) []*Partial {
+// id, so each reducer sees every aggregate of the links it owns.
+func Partition(p *SegmentPartial, n int) []*Partial {
 	parts := make([]*Partial, n)
 	for i := range parts {
-		parts[i] = NewPartial()
+		parts[i] = &Partial{Hours: make(map[HourKey]HourCounts, len(p.Hours)/n+1), Days: make(map[DayKey]*Day, len(p.Days)/n+1)}
 	}
 	for k, v := range p.Hours {
 		parts[partitionOf(k.Link, n)].Hours[k] = v
 	}
-	for k, v := range p.Tuples {
-		d := k.IDTuple
-		parts[partitionOf(k.Link, n)].Tuples[TupleKey{DayKey: k.DayKey, Bot: k.Bot, Tuple: Tuple{
-			Browser: c.Name(d[0]), OS: c.Name(d[1]), Device: c.Name(d[2]),
-			Referrer: c.Name(d[3]), Country: c.Name(d[4]), Language: c.Name(d[5]),
-		}}] += v
-	}
-	for k, v := range p.Uniques {
-		parts[partitionOf(k.Link, n)].Uniques[k] = v
+	for k, sd := range p.Days {
+		parts[partitionOf(k.Link, n)].Days[k] = &Day{Clicks: sd.clicks, Bots: sd.bots, values: sd.values, Visitors: sd.visitors}
 	}
 	return parts
 }
@@ -194,66 +331,34 @@ func partitionOf(link int64, n int) int {
 }
 
 // Reduce is the reduce stage: it merges the partials of one partition
-// (one per segment) into the partition's totals. Sketches are merged, not
-// added: a visitor seen in two segments is one visitor.
+// (one per segment) into the partition's totals. Visitor sets are merged,
+// not added: a visitor seen in two segments is one visitor. Reduce takes
+// over its inputs.
 func Reduce(inputs []*Partial) (*Partial, error) {
-	out := NewPartial()
-	for _, in := range inputs {
+	if len(inputs) == 0 {
+		return NewPartial(), nil
+	}
+	out := inputs[0]
+	for _, in := range inputs[1:] {
 		for k, v := range in.Hours {
 			h := out.Hours[k]
 			h.Clicks += v.Clicks
 			h.Bots += v.Bots
 			out.Hours[k] = h
 		}
-		for k, v := range in.Tuples {
-			out.Tuples[k] += v
-		}
-		for k, sk := range in.Uniques {
-			if have := out.Uniques[k]; have != nil {
-				if err := have.Merge(sk); err != nil {
-					return nil, err
-				}
-			} else {
-				out.Uniques[k] = sk.Clone()
+		for k, d := range in.Days {
+			have := out.Days[k]
+			if have == nil {
+				out.Days[k] = d
+				continue
+			}
+			have.Clicks += d.Clicks
+			have.Bots += d.Bots
+			d.values.each(have.values.add)
+			if err := have.Visitors.Merge(&d.Visitors); err != nil {
+				return nil, err
 			}
 		}
 	}
 	return out, nil
-}
-
-// Day is one link's day, as committed.
-type Day struct {
-	Clicks, Bots int64
-	Dims         sfsql.Dims
-	Uniques      *hyperloglog.Sketch
-}
-
-// Days draws per-day totals and dimension counts from a reduced partial.
-func (p *Partial) Days() map[DayKey]*Day {
-	days := map[DayKey]*Day{}
-	get := func(k DayKey) *Day {
-		d := days[k]
-		if d == nil {
-			d = &Day{Dims: sfsql.Dims{}}
-			days[k] = d
-		}
-		return d
-	}
-	for k, n := range p.Tuples {
-		d := get(k.DayKey)
-		d.Clicks += n
-		if k.Bot {
-			d.Bots += n
-		}
-		d.Dims.Add(sfsql.DimReferrer, k.Referrer, n)
-		d.Dims.Add(sfsql.DimCountry, k.Country, n)
-		d.Dims.Add(sfsql.DimBrowser, k.Browser, n)
-		d.Dims.Add(sfsql.DimOS, k.OS, n)
-		d.Dims.Add(sfsql.DimDevice, k.Device, n)
-		d.Dims.Add(sfsql.DimLanguage, k.Language, n)
-	}
-	for k, sk := range p.Uniques {
-		get(k).Uniques = sk
-	}
-	return days
 }

@@ -2,14 +2,23 @@ package job
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"shortfleet/logfmt"
+	"shortfleet/logfmt/logfmttest"
 	"shortfleet/mapreduce/internal/dims"
 	"shortfleet/mapreduce/internal/dims/dimstest"
 	sfsql "shortfleet/sql"
@@ -122,21 +131,36 @@ func TestMap(t *testing.T) {
 	}
 }
 
-func nameOf(c *dims.Classifier, d IDTuple) Tuple {
-	return Tuple{Browser: c.Name(d[0]), OS: c.Name(d[1]), Device: c.Name(d[2]), Referrer: c.Name(d[3]), Country: c.Name(d[4]), Language: c.Name(d[5])}
+// Tuple is a click's dimension values, named.
+type Tuple struct {
+	Browser, OS, Device, Referrer, Country, Language string
 }
 
-// testClassifier makes the ids the Combine, Partition and Reduce tests use.
-var testClassifier *dims.Classifier
+func nameOf(c *dims.Classifier, d [numDims]dims.ID) Tuple {
+	return Tuple{Browser: c.Name(d[dimBrowser]), OS: c.Name(d[dimOS]), Device: c.Name(d[dimDevice]),
+		Referrer: c.Name(d[dimReferrer]), Country: c.Name(d[dimCountry]), Language: c.Name(d[dimLanguage])}
+}
 
-func idTuple(t testing.TB, country string) IDTuple {
+// testClassifier makes the ids the Combine, Partition and Reduce tests
+// use; testClassifierShared names them.
+var (
+	testClassifier       *dims.Classifier
+	testClassifierShared *dims.Shared
+)
+
+func idTuple(t testing.TB, country string) [numDims]dims.ID {
 	if testClassifier == nil {
-		testClassifier = classifier(t)
+		s, err := dims.NewShared(testDims(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testClassifierShared, testClassifier = s, s.NewClassifier()
 	}
 	addr := map[string]string{"CH": "192.0.2.1", "JP": "198.51.100.1"}[country]
 	c := testClassifier
 	u := c.UserAgentIDs(chrome)
-	return IDTuple{u.Browser, u.OS, u.Device, c.ReferrerHostID(""), c.CountryID(addr), c.LanguageID("")}
+	return [numDims]dims.ID{dimReferrer: c.ReferrerHostID(""), dimCountry: c.CountryID(addr),
+		dimBrowser: u.Browser, dimOS: u.OS, dimDevice: u.Device, dimLanguage: c.LanguageID("")}
 }
 
 // click is a classified click; visitor is mixed into a 64-bit hash, as
@@ -155,15 +179,64 @@ func TestCombine(t *testing.T) {
 	if got := p.Hours[HourKey{1, 3600}]; got != (HourCounts{Clicks: 1}) {
 		t.Errorf("link 1 hour 1: %+v", got)
 	}
-	if n := p.Tuples[IDTupleKey{DayKey: DayKey{1, 0}, IDTuple: idTuple(t, "CH")}]; n != 2 {
-		t.Errorf("link 1 human CH tuples: %d, want 2", n)
+	d := p.Days[DayKey{1, 0}]
+	if d.clicks != 4 || d.bots != 1 {
+		t.Errorf("link 1 day 0: %d clicks, %d bots", d.clicks, d.bots)
+	}
+	ch := idTuple(t, "CH")[dimCountry]
+	var n int64
+	d.values.each(func(dim uint8, id dims.ID, c int64) {
+		if dim == dimCountry && id == ch {
+			n = c
+		}
+	})
+	if n != 3 {
+		t.Errorf("link 1 clicks from CH: %d, want 3", n)
 	}
 	if p.Clicks() != 5 {
 		t.Errorf("clicks %d, want 5", p.Clicks())
 	}
-	if u := p.Uniques[DayKey{1, 0}].Estimate(); u != 2 {
+	if u := d.visitors.Count(); u != 2 {
 		t.Errorf("link 1 uniques %d, want 2", u)
 	}
+}
+
+// TestValuesGrow: a busy link outgrows the small list of values, and
+// nothing is lost on the way.
+func TestValuesGrow(t *testing.T) {
+	var vs values[string]
+	for i := range 1000 {
+		vs.add(uint8(i%2), fmt.Sprint(i%100), 1)
+	}
+	total, distinct := int64(0), 0
+	vs.each(func(dim uint8, v string, n int64) { total += n; distinct++ })
+	if total != 1000 || distinct != 100 || vs.m == nil {
+		t.Fatalf("values: %d clicks over %d values (map %v)", total, distinct, vs.m != nil)
+	}
+}
+
+// TestDimsJSON: the hand-written JSON is what encoding/json makes of Dims,
+// names with quotes, controls and invalid UTF-8 included.
+func TestDimsJSON(t *testing.T) {
+	s := testClassifierSharedFor(t)
+	d := &Day{}
+	for i, name := range []string{"plain", `q"uote`, "back\\slash", "tab\there", "bad\xffutf8", "émoji 🎉", "line\u2028sep"} {
+		d.values.add(uint8(i%numDims), s.ID(name), int64(i+1))
+	}
+	var got, want sfsql.Dims
+	if err := json.Unmarshal(d.AppendDimsJSON(nil, s.Names()), &got); err != nil {
+		t.Fatalf("invalid JSON %s: %v", d.AppendDimsJSON(nil, s.Names()), err)
+	}
+	wantJSON, _ := json.Marshal(d.Dims(s))
+	json.Unmarshal(wantJSON, &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func testClassifierSharedFor(t *testing.T) *dims.Shared {
+	idTuple(t, "CH")
+	return testClassifierShared
 }
 
 func TestPartition(t *testing.T) {
@@ -176,9 +249,9 @@ func TestPartition(t *testing.T) {
 		clicks = append(clicks, click(t, link, 1, true, 1, "JP"))
 	}
 	Combine(p, clicks)
-	parts := Partition(p, testClassifier, 8)
+	parts := Partition(p, 8)
 	owner := map[int64]int{}
-	var total int64
+	var total, dayTotal int64
 	for i, part := range parts {
 		if len(part.Hours) < 100 {
 			t.Errorf("partition %d holds %d hours of 1,667: uneven", i, len(part.Hours))
@@ -189,18 +262,19 @@ func TestPartition(t *testing.T) {
 			}
 			owner[k.Link] = i
 			total += v.Clicks
-			if part.Uniques[DayKey{k.Link, 0}] == nil {
-				t.Fatalf("link %d's sketch is not with its counts", k.Link)
+			if part.Days[DayKey{k.Link, 0}] == nil {
+				t.Fatalf("link %d's day is not with its hours", k.Link)
 			}
 		}
-		for k := range part.Tuples {
-			if owner[k.Link] != i {
-				t.Fatalf("link %d's tuples are not with its counts", k.Link)
+		for _, d := range part.Days {
+			dayTotal += d.Clicks
+			if got := d.Dims(testClassifierShared)[sfsql.DimCountry]["JP"]; got != 1 {
+				t.Fatalf("a day with %d JP clicks, want 1", got)
 			}
 		}
 	}
-	if total != int64(len(clicks)) {
-		t.Fatalf("partitions hold %d clicks, want %d", total, len(clicks))
+	if total != int64(len(clicks)) || dayTotal != total {
+		t.Fatalf("partitions hold %d clicks by hour and %d by day, want %d", total, dayTotal, len(clicks))
 	}
 }
 
@@ -208,21 +282,21 @@ func TestReduce(t *testing.T) {
 	a, b := NewSegmentPartial(), NewSegmentPartial()
 	Combine(a, []Click{click(t, 1, 0, false, 1, "CH"), click(t, 1, 0, false, 2, "CH")})
 	Combine(b, []Click{click(t, 1, 0, true, 2, "JP"), click(t, 1, 0, false, 3, "CH")})
-	got, err := Reduce([]*Partial{Partition(a, testClassifier, 1)[0], Partition(b, testClassifier, 1)[0], NewPartial()})
+	got, err := Reduce([]*Partial{Partition(a, 1)[0], Partition(b, 1)[0], NewPartial()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h := got.Hours[HourKey{1, 0}]; h != (HourCounts{Clicks: 4, Bots: 1}) {
 		t.Errorf("hours %+v", h)
 	}
+	d := got.Days[DayKey{1, 0}]
 	// Visitor 2 was in both: three visitors, not four.
-	if u := got.Uniques[DayKey{1, 0}].Estimate(); u != 3 {
+	if u := d.Visitors.Count(); u != 3 {
 		t.Errorf("uniques %d, want 3", u)
 	}
-	days := got.Days()
-	d := days[DayKey{1, 0}]
-	if d.Clicks != 4 || d.Bots != 1 || d.Dims[sfsql.DimCountry]["CH"] != 3 || d.Dims[sfsql.DimCountry]["JP"] != 1 {
-		t.Errorf("day %+v", d)
+	dm := d.Dims(testClassifierShared)
+	if d.Clicks != 4 || d.Bots != 1 || dm[sfsql.DimCountry]["CH"] != 3 || dm[sfsql.DimCountry]["JP"] != 1 {
+		t.Errorf("day %+v dims %v", d, dm)
 	}
 	if empty, _ := Reduce(nil); len(empty.Hours) != 0 {
 		t.Error("reduce of nothing is not empty")
@@ -295,4 +369,139 @@ func BenchmarkDecode(b *testing.B) {
 		rd.Release()
 	}
 	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// localSegments writes, once, 16 proxies' worth of realistic segments
+// (1,000,000 records) to local disk, as a proxy would: batches of 120 cut
+// every flush, compacted at seal.
+var localSegments = sync.OnceValues(func() ([][]byte, error) {
+	dir, err := os.MkdirTemp("", "shortfleet-segments-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	const proxies, perProxy = 16, 62_500
+	var out [][]byte
+	for p := range proxies {
+		pd := filepath.Join(dir, fmt.Sprint(p))
+		w, err := logfmt.NewWriter(logfmt.WriterConfig{Dir: pd, Proxy: fmt.Sprintf("proxy-%02d", p+1), FlushRows: 120, FlushInterval: time.Hour, QueueBatches: 1000},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			return nil, err
+		}
+		g := logfmttest.New(uint64(p), 1_000_000, t0, 5*time.Minute)
+		var r logfmt.Record
+		for i := range perProxy {
+			g.Next(&r, i, perProxy)
+			w.Append(&r)
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		entries, _ := logfmt.ReadManifest(pd)
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(pd, e.Name))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, data)
+		}
+	}
+	return out, nil
+})
+
+// BenchmarkLocalSegments measures, on every core, records per second from
+// segments already read from local disk: "decode" only decodes them with
+// the Arrow reader; "aggregate" runs map, combine, partition and reduce with
+// every dimension. make bench-mapreduce reports the two side by side.
+func BenchmarkLocalSegments(b *testing.B) {
+	segs, err := localSegments()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := testDims(b)
+	shared, err := dims.NewShared(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer shared.Close()
+	workers := runtime.GOMAXPROCS(0)
+	each := func(fn func(data []byte, w int) error) error {
+		var g errgroup.Group
+		next := make(chan []byte, len(segs))
+		for _, s := range segs {
+			next <- s
+		}
+		close(next)
+		for w := range workers {
+			g.Go(func() error {
+				for s := range next {
+					if err := fn(s, w); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		return g.Wait()
+	}
+	b.Run("decode", func(b *testing.B) {
+		var n atomic.Int64
+		for b.Loop() {
+			if err := each(func(data []byte, _ int) error {
+				rd, err := logfmt.NewReader(bytes.NewReader(data))
+				if err != nil {
+					return err
+				}
+				defer rd.Release()
+				for rd.Next() {
+					n.Add(int64(rd.Batch().Len()))
+				}
+				return rd.Err()
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "records/s")
+	})
+	b.Run("aggregate", func(b *testing.B) {
+		classifiers := make([]*dims.Classifier, workers)
+		for i := range classifiers {
+			classifiers[i] = shared.NewClassifier()
+		}
+		var n atomic.Int64
+		for b.Loop() {
+			var mu sync.Mutex
+			var parts [][]*Partial
+			if err := each(func(data []byte, w int) error {
+				p, recs, err := MapCombine(data, classifiers[w])
+				if err != nil {
+					return err
+				}
+				pp := Partition(p, 8)
+				mu.Lock()
+				parts = append(parts, pp)
+				mu.Unlock()
+				n.Add(recs)
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			var g errgroup.Group
+			for i := range 8 {
+				g.Go(func() error {
+					in := make([]*Partial, len(parts))
+					for j := range parts {
+						in[j] = parts[j][i]
+					}
+					_, err := Reduce(in)
+					return err
+				})
+			}
+			if err := g.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "records/s")
+	})
 }

@@ -9,8 +9,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"shortfleet/mapreduce/internal/dims"
 	sfsql "shortfleet/sql"
 )
+
+// dimIndex maps a dimension's name to its index.
+var dimIndex = func() map[string]uint8 {
+	m := map[string]uint8{}
+	for i, n := range sfsql.DimNames {
+		m[n] = uint8(i)
+	}
+	return m
+}()
 
 // dayDate is the date of a day number.
 func dayDate(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
@@ -44,14 +54,18 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 	}
 	var aggregates int
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		t := time.Now()
 		n, err := writeHours(ctx, tx, reduced, true)
 		if err != nil {
 			return err
 		}
-		m, err := writeDays(ctx, tx, reduced, true)
+		hoursTook := time.Since(t)
+		t = time.Now()
+		m, err := writeDays(ctx, tx, reduced, j.dims, true)
 		if err != nil {
 			return err
 		}
+		daysTook := time.Since(t)
 		aggregates = n + m
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ingested_segments"},
 			[]string{"proxy", "name", "sha256", "rows", "bytes", "status", "reason", "run_id", "min_time", "max_time"},
@@ -65,7 +79,8 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 		}
 		// Everything is written, nothing committed: a crash here must leave
 		// no trace.
-		j.stage(ctx, "written", "aggregates", aggregates, "ledger_rows", len(ledger))
+		j.stage(ctx, "written", "hours", n, "hours_took", hoursTook.Round(time.Millisecond),
+			"days", m, "days_took", daysTook.Round(time.Millisecond), "ledger_rows", len(ledger))
 		return nil
 	})
 	if err != nil {
@@ -110,55 +125,67 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*Partial, add bool) (int
 
 // writeDays stores the daily rows. With merge, each is merged with the row
 // stored for its link and day (counts added, dimension counts added,
-// sketches merged); otherwise it replaces it.
-func writeDays(ctx context.Context, tx pgx.Tx, parts []*Partial, merge bool) (int, error) {
+// visitor sets merged); otherwise it replaces it. Rows for link-days not
+// stored yet (in a run, most) are copied straight into link_daily; only
+// those that exist go through a staging table and an UPDATE.
+func writeDays(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Shared, merge bool) (int, error) {
 	days := map[DayKey]*Day{}
 	for _, p := range parts {
-		for k, d := range p.Days() {
+		for k, d := range p.Days {
 			days[k] = d // partitions hold disjoint links
 		}
 	}
 	if len(days) == 0 {
 		return 0, nil
 	}
+	stored := map[DayKey]bool{}
 	if merge {
-		if err := mergeStored(ctx, tx, days); err != nil {
+		var err error
+		if stored, err = mergeStored(ctx, tx, days, names); err != nil {
 			return 0, err
 		}
 	}
-	rows := make([][]any, 0, len(days))
+	table := names.Names()
+	var fresh, existing [][]any
+	var buf []byte
 	for k, d := range days {
-		sketch := d.Uniques
-		if sketch == nil {
-			sketch = sfsql.NewSketch()
-		}
-		sk, err := sketch.MarshalBinary()
+		sk, err := d.Visitors.AppendBinary(nil)
 		if err != nil {
 			return 0, fmt.Errorf("encode uniques: %w", err)
 		}
-		dj, err := json.Marshal(d.Dims)
-		if err != nil {
-			return 0, err
+		buf = d.AppendDimsJSON(buf[:0], table)
+		row := []any{k.Link, dayDate(k.Day), d.Clicks, d.Bots, sk, string(buf)}
+		if stored[k] {
+			existing = append(existing, row)
+		} else {
+			fresh = append(fresh, row)
 		}
-		rows = append(rows, []any{k.Link, dayDate(k.Day), d.Clicks, d.Bots, sk, string(dj)})
 	}
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE days_stage (LIKE link_daily) ON COMMIT DROP`); err != nil {
-		return 0, fmt.Errorf("create staging table: %w", err)
+	cols := []string{"link_id", "day", "clicks", "bot_clicks", "uniques", "dims"}
+	if len(fresh) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"link_daily"}, cols, pgx.CopyFromRows(fresh)); err != nil {
+			return 0, fmt.Errorf("copy daily rows: %w", err)
+		}
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"days_stage"}, []string{"link_id", "day", "clicks", "bot_clicks", "uniques", "dims"}, pgx.CopyFromRows(rows)); err != nil {
-		return 0, fmt.Errorf("copy daily rows: %w", err)
+	if len(existing) > 0 {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE days_stage (LIKE link_daily) ON COMMIT DROP`); err != nil {
+			return 0, fmt.Errorf("create staging table: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"days_stage"}, cols, pgx.CopyFromRows(existing)); err != nil {
+			return 0, fmt.Errorf("copy daily rows: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s.bot_clicks,
+			uniques = s.uniques, dims = s.dims FROM days_stage s WHERE d.link_id = s.link_id AND d.day = s.day`); err != nil {
+			return 0, fmt.Errorf("update daily rows: %w", err)
+		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO link_daily SELECT * FROM days_stage
-		ON CONFLICT (link_id, day) DO UPDATE SET clicks = EXCLUDED.clicks, bot_clicks = EXCLUDED.bot_clicks,
-			uniques = EXCLUDED.uniques, dims = EXCLUDED.dims`); err != nil {
-		return 0, fmt.Errorf("upsert daily rows: %w", err)
-	}
-	return len(rows), nil
+	return len(days), nil
 }
 
-// mergeStored folds the stored rows of the same links and days into days.
-// The run lock makes this read-modify-write safe.
-func mergeStored(ctx context.Context, tx pgx.Tx, days map[DayKey]*Day) error {
+// mergeStored folds the stored rows of the same links and days into days,
+// and returns which were stored. The run lock makes this read-modify-write
+// safe.
+func mergeStored(ctx context.Context, tx pgx.Tx, days map[DayKey]*Day, names *dims.Shared) (map[DayKey]bool, error) {
 	links := make([]int64, 0, len(days))
 	dates := make([]time.Time, 0, len(days))
 	for k := range days {
@@ -168,9 +195,10 @@ func mergeStored(ctx context.Context, tx pgx.Tx, days map[DayKey]*Day) error {
 	rows, err := tx.Query(ctx, `SELECT d.link_id, d.day, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
 		JOIN unnest($1::bigint[], $2::date[]) AS k(link_id, day) USING (link_id, day)`, links, dates)
 	if err != nil {
-		return fmt.Errorf("read stored daily rows: %w", err)
+		return nil, fmt.Errorf("read stored daily rows: %w", err)
 	}
 	defer rows.Close()
+	stored := map[DayKey]bool{}
 	for rows.Next() {
 		var (
 			link          int64
@@ -179,28 +207,36 @@ func mergeStored(ctx context.Context, tx pgx.Tx, days map[DayKey]*Day) error {
 			uniques, dimj []byte
 		)
 		if err := rows.Scan(&link, &day, &clicks, &bots, &uniques, &dimj); err != nil {
-			return fmt.Errorf("read stored daily rows: %w", err)
+			return nil, fmt.Errorf("read stored daily rows: %w", err)
 		}
-		d := days[DayKey{link, int32(day.Unix() / 86400)}]
+		k := DayKey{link, int32(day.Unix() / 86400)}
+		d := days[k]
 		if d == nil {
 			continue
 		}
+		stored[k] = true
 		d.Clicks += clicks
 		d.Bots += bots
-		var stored sfsql.Dims
-		if err := json.Unmarshal(dimj, &stored); err != nil {
-			return fmt.Errorf("decode stored dimensions of link %d: %w", link, err)
+		var storedDims sfsql.Dims
+		if err := json.Unmarshal(dimj, &storedDims); err != nil {
+			return nil, fmt.Errorf("decode stored dimensions of link %d: %w", link, err)
 		}
-		d.Dims.Merge(stored)
-		sk, err := sfsql.DecodeSketch(uniques)
+		for name, vals := range storedDims {
+			dim, ok := dimIndex[name]
+			if !ok {
+				continue // a dimension this build does not count
+			}
+			for v, n := range vals {
+				d.values.add(dim, names.ID(v), n)
+			}
+		}
+		storedVisitors, err := sfsql.DecodeVisitors(uniques)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if d.Uniques == nil {
-			d.Uniques = sk
-		} else if err := d.Uniques.Merge(sk); err != nil {
-			return fmt.Errorf("merge uniques of link %d: %w", link, err)
+		if err := d.Visitors.Merge(storedVisitors); err != nil {
+			return nil, fmt.Errorf("merge uniques of link %d: %w", link, err)
 		}
 	}
-	return rows.Err()
+	return stored, rows.Err()
 }
