@@ -1,13 +1,15 @@
-// Command primary is the shortfleet primary app: accounts, link creation
-// and stats, in front of the Postgres primary. It applies the schema
-// migrations at start-up.
+// Command primary is the shortfleet primary app: accounts, links, the JSON
+// API and the stats dashboard, in front of the Postgres primary. It applies
+// the schema migrations at start-up.
 //
-//	primary [flags]                 serve
-//	primary migrate up|down|version manage the schema and exit
+//	primary [flags]                  serve
+//	primary migrate up|down|version  manage the schema and exit
+//	primary grant-admin EMAIL        make an account an admin (fleet page)
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -15,14 +17,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"shortfleet/primary/internal/api"
+	"shortfleet/primary/internal/limit"
+	"shortfleet/primary/internal/store"
+	"shortfleet/primary/internal/target"
+	"shortfleet/primary/internal/web"
 	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
 )
@@ -34,19 +43,77 @@ func env(name, def string) string {
 	return def
 }
 
+// rateFlag is a rate limit written "N/duration", e.g. "10/1m"; "0" is no
+// limit.
+type rateFlag struct{ rule *limit.Rule }
+
+func (f *rateFlag) String() string {
+	if f.rule == nil {
+		return "0"
+	}
+	return fmt.Sprintf("%d/%s", f.rule.Burst, time.Duration(f.rule.Burst)*f.rule.Every)
+}
+
+func (f *rateFlag) Set(s string) error {
+	if s == "0" {
+		f.rule = nil
+		return nil
+	}
+	n, d, ok := strings.Cut(s, "/")
+	count, err := strconv.Atoi(n)
+	if !ok || err != nil || count <= 0 {
+		return fmt.Errorf("want N/duration, like 10/1m")
+	}
+	per, err := time.ParseDuration(d)
+	if err != nil || per <= 0 {
+		return fmt.Errorf("want N/duration, like 10/1m")
+	}
+	f.rule = &limit.Rule{Every: per / time.Duration(count), Burst: count}
+	return nil
+}
+
+func (f *rateFlag) limiter() *limit.Limiter {
+	if f.rule == nil {
+		return nil
+	}
+	return limit.New(*f.rule)
+}
+
+func rate(def string) *rateFlag {
+	f := &rateFlag{}
+	if err := f.Set(def); err != nil {
+		panic(err)
+	}
+	return f
+}
+
 func main() {
 	var (
-		listen    = flag.String("listen", env("SHORTFLEET_LISTEN", "127.0.0.1:8000"), "HTTP listener address")
-		dsn       = flag.String("dsn", env("SHORTFLEET_DSN", ""), "postgres:// URL of the primary database")
-		shortBase = flag.String("short-base", env("SHORTFLEET_SHORT_BASE", "http://127.0.0.1:8080"), "origin of short URLs")
-		noMigrate = flag.Bool("no-migrate", false, "do not apply migrations at start-up")
+		listen     = flag.String("listen", env("SHORTFLEET_LISTEN", "127.0.0.1:8000"), "HTTP listener address")
+		dsn        = flag.String("dsn", env("SHORTFLEET_DSN", ""), "postgres:// URL of the primary database")
+		shortBase  = flag.String("short-base", env("SHORTFLEET_SHORT_BASE", "http://127.0.0.1:8080"), "origin of short URLs; links to its host are refused")
+		noMigrate  = flag.Bool("no-migrate", false, "do not apply migrations at start-up")
+		insecure   = flag.Bool("insecure-cookies", false, "send cookies over plain HTTP (development only)")
+		blocklist  = flag.String("blocklist", env("SHORTFLEET_BLOCKLIST", ""), "file of domains (one a line) links may not point to")
+		proxies    = flag.String("proxies", env("SHORTFLEET_PROXIES", ""), "comma-separated proxy admin URLs, for the fleet page")
+		rSignup    = rate("20/1h")
+		rLogin     = rate("30/1m")
+		rLoginUser = rate("10/1m")
+		rCreate    = rate("100/1s")
+		rCreateIP  = rate("300/1s")
 	)
+	flag.Var(rSignup, "rate-signup", "sign-ups per client address (N/duration; 0: none)")
+	flag.Var(rLogin, "rate-login", "log-in attempts per client address")
+	flag.Var(rLoginUser, "rate-login-account", "log-in attempts per account")
+	flag.Var(rCreate, "rate-create", "links created per account")
+	flag.Var(rCreateIP, "rate-create-addr", "links created per client address")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "primary")
 	if *dsn == "" {
 		fatal(logger, "-dsn or SHORTFLEET_DSN must name the primary database")
 	}
-	if flag.Arg(0) == "migrate" {
+	switch flag.Arg(0) {
+	case "migrate":
 		os.Exit(migrateCmd(*dsn, flag.Arg(1), logger))
 	}
 	key, err := hex.DecodeString(os.Getenv("SHORTFLEET_CODE_KEY"))
@@ -57,20 +124,65 @@ func main() {
 	if err != nil {
 		fatal(logger, err.Error())
 	}
-	if !*noMigrate {
+	csrfKey, _ := hex.DecodeString(os.Getenv("SHORTFLEET_CSRF_KEY"))
+	if len(csrfKey) < 16 {
+		csrfKey = make([]byte, 32)
+		rand.Read(csrfKey)
+		logger.Warn("no SHORTFLEET_CSRF_KEY: forms served before a restart will need a reload")
+	}
+	policy := &target.Policy{}
+	if u, err := url.Parse(*shortBase); err == nil && u.Hostname() != "" {
+		policy.ShortHosts = []string{u.Hostname()}
+	}
+	if *blocklist != "" {
+		if policy.Blocked, err = target.LoadBlocklist(*blocklist); err != nil {
+			fatal(logger, err.Error())
+		}
+	}
+	ctx := context.Background()
+	if flag.Arg(0) != "grant-admin" && !*noMigrate {
 		t := time.Now()
 		if err := sfsql.MigrateUp(*dsn, logger); err != nil {
 			fatal(logger, fmt.Sprintf("migrate: %v", err))
 		}
 		logger.Info("migrations applied", "took", time.Since(t).Round(time.Millisecond))
 	}
-	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, *dsn)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}
+	st := store.New(pool, codec, logger)
+	if flag.Arg(0) == "grant-admin" {
+		err := st.SetAdmin(ctx, strings.ToLower(flag.Arg(1)), true)
+		st.Close()
+		pool.Close()
+		if err != nil {
+			fatal(logger, fmt.Sprintf("grant-admin %s: %v", flag.Arg(1), err))
+		}
+		logger.Info("admin granted", "email", flag.Arg(1))
+		return
+	}
+	var proxyURLs []string
+	for _, p := range strings.Split(*proxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			proxyURLs = append(proxyURLs, p)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: api.Limits{
+		SignupPerAddr: rSignup.limiter(), CreatePerUser: rCreate.limiter(), CreatePerAddr: rCreateIP.limiter(),
+	}}, logger, st).Register(mux)
+	ui, err := web.New(web.Config{ShortBase: *shortBase, Policy: policy, Secure: !*insecure, CSRFKey: csrfKey,
+		Proxies: proxyURLs, AdminToken: os.Getenv("SHORTFLEET_ADMIN_TOKEN"),
+		Limits: web.Limits{SignupPerAddr: rSignup.limiter(), LoginPerAddr: rLogin.limiter(), LoginPerEmail: rLoginUser.limiter(), CreatePerUser: rCreate.limiter()},
+	}, logger, st)
+	if err != nil {
+		fatal(logger, err.Error())
+	}
+	ui.Register(mux)
 	srv := &http.Server{
-		Handler:           api.New(api.Config{ShortBase: *shortBase}, logger, pool, codec).Handler(),
+		Handler:           web.SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux))),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -94,17 +206,21 @@ func main() {
 	case err := <-errc:
 		logger.Error("listener failed; stopping", "err", err)
 	}
-	t := time.Now()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	err = srv.Shutdown(sctx)
-	cancel()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+	step := func(name string, f func() error) {
+		t := time.Now()
+		err := f()
+		logger.Info("stopped "+name, "took", time.Since(t).Round(time.Microsecond), "err", err)
 	}
-	logger.Info("stopped http listener", "took", time.Since(t).Round(time.Microsecond), "err", err)
-	t = time.Now()
-	pool.Close()
-	logger.Info("stopped database pool", "took", time.Since(t).Round(time.Microsecond))
+	step("http listener", func() error {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	step("link writer", func() error { st.Close(); return nil })
+	step("database pool", func() error { pool.Close(); return nil })
 }
 
 func migrateCmd(dsn, verb string, logger *slog.Logger) int {

@@ -67,6 +67,8 @@ type Config struct {
 	ProxyArgs []string
 	// GeoIPPath is the country database the mapreduce job uses, if any.
 	GeoIPPath string
+	// PrimaryArgs are extra flags for the primary app.
+	PrimaryArgs []string
 }
 
 func (c *Config) defaults() {
@@ -101,6 +103,7 @@ type Secrets struct {
 	AdminToken  string `json:"admin_token"`  // proxies' admin bearer token
 	PGPassword  string `json:"pg_password"`  // Postgres superuser password
 	VisitorSalt string `json:"visitor_salt"` // keys the unique-visitor hashes
+	CSRFKey     string `json:"csrf_key"`     // hex; signs the web forms' CSRF tokens
 }
 
 // Fleet is a running local fleet.
@@ -173,7 +176,7 @@ func (f *Fleet) loadSecrets() error {
 	for _, s := range []struct {
 		v *string
 		n int
-	}{{&f.Secrets.CodeKey, 32}, {&f.Secrets.AdminToken, 24}, {&f.Secrets.PGPassword, 16}, {&f.Secrets.VisitorSalt, 24}} {
+	}{{&f.Secrets.CodeKey, 32}, {&f.Secrets.AdminToken, 24}, {&f.Secrets.PGPassword, 16}, {&f.Secrets.VisitorSalt, 24}, {&f.Secrets.CSRFKey, 32}} {
 		if *s.v == "" {
 			*s.v = pgcluster.RandomSecret(s.n)
 		}
@@ -274,10 +277,12 @@ func (f *Fleet) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	f.PrimaryApp = f.newApp("primary", []string{
+	f.PrimaryApp = f.newApp("primary", append([]string{
 		"-listen", net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPrimary)),
 		"-short-base", f.ShortBase(),
-	}, "SHORTFLEET_DSN="+primary.DSN(Database))
+		"-proxies", strings.Join(f.AdminURLs(), ","),
+		"-insecure-cookies", // the local fleet serves plain HTTP
+	}, f.cfg.PrimaryArgs...), "SHORTFLEET_DSN="+primary.DSN(Database), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
 	if err := f.timed("primary app up", func() error { return f.PrimaryApp.Start(ctx, "http") }); err != nil {
 		return err
 	}

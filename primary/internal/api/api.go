@@ -1,66 +1,114 @@
-// Package api is the primary's JSON API: sign-up, link creation and a
-// link's stats. It is the only writer of links.
+// Package api is the primary's JSON API under /api/: sign-up, API keys,
+// links (create, bulk create from CSV, list, get, edit, disable, export)
+// and their stats. Every route is described in openapi.json, served at
+// /api/openapi.json; a test checks each route against it.
 package api
 
 import (
-	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"shortfleet/primary/internal/auth"
+	"shortfleet/primary/internal/csvio"
+	"shortfleet/primary/internal/limit"
+	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
 	sfsql "shortfleet/sql"
-	"shortfleet/sql/codes"
 )
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI is the API's OpenAPI 3 document.
+func OpenAPI() []byte { return openAPI }
+
+// Limits are the API's rate limits.
+type Limits struct {
+	SignupPerAddr *limit.Limiter
+	CreatePerUser *limit.Limiter
+	CreatePerAddr *limit.Limiter
+}
 
 // Config configures the API.
 type Config struct {
 	// ShortBase is the origin short URLs are built on, e.g.
 	// "https://sho.rt"; a link's short URL is ShortBase + "/" + code.
 	ShortBase string
+	Policy    *target.Policy
+	Limits    Limits
 }
 
 // Server serves the API.
 type Server struct {
 	cfg    Config
 	logger *slog.Logger
-	db     *pgxpool.Pool
-	codec  *codes.Codec
+	st     *store.Store
 }
 
 // New returns the API server.
-func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool, codec *codes.Codec) *Server {
+func New(cfg Config, logger *slog.Logger, st *store.Store) *Server {
 	cfg.ShortBase = strings.TrimRight(cfg.ShortBase, "/")
-	return &Server{cfg: cfg, logger: logger, db: db, codec: codec}
+	return &Server{cfg: cfg, logger: logger, st: st}
 }
 
-// Handler routes the API.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("POST /api/signup", s.signup)
-	mux.Handle("POST /api/links", s.withKey(s.createLink))
-	mux.Handle("GET /api/links/{code}/stats", s.withKey(s.linkStats))
+// Route is one API route.
+type Route struct {
+	Method, Pattern string
+	Auth            bool
+	handler         func(http.ResponseWriter, *http.Request, store.User)
+}
+
+// Routes lists the API's routes, as registered.
+func (s *Server) Routes() []Route {
+	return []Route{
+		{"POST", "/api/signup", false, s.signup},
+		{"GET", "/api/openapi.json", false, func(w http.ResponseWriter, r *http.Request, _ store.User) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(openAPI)
+		}},
+		{"GET", "/api/keys", true, s.listKeys},
+		{"POST", "/api/keys", true, s.createKey},
+		{"DELETE", "/api/keys/{id}", true, s.revokeKey},
+		{"GET", "/api/links", true, s.listLinks},
+		{"POST", "/api/links", true, s.createLink},
+		{"POST", "/api/links/bulk", true, s.bulkCreate},
+		{"GET", "/api/links/export", true, s.exportLinks},
+		{"GET", "/api/links/{code}", true, s.getLink},
+		{"PATCH", "/api/links/{code}", true, s.patchLink},
+		{"GET", "/api/links/{code}/stats", true, s.linkStats},
+		{"GET", "/api/links/{code}/stats.csv", true, s.linkStatsCSV},
+	}
+}
+
+// Register adds the API's routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	for _, rt := range s.Routes() {
+		h := rt.handler
+		if rt.Auth {
+			mux.Handle(rt.Method+" "+rt.Pattern, s.withKey(h))
+		} else {
+			mux.HandleFunc(rt.Method+" "+rt.Pattern, func(w http.ResponseWriter, r *http.Request) { h(w, r, store.User{}) })
+		}
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s", r.Method, r.URL.Path)
 	})
-	return mux
 }
 
-// maxBody bounds a JSON request body.
-const maxBody = 64 << 10
+// maxBody bounds a JSON request body; maxCSV a bulk import.
+const (
+	maxBody = 64 << 10
+	maxCSV  = 4 << 20
+)
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -69,13 +117,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// errorBody is every error answer: {"error": "what went wrong"}.
-type errorBody struct {
-	Error string `json:"error"`
+// ErrorBody is every error answer: {"error": "what went wrong"}.
+type ErrorBody struct {
+	Error  string   `json:"error"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, format string, args ...any) {
-	writeJSON(w, status, errorBody{Error: fmt.Sprintf(format, args...)})
+	writeJSON(w, status, ErrorBody{Error: fmt.Sprintf(format, args...)})
 }
 
 // decode reads a JSON body into v, refusing unknown fields and oversized or
@@ -103,18 +152,44 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// dbError answers a database failure: 503 while the database is
-// unreachable, 500 otherwise, with the detail only in the log.
-func (s *Server) dbError(w http.ResponseWriter, what string, err error) {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+// storeError answers a store failure: 404 for what is not the caller's,
+// 503 while the database is unreachable, 500 otherwise; detail in the log.
+func (s *Server) storeError(w http.ResponseWriter, what string, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not found")
+	case errors.Is(err, store.ErrUnavailable):
+		s.logger.Warn(what+": database unavailable", "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; could not %s. Try again shortly.", what)
+	default:
 		s.logger.Error(what, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error while trying to %s", what)
-		return
 	}
-	s.logger.Warn(what+": database unavailable", "err", err)
-	w.Header().Set("Retry-After", "5")
-	writeError(w, http.StatusServiceUnavailable, "the database is unavailable; could not %s. Try again shortly.", what)
+}
+
+// ClientAddr is the address a request came from, for rate limits.
+func ClientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// tooMany answers 429 with Retry-After.
+func tooMany(w http.ResponseWriter, after time.Duration, what string) {
+	secs := int(after.Seconds() + 0.999)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	writeError(w, http.StatusTooManyRequests, "too many %s; try again in %d s", what, max(secs, 1))
+}
+
+// Allow applies a limiter; nil allows everything.
+func Allow(l *limit.Limiter, key string) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	return l.Allow(key)
 }
 
 type signupRequest struct {
@@ -128,60 +203,53 @@ type signupResponse struct {
 	APIKey string `json:"api_key"`
 }
 
-func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
+// ValidEmail normalises an email address, or says it is not one.
+func ValidEmail(s string) (string, error) {
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != strings.TrimSpace(s) || len(addr.Address) > 254 {
+		return "", fmt.Errorf("email %q is not a valid address", s)
+	}
+	return strings.ToLower(addr.Address), nil
+}
+
+func (s *Server) signup(w http.ResponseWriter, r *http.Request, _ store.User) {
+	if ok, after := Allow(s.cfg.Limits.SignupPerAddr, ClientAddr(r)); !ok {
+		tooMany(w, after, "sign-ups from your address")
+		return
+	}
 	var req signupRequest
 	if !decode(w, r, &req) {
 		return
 	}
-	addr, err := mail.ParseAddress(req.Email)
-	if err != nil || addr.Address != strings.TrimSpace(req.Email) || len(addr.Address) > 254 {
-		writeError(w, http.StatusBadRequest, "email %q is not a valid address", req.Email)
+	email, err := ValidEmail(req.Email)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	email := strings.ToLower(addr.Address)
 	hash, err := auth.HashPassword(req.Password)
 	if errors.Is(err, auth.ErrPasswordPolicy) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	if err != nil {
-		s.logger.Error("hash password", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	key, err := auth.NewAPIKey()
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	keyHash, _ := auth.HashAPIKey(key)
-	var uid int64
-	err = pgx.BeginFunc(r.Context(), s.db, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(r.Context(),
-			`INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id`, email, hash,
-		).Scan(&uid); err != nil {
-			return err
-		}
-		_, err := tx.Exec(r.Context(),
-			`INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, 'default', $2, $3)`,
-			uid, auth.DisplayPrefix(key), keyHash)
-		return err
-	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+	u, key, err := s.st.CreateUser(r.Context(), email, hash)
+	if errors.Is(err, store.ErrEmailTaken) {
 		writeError(w, http.StatusConflict, "an account with email %s exists already", email)
 		return
 	}
 	if err != nil {
-		s.dbError(w, "create the account", err)
+		s.storeError(w, "create the account", err)
 		return
 	}
-	s.logger.Info("account created", "user_id", uid)
-	writeJSON(w, http.StatusCreated, signupResponse{UserID: uid, Email: email, APIKey: key})
+	s.logger.Info("account created", "user_id", u.ID)
+	writeJSON(w, http.StatusCreated, signupResponse{UserID: u.ID, Email: email, APIKey: key})
 }
 
-// withKey authenticates a request by its API key and passes the user id.
-func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, int64)) http.Handler {
+// withKey authenticates a request by its API key.
+func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, store.User)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
@@ -189,174 +257,387 @@ func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, int64)) h
 			writeError(w, http.StatusUnauthorized, "send your API key as Authorization: Bearer <key>")
 			return
 		}
-		h, err := auth.HashAPIKey(strings.TrimSpace(key))
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="shortfleet", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "API key is not valid")
-			return
-		}
-		var uid int64
-		err = s.db.QueryRow(r.Context(),
-			`SELECT user_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, h).Scan(&uid)
-		if errors.Is(err, pgx.ErrNoRows) {
+		u, err := s.st.KeyUser(r.Context(), strings.TrimSpace(key))
+		if errors.Is(err, store.ErrNotFound) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shortfleet", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "API key is not valid or was revoked")
 			return
 		}
 		if err != nil {
-			s.dbError(w, "check the API key", err)
+			s.storeError(w, "check the API key", err)
 			return
 		}
-		next(w, r, uid)
+		next(w, r, u)
 	})
+}
+
+type keyRequest struct {
+	Name string `json:"name"`
+}
+
+type keyResponse struct {
+	store.Key
+	APIKey string `json:"api_key"`
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, u store.User) {
+	keys, err := s.st.ListKeys(r.Context(), u.ID)
+	if err != nil {
+		s.storeError(w, "list keys", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": nonNil(keys)})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request, u store.User) {
+	var req keyRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Name = strings.TrimSpace(req.Name); req.Name == "" || len(req.Name) > 100 {
+		writeError(w, http.StatusBadRequest, "a key needs a name of 1 to 100 characters")
+		return
+	}
+	key, k, err := s.st.CreateKey(r.Context(), u.ID, req.Name)
+	if err != nil {
+		s.storeError(w, "create the key", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, keyResponse{Key: k, APIKey: key})
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, u store.User) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "no such key")
+		return
+	}
+	if err := s.st.RevokeKey(r.Context(), u.ID, id); err != nil {
+		s.storeError(w, "revoke the key", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// LinkJSON is a link as the API shows it.
+type LinkJSON struct {
+	store.Link
+	ShortURL string `json:"short_url"`
+	AliasURL string `json:"alias_url,omitempty"`
+}
+
+func (s *Server) linkJSON(l store.Link) LinkJSON {
+	j := LinkJSON{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code}
+	if l.Alias != "" {
+		j.AliasURL = s.cfg.ShortBase + "/" + l.Alias
+	}
+	return j
 }
 
 type createRequest struct {
 	Target       string `json:"target"`
+	Alias        string `json:"alias,omitempty"`
 	RedirectType int    `json:"redirect_type,omitempty"`
 }
 
-// Link is a link as the API shows it.
-type Link struct {
-	Code         string    `json:"code"`
-	ShortURL     string    `json:"short_url"`
-	Target       string    `json:"target"`
-	RedirectType int       `json:"redirect_type"`
-	CreatedAt    time.Time `json:"created_at"`
+// CheckNew validates a link to create, saying what is wrong.
+func CheckNew(p *target.Policy, tgt, alias string, redirectType int) (store.NewLink, error) {
+	t, err := p.Check(tgt)
+	if err != nil {
+		return store.NewLink{}, err
+	}
+	switch redirectType {
+	case 0:
+		redirectType = http.StatusFound
+	case 301, 302, 307, 308:
+	default:
+		return store.NewLink{}, fmt.Errorf("redirect_type %d is not one of 301, 302, 307, 308", redirectType)
+	}
+	if alias != "" {
+		if err := target.ValidAlias(alias); err != nil {
+			return store.NewLink{}, err
+		}
+	}
+	return store.NewLink{Target: t, Alias: alias, RedirectType: redirectType}, nil
 }
 
-func (s *Server) createLink(w http.ResponseWriter, r *http.Request, uid int64) {
+// allowCreate applies the creation limits for n links.
+func (s *Server) allowCreate(w http.ResponseWriter, r *http.Request, u store.User) bool {
+	if ok, after := Allow(s.cfg.Limits.CreatePerUser, "user:"+strconv.FormatInt(u.ID, 10)); !ok {
+		tooMany(w, after, "links created by your account")
+		return false
+	}
+	if ok, after := Allow(s.cfg.Limits.CreatePerAddr, ClientAddr(r)); !ok {
+		tooMany(w, after, "links created from your address")
+		return false
+	}
+	return true
+}
+
+func (s *Server) createLink(w http.ResponseWriter, r *http.Request, u store.User) {
+	if !s.allowCreate(w, r, u) {
+		return
+	}
 	var req createRequest
 	if !decode(w, r, &req) {
 		return
 	}
-	tgt, err := target.Normalize(req.Target)
+	n, err := CheckNew(s.cfg.Policy, req.Target, req.Alias, req.RedirectType)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	switch req.RedirectType {
-	case 0:
-		req.RedirectType = http.StatusFound
-	case 301, 302, 307, 308:
-	default:
-		writeError(w, http.StatusBadRequest, "redirect_type %d is not one of 301, 302, 307, 308", req.RedirectType)
+	l, err := s.st.CreateLink(r.Context(), u.ID, n)
+	if errors.Is(err, store.ErrAliasTaken) {
+		writeError(w, http.StatusConflict, "alias %q is taken", req.Alias)
 		return
 	}
-	var id int64
-	var created time.Time
-	err = pgx.BeginFunc(r.Context(), s.db, func(tx pgx.Tx) error {
-		// Ids must commit in order: see sfsql.LinkCreateLock.
-		if _, err := tx.Exec(r.Context(), `SELECT pg_advisory_xact_lock($1)`, sfsql.LinkCreateLock); err != nil {
-			return err
+	if err != nil {
+		s.storeError(w, "create the link", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.linkJSON(l))
+}
+
+func (s *Server) bulkCreate(w http.ResponseWriter, r *http.Request, u store.User) {
+	if !s.allowCreate(w, r, u) {
+		return
+	}
+	rows, errs := csvio.ParseBulk(http.MaxBytesReader(w, r.Body, maxCSV))
+	var ns []store.NewLink
+	for _, row := range rows {
+		n, err := CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %v", row.Line, err))
+			continue
 		}
-		return tx.QueryRow(r.Context(),
-			`INSERT INTO links (user_id, target, redirect_type) VALUES ($1, $2, $3) RETURNING id, created_at`,
-			uid, tgt, req.RedirectType).Scan(&id, &created)
-	})
-	if err != nil {
-		s.dbError(w, "create the link", err)
+		ns = append(ns, n)
+	}
+	if len(errs) > 0 || len(ns) == 0 {
+		body := ErrorBody{Error: "nothing was created: fix these lines and send the file again"}
+		if len(errs) == 0 {
+			body.Error = "the CSV holds no links: send target[,alias[,redirect_type]] lines"
+		}
+		for _, e := range errs {
+			body.Errors = append(body.Errors, e.Error())
+		}
+		writeJSON(w, http.StatusBadRequest, body)
 		return
 	}
-	code, err := s.codec.Encode(id)
-	if err != nil {
-		s.logger.Error("encode link id", "id", id, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error")
+	links, err := s.st.CreateLinks(r.Context(), u.ID, ns)
+	if errors.Is(err, store.ErrAliasTaken) {
+		writeError(w, http.StatusConflict, "an alias in the file is taken; nothing was created")
 		return
 	}
-	writeJSON(w, http.StatusCreated, Link{
-		Code: code, ShortURL: s.cfg.ShortBase + "/" + code, Target: tgt,
-		RedirectType: req.RedirectType, CreatedAt: created.UTC(),
-	})
+	if err != nil {
+		s.storeError(w, "create the links", err)
+		return
+	}
+	out := make([]LinkJSON, len(links))
+	for i, l := range links {
+		out[i] = s.linkJSON(l)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"links": out})
 }
 
-// HourClicks is one hour's clicks.
-type HourClicks struct {
-	Hour   time.Time `json:"hour"`
-	Clicks int64     `json:"clicks"`
+// ListOptions reads list options from a query string.
+func ListOptions(r *http.Request) store.ListOptions {
+	q := r.URL.Query()
+	page, _ := strconv.Atoi(q.Get("page"))
+	per, _ := strconv.Atoi(q.Get("per_page"))
+	return store.ListOptions{Query: q.Get("q"), Sort: q.Get("sort"), Page: page, PerPage: per}
 }
 
-// Stats is the answer to GET /api/links/{code}/stats.
-type Stats struct {
-	Code   string       `json:"code"`
-	From   *time.Time   `json:"from,omitempty"`
-	To     *time.Time   `json:"to,omitempty"`
-	Total  int64        `json:"total"`
-	Hourly []HourClicks `json:"hourly"`
+func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, u store.User) {
+	o := ListOptions(r)
+	links, total, err := s.st.ListLinks(r.Context(), u.ID, o)
+	if err != nil {
+		s.storeError(w, "list links", err)
+		return
+	}
+	out := make([]LinkJSON, len(links))
+	for i, l := range links {
+		out[i] = s.linkJSON(l)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"links": out, "total": total, "page": max(o.Page, 1)})
 }
 
-// ownedLink resolves a code to the id of a link the user owns. Another
-// user's link is answered exactly like a missing one.
-func (s *Server) ownedLink(ctx context.Context, code string, uid int64) (int64, error) {
-	id, err := s.codec.DecodeString(code)
-	if err != nil {
-		return 0, errNoLink
-	}
-	var owner int64
-	err = s.db.QueryRow(ctx, `SELECT user_id FROM links WHERE id = $1`, id).Scan(&owner)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && owner != uid) {
-		return 0, errNoLink
-	}
-	return id, err
-}
-
-var errNoLink = errors.New("no such link")
-
-func parseTimeParam(r *http.Request, name string) (*time.Time, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return nil, nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return nil, fmt.Errorf("%s=%q is not an RFC 3339 time such as 2026-11-22T13:00:00Z", name, v)
-	}
-	t = t.UTC()
-	return &t, nil
-}
-
-func (s *Server) linkStats(w http.ResponseWriter, r *http.Request, uid int64) {
-	code := r.PathValue("code")
-	from, err := parseTimeParam(r, "from")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	to, err := parseTimeParam(r, "to")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	id, err := s.ownedLink(r.Context(), code, uid)
-	if errors.Is(err, errNoLink) {
-		writeError(w, http.StatusNotFound, "you have no link with code %q", code)
-		return
-	}
-	if err != nil {
-		s.dbError(w, "look up the link", err)
-		return
-	}
-	rows, err := s.db.Query(r.Context(), `SELECT hour, clicks FROM clicks_hourly
-		WHERE link_id = $1 AND ($2::timestamptz IS NULL OR hour >= $2) AND ($3::timestamptz IS NULL OR hour < $3)
-		ORDER BY hour`, id, from, to)
-	if err != nil {
-		s.dbError(w, "read the stats", err)
-		return
-	}
-	st := Stats{Code: code, From: from, To: to, Hourly: []HourClicks{}}
-	for rows.Next() {
-		var h HourClicks
-		if err := rows.Scan(&h.Hour, &h.Clicks); err != nil {
-			s.dbError(w, "read the stats", err)
+func (s *Server) exportLinks(w http.ResponseWriter, r *http.Request, u store.User) {
+	var all []store.Link
+	for page := 1; ; page++ {
+		links, total, err := s.st.ListLinks(r.Context(), u.ID, store.ListOptions{Page: page, PerPage: 500, Sort: "old"})
+		if err != nil {
+			s.storeError(w, "export links", err)
 			return
 		}
-		h.Hour = h.Hour.UTC()
-		st.Total += h.Clicks
-		st.Hourly = append(st.Hourly, h)
+		all = append(all, links...)
+		if len(all) >= total || len(links) == 0 {
+			break
+		}
 	}
-	if err := rows.Err(); err != nil {
-		s.dbError(w, "read the stats", err)
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="links.csv"`)
+	csvio.WriteLinks(w, s.cfg.ShortBase, all)
+}
+
+func (s *Server) getLink(w http.ResponseWriter, r *http.Request, u store.User) {
+	l, err := s.st.GetLink(r.Context(), u.ID, r.PathValue("code"))
+	if err != nil {
+		s.storeError(w, "read the link", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, s.linkJSON(l))
+}
+
+type patchRequest struct {
+	Target       *string `json:"target,omitempty"`
+	RedirectType *int    `json:"redirect_type,omitempty"`
+	Disabled     *bool   `json:"disabled,omitempty"`
+}
+
+func (s *Server) patchLink(w http.ResponseWriter, r *http.Request, u store.User) {
+	var req patchRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	p := store.Patch{Disabled: req.Disabled}
+	if req.Target != nil {
+		t, err := s.cfg.Policy.Check(*req.Target)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		p.Target = &t
+	}
+	if req.RedirectType != nil {
+		switch *req.RedirectType {
+		case 301, 302, 307, 308:
+			p.RedirectType = req.RedirectType
+		default:
+			writeError(w, http.StatusBadRequest, "redirect_type %d is not one of 301, 302, 307, 308", *req.RedirectType)
+			return
+		}
+	}
+	l, err := s.st.UpdateLink(r.Context(), u.ID, r.PathValue("code"), p)
+	if err != nil {
+		s.storeError(w, "update the link", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.linkJSON(l))
+}
+
+// StatsRange reads from, to and granularity from a query string: RFC 3339
+// times, or a range like "7d" or "24h" ending now; the default is 7 days
+// by day.
+func StatsRange(r *http.Request, now time.Time) (from, to time.Time, gran string, err error) {
+	q := r.URL.Query()
+	to = now.UTC()
+	from = to.Add(-7 * 24 * time.Hour)
+	if v := q.Get("range"); v != "" {
+		d, err := parseRange(v)
+		if err != nil {
+			return from, to, "", err
+		}
+		from = to.Add(-d)
+	}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return from, to, "", fmt.Errorf("%s=%q is not an RFC 3339 time such as 2026-11-22T13:00:00Z", p.name, v)
+			}
+			*p.t = t.UTC()
+		}
+	}
+	if !from.Before(to) {
+		return from, to, "", fmt.Errorf("from must be before to")
+	}
+	if to.Sub(from) > 400*24*time.Hour {
+		return from, to, "", fmt.Errorf("a range is at most 400 days")
+	}
+	gran = q.Get("granularity")
+	switch gran {
+	case "":
+		gran = "day"
+		if to.Sub(from) <= 48*time.Hour {
+			gran = "hour"
+		}
+	case "hour":
+		if to.Sub(from) > 31*24*time.Hour {
+			return from, to, "", fmt.Errorf("hourly stats cover at most 31 days")
+		}
+	case "day":
+	default:
+		return from, to, "", fmt.Errorf("granularity %q is not hour or day", gran)
+	}
+	return from, to, gran, nil
+}
+
+func parseRange(v string) (time.Duration, error) {
+	if len(v) >= 2 {
+		n, err := strconv.Atoi(v[:len(v)-1])
+		if err == nil && n > 0 {
+			switch v[len(v)-1] {
+			case 'h':
+				return time.Duration(n) * time.Hour, nil
+			case 'd':
+				return time.Duration(n) * 24 * time.Hour, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("range %q is not like 24h or 7d", v)
+}
+
+func (s *Server) readStats(w http.ResponseWriter, r *http.Request, u store.User) (store.Link, store.Stats, bool) {
+	from, to, gran, err := StatsRange(r, time.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return store.Link{}, store.Stats{}, false
+	}
+	l, err := s.st.GetLink(r.Context(), u.ID, r.PathValue("code"))
+	if err != nil {
+		s.storeError(w, "read the link", err)
+		return store.Link{}, store.Stats{}, false
+	}
+	st, err := s.st.LinkStats(r.Context(), l.ID, from, to, gran)
+	if err != nil {
+		s.storeError(w, "read the stats", err)
+		return store.Link{}, store.Stats{}, false
+	}
+	return l, st, true
+}
+
+// StatsJSON is the answer to GET /api/links/{code}/stats.
+type StatsJSON struct {
+	Code string `json:"code"`
+	store.Stats
+	BotShare float64 `json:"bot_share"`
+}
+
+func (s *Server) linkStats(w http.ResponseWriter, r *http.Request, u store.User) {
+	l, st, ok := s.readStats(w, r, u)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, StatsJSON{Code: l.Code, Stats: st, BotShare: st.BotShare()})
+}
+
+func (s *Server) linkStatsCSV(w http.ResponseWriter, r *http.Request, u store.User) {
+	l, st, ok := s.readStats(w, r, u)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-stats.csv"`, l.Code))
+	csvio.WriteStats(w, st, sfsql.DimNames)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -102,4 +103,83 @@ func Normalize(raw string) (string, error) {
 		return "", invalid("it is %d bytes long once normalised; the limit is %d", len(out), MaxLen)
 	}
 	return out, nil
+}
+
+// Policy is what a deployment refuses beyond a malformed URL: links to its
+// own short domains (a redirect loop) and to blocklisted domains.
+type Policy struct {
+	// ShortHosts are the hosts short links are served on.
+	ShortHosts []string
+	// Blocked are domains whose links are refused, with their subdomains.
+	Blocked map[string]bool
+}
+
+// Check normalises raw and applies the policy.
+func (p *Policy) Check(raw string) (string, error) {
+	out, err := Normalize(raw)
+	if err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(out)
+	host := strings.ToLower(u.Hostname())
+	for _, h := range p.ShortHosts {
+		if strings.EqualFold(host, h) {
+			return "", invalid("it points at this shortener (%s), which would loop", h)
+		}
+	}
+	for d := host; d != ""; {
+		if p.Blocked[d] {
+			return "", invalid("links to %s are not allowed here", d)
+		}
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			break
+		}
+		d = d[i+1:]
+	}
+	return out, nil
+}
+
+// LoadBlocklist reads a blocklist file: one domain a line, # comments.
+func LoadBlocklist(path string) (map[string]bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read blocklist: %w", err)
+	}
+	m := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		if d := strings.Trim(strings.ToLower(strings.TrimSpace(line)), "."); d != "" {
+			if ascii, err := profile.ToASCII(d); err == nil {
+				d = ascii
+			}
+			m[d] = true
+		}
+	}
+	return m, nil
+}
+
+// ValidAlias reports what is wrong with a custom alias, if anything:
+// 3 to 64 of [A-Za-z0-9_-], and not 7 letters and digits, which is the shape
+// of a code.
+func ValidAlias(a string) error {
+	if len(a) < 3 || len(a) > 64 {
+		return &Error{Reason: "an alias is 3 to 64 characters"}
+	}
+	alnum := true
+	for _, c := range a {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_':
+			alnum = false
+		default:
+			return &Error{Reason: fmt.Sprintf("an alias may hold letters, digits, - and _ only, not %q", c)}
+		}
+	}
+	if alnum && len(a) == 7 {
+		return &Error{Reason: "a 7-character alias of letters and digits looks like a code; add a - or _ or change its length"}
+	}
+	return nil
 }

@@ -1,0 +1,486 @@
+// Package store is the primary's database access: accounts, sessions, API
+// keys, links and the stats its pages and API read. Link creation goes
+// through a group-commit writer (see creator.go).
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"shortfleet/primary/internal/auth"
+	sfsql "shortfleet/sql"
+	"shortfleet/sql/codes"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrEmailTaken  = errors.New("an account with this email exists already")
+	ErrAliasTaken  = errors.New("this alias is taken")
+	ErrUnavailable = errors.New("the database is unavailable")
+	ErrBadLogin    = errors.New("wrong email or password")
+)
+
+// User is an account.
+type User struct {
+	ID      int64
+	Email   string
+	IsAdmin bool
+}
+
+// Store reaches the primary database.
+type Store struct {
+	db      *pgxpool.Pool
+	codec   *codes.Codec
+	logger  *slog.Logger
+	creator *creator
+}
+
+// New returns a Store; Close stops its link writer.
+func New(db *pgxpool.Pool, codec *codes.Codec, logger *slog.Logger) *Store {
+	s := &Store{db: db, codec: codec, logger: logger}
+	s.creator = newCreator(s)
+	return s
+}
+
+// Close stops the link writer after the links it holds are written.
+func (s *Store) Close() { s.creator.close() }
+
+// DB is the pool, for health checks.
+func (s *Store) DB() *pgxpool.Pool { return s.db }
+
+// Codec is the code permutation.
+func (s *Store) Codec() *codes.Codec { return s.codec }
+
+// classify turns a database error into ErrUnavailable when the database
+// could not be reached, keeping the detail for the log.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+func isUnique(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// CreateUser makes an account with a first API key, named "default", and
+// returns the key, which is not stored.
+func (s *Store) CreateUser(ctx context.Context, email, passwordHash string) (User, string, error) {
+	key, err := auth.NewAPIKey()
+	if err != nil {
+		return User{}, "", err
+	}
+	keyHash, _ := auth.HashAPIKey(key)
+	u := User{Email: email}
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id, is_admin`,
+			email, passwordHash).Scan(&u.ID, &u.IsAdmin); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, 'default', $2, $3)`,
+			u.ID, auth.DisplayPrefix(key), keyHash)
+		return err
+	})
+	if isUnique(err) {
+		return User{}, "", ErrEmailTaken
+	}
+	return u, key, classify(err)
+}
+
+// dummyHash is checked against when the email is unknown, so a log-in
+// takes as long whether or not the account exists.
+var dummyHash, _ = auth.HashPassword("not a real password, only timing")
+
+// Login checks an email and password.
+func (s *Store) Login(ctx context.Context, email, password string) (User, error) {
+	u := User{Email: email}
+	var hash string
+	err := s.db.QueryRow(ctx, `SELECT id, password_hash, is_admin FROM users WHERE email = $1`, email).Scan(&u.ID, &hash, &u.IsAdmin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		auth.CheckPassword(password, dummyHash)
+		return User{}, ErrBadLogin
+	}
+	if err != nil {
+		return User{}, classify(err)
+	}
+	ok, err := auth.CheckPassword(password, hash)
+	if err != nil || !ok {
+		return User{}, ErrBadLogin
+	}
+	return u, nil
+}
+
+// SetAdmin grants or takes admin rights.
+func (s *Store) SetAdmin(ctx context.Context, email string, admin bool) error {
+	tag, err := s.db.Exec(ctx, `UPDATE users SET is_admin = $2 WHERE email = $1`, email, admin)
+	if err != nil {
+		return classify(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SessionTTL is how long a session lasts.
+const SessionTTL = 14 * 24 * time.Hour
+
+func hashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// CreateSession starts a session and returns its token, which only the
+// cookie holds.
+func (s *Store) CreateSession(ctx context.Context, uid int64) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	token := base64.RawURLEncoding.EncodeToString(b)
+	_, err := s.db.Exec(ctx, `INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + $3::interval)`,
+		uid, hashToken(token), SessionTTL.String())
+	return token, classify(err)
+}
+
+// SessionUser returns the user of a live session.
+func (s *Store) SessionUser(ctx context.Context, token string) (User, error) {
+	var u User
+	err := s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.token_hash = $1 AND s.expires_at > now()`, hashToken(token)).Scan(&u.ID, &u.Email, &u.IsAdmin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	return u, classify(err)
+}
+
+// DeleteSession ends a session.
+func (s *Store) DeleteSession(ctx context.Context, token string) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1 OR expires_at < now()`, hashToken(token))
+	return classify(err)
+}
+
+// Key is an API key as listed: never the key itself.
+type Key struct {
+	ID        int64      `json:"id"`
+	Name      string     `json:"name"`
+	Prefix    string     `json:"prefix"`
+	CreatedAt time.Time  `json:"created_at"`
+	LastUsed  *time.Time `json:"last_used_at,omitempty"`
+	Revoked   *time.Time `json:"revoked_at,omitempty"`
+}
+
+// CreateKey makes an API key and returns it; only its hash is stored.
+func (s *Store) CreateKey(ctx context.Context, uid int64, name string) (string, Key, error) {
+	key, err := auth.NewAPIKey()
+	if err != nil {
+		return "", Key{}, err
+	}
+	h, _ := auth.HashAPIKey(key)
+	k := Key{Name: name, Prefix: auth.DisplayPrefix(key)}
+	err = s.db.QueryRow(ctx, `INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
+		uid, name, k.Prefix, h).Scan(&k.ID, &k.CreatedAt)
+	return key, k, classify(err)
+}
+
+// ListKeys lists a user's keys, newest first.
+func (s *Store) ListKeys(ctx context.Context, uid int64) ([]Key, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+		WHERE user_id = $1 ORDER BY id DESC`, uid)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Key, error) {
+		var k Key
+		err := r.Scan(&k.ID, &k.Name, &k.Prefix, &k.CreatedAt, &k.LastUsed, &k.Revoked)
+		return k, err
+	})
+}
+
+// RevokeKey revokes one of a user's keys.
+func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
+	tag, err := s.db.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND user_id = $2`, id, uid)
+	if err != nil {
+		return classify(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// KeyUser returns the user an API key belongs to, unless revoked.
+func (s *Store) KeyUser(ctx context.Context, key string) (User, error) {
+	h, err := auth.HashAPIKey(key)
+	if err != nil {
+		return User{}, ErrNotFound
+	}
+	var u User
+	err = s.db.QueryRow(ctx, `UPDATE api_keys k SET last_used_at = now() FROM users u
+		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id
+		  AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+		RETURNING u.id, u.email, u.is_admin`, h).Scan(&u.ID, &u.Email, &u.IsAdmin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Used within the minute (no write needed), or not a live key.
+		err = s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin FROM api_keys k JOIN users u ON u.id = k.user_id
+			WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, h).Scan(&u.ID, &u.Email, &u.IsAdmin)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	return u, classify(err)
+}
+
+// Link is a link as its owner sees it.
+type Link struct {
+	ID           int64     `json:"-"`
+	Code         string    `json:"code"`
+	Alias        string    `json:"alias,omitempty"`
+	Target       string    `json:"target"`
+	RedirectType int       `json:"redirect_type"`
+	Disabled     bool      `json:"disabled"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	Clicks       int64     `json:"clicks"`
+}
+
+// NewLink is what creating a link takes.
+type NewLink struct {
+	Target       string
+	Alias        string
+	RedirectType int
+}
+
+func (s *Store) code(id int64) string {
+	c, _ := s.codec.Encode(id)
+	return c
+}
+
+// CreateLink creates a link. Links without an alias are written by the
+// group-commit writer with others arriving at the same moment.
+func (s *Store) CreateLink(ctx context.Context, uid int64, n NewLink) (Link, error) {
+	if n.RedirectType == 0 {
+		n.RedirectType = 302
+	}
+	if n.Alias == "" {
+		return s.creator.create(ctx, uid, n)
+	}
+	links, err := s.CreateLinks(ctx, uid, []NewLink{n})
+	if err != nil {
+		return Link{}, err
+	}
+	return links[0], nil
+}
+
+// CreateLinks creates links in one transaction: all or none.
+func (s *Store) CreateLinks(ctx context.Context, uid int64, ns []NewLink) ([]Link, error) {
+	var out []Link
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		out, err = insertLinks(ctx, tx, uid, ns, s.code)
+		return err
+	})
+	if isUnique(err) {
+		return nil, ErrAliasTaken
+	}
+	return out, classify(err)
+}
+
+// insertLinks inserts links under the creation lock, ids drawn in order.
+func insertLinks(ctx context.Context, tx pgx.Tx, uid int64, ns []NewLink, code func(int64) string) ([]Link, error) {
+	// Ids must commit in order: see sfsql.LinkCreateLock.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sfsql.LinkCreateLock); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT nextval('link_id_seq') FROM generate_series(1, $1)`, len(ns))
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	users := make([]int64, len(ns))
+	targets := make([]string, len(ns))
+	types := make([]int16, len(ns))
+	for i, n := range ns {
+		users[i], targets[i], types[i] = uid, n.Target, int16(n.RedirectType)
+		if types[i] == 0 {
+			types[i] = 302
+		}
+	}
+	var created time.Time
+	if err := tx.QueryRow(ctx, `WITH ins AS (INSERT INTO links (id, user_id, target, redirect_type)
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::smallint[]) RETURNING created_at)
+		SELECT coalesce(max(created_at), now()) FROM ins`, ids, users, targets, types).Scan(&created); err != nil {
+		return nil, err
+	}
+	out := make([]Link, len(ns))
+	for i, n := range ns {
+		out[i] = Link{ID: ids[i], Code: code(ids[i]), Alias: n.Alias, Target: n.Target, RedirectType: int(types[i]),
+			CreatedAt: created.UTC(), UpdatedAt: created.UTC()}
+		if n.Alias != "" {
+			if _, err := tx.Exec(ctx, `INSERT INTO aliases (alias, link_id) VALUES ($1, $2)`, n.Alias, ids[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// ListOptions select and order a user's links.
+type ListOptions struct {
+	Query   string // substring of target or alias
+	Sort    string // "new" (default), "old", "clicks"
+	Page    int    // from 1
+	PerPage int    // default 50, at most 500
+}
+
+// ListLinks returns a page of a user's links, with their clicks, and how
+// many match in all.
+func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link, int, error) {
+	if o.PerPage <= 0 || o.PerPage > 500 {
+		o.PerPage = 50
+	}
+	if o.Page < 1 {
+		o.Page = 1
+	}
+	order := "l.id DESC"
+	switch o.Sort {
+	case "old":
+		order = "l.id ASC"
+	case "clicks":
+		order = "clicks DESC, l.id DESC"
+	}
+	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(o.Query) + "%"
+	rows, err := s.db.Query(ctx, `SELECT l.id, coalesce(a.alias, ''), l.target, l.redirect_type, l.disabled, l.created_at, l.updated_at,
+			coalesce((SELECT sum(clicks) FROM link_daily d WHERE d.link_id = l.id), 0) AS clicks,
+			count(*) OVER ()
+		FROM links l LEFT JOIN LATERAL (SELECT alias FROM aliases WHERE link_id = l.id ORDER BY alias LIMIT 1) a ON true
+		WHERE l.user_id = $1 AND ($2 = '' OR l.target ILIKE $3 OR a.alias ILIKE $3)
+		ORDER BY `+order+` LIMIT $4 OFFSET $5`, uid, o.Query, pattern, o.PerPage, (o.Page-1)*o.PerPage)
+	if err != nil {
+		return nil, 0, classify(err)
+	}
+	var out []Link
+	total := 0
+	for rows.Next() {
+		var l Link
+		var rt int16
+		if err := rows.Scan(&l.ID, &l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.Clicks, &total); err != nil {
+			return nil, 0, classify(err)
+		}
+		l.RedirectType, l.Code = int(rt), s.code(l.ID)
+		out = append(out, l)
+	}
+	return out, total, classify(rows.Err())
+}
+
+// Resolve turns a code or alias into the id of a link the user owns.
+// Another user's link is ErrNotFound, exactly like a missing one.
+func (s *Store) Resolve(ctx context.Context, uid int64, codeOrAlias string) (int64, error) {
+	var id, owner int64
+	var err error
+	if cid, derr := s.codec.DecodeString(codeOrAlias); derr == nil {
+		id = cid
+		err = s.db.QueryRow(ctx, `SELECT user_id FROM links WHERE id = $1`, id).Scan(&owner)
+	} else {
+		err = s.db.QueryRow(ctx, `SELECT l.id, l.user_id FROM aliases a JOIN links l ON l.id = a.link_id WHERE a.alias = $1`,
+			codeOrAlias).Scan(&id, &owner)
+	}
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && owner != uid) {
+		return 0, ErrNotFound
+	}
+	return id, classify(err)
+}
+
+// GetLink returns one of the user's links.
+func (s *Store) GetLink(ctx context.Context, uid int64, codeOrAlias string) (Link, error) {
+	id, err := s.Resolve(ctx, uid, codeOrAlias)
+	if err != nil {
+		return Link{}, err
+	}
+	l := Link{ID: id, Code: s.code(id)}
+	var rt int16
+	err = s.db.QueryRow(ctx, `SELECT coalesce((SELECT alias FROM aliases WHERE link_id = l.id ORDER BY alias LIMIT 1), ''),
+			l.target, l.redirect_type, l.disabled, l.created_at, l.updated_at,
+			coalesce((SELECT sum(clicks) FROM link_daily d WHERE d.link_id = l.id), 0)
+		FROM links l WHERE l.id = $1`, id).Scan(&l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.Clicks)
+	l.RedirectType = int(rt)
+	return l, classify(err)
+}
+
+// Patch changes a link; nil fields stay.
+type Patch struct {
+	Target       *string
+	RedirectType *int
+	Disabled     *bool
+}
+
+// UpdateLink changes one of the user's links. The change feed trigger
+// tells the proxies.
+func (s *Store) UpdateLink(ctx context.Context, uid int64, codeOrAlias string, p Patch) (Link, error) {
+	id, err := s.Resolve(ctx, uid, codeOrAlias)
+	if err != nil {
+		return Link{}, err
+	}
+	var rt *int16
+	if p.RedirectType != nil {
+		v := int16(*p.RedirectType)
+		rt = &v
+	}
+	if _, err := s.db.Exec(ctx, `UPDATE links SET target = coalesce($2, target), redirect_type = coalesce($3, redirect_type),
+		disabled = coalesce($4, disabled), updated_at = now() WHERE id = $1`, id, p.Target, rt, p.Disabled); err != nil {
+		return Link{}, classify(err)
+	}
+	return s.GetLink(ctx, uid, s.code(id))
+}
+
+// Run is one mapreduce run, for the fleet page.
+type Run struct {
+	ID          int64
+	Kind        string
+	Started     time.Time
+	Finished    *time.Time
+	Segments    int
+	Records     int64
+	Clicks      int64
+	Quarantined int
+	ProxiesDown int
+	Error       *string
+}
+
+// LastRuns returns the n latest mapreduce runs.
+func (s *Store) LastRuns(ctx context.Context, n int) ([]Run, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, kind, started_at, finished_at, segments, records, clicks, quarantined, proxies_down, error
+		FROM mapreduce_runs ORDER BY id DESC LIMIT $1`, n)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) {
+		var x Run
+		err := r.Scan(&x.ID, &x.Kind, &x.Started, &x.Finished, &x.Segments, &x.Records, &x.Clicks, &x.Quarantined, &x.ProxiesDown, &x.Error)
+		return x, err
+	})
+}

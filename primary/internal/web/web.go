@@ -1,0 +1,640 @@
+// Package web is the primary's browser UI: sign-up and log-in, the links
+// overview, each link's dashboard, API keys, and the fleet page for admins.
+// Pages are rendered on the server with html/template (which escapes
+// everything it prints) and work without JavaScript; the charts are SVG
+// drawn here. Every form carries a CSRF token; sessions are random tokens
+// whose SHA-256 alone is stored.
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"shortfleet/primary/internal/api"
+	"shortfleet/primary/internal/auth"
+	"shortfleet/primary/internal/csvio"
+	"shortfleet/primary/internal/limit"
+	"shortfleet/primary/internal/store"
+	"shortfleet/primary/internal/target"
+	sfsql "shortfleet/sql"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Limits are the browser's rate limits.
+type Limits struct {
+	SignupPerAddr *limit.Limiter
+	LoginPerAddr  *limit.Limiter
+	LoginPerEmail *limit.Limiter
+	CreatePerUser *limit.Limiter
+}
+
+// Config configures the UI.
+type Config struct {
+	ShortBase string
+	Policy    *target.Policy
+	Limits    Limits
+	// Secure marks cookies Secure (and names the session cookie __Host-):
+	// on everywhere but plain-HTTP development.
+	Secure bool
+	// CSRFKey signs CSRF tokens; 32 random bytes, secret.
+	CSRFKey []byte
+	// Proxies are the proxies' admin URLs and AdminToken their token, for
+	// the fleet page.
+	Proxies    []string
+	AdminToken string
+}
+
+// Server serves the UI.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	st     *store.Store
+	pages  map[string]*template.Template
+	client *http.Client
+}
+
+// New returns the UI server.
+func New(cfg Config, logger *slog.Logger, st *store.Store) (*Server, error) {
+	cfg.ShortBase = strings.TrimRight(cfg.ShortBase, "/")
+	if len(cfg.CSRFKey) < 16 {
+		return nil, errors.New("web: CSRF key too short")
+	}
+	s := &Server{cfg: cfg, logger: logger, st: st, pages: map[string]*template.Template{}, client: &http.Client{Timeout: 2 * time.Second}}
+	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "error"} {
+		t, err := template.New("").ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+		if err != nil {
+			return nil, err
+		}
+		s.pages[p] = t
+	}
+	return s, nil
+}
+
+// page is what every template gets.
+type page struct {
+	Title        string
+	User         *store.User
+	CSRF         string
+	Flash, Error string
+	Data         any
+}
+
+func (s *Server) cookieName(base string) string {
+	if s.cfg.Secure {
+		return "__Host-" + base
+	}
+	return base
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(name), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: s.cfg.Secure, SameSite: http.SameSiteLaxMode})
+}
+
+// csrfToken returns the request's CSRF token, setting the cookie it is
+// derived from if the browser has none: the token in a form is an HMAC of
+// the cookie's random value, which a cross-site page can neither read nor
+// compute.
+func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	var seed string
+	if c, err := r.Cookie(s.cookieName("sf_csrf")); err == nil && len(c.Value) >= 32 {
+		seed = c.Value
+	} else {
+		b := make([]byte, 32)
+		rand.Read(b)
+		seed = base64.RawURLEncoding.EncodeToString(b)
+		http.SetCookie(w, &http.Cookie{Name: s.cookieName("sf_csrf"), Value: seed, Path: "/", HttpOnly: true,
+			Secure: s.cfg.Secure, SameSite: http.SameSiteStrictMode})
+		r.AddCookie(&http.Cookie{Name: s.cookieName("sf_csrf"), Value: seed})
+	}
+	m := hmac.New(sha256.New, s.cfg.CSRFKey)
+	m.Write([]byte(seed))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) checkCSRF(r *http.Request) bool {
+	c, err := r.Cookie(s.cookieName("sf_csrf"))
+	if err != nil || len(c.Value) < 32 {
+		return false
+	}
+	m := hmac.New(sha256.New, s.cfg.CSRFKey)
+	m.Write([]byte(c.Value))
+	want := base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(want)) == 1
+}
+
+type userKey struct{}
+
+func userOf(r *http.Request) *store.User {
+	u, _ := r.Context().Value(userKey{}).(*store.User)
+	return u
+}
+
+// Handler returns the UI's routes.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.Handle("GET /static/", http.FileServerFS(staticFS))
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /signup", s.authPage("Sign up", "/signup"))
+	mux.HandleFunc("POST /signup", s.form(s.signup))
+	mux.HandleFunc("GET /login", s.authPage("Log in", "/login"))
+	mux.HandleFunc("POST /login", s.form(s.login))
+	mux.HandleFunc("POST /logout", s.form(s.logout))
+	mux.HandleFunc("GET /links", s.auth(s.links))
+	mux.HandleFunc("POST /links", s.form(s.auth(s.createLink)))
+	mux.HandleFunc("POST /links/import", s.form(s.auth(s.importLinks)))
+	mux.HandleFunc("GET /links/export.csv", s.auth(s.exportLinks))
+	mux.HandleFunc("GET /links/{code}", s.auth(s.link))
+	mux.HandleFunc("POST /links/{code}", s.form(s.auth(s.editLink)))
+	mux.HandleFunc("GET /links/{code}/qr.svg", s.auth(s.qr))
+	mux.HandleFunc("GET /links/{code}/stats.csv", s.auth(s.statsCSV))
+	mux.HandleFunc("GET /keys", s.auth(s.keys))
+	mux.HandleFunc("POST /keys", s.form(s.auth(s.createKey)))
+	mux.HandleFunc("POST /keys/{id}/revoke", s.form(s.auth(s.revokeKey)))
+	mux.HandleFunc("GET /fleet", s.auth(s.fleet))
+}
+
+// Session loads the session's user, if any, for every request.
+func (s *Server) Session(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie(s.cookieName("sf_session")); err == nil && c.Value != "" {
+			if u, err := s.st.SessionUser(r.Context(), c.Value); err == nil {
+				r = r.WithContext(context.WithValue(r.Context(), userKey{}, &u))
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// form checks the CSRF token of a form post.
+func (s *Server) form(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+			s.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+			return
+		}
+		if !s.checkCSRF(r) {
+			s.fail(w, r, http.StatusForbidden, "Form expired", "This form's security token is missing or wrong. Go back, reload the page and try again.")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// auth sends visitors without a session to the log-in page.
+func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if userOf(r) == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login?next="+urlEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			s.fail(w, r, http.StatusUnauthorized, "Log in first", "Your session has ended. Log in and try again.")
+			return
+		}
+		next(w, r)
+	}
+}
+
+func urlEscape(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", "?", "%3F", " ", "%20").Replace(s)
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	p.User = userOf(r)
+	p.CSRF = s.csrfToken(w, r)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := s.pages[name].ExecuteTemplate(w, "layout", p); err != nil {
+		s.logger.Error("render page", "page", name, "err", err)
+	}
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	s.render(w, r, status, "error", page{Title: title, Data: msg})
+}
+
+func (s *Server) storeFail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "Not found", "There is no such link in your account.")
+	case errors.Is(err, store.ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		s.fail(w, r, http.StatusServiceUnavailable, "Try again shortly", "The database is unavailable; could not "+what+".")
+	default:
+		s.logger.Error(what, "err", err)
+		s.fail(w, r, http.StatusInternalServerError, "Something went wrong", "Could not "+what+".")
+	}
+}
+
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, after time.Duration, what string) {
+	secs := max(int(after.Seconds()+0.999), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.fail(w, r, http.StatusTooManyRequests, "Slow down", "Too many "+what+". Try again in "+strconv.Itoa(secs)+" s.")
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	if userOf(r) != nil {
+		http.Redirect(w, r, "/links", http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "home", page{Title: "shortfleet"})
+}
+
+type authData struct{ Action, Email string }
+
+func (s *Server) authPage(title, action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.render(w, r, http.StatusOK, "auth", page{Title: title, Data: authData{Action: action}})
+	}
+}
+
+// startSession logs a user in with a new session token (a new token at
+// every log-in: a token planted before it is worthless).
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User) bool {
+	if c, err := r.Cookie(s.cookieName("sf_session")); err == nil {
+		s.st.DeleteSession(r.Context(), c.Value)
+	}
+	token, err := s.st.CreateSession(r.Context(), u.ID)
+	if err != nil {
+		s.storeFail(w, r, "log you in", err)
+		return false
+	}
+	s.setCookie(w, "sf_session", token, int(store.SessionTTL.Seconds()))
+	return true
+}
+
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/links"
+	}
+	return next
+}
+
+func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
+	data := authData{Action: "/signup", Email: r.PostFormValue("email")}
+	if ok, after := api.Allow(s.cfg.Limits.SignupPerAddr, api.ClientAddr(r)); !ok {
+		s.tooMany(w, r, after, "sign-ups from your address")
+		return
+	}
+	email, err := api.ValidEmail(r.PostFormValue("email"))
+	if err != nil {
+		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
+		return
+	}
+	hash, err := auth.HashPassword(r.PostFormValue("password"))
+	if err != nil {
+		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
+		return
+	}
+	u, _, err := s.st.CreateUser(r.Context(), email, hash)
+	if errors.Is(err, store.ErrEmailTaken) {
+		s.render(w, r, http.StatusConflict, "auth", page{Title: "Sign up", Error: "An account with this email exists already. Log in instead.", Data: data})
+		return
+	}
+	if err != nil {
+		s.storeFail(w, r, "create your account", err)
+		return
+	}
+	if s.startSession(w, r, u) {
+		http.Redirect(w, r, "/links", http.StatusSeeOther)
+	}
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
+	data := authData{Action: "/login", Email: email}
+	if ok, after := api.Allow(s.cfg.Limits.LoginPerAddr, api.ClientAddr(r)); !ok {
+		s.tooMany(w, r, after, "log-in attempts from your address")
+		return
+	}
+	if ok, after := api.Allow(s.cfg.Limits.LoginPerEmail, "login:"+email); !ok {
+		s.tooMany(w, r, after, "log-in attempts for this account")
+		return
+	}
+	u, err := s.st.Login(r.Context(), email, r.PostFormValue("password"))
+	if errors.Is(err, store.ErrBadLogin) {
+		s.render(w, r, http.StatusUnauthorized, "auth", page{Title: "Log in", Error: "Wrong email or password.", Data: data})
+		return
+	}
+	if err != nil {
+		s.storeFail(w, r, "log you in", err)
+		return
+	}
+	if s.startSession(w, r, u) {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+	}
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(s.cookieName("sf_session")); err == nil {
+		s.st.DeleteSession(r.Context(), c.Value)
+	}
+	s.setCookie(w, "sf_session", "", -1)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+type linksData struct {
+	Links                   []store.Link
+	Query, Sort             string
+	Page, Prev, Next, Total int
+	More                    bool
+	Created                 *api.LinkJSON
+}
+
+func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, created *api.LinkJSON) {
+	o := api.ListOptions(r)
+	o.PerPage = 50
+	links, total, err := s.st.ListLinks(r.Context(), userOf(r).ID, o)
+	if err != nil {
+		s.storeFail(w, r, "list your links", err)
+		return
+	}
+	page1 := max(o.Page, 1)
+	d := linksData{Links: links, Query: o.Query, Sort: o.Sort, Page: page1, Prev: page1 - 1, Next: page1 + 1, Total: total,
+		More: page1*50 < total, Created: created}
+	s.render(w, r, status, "links", page{Title: "Links", Flash: flash, Error: errMsg, Data: d})
+}
+
+func (s *Server) links(w http.ResponseWriter, r *http.Request) {
+	s.linksPage(w, r, http.StatusOK, "", "", nil)
+}
+
+func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	if ok, after := api.Allow(s.cfg.Limits.CreatePerUser, "user:"+strconv.FormatInt(u.ID, 10)); !ok {
+		s.tooMany(w, r, after, "links created")
+		return
+	}
+	rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
+	n, err := api.CheckNew(s.cfg.Policy, r.PostFormValue("target"), strings.TrimSpace(r.PostFormValue("alias")), rt)
+	if err != nil {
+		s.linksPage(w, r, http.StatusBadRequest, "", err.Error(), nil)
+		return
+	}
+	l, err := s.st.CreateLink(r.Context(), u.ID, n)
+	if errors.Is(err, store.ErrAliasTaken) {
+		s.linksPage(w, r, http.StatusConflict, "", "That alias is taken.", nil)
+		return
+	}
+	if err != nil {
+		s.storeFail(w, r, "create the link", err)
+		return
+	}
+	j := api.LinkJSON{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code}
+	s.linksPage(w, r, http.StatusCreated, "", "", &j)
+}
+
+func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	f, _, err := r.FormFile("file")
+	if err != nil {
+		s.linksPage(w, r, http.StatusBadRequest, "", "Choose a CSV file to import.", nil)
+		return
+	}
+	defer f.Close()
+	rows, errs := csvio.ParseBulk(f)
+	var ns []store.NewLink
+	for _, row := range rows {
+		n, err := api.CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
+		if err != nil {
+			errs = append(errs, errors.New("line "+strconv.Itoa(row.Line)+": "+err.Error()))
+			continue
+		}
+		ns = append(ns, n)
+	}
+	if len(errs) > 0 || len(ns) == 0 {
+		msg := "The file holds no links."
+		if len(errs) > 0 {
+			msg = "Nothing was imported. " + errors.Join(errs...).Error()
+		}
+		s.linksPage(w, r, http.StatusBadRequest, "", msg, nil)
+		return
+	}
+	if _, err := s.st.CreateLinks(r.Context(), u.ID, ns); err != nil {
+		if errors.Is(err, store.ErrAliasTaken) {
+			s.linksPage(w, r, http.StatusConflict, "", "An alias in the file is taken; nothing was imported.", nil)
+			return
+		}
+		s.storeFail(w, r, "import the links", err)
+		return
+	}
+	s.linksPage(w, r, http.StatusCreated, strconv.Itoa(len(ns))+" links imported.", "", nil)
+}
+
+func (s *Server) exportLinks(w http.ResponseWriter, r *http.Request) {
+	var all []store.Link
+	for page := 1; ; page++ {
+		links, total, err := s.st.ListLinks(r.Context(), userOf(r).ID, store.ListOptions{Page: page, PerPage: 500, Sort: "old"})
+		if err != nil {
+			s.storeFail(w, r, "export your links", err)
+			return
+		}
+		all = append(all, links...)
+		if len(all) >= total || len(links) == 0 {
+			break
+		}
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="links.csv"`)
+	csvio.WriteLinks(w, s.cfg.ShortBase, all)
+}
+
+type topBlock struct {
+	Title  string
+	Values []sfsql.ValueCount
+}
+
+type linkData struct {
+	Link               store.Link
+	ShortURL, AliasURL string
+	Stats              store.Stats
+	BotPercent         float64
+	Chart              template.HTML
+	Tops               []topBlock
+	Range              string
+	Ranges             []string
+	Types              []int
+}
+
+var topTitles = map[string]string{sfsql.DimReferrer: "Referrers", sfsql.DimCountry: "Countries", sfsql.DimBrowser: "Browsers",
+	sfsql.DimOS: "Operating systems", sfsql.DimDevice: "Devices", sfsql.DimLanguage: "Languages"}
+
+func (s *Server) link(w http.ResponseWriter, r *http.Request) {
+	s.linkPage(w, r, http.StatusOK, "", "")
+}
+
+func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string) {
+	u := userOf(r)
+	q := r.URL.Query()
+	rng := q.Get("range")
+	if rng == "" {
+		rng = "7d"
+		q.Set("range", rng)
+		r.URL.RawQuery = q.Encode()
+	}
+	from, to, gran, err := api.StatsRange(r, time.Now())
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "Bad range", err.Error())
+		return
+	}
+	l, err := s.st.GetLink(r.Context(), u.ID, r.PathValue("code"))
+	if err != nil {
+		s.storeFail(w, r, "read the link", err)
+		return
+	}
+	st, err := s.st.LinkStats(r.Context(), l.ID, from, to, gran)
+	if err != nil {
+		s.storeFail(w, r, "read the stats", err)
+		return
+	}
+	d := linkData{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code, Stats: st, BotPercent: 100 * st.BotShare(),
+		Chart: Chart(st), Range: rng, Ranges: []string{"24h", "48h", "7d", "30d", "90d", "365d"}, Types: []int{302, 301, 307, 308}}
+	if l.Alias != "" {
+		d.AliasURL = s.cfg.ShortBase + "/" + l.Alias
+	}
+	for _, name := range sfsql.DimNames {
+		d.Tops = append(d.Tops, topBlock{Title: topTitles[name], Values: st.Top[name]})
+	}
+	s.render(w, r, status, "link", page{Title: "Link " + l.Code, Flash: flash, Error: errMsg, Data: d})
+}
+
+func (s *Server) editLink(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	var p store.Patch
+	switch r.PostFormValue("action") {
+	case "disable", "enable":
+		v := r.PostFormValue("action") == "disable"
+		p.Disabled = &v
+	case "edit":
+		t, err := s.cfg.Policy.Check(r.PostFormValue("target"))
+		if err != nil {
+			s.linkPage(w, r, http.StatusBadRequest, "", err.Error())
+			return
+		}
+		p.Target = &t
+		rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
+		switch rt {
+		case 301, 302, 307, 308:
+			p.RedirectType = &rt
+		default:
+			s.linkPage(w, r, http.StatusBadRequest, "", "Choose a redirect type: 301, 302, 307 or 308.")
+			return
+		}
+	default:
+		s.fail(w, r, http.StatusBadRequest, "Bad request", "Unknown action.")
+		return
+	}
+	if _, err := s.st.UpdateLink(r.Context(), u.ID, r.PathValue("code"), p); err != nil {
+		s.storeFail(w, r, "change the link", err)
+		return
+	}
+	http.Redirect(w, r, "/links/"+urlEscape(r.PathValue("code")), http.StatusSeeOther)
+}
+
+func (s *Server) qr(w http.ResponseWriter, r *http.Request) {
+	l, err := s.st.GetLink(r.Context(), userOf(r).ID, r.PathValue("code"))
+	if err != nil {
+		s.storeFail(w, r, "read the link", err)
+		return
+	}
+	svg, err := QR(s.cfg.ShortBase + "/" + l.Code)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "Something went wrong", "Could not draw the QR code.")
+		return
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "private, max-age=86400")
+	w.Write(svg)
+}
+
+func (s *Server) statsCSV(w http.ResponseWriter, r *http.Request) {
+	from, to, gran, err := api.StatsRange(r, time.Now())
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "Bad range", err.Error())
+		return
+	}
+	l, err := s.st.GetLink(r.Context(), userOf(r).ID, r.PathValue("code"))
+	if err != nil {
+		s.storeFail(w, r, "read the link", err)
+		return
+	}
+	st, err := s.st.LinkStats(r.Context(), l.ID, from, to, gran)
+	if err != nil {
+		s.storeFail(w, r, "read the stats", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+l.Code+`-stats.csv"`)
+	csvio.WriteStats(w, st, sfsql.DimNames)
+}
+
+type keysData struct {
+	Keys   []store.Key
+	NewKey string
+}
+
+func (s *Server) keysPage(w http.ResponseWriter, r *http.Request, status int, newKey, errMsg string) {
+	keys, err := s.st.ListKeys(r.Context(), userOf(r).ID)
+	if err != nil {
+		s.storeFail(w, r, "list your keys", err)
+		return
+	}
+	s.render(w, r, status, "keys", page{Title: "API keys", Error: errMsg, Data: keysData{Keys: keys, NewKey: newKey}})
+}
+
+func (s *Server) keys(w http.ResponseWriter, r *http.Request) {
+	s.keysPage(w, r, http.StatusOK, "", "")
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if name == "" || len(name) > 100 {
+		s.keysPage(w, r, http.StatusBadRequest, "", "A key needs a name of 1 to 100 characters.")
+		return
+	}
+	key, _, err := s.st.CreateKey(r.Context(), userOf(r).ID, name)
+	if err != nil {
+		s.storeFail(w, r, "create the key", err)
+		return
+	}
+	s.keysPage(w, r, http.StatusCreated, key, "")
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err := s.st.RevokeKey(r.Context(), userOf(r).ID, id); err != nil {
+		s.storeFail(w, r, "revoke the key", err)
+		return
+	}
+	http.Redirect(w, r, "/keys", http.StatusSeeOther)
+}
+
+// SecurityHeaders sets the headers every page carries.
+func SecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
