@@ -10,6 +10,8 @@ have_pg() {
 }
 have_pg || missing="$missing postgresql"
 getent passwd postgres >/dev/null 2>&1 || missing="$missing postgresql"
+# The browser test drives Debian's Chromium.
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 # Benchmarks also need wrk and nginx (BENCH=1).
 if [ "${BENCH:-}" = 1 ]; then
 	command -v wrk >/dev/null 2>&1 || missing="$missing wrk"

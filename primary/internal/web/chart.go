@@ -26,10 +26,15 @@ func Chart(st store.Stats) template.HTML {
 		html.EscapeString(fmt.Sprintf("%d clicks by %s", st.Clicks, st.Granularity)))
 	plotW, plotH := float64(w-left-8), float64(h-bottom-top)
 	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>`, left, h-bottom, w-8, h-bottom)
-	for _, frac := range []float64{0, 0.5, 1} {
-		y := float64(h-bottom) - frac*plotH
+	// Grid lines at 0, the peak, and halfway when that is a whole number.
+	ticks := []int64{0, peak}
+	if peak >= 2 && peak%2 == 0 {
+		ticks = append(ticks, peak/2)
+	}
+	for _, v := range ticks {
+		y := float64(h-bottom) - plotH*float64(v)/float64(peak)
 		fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke-dasharray="2 4"/>`, left, y, w-8, y)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%d</text>`, left-6, y+4, int64(frac*float64(peak)+0.5))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%d</text>`, left-6, y+4, v)
 	}
 	if n > 0 {
 		slot := plotW / float64(n)
@@ -54,9 +59,15 @@ func Chart(st store.Stats) template.HTML {
 			}
 			b.WriteString(`</g>`)
 		}
-		for _, i := range []int{0, n / 2, n - 1} {
+		for j, i := range []int{0, n / 2, n - 1} {
 			x := float64(left) + (float64(i)+0.5)*slot
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x, h-8, html.EscapeString(st.Series[i].Time.Format(layout)))
+			anchor := []string{"start", "middle", "end"}[j]
+			if j == 0 {
+				x = float64(left)
+			} else if j == 2 {
+				x = float64(w - 8)
+			}
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="%s">%s</text>`, x, h-8, anchor, html.EscapeString(st.Series[i].Time.Format(layout)))
 		}
 	}
 	b.WriteString(`</svg>`)

@@ -1,0 +1,123 @@
+package localfleet_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds Debian's Chromium (make test installs it).
+func chromium(t *testing.T) string {
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p != "" {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	t.Fatal("Chromium not found: make test installs Debian's chromium package")
+	return ""
+}
+
+// TestBrowserDashboard drives headless Chromium through what a user does:
+// sign up, create a link, follow it through a proxy, and, after the stats
+// run, see the click counted and the chart drawn on the link's page. The
+// screenshot is kept in artifacts/dashboard.png.
+func TestBrowserDashboard(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := startFleet(t, 2)
+	landing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<!doctype html><title>Landing</title><h1 id=landed>You have landed</h1>")
+	}))
+	defer landing.Close()
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600))...)
+	defer cancelAlloc()
+	bctx, cancelB := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	defer cancelB()
+	base := f.PrimaryURL()
+
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(base+"/signup"),
+		chromedp.WaitVisible(`input[name=email]`),
+		chromedp.SendKeys(`input[name=email]`, "browser@example.com"),
+		chromedp.SendKeys(`input[name=password]`, "a long enough password"),
+		chromedp.Submit(`input[name=password]`),
+		chromedp.WaitVisible(`input[name=target]`),
+		chromedp.SendKeys(`input[name=target]`, landing.URL+"/welcome"),
+		chromedp.Submit(`input[name=target]`),
+		chromedp.WaitVisible(`.flash`),
+	); err != nil {
+		t.Fatalf("sign up and create: %v", err)
+	}
+	flash, err := chromedp.Run(bctx, chromedp.Text(`.flash`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(http://\S+/([0-9A-Za-z]{7}))`).FindStringSubmatch(flash)
+	if m == nil {
+		t.Fatalf("no short link in %q", flash)
+	}
+	shortURL, code := m[1], m[2]
+	if err := f.WaitReplicas(ctx); err != nil { // not needed (read-your-writes); keeps the test about the browser
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(shortURL), chromedp.WaitVisible(`#landed`)); err != nil {
+		t.Fatalf("following %s: %v", shortURL, err)
+	}
+	if landed, err := chromedp.Run(bctx, chromedp.Text(`#landed`)); err != nil || landed != "You have landed" {
+		t.Fatalf("following %s landed on %q, %v", shortURL, landed, err)
+	}
+
+	// Seal the proxies' logs, then one stats run.
+	for _, p := range f.Proxies {
+		if err := p.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(ctx, "redirect", "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := f.MapreduceOnce(ctx); err != nil || !strings.Contains(out, "clicks=1 ") {
+		t.Fatalf("mapreduce -once: %v\n%s", err, out)
+	}
+
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/links/"+code+"?range=24h"), chromedp.WaitVisible(`#chart`)); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	clicks, err := chromedp.Run(bctx, chromedp.Text(`#clicks`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bars, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll('#chart rect.human, #chart rect.bot').length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("..", "..", "artifacts")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "dashboard.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(clicks) != "1" || bars != 1 {
+		t.Fatalf("dashboard shows %q clicks and %d bars, want 1 and 1 (screenshot in artifacts/dashboard.png)", clicks, bars)
+	}
+}
