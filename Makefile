@@ -8,7 +8,7 @@ N       ?= 2
 TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
 
-.PHONY: up down build test deps bench bench-proxy bench-mapreduce fmt vet lint fuzz provision-check clean
+.PHONY: up down build test deps bench bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -43,6 +43,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-primary: link creation through the API beside pgbench.
+bench-primary: build
+	@BENCH=1 ./provisioning/deps.sh
+	$(GO) run ./bench/cmd/primarybench -bin $(BIN)
 
 ## bench-mapreduce: ingest speed beside decoding, and one 3M-record run.
 bench-mapreduce: build

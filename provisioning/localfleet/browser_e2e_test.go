@@ -120,4 +120,20 @@ func TestBrowserDashboard(t *testing.T) {
 	if strings.TrimSpace(clicks) != "1" || bars != 1 {
 		t.Fatalf("dashboard shows %q clicks and %d bars, want 1 and 1 (screenshot in artifacts/dashboard.png)", clicks, bars)
 	}
+
+	// The fleet page, once the account is an admin: both proxies ready,
+	// and the run just made.
+	if out, err := f.Command(ctx, "primary", "grant-admin", "browser@example.com").CombinedOutput(); err != nil {
+		t.Fatalf("grant-admin: %v\n%s", err, out)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/fleet"), chromedp.WaitVisible(`table`)); err != nil {
+		t.Fatalf("fleet page: %v", err)
+	}
+	fleet, err := chromedp.Run(bctx, chromedp.Text(`main`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(fleet, "ready") != 2 || !regexp.MustCompile(`\d+ run\s.*\bok\b`).MatchString(fleet) {
+		t.Fatalf("fleet page:\n%s", fleet)
+	}
 }

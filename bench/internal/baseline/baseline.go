@@ -146,3 +146,20 @@ func (p Pgbench) SelectOnly(ctx context.Context, clients, threads int, d time.Du
 	tps, err := strconv.ParseFloat(string(m[1]), 64)
 	return tps, cmdline, err
 }
+
+// Custom runs a pgbench script (-f) with clients connections for d, and
+// returns transactions per second.
+func (p Pgbench) Custom(ctx context.Context, script string, clients, threads int, d time.Duration) (float64, string, error) {
+	args := []string{"-n", "-f", script, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads), "-T", strconv.Itoa(int(d.Seconds())), p.DB}
+	out, err := p.command(ctx, args...).CombinedOutput()
+	cmdline := "pgbench " + strings.Join(args, " ")
+	if err != nil {
+		return 0, cmdline, fmt.Errorf("pgbench: %w: %s", err, out)
+	}
+	m := tpsRE.FindSubmatch(out)
+	if m == nil {
+		return 0, cmdline, fmt.Errorf("pgbench printed no tps: %s", out)
+	}
+	tps, err := strconv.ParseFloat(string(m[1]), 64)
+	return tps, cmdline, err
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/maypok86/otter/v2"
 
 	"shortfleet/primary/internal/auth"
 	sfsql "shortfleet/sql"
@@ -45,11 +46,19 @@ type Store struct {
 	codec   *codes.Codec
 	logger  *slog.Logger
 	creator *creator
+	// keys caches API key hash -> user, so an API call costs no round trip
+	// to check its key. Revoking a key empties it.
+	keys *otter.Cache[string, User]
 }
+
+// keyCacheTTL bounds how long a key's user is remembered.
+const keyCacheTTL = 30 * time.Second
 
 // New returns a Store; Close stops its link writer.
 func New(db *pgxpool.Pool, codec *codes.Codec, logger *slog.Logger) *Store {
 	s := &Store{db: db, codec: codec, logger: logger}
+	s.keys = otter.Must(&otter.Options[string, User]{MaximumSize: 100_000,
+		ExpiryCalculator: otter.ExpiryWriting[string, User](keyCacheTTL)})
 	s.creator = newCreator(s)
 	return s
 }
@@ -224,6 +233,7 @@ func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
 	if err != nil {
 		return classify(err)
 	}
+	s.keys.InvalidateAll() // revocations are rare; the next calls re-check
 	if tag.RowsAffected() == 0 {
 		return ErrNotFound
 	}
@@ -231,12 +241,20 @@ func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
 }
 
 // KeyUser returns the user an API key belongs to, unless revoked.
-func (s *Store) KeyUser(ctx context.Context, key string) (User, error) {
+func (s *Store) KeyUser(ctx context.Context, key string) (_ User, err error) {
 	h, err := auth.HashAPIKey(key)
 	if err != nil {
 		return User{}, ErrNotFound
 	}
+	if u, ok := s.keys.GetIfPresent(string(h)); ok {
+		return u, nil
+	}
 	var u User
+	defer func() {
+		if err == nil {
+			s.keys.Set(string(h), u)
+		}
+	}()
 	err = s.db.QueryRow(ctx, `UPDATE api_keys k SET last_used_at = now() FROM users u
 		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id
 		  AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
