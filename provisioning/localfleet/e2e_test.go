@@ -132,12 +132,18 @@ type link struct {
 	Target   string `json:"target"`
 }
 
+// stats is the part of GET /api/links/{code}/stats these tests read.
 type stats struct {
-	Total  int64 `json:"total"`
-	Hourly []struct {
-		Hour   time.Time `json:"hour"`
+	Clicks int64 `json:"clicks"`
+	Series []struct {
+		Time   time.Time `json:"time"`
 		Clicks int64     `json:"clicks"`
-	} `json:"hourly"`
+	} `json:"series"`
+}
+
+// statsPath is a link's stats over the last day, by hour.
+func statsPath(code string) string {
+	return "/api/links/" + code + "/stats?range=24h&granularity=hour"
 }
 
 // TestEndToEnd is the walking skeleton's proof: sign up, create 100 links,
@@ -259,20 +265,20 @@ func TestEndToEnd(t *testing.T) {
 		var sum int64
 		for i, l := range links {
 			var st stats
-			if code := api(t, "GET", base+"/api/links/"+l.Code+"/stats", acct.APIKey, nil, &st); code != 200 {
+			if code := api(t, "GET", base+statsPath(l.Code), acct.APIKey, nil, &st); code != 200 {
 				t.Fatalf("%s: stats of %s: status %d", when, l.Code, code)
 			}
-			if st.Total != sent[i] {
-				t.Fatalf("%s: link %d (%s) has %d clicks, sent %d", when, i, l.Code, st.Total, sent[i])
+			if st.Clicks != sent[i] {
+				t.Fatalf("%s: link %d (%s) has %d clicks, sent %d", when, i, l.Code, st.Clicks, sent[i])
 			}
 			var hourly int64
-			for _, h := range st.Hourly {
+			for _, h := range st.Series {
 				hourly += h.Clicks
 			}
-			if hourly != st.Total {
-				t.Fatalf("%s: link %s hourly sum %d != total %d", when, l.Code, hourly, st.Total)
+			if hourly != st.Clicks {
+				t.Fatalf("%s: link %s hourly sum %d != total %d", when, l.Code, hourly, st.Clicks)
 			}
-			sum += st.Total
+			sum += st.Clicks
 		}
 		if sum != total {
 			t.Fatalf("%s: %d clicks in the stats, want %d", when, sum, total)
@@ -369,8 +375,8 @@ func TestSupervisionAndDaemon(t *testing.T) {
 	}
 	waitUntil(t, ctx, func() bool {
 		var st stats
-		api(t, "GET", base+"/api/links/"+l.Code+"/stats", acct.APIKey, nil, &st)
-		return st.Total == 50
+		api(t, "GET", base+statsPath(l.Code), acct.APIKey, nil, &st)
+		return st.Clicks == 50
 	})
 	daemon.Process.Signal(syscall.SIGTERM)
 	if err := daemon.Wait(); err != nil {
