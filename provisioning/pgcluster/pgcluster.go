@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"shortfleet/provisioning/proc"
+	"shortfleet/provisioning/settings"
 )
 
 // Superuser is the role every cluster is created with.
@@ -274,23 +275,18 @@ func (c *Cluster) EnsureSlot(ctx context.Context, slot string) error {
 	return nil
 }
 
-// Settings returns the postgresql.conf settings the cluster runs with:
-// shortfleet's defaults overridden by Config.Settings.
+// Settings returns the postgresql.conf settings the cluster runs with: the
+// shared settings (provisioning/settings/postgres.json, which the Ansible
+// roles deploy too), this host's address, port, socket folder and name,
+// and Config.Settings over them.
 func (c *Cluster) Settings() map[string]string {
-	s := map[string]string{
-		"listen_addresses":        quote(c.cfg.Addr),
-		"port":                    strconv.Itoa(c.cfg.Port),
-		"unix_socket_directories": quote(c.sockDir()),
-		"wal_level":               "replica",
-		"max_wal_senders":         "40",
-		"max_replication_slots":   "40",
-		"hot_standby":             "on",
-		"hot_standby_feedback":    "on",
-		"max_connections":         "300",
-		"shared_buffers":          "64MB",
-		"log_min_messages":        "warning",
-		"log_line_prefix":         quote("%m [%p] "),
-	}
+	s := settings.LoadPostgres().Settings
+	s["listen_addresses"] = quote(c.cfg.Addr)
+	s["port"] = strconv.Itoa(c.cfg.Port)
+	s["unix_socket_directories"] = quote(c.sockDir())
+	// A standby's walreceiver names itself after the cluster, which is
+	// what synchronous_standby_names and pg_stat_replication show.
+	s["cluster_name"] = quote(strings.ReplaceAll(c.cfg.Name, "-", "_"))
 	for k, v := range c.cfg.Settings {
 		s[k] = v
 	}
@@ -300,18 +296,7 @@ func (c *Cluster) Settings() map[string]string {
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func (c *Cluster) writeSettings() error {
-	s := c.Settings()
-	keys := make([]string, 0, len(s))
-	for k := range s {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("# Written by shortfleet's pgcluster at every start; edits are lost.\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = %s\n", k, s[k])
-	}
-	return c.writeOwned(filepath.Join(c.DataDir(), "shortfleet.conf"), b.String(), 0o600)
+	return c.writeOwned(filepath.Join(c.DataDir(), "shortfleet.conf"), settings.RenderPostgresConf(c.Settings()), 0o600)
 }
 
 // Start runs the server as a supervised child and waits until it accepts

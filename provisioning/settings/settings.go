@@ -1,0 +1,171 @@
+// Package settings is the one source of the PostgreSQL and HAProxy settings
+// shortfleet runs with. The JSON files beside this file are read both by
+// the Ansible roles (as vars_files) and, embedded, by the local fleet, so
+// what the tests run locally is what is deployed (issue: provisioning).
+// Host-specific values (addresses, ports, sockets, memory sized to a host)
+// are added by each side; a test renders both sides' HAProxy configuration
+// and Postgres settings for the same hosts and checks they agree.
+package settings
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/template"
+)
+
+//go:embed postgres.json
+var postgresJSON []byte
+
+//go:embed haproxy.json
+var haproxyJSON []byte
+
+// Postgres is postgres.json.
+type Postgres struct {
+	// Settings go into every cluster's postgresql.conf, primary or standby,
+	// as they stand (quoted where Postgres wants quotes).
+	Settings map[string]string `json:"postgres_settings"`
+	// SynchronousStandbyNames is the primary's synchronous_standby_names
+	// when committed links must survive the loss of the primary
+	// (DESIGN.md decision 9): a commit waits for any one standby.
+	SynchronousStandbyNames string `json:"postgres_synchronous_standby_names"`
+}
+
+// LoadPostgres returns the shared Postgres settings.
+func LoadPostgres() Postgres {
+	var p Postgres
+	if err := json.Unmarshal(postgresJSON, &p); err != nil {
+		panic(fmt.Sprintf("settings: postgres.json: %v", err)) // embedded; a test reads it
+	}
+	p.Settings = maps.Clone(p.Settings)
+	return p
+}
+
+// HAProxy is haproxy.json.
+type HAProxy struct {
+	Balance              string `json:"balance"` // roundrobin, or uri-consistent for cache affinity
+	Maxconn              int    `json:"maxconn"`
+	Retries              int    `json:"retries"`
+	RetryOn              string `json:"retry_on"`
+	CheckPath            string `json:"check_path"`
+	CheckInter           string `json:"check_inter"`
+	CheckFall            int    `json:"check_fall"`
+	CheckRise            int    `json:"check_rise"`
+	SendProxy            string `json:"send_proxy"`
+	TimeoutConnect       string `json:"timeout_connect"`
+	TimeoutClient        string `json:"timeout_client"`
+	TimeoutServer        string `json:"timeout_server"`
+	TimeoutHTTPRequest   string `json:"timeout_http_request"`
+	TimeoutHTTPKeepAlive string `json:"timeout_http_keep_alive"`
+	TimeoutQueue         string `json:"timeout_queue"`
+	TimeoutCheck         string `json:"timeout_check"`
+}
+
+// LoadHAProxy returns the shared HAProxy settings.
+func LoadHAProxy() HAProxy {
+	var f struct {
+		H HAProxy `json:"haproxy_settings"`
+	}
+	if err := json.Unmarshal(haproxyJSON, &f); err != nil {
+		panic(fmt.Sprintf("settings: haproxy.json: %v", err))
+	}
+	return f.H
+}
+
+// Server is one proxy behind the load balancer.
+type Server struct {
+	Name      string
+	Addr      string
+	Port      int
+	CheckPort int // the proxy's admin port, which serves /readyz
+}
+
+// Balancer is the host-specific part of a load balancer's configuration.
+type Balancer struct {
+	Bind      string // address:port of the redirect frontend
+	StatsBind string // address:port of /stats, /metrics and /healthz
+	Log       string // the global log target, e.g. "stdout format raw local0"
+	Servers   []Server
+}
+
+// haproxyTemplate renders haproxy.cfg exactly as the Ansible role's
+// roles/haproxy/templates/haproxy.cfg.j2 does; TestHAProxyMatchesAnsible
+// holds them together.
+var haproxyTemplate = template.Must(template.New("haproxy.cfg").Parse(`# Written by shortfleet from provisioning/settings/haproxy.json; edits are lost.
+global
+    log {{.B.Log}}
+    maxconn {{.H.Maxconn}}
+
+defaults
+    mode http
+    log global
+    option dontlognull
+    timeout connect {{.H.TimeoutConnect}}
+    timeout client {{.H.TimeoutClient}}
+    timeout server {{.H.TimeoutServer}}
+    timeout http-request {{.H.TimeoutHTTPRequest}}
+    timeout http-keep-alive {{.H.TimeoutHTTPKeepAlive}}
+    timeout queue {{.H.TimeoutQueue}}
+    timeout check {{.H.TimeoutCheck}}
+    # Redirects are idempotent: a request a dead proxy did not answer is
+    # sent again, to another proxy.
+    retries {{.H.Retries}}
+    retry-on {{.H.RetryOn}}
+    option redispatch 1
+    http-reuse safe
+
+frontend redirects
+    bind {{.B.Bind}}
+    default_backend proxies
+
+frontend monitor
+    bind {{.B.StatsBind}}
+    monitor-uri /healthz
+    http-request use-service prometheus-exporter if { path /metrics }
+    stats enable
+    stats uri /stats
+    stats refresh 5s
+
+backend proxies
+{{- if eq .H.Balance "uri-consistent"}}
+    balance uri
+    hash-type consistent
+{{- else}}
+    balance {{.H.Balance}}
+{{- end}}
+    option httpchk GET {{.H.CheckPath}}
+    http-check expect status 200
+    default-server check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}} {{.H.SendProxy}}
+{{- range .B.Servers}}
+    server {{.Name}} {{.Addr}}:{{.Port}} port {{.CheckPort}}
+{{- end}}
+`))
+
+// RenderHAProxy returns haproxy.cfg for a load balancer.
+func (h HAProxy) RenderHAProxy(b Balancer) (string, error) {
+	switch h.Balance {
+	case "roundrobin", "leastconn", "uri-consistent":
+	default:
+		return "", fmt.Errorf("haproxy balance %q is not roundrobin, leastconn or uri-consistent", h.Balance)
+	}
+	var s strings.Builder
+	err := haproxyTemplate.Execute(&s, struct {
+		H HAProxy
+		B Balancer
+	}{h, b})
+	return s.String(), err
+}
+
+// RenderPostgresConf returns the settings as postgresql.conf lines, sorted
+// by name, exactly as the Ansible template shortfleet.conf.j2 writes them.
+func RenderPostgresConf(s map[string]string) string {
+	var b strings.Builder
+	b.WriteString("# Written by shortfleet from provisioning/settings/postgres.json; edits are lost.\n")
+	for _, k := range slices.Sorted(maps.Keys(s)) {
+		fmt.Fprintf(&b, "%s = %s\n", k, s[k])
+	}
+	return b.String()
+}
