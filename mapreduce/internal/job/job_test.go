@@ -7,9 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,18 +14,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/mrtest"
 	"shortfleet/provisioning/pgcluster"
-	"shortfleet/proxy/admin"
 	sfsql "shortfleet/sql"
 )
-
-const token = "job-test-token"
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // want is what the stats must hold: per link and hour, clicks and bots.
 type want map[HourKey]HourCounts
@@ -48,41 +39,13 @@ func (w want) add(recs []logfmt.Record) {
 }
 
 // proxyLogs is one proxy's log writer served through the real admin API.
-type proxyLogs struct {
-	id  string
-	dir string
-	w   *logfmt.Writer
-	srv *httptest.Server
-}
+type proxyLogs struct{ *mrtest.Proxy }
 
-func newProxyLogs(t *testing.T, id string) *proxyLogs {
-	p := &proxyLogs{id: id, dir: t.TempDir()}
-	p.open(t)
-	return p
-}
-
-func (p *proxyLogs) open(t *testing.T) {
-	var err error
-	if p.w, err = logfmt.NewWriter(logfmt.WriterConfig{Dir: p.dir, Proxy: p.id}, quiet); err != nil {
-		t.Fatal(err)
-	}
-	w := p.w
-	t.Cleanup(func() { w.Close() })
-	p.srv = p.serve()
-	t.Cleanup(p.srv.Close)
-}
-
-func (p *proxyLogs) serve() *httptest.Server {
-	return httptest.NewServer(admin.Handler(admin.Config{Proxy: p.id, LogDir: p.dir, Token: token, Segments: p.w}, quiet))
-}
+func newProxyLogs(t *testing.T, id string) *proxyLogs { return &proxyLogs{mrtest.NewProxy(t, id)} }
 
 // write seals one segment of records and adds its clicks to w.
-func (p *proxyLogs) write(t *testing.T, w want, recs ...logfmt.Record) {
-	t.Helper()
-	for i := range recs {
-		p.w.Append(&recs[i])
-	}
-	p.w.Rotate()
+func (p *proxyLogs) write(w want, recs ...logfmt.Record) {
+	p.Write(recs...)
 	if w != nil {
 		w.add(recs)
 	}
@@ -95,9 +58,9 @@ func setupDB(t *testing.T) *pgxpool.Pool {
 
 func newJob(t *testing.T, db *pgxpool.Pool, cfg Config) *Job {
 	t.Helper()
-	cfg.Token = token
+	cfg.Token = mrtest.Token
 	cfg.Dims = testDims(t)
-	j, err := New(cfg, quiet, db)
+	j, err := New(cfg, mrtest.Quiet, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,10 +146,10 @@ func TestRunExactlyOnce(t *testing.T) {
 	db := setupDB(t)
 	a, b := newProxyLogs(t, "proxy-a"), newProxyLogs(t, "proxy-b")
 	w := want{}
-	a.write(t, w, clicks(30, 1, t0, true)...)
-	a.write(t, w, clicks(5, 2, t0.Add(2*time.Hour), false)...)
-	b.write(t, w, clicks(7, 1, t0.Add(30*time.Minute), false)...)
-	j := newJob(t, db, Config{Proxies: []string{a.srv.URL, b.srv.URL}, Partitions: 3})
+	a.write(w, clicks(30, 1, t0, true)...)
+	a.write(w, clicks(5, 2, t0.Add(2*time.Hour), false)...)
+	b.write(w, clicks(7, 1, t0.Add(30*time.Minute), false)...)
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL, b.Srv.URL}, Partitions: 3})
 
 	res, err := j.Run(ctx)
 	if err != nil {
@@ -216,7 +179,7 @@ func TestRunExactlyOnce(t *testing.T) {
 	equal(t, stored(t, db), w)
 
 	// A later segment adds to the same hours and merges into the same day.
-	b.write(t, w, clicks(3, 1, t0, false)...)
+	b.write(w, clicks(3, 1, t0, false)...)
 	if res, err := j.Run(ctx); err != nil || res.Segments != 1 || res.Clicks != 3 {
 		t.Fatalf("third run %+v, %v", res, err)
 	}
@@ -230,7 +193,7 @@ func TestRunExactlyOnce(t *testing.T) {
 	if ledger != 4 || runs != 3 {
 		t.Fatalf("%d ledger rows, %d finished runs; want 4 and 3", ledger, runs)
 	}
-	if n := len(a.w.Pending()) + len(b.w.Pending()); n != 0 {
+	if n := len(a.W.Pending()) + len(b.W.Pending()); n != 0 {
 		t.Fatalf("%d segments still pending after ingest", n)
 	}
 }
@@ -262,18 +225,18 @@ func TestProxyDownCaughtUp(t *testing.T) {
 	db := setupDB(t)
 	a, b := newProxyLogs(t, "proxy-a"), newProxyLogs(t, "proxy-b")
 	w := want{}
-	a.write(t, w, clicks(4, 1, t0, false)...)
-	b.write(t, w, clicks(6, 2, t0.Add(-26*time.Hour), false)...) // yesterday's, late
-	bURL := b.srv.URL
-	b.srv.Close()
-	j := newJob(t, db, Config{Proxies: []string{a.srv.URL, bURL}, HTTPTimeout: 2 * time.Second})
+	a.write(w, clicks(4, 1, t0, false)...)
+	b.write(w, clicks(6, 2, t0.Add(-26*time.Hour), false)...) // yesterday's, late
+	bURL := b.Srv.URL
+	b.Srv.Close()
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL, bURL}, HTTPTimeout: 2 * time.Second})
 	res, err := j.Run(ctx)
 	if err != nil || res.Segments != 1 || len(res.ProxiesDown) != 1 {
 		t.Fatalf("run with proxy-b down: %+v, %v", res, err)
 	}
-	b2 := b.serve()
+	b2 := b.Serve()
 	defer b2.Close()
-	j = newJob(t, db, Config{Proxies: []string{a.srv.URL, b2.URL}})
+	j = newJob(t, db, Config{Proxies: []string{a.Srv.URL, b2.URL}})
 	if res, err := j.Run(ctx); err != nil || res.Segments != 1 || res.Clicks != 6 {
 		t.Fatalf("catch-up run: %+v, %v", res, err)
 	}
@@ -289,24 +252,24 @@ func TestCorruptSegmentQuarantined(t *testing.T) {
 	// proxy-a: one good segment, one damaged after sealing.
 	a := newProxyLogs(t, "proxy-a")
 	w := want{}
-	a.write(t, nil, clicks(9, 1, t0, false)...)
-	a.write(t, w, clicks(2, 2, t0, false)...)
-	bad := a.w.Pending()[0]
-	path := filepath.Join(a.dir, bad.Name)
+	a.write(nil, clicks(9, 1, t0, false)...)
+	a.write(w, clicks(2, 2, t0, false)...)
+	bad := a.W.Pending()[0]
+	path := filepath.Join(a.Dir, bad.Name)
 	data, _ := os.ReadFile(path)
 	data[len(data)/2] ^= 0xff
 	os.WriteFile(path, data, 0o644)
 	// proxy-b: a garbage segment its manifest vouches for (a proxy bug).
-	b := &proxyLogs{id: "proxy-b", dir: t.TempDir()}
+	b := &mrtest.Proxy{ID: "proxy-b", Dir: t.TempDir()}
 	garbage := []byte("this is not an arrow stream, whatever the manifest says")
 	sum := sha256.Sum256(garbage)
 	name := "20261122T130000.000000000Z.arrows"
-	os.WriteFile(filepath.Join(b.dir, name), garbage, 0o644)
+	os.WriteFile(filepath.Join(b.Dir, name), garbage, 0o644)
 	line, _ := json.Marshal(logfmt.Entry{Name: name, Version: 1, Rows: 10, Bytes: int64(len(garbage)), SHA256: hex.EncodeToString(sum[:]), MinTime: 1, MaxTime: 2})
-	os.WriteFile(filepath.Join(b.dir, logfmt.ManifestName), append(line, '\n'), 0o644)
-	b.open(t)
+	os.WriteFile(filepath.Join(b.Dir, logfmt.ManifestName), append(line, '\n'), 0o644)
+	b.Open(t)
 
-	j := newJob(t, db, Config{Proxies: []string{a.srv.URL, b.srv.URL}})
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL, b.Srv.URL}})
 	res, err := j.Run(ctx)
 	if err != nil || res.Segments != 1 || res.Quarantined != 2 {
 		t.Fatalf("run: %+v, %v", res, err)
@@ -327,7 +290,7 @@ func TestCorruptSegmentQuarantined(t *testing.T) {
 	if q != 2 {
 		t.Fatalf("runs table says %d quarantined", q)
 	}
-	if res, err := j.Run(ctx); err != nil || res.Segments+res.Quarantined != 0 || len(a.w.Pending())+len(b.w.Pending()) != 0 {
+	if res, err := j.Run(ctx); err != nil || res.Segments+res.Quarantined != 0 || len(a.W.Pending())+len(b.W.Pending()) != 0 {
 		t.Fatalf("second run %+v, %v: quarantined segments must be left alone", res, err)
 	}
 }
@@ -338,15 +301,15 @@ func TestLostAcknowledgement(t *testing.T) {
 	ctx := context.Background()
 	db := setupDB(t)
 	a := newProxyLogs(t, "proxy-a")
-	a.write(t, nil, clicks(3, 1, t0, false)...)
-	e := a.w.Pending()[0]
+	a.write(nil, clicks(3, 1, t0, false)...)
+	e := a.W.Pending()[0]
 	sum, _ := hex.DecodeString(e.SHA256)
 	db.Exec(ctx, `INSERT INTO ingested_segments (proxy, name, sha256, rows, bytes) VALUES ('proxy-a', $1, $2, $3, $4)`, e.Name, sum, e.Rows, e.Bytes)
-	j := newJob(t, db, Config{Proxies: []string{a.srv.URL}})
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL}})
 	if res, err := j.Run(ctx); err != nil || res.Segments != 0 {
 		t.Fatalf("run: %+v, %v", res, err)
 	}
-	if len(a.w.Pending()) != 0 {
+	if len(a.W.Pending()) != 0 {
 		t.Fatal("known segment not acknowledged again")
 	}
 	if got := stored(t, db); len(got) != 0 {
@@ -362,10 +325,10 @@ func TestRecompute(t *testing.T) {
 	db := setupDB(t)
 	a, b := newProxyLogs(t, "proxy-a"), newProxyLogs(t, "proxy-b")
 	w := want{}
-	a.write(t, w, clicks(20, 1, t0, true)...)
+	a.write(w, clicks(20, 1, t0, true)...)
 	midnight := t0.Truncate(24 * time.Hour).Add(24 * time.Hour)
-	b.write(t, w, clicks(10, 2, midnight.Add(-5*time.Second), false)...) // spans two days
-	j := newJob(t, db, Config{Proxies: []string{a.srv.URL, b.srv.URL}})
+	b.write(w, clicks(10, 2, midnight.Add(-5*time.Second), false)...) // spans two days
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL, b.Srv.URL}})
 	if _, err := j.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -394,16 +357,16 @@ func TestRecompute(t *testing.T) {
 		t.Fatalf("recompute read %d segments, want 2", res.Segments)
 	}
 	// A proxy down: refused, nothing changed.
-	b.srv.Close()
+	b.Srv.Close()
 	db.Exec(ctx, `UPDATE clicks_hourly SET clicks = clicks + 1`)
 	snapshot := stored(t, db)
-	j2 := newJob(t, db, Config{Proxies: []string{a.srv.URL, b.srv.URL}, HTTPTimeout: time.Second})
+	j2 := newJob(t, db, Config{Proxies: []string{a.Srv.URL, b.Srv.URL}, HTTPTimeout: time.Second})
 	if _, err := j2.Recompute(ctx, t0); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("recompute with a proxy down: %v, want ErrIncomplete", err)
 	}
 	equal(t, stored(t, db), snapshot)
 	// A segment gone (retention): refused too.
-	j3 := newJob(t, db, Config{Proxies: []string{a.srv.URL}})
+	j3 := newJob(t, db, Config{Proxies: []string{a.Srv.URL}})
 	if _, err := j3.Recompute(ctx, t0); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("recompute with proxy-b's segment missing: %v, want ErrIncomplete", err)
 	}
@@ -412,20 +375,17 @@ func TestRecompute(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	db := setupDB(t)
 	a := newProxyLogs(t, "proxy-a")
-	a.write(t, nil, clicks(5, 1, t0, false)...)
-	j := newJob(t, db, Config{Proxies: []string{a.srv.URL}})
+	a.write(nil, clicks(5, 1, t0, false)...)
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL}})
 	if _, err := j.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(j, func() uint64 { return 2 }))
-	rec := httptest.NewRecorder()
-	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	text := mrtest.Scrape(t, NewCollector(j, func() uint64 { return 2 }))
 	for _, s := range []string{`shortfleet_mapreduce_runs_total{outcome="ok"} 1`, `shortfleet_mapreduce_clicks_total 5`,
 		`shortfleet_mapreduce_segments_ingested_total 1`, `shortfleet_mapreduce_runs_skipped_overrun_total 2`,
 		`shortfleet_mapreduce_segments_quarantined_total 0`} {
-		if !strings.Contains(rec.Body.String(), s) {
-			t.Errorf("metrics lack %q:\n%s", s, rec.Body.String())
+		if !strings.Contains(text, s) {
+			t.Errorf("metrics lack %q:\n%s", s, text)
 		}
 	}
 }

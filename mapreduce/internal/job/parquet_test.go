@@ -33,10 +33,10 @@ func TestArchive(t *testing.T) {
 	for i := range recs {
 		recs[i].Path = []byte("/abc")
 	}
-	a.write(t, nil, recs...)
-	seg := a.w.Pending()[0].Name
+	a.write(nil, recs...)
+	seg := a.W.Pending()[0].Name
 	dir := t.TempDir()
-	j := newJob(t, db, Config{Proxies: []string{a.srv.URL}, Archive: dir})
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL}, Archive: dir})
 	if _, err := j.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
