@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
+	"shortfleet/mapreduce/internal/daemon"
 	"shortfleet/mapreduce/internal/dims"
 	"shortfleet/mapreduce/internal/job"
 )
@@ -120,10 +120,13 @@ func main() {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
 	}
 	logger.Info("listening on http://"+ln.Addr().String(), "listener", "admin")
-	var running atomic.Bool
-	var skipped atomic.Uint64
+	runs := daemon.New(func(ctx context.Context) {
+		t := time.Now()
+		res, err := j.Run(ctx)
+		report("run", t, res, err)
+	}, logger)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(job.NewCollector(j, skipped.Load), collectors.NewGoCollector(),
+	reg.MustRegister(job.NewCollector(j, runs.Skipped), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -141,19 +144,7 @@ func main() {
 
 	runCtx, cancelRuns := context.WithCancel(ctx)
 	c := cron.New()
-	if _, err := c.AddFunc(*schedule, func() {
-		// One run at a time in this process; the advisory lock keeps it so
-		// across the fleet.
-		if !running.CompareAndSwap(false, true) {
-			skipped.Add(1)
-			logger.Warn("previous run still going; this tick is skipped", "skipped_total", skipped.Load())
-			return
-		}
-		defer running.Store(false)
-		t := time.Now()
-		res, err := j.Run(runCtx)
-		report("run", t, res, err)
-	}); err != nil {
+	if _, err := c.AddFunc(*schedule, func() { runs.Tick(runCtx) }); err != nil {
 		fatal(logger, fmt.Sprintf("schedule %q: %v", *schedule, err))
 	}
 	c.Start()
