@@ -105,8 +105,8 @@ func main() {
 	flag.Var(rSignup, "rate-signup", "sign-ups per client address (N/duration; 0: none)")
 	flag.Var(rLogin, "rate-login", "log-in attempts per client address")
 	flag.Var(rLoginUser, "rate-login-account", "log-in attempts per account")
-	flag.Var(rCreate, "rate-create", "links created per account")
-	flag.Var(rCreateIP, "rate-create-addr", "links created per client address")
+	flag.Var(rCreate, "rate-create", "links created per account, through the API and the browser; a bulk file costs one a link, so N is also its largest file")
+	flag.Var(rCreateIP, "rate-create-addr", "links created per client address, counted like -rate-create")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "primary")
 	if *dsn == "" {
@@ -168,14 +168,16 @@ func main() {
 			proxyURLs = append(proxyURLs, p)
 		}
 	}
+	// One set of buckets for the API and the browser: neither is a way
+	// around the other's limits.
+	limits := limit.Limits{SignupPerAddr: rSignup.limiter(), LoginPerAddr: rLogin.limiter(), LoginPerAccount: rLoginUser.limiter(),
+		CreatePerAccount: rCreate.limiter(), CreatePerAddr: rCreateIP.limiter()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: api.Limits{
-		SignupPerAddr: rSignup.limiter(), CreatePerUser: rCreate.limiter(), CreatePerAddr: rCreateIP.limiter(),
-	}}, logger, st).Register(mux)
+	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: limits}, logger, st).Register(mux)
 	ui, err := web.New(web.Config{ShortBase: *shortBase, Policy: policy, Secure: !*insecure, CSRFKey: csrfKey,
 		Proxies: proxyURLs, AdminToken: os.Getenv("SHORTFLEET_ADMIN_TOKEN"),
-		Limits: web.Limits{SignupPerAddr: rSignup.limiter(), LoginPerAddr: rLogin.limiter(), LoginPerEmail: rLoginUser.limiter(), CreatePerUser: rCreate.limiter()},
+		Limits: limits,
 	}, logger, st)
 	if err != nil {
 		fatal(logger, err.Error())

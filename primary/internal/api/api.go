@@ -31,20 +31,14 @@ var openAPI []byte
 // OpenAPI is the API's OpenAPI 3 document.
 func OpenAPI() []byte { return openAPI }
 
-// Limits are the API's rate limits.
-type Limits struct {
-	SignupPerAddr *limit.Limiter
-	CreatePerUser *limit.Limiter
-	CreatePerAddr *limit.Limiter
-}
-
 // Config configures the API.
 type Config struct {
 	// ShortBase is the origin short URLs are built on, e.g.
 	// "https://sho.rt"; a link's short URL is ShortBase + "/" + code.
 	ShortBase string
 	Policy    *target.Policy
-	Limits    Limits
+	// Limits are shared with the web UI (see package limit).
+	Limits limit.Limits
 }
 
 // Server serves the API.
@@ -177,19 +171,23 @@ func ClientAddr(r *http.Request) string {
 	return host
 }
 
-// tooMany answers 429 with Retry-After.
-func tooMany(w http.ResponseWriter, after time.Duration, what string) {
-	secs := int(after.Seconds() + 0.999)
-	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-	writeError(w, http.StatusTooManyRequests, "too many %s; try again in %d s", what, max(secs, 1))
+// RetrySeconds is a Retry-After value: whole seconds, rounded up, at
+// least 1.
+func RetrySeconds(after time.Duration) int {
+	return max(int((after+time.Second-1)/time.Second), 1)
 }
 
-// Allow applies a limiter; nil allows everything.
-func Allow(l *limit.Limiter, key string) (bool, time.Duration) {
-	if l == nil {
-		return true, 0
+// refuse answers a request the rate limits refused: 429 with Retry-After,
+// or 413 when it asked for more links at once than the limits ever allow.
+func refuse(w http.ResponseWriter, no *limit.Refusal, n int) {
+	if no.Never {
+		writeError(w, http.StatusRequestEntityTooLarge,
+			"this request asks to create %d links; the limit on %s allows at most %d at once: split it", n, no.What, no.Max)
+		return
 	}
-	return l.Allow(key)
+	secs := RetrySeconds(no.RetryAfter)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeError(w, http.StatusTooManyRequests, "too many %s; try again in %d s", no.What, secs)
 }
 
 type signupRequest struct {
@@ -213,8 +211,8 @@ func ValidEmail(s string) (string, error) {
 }
 
 func (s *Server) signup(w http.ResponseWriter, r *http.Request, _ store.User) {
-	if ok, after := Allow(s.cfg.Limits.SignupPerAddr, ClientAddr(r)); !ok {
-		tooMany(w, after, "sign-ups from your address")
+	if no := s.cfg.Limits.Signup(ClientAddr(r)); no != nil {
+		refuse(w, no, 0)
 		return
 	}
 	var req signupRequest
@@ -368,21 +366,20 @@ func CheckNew(p *target.Policy, tgt, alias string, redirectType int) (store.NewL
 	return store.NewLink{Target: t, Alias: alias, RedirectType: redirectType}, nil
 }
 
-// allowCreate applies the creation limits for n links.
-func (s *Server) allowCreate(w http.ResponseWriter, r *http.Request, u store.User) bool {
-	if ok, after := Allow(s.cfg.Limits.CreatePerUser, "user:"+strconv.FormatInt(u.ID, 10)); !ok {
-		tooMany(w, after, "links created by your account")
-		return false
-	}
-	if ok, after := Allow(s.cfg.Limits.CreatePerAddr, ClientAddr(r)); !ok {
-		tooMany(w, after, "links created from your address")
+// allowCreate charges the creation of n links to the caller's account and
+// address. A request is charged for the links it asks for, before they are
+// checked, as a log-in attempt is charged whether or not the password is
+// right: refused requests are no way around the limits.
+func (s *Server) allowCreate(w http.ResponseWriter, r *http.Request, u store.User, n int) bool {
+	if no := s.cfg.Limits.Create(ClientAddr(r), u.ID, n); no != nil {
+		refuse(w, no, n)
 		return false
 	}
 	return true
 }
 
 func (s *Server) createLink(w http.ResponseWriter, r *http.Request, u store.User) {
-	if !s.allowCreate(w, r, u) {
+	if !s.allowCreate(w, r, u, 1) {
 		return
 	}
 	var req createRequest
@@ -406,11 +403,17 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, u store.User
 	writeJSON(w, http.StatusCreated, s.linkJSON(l))
 }
 
+// bulkCreate creates the links of a CSV file, all or none. Each line costs
+// what creating its link alone would: a file is charged one event per link
+// it holds, all at once, so a file larger than what the account or the
+// address has left is refused whole (429, Retry-After: when it would fit)
+// and one larger than the limits' burst can never fit (413). Without
+// this, one request could create MaxRows links for the price of one.
 func (s *Server) bulkCreate(w http.ResponseWriter, r *http.Request, u store.User) {
-	if !s.allowCreate(w, r, u) {
+	rows, errs := csvio.ParseBulk(http.MaxBytesReader(w, r.Body, maxCSV))
+	if !s.allowCreate(w, r, u, len(rows)) {
 		return
 	}
-	rows, errs := csvio.ParseBulk(http.MaxBytesReader(w, r.Body, maxCSV))
 	var ns []store.NewLink
 	for _, row := range rows {
 		n, err := CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)

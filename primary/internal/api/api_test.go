@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +30,7 @@ import (
 
 type env struct {
 	t      *testing.T
+	client *http.Client
 	srv    *httptest.Server
 	api    *Server
 	db     *pgxpool.Pool
@@ -35,7 +39,7 @@ type env struct {
 	router routers.Router
 }
 
-func setup(t *testing.T, limits Limits) *env {
+func setup(t *testing.T, limits limit.Limits) *env {
 	t.Helper()
 	pg, db := pgcluster.StartTestDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -59,8 +63,21 @@ func setup(t *testing.T, limits Limits) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, api: s, db: db, codec: codec, pg: pg, router: router}
+	return &env{t: t, client: http.DefaultClient, srv: srv, api: s, db: db, codec: codec, pg: pg, router: router}
 }
+
+// from returns the env with requests sent from another client address:
+// a loopback address other than 127.0.0.1, whose connections the server
+// sees as coming from ip.
+func (e *env) from(ip string) *env {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c := *e
+	c.client = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	return &c
+}
+
+// hourly is a limit that refills nothing while a test runs.
+func hourly(burst int) *limit.Limiter { return limit.New(limit.Rule{Every: time.Hour, Burst: burst}) }
 
 type answer struct {
 	status int
@@ -81,7 +98,7 @@ func (e *env) do(method, path, key, contentType, body string) answer {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -154,7 +171,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 }
 
 func TestSignup(t *testing.T) {
-	e := setup(t, Limits{})
+	e := setup(t, limit.Limits{})
 	key := e.signup("Ann@Example.com")
 	if !strings.HasPrefix(key, "sf_") {
 		t.Fatalf("api key %q", key)
@@ -192,34 +209,108 @@ func TestSignup(t *testing.T) {
 }
 
 func TestSignupRateLimit(t *testing.T) {
-	e := setup(t, Limits{SignupPerAddr: limit.New(limit.Rule{Every: time.Hour, Burst: 2})})
+	e := setup(t, limit.Limits{SignupPerAddr: hourly(2)})
 	e.signup("r1@example.com")
 	e.signup("r2@example.com")
 	a := e.json("POST", "/api/signup", "", map[string]string{"email": "r3@example.com", "password": "a good long password"})
-	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" {
-		t.Fatalf("third sign-up from one address: %d %v", a.status, a.header)
+	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" || !strings.Contains(a.raw, "sign-ups from your address") {
+		t.Fatalf("third sign-up from one address: %d %v %s", a.status, a.header, a.raw)
 	}
+	e.from("127.0.0.2").signup("r3@example.com")
 }
 
-func TestCreateLimitPerAccount(t *testing.T) {
-	e := setup(t, Limits{CreatePerUser: limit.New(limit.Rule{Every: time.Hour, Burst: 3})})
-	key := e.signup("c@example.com")
-	other := e.signup("d@example.com")
-	for range 3 {
-		if a := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/"}); a.status != 201 {
-			t.Fatalf("create: %d", a.status)
-		}
-	}
-	if a := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/"}); a.status != 429 || a.header.Get("Retry-After") == "" {
-		t.Fatalf("fourth creation: %d", a.status)
-	}
-	if a := e.json("POST", "/api/links", other, map[string]any{"target": "https://example.com/"}); a.status != 201 {
-		t.Fatalf("another account is limited too: %d", a.status)
+// createStep is one creation request in a rate-limit test, by account
+// acct (0 or 1), from 127.0.0.1 or, when far, from 127.0.0.2: one link
+// through POST /api/links when lines is 0, else a bulk file of that many
+// lines (none when negative).
+type createStep struct {
+	name   string
+	acct   int
+	far    bool
+	lines  int
+	status int
+	msg    string
+}
+
+// TestCreateRateLimits: creation is limited per account and per address;
+// a bulk file costs one creation a line, all or none; a 429 says when to
+// retry; and exactly the links of the accepted requests exist.
+func TestCreateRateLimits(t *testing.T) {
+	const byAccount, byAddress = "links created by your account", "links created from your address"
+	for _, tc := range []struct {
+		name   string
+		limits limit.Limits
+		steps  []createStep
+	}{
+		{"per account", limit.Limits{CreatePerAccount: hourly(3)}, []createStep{
+			{"first", 0, false, 0, 201, ""},
+			{"second", 0, false, 0, 201, ""},
+			{"third", 0, false, 0, 201, ""},
+			{"fourth", 0, false, 0, 429, byAccount},
+			{"fourth, from another address", 0, true, 0, 429, byAccount},
+			{"another account", 1, false, 0, 201, ""},
+		}},
+		{"per address", limit.Limits{CreatePerAddr: hourly(3)}, []createStep{
+			{"first", 0, false, 0, 201, ""},
+			{"second", 0, false, 0, 201, ""},
+			{"third, another account", 1, false, 0, 201, ""},
+			{"fourth, another account", 1, false, 0, 429, byAddress},
+			{"fourth, the first account", 0, false, 0, 429, byAddress},
+			{"from another address", 1, true, 0, 201, ""},
+		}},
+		{"bulk", limit.Limits{CreatePerAccount: hourly(5), CreatePerAddr: hourly(8)}, []createStep{
+			{"3 of 5", 0, false, 3, 201, ""},
+			{"3 with 2 left", 0, false, 3, 429, byAccount},
+			{"2 with 2 left: the refusal cost nothing", 0, false, 2, 201, ""},
+			{"one more alone", 0, false, 0, 429, byAccount},
+			{"over the burst", 1, false, 6, 413, "at most 5 at once"},
+			{"4 with the address's 3 left", 1, false, 4, 429, byAddress},
+			{"4 from another address", 1, true, 4, 201, ""},
+			{"an empty file, refused but charged one", 1, true, -1, 400, "holds no links"},
+			{"then nothing is left", 1, true, 0, 429, byAccount},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, tc.limits)
+			keys := []string{e.signup("c@example.com"), e.signup("d@example.com")}
+			far := e.from("127.0.0.2")
+			want := 0
+			for _, st := range tc.steps {
+				c := e
+				if st.far {
+					c = far
+				}
+				var a answer
+				if st.lines == 0 {
+					a = c.json("POST", "/api/links", keys[st.acct], map[string]any{"target": "https://example.com/one"})
+				} else {
+					var b strings.Builder
+					for i := range st.lines {
+						fmt.Fprintf(&b, "https://example.com/bulk/%d\n", i)
+					}
+					a = c.do("POST", "/api/links/bulk", keys[st.acct], "text/csv", b.String())
+				}
+				if a.status != st.status || !strings.Contains(a.raw, st.msg) {
+					t.Fatalf("%s: got %d %s, want %d with %q", st.name, a.status, a.raw, st.status, st.msg)
+				}
+				if secs, err := strconv.Atoi(a.header.Get("Retry-After")); a.status == http.StatusTooManyRequests && (err != nil || secs < 1) {
+					t.Fatalf("%s: Retry-After %q", st.name, a.header.Get("Retry-After"))
+				}
+				if a.status == http.StatusCreated {
+					want += max(st.lines, 1)
+				}
+				var n int
+				e.db.QueryRow(context.Background(), `SELECT count(*) FROM links`).Scan(&n)
+				if n != want {
+					t.Fatalf("%s: %d links exist, want %d", st.name, n, want)
+				}
+			}
+		})
 	}
 }
 
 func TestLinks(t *testing.T) {
-	e := setup(t, Limits{})
+	e := setup(t, limit.Limits{})
 	key := e.signup("l@example.com")
 	other := e.signup("o@example.com")
 	a := e.json("POST", "/api/links", key, map[string]any{"target": "HTTPS://Example.COM/x?y=1"})
@@ -304,7 +395,7 @@ func TestLinks(t *testing.T) {
 }
 
 func TestBulk(t *testing.T) {
-	e := setup(t, Limits{})
+	e := setup(t, limit.Limits{})
 	key := e.signup("b@example.com")
 	a := e.do("POST", "/api/links/bulk", key, "text/csv", "target,alias,redirect_type\nhttps://a.example/,bulk-one,301\nhttps://b.example/\n")
 	if a.status != 201 || len(a.body["links"].([]any)) != 2 {
@@ -322,7 +413,7 @@ func TestBulk(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	e := setup(t, Limits{})
+	e := setup(t, limit.Limits{})
 	key := e.signup("k@example.com")
 	c := e.json("POST", "/api/keys", key, map[string]string{"name": "ci"})
 	if c.status != 201 || c.body["api_key"] == nil {
@@ -348,7 +439,7 @@ func TestKeys(t *testing.T) {
 func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
 
 func TestStats(t *testing.T) {
-	e := setup(t, Limits{})
+	e := setup(t, limit.Limits{})
 	ctx := context.Background()
 	key := e.signup("s@example.com")
 	code := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/"}).body["code"].(string)
@@ -381,7 +472,7 @@ func TestStats(t *testing.T) {
 // TestDatabaseDown: with the primary database stopped, creation answers 503
 // with Retry-After and a clear message.
 func TestDatabaseDown(t *testing.T) {
-	e := setup(t, Limits{})
+	e := setup(t, limit.Limits{})
 	key := e.signup("d@example.com")
 	if err := e.pg.Stop(); err != nil {
 		t.Fatal(err)

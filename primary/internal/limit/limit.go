@@ -2,10 +2,15 @@
 // link creation, per client address and per account, with token buckets
 // from golang.org/x/time/rate. Buckets live in an otter cache that forgets
 // idle keys, so a flood of addresses cannot grow memory without bound.
+//
+// One Limits serves both the JSON API and the web UI: a link created in
+// the browser spends from the same buckets as one created through the API,
+// so neither door is a way around the other's limits.
 package limit
 
 import (
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -26,6 +31,8 @@ type Limiter struct {
 
 // New returns a Limiter applying rule to every key.
 func New(rule Rule) *Limiter {
+	// A bucket idle this long is full again, so forgetting it loses
+	// nothing: no request ever leaves a bucket below empty (see take).
 	idle := rule.Every * time.Duration(max(rule.Burst, 1)) * 2
 	c, err := otter.New(&otter.Options[string, *rate.Limiter]{
 		MaximumSize:      1 << 20,
@@ -37,22 +44,127 @@ func New(rule Rule) *Limiter {
 	return &Limiter{rule: rule, buckets: c}
 }
 
-// Allow takes one event for key. When it is refused, retryAfter says when
-// one will be allowed.
-func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+// Burst is the most events one call can take from a bucket; a call asking
+// for more is never allowed.
+func (l *Limiter) Burst() int { return l.rule.Burst }
+
+func (l *Limiter) bucket(key string) *rate.Limiter {
 	b, _ := l.buckets.Compute(key, func(old *rate.Limiter, found bool) (*rate.Limiter, otter.ComputeOp) {
 		if found {
 			return old, otter.CancelOp
 		}
 		return rate.NewLimiter(rate.Every(l.rule.Every), l.rule.Burst), otter.WriteOp
 	})
-	r := b.Reserve()
-	if !r.OK() {
-		return false, time.Duration(math.MaxInt64)
+	return b
+}
+
+// charge names the bucket of one key; a nil Limiter allows everything.
+type charge struct {
+	L   *Limiter
+	Key string
+}
+
+// verdict is what take decided.
+type verdict struct {
+	OK bool
+	// Refused is the index of the charge that refused, when !OK: the one
+	// with the longest wait, or one whose burst is below n.
+	Refused int
+	// RetryAfter is when the whole request would be allowed, when !OK and
+	// not Never.
+	RetryAfter time.Duration
+	// Never is set when n is over the refusing bucket's burst: waiting
+	// will not help; the request must be made smaller.
+	Never bool
+}
+
+// take takes n events from every bucket charged, or from none: when one
+// bucket cannot give n now, what the others gave is put back, so a request
+// refused by its address's limit costs its account nothing, and the other
+// way round. Taking never leaves a bucket in debt, which is what lets an
+// idle bucket be forgotten.
+func take(n int, charges ...charge) verdict {
+	now := time.Now()
+	var taken []*rate.Reservation
+	v := verdict{OK: true}
+	for i, c := range charges {
+		if c.L == nil {
+			continue
+		}
+		if n > c.L.rule.Burst {
+			v = verdict{Refused: i, Never: true, RetryAfter: time.Duration(math.MaxInt64)}
+			break
+		}
+		r := c.L.bucket(c.Key).ReserveN(now, n)
+		if !r.OK() {
+			v = verdict{Refused: i, Never: true, RetryAfter: time.Duration(math.MaxInt64)}
+			break
+		}
+		if d := r.DelayFrom(now); d > 0 {
+			r.CancelAt(now)
+			if v.OK || d > v.RetryAfter {
+				v = verdict{Refused: i, RetryAfter: d}
+			}
+			continue // the longest wait of all decides Retry-After
+		}
+		taken = append(taken, r)
 	}
-	if d := r.Delay(); d > 0 {
-		r.Cancel()
-		return false, d
+	if !v.OK {
+		for _, r := range taken {
+			r.CancelAt(now)
+		}
 	}
-	return true, 0
+	return v
+}
+
+// Limits are the primary's rate limits; a nil Limiter is no limit.
+type Limits struct {
+	SignupPerAddr    *Limiter
+	LoginPerAddr     *Limiter
+	LoginPerAccount  *Limiter
+	CreatePerAccount *Limiter
+	CreatePerAddr    *Limiter
+}
+
+// Refusal says why a request was refused, in words for the caller.
+type Refusal struct {
+	// What was too much, e.g. "links created from your address".
+	What string
+	// RetryAfter is when to try again; see Never.
+	RetryAfter time.Duration
+	// Never is set when the request asked for more than Max at once,
+	// which waiting will not change.
+	Never bool
+	Max   int
+}
+
+func refusal(v verdict, charges []charge, what []string) *Refusal {
+	if v.OK {
+		return nil
+	}
+	return &Refusal{What: what[v.Refused], RetryAfter: v.RetryAfter, Never: v.Never, Max: charges[v.Refused].L.Burst()}
+}
+
+// Signup charges a sign-up to the client address. There is no account to
+// charge before it exists; an email asked for twice is answered 409
+// without hashing a password.
+func (l Limits) Signup(addr string) *Refusal {
+	c := []charge{{l.SignupPerAddr, addr}}
+	return refusal(take(1, c...), c, []string{"sign-ups from your address"})
+}
+
+// Login charges a log-in attempt to the client address and to the account
+// it names (by its normalised email, whether or not such an account
+// exists, so the answer tells nothing about it).
+func (l Limits) Login(addr, email string) *Refusal {
+	c := []charge{{l.LoginPerAddr, addr}, {l.LoginPerAccount, email}}
+	return refusal(take(1, c...), c, []string{"log-in attempts from your address", "log-in attempts for this account"})
+}
+
+// Create charges the creation of n links to the account and the client
+// address: one event a link, however they arrive (one at a time, a bulk
+// file, the API or the browser), all or none.
+func (l Limits) Create(addr string, uid int64, n int) *Refusal {
+	c := []charge{{l.CreatePerAccount, strconv.FormatInt(uid, 10)}, {l.CreatePerAddr, addr}}
+	return refusal(take(max(n, 1), c...), c, []string{"links created by your account", "links created from your address"})
 }

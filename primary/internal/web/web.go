@@ -37,19 +37,12 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Limits are the browser's rate limits.
-type Limits struct {
-	SignupPerAddr *limit.Limiter
-	LoginPerAddr  *limit.Limiter
-	LoginPerEmail *limit.Limiter
-	CreatePerUser *limit.Limiter
-}
-
 // Config configures the UI.
 type Config struct {
 	ShortBase string
 	Policy    *target.Policy
-	Limits    Limits
+	// Limits are shared with the API (see package limit).
+	Limits limit.Limits
 	// Secure marks cookies Secure (and names the session cookie __Host-):
 	// on everywhere but plain-HTTP development.
 	Secure bool
@@ -244,10 +237,18 @@ func (s *Server) storeFail(w http.ResponseWriter, r *http.Request, what string, 
 	}
 }
 
-func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, after time.Duration, what string) {
-	secs := max(int(after.Seconds()+0.999), 1)
+// refuse shows a page for a request the rate limits refused: 429 with
+// Retry-After, or 413 when it asked for more links at once than the limits
+// ever allow.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, no *limit.Refusal, n int) {
+	if no.Never {
+		s.fail(w, r, http.StatusRequestEntityTooLarge, "Too many links at once",
+			"This file holds "+strconv.Itoa(n)+" links; the limit on "+no.What+" allows at most "+strconv.Itoa(no.Max)+" at once. Split the file and import the parts one after the other.")
+		return
+	}
+	secs := api.RetrySeconds(no.RetryAfter)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	s.fail(w, r, http.StatusTooManyRequests, "Slow down", "Too many "+what+". Try again in "+strconv.Itoa(secs)+" s.")
+	s.fail(w, r, http.StatusTooManyRequests, "Slow down", "Too many "+no.What+". Try again in "+strconv.Itoa(secs)+" s.")
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
@@ -290,8 +291,8 @@ func safeNext(next string) string {
 
 func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	data := authData{Action: "/signup", Email: r.PostFormValue("email")}
-	if ok, after := api.Allow(s.cfg.Limits.SignupPerAddr, api.ClientAddr(r)); !ok {
-		s.tooMany(w, r, after, "sign-ups from your address")
+	if no := s.cfg.Limits.Signup(api.ClientAddr(r)); no != nil {
+		s.refuse(w, r, no, 0)
 		return
 	}
 	email, err := api.ValidEmail(r.PostFormValue("email"))
@@ -321,12 +322,8 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
 	data := authData{Action: "/login", Email: email}
-	if ok, after := api.Allow(s.cfg.Limits.LoginPerAddr, api.ClientAddr(r)); !ok {
-		s.tooMany(w, r, after, "log-in attempts from your address")
-		return
-	}
-	if ok, after := api.Allow(s.cfg.Limits.LoginPerEmail, "login:"+email); !ok {
-		s.tooMany(w, r, after, "log-in attempts for this account")
+	if no := s.cfg.Limits.Login(api.ClientAddr(r), email); no != nil {
+		s.refuse(w, r, no, 0)
 		return
 	}
 	u, err := s.st.Login(r.Context(), email, r.PostFormValue("password"))
@@ -379,8 +376,8 @@ func (s *Server) links(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r)
-	if ok, after := api.Allow(s.cfg.Limits.CreatePerUser, "user:"+strconv.FormatInt(u.ID, 10)); !ok {
-		s.tooMany(w, r, after, "links created")
+	if no := s.cfg.Limits.Create(api.ClientAddr(r), u.ID, 1); no != nil {
+		s.refuse(w, r, no, 1)
 		return
 	}
 	rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
@@ -411,6 +408,12 @@ func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	rows, errs := csvio.ParseBulk(f)
+	// Charged one event a link in the file, all at once, as the API's bulk
+	// creation is: an import is no way around the creation limits.
+	if no := s.cfg.Limits.Create(api.ClientAddr(r), u.ID, len(rows)); no != nil {
+		s.refuse(w, r, no, len(rows))
+		return
+	}
 	var ns []store.NewLink
 	for _, row := range rows {
 		n, err := api.CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
