@@ -61,6 +61,20 @@ func (p *Proxy) Open(t testing.TB) {
 	t.Cleanup(p.Srv.Close)
 }
 
+// Reopen stops p's server and writer, lets edit change the log folder
+// behind their back, as damage on disk or a faulty proxy would, and opens p
+// again on it, at a new URL. The new writer trusts the manifest as a
+// restarted proxy's does.
+func (p *Proxy) Reopen(t testing.TB, edit func(dir string)) {
+	t.Helper()
+	p.Srv.Close()
+	if err := p.W.Close(); err != nil {
+		t.Fatal(err)
+	}
+	edit(p.Dir)
+	p.Open(t)
+}
+
 // Serve starts another server of p's admin handler; the caller closes it.
 func (p *Proxy) Serve() *httptest.Server {
 	var h http.Handler = admin.Handler(admin.Config{Proxy: p.ID, LogDir: p.Dir, Token: Token, Segments: p.W}, Quiet)

@@ -1,0 +1,192 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/mrtest"
+)
+
+// reencode writes a segment's records again with the standard Arrow writer
+// and the sealed segments' compression, giving the format version in the
+// schema, as one batch or, with split > 0, as two batches of which the
+// first holds split records. It returns the bytes and where the first
+// batch ends.
+func reencode(t *testing.T, seg []byte, version string, split int64) ([]byte, int) {
+	t.Helper()
+	rd, err := ipc.NewReader(bytes.NewReader(seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Release()
+	md := rd.Schema().Metadata()
+	keys, vals := md.Keys(), slices.Clone(md.Values())
+	vals[slices.Index(keys, logfmt.MetaVersion)] = version
+	m := arrow.NewMetadata(keys, vals)
+	schema := arrow.NewSchema(rd.Schema().Fields(), &m)
+	if !rd.Next() {
+		t.Fatalf("segment has no batch: %v", rd.Err())
+	}
+	rec := array.NewRecordBatch(schema, rd.RecordBatch().Columns(), rd.RecordBatch().NumRows())
+	defer rec.Release()
+	if rd.Next() {
+		t.Fatal("segment has more than one batch")
+	}
+	batches := []arrow.RecordBatch{rec}
+	if split > 0 {
+		batches = []arrow.RecordBatch{rec.NewSlice(0, split), rec.NewSlice(split, rec.NumRows())}
+		defer batches[0].Release()
+		defer batches[1].Release()
+	}
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(schema), ipc.WithZstd())
+	firstEnd := 0
+	for i, b := range batches {
+		if err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			firstEnd = buf.Len()
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), firstEnd
+}
+
+// replaceSegment writes data as segment name in dir. With vouch it also
+// rewrites the segment's manifest line to match data, as a faulty proxy
+// would vouch for what it wrote, so that the bytes pass verification and
+// reach the decoder.
+func replaceSegment(t *testing.T, dir, name string, data []byte, vouch bool) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !vouch {
+		return
+	}
+	entries, err := logfmt.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifest []byte
+	for _, e := range entries {
+		if e.Name == name {
+			sum := sha256.Sum256(data)
+			e.Bytes, e.SHA256 = int64(len(data)), hex.EncodeToString(sum[:])
+		}
+		line, _ := json.Marshal(e)
+		manifest = append(append(manifest, line...), '\n')
+	}
+	if err := os.WriteFile(filepath.Join(dir, logfmt.ManifestName), manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDamagedSegmentsQuarantined: truncated segments and segments in a
+// format version this build does not read are quarantined in the ledger
+// with a reason naming the problem, whether their manifest line vouches for
+// the damaged bytes (so they reach the decoder) or still describes the
+// segment as written (so verification catches them); every other segment
+// of the run is ingested, and the quarantine metric counts them.
+func TestDamagedSegmentsQuarantined(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	const n = 50 // clicks in the damaged segment; it holds one 404 more
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, seg []byte) []byte
+		vouch  bool
+		reason []string // what the ledger's reason must say
+	}{
+		{"truncated inside a batch", func(t *testing.T, seg []byte) []byte {
+			return seg[:len(seg)-20] // the end-of-stream marker is 8 bytes: this cuts into the batch's body
+		}, true, []string{"corrupt segment", "could not read message body: unexpected EOF"}},
+		{"truncated after a whole batch", func(t *testing.T, seg []byte) []byte {
+			two, firstEnd := reencode(t, seg, "1", 20)
+			return two[:firstEnd]
+		}, true, []string{"corrupt segment", fmt.Sprintf("has 20 records, manifest says %d", n+1)}},
+		{"truncated, manifest as written", func(t *testing.T, seg []byte) []byte {
+			return seg[:len(seg)-20]
+		}, false, []string{"corrupt segment", "bytes, manifest says"}},
+		{"future version", func(t *testing.T, seg []byte) []byte {
+			v2, _ := reencode(t, seg, "2", 0)
+			return v2
+		}, true, []string{"unknown segment format version", `segment format version "2", this build reads version 1`}},
+		{"future version, manifest as written", func(t *testing.T, seg []byte) []byte {
+			v2, _ := reencode(t, seg, "2", 0)
+			if len(v2) != len(seg) {
+				t.Fatalf("version 2 copy has %d bytes, the segment %d: the checksum, not the size, must tell them apart", len(v2), len(seg))
+			}
+			return v2
+		}, false, []string{"corrupt segment", "checksum mismatch"}},
+	}
+	w := want{}
+	var urls []string
+	damaged := map[string]string{} // proxy: damaged segment
+	for i, tc := range cases {
+		link := int64(10 * (i + 1))
+		p := &proxyLogs{mrtest.NewProxy(t, fmt.Sprintf("proxy-%d", i))}
+		p.write(w, clicks(4, link, t0, false)...)
+		p.write(nil, clicks(n, link+1, t0, false)...)
+		p.write(w, clicks(6, link+2, t0, true)...)
+		name := p.W.Pending()[1].Name
+		data, err := os.ReadFile(filepath.Join(p.Dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Reopen(t, func(dir string) { replaceSegment(t, dir, name, tc.damage(t, data), tc.vouch) })
+		urls = append(urls, p.Srv.URL)
+		damaged[p.ID] = name
+	}
+
+	j := newJob(t, db, Config{Proxies: urls})
+	res, err := j.Run(ctx)
+	if err != nil || res.Quarantined != len(cases) || res.Segments != 2*len(cases) || len(res.Failed) != 0 {
+		t.Fatalf("run: %+v, %v; want %d quarantined and %d ingested", res, err, len(cases), 2*len(cases))
+	}
+	equal(t, stored(t, db), w)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := fmt.Sprintf("proxy-%d", i)
+			var status, reason string
+			if err := db.QueryRow(ctx, `SELECT status, reason FROM ingested_segments WHERE proxy = $1 AND name = $2`,
+				proxy, damaged[proxy]).Scan(&status, &reason); err != nil {
+				t.Fatalf("ledger row of the damaged segment: %v", err)
+			}
+			if status != "quarantined" {
+				t.Fatalf("damaged segment is %s, want quarantined", status)
+			}
+			for _, s := range tc.reason {
+				if !strings.Contains(reason, s) {
+					t.Errorf("reason %q does not say %q", reason, s)
+				}
+			}
+			var ingested int
+			db.QueryRow(ctx, `SELECT count(*) FROM ingested_segments WHERE proxy = $1 AND status = 'ingested'`, proxy).Scan(&ingested)
+			if ingested != 2 {
+				t.Errorf("%d of the proxy's two good segments ingested", ingested)
+			}
+		})
+	}
+	text := mrtest.Scrape(t, NewCollector(j, func() uint64 { return 0 }))
+	if line := fmt.Sprintf("shortfleet_mapreduce_segments_quarantined_total %d\n", len(cases)); !strings.Contains(text, line) {
+		t.Fatalf("metrics lack %q:\n%s", line, text)
+	}
+}
