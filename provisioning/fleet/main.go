@@ -2,6 +2,14 @@
 //
 //	fleet up   [-n 2] [-state .fleet] [-bin bin]   start it and serve until Ctrl-C or `fleet down`
 //	fleet down [-state .fleet]                     stop a fleet started by `fleet up`
+//	fleet promote -candidates h:5432,h:5432 [-new h:5432]
+//	                                               promote the most advanced standby
+//	                                               (or -new) and repoint the others;
+//	                                               the password comes from PGPASSWORD
+//
+// `fleet promote` is what the Ansible playbook promote_replica.yml runs on
+// the control node, and the same code (package failover) as the local
+// fleet's failover drill.
 package main
 
 import (
@@ -18,15 +26,19 @@ import (
 	"syscall"
 	"time"
 
+	"shortfleet/provisioning/failover"
 	"shortfleet/provisioning/localfleet"
 )
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down") {
-		fmt.Fprintln(os.Stderr, "usage: fleet up|down [flags]")
+	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "promote") {
+		fmt.Fprintln(os.Stderr, "usage: fleet up|down|promote [flags]")
 		os.Exit(2)
 	}
 	verb := os.Args[1]
+	if verb == "promote" {
+		os.Exit(promote(os.Args[2:]))
+	}
 	fs := flag.NewFlagSet("fleet "+verb, flag.ExitOnError)
 	state := fs.String("state", ".fleet", "state folder")
 	bin := fs.String("bin", "bin", "folder of the primary, proxy and mapreduce binaries")
@@ -45,6 +57,37 @@ func main() {
 		logger.Error(verb+" failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+func promote(args []string) int {
+	fs := flag.NewFlagSet("fleet promote", flag.ExitOnError)
+	candidates := fs.String("candidates", "", "comma-separated host:port of every standby")
+	newPrimary := fs.String("new", "", "host:port of the standby to promote; default the most advanced")
+	user := fs.String("user", "postgres", "superuser that reaches every standby")
+	synchronous := fs.String("synchronous-standby-names", "", "synchronous_standby_names for the new primary, e.g. \"'ANY 1 (*)'\"")
+	timeout := fs.Duration("timeout", 2*time.Minute, "bound on the whole promotion")
+	fs.Parse(args)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "fleet")
+	if *candidates == "" {
+		logger.Error("-candidates is required")
+		return 2
+	}
+	res, err := failover.Promote(context.Background(), failover.Config{
+		Candidates: strings.Split(*candidates, ","), New: *newPrimary, User: *user,
+		Password: os.Getenv("PGPASSWORD"), SynchronousStandbyNames: *synchronous, Timeout: *timeout,
+	}, logger)
+	if err != nil {
+		logger.Error("promote failed", "err", err)
+		return 1
+	}
+	logger.Info("promoted", "primary", res.Primary, "changed", res.Promoted, "followers", strings.Join(res.Followers, ","), "unreachable", strings.Join(res.Unreachable, ","))
+	if res.Promoted {
+		fmt.Println("changed: promoted")
+	} else {
+		fmt.Println("unchanged: already the primary")
+	}
+	fmt.Printf("new primary: %s\n", res.Primary)
+	return 0
 }
 
 func pidFile(state string) string { return filepath.Join(state, "fleet.pid") }
@@ -94,6 +137,9 @@ func printURLs(f *localfleet.Fleet, took time.Duration, state string) {
 	fmt.Fprintf(&b, "\nshortfleet is up (%d proxies, started in %s)\n\n", len(s.Redirects), took.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  primary app (sign-up, API)  %s\n", s.PrimaryURL)
 	fmt.Fprintf(&b, "  short links                 %s/{code}\n", s.ShortBase)
+	if s.Balancer != "" {
+		fmt.Fprintf(&b, "  load balancer (HAProxy)     %s   stats %s/stats\n", s.Balancer, f.BalancerStatsURL())
+	}
 	for i := range s.Redirects {
 		fmt.Fprintf(&b, "  %-27s %s   admin %s   replica %s\n", localfleet.ProxyID(i), s.Redirects[i], s.Admins[i], s.ReplicaDBs[i])
 	}

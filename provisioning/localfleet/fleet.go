@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/provisioning/pgcluster"
+	"shortfleet/provisioning/proc"
+	"shortfleet/provisioning/settings"
 )
 
 // Ports every host uses.
@@ -69,6 +72,15 @@ type Config struct {
 	GeoIPPath string
 	// PrimaryArgs are extra flags for the primary app.
 	PrimaryArgs []string
+	// NoBalancer keeps HAProxy out even where it is installed.
+	NoBalancer bool
+	// Balance overrides the shared HAProxy balance setting (roundrobin,
+	// leastconn or uri-consistent).
+	Balance string
+	// Synchronous makes the primary wait, at each commit, for any one
+	// standby to have the commit (DESIGN.md decision 9), so a promotion
+	// loses no acknowledged link.
+	Synchronous bool
 }
 
 func (c *Config) defaults() {
@@ -117,6 +129,12 @@ type Fleet struct {
 	PrimaryApp *App
 	Proxies    []*App
 	Mapreduce  *App
+
+	// dbHosts are the Postgres addresses the apps' primary DSN lists, the
+	// primary first: after a promotion the apps find the new primary among
+	// them by themselves (target_session_attrs=read-write).
+	dbHosts []string
+	haproxy *proc.Process
 }
 
 // host returns the loopback address of host number n.
@@ -260,6 +278,15 @@ func (f *Fleet) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	f.dbHosts = []string{primary.Addr()}
+	for _, r := range f.Replicas {
+		f.dbHosts = append(f.dbHosts, r.Addr())
+	}
+	if f.cfg.Synchronous {
+		if err := f.timed("synchronous replication on", func() error { return setSynchronous(ctx, primary) }); err != nil {
+			return err
+		}
+	}
 	f.Proxies = make([]*App, f.cfg.Proxies)
 	if err := f.timed(fmt.Sprintf("%d proxies up", f.cfg.Proxies), func() error {
 		g, gctx := errgroup.WithContext(ctx)
@@ -277,12 +304,17 @@ func (f *Fleet) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if HAProxyInstalled() && !f.cfg.NoBalancer {
+		if err := f.timed("load balancer up", func() error { return f.startHAProxy(ctx) }); err != nil {
+			return err
+		}
+	}
 	f.PrimaryApp = f.newApp("primary", append([]string{
 		"-listen", net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPrimary)),
 		"-short-base", f.ShortBase(),
 		"-proxies", strings.Join(f.AdminURLs(), ","),
 		"-insecure-cookies", // the local fleet serves plain HTTP
-	}, f.cfg.PrimaryArgs...), "SHORTFLEET_DSN="+primary.DSN(Database), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
+	}, f.cfg.PrimaryArgs...), "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
 	if err := f.timed("primary app up", func() error { return f.PrimaryApp.Start(ctx, "http") }); err != nil {
 		return err
 	}
@@ -290,7 +322,7 @@ func (f *Fleet) start(ctx context.Context) error {
 		"-admin-listen", net.JoinHostPort(f.cfg.host(3), strconv.Itoa(PortMapreduce)),
 		"-schedule", f.cfg.Schedule,
 		"-proxies", strings.Join(f.AdminURLs(), ","),
-	}, "SHORTFLEET_DSN="+primary.DSN(Database), "SHORTFLEET_GEOIP="+f.cfg.GeoIPPath)
+	}, "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_GEOIP="+f.cfg.GeoIPPath)
 	if err := f.timed("mapreduce daemon up", func() error { return f.Mapreduce.Start(ctx, "admin") }); err != nil {
 		return err
 	}
@@ -313,17 +345,23 @@ func (f *Fleet) proxyApp(i int) *App {
 		"-listen", net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortRedirect)),
 		"-admin-listen", net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortAdmin)),
 		"-log-dir", f.path("proxy", id, "logs"),
+		// Behind the load balancer: believe its PROXY header, no one else's.
+		"-proxy-protocol", "-trusted-proxies", f.balancerHost(),
 	}, f.cfg.ProxyArgs...)
 	return f.newApp(id, args, "SHORTFLEET_REPLICA_DSN="+f.Replicas[i].DSN(Database),
-		"SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(Database))
+		"SHORTFLEET_PRIMARY_DSN="+f.PrimaryDSN())
 }
 
 // Command prepares a binary of the fleet to run outside supervision, with
 // the fleet's secrets and the primary's address in its environment.
 func (f *Fleet) Command(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(f.cfg.BinDir, bin), args...)
+	dsn := f.Primary.DSN(Database)
+	if f.dbHosts != nil {
+		dsn = f.PrimaryDSN()
+	}
 	cmd.Env = append(os.Environ(),
-		"SHORTFLEET_DSN="+f.Primary.DSN(Database),
+		"SHORTFLEET_DSN="+dsn,
 		"SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey,
 		"SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken,
 		"SHORTFLEET_VISITOR_SALT="+f.Secrets.VisitorSalt)
@@ -340,9 +378,43 @@ func (f *Fleet) MapreduceOnce(ctx context.Context) (string, error) {
 	return string(out), err
 }
 
-// ShortBase is the origin of short URLs: the first proxy.
+// ShortBase is the origin of short URLs: the load balancer, or the first
+// proxy without one.
 func (f *Fleet) ShortBase() string {
+	if u := f.BalancerURL(); u != "" {
+		return u
+	}
 	return "http://" + net.JoinHostPort(f.ProxyHost(0), strconv.Itoa(PortRedirect))
+}
+
+// PrimaryDSN is the apps' URL of the primary database: every cluster of
+// the fleet, the primary first, of which they take the one that accepts
+// writes. A promoted replica is found without repointing anything.
+func (f *Fleet) PrimaryDSN() string {
+	u, _ := url.Parse(f.Primary.DSN(Database))
+	u.Host = strings.Join(f.dbHosts, ",")
+	q := u.Query()
+	q.Set("target_session_attrs", "read-write")
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// setSynchronous makes the primary's commits wait for any one standby,
+// with the shared setting; standbys must be streaming first, or the
+// primary's writes would wait for them.
+func setSynchronous(ctx context.Context, primary *pgcluster.Cluster) error {
+	conn, err := primary.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	names := settings.LoadPostgres().SynchronousStandbyNames
+	if _, err := conn.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = "+names); err != nil {
+		return fmt.Errorf("set synchronous_standby_names: %w", err)
+	}
+	_, err = conn.Exec(ctx, "SELECT pg_reload_conf()")
+	return err
 }
 
 // PrimaryURL is the primary app's URL.
@@ -378,7 +450,9 @@ func (f *Fleet) WaitReplicas(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, r := range f.Replicas {
-		g.Go(func() error { return r.WaitReplay(gctx, lsn) })
+		if r != f.Primary { // a promoted replica is the primary now
+			g.Go(func() error { return r.WaitReplay(gctx, lsn) })
+		}
 	}
 	return g.Wait()
 }
@@ -391,6 +465,7 @@ type State struct {
 	Redirects  []string `json:"redirect_urls"`
 	Admins     []string `json:"admin_urls"`
 	Mapreduce  string   `json:"mapreduce_url"`
+	Balancer   string   `json:"balancer_url,omitempty"`
 	PrimaryDB  string   `json:"primary_db"`
 	ReplicaDBs []string `json:"replica_dbs"`
 }
@@ -400,6 +475,7 @@ func (f *Fleet) State() State {
 	s := State{
 		Pid: os.Getpid(), PrimaryURL: f.PrimaryURL(), ShortBase: f.ShortBase(),
 		Redirects: f.RedirectURLs(), Admins: f.AdminURLs(), Mapreduce: f.Mapreduce.URL("admin"),
+		Balancer:  f.BalancerURL(),
 		PrimaryDB: f.Primary.Addr(),
 	}
 	for _, r := range f.Replicas {
@@ -428,6 +504,9 @@ func (f *Fleet) Stop() error {
 	}
 	if f.Mapreduce != nil {
 		step("mapreduce", f.Mapreduce.Stop)
+	}
+	if f.haproxy != nil {
+		step("load balancer", f.haproxy.Stop)
 	}
 	if f.PrimaryApp != nil {
 		step("primary app", f.PrimaryApp.Stop)

@@ -371,6 +371,25 @@ func (c *Cluster) Stop() error {
 	return err
 }
 
+// Kill kills the server with SIGKILL and does not restart it: the host
+// died. Its data directory is left as the crash left it.
+func (c *Cluster) Kill() {
+	if c.proc == nil {
+		return
+	}
+	c.proc.Kill()
+	c.proc = nil
+}
+
+// Host is the address the cluster listens on.
+func (c *Cluster) Host() string { return c.cfg.Addr }
+
+// Port is the port the cluster listens on.
+func (c *Cluster) Port() int { return c.cfg.Port }
+
+// Password is the superuser's password.
+func (c *Cluster) Password() string { return c.cfg.Password }
+
 // Connect opens a connection to database db as the superuser.
 func (c *Cluster) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(c.DSN(db))

@@ -225,6 +225,18 @@ func (p *Process) Signal(sig os.Signal) error {
 	return p.cmd.Process.Signal(sig)
 }
 
+// Kill ends supervision and kills the current child with SIGKILL, as a
+// crash that nothing restarts: a host that died. It waits for the child.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	p.stopping = true
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	_ = cmd.Process.Kill()
+	<-exited
+	<-p.done
+}
+
 // Stop asks the process to stop with its stop signal, waits up to the stop
 // timeout, then kills it. It does not restart it. It returns how the child
 // ended: nil for a clean exit.

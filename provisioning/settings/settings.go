@@ -88,7 +88,11 @@ type Balancer struct {
 	Bind      string // address:port of the redirect frontend
 	StatsBind string // address:port of /stats, /metrics and /healthz
 	Log       string // the global log target, e.g. "stdout format raw local0"
-	Servers   []Server
+	// Source, when set, is the address connections to the proxies come
+	// from. A bare-metal balancer has its own; on one machine the kernel
+	// would pick 127.0.0.1, which the proxies must not trust.
+	Source  string
+	Servers []Server
 }
 
 // haproxyTemplate renders haproxy.cfg exactly as the Ansible role's
@@ -138,6 +142,9 @@ backend proxies
 {{- end}}
     option httpchk GET {{.H.CheckPath}}
     http-check expect status 200
+{{- if .B.Source}}
+    source {{.B.Source}}
+{{- end}}
     default-server check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}} {{.H.SendProxy}}
 {{- range .B.Servers}}
     server {{.Name}} {{.Addr}}:{{.Port}} port {{.CheckPort}}
