@@ -1,17 +1,26 @@
 package web
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"shortfleet/primary/internal/api"
+	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
 	"shortfleet/provisioning/pgcluster"
@@ -19,12 +28,15 @@ import (
 )
 
 type env struct {
-	t   *testing.T
-	srv *httptest.Server
-	st  *store.Store
+	t     *testing.T
+	srv   *httptest.Server
+	st    *store.Store
+	codec *codes.Codec
 }
 
-func setup(t *testing.T) *env {
+// setup starts a database and the UI and API as main puts them together,
+// with the config changed by opts; a Secure config is served over TLS.
+func setup(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	_, db := pgcluster.StartTestDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -32,16 +44,36 @@ func setup(t *testing.T) *env {
 	st := store.New(db, codec, logger)
 	t.Cleanup(st.Close)
 	policy := &target.Policy{ShortHosts: []string{"sho.rt"}}
-	ui, err := New(Config{ShortBase: "https://sho.rt", Policy: policy, CSRFKey: []byte("0123456789abcdef0123456789abcdef")}, logger, st)
+	cfg := Config{ShortBase: "https://sho.rt", Policy: policy, CSRFKey: []byte("0123456789abcdef0123456789abcdef")}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ui, err := New(cfg, logger, st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	api.New(api.Config{ShortBase: "https://sho.rt", Policy: policy}, logger, st).Register(mux)
+	api.New(api.Config{ShortBase: "https://sho.rt", Policy: policy, Limits: cfg.Limits}, logger, st).Register(mux)
 	ui.Register(mux)
-	srv := httptest.NewServer(SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux))))
+	h := SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux)))
+	srv := httptest.NewUnstartedServer(h)
+	if cfg.Secure {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, st: st}
+	return &env{t: t, srv: srv, st: st, codec: codec}
+}
+
+// count runs a query that counts something.
+func (e *env) count(query string, args ...any) int {
+	e.t.Helper()
+	var n int
+	if err := e.st.DB().QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", query, err)
+	}
+	return n
 }
 
 // browser is a client with its own cookie jar that does not follow
@@ -51,22 +83,46 @@ type browser struct {
 	c *http.Client
 }
 
-func (e *env) browser() *browser {
+func (e *env) browser() *browser { return e.browserFrom("") }
+
+// browserFrom is a browser whose connections come from ip, a loopback
+// address other than 127.0.0.1, so that a test can be several addresses.
+func (e *env) browserFrom(ip string) *browser {
+	tr := e.srv.Client().Transport.(*http.Transport).Clone()
+	if ip != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		tr.DialContext = d.DialContext
+	}
 	jar, _ := cookiejar.New(nil)
-	return &browser{e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &browser{e: e, c: &http.Client{Transport: tr, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func (b *browser) get(path string) (*http.Response, string) {
+func (b *browser) read(resp *http.Response, err error) (*http.Response, string) {
 	b.e.t.Helper()
-	resp, err := b.c.Get(b.e.srv.URL + path)
 	if err != nil {
 		b.e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp, string(body)
+}
+
+func (b *browser) get(path string) (*http.Response, string) {
+	b.e.t.Helper()
+	return b.read(b.c.Get(b.e.srv.URL + path))
+}
+
+// csrf is the CSRF token of the form on the page at path.
+func (b *browser) csrf(path string) string {
+	b.e.t.Helper()
+	_, page := b.get(path)
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		b.e.t.Fatalf("no CSRF token on %s", path)
+	}
+	return m[1]
 }
 
 // post submits a form, with the CSRF token of the page at from unless
@@ -74,20 +130,21 @@ func (b *browser) get(path string) (*http.Response, string) {
 func (b *browser) post(from, path string, form url.Values) (*http.Response, string) {
 	b.e.t.Helper()
 	if from != "" {
-		_, page := b.get(from)
-		m := csrfRE.FindStringSubmatch(page)
-		if m == nil {
-			b.e.t.Fatalf("no CSRF token on %s", from)
-		}
-		form.Set("csrf", m[1])
+		form.Set("csrf", b.csrf(from))
 	}
-	resp, err := b.c.PostForm(b.e.srv.URL+path, form)
-	if err != nil {
-		b.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	return b.read(b.c.PostForm(b.e.srv.URL+path, form))
+}
+
+// upload imports a CSV file through the form on the links page.
+func (b *browser) upload(csv string) (*http.Response, string) {
+	b.e.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("csrf", b.csrf("/links"))
+	fw, _ := mw.CreateFormFile("file", "links.csv")
+	io.WriteString(fw, csv)
+	mw.Close()
+	return b.read(b.c.Post(b.e.srv.URL+"/links/import", mw.FormDataContentType(), &body))
 }
 
 func (b *browser) signup(email string) {
@@ -96,6 +153,32 @@ func (b *browser) signup(email string) {
 	if resp.StatusCode != http.StatusSeeOther {
 		b.e.t.Fatalf("sign up: %d %s", resp.StatusCode, body)
 	}
+}
+
+var newKeyRE = regexp.MustCompile(`<code id="newkey">(sf_[A-Za-z0-9_-]+)</code>`)
+
+// newKey creates an API key on the keys page and returns it.
+func (b *browser) newKey(name string) string {
+	b.e.t.Helper()
+	resp, body := b.post("/keys", "/keys", url.Values{"name": {name}})
+	m := newKeyRE.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusCreated || m == nil {
+		b.e.t.Fatalf("create key: %d %s", resp.StatusCode, body)
+	}
+	return m[1]
+}
+
+// apiCreate creates a link through the API with key, returning the status.
+func (e *env) apiCreate(key string) int {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/links", strings.NewReader(`{"target":"https://example.com/api"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 var codeRE = regexp.MustCompile(`href="/links/([0-9A-Za-z]{7})"`)
@@ -271,5 +354,384 @@ func TestDashboardAndEdit(t *testing.T) {
 	}
 	if resp, body := b.post("/links/"+code, "/links/"+code, url.Values{"action": {"edit"}, "target": {"ftp://x"}, "redirect_type": {"301"}}); resp.StatusCode != 400 || !strings.Contains(body, "only http and https") {
 		t.Fatalf("bad edit: %d", resp.StatusCode)
+	}
+}
+
+func hourly(burst int) *limit.Limiter { return limit.New(limit.Rule{Every: time.Hour, Burst: burst}) }
+
+func withLimits(l limit.Limits) func(*Config) { return func(c *Config) { c.Limits = l } }
+
+// checkRefused checks a page refused by a rate limit: 429 with
+// Retry-After in whole seconds, saying which limit.
+func checkRefused(t *testing.T, step string, resp *http.Response, body, what string) {
+	t.Helper()
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != http.StatusTooManyRequests || err != nil || secs < 1 || !strings.Contains(body, "Too many "+what) {
+		t.Fatalf("%s: %d, Retry-After %q; want 429 for %q:\n%s", step, resp.StatusCode, resp.Header.Get("Retry-After"), what, body)
+	}
+}
+
+// TestLoginRateLimits: log-in attempts are limited per address, whatever
+// the account, and per account (by email, any case), whatever the
+// address; a refused attempt is not even checked, right password or not.
+func TestLoginRateLimits(t *testing.T) {
+	const byAddress, byAccount = "log-in attempts from your address", "log-in attempts for this account"
+	type attempt struct {
+		name     string
+		far      bool
+		email    string
+		password string
+		status   int
+		what     string
+	}
+	const right, wrong = "a good long password", "a wrong password"
+	for _, tc := range []struct {
+		name     string
+		limits   limit.Limits
+		attempts []attempt
+	}{
+		{"per address", limit.Limits{LoginPerAddr: hourly(3)}, []attempt{
+			{"first", false, "a@example.com", wrong, 401, ""},
+			{"another account", false, "b@example.com", wrong, 401, ""},
+			{"no such account", false, "nobody@example.com", wrong, 401, ""},
+			{"fourth, right password", false, "a@example.com", right, 429, byAddress},
+			{"another address", true, "a@example.com", right, 303, ""},
+		}},
+		{"per account", limit.Limits{LoginPerAccount: hourly(2)}, []attempt{
+			{"first", false, "a@example.com", wrong, 401, ""},
+			{"other case, other address", true, "A@Example.COM", wrong, 401, ""},
+			{"third, right password", true, "a@example.com", right, 429, byAccount},
+			{"third, first address", false, "a@example.com", right, 429, byAccount},
+			{"another account", false, "b@example.com", right, 303, ""},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, withLimits(tc.limits))
+			e.browser().signup("a@example.com")
+			e.browser().signup("b@example.com")
+			for _, a := range tc.attempts {
+				b := e.browser()
+				if a.far {
+					b = e.browserFrom("127.0.0.2")
+				}
+				resp, body := b.post("/login", "/login", url.Values{"email": {a.email}, "password": {a.password}})
+				if a.status == http.StatusTooManyRequests {
+					checkRefused(t, a.name, resp, body, a.what)
+				} else if resp.StatusCode != a.status {
+					t.Fatalf("%s: %d, want %d", a.name, resp.StatusCode, a.status)
+				}
+			}
+		})
+	}
+}
+
+// TestCreateRateLimits: links created in the browser, one at a time or
+// imported from a file, are limited per account and per address, from the
+// same buckets as the API's: one a link, all or none.
+func TestCreateRateLimits(t *testing.T) {
+	const byAccount, byAddress = "links created by your account", "links created from your address"
+	type step struct {
+		name  string
+		who   string // "a", "b": accounts at 127.0.0.1; "a far": a at 127.0.0.2; "a api": a's API key
+		lines int    // 0: one link from the form; else a file of that many lines
+		code  int
+		what  string
+	}
+	for _, tc := range []struct {
+		name   string
+		limits limit.Limits
+		steps  []step
+	}{
+		{"per account", limit.Limits{CreatePerAccount: hourly(4)}, []step{
+			{"one", "a", 0, 201, ""},
+			{"a file of 2", "a", 2, 201, ""},
+			{"one through the API", "a api", 0, 201, ""},
+			{"fifth", "a", 0, 429, byAccount},
+			{"fifth, another address", "a far", 0, 429, byAccount},
+			{"fifth, imported", "a", 1, 429, byAccount},
+			{"fifth, through the API", "a api", 0, 429, byAccount},
+			{"another account", "b", 0, 201, ""},
+		}},
+		{"per address", limit.Limits{CreatePerAddr: hourly(4)}, []step{
+			{"a file of 2", "a", 2, 201, ""},
+			{"one, another account", "b", 0, 201, ""},
+			{"one through the API", "a api", 0, 201, ""},
+			{"fifth", "b", 0, 429, byAddress},
+			{"fifth, imported", "a", 1, 429, byAddress},
+			{"another address", "a far", 0, 201, ""},
+		}},
+		{"import", limit.Limits{CreatePerAccount: hourly(5)}, []step{
+			{"3 of 5", "a", 3, 201, ""},
+			{"3 with 2 left", "a", 3, 429, byAccount},
+			{"2 with 2 left: the refusal cost nothing", "a", 2, 201, ""},
+			{"over the burst", "b", 6, 413, "at most 5 at once"},
+			{"5 of 5", "b", 5, 201, ""},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, withLimits(tc.limits))
+			a, b, far := e.browser(), e.browser(), e.browserFrom("127.0.0.2")
+			a.signup("a@example.com")
+			b.signup("b@example.com")
+			far.post("/login", "/login", url.Values{"email": {"a@example.com"}, "password": {"a good long password"}})
+			key := a.newKey("limits")
+			want := 0
+			for _, st := range tc.steps {
+				var resp *http.Response
+				var body string
+				br := map[string]*browser{"a": a, "b": b, "a far": far}[st.who]
+				switch {
+				case st.who == "a api":
+					resp = &http.Response{StatusCode: e.apiCreate(key)}
+				case st.lines == 0:
+					resp, body = br.post("/links", "/links", url.Values{"target": {"https://example.com/one"}})
+				default:
+					var csv strings.Builder
+					for i := range st.lines {
+						fmt.Fprintf(&csv, "https://example.com/file/%d\n", i)
+					}
+					resp, body = br.upload(csv.String())
+				}
+				switch {
+				case st.code == http.StatusTooManyRequests && st.who == "a api":
+					if resp.StatusCode != st.code {
+						t.Fatalf("%s: %d, want %d", st.name, resp.StatusCode, st.code)
+					}
+				case st.code == http.StatusTooManyRequests:
+					checkRefused(t, st.name, resp, body, st.what)
+				case resp.StatusCode != st.code || !strings.Contains(body, st.what):
+					t.Fatalf("%s: %d, want %d with %q:\n%s", st.name, resp.StatusCode, st.code, st.what, body)
+				}
+				if st.code == http.StatusCreated {
+					want += max(st.lines, 1)
+				}
+				if n := e.count(`SELECT count(*) FROM links`); n != want {
+					t.Fatalf("%s: %d links exist, want %d", st.name, n, want)
+				}
+			}
+		})
+	}
+}
+
+// TestDisableEnable: disabling and re-enabling a link in the browser flips
+// its state, offers the opposite action, and writes a change feed row for
+// the proxies each time.
+func TestDisableEnable(t *testing.T) {
+	e := setup(t)
+	b := e.browser()
+	b.signup("toggle@example.com")
+	code := b.create("https://example.com/toggle", "")
+	id, _ := e.codec.DecodeString(code)
+	for i, action := range []string{"disable", "enable", "disable", "enable"} {
+		disabled := action == "disable"
+		if resp, body := b.post("/links/"+code, "/links/"+code, url.Values{"action": {action}}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s %d: %d %s", action, i, resp.StatusCode, body)
+		}
+		_, page := b.get("/links/" + code)
+		offers := "enable"
+		if !disabled {
+			offers = "disable"
+		}
+		if strings.Contains(page, "(disabled)") != disabled || !strings.Contains(page, `name="action" value="`+offers+`"`) {
+			t.Fatalf("after %s %d, the page shows disabled %v, want %v, or does not offer %s", action, i, !disabled, disabled, offers)
+		}
+		if n := e.count(`SELECT count(*) FROM links WHERE id = $1 AND disabled = $2`, id, disabled); n != 1 {
+			t.Fatalf("after %s %d, the database does not hold disabled = %v", action, i, disabled)
+		}
+		if n := e.count(`SELECT count(*) FROM link_changes WHERE link_id = $1`, id); n != i+1 {
+			t.Fatalf("after %s %d: %d change feed rows, want %d", action, i, n, i+1)
+		}
+	}
+}
+
+// TestSessionCookie: the session cookie is HttpOnly and SameSite always,
+// and Secure with the __Host- prefix unless -insecure-cookies; the session
+// table holds only the token's SHA-256, never the token.
+func TestSessionCookie(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("secure=%v", secure), func(t *testing.T) {
+			e := setup(t, func(c *Config) { c.Secure = secure })
+			b := e.browser()
+			resp, _ := b.post("/signup", "/signup", url.Values{"email": {"cookie@example.com"}, "password": {"a good long password"}})
+			want := "sf_session"
+			if secure {
+				want = "__Host-sf_session"
+			}
+			var session *http.Cookie
+			for _, c := range resp.Cookies() {
+				if c.Name == want {
+					session = c
+				}
+			}
+			if session == nil || session.Value == "" {
+				t.Fatalf("no %s cookie in %v", want, resp.Header["Set-Cookie"])
+			}
+			if session.Secure != secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/" || session.Domain != "" {
+				t.Fatalf("session cookie %s", session)
+			}
+			if resp, body := b.get("/links"); resp.StatusCode != 200 || !strings.Contains(body, "cookie@example.com") {
+				t.Fatalf("the session does not work: %d", resp.StatusCode)
+			}
+			token := session.Value
+			if n := e.count(`SELECT count(*) FROM sessions s WHERE strpos(s::text, $1) > 0`, token); n != 0 {
+				t.Fatalf("the sessions table holds the raw token")
+			}
+			if n := e.count(`SELECT count(*) FROM sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))`, token); n != 1 {
+				t.Fatalf("%d sessions stored under the token's SHA-256, want 1", n)
+			}
+			b.post("/links", "/logout", url.Values{})
+			if n := e.count(`SELECT count(*) FROM sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))`, token); n != 0 {
+				t.Fatalf("the session outlives log-out")
+			}
+		})
+	}
+}
+
+// TestOverviewSortByClicks: the links page sorts by clicks, most first,
+// newest first among equals; by default newest first.
+func TestOverviewSortByClicks(t *testing.T) {
+	e := setup(t)
+	b := e.browser()
+	b.signup("sort@example.com")
+	clicks := map[string]int{}
+	var codes []string
+	for i, n := range []int{5, 50, 0, 5} {
+		code := b.create(fmt.Sprintf("https://example.com/%d", i), "")
+		codes = append(codes, code)
+		clicks[code] = n
+		id, _ := e.codec.DecodeString(code)
+		if _, err := e.st.DB().Exec(context.Background(), `INSERT INTO link_daily VALUES ($1, current_date, $2, 0, $3, '{}')`, id, n, []byte{'E'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{codes[3], codes[2], codes[1], codes[0]}},
+		{"?sort=clicks", []string{codes[1], codes[3], codes[0], codes[2]}},
+		{"?sort=old", codes},
+	} {
+		_, body := b.get("/links" + tc.query)
+		var got []string
+		for _, m := range codeRE.FindAllStringSubmatch(body, -1) {
+			got = append(got, m[1])
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("/links%s lists %v, want %v (clicks %v)", tc.query, got, tc.want, clicks)
+		}
+	}
+}
+
+// TestImportExport: a CSV file imports all its links or, with a bad line,
+// none, saying which line; the export lists the account's links and only
+// those.
+func TestImportExport(t *testing.T) {
+	e := setup(t)
+	a, other := e.browser(), e.browser()
+	a.signup("io@example.com")
+	other.signup("other@example.com")
+	other.create("https://example.com/not-yours", "not-yours")
+	for _, tc := range []struct {
+		name, csv string
+		status    int
+		msg       string
+		links     int // a's links after
+	}{
+		{"good", "target,alias,redirect_type\nhttps://a.example/x,import-one,301\n\nhttps://b.example/y\n", 201, "2 links imported", 2},
+		{"a bad line", "https://c.example/\nftp://d.example/\n", 400, "line 2", 2},
+		{"an alias taken", "https://c.example/,not-yours\n", 409, "nothing was imported", 2},
+		{"empty", "target\n", 400, "holds no links", 2},
+		{"a formula", "https://e.example/=1,,308\n", 201, "1 links imported", 3},
+	} {
+		resp, body := a.upload(tc.csv)
+		if resp.StatusCode != tc.status || !strings.Contains(body, tc.msg) {
+			t.Fatalf("%s: %d, want %d with %q:\n%s", tc.name, resp.StatusCode, tc.status, tc.msg, body)
+		}
+		if _, page := a.get("/links"); !strings.Contains(page, strconv.Itoa(tc.links)+" links</span>") {
+			t.Fatalf("%s: the links page does not count %d links", tc.name, tc.links)
+		}
+	}
+	resp, csv := a.get("/links/export.csv")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/csv; charset=utf-8" || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("export: %d %v", resp.StatusCode, resp.Header)
+	}
+	lines := strings.Split(strings.TrimSpace(csv), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "code,short_url,alias,target") ||
+		!strings.Contains(lines[1], ",import-one,https://a.example/x,301,false,") || !strings.Contains(lines[2], ",,https://b.example/y,302,") ||
+		!strings.Contains(csv, "https://e.example/=1") || strings.Contains(csv, "not-yours") {
+		t.Fatalf("export:\n%s", csv)
+	}
+	if _, csv := other.get("/links/export.csv"); strings.Count(csv, "\n") != 2 || strings.Contains(csv, "a.example") {
+		t.Fatalf("another account's export:\n%s", csv)
+	}
+	if resp, body := a.post("/links", "/links/import", url.Values{}); resp.StatusCode != 400 || !strings.Contains(body, "Choose a CSV file") {
+		t.Fatalf("import without a file: %d", resp.StatusCode)
+	}
+}
+
+var keyRowRE = regexp.MustCompile(`(?s)<tr><td>([^<]*)</td><td class="mono">(sf_[A-Za-z0-9_-]{6})…</td>.*?(?:action="/keys/(\d+)/revoke"|(revoked))`)
+
+// keyRows reads the keys page: name -> prefix, revoke id ("" once
+// revoked).
+func (b *browser) keyRows() map[string][2]string {
+	b.e.t.Helper()
+	resp, body := b.get("/keys")
+	if resp.StatusCode != 200 {
+		b.e.t.Fatalf("keys page: %d", resp.StatusCode)
+	}
+	rows := map[string][2]string{}
+	for _, m := range keyRowRE.FindAllStringSubmatch(body, -1) {
+		rows[m[1]] = [2]string{m[2], m[3]}
+	}
+	return rows
+}
+
+// TestKeysPage: a key created in the browser is shown once, listed by its
+// prefix only, works on the API until revoked, and is refused after; only
+// its owner can revoke it.
+func TestKeysPage(t *testing.T) {
+	e := setup(t)
+	b, other := e.browser(), e.browser()
+	b.signup("keys@example.com")
+	other.signup("other@example.com")
+	if rows := b.keyRows(); len(rows) != 1 || rows["default"][1] == "" {
+		t.Fatalf("after sign-up the keys page lists %v, want the default key", rows)
+	}
+	if resp, body := b.post("/keys", "/keys", url.Values{"name": {" "}}); resp.StatusCode != 400 || !strings.Contains(body, "needs a name") {
+		t.Fatalf("a key without a name: %d", resp.StatusCode)
+	}
+	key := b.newKey("ci")
+	if _, page := b.get("/keys"); strings.Contains(page, key) || strings.Contains(page, "newkey") {
+		t.Fatal("the key is shown again")
+	}
+	rows := b.keyRows()
+	if len(rows) != 2 || rows["ci"][0] != key[:9] || rows["ci"][1] == "" {
+		t.Fatalf("keys page lists %v, want ci by the prefix %s", rows, key[:9])
+	}
+	if n := e.count(`SELECT count(*) FROM api_keys k WHERE strpos(k::text, $1) > 0`, key); n != 0 {
+		t.Fatal("the api_keys table holds the raw key")
+	}
+	if n := e.count(`SELECT count(*) FROM api_keys WHERE name = 'ci' AND key_hash = sha256(convert_to($1, 'UTF8'))`, key); n != 1 {
+		t.Fatal("the key is not stored as its SHA-256")
+	}
+	if code := e.apiCreate(key); code != 201 {
+		t.Fatalf("the new key on the API: %d", code)
+	}
+	revoke := "/keys/" + rows["ci"][1] + "/revoke"
+	if resp, _ := other.post("/keys", revoke, url.Values{}); resp.StatusCode != 404 {
+		t.Fatalf("another account revoking the key: %d", resp.StatusCode)
+	}
+	if code := e.apiCreate(key); code != 201 {
+		t.Fatalf("the key after another account's try: %d", code)
+	}
+	if resp, _ := b.post("/keys", revoke, url.Values{}); resp.StatusCode != 303 || resp.Header.Get("Location") != "/keys" {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if rows := b.keyRows(); rows["ci"][1] != "" || rows["default"][1] == "" {
+		t.Fatalf("after revoking ci the page lists %v", rows)
+	}
+	if code := e.apiCreate(key); code != 401 {
+		t.Fatalf("the revoked key on the API: %d, want 401", code)
 	}
 }
