@@ -121,7 +121,9 @@ func (p *Policy) Check(raw string) (string, error) {
 		return "", err
 	}
 	u, _ := url.Parse(out)
-	host := strings.ToLower(u.Hostname())
+	// "evil.example." is the same host as "evil.example" to DNS and to
+	// browsers: the trailing dot must not get a link past the checks.
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 	for _, h := range p.ShortHosts {
 		if strings.EqualFold(host, h) {
 			return "", invalid("it points at this shortener (%s), which would loop", h)

@@ -1,6 +1,7 @@
 package target
 
 import (
+	"maps"
 	"strings"
 	"testing"
 )
@@ -70,4 +71,45 @@ func FuzzNormalize(f *testing.F) {
 			t.Fatalf("Normalize not idempotent: %q -> %q -> %q, %v", in, out, again, err)
 		}
 	})
+}
+
+// TestLoadBlocklist reads a blocklist file as an operator writes one and
+// checks what the policy then refuses.
+func TestLoadBlocklist(t *testing.T) {
+	blocked, err := LoadBlocklist("testdata/blocklist.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"evil.example": true, "spam.example": true, "xn--bcher-spam-9db.example": true, "tracker.example": true}
+	if !maps.Equal(blocked, want) {
+		t.Fatalf("read %v, want %v", blocked, want)
+	}
+	p := &Policy{ShortHosts: []string{"sho.rt"}, Blocked: blocked}
+	for _, tc := range []struct {
+		target, refused string // refused: what the error names; "" when allowed
+	}{
+		{"https://evil.example/x", "links to evil.example are not allowed"},
+		{"https://WWW.Evil.Example./", "links to evil.example are not allowed"}, // the same host, fully qualified
+		{"https://www.EVIL.example/", "links to evil.example are not allowed"},
+		{"https://a.b.spam.example/", "links to spam.example are not allowed"},
+		{"https://bücher-spam.example/", "links to xn--bcher-spam-9db.example are not allowed"},
+		{"https://shop.xn--bcher-spam-9db.example/", "links to xn--bcher-spam-9db.example are not allowed"},
+		{"http://tracker.example:8080/", "links to tracker.example are not allowed"},
+		{"https://notevil.example/", ""},
+		{"https://evil.example.com/", ""},
+		{"https://phish.example/", ""},
+		{"https://sho.rt/abc", "would loop"},
+		{"https://SHO.RT./abc", "would loop"},
+	} {
+		_, err := p.Check(tc.target)
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("%s: refused (%v), want allowed", tc.target, err)
+		case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)):
+			t.Errorf("%s: %v, want refused with %q", tc.target, err, tc.refused)
+		}
+	}
+	if _, err := LoadBlocklist("testdata/no-such-file.txt"); err == nil || !strings.Contains(err.Error(), "read blocklist") {
+		t.Fatalf("a missing file: %v", err)
+	}
 }
