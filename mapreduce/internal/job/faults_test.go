@@ -6,16 +6,19 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"shortfleet/logfmt"
 	"shortfleet/mapreduce/internal/mrtest"
@@ -188,5 +191,124 @@ func TestDamagedSegmentsQuarantined(t *testing.T) {
 	text := mrtest.Scrape(t, NewCollector(j, func() uint64 { return 0 }))
 	if line := fmt.Sprintf("shortfleet_mapreduce_segments_quarantined_total %d\n", len(cases)); !strings.Contains(text, line) {
 		t.Fatalf("metrics lack %q:\n%s", line, text)
+	}
+}
+
+// runHeld starts j.Run and waits until the gate holds the downloads it
+// waits for; the run's answer comes on the channel returned, once the test
+// opens the gate.
+func runHeld(t *testing.T, j *Job, gate *mrtest.Gate) <-chan runResult {
+	t.Helper()
+	done := make(chan runResult, 1)
+	go func() {
+		res, err := j.Run(context.Background())
+		done <- runResult{res, err}
+	}()
+	select {
+	case <-gate.Arrived():
+	case r := <-done:
+		t.Fatalf("run ended (%+v, %v) before the gate held its downloads", r.res, r.err)
+	}
+	return done
+}
+
+type runResult struct {
+	res Result
+	err error
+}
+
+// TestPullsBounded: segment downloads in flight at once reach
+// Config.Parallel and never exceed it. Reaching it is certain: the gate
+// holds each download until Parallel of them are in flight. Going over it
+// is caught when the extra download arrives before the gate opens, which a
+// correct run can never cause, so the check cannot fail wrongly. (Maps run
+// in the same bounded workers, right after their pull.)
+func TestPullsBounded(t *testing.T) {
+	db := setupDB(t)
+	for _, parallel := range []int{1, 3} {
+		t.Run(fmt.Sprintf("parallel=%d", parallel), func(t *testing.T) {
+			gate := mrtest.NewGate(parallel)
+			defer gate.Open()
+			var urls []string
+			segments := 0
+			for i := range 2 {
+				p := &mrtest.Proxy{ID: fmt.Sprintf("proxy-%d-%d", parallel, i), Dir: t.TempDir(), Wrap: gate.Wrap}
+				p.Open(t)
+				for range 2*parallel + 1 {
+					p.Write(clicks(3, int64(100*parallel+i), t0, false)...)
+					segments++
+				}
+				urls = append(urls, p.Srv.URL)
+			}
+			// The timeout only ends downloads held by a run that never gets
+			// Parallel of them going, so that it fails instead of hanging.
+			j := newJob(t, db, Config{Proxies: urls, Parallel: parallel, HTTPTimeout: 30 * time.Second})
+			done := runHeld(t, j, gate)
+			gate.Open()
+			if r := <-done; r.err != nil || r.res.Segments != segments || len(r.res.Failed) != 0 {
+				t.Fatalf("run: %+v, %v; want %d segments ingested", r.res, r.err, segments)
+			}
+			if m := gate.Max(); m != parallel {
+				t.Fatalf("%d segment downloads in flight at once, want at most and at least %d", m, parallel)
+			}
+		})
+	}
+}
+
+// TestFailedRunRecorded: a run whose transaction on the primary fails (a
+// ledger row for its segment was committed meanwhile, as if the run lock
+// had been bypassed) commits nothing, returns the error, and records it in
+// mapreduce_runs; the next run skips the segment the ledger now holds.
+func TestFailedRunRecorded(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	gate := mrtest.NewGate(1)
+	defer gate.Open()
+	p := &mrtest.Proxy{ID: "proxy-a", Dir: t.TempDir(), Wrap: gate.Wrap}
+	p.Open(t)
+	p.Write(clicks(5, 1, t0, false)...)
+	e := p.W.Pending()[0]
+	j := newJob(t, db, Config{Proxies: []string{p.Srv.URL}})
+
+	done := runHeld(t, j, gate)
+	sum, _ := hex.DecodeString(e.SHA256)
+	if _, err := db.Exec(ctx, `INSERT INTO ingested_segments (proxy, name, sha256, rows, bytes) VALUES ($1, $2, $3, $4, $5)`,
+		p.ID, e.Name, sum, e.Rows, e.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	gate.Open()
+	r := <-done
+	var pgErr *pgconn.PgError
+	if !errors.As(r.err, &pgErr) || pgErr.Code != "23505" || !strings.HasPrefix(r.err.Error(), "commit run: ") {
+		t.Fatalf("run: %v, want the commit's unique violation", r.err)
+	}
+	var (
+		finished bool
+		segments int
+		recorded *string
+	)
+	if err := db.QueryRow(ctx, `SELECT finished_at IS NOT NULL, segments, error FROM mapreduce_runs WHERE id = $1`, r.res.RunID).
+		Scan(&finished, &segments, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	if !finished || segments != 0 || recorded == nil || *recorded != r.err.Error() {
+		t.Fatalf("runs table: finished %v, %d segments, error %v; want finished, 0, %q", finished, segments, recorded, r.err)
+	}
+	if got := stored(t, db); len(got) != 0 {
+		t.Fatalf("a failed run stored %v", got)
+	}
+	text := mrtest.Scrape(t, NewCollector(j, func() uint64 { return 0 }))
+	if line := "shortfleet_mapreduce_runs_total{outcome=\"failed\"} 1\n"; !strings.Contains(text, line) {
+		t.Fatalf("metrics lack %q:\n%s", line, text)
+	}
+
+	res, err := j.Run(ctx)
+	if err != nil || res.Segments != 0 || len(p.W.Pending()) != 0 {
+		t.Fatalf("next run: %+v, %v; want the segment skipped and acknowledged", res, err)
+	}
+	var failed int
+	db.QueryRow(ctx, `SELECT count(*) FROM mapreduce_runs WHERE error IS NOT NULL`).Scan(&failed)
+	if failed != 1 {
+		t.Fatalf("%d runs recorded as failed, want 1", failed)
 	}
 }

@@ -127,8 +127,8 @@ func (g *Gate) Max() int {
 	return g.max
 }
 
-// Wrap puts h's segment downloads behind the gate. A held download also
-// ends when its client gives up.
+// Wrap puts h's segment downloads behind the gate. A held download whose
+// client gives up opens the gate for good.
 func (g *Gate) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := strings.CutPrefix(r.URL.Path, "/segments/")
@@ -147,6 +147,9 @@ func (g *Gate) Wrap(h http.Handler) http.Handler {
 		select {
 		case <-g.open:
 		case <-r.Context().Done():
+			// The client gave up before n downloads were in flight: let
+			// the rest through, so that the run ends instead of hanging.
+			g.Open()
 		}
 		// The answer is recorded, and the download stops counting, before
 		// anything reaches the client, so the client cannot have finished it
