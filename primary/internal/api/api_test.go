@@ -129,6 +129,20 @@ func (e *env) json(method, path, key string, body any) answer {
 	return e.do(method, path, key, "application/json", string(b))
 }
 
+// checkKeyHashed checks that api_keys holds key as its SHA-256, once, and
+// nowhere as itself.
+func (e *env) checkKeyHashed(key string) {
+	e.t.Helper()
+	var hashed, raw int
+	if err := e.db.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE key_hash = sha256(convert_to($1, 'UTF8'))),
+		count(*) FILTER (WHERE strpos(k::text, $1) > 0) FROM api_keys k`, key).Scan(&hashed, &raw); err != nil {
+		e.t.Fatal(err)
+	}
+	if hashed != 1 || raw != 0 {
+		e.t.Fatalf("api_keys holds the key's SHA-256 %d times and the key itself %d times; want 1 and 0", hashed, raw)
+	}
+}
+
 func (e *env) signup(email string) string {
 	e.t.Helper()
 	a := e.json("POST", "/api/signup", "", map[string]string{"email": email, "password": "a good long password"})
@@ -181,11 +195,7 @@ func TestSignup(t *testing.T) {
 	if !strings.HasPrefix(hash, "$argon2id$") {
 		t.Fatalf("stored password hash %q is not argon2id", hash)
 	}
-	var stored []byte
-	e.db.QueryRow(context.Background(), `SELECT key_hash FROM api_keys`).Scan(&stored)
-	if bytes.Contains(stored, []byte(key)) || len(stored) != 32 {
-		t.Fatalf("api key stored as %x", stored)
-	}
+	e.checkKeyHashed(key)
 	for _, tc := range []struct {
 		name, ct, body string
 		status         int
@@ -420,6 +430,7 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("create key: %d %s", c.status, c.raw)
 	}
 	second := c.body["api_key"].(string)
+	e.checkKeyHashed(second)
 	l := e.do("GET", "/api/keys", second, "", "")
 	if l.status != 200 || len(l.body["keys"].([]any)) != 2 || strings.Contains(l.raw, second) {
 		t.Fatalf("list keys (must not show keys): %d %s", l.status, l.raw)
@@ -433,6 +444,33 @@ func TestKeys(t *testing.T) {
 	}
 	if a := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/"}); a.status != 201 {
 		t.Fatalf("the other key: %d", a.status)
+	}
+}
+
+// TestDisableEnable: a link disabled and re-enabled through the API flips
+// its state, as the API and the database see it, and writes a change feed
+// row for the proxies each time.
+func TestDisableEnable(t *testing.T) {
+	e := setup(t, limit.Limits{})
+	key := e.signup("t@example.com")
+	code := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/t"}).body["code"].(string)
+	id, _ := e.codec.DecodeString(code)
+	for i, disabled := range []bool{true, false, true, false} {
+		if p := e.json("PATCH", "/api/links/"+code, key, map[string]any{"disabled": disabled}); p.status != 200 || p.body["disabled"] != disabled {
+			t.Fatalf("step %d, disabled %v: %d %s", i, disabled, p.status, p.raw)
+		}
+		if g := e.do("GET", "/api/links/"+code, key, "", ""); g.body["disabled"] != disabled {
+			t.Fatalf("step %d: get shows %s, want disabled %v", i, g.raw, disabled)
+		}
+		var inDB bool
+		var feed int
+		if err := e.db.QueryRow(context.Background(), `SELECT disabled, (SELECT count(*) FROM link_changes WHERE link_id = $1)
+			FROM links WHERE id = $1`, id).Scan(&inDB, &feed); err != nil {
+			t.Fatal(err)
+		}
+		if inDB != disabled || feed != i+1 {
+			t.Fatalf("step %d: disabled %v in the database with %d change feed rows; want %v and %d", i, inDB, feed, disabled, i+1)
+		}
 	}
 }
 
