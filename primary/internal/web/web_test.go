@@ -371,6 +371,15 @@ func checkRefused(t *testing.T, step string, resp *http.Response, body, what str
 	}
 }
 
+// TestSignupRateLimit: sign-ups in the browser are limited per address.
+func TestSignupRateLimit(t *testing.T) {
+	e := setup(t, withLimits(limit.Limits{SignupPerAddr: hourly(1)}))
+	e.browser().signup("first@example.com")
+	resp, body := e.browser().post("/signup", "/signup", url.Values{"email": {"second@example.com"}, "password": {"a good long password"}})
+	checkRefused(t, "second sign-up", resp, body, "sign-ups from your address")
+	e.browserFrom("127.0.0.2").signup("second@example.com")
+}
+
 // TestLoginRateLimits: log-in attempts are limited per address, whatever
 // the account, and per account (by email, any case), whatever the
 // address; a refused attempt is not even checked, right password or not.
