@@ -33,13 +33,13 @@ type ristrettoCache struct {
 
 func (r ristrettoCache) get(id int64) (Entry, bool) { return r.c.Get(id) }
 func (r ristrettoCache) set(id int64, e Entry) {
-	r.c.Set(id, e, int64(len(e.Target)+entryOverhead))
+	r.c.Set(id, e, int64(entryWeight(e)))
 }
 
 func newOtter(b testing.TB, bytes int64) benchCache {
 	c, err := otter.New(&otter.Options[int64, Entry]{
 		MaximumWeight: uint64(bytes),
-		Weigher:       func(_ int64, e Entry) uint32 { return uint32(len(e.Target) + entryOverhead) },
+		Weigher:       func(_ int64, e Entry) uint32 { return entryWeight(e) },
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -99,7 +99,7 @@ func BenchmarkCacheHit(b *testing.B) {
 func BenchmarkCacheZipf(b *testing.B) {
 	for _, impl := range cacheImpls {
 		b.Run(impl.name, func(b *testing.B) {
-			c := impl.make(b, 100_000*(entryOverhead+50))
+			c := impl.make(b, 100_000*int64(entryWeight(entryFor(500_000))))
 			var hits, total int64
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
