@@ -2,6 +2,8 @@
 //
 //	fleet up   [-n 2] [-state .fleet] [-bin bin]   start it and serve until Ctrl-C or `fleet down`
 //	fleet down [-state .fleet]                     stop a fleet started by `fleet up`
+//	fleet init                                     a throwaway test host's init (hostinit);
+//	                                               run as systemctl, it is that host's systemctl
 //	fleet promote -candidates h:5432,h:5432 [-new h:5432]
 //	                                               promote the most advanced standby
 //	                                               (or -new) and repoint the others;
@@ -27,17 +29,25 @@ import (
 	"time"
 
 	"shortfleet/provisioning/failover"
+	"shortfleet/provisioning/hostinit"
 	"shortfleet/provisioning/localfleet"
 )
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "promote") {
-		fmt.Fprintln(os.Stderr, "usage: fleet up|down|promote [flags]")
+	// On a throwaway test host this binary is also systemctl (hostinit).
+	if filepath.Base(os.Args[0]) == "systemctl" {
+		os.Exit(hostinit.Systemctl(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "promote" && os.Args[1] != "init") {
+		fmt.Fprintln(os.Stderr, "usage: fleet up|down|promote|init [flags]")
 		os.Exit(2)
 	}
 	verb := os.Args[1]
-	if verb == "promote" {
+	switch verb {
+	case "promote":
 		os.Exit(promote(os.Args[2:]))
+	case "init":
+		os.Exit(hostInit())
 	}
 	fs := flag.NewFlagSet("fleet "+verb, flag.ExitOnError)
 	state := fs.String("state", ".fleet", "state folder")
@@ -87,6 +97,22 @@ func promote(args []string) int {
 		fmt.Println("unchanged: already the primary")
 	}
 	fmt.Printf("new primary: %s\n", res.Primary)
+	return 0
+}
+
+// hostInit stands in for systemd as a throwaway test host's init: it
+// starts the enabled units and serves systemctl until SIGTERM, then stops
+// every service.
+func hostInit() int {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "hostinit")
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	in := hostinit.New(logger)
+	in.Boot()
+	if err := in.Serve(ctx); err != nil {
+		logger.Error("init failed", "err", err)
+		return 1
+	}
 	return 0
 }
 
