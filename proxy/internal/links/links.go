@@ -160,7 +160,8 @@ type Resolver struct {
 	polled     atomic.Bool  // a poll of either database has succeeded
 	replicaErr atomic.Pointer[string]
 
-	feed feedState // poller only
+	feed  feedState   // poller only
+	stall replayStall // poller only
 
 	sf         singleflight.Group
 	primarySem chan struct{}

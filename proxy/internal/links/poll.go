@@ -80,7 +80,8 @@ func (r *Resolver) poll(ctx context.Context, db *pgxpool.Pool, isReplica bool) e
 	b.Queue(`SELECT coalesce(max(id), 0) FROM links`)
 	b.Queue(`SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0
 		WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-		ELSE coalesce((extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1e9)::bigint, -1) END`)
+		ELSE coalesce((extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1e9)::bigint, -1) END,
+		coalesce(pg_last_wal_replay_lsn()::text, '')`)
 	b.Queue(`SELECT coalesce(min(seq), 0) FROM link_changes`)
 	b.Queue(`SELECT c.seq, c.link_id, c.alias, a.link_id FROM link_changes c
 		LEFT JOIN aliases a ON a.alias = c.alias
@@ -88,10 +89,11 @@ func (r *Resolver) poll(ctx context.Context, db *pgxpool.Pool, isReplica bool) e
 	res := db.SendBatch(ctx, b)
 	defer res.Close()
 	var maxID, lag, minSeq int64
+	var replayLSN string
 	if err := res.QueryRow().Scan(&maxID); err != nil {
 		return fmt.Errorf("poll largest link id: %w", err)
 	}
-	if err := res.QueryRow().Scan(&lag); err != nil {
+	if err := res.QueryRow().Scan(&lag, &replayLSN); err != nil {
 		return fmt.Errorf("poll replay lag: %w", err)
 	}
 	if err := res.QueryRow().Scan(&minSeq); err != nil {
@@ -119,7 +121,7 @@ func (r *Resolver) poll(ctx context.Context, db *pgxpool.Pool, isReplica bool) e
 	}
 	if isReplica {
 		r.watermark.Store(maxID)
-		r.lagNS.Store(lag)
+		r.lagNS.Store(r.stall.lag(lag, replayLSN, time.Now()))
 	} else {
 		r.primaryMax.Store(maxID)
 	}
@@ -148,6 +150,33 @@ func (r *Resolver) poll(ctx context.Context, db *pgxpool.Pool, isReplica bool) e
 	}
 	r.advanceFeed()
 	return nil
+}
+
+// replayStall follows the replica's replay position while WAL waits to be
+// replayed and the replica cannot date its lag: until it has replayed a
+// transaction since it started, Postgres has no replay timestamp, and a
+// replica whose replay is stuck (paused, or waiting on a conflicting lock)
+// right after a restart would otherwise report an unknown lag, and stay
+// ready, forever.
+type replayStall struct {
+	lsn   string    // replay position when it was last seen to move
+	since time.Time // when that was
+}
+
+// lag returns the replay lag to report: the lag Postgres computed if it
+// could (polled is -1 when it could not), else how long the replay position
+// has stood still with WAL waiting, a lower bound of the lag; -1 the first
+// time a position is seen.
+func (s *replayStall) lag(polled int64, lsn string, now time.Time) int64 {
+	if polled != -1 {
+		s.lsn = ""
+		return polled
+	}
+	if lsn != s.lsn {
+		s.lsn, s.since = lsn, now
+		return -1
+	}
+	return int64(now.Sub(s.since))
 }
 
 // advanceFeed moves the low mark over applied changes and over gaps that

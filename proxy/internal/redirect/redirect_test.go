@@ -48,6 +48,7 @@ type env struct {
 type setupOpts struct {
 	replicaSettings map[string]string
 	cacheBytes      int64
+	maxLag          time.Duration
 	trusted         []netip.Prefix
 }
 
@@ -98,7 +99,7 @@ func setupTB(t testing.TB, o setupOpts) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Close)
-	e.resolver, err = links.New(links.Config{CacheBytes: o.cacheBytes, PollInterval: 20 * time.Millisecond}, quiet, rdb, pdb)
+	e.resolver, err = links.New(links.Config{CacheBytes: o.cacheBytes, PollInterval: 20 * time.Millisecond, MaxLag: o.maxLag}, quiet, rdb, pdb)
 	if err != nil {
 		t.Fatal(err)
 	}
