@@ -265,6 +265,9 @@ func writeRedirect(ctx *fasthttp.RequestCtx, e links.Entry) {
 	}
 	h := &ctx.Response.Header
 	h.SetStatusCode(status)
+	// fasthttp sets the length only for a body it sends; set it here so a
+	// HEAD carries GET's Content-Length: 0 too.
+	h.SetContentLength(0)
 	// Canonical keys skip fasthttp's per-call key normalisation; the value
 	// is copied before the handler returns.
 	h.SetCanonical(keyLocation, unsafe.Slice(unsafe.StringData(e.Target), len(e.Target)))

@@ -156,18 +156,38 @@ func (e *env) code(id int64) string {
 	return c
 }
 
-// raw sends a raw HTTP request from 198.51.100.7:54321 and returns the
-// response.
-func (e *env) raw(req string) *fasthttp.Response {
+// send sends a raw HTTP request from 198.51.100.7:54321 and returns the
+// connection to read the response from.
+func (e *env) send(req string) net.Conn {
 	e.t.Helper()
 	c, err := e.ln.DialWithLocalAddr(&net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 54321})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer c.Close()
 	if _, err := c.Write([]byte(req)); err != nil {
 		e.t.Fatal(err)
 	}
+	return c
+}
+
+// rawBytes sends a raw HTTP request that asks for the connection to be
+// closed, and returns every byte the server sent back.
+func (e *env) rawBytes(req string) []byte {
+	e.t.Helper()
+	c := e.send(req)
+	defer c.Close()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
+}
+
+// raw sends a raw HTTP request and returns the response.
+func (e *env) raw(req string) *fasthttp.Response {
+	e.t.Helper()
+	c := e.send(req)
+	defer c.Close()
 	resp := &fasthttp.Response{}
 	resp.SkipBody = strings.HasPrefix(req, "HEAD")
 	if err := resp.Read(bufio.NewReader(c)); err != nil {
@@ -265,6 +285,59 @@ func TestRedirects(t *testing.T) {
 	if st := e.resolver.Stats(); st.Hits == 0 || st.PrimaryAsks != 0 {
 		t.Fatalf("resolver stats %+v: want cache hits and no primary asks", st)
 	}
+}
+
+// TestHEADLikeGET: HEAD is answered with GET's status and headers and no
+// body, for a redirect, a 404 and a 410.
+func TestHEADLikeGET(t *testing.T) {
+	e := setup(t, setupOpts{})
+	for _, tc := range []struct {
+		name, path string
+		status     string
+	}{
+		{"redirect", "/" + e.code(e.ids["302"]), "302 Found"},
+		{"unknown id", "/" + e.code(e.ids["gap"]), "404 Not Found"},
+		{"unknown alias", "/no-such-alias", "404 Not Found"},
+		{"not a code", "/a.b", "404 Not Found"},
+		{"disabled", "/" + e.code(e.ids["disabled"]), "410 Gone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for round := range 2 { // uncached, then cached
+				getStatus, getHeaders, getBody := splitResponse(t, e.rawBytes(req("GET", tc.path, "Connection: close\r\n")))
+				headStatus, headHeaders, headBody := splitResponse(t, e.rawBytes(req("HEAD", tc.path, "Connection: close\r\n")))
+				if getStatus != "HTTP/1.1 "+tc.status || headStatus != getStatus {
+					t.Fatalf("round %d: GET %q, HEAD %q, want %q", round, getStatus, headStatus, tc.status)
+				}
+				if len(headBody) != 0 {
+					t.Fatalf("round %d: HEAD sent a body: %q", round, headBody)
+				}
+				if tc.status != "302 Found" && !strings.Contains(string(getBody), "<h1>") {
+					t.Fatalf("round %d: GET body %q, want the page", round, getBody)
+				}
+				if strings.Join(headHeaders, "\n") != strings.Join(getHeaders, "\n") {
+					t.Fatalf("round %d: HEAD headers\n%s\nGET headers\n%s", round, strings.Join(headHeaders, "\n"), strings.Join(getHeaders, "\n"))
+				}
+			}
+		})
+	}
+}
+
+// splitResponse splits a raw HTTP/1.1 response into its status line, its
+// header lines but Date (which can change between two requests), and its
+// body.
+func splitResponse(t *testing.T, resp []byte) (status string, headers []string, body []byte) {
+	t.Helper()
+	head, rest, ok := strings.Cut(string(resp), "\r\n\r\n")
+	if !ok {
+		t.Fatalf("no end of headers in %q", resp)
+	}
+	lines := strings.Split(head, "\r\n")
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "Date:") {
+			headers = append(headers, l)
+		}
+	}
+	return lines[0], headers, []byte(rest)
 }
 
 // TestEveryRequestLogged checks each request answered, 404s and 405s
