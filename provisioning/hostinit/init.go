@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -51,8 +53,31 @@ type Init struct {
 type service struct {
 	unit   *Unit
 	env    map[string]string
-	proc   *proc.Process
+	proc   *proc.Process // simple services
+	pid    int           // forking services: the daemon's pid from PIDFile
+	done   bool          // oneshot services that remain after exit
 	failed string
+}
+
+// running reports whether the service is up.
+func (s *service) running() bool {
+	switch {
+	case s.proc != nil:
+		return s.proc.Running()
+	case s.pid > 0:
+		return syscall.Kill(s.pid, 0) == nil
+	}
+	return s.done
+}
+
+func (s *service) mainPID() int {
+	switch {
+	case s.proc != nil && s.proc.Running():
+		return s.proc.Pid()
+	case s.pid > 0:
+		return s.pid
+	}
+	return 0
 }
 
 // New returns an Init for the host it runs on.
@@ -60,8 +85,12 @@ func New(logger *slog.Logger) *Init {
 	return &Init{logger: logger, svcs: map[string]*service{}}
 }
 
-// Boot starts every enabled unit, as a host's start does.
+// Boot makes the runtime folders the packages ask for (tmpfiles.d) and
+// starts every enabled unit, as a host's start does.
 func (in *Init) Boot() {
+	if out, err := exec.Command("systemd-tmpfiles", "--create", "--boot").CombinedOutput(); err != nil {
+		in.logger.Warn("systemd-tmpfiles", "err", err, "out", string(out))
+	}
 	entries, _ := os.ReadDir(WantsDir)
 	for _, e := range entries {
 		if err := in.Start(e.Name()); err != nil {
@@ -82,7 +111,7 @@ func (in *Init) Start(name string) error {
 	name = canonical(name)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if s := in.svcs[name]; s != nil && s.proc != nil && s.proc.Running() {
+	if s := in.svcs[name]; s != nil && s.running() {
 		return nil
 	}
 	u, err := FindUnit("/", name)
@@ -127,6 +156,30 @@ func (in *Init) Start(name string) error {
 	}
 	if err := os.MkdirAll(LogDir, 0o755); err != nil {
 		return err
+	}
+	switch u.Type {
+	case "oneshot":
+		for _, words := range append([][]string{u.ExecStart}, u.ExecStartPost...) {
+			if out, err := command(words).CombinedOutput(); err != nil {
+				in.svcs[name] = &service{unit: u, env: env, failed: fmt.Sprintf("%v: %s", err, out)}
+				return fmt.Errorf("%s: ExecStart %v: %w: %s", name, words, err, out)
+			}
+		}
+		in.svcs[name] = &service{unit: u, env: env, done: u.RemainAfterExit}
+		return nil
+	case "forking":
+		// ExecStart starts the daemon and returns; its pid is in PIDFile.
+		os.Remove(u.PIDFile)
+		if out, err := command(u.ExecStart).CombinedOutput(); err != nil {
+			in.logger.Warn("ExecStart failed", "unit", name, "err", err, "out", string(out))
+		}
+		pid, err := waitPIDFile(u.PIDFile, time.Minute)
+		if err != nil {
+			in.svcs[name] = &service{unit: u, env: env, failed: err.Error()}
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		in.svcs[name] = &service{unit: u, env: env, pid: pid}
+		return nil
 	}
 	p, err := proc.Start(proc.Spec{
 		Name:              name,
@@ -187,13 +240,57 @@ func (in *Init) Stop(name string) error {
 	s := in.svcs[name]
 	delete(in.svcs, name)
 	in.mu.Unlock()
-	if s == nil || s.proc == nil {
+	if s == nil {
 		return nil
 	}
-	if err := s.proc.Stop(); err != nil {
-		in.logger.Warn("stopped with an error", "unit", name, "err", err)
+	if s.proc != nil {
+		if err := s.proc.Stop(); err != nil {
+			in.logger.Warn("stopped with an error", "unit", name, "err", err)
+		}
+		return nil
+	}
+	if s.pid <= 0 || syscall.Kill(s.pid, 0) != nil {
+		return nil
+	}
+	env := map[string]string{"MAINPID": strconv.Itoa(s.pid)}
+	maps.Copy(env, s.env)
+	for _, words := range s.unit.ExecStop {
+		args := Expand(words, env)
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			in.logger.Warn("ExecStop failed", "unit", name, "err", err, "out", string(out))
+		}
+	}
+	if len(s.unit.ExecStop) == 0 {
+		syscall.Kill(s.pid, syscall.SIGTERM)
+	}
+	for deadline := time.Now().Add(time.Minute); syscall.Kill(s.pid, 0) == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(s.pid, syscall.SIGKILL)
+			break
+		}
 	}
 	return nil
+}
+
+// waitPIDFile waits for a forking daemon's pid file.
+func waitPIDFile(path string, limit time.Duration) (int, error) {
+	if path == "" {
+		return 0, errors.New("Type=forking without PIDFile is not supported here")
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			line, _, _ := strings.Cut(string(data), "\n")
+			if pid, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && pid > 0 {
+				return pid, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no pid in %s after %s", path, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Restart stops and starts a unit.
@@ -211,10 +308,10 @@ func (in *Init) Reload(name string) error {
 	in.mu.Lock()
 	s := in.svcs[name]
 	in.mu.Unlock()
-	if s == nil || s.proc == nil || !s.proc.Running() || len(s.unit.ExecReload) == 0 {
+	if s == nil || !s.running() || len(s.unit.ExecReload) == 0 {
 		return in.Restart(name)
 	}
-	env := map[string]string{"MAINPID": strconv.Itoa(s.proc.Pid())}
+	env := map[string]string{"MAINPID": strconv.Itoa(s.mainPID())}
 	for k, v := range s.env {
 		env[k] = v
 	}
@@ -242,14 +339,18 @@ func (in *Init) Status(name string) Status {
 	in.mu.Unlock()
 	switch {
 	case s == nil:
-	case s.proc == nil:
+	case s.running():
+		st.Active, st.MainPID = "active", s.mainPID()
+		if s.proc != nil {
+			st.Restarts = s.proc.Restarts()
+		}
+	case s.failed != "":
 		st.Active, st.LastFailure = "failed", s.failed
-	case s.proc.Running():
-		st.Active, st.MainPID, st.Restarts = "active", s.proc.Pid(), s.proc.Restarts()
+	case s.unit.Type == "oneshot":
 	default:
 		st.Active = "failed"
-		if err := s.proc.Err(); err != nil {
-			st.LastFailure = err.Error()
+		if s.proc != nil && s.proc.Err() != nil {
+			st.LastFailure = s.proc.Err().Error()
 		}
 	}
 	return st

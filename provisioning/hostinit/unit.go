@@ -25,8 +25,13 @@ type Unit struct {
 	Name             string
 	Path             string
 	ExecStartPre     [][]string
+	ExecStartPost    [][]string // a oneshot's further ExecStart lines
 	ExecStart        []string
 	ExecReload       [][]string
+	ExecStop         [][]string
+	Type             string // simple (also exec, notify), forking or oneshot
+	PIDFile          string // forking: where the started daemon's pid appears
+	RemainAfterExit  bool   // oneshot: active once ExecStart has run
 	User, Group      string
 	Environment      []string // KEY=VALUE, in order: later wins
 	EnvironmentFiles []string // "-" prefix: optional
@@ -35,21 +40,39 @@ type Unit struct {
 }
 
 // FindUnit finds and parses name (".service" may be left off) under root.
+// An instance of a template (postgresql@15-main) is read from the template
+// (postgresql@.service) with %i and %I replaced.
 func FindUnit(root, name string) (*Unit, error) {
 	if !strings.Contains(name, ".") {
 		name += ".service"
 	}
-	for _, d := range UnitDirs {
-		p := filepath.Join(root, d, name)
-		if _, err := os.Stat(p); err == nil {
-			return ParseUnit(name, p)
+	for _, try := range []struct{ file, instance string }{{name, ""}, templateOf(name)} {
+		if try.file == "" {
+			continue
+		}
+		for _, d := range UnitDirs {
+			p := filepath.Join(root, d, try.file)
+			if _, err := os.Stat(p); err == nil {
+				return ParseUnit(name, p, try.instance)
+			}
 		}
 	}
 	return nil, fmt.Errorf("unit %s not found", name)
 }
 
-// ParseUnit reads a unit file.
-func ParseUnit(name, path string) (*Unit, error) {
+// templateOf returns the template file and instance of a@b.service.
+func templateOf(name string) (t struct{ file, instance string }) {
+	at := strings.IndexByte(name, '@')
+	dot := strings.LastIndexByte(name, '.')
+	if at < 0 || dot < at {
+		return t
+	}
+	t.file, t.instance = name[:at+1]+name[dot:], name[at+1:dot]
+	return t
+}
+
+// ParseUnit reads a unit file; instance, if any, replaces %i and %I.
+func ParseUnit(name, path, instance string) (*Unit, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -81,9 +104,23 @@ func ParseUnit(name, path string) (*Unit, error) {
 			return nil, fmt.Errorf("%s: %q is not key=value", path, line)
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		v = strings.NewReplacer("%i", instance, "%I", instance, "%%", "%").Replace(v)
 		switch k {
+		case "Type":
+			u.Type = v
+		case "PIDFile":
+			u.PIDFile = v
+		case "RemainAfterExit":
+			u.RemainAfterExit = v == "yes" || v == "on" || v == "true" || v == "1"
+		case "ExecStop":
+			u.ExecStop = append(u.ExecStop, splitExec(v))
 		case "ExecStart":
-			u.ExecStart = splitExec(v)
+			// A oneshot may have several; the others, one.
+			if u.ExecStart != nil {
+				u.ExecStartPost = append(u.ExecStartPost, splitExec(v))
+			} else {
+				u.ExecStart = splitExec(v)
+			}
 		case "ExecStartPre":
 			u.ExecStartPre = append(u.ExecStartPre, splitExec(v))
 		case "ExecReload":
@@ -191,9 +228,45 @@ func Expand(words []string, env map[string]string) []string {
 			out = append(out, strings.Fields(env[w[1:]])...)
 			continue
 		}
-		out = append(out, os.Expand(w, func(k string) string { return env[k] }))
+		out = append(out, expandWord(w, env))
 	}
 	return out
+}
+
+// expandWord replaces ${NAME} and $NAME where NAME is a variable name, and
+// $$ by $, leaving any other $ (a shell's $! in sh -c, say) alone.
+func expandWord(w string, env map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(w); i++ {
+		if w[i] != '$' || i+1 == len(w) {
+			b.WriteByte(w[i])
+			continue
+		}
+		switch {
+		case w[i+1] == '$':
+			b.WriteByte('$')
+			i++
+		case w[i+1] == '{':
+			if end := strings.IndexByte(w[i:], '}'); end > 0 && isName(w[i+2:i+end]) {
+				b.WriteString(env[w[i+2:i+end]])
+				i += end
+				continue
+			}
+			b.WriteByte('$')
+		default:
+			j := i + 1
+			for j < len(w) && isName(w[i+1:j+1]) {
+				j++
+			}
+			if j == i+1 || w[i+1] >= '0' && w[i+1] <= '9' {
+				b.WriteByte('$')
+				continue
+			}
+			b.WriteString(env[w[i+1:j]])
+			i = j - 1
+		}
+	}
+	return b.String()
 }
 
 func isName(s string) bool {

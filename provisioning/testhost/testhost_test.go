@@ -137,6 +137,26 @@ WantedBy=multi-user.target
 	if out, code := systemctl("is-active", "greeter"); code != 3 || strings.TrimSpace(out) != "inactive" {
 		t.Fatalf("is-active after stop: %d %q", code, out)
 	}
+	// A forking daemon from a template unit, as Debian's postgresql@.service.
+	forker := `[Service]
+Type=forking
+ExecStart=-/bin/sh -c 'sleep 1000 > /dev/null 2>&1 & echo $! > /run/forker-%i.pid'
+ExecStop=/bin/kill $MAINPID
+PIDFile=/run/forker-%i.pid
+`
+	must(t, os.WriteFile(filepath.Join(h.Root, "lib/systemd/system/forker@.service"), []byte(forker), 0o644))
+	if out, code := systemctl("start", "forker@a"); code != 0 {
+		t.Fatalf("start forker@a: %d %s", code, out)
+	}
+	if out, code := systemctl("is-active", "forker@a.service"); code != 0 {
+		t.Fatalf("forker@a not active: %d %s", code, out)
+	}
+	if out, code := systemctl("stop", "forker@a"); code != 0 {
+		t.Fatalf("stop forker@a: %d %s", code, out)
+	}
+	if out, code := systemctl("is-active", "forker@a"); code != 3 {
+		t.Fatalf("forker@a still active after stop: %d %s", code, out)
+	}
 	if out, code := systemctl("show", "nothing-here"); code != 0 || !strings.Contains(out, "LoadState=not-found") {
 		t.Fatalf("show of a missing unit: %d %s", code, out)
 	}
