@@ -25,6 +25,7 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/proxy/admin"
+	"shortfleet/proxy/internal/accesslog"
 	"shortfleet/proxy/internal/links"
 	"shortfleet/proxy/internal/metrics"
 	"shortfleet/proxy/internal/redirect"
@@ -50,6 +51,7 @@ func main() {
 		sealBytes   = flag.Int64("seal-bytes", 64<<20, "seal a segment at this size")
 		sealAge     = flag.Duration("seal-age", time.Minute, "seal a segment at this age")
 		retention   = flag.Duration("retention", 365*24*time.Hour, "delete sealed segments older than this")
+		logRetry    = flag.Duration("log-retry-interval", 5*time.Second, "how often a log folder that could not be opened (unwritable, full) is tried again; requests are answered meanwhile and their records dropped")
 		cacheBytes  = flag.Int64("cache-bytes", 256<<20, "bound of the link cache, in bytes")
 		pollEvery   = flag.Duration("poll-interval", 100*time.Millisecond, "how often the replica is polled for the watermark, lag and change feed")
 		maxLag      = flag.Duration("max-lag", 10*time.Second, "replay lag past which /readyz says not ready")
@@ -123,17 +125,24 @@ func main() {
 	pollDone := make(chan struct{})
 	go func() { resolver.Run(pollCtx); close(pollDone) }()
 
-	var logw *logfmt.Writer
+	// A log folder that cannot be opened (unwritable, full) does not stop
+	// the proxy: it answers, counts the records it drops, and tries again.
+	var logw *accesslog.Log
+	var alog redirect.AccessLog // stays a nil interface with -no-log
 	if !*noLog {
-		logw, err = logfmt.NewWriter(logfmt.WriterConfig{
-			Dir: *logDir, Proxy: *id, FlushRows: *flushRows, FlushInterval: *flushEvery,
-			SealBytes: *sealBytes, SealAge: *sealAge, Retention: *retention,
+		logw, err = accesslog.Open(accesslog.Config{
+			Writer: logfmt.WriterConfig{
+				Dir: *logDir, Proxy: *id, FlushRows: *flushRows, FlushInterval: *flushEvery,
+				SealBytes: *sealBytes, SealAge: *sealAge, Retention: *retention,
+			},
+			RetryInterval: *logRetry,
 		}, logger.With("component", "logfmt"))
 		if err != nil {
-			fatal(logger, fmt.Sprintf("open access log: %v", err))
+			fatal(logger, fmt.Sprintf("access log: %v", err))
 		}
+		alog = logw
 	}
-	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets}, logger, codec, resolver, logw)
+	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets}, logger, codec, resolver, alog)
 	srv := &fasthttp.Server{
 		Handler:              rs.Handle,
 		Name:                 "shortfleet",
@@ -162,6 +171,7 @@ func main() {
 		Statuses: rs.Statuses, Links: resolver.Stats, Ready: resolver.Ready, LagNS: resolver.LagNS,
 		Watermark: resolver.Watermark,
 		Log:       func() logfmt.WriterStats { return statsOf(logw) },
+		LogOpen:   func() bool { return logw != nil && logw.Opened() },
 		Segments:  func() (int, int) { return countsOf(logw) },
 	}
 	var segs admin.Segments = noSegments{}
@@ -227,14 +237,14 @@ type noSegments struct{}
 func (noSegments) Pending() []logfmt.Entry     { return nil }
 func (noSegments) MarkIngested([]string) error { return errors.New("logging is off") }
 
-func statsOf(w *logfmt.Writer) logfmt.WriterStats {
+func statsOf(w *accesslog.Log) logfmt.WriterStats {
 	if w == nil {
 		return logfmt.WriterStats{}
 	}
 	return w.Stats()
 }
 
-func countsOf(w *logfmt.Writer) (int, int) {
+func countsOf(w *accesslog.Log) (int, int) {
 	if w == nil {
 		return 0, 0
 	}

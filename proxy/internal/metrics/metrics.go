@@ -21,6 +21,7 @@ type Sources struct {
 	LagNS     func() int64
 	Watermark func() int64
 	Log       func() logfmt.WriterStats
+	LogOpen   func() bool // nil: the log is always open
 	Segments  func() (onDisk, pending int)
 }
 
@@ -49,6 +50,7 @@ var (
 	dReady        = desc("ready", "1 if ready for traffic.")
 	dRecords      = desc("log_records_total", "Access log records: appended, written, dropped, recovered.", "result")
 	dLogBytes     = desc("log_bytes_total", "Bytes written to access log segments.")
+	dLogOpen      = desc("log_open", "1 if the access log folder is open; 0 while it could not be opened (unwritable, full) and every record is dropped, or with logging off.")
 	dSealed       = desc("log_segments_sealed_total", "Segments sealed.")
 	dRetained     = desc("log_segments_deleted_total", "Segments deleted by retention.")
 	dWriteErrs    = desc("log_write_errors_total", "Failed log writes, seals and manifest appends.")
@@ -59,7 +61,7 @@ var (
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dLookups, dHitRatio, dPrimaryAsks, dPrimaryErrs, dReplicaErrs,
 		dConflicts, dBatches, dWindow, dEvictions, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
-		dLogBytes, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
+		dLogBytes, dLogOpen, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
 		ch <- d
 	}
 }
@@ -111,6 +113,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRecords, st.Dropped, "dropped")
 	counter(dRecords, st.Recovered, "recovered")
 	counter(dLogBytes, st.Bytes)
+	open := 1.0
+	if c.src.LogOpen != nil && !c.src.LogOpen() {
+		open = 0
+	}
+	gauge(dLogOpen, open)
 	counter(dSealed, st.Sealed)
 	counter(dRetained, st.Retained)
 	counter(dWriteErrs, st.WriteErrors)

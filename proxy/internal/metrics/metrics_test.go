@@ -21,6 +21,7 @@ func TestExposition(t *testing.T) {
 		LagNS:     func() int64 { return 12_000_000_000 },
 		Watermark: func() int64 { return 4242 },
 		Log:       func() logfmt.WriterStats { return logfmt.WriterStats{Written: 100, Dropped: 7, Bytes: 7200, Sealed: 3} },
+		LogOpen:   func() bool { return false },
 		Segments:  func() (int, int) { return 5, 2 },
 	})
 	rec := httptest.NewRecorder()
@@ -38,6 +39,7 @@ func TestExposition(t *testing.T) {
 		`shortfleet_proxy_log_records_total{result="written"} 100`,
 		`shortfleet_proxy_log_records_total{result="dropped"} 7`,
 		`shortfleet_proxy_log_bytes_total 7200`,
+		`shortfleet_proxy_log_open 0`,
 		`shortfleet_proxy_log_segments_sealed_total 3`,
 		`shortfleet_proxy_segments_pending 2`,
 		`shortfleet_proxy_segments_on_disk 5`,

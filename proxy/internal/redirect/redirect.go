@@ -38,19 +38,27 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 }
 
+// AccessLog records every request answered: the proxy's accesslog.Log,
+// or a bare logfmt.Writer. Append must copy what it keeps from the record
+// and must not wait for the disk.
+type AccessLog interface {
+	Append(r *logfmt.Record)
+}
+
 // Server answers redirects.
 type Server struct {
 	cfg    Config
 	logger *slog.Logger
 	codec  *codes.Codec
 	links  *links.Resolver
-	log    *logfmt.Writer // nil: logging off (benchmarks only)
+	log    AccessLog // nil: logging off (benchmarks only)
 
 	statuses [600]atomic.Uint64
 }
 
-// New returns a Server resolving through lr and logging to log.
-func New(cfg Config, logger *slog.Logger, codec *codes.Codec, lr *links.Resolver, log *logfmt.Writer) *Server {
+// New returns a Server resolving through lr and logging to log; a nil log
+// turns logging off.
+func New(cfg Config, logger *slog.Logger, codec *codes.Codec, lr *links.Resolver, log AccessLog) *Server {
 	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log}
 }
 

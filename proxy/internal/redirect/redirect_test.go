@@ -22,6 +22,8 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/pgcluster"
+	"shortfleet/proxy/internal/accesslog"
+	"shortfleet/proxy/internal/disktest"
 	"shortfleet/proxy/internal/links"
 	"shortfleet/sql/codes"
 )
@@ -34,7 +36,7 @@ type env struct {
 	t        testing.TB
 	ln       *fasthttputil.InmemoryListener
 	srv      *Server
-	logw     *logfmt.Writer
+	logw     *accesslog.Log
 	logDir   string
 	codec    *codes.Codec
 	primary  *pgcluster.Cluster
@@ -50,6 +52,12 @@ type setupOpts struct {
 	cacheBytes      int64
 	maxLag          time.Duration
 	trusted         []netip.Prefix
+	// logDir is the access log folder (default a new temporary one);
+	// logRetry how often it is tried again if it does not open, and
+	// logLogger where the access log reports (default nowhere).
+	logDir    string
+	logRetry  time.Duration
+	logLogger *slog.Logger
 }
 
 // setup starts a primary and a streaming replica, creates links on the
@@ -110,8 +118,15 @@ func setupTB(t testing.TB, o setupOpts) *env {
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { e.resolver.Run(pctx); close(done) }()
-	e.logDir = t.TempDir()
-	e.logw, err = logfmt.NewWriter(logfmt.WriterConfig{Dir: e.logDir, Proxy: "proxy-t"}, quiet)
+	e.logDir = o.logDir
+	if e.logDir == "" {
+		e.logDir = t.TempDir()
+	}
+	logLogger := o.logLogger
+	if logLogger == nil {
+		logLogger = quiet
+	}
+	e.logw, err = accesslog.Open(accesslog.Config{Writer: logfmt.WriterConfig{Dir: e.logDir, Proxy: "proxy-t"}, RetryInterval: o.logRetry}, logLogger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,17 +223,23 @@ func (e *env) records() []logfmt.Row {
 	if err := e.logw.Close(); err != nil {
 		e.t.Fatal(err)
 	}
-	entries, err := logfmt.ReadManifest(e.logDir)
+	return readRecords(e.t, e.logDir)
+}
+
+// readRecords returns every record in the sealed segments of a log folder.
+func readRecords(t testing.TB, dir string) []logfmt.Row {
+	t.Helper()
+	entries, err := logfmt.ReadManifest(dir)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var rows []logfmt.Row
 	for _, en := range entries {
-		f, _ := os.Open(filepath.Join(e.logDir, en.Name))
+		f, _ := os.Open(filepath.Join(dir, en.Name))
 		r, err := logfmt.ReadAll(f)
 		f.Close()
 		if err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		rows = append(rows, r...)
 	}
@@ -689,19 +710,12 @@ func TestProxyProtocol(t *testing.T) {
 	}
 }
 
-// TestDiskFullKeepsRedirecting fills the log folder (a tiny tmpfs): every
-// redirect is still answered, and the drops are counted.
+// TestDiskFullKeepsRedirecting fills the log folder (a tiny tmpfs) while
+// the proxy runs: every redirect is still answered, and the drops are
+// counted.
 func TestDiskFullKeepsRedirecting(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small filesystem needs root; make test runs as root in CI")
-	}
+	dir := disktest.Small(t, "64k")
 	e := setup(t, setupOpts{})
-	e.logw.Close()
-	dir := t.TempDir()
-	if out, err := execCommand("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir); err != nil {
-		t.Fatalf("mount: %v %s", err, out)
-	}
-	t.Cleanup(func() { execCommand("umount", dir) })
 	w, err := logfmt.NewWriter(logfmt.WriterConfig{Dir: dir, Proxy: "p", FlushRows: 50, FlushInterval: 5 * time.Millisecond}, quiet)
 	if err != nil {
 		t.Fatal(err)

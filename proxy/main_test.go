@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"shortfleet/logfmt"
+	"shortfleet/provisioning/pgcluster"
+	"shortfleet/proxy/internal/disktest"
+	"shortfleet/sql/codes"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// proxyBinary builds this command with -race, once per test run.
+func proxyBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "shortfleet-proxy-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "proxy")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, "shortfleet/proxy").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build proxy: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+var listenRE = regexp.MustCompile(`msg="listening on (http://[^"\s]+)".*\blistener=(\w+)`)
+
+// TestStartsWithUnwritableLogFolder runs the real binary on a log folder it
+// cannot write: it starts and redirects, /metrics shows the log closed and
+// every record dropped; once the folder is writable the log opens by itself,
+// and after SIGTERM the requests that followed are in sealed segments.
+func TestStartsWithUnwritableLogFolder(t *testing.T) {
+	bin := proxyBinary(t)
+	ctx := context.Background()
+	primary, pdb := pgcluster.StartTestDatabase(t)
+	var id int64
+	if err := pdb.QueryRow(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('t@example.com', 'x') RETURNING id)
+		INSERT INTO links (user_id, target) SELECT id, 'https://example.com/landing' FROM u RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	replica := pgcluster.StartTestReplica(t, primary, "replica")
+	lsn, err := primary.CurrentLSN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.WaitReplay(ctx, lsn); err != nil {
+		t.Fatal(err)
+	}
+	logDir := t.TempDir()
+	writable := disktest.Unwritable(t, logDir)
+
+	key, token := []byte("main-test-key-0123456"), pgcluster.RandomSecret(16)
+	codec, _ := codes.New(key)
+	code, _ := codec.Encode(id)
+	cmd := exec.Command(bin, "-id", "proxy-t", "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0",
+		"-log-dir", logDir, "-log-retry-interval", "20ms")
+	cmd.Env = append(os.Environ(), "SHORTFLEET_CODE_KEY="+hex.EncodeToString(key), "SHORTFLEET_ADMIN_TOKEN="+token,
+		"SHORTFLEET_REPLICA_DSN="+replica.DSN("shortfleet"), "SHORTFLEET_PRIMARY_DSN="+primary.DSN("shortfleet"))
+	p := start(t, cmd)
+	urls := p.urls
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	redirect := func() {
+		t.Helper()
+		resp, err := client.Get(urls["redirect"] + "/" + code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 302 || resp.Header.Get("Location") != "https://example.com/landing" {
+			t.Fatalf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	metric := func(name string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", urls["admin"]+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("metrics lack %s", name)
+		return ""
+	}
+	const dropped, kept = 5, 3
+	for range dropped {
+		redirect()
+	}
+	if open, n := metric("shortfleet_proxy_log_open"), metric(`shortfleet_proxy_log_records_total{result="dropped"}`); open != "0" || n != fmt.Sprint(dropped) {
+		t.Fatalf("log folder unwritable: log_open %s, dropped %s; want 0, %d", open, n, dropped)
+	}
+
+	writable()
+	deadline := time.Now().Add(30 * time.Second)
+	for metric("shortfleet_proxy_log_open") != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("log did not open within 30s of the folder becoming writable\n%s", p.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range kept {
+		redirect()
+	}
+	if err := p.stop(); err != nil {
+		t.Fatalf("proxy exited with %v\n%s", err, p.out.String())
+	}
+	entries, err := logfmt.ReadManifest(logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows int64
+	for _, e := range entries {
+		rows += e.Rows
+	}
+	if rows != kept {
+		t.Fatalf("%d records sealed, want the %d answered after the folder became writable\n%s", rows, kept, p.out.String())
+	}
+}
+
+// proc is a proxy started by a test.
+type proc struct {
+	cmd    *exec.Cmd
+	urls   map[string]string // listener label -> URL
+	out    procOutput
+	exited chan struct{}
+	err    error // how it exited, once exited is closed
+}
+
+// start starts cmd and waits until it reports its redirect and admin
+// listeners. The process is killed when the test ends if it still runs.
+func start(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	p.out.listening = make(chan struct{})
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.exited })
+	select {
+	case <-p.out.listening:
+	case <-p.exited:
+		t.Fatalf("proxy exited before listening: %v\n%s", p.err, p.out.String())
+	case <-time.After(time.Minute):
+		t.Fatalf("proxy did not report its listeners within a minute\n%s", p.out.String())
+	}
+	p.urls = p.out.listeners()
+	return p
+}
+
+// stop sends SIGTERM and returns how the process exited.
+func (p *proc) stop() error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	<-p.exited
+	return p.err
+}
+
+// procOutput collects a process's output and notices when it has reported
+// both its listeners.
+type procOutput struct {
+	mu        sync.Mutex
+	buf       strings.Builder
+	listening chan struct{}
+	closed    bool
+}
+
+func (o *procOutput) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf.Write(b)
+	if !o.closed && len(o.listenersLocked()) == 2 {
+		close(o.listening)
+		o.closed = true
+	}
+	return len(b), nil
+}
+
+func (o *procOutput) listenersLocked() map[string]string {
+	urls := map[string]string{}
+	for _, m := range listenRE.FindAllStringSubmatch(o.buf.String(), -1) {
+		urls[m[2]] = m[1]
+	}
+	return urls
+}
+
+func (o *procOutput) listeners() map[string]string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.listenersLocked()
+}
+
+func (o *procOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
