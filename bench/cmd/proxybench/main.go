@@ -7,7 +7,9 @@
 //   - uncached lookups uniform over N links (default 1,000,000), vs
 //     `pgbench -S` on the same replica with as many connections as the
 //     proxy's replica pool;
-//   - bytes on disk per logged request, beside nginx's gzip log.
+//   - bytes on disk per logged request, beside nginx's gzip log: the
+//     logging proxy is stopped with SIGTERM, which seals its last segment,
+//     and its manifest's bytes are divided by its rows.
 //
 // It writes bench/results/<date>-proxy.md and the table in bench/README.md.
 //
@@ -37,6 +39,7 @@ import (
 	"shortfleet/bench/internal/report"
 	"shortfleet/bench/internal/seed"
 	"shortfleet/bench/internal/wrk"
+	"shortfleet/logfmt"
 	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/sql/codes"
@@ -304,7 +307,33 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	}
 	// nginx's log holds its warm-up's requests too.
 	ngBytes := float64(ng.LogBytes()) / float64(ngReqs+ngWarm)
-	proxyBytes := logBytes / logRecs
+	// The proxy's log on disk is its sealed segments: stopping it with
+	// SIGTERM seals the open one, so every request it answered (warm-up,
+	// rounds, takedown checks) is in the manifest.
+	m, err := scrape(adminURL, f.Secrets.AdminToken)
+	if err != nil {
+		return err
+	}
+	dropped := m[`shortfleet_proxy_log_records_total{result="dropped"}`]
+	say("stopping the logging proxy with SIGTERM to seal its log")
+	if err := f.Proxies[0].Stop(); err != nil {
+		return fmt.Errorf("stop the logging proxy: %w", err)
+	}
+	sealed, err := sealedLog(f.ProxyLogDir(0))
+	if err != nil {
+		return err
+	}
+	var loggedReqs int64
+	for _, r := range loggedRuns {
+		loggedReqs += r.Requests
+	}
+	if sealed.rows < loggedReqs {
+		return fmt.Errorf("the proxy's sealed log holds %d records, fewer than the %d requests wrk completed on it (%.0f dropped)", sealed.rows, loggedReqs, dropped)
+	}
+	proxyBytes := float64(sealed.bytes) / float64(sealed.rows)
+	// While a segment is open its batches are uncompressed; sealing
+	// compacts and compresses them. log_bytes_total counts the former.
+	openBytes := logBytes / logRecs
 
 	ms := func(us int64) string { return fmt.Sprintf("%.2f ms", float64(us)/1000) }
 	// CPU per request over every round of a scenario.
@@ -343,7 +372,8 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 		Header: []string{"log", "bytes per request", "what it keeps"},
 		Rows: [][]string{
 			{"nginx combined, gzip level 1", fmt.Sprintf("%.1f", ngBytes), "address, time, request line, status, size, referrer, user agent"},
-			{"proxy Arrow IPC + zstd", fmt.Sprintf("%.1f", proxyBytes), "all of nginx's, plus every header, query, link id, latency, cache outcome, replica lag"},
+			{"proxy, sealed segments: Arrow IPC + zstd, as kept on disk", fmt.Sprintf("%.1f", proxyBytes), "all of nginx's, plus every header, query, link id, latency, cache outcome, replica lag"},
+			{"proxy, open segment: uncompressed Arrow IPC, replaced when sealed", fmt.Sprintf("%.1f", openBytes), "the same"},
 		},
 	}
 	var b strings.Builder
@@ -351,6 +381,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	b.WriteString(tbl.Markdown())
 	b.WriteString("\n")
 	b.WriteString(bytesTbl.Markdown())
+	fmt.Fprintf(&b, "\nSealed: the bytes over the rows of the logging proxy's manifest, %d records in %d segments, read after the proxy was stopped with SIGTERM (which seals the open segment); %.0f records dropped. Open: `shortfleet_proxy_log_bytes_total` over records written during the logged runs.\n", sealed.rows, sealed.segments, dropped)
 	fmt.Fprintf(&b, "\nEvery HTTP scenario: `%s` (the proxy scenarios with their own URL; cached ones draw from %d codes, warmed for 3 s first).\n", opts("URL", "hot.txt").Command(), hot)
 	fmt.Fprintf(&b, "Uncached: the proxy runs with `-cache-bytes 1`, so every request is a replica lookup; concurrent lookups share queries, %.1f lookups per replica query in this run. pgbench: `%s` against the same replica, scale 10.\n", perBatch, pgCmd)
 	fmt.Fprintf(&b, "\nTakedown: the time from `UPDATE links SET disabled = true` committing on the primary to every one of the %d proxies answering 410 for a link each had cached, over %d links: median **%s**, max %s (replication, then the proxies' 100 ms change-feed poll).\n",
@@ -456,8 +487,32 @@ func scrape(adminURL, token string) (map[string]float64, error) {
 	return m, sc.Err()
 }
 
-// logCounters reads the proxy's bytes logged and records written from its
-// metrics.
+// sealedLogStats sums a log folder's manifest.
+type sealedLogStats struct {
+	segments    int
+	rows, bytes int64
+}
+
+// sealedLog sums the rows and bytes of the sealed segments a log folder's
+// manifest lists.
+func sealedLog(dir string) (sealedLogStats, error) {
+	entries, err := logfmt.ReadManifest(dir)
+	if err != nil {
+		return sealedLogStats{}, fmt.Errorf("read the proxy's manifest: %w", err)
+	}
+	st := sealedLogStats{segments: len(entries)}
+	for _, e := range entries {
+		st.rows += e.Rows
+		st.bytes += e.Bytes
+	}
+	if st.rows == 0 {
+		return st, fmt.Errorf("the proxy's manifest in %s lists no records", dir)
+	}
+	return st, nil
+}
+
+// logCounters reads the proxy's uncompressed open-segment bytes and records
+// written from its metrics.
 func logCounters(adminURL, token string) (bytes, records float64, err error) {
 	m, err := scrape(adminURL, token)
 	return m["shortfleet_proxy_log_bytes_total"], m[`shortfleet_proxy_log_records_total{result="written"}`], err

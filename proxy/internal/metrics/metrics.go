@@ -49,7 +49,8 @@ var (
 	dWatermark    = desc("link_watermark", "Largest link id the replica has.")
 	dReady        = desc("ready", "1 if ready for traffic.")
 	dRecords      = desc("log_records_total", "Access log records: appended, written, dropped, recovered.", "result")
-	dLogBytes     = desc("log_bytes_total", "Bytes written to access log segments.")
+	dLogBytes     = desc("log_bytes_total", "Bytes written to open access log segments: uncompressed Arrow IPC, as appended before sealing, not what stays on disk (see log_sealed_bytes_total).")
+	dSealedBytes  = desc("log_sealed_bytes_total", "Bytes of the access log segments sealed: compacted, zstd-compressed Arrow IPC, as kept on disk. Divided by log_records_total{result=\"written\"} once everything is sealed, the bytes on disk per logged request.")
 	dLogOpen      = desc("log_open", "1 if the access log folder is open; 0 while it could not be opened (unwritable, full) and every record is dropped, or with logging off.")
 	dSealed       = desc("log_segments_sealed_total", "Segments sealed.")
 	dRetained     = desc("log_segments_deleted_total", "Segments deleted by retention.")
@@ -61,7 +62,7 @@ var (
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dLookups, dHitRatio, dPrimaryAsks, dPrimaryErrs, dReplicaErrs,
 		dConflicts, dBatches, dWindow, dEvictions, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
-		dLogBytes, dLogOpen, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
+		dLogBytes, dSealedBytes, dLogOpen, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
 		ch <- d
 	}
 }
@@ -113,6 +114,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRecords, st.Dropped, "dropped")
 	counter(dRecords, st.Recovered, "recovered")
 	counter(dLogBytes, st.Bytes)
+	counter(dSealedBytes, st.SealedBytes)
 	open := 1.0
 	if c.src.LogOpen != nil && !c.src.LogOpen() {
 		open = 0

@@ -20,9 +20,11 @@ func TestExposition(t *testing.T) {
 		Ready:     func() (bool, string) { return false, "replica lags 12s" },
 		LagNS:     func() int64 { return 12_000_000_000 },
 		Watermark: func() int64 { return 4242 },
-		Log:       func() logfmt.WriterStats { return logfmt.WriterStats{Written: 100, Dropped: 7, Bytes: 7200, Sealed: 3} },
-		LogOpen:   func() bool { return false },
-		Segments:  func() (int, int) { return 5, 2 },
+		Log: func() logfmt.WriterStats {
+			return logfmt.WriterStats{Written: 100, Dropped: 7, Bytes: 7200, SealedBytes: 2100, Sealed: 3}
+		},
+		LogOpen:  func() bool { return false },
+		Segments: func() (int, int) { return 5, 2 },
 	})
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -39,6 +41,7 @@ func TestExposition(t *testing.T) {
 		`shortfleet_proxy_log_records_total{result="written"} 100`,
 		`shortfleet_proxy_log_records_total{result="dropped"} 7`,
 		`shortfleet_proxy_log_bytes_total 7200`,
+		`shortfleet_proxy_log_sealed_bytes_total 2100`,
 		`shortfleet_proxy_log_open 0`,
 		`shortfleet_proxy_log_segments_sealed_total 3`,
 		`shortfleet_proxy_segments_pending 2`,
