@@ -7,6 +7,28 @@ package links
 //	go test -run '^$' -bench 'Cache' -benchmem ./proxy/internal/links/
 //
 // and read ns/op, allocs/op and the hit-ratio metric side by side.
+//
+// Figures, 2026-11-23, go1.26.8 linux/amd64, "Oxide Virtual Turin-like
+// Processor" (AMD EPYC), 2 cores shared with other jobs: load average 4.5
+// during the run, so the times are noisy; the ratios and the hit ratios are
+// what to read. One run, with entryWeight as it is now:
+//
+//	BenchmarkCacheHit/otter-2        31638162     75.32 ns/op                       0 B/op  0 allocs/op
+//	BenchmarkCacheHit/ristretto-2    14321618    174.9  ns/op                       0 B/op  0 allocs/op
+//	BenchmarkCacheZipf/otter-2        1817239    570.8  ns/op  0.8617 hit-ratio    29 B/op  0 allocs/op
+//	BenchmarkCacheZipf/ristretto-2    1879455    866.3  ns/op  0.8412 hit-ratio    52 B/op  0 allocs/op
+//
+// An earlier run the same day (load average 2.7), with the weigher of the
+// time (target + 96 bytes), for comparison:
+//
+//	BenchmarkCacheHit/otter-2        59418682     20.29 ns/op                       0 B/op  0 allocs/op
+//	BenchmarkCacheHit/ristretto-2    14500738     74.24 ns/op                       0 B/op  0 allocs/op
+//	BenchmarkCacheZipf/otter-2        3850489    286.7  ns/op  0.8776 hit-ratio    24 B/op  0 allocs/op
+//	BenchmarkCacheZipf/ristretto-2    4975632    284.8  ns/op  0.8577 hit-ratio    40 B/op  0 allocs/op
+//
+// Otter: cached reads 2.3 to 3.7 times faster, a hit ratio 2 points higher
+// on the same bytes (every miss is a replica round trip), and no worse on
+// the mixed get-and-fill load. Both allocate nothing per operation.
 
 import (
 	"math/rand/v2"
