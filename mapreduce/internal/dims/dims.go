@@ -169,7 +169,11 @@ func (s *Shared) Name(id ID) string {
 // Name is the value an id stands for.
 func (c *Classifier) Name(id ID) string { return c.s.Name(id) }
 
-// ID returns the id of a value, adding it to the table if new.
+// ID returns the id of a value, adding it to the table if new. The table
+// keeps its own copy of a new value: v may alias a decoder's buffer (a
+// referrer host is a substring of the referrer, a parsed user agent's
+// family may be one of the user agent), and that buffer is reused for the
+// next batch.
 func (s *Shared) ID(v string) ID {
 	s.mu.RLock()
 	id, ok := s.ids[v]
@@ -182,6 +186,7 @@ func (s *Shared) ID(v string) ID {
 	if id, ok := s.ids[v]; ok {
 		return id
 	}
+	v = strings.Clone(v)
 	id = ID(len(s.names))
 	s.names = append(s.names, v)
 	s.ids[v] = id

@@ -3,6 +3,7 @@ package dims
 import (
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"shortfleet/mapreduce/internal/dims/dimstest"
 )
@@ -128,5 +129,32 @@ func BenchmarkClassifyCached(b *testing.B) {
 		c.Language("de-CH,de;q=0.9")
 		c.Country("192.0.2.7")
 		c.Visitor("192.0.2.7", ua)
+	}
+}
+
+// TestValuesOwnTheirBytes: the strings a classifier is given may alias a
+// decoder's buffer (Arrow's String.Value does), which is recycled for the
+// next batch. A value the table keeps must not change when that buffer is
+// overwritten.
+func TestValuesOwnTheirBytes(t *testing.T) {
+	c := newTest(t, false)
+	for _, tc := range []struct {
+		name, in, overwrite, want string
+		id                        func(string) ID
+	}{
+		{"referrer host", "https://news.example/a", "https://xxxx.xxxxxxx/a", "news.example", c.ReferrerHostID},
+		{"table", "some-value", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", "some-value", c.s.ID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := []byte(tc.in)
+			id := tc.id(unsafe.String(&buf[0], len(buf)))
+			copy(buf, tc.overwrite)
+			if got := c.Name(id); got != tc.want {
+				t.Fatalf("value %q became %q when the buffer it came from was reused", tc.want, got)
+			}
+			if again := c.s.ID(tc.want); again != id {
+				t.Fatalf("%q looked up again has id %d, want %d", tc.want, again, id)
+			}
+		})
 	}
 }
