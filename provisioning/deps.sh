@@ -12,6 +12,13 @@ have_pg || missing="$missing postgresql"
 getent passwd postgres >/dev/null 2>&1 || missing="$missing postgresql"
 # The browser test drives Debian's Chromium.
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+# The provisioning tests (provisioning/ansible) run Ansible and ansible-lint,
+# check the rendered HAProxy configuration with haproxy and the Prometheus
+# rules and configuration with promtool (Debian's prometheus package).
+command -v ansible-playbook >/dev/null 2>&1 || missing="$missing ansible"
+command -v ansible-lint >/dev/null 2>&1 || missing="$missing ansible-lint"
+command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 # Benchmarks also need wrk and nginx (BENCH=1).
 if [ "${BENCH:-}" = 1 ]; then
 	command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
