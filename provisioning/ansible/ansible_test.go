@@ -1,0 +1,668 @@
+package ansible
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"shortfleet/provisioning/settings"
+)
+
+// need fails the test when a tool is missing: make test installs them
+// (provisioning/deps.sh), so a missing one is a broken machine, not a skip.
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run provisioning/deps.sh as root (make deps)", tool)
+		}
+	}
+}
+
+// here is this folder, where the playbooks and ansible.cfg are.
+func here(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// ansibleCmd runs an Ansible tool from this folder with this folder's
+// ansible.cfg and its state (~/.ansible, caches) in a temporary folder.
+func ansibleCmd(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = here(t)
+	cmd.Env = append(os.Environ(),
+		"ANSIBLE_CONFIG="+filepath.Join(cmd.Dir, "ansible.cfg"),
+		"ANSIBLE_HOME="+home,
+		"ANSIBLE_LOCAL_TEMP="+filepath.Join(home, "tmp"),
+		"XDG_CACHE_HOME="+filepath.Join(home, "cache"),
+		"ANSIBLE_NOCOLOR=1", "NO_COLOR=1", "PY_COLORS=0",
+	)
+	return cmd
+}
+
+// playbooks returns the playbooks: every .yml file of this folder.
+func playbooks(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no playbooks here (%v)", err)
+	}
+	return files
+}
+
+func TestSyntaxCheck(t *testing.T) {
+	t.Parallel()
+	need(t, "ansible-playbook")
+	books := playbooks(t)
+	for _, want := range []string{"site.yml", "add_proxy.yml", "remove_proxy.yml", "rebuild_replica.yml", "promote_replica.yml"} {
+		if !slices.Contains(books, want) {
+			t.Errorf("playbook %s is missing", want)
+		}
+	}
+	args := append([]string{"--syntax-check", "-i", "inventory/example/hosts.yml"}, books...)
+	if out, err := ansibleCmd(t, "ansible-playbook", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ansible-playbook --syntax-check: %v\n%s", err, out)
+	}
+}
+
+func TestAnsibleLint(t *testing.T) {
+	t.Parallel()
+	need(t, "ansible-lint", "ansible-playbook")
+	// -vv names each file's kind: every playbook must be linted as one
+	// (.ansible-lint's kinds), not as plain YAML.
+	cmd := ansibleCmd(t, "ansible-lint", "-p", "-vv")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ansible-lint: %v\n%s\n%s", err, stdout.String(), lastLines(stderr.String(), 20))
+	}
+	for _, book := range playbooks(t) {
+		if !strings.Contains(stderr.String(), "Examining "+book+" of type playbook") {
+			t.Errorf("ansible-lint did not lint %s as a playbook", book)
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// A render is one template rendered by Ansible's template module as a host
+// of the example inventory (or localhost), with the play's vars_files and
+// the task's vars.
+type render struct {
+	host      string
+	varsFiles []string
+	src       string
+	vars      map[string]any
+}
+
+// The proxies of the explicit HAProxy cases, addressed as in the local fleet.
+var localServers = []settings.Server{
+	{Name: "proxy-01", Addr: "127.0.0.11", Port: 8080, CheckPort: 9090},
+	{Name: "proxy-02", Addr: "127.0.0.12", Port: 8080, CheckPort: 9090},
+	{Name: "proxy-03", Addr: "127.0.0.13", Port: 8080, CheckPort: 9090},
+}
+
+var localBalancer = settings.Balancer{
+	Bind: "127.0.0.1:18080", StatsBind: "127.0.0.1:18404", Log: "stdout format raw local0", Servers: localServers,
+}
+
+// balancerVars is b as the haproxy role's variables.
+func balancerVars(b settings.Balancer) map[string]any {
+	servers := []map[string]any{}
+	for _, s := range b.Servers {
+		servers = append(servers, map[string]any{"name": s.Name, "addr": s.Addr, "port": s.Port, "check_port": s.CheckPort})
+	}
+	return map[string]any{"haproxy_bind": b.Bind, "haproxy_stats_bind": b.StatsBind, "haproxy_log": b.Log, "haproxy_servers": servers}
+}
+
+// The explicit Postgres case: host settings as the local fleet's pgcluster
+// adds them, one of them over a shared setting.
+var localHostSettings = map[string]string{
+	"listen_addresses":        "'127.0.0.11'",
+	"port":                    "5432",
+	"cluster_name":            "'proxy_01'",
+	"unix_socket_directories": "'/tmp/shortfleet'",
+	"shared_buffers":          "1GB",
+}
+
+// Metric and unit folders of the rendered Prometheus configuration.
+const (
+	promRules = "prometheus/shortfleet.rules.yml"
+	promToken = "prometheus/token"
+)
+
+// renders is every rendering the tests compare, by output name.
+func renders() map[string]render {
+	const (
+		haproxyJSON  = "../settings/haproxy.json"
+		postgresJSON = "../settings/postgres.json"
+		haproxyTmpl  = "roles/haproxy/templates/haproxy.cfg.j2"
+		pgTmpl       = "roles/postgres_common/templates/shortfleet.conf.j2"
+		envTmpl      = "roles/common/templates/app.env.j2"
+		unitTmpl     = "roles/common/templates/app.service.j2"
+	)
+	h := settings.LoadHAProxy()
+	r := map[string]render{
+		// haproxy_settings from the file, as the playbooks load it.
+		"haproxy-file.cfg": {host: "localhost", varsFiles: []string{haproxyJSON}, src: haproxyTmpl, vars: balancerVars(localBalancer)},
+		// The example inventory's first load balancer, with the role's own
+		// haproxy_servers, binds and log.
+		"haproxy-lb-01.cfg": {host: "lb-01", varsFiles: []string{haproxyJSON, "roles/haproxy/defaults/main.yml"}, src: haproxyTmpl},
+		"postgres-local.conf": {host: "localhost", varsFiles: []string{postgresJSON}, src: pgTmpl,
+			vars: map[string]any{"postgres_host_settings": localHostSettings}},
+		"postgres-db-primary.conf": {host: "db-primary", varsFiles: []string{postgresJSON, "roles/postgres_common/defaults/main.yml"}, src: pgTmpl},
+		"postgres-proxy-01-sync.conf": {host: "proxy-01", varsFiles: []string{postgresJSON, "roles/postgres_common/defaults/main.yml"}, src: pgTmpl,
+			vars: map[string]any{"shortfleet_synchronous_commit": true}},
+		"prometheus.yml": {host: "mapreduce-01", varsFiles: []string{"roles/monitoring/defaults/main.yml"}, src: "roles/monitoring/templates/prometheus.yml.j2",
+			vars: map[string]any{"shortfleet_postgres_exporter": true, "monitoring_rules_file": "{{ render_dir }}/" + promRules,
+				"monitoring_token_file": "{{ render_dir }}/" + promToken, "monitoring_alertmanagers": []string{"192.0.2.30:9093"}}},
+	}
+	// Every balance the Go side accepts, haproxy_settings as Go has them.
+	for _, balance := range []string{"roundrobin", "leastconn", "uri-consistent"} {
+		hb := h
+		hb.Balance = balance
+		v := balancerVars(localBalancer)
+		v["haproxy_settings"] = hb
+		r["haproxy-"+balance+".cfg"] = render{host: "localhost", src: haproxyTmpl, vars: v}
+	}
+	// Each app's environment file and unit, with the vars its role's
+	// tasks/main.yml passes to common's tasks/app.yml.
+	for _, app := range []struct{ host, role, name, env string }{
+		{"db-primary", "primary_app", "primary", "primary_app_env"},
+		{"proxy-01", "proxy", "proxy", "proxy_env"},
+		{"mapreduce-01", "mapreduce", "mapreduce", "mapreduce_env"},
+	} {
+		files := []string{"roles/common/defaults/main.yml", "roles/" + app.role + "/defaults/main.yml"}
+		v := map[string]any{"common_app": app.name, "common_app_env": "{{ " + app.env + " }}", "common_app_description": "shortfleet " + app.name}
+		switch app.name {
+		case "proxy":
+			v["common_app_args"] = "{{ proxy_args }}"
+			v["common_app_writable"] = []string{"{{ proxy_segments_dir }}"}
+		case "mapreduce":
+			v["common_app_writable"] = []string{"{{ mapreduce_archive_dir }}"}
+		}
+		r[app.name+".env"] = render{host: app.host, varsFiles: files, src: envTmpl, vars: v}
+		r["shortfleet-"+app.name+".service"] = render{host: app.host, varsFiles: files, src: unitTmpl, vars: v}
+	}
+	return r
+}
+
+var (
+	renderOnce sync.Once
+	renderDir  string
+	renderErr  error
+)
+
+// moduleCheck is rendered twice, by the template lookup like every output
+// and by the template module the roles use: the two must agree.
+const moduleCheck = "haproxy-lb-01.cfg"
+
+// rendered renders every template of renders() in one ansible-playbook run
+// (a play per output) and returns the folder of the results. The template
+// lookup renders on the control node as the template module does (the
+// same Jinja settings: trim_blocks, trailing newline kept) without running
+// a module per file, which costs seconds each on a loaded machine;
+// moduleCheck holds the two together.
+func rendered(t *testing.T) string {
+	t.Helper()
+	need(t, "ansible-playbook")
+	renderOnce.Do(func() { renderDir, renderErr = renderAll(t) })
+	if renderErr != nil {
+		t.Fatal(renderErr)
+	}
+	return renderDir
+}
+
+func renderAll(t *testing.T) (string, error) {
+	dir, err := os.MkdirTemp("", "shortfleet-ansible-")
+	if err != nil {
+		return "", err
+	}
+	abs := func(p string) string { return filepath.Join(here(t), p) }
+	var plays []map[string]any
+	all := renders()
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		r := all[name]
+		var files []string
+		for _, f := range r.varsFiles {
+			files = append(files, abs(f))
+		}
+		// Task vars win over vars_files (the role defaults).
+		vars := map[string]any{"render_dir": dir}
+		maps.Copy(vars, r.vars)
+		tasks := []map[string]any{{
+			"name":                  name,
+			"ansible.builtin.debug": map[string]any{"msg": "{{ lookup('ansible.builtin.template', '" + abs(r.src) + "', convert_data=False) }}"},
+			"vars":                  vars,
+		}}
+		if name == moduleCheck {
+			tasks = append(tasks, map[string]any{
+				"name":                     "module",
+				"ansible.builtin.template": map[string]any{"src": abs(r.src), "dest": filepath.Join(dir, name+".module"), "mode": "0644"},
+				"vars":                     vars,
+			})
+		}
+		plays = append(plays, map[string]any{
+			"name": name, "hosts": r.host, "connection": "local", "gather_facts": false,
+			"vars_files": files, "tasks": tasks,
+		})
+	}
+	book, err := json.MarshalIndent(plays, "", "  ")
+	if err != nil {
+		return dir, err
+	}
+	path := filepath.Join(dir, "render.yml")
+	if err := os.WriteFile(path, book, 0o644); err != nil {
+		return dir, err
+	}
+	cmd := ansibleCmd(t, "ansible-playbook", "-i", "inventory/example/hosts.yml", "-e", "ansible_python_interpreter=/usr/bin/python3", path)
+	cmd.Env = append(cmd.Env, "ANSIBLE_STDOUT_CALLBACK=json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return dir, fmt.Errorf("ansible-playbook %s: %v\n%s\n%s", path, err, stdout.String(), stderr.String())
+	}
+	// The json callback: every play's tasks, with each host's result.
+	var run struct {
+		Plays []struct {
+			Play struct {
+				Name string `json:"name"`
+			} `json:"play"`
+			Tasks []struct {
+				Task struct {
+					Name string `json:"name"`
+				} `json:"task"`
+				Hosts map[string]struct {
+					Msg any `json:"msg"`
+				} `json:"hosts"`
+			} `json:"tasks"`
+		} `json:"plays"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &run); err != nil {
+		return dir, fmt.Errorf("ansible-playbook %s: json output: %v\n%s", path, err, stdout.String())
+	}
+	for _, p := range run.Plays {
+		for _, task := range p.Tasks {
+			if task.Task.Name != p.Play.Name {
+				continue
+			}
+			for host, res := range task.Hosts {
+				text, ok := res.Msg.(string)
+				if !ok {
+					return dir, fmt.Errorf("%s on %s: Ansible returned %T, not text", p.Play.Name, host, res.Msg)
+				}
+				if err := os.WriteFile(filepath.Join(dir, p.Play.Name), []byte(text), 0o644); err != nil {
+					return dir, err
+				}
+			}
+		}
+	}
+	for name := range all {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return dir, fmt.Errorf("ansible-playbook rendered no %s:\n%s", name, stdout.String())
+		}
+	}
+	return dir, nil
+}
+
+func TestTemplateLookupIsTheModule(t *testing.T) {
+	t.Parallel()
+	dir := rendered(t)
+	sameText(t, moduleCheck, readFile(t, filepath.Join(dir, moduleCheck)), readFile(t, filepath.Join(dir, moduleCheck+".module")))
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if renderDir != "" {
+		os.RemoveAll(renderDir)
+	}
+	os.Exit(code)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// sameText fails with the first differing line when got != want.
+func sameText(t *testing.T, what, got, want string) {
+	t.Helper()
+	if got == want {
+		return
+	}
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < max(len(g), len(w)); i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl || i >= len(g) || i >= len(w) {
+			t.Fatalf("%s: line %d: Ansible renders %q, Go renders %q\n--- Ansible:\n%s\n--- Go:\n%s", what, i+1, gl, wl, got, want)
+		}
+	}
+}
+
+// inventoryServers is the example inventory's proxies as settings.Server:
+// proxy-01 to proxy-16 at 198.51.100.11 to .26, on the local fleet's ports.
+func inventoryServers() []settings.Server {
+	var s []settings.Server
+	for i := 1; i <= 16; i++ {
+		s = append(s, settings.Server{Name: fmt.Sprintf("proxy-%02d", i), Addr: fmt.Sprintf("198.51.100.%d", 10+i), Port: 8080, CheckPort: 9090})
+	}
+	return s
+}
+
+func TestHAProxyMatchesAnsible(t *testing.T) {
+	t.Parallel()
+	need(t, "haproxy")
+	dir := rendered(t)
+	file := settings.LoadHAProxy()
+	cases := []struct {
+		out     string
+		balance string
+		b       settings.Balancer
+	}{
+		{"haproxy-file.cfg", file.Balance, localBalancer},
+		{"haproxy-roundrobin.cfg", "roundrobin", localBalancer},
+		{"haproxy-leastconn.cfg", "leastconn", localBalancer},
+		{"haproxy-uri-consistent.cfg", "uri-consistent", localBalancer},
+		{"haproxy-lb-01.cfg", file.Balance, settings.Balancer{Bind: "192.0.2.5:80", StatsBind: "192.0.2.5:8404", Log: "/dev/log local0", Servers: inventoryServers()}},
+	}
+	for _, c := range cases {
+		t.Run(c.out, func(t *testing.T) {
+			h := file
+			h.Balance = c.balance
+			want, err := h.RenderHAProxy(c.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, c.out)
+			sameText(t, c.out, readFile(t, path), want)
+			if out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput(); err != nil {
+				t.Fatalf("haproxy -c -f %s: %v\n%s", c.out, err, out)
+			}
+		})
+	}
+}
+
+func TestPostgresConfMatchesAnsible(t *testing.T) {
+	t.Parallel()
+	dir := rendered(t)
+	p := settings.LoadPostgres()
+	merged := func(host map[string]string) map[string]string {
+		s := p.Settings
+		s = maps.Clone(s)
+		maps.Copy(s, host)
+		return s
+	}
+	// What the postgres roles add on every Postgres host (the local fleet's
+	// pgcluster adds the same, plus its socket folder).
+	hostSettings := func(addr, name string, sync bool) map[string]string {
+		s := map[string]string{"listen_addresses": "'" + addr + "'", "port": "5432", "cluster_name": "'" + name + "'"}
+		if sync {
+			s["synchronous_standby_names"] = p.SynchronousStandbyNames
+		}
+		return s
+	}
+	cases := []struct {
+		out  string
+		host map[string]string
+	}{
+		{"postgres-local.conf", localHostSettings},
+		{"postgres-db-primary.conf", hostSettings("192.0.2.10", "db_primary", false)},
+		{"postgres-proxy-01-sync.conf", hostSettings("198.51.100.11", "proxy_01", true)},
+	}
+	for _, c := range cases {
+		t.Run(c.out, func(t *testing.T) {
+			sameText(t, c.out, readFile(t, filepath.Join(dir, c.out)), settings.RenderPostgresConf(merged(c.host)))
+		})
+	}
+}
+
+// metricNames returns the metrics the proxy and the mapreduce daemon
+// export, read from their sources.
+func metricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	for _, src := range []struct{ file, prefix, fn string }{
+		{"../../proxy/internal/metrics/metrics.go", "shortfleet_proxy_", "desc"},
+		{"../../mapreduce/internal/job/metrics.go", "shortfleet_mapreduce_", "mdesc"},
+	} {
+		text := readFile(t, src.file)
+		if !strings.Contains(text, `"`+src.prefix+`"+name`) {
+			t.Fatalf("%s no longer names its metrics %q+name; update this test", src.file, src.prefix)
+		}
+		found := regexp.MustCompile(`\b`+src.fn+`\("([a-z0-9_]+)"`).FindAllStringSubmatch(text, -1)
+		if len(found) == 0 {
+			t.Fatalf("no %s(...) metric descriptions in %s", src.fn, src.file)
+		}
+		for _, m := range found {
+			names[src.prefix+m[1]] = true
+		}
+	}
+	return names
+}
+
+var shortfleetMetric = regexp.MustCompile(`\bshortfleet_(proxy|mapreduce)_[a-z0-9_]+`)
+
+// checkMetrics fails for each shortfleet metric in text that no binary
+// exports, and returns how many it found.
+func checkMetrics(t *testing.T, what, text string, known map[string]bool) int {
+	t.Helper()
+	used := shortfleetMetric.FindAllString(text, -1)
+	for _, m := range used {
+		if !known[m] {
+			t.Errorf("%s names %s, which no shortfleet binary exports", what, m)
+		}
+	}
+	return len(used)
+}
+
+func promtool(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("promtool", args...).CombinedOutput(); err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+const rulesFile = "roles/monitoring/files/shortfleet.rules.yml"
+
+func TestPrometheus(t *testing.T) {
+	t.Parallel()
+	need(t, "promtool")
+	known := metricNames(t)
+
+	t.Run("rules", func(t *testing.T) {
+		promtool(t, "check", "rules", rulesFile)
+		// The alerts fire when they should (testdata/rules_test.yml).
+		promtool(t, "test", "rules", "testdata/rules_test.yml")
+		if checkMetrics(t, rulesFile, readFile(t, rulesFile), known) == 0 {
+			t.Errorf("%s names no shortfleet metric", rulesFile)
+		}
+	})
+
+	t.Run("config", func(t *testing.T) {
+		dir := rendered(t)
+		// The rendered configuration points at these; promtool reads them.
+		if err := os.MkdirAll(filepath.Join(dir, "prometheus"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, promRules), []byte(readFile(t, rulesFile)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, promToken), []byte("token"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "prometheus.yml")
+		promtool(t, "check", "config", path)
+		cfg := readFile(t, path)
+		// Every process of the example inventory is scraped.
+		for _, job := range []struct {
+			name    string
+			targets int
+		}{{"shortfleet_proxy", 16}, {"shortfleet_mapreduce", 1}, {"haproxy", 2}, {"postgres", 17}} {
+			i := strings.Index(cfg, "job_name: "+job.name+"\n")
+			if i < 0 {
+				t.Errorf("no scrape job %s", job.name)
+				continue
+			}
+			section := cfg[i+1:]
+			if j := strings.Index(section, "job_name:"); j >= 0 {
+				section = section[:j]
+			}
+			if n := strings.Count(section, "- targets:"); n != job.targets {
+				t.Errorf("job %s scrapes %d targets, want %d", job.name, n, job.targets)
+			}
+		}
+		if !strings.Contains(cfg, "credentials_file: "+filepath.Join(dir, promToken)) {
+			t.Errorf("the proxies are scraped without the admin token:\n%s", cfg)
+		}
+	})
+
+	t.Run("dashboard", func(t *testing.T) {
+		const file = "roles/monitoring/files/shortfleet-dashboard.json"
+		var d struct {
+			Title  string  `json:"title"`
+			UID    string  `json:"uid"`
+			Panels []panel `json:"panels"`
+		}
+		if err := json.Unmarshal([]byte(readFile(t, file)), &d); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if d.Title == "" || d.UID == "" {
+			t.Errorf("the dashboard has no title or uid")
+		}
+		var exprs []string
+		var walk func([]panel)
+		walk = func(ps []panel) {
+			for _, p := range ps {
+				if p.Type != "row" && len(p.Targets) == 0 {
+					t.Errorf("panel %q has no query", p.Title)
+				}
+				for _, q := range p.Targets {
+					exprs = append(exprs, q.Expr)
+				}
+				walk(p.Panels)
+			}
+		}
+		walk(d.Panels)
+		if checkMetrics(t, file, strings.Join(exprs, "\n"), known) == 0 {
+			t.Fatalf("%s names no shortfleet metric", file)
+		}
+		// Every query parses: promtool checks them as recording rules.
+		var rules strings.Builder
+		rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+		for i, e := range exprs {
+			q, _ := json.Marshal(e)
+			fmt.Fprintf(&rules, "      - record: dashboard:query_%d\n        expr: %s\n", i, q)
+		}
+		path := filepath.Join(t.TempDir(), "dashboard.rules.yml")
+		if err := os.WriteFile(path, []byte(rules.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		promtool(t, "check", "rules", path)
+	})
+}
+
+type panel struct {
+	Type    string  `json:"type"`
+	Title   string  `json:"title"`
+	Panels  []panel `json:"panels"`
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+}
+
+// envVars returns the SHORTFLEET_ variables a binary's main.go reads.
+func envVars(t *testing.T, app string) []string {
+	t.Helper()
+	var vars []string
+	for _, m := range regexp.MustCompile(`\("(SHORTFLEET_[A-Z0-9_]+)"`).FindAllStringSubmatch(readFile(t, "../../"+app+"/main.go"), -1) {
+		if !slices.Contains(vars, m[1]) {
+			vars = append(vars, m[1])
+		}
+	}
+	if len(vars) == 0 {
+		t.Fatalf("%s/main.go reads no SHORTFLEET_ variable", app)
+	}
+	return vars
+}
+
+func TestAppEnvironmentAndUnits(t *testing.T) {
+	t.Parallel()
+	dir := rendered(t)
+	// Left out of the environment file when empty (the binary's default).
+	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true}
+	line := regexp.MustCompile(`^(SHORTFLEET_[A-Z0-9_]+)="(.*)"$`)
+	for _, app := range []string{"primary", "proxy", "mapreduce"} {
+		t.Run(app, func(t *testing.T) {
+			reads := envVars(t, app)
+			set := map[string]string{}
+			for _, l := range strings.Split(readFile(t, filepath.Join(dir, app+".env")), "\n") {
+				if l == "" || strings.HasPrefix(l, "#") {
+					continue
+				}
+				m := line.FindStringSubmatch(l)
+				if m == nil {
+					t.Fatalf("%s.env: line %q is not NAME=\"value\"", app, l)
+				}
+				set[m[1]] = m[2]
+			}
+			for _, v := range reads {
+				if _, ok := set[v]; !ok && !optional[v] {
+					t.Errorf("%s reads %s, which its environment file does not set", app, v)
+				}
+			}
+			for v := range set {
+				if !slices.Contains(reads, v) {
+					t.Errorf("%s.env sets %s, which %s does not read", app, v, app)
+				}
+			}
+			for v, val := range set {
+				if strings.HasSuffix(v, "_DSN") && strings.Contains(val, ",") && !strings.Contains(val, "target_session_attrs=read-write") {
+					t.Errorf("%s: the multi-host %s does not ask for the writable host: %s", app, v, val)
+				}
+			}
+
+			unit := readFile(t, filepath.Join(dir, "shortfleet-"+app+".service"))
+			for _, want := range []string{
+				"ExecStart=/usr/local/bin/shortfleet-" + app,
+				"EnvironmentFile=/etc/shortfleet/" + app + ".env",
+				"User=shortfleet", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
+				"ProtectHome=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n",
+			} {
+				if !strings.Contains(unit, want) {
+					t.Errorf("shortfleet-%s.service lacks %q:\n%s", app, want, unit)
+				}
+			}
+			if app != "primary" && !strings.Contains(unit, "ReadWritePaths=/var/lib/shortfleet/") {
+				t.Errorf("shortfleet-%s.service cannot write its folder:\n%s", app, unit)
+			}
+		})
+	}
+}
