@@ -103,9 +103,9 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// A render is one template rendered by Ansible's template module as a host
-// of the example inventory (or localhost), with the play's vars_files and
-// the task's vars.
+// A render is one template rendered by Ansible (see rendered) as a host of
+// the example inventory (or localhost), with the play's vars_files and the
+// task's vars.
 type render struct {
 	host      string
 	varsFiles []string
@@ -143,7 +143,7 @@ var localHostSettings = map[string]string{
 	"shared_buffers":          "1GB",
 }
 
-// Metric and unit folders of the rendered Prometheus configuration.
+// Files the rendered Prometheus configuration points at, under the render folder.
 const (
 	promRules = "prometheus/shortfleet.rules.yml"
 	promToken = "prometheus/token"
@@ -415,8 +415,7 @@ func TestPostgresConfMatchesAnsible(t *testing.T) {
 	dir := rendered(t)
 	p := settings.LoadPostgres()
 	merged := func(host map[string]string) map[string]string {
-		s := p.Settings
-		s = maps.Clone(s)
+		s := maps.Clone(p.Settings)
 		maps.Copy(s, host)
 		return s
 	}
