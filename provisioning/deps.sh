@@ -19,6 +19,11 @@ command -v ansible-playbook >/dev/null 2>&1 || missing="$missing ansible"
 command -v ansible-lint >/dev/null 2>&1 || missing="$missing ansible-lint"
 command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+# The real apply (provisioning/ansible TestApply) makes hosts of this
+# machine's own root: what the roles install there must be here already.
+for pkg in acl python3-psycopg2; do
+	dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
 # Benchmarks also need wrk and nginx (BENCH=1).
 if [ "${BENCH:-}" = 1 ]; then
 	command -v wrk >/dev/null 2>&1 || missing="$missing wrk"

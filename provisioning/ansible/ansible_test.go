@@ -124,13 +124,18 @@ var localBalancer = settings.Balancer{
 	Bind: "127.0.0.1:18080", StatsBind: "127.0.0.1:18404", Log: "stdout format raw local0", Servers: localServers,
 }
 
+// sourcedBalancer connects to the proxies from its own address.
+var sourcedBalancer = settings.Balancer{
+	Bind: "127.0.0.4:18080", StatsBind: "127.0.0.4:18404", Log: "stdout format raw local0", Source: "127.0.0.4", Servers: localServers,
+}
+
 // balancerVars is b as the haproxy role's variables.
 func balancerVars(b settings.Balancer) map[string]any {
 	servers := []map[string]any{}
 	for _, s := range b.Servers {
 		servers = append(servers, map[string]any{"name": s.Name, "addr": s.Addr, "port": s.Port, "check_port": s.CheckPort})
 	}
-	return map[string]any{"haproxy_bind": b.Bind, "haproxy_stats_bind": b.StatsBind, "haproxy_log": b.Log, "haproxy_servers": servers}
+	return map[string]any{"haproxy_bind": b.Bind, "haproxy_stats_bind": b.StatsBind, "haproxy_log": b.Log, "haproxy_source": b.Source, "haproxy_servers": servers}
 }
 
 // The explicit Postgres case: host settings as the local fleet's pgcluster
@@ -183,6 +188,8 @@ func renders() map[string]render {
 		v["haproxy_settings"] = hb
 		r["haproxy-"+balance+".cfg"] = render{host: "localhost", src: haproxyTmpl, vars: v}
 	}
+	// Connections from a set source address, as the local fleet's.
+	r["haproxy-source.cfg"] = render{host: "localhost", varsFiles: []string{haproxyJSON}, src: haproxyTmpl, vars: balancerVars(sourcedBalancer)}
 	// Each app's environment file and unit, with the vars its role's
 	// tasks/main.yml passes to common's tasks/app.yml.
 	for _, app := range []struct{ host, role, name, env string }{
@@ -391,6 +398,7 @@ func TestHAProxyMatchesAnsible(t *testing.T) {
 		{"haproxy-roundrobin.cfg", "roundrobin", localBalancer},
 		{"haproxy-leastconn.cfg", "leastconn", localBalancer},
 		{"haproxy-uri-consistent.cfg", "uri-consistent", localBalancer},
+		{"haproxy-source.cfg", file.Balance, sourcedBalancer},
 		{"haproxy-lb-01.cfg", file.Balance, settings.Balancer{Bind: "192.0.2.5:80", StatsBind: "192.0.2.5:8404", Log: "/dev/log local0", Servers: inventoryServers()}},
 	}
 	for _, c := range cases {
