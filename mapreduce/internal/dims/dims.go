@@ -120,9 +120,22 @@ type Classifier struct {
 	ua    map[string]UAIDs
 	ref   map[string]ID
 	lang  map[string]ID
-	geo   map[netip.Prefix]ID
-	gen   uint64 // the value table's generation the caches belong to
+	geo   *[geoSlots]geoSlot // by network; see CountryID
+	rec   map[uintptr]ID     // by the database record a lookup found
+	none  ID                 // UnknownCountry
+	gen   uint64             // the value table's generation the caches belong to
 	hashb []byte
+}
+
+// geoSlots is the size of a classifier's country cache by network: a
+// direct-mapped table, so a lookup is one probe and no hashing of a
+// netip.Prefix, and a miss costs only a database lookup.
+const geoSlots = 1 << geoSlotBits
+
+// geoSlot is a network (netKey) and its country's id; key 0 is empty.
+type geoSlot struct {
+	key uint64
+	id  ID
 }
 
 // NewClassifier returns a Classifier with empty caches.
@@ -133,10 +146,12 @@ func (s *Shared) NewClassifier() *Classifier {
 }
 
 func (c *Classifier) reset() {
-	c.ua, c.ref, c.lang, c.geo = map[string]UAIDs{}, map[string]ID{}, map[string]ID{}, map[netip.Prefix]ID{}
+	c.ua, c.ref, c.lang = map[string]UAIDs{}, map[string]ID{}, map[string]ID{}
+	c.geo, c.rec = new([geoSlots]geoSlot), map[uintptr]ID{}
 	c.s.mu.RLock()
 	c.gen = c.s.gen
 	c.s.mu.RUnlock()
+	c.none = c.intern(UnknownCountry)
 }
 
 // Trim forgets the value table once it has grown past its bound. Ids from
@@ -340,28 +355,53 @@ func (c *Classifier) Country(addr string) string { return c.Name(c.CountryID(add
 // CountryID is Country as an id.
 func (c *Classifier) CountryID(addr string) ID {
 	if c.s.geo == nil {
-		return c.intern(UnknownCountry)
+		return c.none
 	}
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
-		return c.intern(UnknownCountry)
+		return c.none
 	}
-	p := prefixOf(a.Unmap())
-	if id, ok := c.geo[p]; ok {
-		return id
+	a = a.Unmap()
+	key := netKey(a)
+	slot := &c.geo[(key*0x9e3779b97f4a7c15)>>(64-geoSlotBits)]
+	if slot.key == key {
+		return slot.id
 	}
-	var rec struct {
-		Country struct {
-			ISOCode string `maxminddb:"iso_code"`
-		} `maxminddb:"country"`
+	p := prefixOf(a)
+	r := c.s.geo.Lookup(p.Addr())
+	id := c.none
+	if r.Found() {
+		// Many networks share one record (a country): decode each once.
+		var ok bool
+		if id, ok = c.rec[r.Offset()]; !ok {
+			var rec struct {
+				Country struct {
+					ISOCode string `maxminddb:"iso_code"`
+				} `maxminddb:"country"`
+			}
+			id = c.none
+			if err := r.Decode(&rec); err == nil && rec.Country.ISOCode != "" {
+				id = c.intern(rec.Country.ISOCode)
+			}
+			put(c.rec, r.Offset(), id)
+		}
 	}
-	cc := UnknownCountry
-	if err := c.s.geo.Lookup(p.Addr()).Decode(&rec); err == nil && rec.Country.ISOCode != "" {
-		cc = rec.Country.ISOCode
-	}
-	id := c.intern(cc)
-	put(c.geo, p, id)
+	*slot = geoSlot{key, id}
 	return id
+}
+
+// geoSlotBits is log2(geoSlots).
+const geoSlotBits = 14
+
+// netKey packs the network prefixOf(a) gives into a word, never 0: an
+// IPv4 /24 or the top 48 bits of an IPv6 address, tagged by family.
+func netKey(a netip.Addr) uint64 {
+	if a.Is4() {
+		b := a.As4()
+		return 1<<56 | uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+	}
+	b := a.As16()
+	return 2<<56 | uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16 | uint64(b[4])<<8 | uint64(b[5])
 }
 
 // Visitor hashes what identifies a visitor, the client address (truncated

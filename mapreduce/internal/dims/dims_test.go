@@ -98,6 +98,28 @@ func TestCountry(t *testing.T) {
 	}
 }
 
+// TestCountryCache: the cache by network tells families apart (an IPv6
+// network whose bits match an IPv4 /24's), answers for a whole /24 (/48),
+// and agrees with a fresh lookup whatever the order of the questions.
+func TestCountryCache(t *testing.T) {
+	c := newTest(t, false)
+	for _, tc := range []struct{ in, want string }{
+		{"192.0.2.77", "CH"},
+		{"0:c0:2::1", "--"}, // the bits of 192.0.2.0/24 as an IPv6 /48
+		{"192.0.2.200", "CH"},
+		{"::ffff:192.0.2.9", "CH"},
+		{"2001:db8::42", "DE"},
+		{"2001:db8:0:ffff::1", "DE"},
+		{"10.0.0.1", "--"},
+		{"198.51.100.1", "JP"},
+		{"192.0.2.1", "CH"},
+	} {
+		if got := c.Country(tc.in); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestVisitor(t *testing.T) {
 	c := newTest(t, false)
 	a := c.Visitor("192.0.2.1", "UA")
