@@ -472,6 +472,11 @@ func MapCombine(data []byte, c *dims.Classifier) (*SegmentPartial, int64, error)
 	return mapCombineFiltered(data, c, nil)
 }
 
+// mapChunk is how many records mapCombineFiltered maps before it combines
+// them: a sealed segment is often one batch of thousands of records, and
+// mapping it in chunks keeps the clicks in cache and their buffer small.
+const mapChunk = 1024
+
 // mapCombineFiltered is MapCombine keeping only clicks keep accepts.
 func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*SegmentPartial, int64, error) {
 	rd, err := logfmt.NewReader(bytes.NewReader(data))
@@ -480,22 +485,25 @@ func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) 
 	}
 	defer rd.Release()
 	p := NewSegmentPartial()
-	var clicks []Click
+	clicks := make([]Click, 0, mapChunk)
 	var records int64
 	for rd.Next() {
 		b := rd.Batch()
-		records += int64(b.Len())
-		clicks = Map(b, c, clicks[:0])
-		if keep != nil {
-			kept := clicks[:0]
-			for _, cl := range clicks {
-				if keep(cl) {
-					kept = append(kept, cl)
+		n := b.Len()
+		records += int64(n)
+		for lo := 0; lo < n; lo += mapChunk {
+			clicks = mapRows(b, c, clicks[:0], lo, min(lo+mapChunk, n))
+			if keep != nil {
+				kept := clicks[:0]
+				for _, cl := range clicks {
+					if keep(cl) {
+						kept = append(kept, cl)
+					}
 				}
+				clicks = kept
 			}
-			clicks = kept
+			Combine(p, clicks)
 		}
-		Combine(p, clicks)
 	}
 	return p, records, rd.Err()
 }

@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -67,17 +68,24 @@ func floorDiv(a, b int64) int64 {
 // batch, i.e. every redirect to a link. 404s, 410s and errors are logged
 // but are not clicks.
 func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
-	status, link, times := b.Status.Values(), b.LinkID.Values(), b.Time.Values()
-	for i := range status {
-		if link[i] <= 0 || !logfmt.IsRedirect(status[i]) {
+	return mapRows(b, c, out, 0, b.Len())
+}
+
+// mapRows is Map over the batch's rows lo to hi.
+func mapRows(b *logfmt.Batch, c *dims.Classifier, out []Click, lo, hi int) []Click {
+	status, link, times := b.Status.Values()[lo:hi], b.LinkID.Values()[lo:hi], b.Time.Values()[lo:hi]
+	out = slices.Grow(out, len(status))
+	for j := range status {
+		if link[j] <= 0 || !logfmt.IsRedirect(status[j]) {
 			continue
 		}
-		t := int64(times[i])
+		i := lo + j
+		t := int64(times[j])
 		ua := b.UserAgent.Value(i)
 		addr := b.ClientAddr.Value(i)
 		u := c.UserAgentIDs(ua)
 		out = append(out, Click{
-			Link:    link[i],
+			Link:    link[j],
 			Hour:    floorDiv(t, hourNS) * 3600,
 			Day:     int32(floorDiv(t, dayNS)),
 			Bot:     u.Bot,
@@ -94,53 +102,74 @@ func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
 }
 
 // values counts clicks per dimension value for one link and day: a short
-// list while the link is quiet (most are), a map once it is busy.
-type values[V comparable] struct {
-	list []valueCount[V]
-	m    map[dimValue[V]]int64
+// list while the link is quiet (most are), a map once it is busy. A
+// dimension and value id are packed into one word (valueKey), so the list
+// compares one integer and the map hashes it on the fast 64-bit path.
+type values struct {
+	list []valueCount
+	m    map[valueKey]int64
 }
 
-type dimValue[V comparable] struct {
-	dim uint8
-	v   V
-}
+// valueKey is a dimension (high 32 bits) and a value id (low 32 bits).
+type valueKey uint64
 
-type valueCount[V comparable] struct {
-	dimValue[V]
+func keyOf(dim uint8, v dims.ID) valueKey { return valueKey(dim)<<32 | valueKey(v) }
+
+func (k valueKey) dim() uint8     { return uint8(k >> 32) }
+func (k valueKey) value() dims.ID { return dims.ID(k) }
+
+type valueCount struct {
+	k valueKey
 	n int64
 }
 
 const listMax = 24
 
-func (vs *values[V]) add(dim uint8, v V, n int64) {
+func (vs *values) add(dim uint8, v dims.ID, n int64) { vs.addKey(keyOf(dim, v), n) }
+
+func (vs *values) addKey(k valueKey, n int64) {
 	if vs.m != nil {
-		vs.m[dimValue[V]{dim, v}] += n
+		vs.m[k] += n
 		return
 	}
 	for i := range vs.list {
-		if vs.list[i].dim == dim && vs.list[i].v == v {
+		if vs.list[i].k == k {
 			vs.list[i].n += n
 			return
 		}
 	}
 	if len(vs.list) < listMax {
-		vs.list = append(vs.list, valueCount[V]{dimValue[V]{dim, v}, n})
+		if vs.list == nil {
+			// A day's first click brings one value of every dimension.
+			vs.list = make([]valueCount, 0, numDims)
+		}
+		vs.list = append(vs.list, valueCount{k, n})
 		return
 	}
-	vs.m = make(map[dimValue[V]]int64, 2*listMax)
+	vs.m = make(map[valueKey]int64, 2*listMax)
 	for _, e := range vs.list {
-		vs.m[e.dimValue] = e.n
+		vs.m[e.k] = e.n
 	}
 	vs.list = nil
-	vs.m[dimValue[V]{dim, v}] += n
+	vs.m[k] += n
 }
 
-func (vs *values[V]) each(fn func(dim uint8, v V, n int64)) {
+func (vs *values) each(fn func(dim uint8, v dims.ID, n int64)) {
 	for _, e := range vs.list {
-		fn(e.dim, e.v, e.n)
+		fn(e.k.dim(), e.k.value(), e.n)
 	}
 	for k, n := range vs.m {
-		fn(k.dim, k.v, n)
+		fn(k.dim(), k.value(), n)
+	}
+}
+
+// merge adds o's counts to vs.
+func (vs *values) merge(o *values) {
+	for _, e := range o.list {
+		vs.addKey(e.k, e.n)
+	}
+	for k, n := range o.m {
+		vs.addKey(k, n)
 	}
 }
 
@@ -150,7 +179,7 @@ type visitors = sfsql.Visitors
 // segmentDay is one link's day in one segment, values as classifier ids.
 type segmentDay struct {
 	clicks, bots int64
-	values       values[dims.ID]
+	values       values
 	visitors     visitors
 }
 
@@ -158,6 +187,31 @@ type segmentDay struct {
 type SegmentPartial struct {
 	Hours map[HourKey]HourCounts
 	Days  map[DayKey]*segmentDay
+
+	// Slabs the next days and their first values are cut from: a segment
+	// has thousands of link-days, and one allocation per slab instead of
+	// two per day spares the allocator and the collector.
+	days []segmentDay
+	vals []valueCount
+}
+
+// slabSize is how many days one slab holds.
+const slabSize = 256
+
+// newDay returns a new, empty day whose values list has room for a click's
+// values of every dimension.
+func (p *SegmentPartial) newDay() *segmentDay {
+	if len(p.days) == 0 {
+		p.days = make([]segmentDay, slabSize)
+		p.vals = make([]valueCount, slabSize*numDims)
+	}
+	d := &p.days[0]
+	p.days = p.days[1:]
+	// The full slice expression caps the list: growing it past its share
+	// reallocates instead of writing into the next day's.
+	d.values.list = p.vals[:0:numDims]
+	p.vals = p.vals[numDims:]
+	return d
 }
 
 // NewSegmentPartial returns an empty SegmentPartial.
@@ -190,7 +244,7 @@ func Combine(p *SegmentPartial, clicks []Click) {
 		d := last
 		if d == nil || dk != lastKey {
 			if d = p.Days[dk]; d == nil {
-				d = &segmentDay{}
+				d = p.newDay()
 				p.Days[dk] = d
 			}
 			last, lastKey = d, dk
@@ -212,7 +266,7 @@ func Combine(p *SegmentPartial, clicks []Click) {
 // shared value table.
 type Day struct {
 	Clicks, Bots int64
-	values       values[dims.ID]
+	values       values
 	Visitors     visitors
 }
 
@@ -228,9 +282,9 @@ func (d *Day) Dims(s *dims.Shared) sfsql.Dims {
 // directly: a run writes hundreds of thousands of them. names is the value
 // table (Shared.Names).
 func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
-	var byDim [numDims][]valueCount[dims.ID]
+	var byDim [numDims][]valueCount
 	d.values.each(func(dim uint8, id dims.ID, n int64) {
-		byDim[dim] = append(byDim[dim], valueCount[dims.ID]{dimValue[dims.ID]{dim, id}, n})
+		byDim[dim] = append(byDim[dim], valueCount{keyOf(dim, id), n})
 	})
 	b = append(b, '{')
 	first := true
@@ -250,14 +304,14 @@ func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
 				if i > 0 {
 					b = append(b, ',')
 				}
-				b = appendJSONString(b, names[v.v])
+				b = appendJSONString(b, names[v.k.value()])
 				b = append(b, ':')
 				b = strconv.AppendInt(b, v.n, 10)
 			}
 		} else {
 			counts := sfsql.Dims{}
 			for _, v := range vals {
-				counts.Add("", names[v.v], v.n)
+				counts.Add("", names[v.k.value()], v.n)
 			}
 			i := 0
 			for name, n := range counts[""] {
@@ -318,8 +372,13 @@ func Partition(p *SegmentPartial, n int) []*Partial {
 	for k, v := range p.Hours {
 		parts[partitionOf(k.Link, n)].Hours[k] = v
 	}
+	days := make([]Day, len(p.Days)) // one allocation, not one a day
+	i := 0
 	for k, sd := range p.Days {
-		parts[partitionOf(k.Link, n)].Days[k] = &Day{Clicks: sd.clicks, Bots: sd.bots, values: sd.values, Visitors: sd.visitors}
+		d := &days[i]
+		i++
+		*d = Day{Clicks: sd.clicks, Bots: sd.bots, values: sd.values, Visitors: sd.visitors}
+		parts[partitionOf(k.Link, n)].Days[k] = d
 	}
 	return parts
 }
@@ -354,7 +413,7 @@ func Reduce(inputs []*Partial) (*Partial, error) {
 			}
 			have.Clicks += d.Clicks
 			have.Bots += d.Bots
-			d.values.each(have.values.add)
+			have.values.merge(&d.values)
 			if err := have.Visitors.Merge(&d.Visitors); err != nil {
 				return nil, err
 			}

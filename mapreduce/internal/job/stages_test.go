@@ -204,12 +204,12 @@ func TestCombine(t *testing.T) {
 // TestValuesGrow: a busy link outgrows the small list of values, and
 // nothing is lost on the way.
 func TestValuesGrow(t *testing.T) {
-	var vs values[string]
+	var vs values
 	for i := range 1000 {
-		vs.add(uint8(i%2), fmt.Sprint(i%100), 1)
+		vs.add(uint8(i%2), dims.ID(i%100), 1)
 	}
 	total, distinct := int64(0), 0
-	vs.each(func(dim uint8, v string, n int64) { total += n; distinct++ })
+	vs.each(func(dim uint8, v dims.ID, n int64) { total += n; distinct++ })
 	if total != 1000 || distinct != 100 || vs.m == nil {
 		t.Fatalf("values: %d clicks over %d values (map %v)", total, distinct, vs.m != nil)
 	}
