@@ -107,6 +107,11 @@ func hostInit() int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "hostinit")
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
+	// systemd's default for services: a soft limit of 1024 descriptors
+	// and a hard one of 524288, which daemons such as HAProxy raise to.
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 1024, Max: 524288}); err != nil {
+		logger.Warn("could not set the services' descriptor limit", "err", err)
+	}
 	in := hostinit.New(logger)
 	in.Boot()
 	if err := in.Serve(ctx); err != nil {

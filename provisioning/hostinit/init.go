@@ -111,8 +111,14 @@ func (in *Init) Start(name string) error {
 	name = canonical(name)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if s := in.svcs[name]; s != nil && s.running() {
-		return nil
+	if s := in.svcs[name]; s != nil {
+		if s.running() {
+			return nil
+		}
+		if s.proc != nil {
+			// Down, and waiting to be restarted: this start replaces it.
+			s.proc.Stop()
+		}
 	}
 	u, err := FindUnit("/", name)
 	if err != nil {

@@ -1,0 +1,355 @@
+package ansible
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/pgcluster"
+	"shortfleet/provisioning/settings"
+	"shortfleet/provisioning/testhost"
+)
+
+// applyHost is a throwaway host of the real apply, numbered like the local
+// fleet's hosts.
+type applyHost struct {
+	name   string
+	n      int      // last octet of its address
+	groups []string // inventory groups
+}
+
+var applyHosts = []applyHost{
+	{"db-primary", 2, []string{"primary"}},
+	{"mapreduce-01", 3, []string{"mapreduce", "monitoring"}},
+	{"lb-01", 4, []string{"loadbalancers"}},
+	{"proxy-01", 11, []string{"proxies"}},
+}
+
+// TestApply applies site.yml for real to four throwaway hosts made on this
+// machine (package testhost: overlay chroots, each on its own loopback
+// address, hostinit standing in for systemd): a primary, a proxy host with
+// its replica, a mapreduce host with Prometheus, and a load balancer. The fleet it configures must answer a redirect through HAProxy
+// and count its click; a second apply must change nothing.
+func TestApply(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the real apply makes hosts with mount and chroot, which needs root; CI runs as root")
+	}
+	need(t, "ansible-playbook", "haproxy", "promtool")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bin := buildBinaries(t)
+	subnet, err := localfleet.FreeSubnet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := func(n int) string { return subnet + "." + strconv.Itoa(n) }
+
+	dir := pgcluster.TestDir(t)
+	hosts := make([]*testhost.Host, len(applyHosts))
+	var wg sync.WaitGroup
+	errs := make([]error, len(applyHosts))
+	for i, h := range applyHosts {
+		wg.Go(func() {
+			hosts[i], errs[i] = testhost.Make(ctx, filepath.Join(dir, "hosts"), h.name, addr(h.n), filepath.Join(bin, "fleet"))
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, h := range hosts {
+			if h == nil {
+				continue
+			}
+			if t.Failed() {
+				dumpHost(t, h)
+			}
+			if err := h.Destroy(); err != nil {
+				t.Errorf("destroy %s: %v", h.Name, err)
+			}
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	inv := writeInventory(t, filepath.Join(dir, "inventory"), hosts, bin, addr)
+	recap := applySite(t, ctx, inv, filepath.Join(dir, "apply-1.log"))
+	t.Logf("first apply: %v", recap)
+
+	// The fleet it made: sign up and create on the primary host, redirect
+	// through the load balancer, then find the click the mapreduce host
+	// ingested from the proxy's sealed segment.
+	primary := "http://" + net.JoinHostPort(addr(2), "8000")
+	lb := "http://" + net.JoinHostPort(addr(4), "80")
+	var acct struct {
+		APIKey string `json:"api_key"`
+	}
+	if code := call(t, "POST", primary+"/api/signup", "", `{"email":"ops@example.com","password":"a long enough password"}`, &acct); code != 201 {
+		t.Fatalf("sign-up on the applied primary: %d", code)
+	}
+	var link struct {
+		Code     string `json:"code"`
+		ShortURL string `json:"short_url"`
+	}
+	if code := call(t, "POST", primary+"/api/links", acct.APIKey, `{"target":"https://example.com/applied"}`, &link); code != 201 {
+		t.Fatalf("create on the applied primary: %d", code)
+	}
+	if !strings.HasPrefix(link.ShortURL, lb+"/") {
+		t.Errorf("short URL %s is not on the load balancer %s", link.ShortURL, lb)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 10 * time.Second}
+	resp, err := client.Get(lb + "/" + link.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://example.com/applied" {
+		t.Fatalf("redirect through the load balancer: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for {
+		var st struct {
+			Clicks int64 `json:"clicks"`
+		}
+		call(t, "GET", primary+"/api/links/"+link.Code+"/stats?range=24h&granularity=hour", acct.APIKey, "", &st)
+		if st.Clicks == 1 {
+			break
+		}
+		if st.Clicks > 1 {
+			t.Fatalf("%d clicks counted for one redirect", st.Clicks)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the click was not counted: the mapreduce host did not ingest the proxy's segment")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	recap = applySite(t, ctx, inv, filepath.Join(dir, "apply-2.log"))
+	t.Logf("second apply: %v", recap)
+	for host, r := range recap {
+		if r["changed"] != 0 {
+			t.Errorf("second apply changed %d things on %s (log: %s)", r["changed"], host, filepath.Join(dir, "apply-2.log"))
+		}
+	}
+	if t.Failed() {
+		data, _ := os.ReadFile(filepath.Join(dir, "apply-2.log"))
+		t.Logf("second apply, what changed:\n%s", changedTasks(string(data)))
+	}
+}
+
+// buildBinaries builds what the roles install, as make build does.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	dir := pgcluster.TestDir(t)
+	out, err := exec.Command("go", "build", "-o", dir+"/", "shortfleet/primary", "shortfleet/proxy", "shortfleet/mapreduce", "shortfleet/provisioning/fleet").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// writeInventory writes the test fleet's inventory: the example's groups
+// and derived variables, these hosts reached through their chroots, fresh
+// secrets, and settings that make a click visible in seconds.
+func writeInventory(t *testing.T, dir string, hosts []*testhost.Host, bin string, addr func(int) string) string {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Join(dir, "group_vars", "all"), 0o755))
+	groups := map[string]map[string]any{}
+	for i, h := range applyHosts {
+		for _, g := range h.groups {
+			if groups[g] == nil {
+				groups[g] = map[string]any{"hosts": map[string]any{}}
+			}
+			vars := map[string]any{}
+			if g == h.groups[0] {
+				vars = map[string]any{"shortfleet_addr": hosts[i].Addr, "ansible_connection": "community.general.chroot", "ansible_host": hosts[i].Root}
+			}
+			groups[g]["hosts"].(map[string]any)[h.name] = vars
+		}
+	}
+	groups["postgres"] = map[string]any{"children": map[string]any{"primary": map[string]any{}, "proxies": map[string]any{}}}
+	children := map[string]any{}
+	for g, v := range groups {
+		children[g] = v
+	}
+	inv, _ := json.MarshalIndent(map[string]any{"all": map[string]any{"children": children}}, "", "  ")
+	must(t, os.WriteFile(filepath.Join(dir, "hosts.yml"), inv, 0o644))
+	// The example's derived variables, then this fleet's: files of
+	// group_vars/all are read in name order, the later winning.
+	main, err := os.ReadFile("inventory/example/group_vars/all/main.yml")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "group_vars", "all", "main.yml"), main, 0o644))
+	vars := map[string]any{
+		"vault_shortfleet_code_key":                      pgcluster.RandomSecret(32),
+		"vault_shortfleet_csrf_key":                      pgcluster.RandomSecret(32),
+		"vault_shortfleet_admin_token":                   pgcluster.RandomSecret(24),
+		"vault_shortfleet_visitor_salt":                  pgcluster.RandomSecret(24),
+		"vault_shortfleet_postgres_app_password":         pgcluster.RandomSecret(16),
+		"vault_shortfleet_postgres_replication_password": pgcluster.RandomSecret(16),
+		"vault_shortfleet_postgres_superuser_password":   pgcluster.RandomSecret(16),
+		"shortfleet_bin_dir":                             bin,
+		"shortfleet_short_base":                          "http://" + net.JoinHostPort(addr(4), "80"),
+		"shortfleet_control_cidrs":                       []string{"127.0.0.0/8"},
+		// The hosts share this machine's kernel and network: no live
+		// sysctls, and the balancer connects from its own address.
+		"common_sysctl_live": false,
+		"haproxy_source":     addr(4),
+		"postgres_hba_extra_lines": []string{
+			"host    replication  replicator,postgres  127.0.0.1/32  scram-sha-256",
+			"host    shortfleet   shortfleet           127.0.0.1/32  scram-sha-256",
+		},
+		// Root on the hosts already; su, for becoming postgres, is there.
+		"ansible_become_method": "su",
+		// A click within seconds: segments sealed at once, runs every 2s.
+		"proxy_extra_args":   []string{"-seal-age", "1s", "-flush-interval", "100ms"},
+		"mapreduce_schedule": "@every 2s",
+	}
+	data, _ := json.MarshalIndent(vars, "", "  ")
+	must(t, os.WriteFile(filepath.Join(dir, "group_vars", "all", "test.yml"), data, 0o600))
+	// HAProxy wants two descriptors a connection and this machine's hard
+	// limit (which its root can't raise) is lower than systemd's default
+	// on a real host: the shared settings with a connection bound that
+	// fits, as extra vars, which win over the playbooks' vars_files.
+	h := settings.LoadHAProxy()
+	var rl syscall.Rlimit
+	must(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl))
+	h.Maxconn = min(h.Maxconn, int(min(rl.Max, 1<<30)/2)-500)
+	data, _ = json.Marshal(map[string]any{"haproxy_settings": h})
+	must(t, os.WriteFile(filepath.Join(dir, "extra-vars.json"), data, 0o644))
+	return filepath.Join(dir, "hosts.yml")
+}
+
+var recapRE = regexp.MustCompile(`(?m)^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)`)
+
+// applySite runs site.yml against inv and returns its recap by host; the
+// whole output goes to logPath.
+func applySite(t *testing.T, ctx context.Context, inv, logPath string) map[string]map[string]int {
+	t.Helper()
+	start := time.Now()
+	cmd := ansibleCmd(t, "ansible-playbook", "-i", inv, "-e", "@"+filepath.Join(filepath.Dir(inv), "extra-vars.json"), "site.yml")
+	// Facts gathered once per host, not once per play; modules piped to
+	// the hosts' Python, not copied; each task's time in the log.
+	cmd.Env = append(cmd.Env, "ANSIBLE_FORKS=5", "ANSIBLE_PIPELINING=True",
+		"ANSIBLE_GATHERING=smart", "ANSIBLE_CACHE_PLUGIN=jsonfile",
+		"ANSIBLE_CACHE_PLUGIN_CONNECTION="+filepath.Join(filepath.Dir(inv), "facts"),
+		"ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	os.WriteFile(logPath, out.Bytes(), 0o644)
+	if err != nil {
+		t.Fatalf("ansible-playbook site.yml: %v (log %s):\n%s", err, logPath, failedTasks(out.String()))
+	}
+	recap := map[string]map[string]int{}
+	for _, m := range recapRE.FindAllStringSubmatch(out.String(), -1) {
+		r := map[string]int{}
+		for i, k := range []string{"ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored"} {
+			r[k], _ = strconv.Atoi(m[i+2])
+		}
+		recap[m[1]] = r
+	}
+	if len(recap) != len(applyHosts) {
+		t.Fatalf("recap names %d hosts, want %d:\n%s", len(recap), len(applyHosts), lastLines(out.String(), 30))
+	}
+	t.Logf("site.yml applied in %s; the slowest tasks:\n%s", time.Since(start).Round(time.Second), slowestTasks(out.String(), 8))
+	return recap
+}
+
+// failedTasks picks the failures out of ansible-playbook's output, with
+// the task each belongs to.
+func failedTasks(out string) string {
+	var b strings.Builder
+	task := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "TASK [") {
+			task = l
+		}
+		if strings.HasPrefix(l, "fatal:") || strings.HasPrefix(l, "failed:") || strings.Contains(l, "ERROR!") {
+			fmt.Fprintf(&b, "%s\n%s\n", task, l)
+		}
+	}
+	if b.Len() == 0 {
+		return lastLines(out, 40)
+	}
+	return b.String()
+}
+
+// slowestTasks is the head of profile_tasks' summary.
+func slowestTasks(out string, n int) string {
+	i := strings.LastIndex(out, "===============================================================================")
+	if i < 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(out[i:]), "\n")
+	return strings.Join(lines[1:min(len(lines), n+1)], "\n")
+}
+
+// changedTasks lists the tasks that reported a change.
+func changedTasks(out string) string {
+	var b strings.Builder
+	task := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "TASK [") || strings.HasPrefix(l, "RUNNING HANDLER [") {
+			task = l
+		}
+		if strings.HasPrefix(l, "changed:") {
+			fmt.Fprintf(&b, "%s\n%s\n", task, l)
+		}
+	}
+	return b.String()
+}
+
+// call calls a JSON API and decodes a 2xx answer into out.
+func call(t *testing.T, method, url, key, body string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode < 300 && out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %s: %v", method, url, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// dumpHost logs the tail of a host's init and service logs.
+func dumpHost(t *testing.T, h *testhost.Host) {
+	logs, _ := filepath.Glob(filepath.Join(h.Root, "var/log/hostinit/*.log"))
+	pglogs, _ := filepath.Glob(filepath.Join(h.Root, "var/log/postgresql/*.log"))
+	for _, l := range append(append([]string{h.InitLog()}, logs...), pglogs...) {
+		data, _ := os.ReadFile(l)
+		t.Logf("==== %s: %s\n%s", h.Name, filepath.Base(l), lastLines(string(data), 25))
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
