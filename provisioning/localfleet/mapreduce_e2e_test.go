@@ -175,6 +175,10 @@ func setupLinks(t *testing.T, f *localfleet.Fleet, n int) ([]link, map[int64]str
 
 var stageRE = regexp.MustCompile(`msg="stage (\w+)"`)
 
+// crashStages are the moments the crash test kills a run at: start-up,
+// then each stage boundary the job logs (and holds with -stage-pause).
+var crashStages = []string{"started", "listed", "mapped", "reduced", "written", "committed"}
+
 // TestMapreduceCrashExactlyOnce kills `mapreduce -once` with SIGKILL at
 // random moments, over and over while traffic keeps coming, then runs it
 // once cleanly: the stats equal exactly what the proxies logged, per link
@@ -199,22 +203,38 @@ func TestMapreduceCrashExactlyOnce(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// Each kill aims at a stage, in turn, and lands at a random moment
+		// of its 250 ms hold: spread over the stages however slowly the
+		// binary starts on a loaded machine.
+		target := crashStages[i%len(crashStages)]
+		reached := make(chan struct{})
 		var mu sync.Mutex
 		last := "started"
 		done := make(chan struct{})
 		go func() {
+			if target == "started" {
+				close(reached)
+			}
 			sc := bufio.NewScanner(stderr)
 			for sc.Scan() {
 				if m := stageRE.FindStringSubmatch(sc.Text()); m != nil {
 					mu.Lock()
 					last = m[1]
 					mu.Unlock()
+					if m[1] == target {
+						close(reached)
+					}
 				}
 			}
 			close(done)
 		}()
-		// Start-up, then five stage boundaries held 250 ms each.
-		time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
+		select {
+		case <-reached:
+		case <-done: // it ended before the stage: the kill finds it gone
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+		time.Sleep(time.Duration(rng.IntN(240)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		<-done

@@ -24,7 +24,7 @@ func Small(t testing.TB, size string) string {
 	}
 	dir := t.TempDir()
 	run(t, "mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir)
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir
 }
 
@@ -72,13 +72,13 @@ func Unwritable(t testing.TB, dir string) (writable func()) {
 		writable = func() {
 			t.Helper()
 			if mounted {
-				run(t, "umount", dir)
+				run(t, "umount", "-l", dir) // lazily: a retrying writer may hold the read-only view open
 				mounted = false
 			}
 		}
 		t.Cleanup(func() {
 			if mounted {
-				exec.Command("umount", dir).Run()
+				exec.Command("umount", "-l", dir).Run()
 			}
 		})
 	} else {
