@@ -67,8 +67,11 @@ vet:
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-provision-check:
-	@echo "provisioning checks arrive with the provisioning issue"; exit 1
+## provision-check: ansible-playbook --syntax-check, ansible-lint, the rendered
+## HAProxy and Postgres configurations against the local fleet's, haproxy -c,
+## promtool; then, as root, the real apply to throwaway hosts (TestApply).
+provision-check: deps
+	$(GO) test -count=1 -v -run 'Test(SyntaxCheck|AnsibleLint|TemplateLookupIsTheModule|HAProxyMatchesAnsible|PostgresConfMatchesAnsible|Prometheus|AppEnvironmentAndUnits|Apply)$$' ./provisioning/ansible/
 
 clean:
 	rm -rf $(BIN) $(STATE)
