@@ -150,6 +150,52 @@ func TestApply(t *testing.T) {
 	if t.Failed() {
 		data, _ := os.ReadFile(filepath.Join(dir, "apply-2.log"))
 		t.Logf("second apply, what changed:\n%s", changedTasks(string(data)))
+		return
+	}
+
+	// The primary database dies; promote_replica.yml fails over to the
+	// proxy host's standby; creation works again and the new link
+	// redirects; a second run of the playbook changes nothing.
+	var pid int
+	out, err := hosts[0].Command(ctx, "systemctl", "show", "postgresql@15-main").Output()
+	must(t, err)
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "MainPID="); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	if pid <= 0 {
+		t.Fatalf("no Postgres pid on db-primary:\n%s", out)
+	}
+	must(t, syscall.Kill(pid, syscall.SIGKILL))
+	if code := call(t, "POST", primary+"/api/links", acct.APIKey, `{"target":"https://example.com/while-down"}`, nil); code != http.StatusServiceUnavailable {
+		t.Errorf("create with the primary database dead: %d, want 503", code)
+	}
+	recap = runPlaybook(t, ctx, inv, filepath.Join(dir, "promote-1.log"), "promote_replica.yml", "-e", "failed_primary=db-primary")
+	t.Logf("promote: %v", recap)
+	var after struct {
+		Code string `json:"code"`
+	}
+	for code := 0; code != 201; {
+		code = call(t, "POST", primary+"/api/links", acct.APIKey, `{"target":"https://example.com/after-failover"}`, &after)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("creation did not come back after the promotion: %d", code)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	resp, err = client.Get(lb + "/" + after.Code)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("a link created after the failover: %d through the load balancer", resp.StatusCode)
+	}
+	recap = runPlaybook(t, ctx, inv, filepath.Join(dir, "promote-2.log"), "promote_replica.yml", "-e", "failed_primary=db-primary")
+	for host, r := range recap {
+		if r["changed"] != 0 {
+			data, _ := os.ReadFile(filepath.Join(dir, "promote-2.log"))
+			t.Errorf("second promote run changed %d things on %s:\n%s", r["changed"], host, changedTasks(string(data)))
+		}
 	}
 }
 
@@ -241,8 +287,19 @@ var recapRE = regexp.MustCompile(`(?m)^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+un
 // whole output goes to logPath.
 func applySite(t *testing.T, ctx context.Context, inv, logPath string) map[string]map[string]int {
 	t.Helper()
+	recap := runPlaybook(t, ctx, inv, logPath, "site.yml")
+	if len(recap) != len(applyHosts) {
+		t.Fatalf("recap names %d hosts, want %d (log %s)", len(recap), len(applyHosts), logPath)
+	}
+	return recap
+}
+
+// runPlaybook runs a playbook against inv and returns its recap by host;
+// the whole output goes to logPath.
+func runPlaybook(t *testing.T, ctx context.Context, inv, logPath, book string, args ...string) map[string]map[string]int {
+	t.Helper()
 	start := time.Now()
-	cmd := ansibleCmd(t, "ansible-playbook", "-i", inv, "-e", "@"+filepath.Join(filepath.Dir(inv), "extra-vars.json"), "site.yml")
+	cmd := ansibleCmd(t, "ansible-playbook", append([]string{"-i", inv, "-e", "@" + filepath.Join(filepath.Dir(inv), "extra-vars.json"), book}, args...)...)
 	// Facts gathered once per host, not once per play; modules piped to
 	// the hosts' Python, not copied; each task's time in the log.
 	cmd.Env = append(cmd.Env, "ANSIBLE_FORKS=5", "ANSIBLE_PIPELINING=True",
@@ -254,7 +311,7 @@ func applySite(t *testing.T, ctx context.Context, inv, logPath string) map[strin
 	err := cmd.Run()
 	os.WriteFile(logPath, out.Bytes(), 0o644)
 	if err != nil {
-		t.Fatalf("ansible-playbook site.yml: %v (log %s):\n%s", err, logPath, failedTasks(out.String()))
+		t.Fatalf("ansible-playbook %s: %v (log %s):\n%s", book, err, logPath, failedTasks(out.String()))
 	}
 	recap := map[string]map[string]int{}
 	for _, m := range recapRE.FindAllStringSubmatch(out.String(), -1) {
@@ -264,10 +321,7 @@ func applySite(t *testing.T, ctx context.Context, inv, logPath string) map[strin
 		}
 		recap[m[1]] = r
 	}
-	if len(recap) != len(applyHosts) {
-		t.Fatalf("recap names %d hosts, want %d:\n%s", len(recap), len(applyHosts), lastLines(out.String(), 30))
-	}
-	t.Logf("site.yml applied in %s; the slowest tasks:\n%s", time.Since(start).Round(time.Second), slowestTasks(out.String(), 8))
+	t.Logf("%s applied in %s; the slowest tasks:\n%s", book, time.Since(start).Round(time.Second), slowestTasks(out.String(), 8))
 	return recap
 }
 
