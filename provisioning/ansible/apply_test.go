@@ -43,8 +43,12 @@ var applyHosts = []applyHost{
 // TestApply applies site.yml for real to four throwaway hosts made on this
 // machine (package testhost: overlay chroots, each on its own loopback
 // address, hostinit standing in for systemd): a primary, a proxy host with
-// its replica, a mapreduce host with Prometheus, and a load balancer. The fleet it configures must answer a redirect through HAProxy
-// and count its click; a second apply must change nothing.
+// its replica, a mapreduce host with Prometheus, and a load balancer. The
+// fleet it configures must answer a redirect through HAProxy and count its
+// click; a second apply must change nothing. Then the primary database is
+// SIGKILLed: creation answers 503, promote_replica.yml fails over to the
+// proxy host's standby, creation works again and the new link redirects;
+// a second run of that playbook changes nothing.
 func TestApply(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the real apply makes hosts with mount and chroot, which needs root; CI runs as root")
