@@ -48,7 +48,9 @@ var applyHosts = []applyHost{
 // click; a second apply must change nothing. Then the primary database is
 // SIGKILLed: creation answers 503, promote_replica.yml fails over to the
 // proxy host's standby, creation works again and the new link redirects;
-// a second run of that playbook changes nothing.
+// a second run of that playbook changes nothing. Last, with the new
+// primary named in the inventory, rebuild_replica.yml makes the old primary
+// a standby streaming from it.
 func TestApply(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the real apply makes hosts with mount and chroot, which needs root; CI runs as root")
@@ -201,6 +203,39 @@ func TestApply(t *testing.T) {
 			t.Errorf("second promote run changed %d things on %s:\n%s", r["changed"], host, changedTasks(string(data)))
 		}
 	}
+	if t.Failed() {
+		return
+	}
+
+	// As the operator does next: name the new primary in the inventory,
+	// and make the old one a standby of it with rebuild_replica.yml.
+	setVar(t, inv, "shortfleet_postgres_primary", "proxy-01")
+	runPlaybook(t, ctx, inv, filepath.Join(dir, "rebuild.log"), "rebuild_replica.yml", "-e", "replica=db-primary")
+	for {
+		out, err := hosts[0].Command(ctx, "runuser", "-u", "postgres", "--", "psql", "-tAc",
+			"SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = '"+addr(11)+"')").CombinedOutput()
+		if err == nil && strings.TrimSpace(string(out)) == "t" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("db-primary is not a standby streaming from proxy-01 after rebuild_replica.yml: %v %s", err, out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// setVar sets one variable in the test inventory's own group_vars file.
+func setVar(t *testing.T, inv, name string, value any) {
+	t.Helper()
+	path := filepath.Join(filepath.Dir(inv), "group_vars", "all", "test.yml")
+	data, err := os.ReadFile(path)
+	must(t, err)
+	vars := map[string]any{}
+	must(t, json.Unmarshal(data, &vars))
+	vars[name] = value
+	data, _ = json.MarshalIndent(vars, "", "  ")
+	must(t, os.WriteFile(path, data, 0o600))
 }
 
 // buildBinaries builds what the roles install, as make build does.
