@@ -311,11 +311,7 @@ func writeInventory(t *testing.T, dir string, hosts []*testhost.Host, bin string
 	// limit (which its root can't raise) is lower than systemd's default
 	// on a real host: the shared settings with a connection bound that
 	// fits, as extra vars, which win over the playbooks' vars_files.
-	h := settings.LoadHAProxy()
-	var rl syscall.Rlimit
-	must(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl))
-	h.Maxconn = min(h.Maxconn, int(min(rl.Max, 1<<30)/2)-500)
-	data, _ = json.Marshal(map[string]any{"haproxy_settings": h})
+	data, _ = json.Marshal(map[string]any{"haproxy_settings": settings.LoadHAProxy().FitDescriptors()})
 	must(t, os.WriteFile(filepath.Join(dir, "extra-vars.json"), data, 0o644))
 	return filepath.Join(dir, "hosts.yml")
 }

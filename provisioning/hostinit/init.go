@@ -127,15 +127,15 @@ func (in *Init) Start(name string) error {
 	env := map[string]string{"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	var list []string
 	for _, f := range u.EnvironmentFiles {
-		optional := len(f) > 0 && f[0] == '-'
-		vals, err := ReadEnvironmentFile(f[btoi(optional):])
+		path, optional := strings.CutPrefix(f, "-")
+		vals, err := ReadEnvironmentFile(path)
 		if err != nil && !(optional && errors.Is(err, os.ErrNotExist)) {
 			return fmt.Errorf("%s: EnvironmentFile: %w", name, err)
 		}
 		list = append(list, vals...)
 	}
 	for _, kv := range append(u.Environment, list...) {
-		k, v, _ := splitKV(kv)
+		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
 	cred, err := credential(u)
@@ -201,22 +201,6 @@ func (in *Init) Start(name string) error {
 	}
 	in.svcs[name] = &service{unit: u, env: env, proc: p}
 	return nil
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func splitKV(kv string) (string, string, bool) {
-	for i := range len(kv) {
-		if kv[i] == '=' {
-			return kv[:i], kv[i+1:], true
-		}
-	}
-	return kv, "", false
 }
 
 func credential(u *Unit) (*syscall.Credential, error) {

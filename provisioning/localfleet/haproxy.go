@@ -55,15 +55,7 @@ func (f *Fleet) HAProxyConfig() (string, error) {
 	if f.cfg.Balance != "" {
 		h.Balance = f.cfg.Balance
 	}
-	// HAProxy needs two descriptors a connection and refuses to start
-	// past the hard limit; a bare-metal unit raises it (LimitNOFILE), here
-	// the connection bound is fitted to this machine's.
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
-		if fit := int(min(rl.Max, 1<<30)/2) - 500; fit < h.Maxconn {
-			h.Maxconn = max(fit, 256)
-		}
-	}
+	h = h.FitDescriptors()
 	b := settings.Balancer{
 		Bind:      net.JoinHostPort(f.balancerHost(), strconv.Itoa(PortBalancer)),
 		StatsBind: net.JoinHostPort(f.balancerHost(), strconv.Itoa(PortBalancerStats)),

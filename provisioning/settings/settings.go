@@ -14,6 +14,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"syscall"
 	"text/template"
 )
 
@@ -73,6 +74,20 @@ func LoadHAProxy() HAProxy {
 		panic(fmt.Sprintf("settings: haproxy.json: %v", err))
 	}
 	return f.H
+}
+
+// FitDescriptors lowers Maxconn to what this machine's hard limit on open
+// descriptors allows: HAProxy needs two a connection and refuses to start
+// past the limit. A bare-metal host's unit has systemd's far higher one;
+// the local fleet and the test hosts run under this machine's.
+func (h HAProxy) FitDescriptors() HAProxy {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+		if fit := int(min(rl.Max, 1<<30)/2) - 500; fit < h.Maxconn {
+			h.Maxconn = max(fit, 256)
+		}
+	}
+	return h
 }
 
 // Server is one proxy behind the load balancer.
