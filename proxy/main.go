@@ -57,6 +57,7 @@ func main() {
 		maxLag      = flag.Duration("max-lag", 10*time.Second, "replay lag past which /readyz says not ready")
 		workers     = flag.Int("lookup-workers", 4, "replica queries for cache misses that may run at once; waiting misses share the next one")
 		trusted     = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose PROXY header or X-Forwarded-For is believed")
+		clockOffset = flag.Duration("clock-offset", 0, "add this to the time of every log record (fault drills: a proxy whose clock is off)")
 		proxyProto  = flag.Bool("proxy-protocol", false, "accept the PROXY protocol (v1 or v2) from trusted proxies")
 	)
 	flag.Parse()
@@ -142,7 +143,7 @@ func main() {
 		}
 		alog = logw
 	}
-	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets}, logger, codec, resolver, alog)
+	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset}, logger, codec, resolver, alog)
 	srv := &fasthttp.Server{
 		Handler:              rs.Handle,
 		Name:                 "shortfleet",
