@@ -1,71 +1,223 @@
 // Package seed loads links into the primary fast, with COPY, for the
-// benchmarks.
+// benchmarks, and waits until every replica has replayed them.
 package seed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 
 	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
 )
 
+// Options tune a load.
+type Options struct {
+	// Workers is how many connections COPY at once (default 2). Each COPYs
+	// its own chunks of the id range; chunks commit in id order.
+	Workers int
+	// Chunk is the links each COPY transaction carries (default 500,000).
+	Chunk int64
+}
+
 // Links inserts n links owned by a bench user and returns the range of ids
 // they got. Ids come from the links' sequence, as for links made through
 // the API, under the same creation lock.
 func Links(ctx context.Context, dsn string, n int64) (first, last int64, err error) {
-	conn, err := pgx.Connect(ctx, dsn)
+	return LinksWith(ctx, dsn, n, Options{})
+}
+
+// LinksWith is Links with options. One session holds the creation lock
+// (sfsql.LinkCreateLock) from before it reserves the ids until the last
+// chunk has committed, and chunks commit in id order, so the invariant the
+// proxies' quick 404s rest on (DESIGN.md decision 2) holds throughout: a
+// replica that has replayed link N has every link below N.
+func LinksWith(ctx context.Context, dsn string, n int64, o Options) (first, last int64, err error) {
+	if n <= 0 {
+		return 0, 0, fmt.Errorf("seed %d links: need at least one", n)
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.Chunk <= 0 {
+		o.Chunk = 500_000
+	}
+	lock, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer conn.Close(ctx)
+	defer lock.Close(context.Background())
 	var uid int64
-	err = conn.QueryRow(ctx, `INSERT INTO users (email, password_hash) VALUES ('bench-' || md5(random()::text) || '@example.com', 'x') RETURNING id`).Scan(&uid)
+	err = lock.QueryRow(ctx, `INSERT INTO users (email, password_hash) VALUES ('bench-' || md5(random()::text) || '@example.com', 'x') RETURNING id`).Scan(&uid)
 	if err != nil {
 		return 0, 0, fmt.Errorf("bench user: %w", err)
 	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return 0, 0, err
+	if _, err := lock.Exec(ctx, `SELECT pg_advisory_lock($1)`, sfsql.LinkCreateLock); err != nil {
+		return 0, 0, fmt.Errorf("creation lock: %w", err)
 	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sfsql.LinkCreateLock); err != nil {
+	defer lock.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, sfsql.LinkCreateLock)
+	// Reserve the whole range at once: nothing else can draw ids while the
+	// lock is held, and the sequence is past the range when it is released.
+	if err := lock.QueryRow(ctx, `SELECT nextval('link_id_seq')`).Scan(&first); err != nil {
 		return 0, 0, err
-	}
-	if err := tx.QueryRow(ctx, `SELECT nextval('link_id_seq')`).Scan(&first); err != nil {
-		return 0, 0, err
-	}
-	var i int64
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"links"}, []string{"id", "user_id", "target"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			if i == n {
-				return nil, nil
-			}
-			id := first + i
-			i++
-			return []any{id, uid, "https://example.com/landing/" + strconv.FormatInt(id, 10) + "?utm_source=bench"}, nil
-		}))
-	if err != nil {
-		return 0, 0, fmt.Errorf("copy links: %w", err)
 	}
 	last = first + n - 1
-	if _, err := tx.Exec(ctx, `SELECT setval('link_id_seq', $1)`, last); err != nil {
+	if _, err := lock.Exec(ctx, `SELECT setval('link_id_seq', $1)`, last); err != nil {
 		return 0, 0, err
 	}
-	if err := tx.Commit(ctx); err != nil {
+
+	chunks := int((n + o.Chunk - 1) / o.Chunk)
+	committed := make([]chan struct{}, chunks)
+	for i := range committed {
+		committed[i] = make(chan struct{})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	next := make(chan int)
+	g.Go(func() error {
+		defer close(next)
+		for c := range chunks {
+			select {
+			case next <- c:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	for range min(o.Workers, chunks) {
+		g.Go(func() error {
+			conn, err := pgx.Connect(gctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			// Commits wait for the WAL flush only; the load is redone
+			// from scratch if the machine dies mid-way.
+			if _, err := conn.Exec(gctx, `SET synchronous_commit = off`); err != nil {
+				return err
+			}
+			// The owner was inserted above and the ids are fresh, so the
+			// foreign key holds by construction: skip its per-row trigger,
+			// which otherwise halves the speed of the load. Needs a
+			// superuser, as the fleet's DSNs are; without one the check
+			// runs.
+			if _, err := conn.Exec(gctx, `SET session_replication_role = replica`); err != nil {
+				var pgErr *pgconn.PgError
+				if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+					return err
+				}
+			}
+			for c := range next {
+				lo := first + int64(c)*o.Chunk
+				hi := min(lo+o.Chunk-1, last)
+				if err := copyChunk(gctx, conn, uid, lo, hi, func() error {
+					if c > 0 {
+						select {
+						case <-committed[c-1]:
+						case <-gctx.Done():
+							return gctx.Err()
+						}
+					}
+					return nil
+				}); err != nil {
+					return fmt.Errorf("copy links %d..%d: %w", lo, hi, err)
+				}
+				close(committed[c])
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return 0, 0, err
 	}
 	return first, last, nil
 }
 
+// copyChunk COPYs links lo..hi in one transaction, and commits it once
+// before() returns.
+func copyChunk(ctx context.Context, conn *pgx.Conn, uid, lo, hi int64, before func() error) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	id := lo
+	var buf []byte
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"links"}, []string{"id", "user_id", "target"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if id > hi {
+				return nil, nil
+			}
+			buf = append(buf[:0], "https://example.com/landing/"...)
+			buf = strconv.AppendInt(buf, id, 10)
+			buf = append(buf, "?utm_source=bench"...)
+			row := []any{id, uid, string(buf)}
+			id++
+			return row, nil
+		}))
+	if err != nil {
+		return err
+	}
+	if err := before(); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// WaitReplayed waits until every replica (standby DSNs) has replayed all
+// the primary had written when it was called, and returns how long that
+// took.
+func WaitReplayed(ctx context.Context, primaryDSN string, replicaDSNs []string) (time.Duration, error) {
+	t := time.Now()
+	conn, err := pgx.Connect(ctx, primaryDSN)
+	if err != nil {
+		return 0, err
+	}
+	var lsn string
+	err = conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	conn.Close(context.Background())
+	if err != nil {
+		return 0, fmt.Errorf("primary's WAL position: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, dsn := range replicaDSNs {
+		g.Go(func() error {
+			rc, err := pgx.Connect(gctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer rc.Close(context.Background())
+			for {
+				var done bool
+				if err := rc.QueryRow(gctx, `SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)`, lsn).Scan(&done); err != nil {
+					return fmt.Errorf("replica's replay position: %w", err)
+				}
+				if done {
+					return nil
+				}
+				select {
+				case <-gctx.Done():
+					return fmt.Errorf("replica did not replay %s: %w", lsn, gctx.Err())
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		})
+	}
+	return time.Since(t), g.Wait()
+}
+
 // WriteCodes writes the codes of ids [first, last] to path, one a line.
 func WriteCodes(path string, codec *codes.Codec, first, last int64) error {
 	var b strings.Builder
+	b.Grow(int(last-first+1) * (codes.Length + 1))
 	buf := make([]byte, 0, codes.Length)
 	for id := first; id <= last; id++ {
 		buf, _ = codec.AppendEncode(buf[:0], id)
