@@ -59,18 +59,7 @@ func Write(path, readme, name, body string) error {
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(readme)
-	if err != nil {
-		return err
-	}
-	start, end := "<!-- "+name+":start -->", "<!-- "+name+":end -->"
-	s := string(data)
-	i, j := strings.Index(s, start), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s lacks the markers %s ... %s", readme, start, end)
-	}
-	s = s[:i+len(start)] + "\n" + body + "\n" + s[j:]
-	return os.WriteFile(readme, []byte(s), 0o644)
+	return ReplaceSection(readme, name, body)
 }
 
 // Today is the date used in result file names.
