@@ -33,11 +33,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"shortfleet/bench/internal/baseline"
 	"shortfleet/bench/internal/report"
 	"shortfleet/bench/internal/seed"
+	"shortfleet/bench/internal/takedown"
 	"shortfleet/bench/internal/wrk"
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/localfleet"
@@ -392,56 +391,19 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	return report.Write(filepath.Join(results, report.Today()+"-proxy.md"), readme, "proxy-bench", body)
 }
 
-// measureTakedowns disables n hot links one by one and returns, sorted,
-// how long each took to be answered 410 by every proxy.
+// measureTakedowns disables the last n hot links one by one and returns,
+// sorted, how long each took to be answered 410 by every proxy.
 func measureTakedowns(ctx context.Context, dsn string, proxies []string, hotFile string, codec *codes.Codec, n int) ([]time.Duration, error) {
 	data, err := os.ReadFile(hotFile)
 	if err != nil {
 		return nil, err
 	}
 	hotCodes := strings.Fields(string(data))
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 5 * time.Second}
-	status := func(u string) int {
-		resp, err := client.Get(u)
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	var out []time.Duration
+	var pick []string
 	for i := 0; i < n && i < len(hotCodes); i++ {
-		code := hotCodes[len(hotCodes)-1-i]
-		id, err := codec.DecodeString(code)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range proxies {
-			if s := status(p + "/" + code); s != 302 {
-				return nil, fmt.Errorf("%s/%s answers %d before the takedown", p, code, s)
-			}
-		}
-		if _, err := conn.Exec(ctx, `UPDATE links SET disabled = true WHERE id = $1`, id); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		for _, p := range proxies {
-			for status(p+"/"+code) != 410 {
-				if time.Since(start) > 30*time.Second {
-					return nil, fmt.Errorf("%s still redirects %s 30 s after the takedown", p, code)
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}
-		out = append(out, time.Since(start))
+		pick = append(pick, hotCodes[len(hotCodes)-1-i])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out, nil
+	return takedown.Measure(ctx, dsn, proxies, pick, codec)
 }
 
 // median returns the run with the median throughput.

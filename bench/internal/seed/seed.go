@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -221,6 +222,26 @@ func WriteCodes(path string, codec *codes.Codec, first, last int64) error {
 	buf := make([]byte, 0, codes.Length)
 	for id := first; id <= last; id++ {
 		buf, _ = codec.AppendEncode(buf[:0], id)
+		b.Write(buf)
+		b.WriteByte('\n')
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// WriteSample writes k codes drawn uniformly, with replacement, from ids
+// [first, last] to path, one a line; all of them in order when the range
+// holds no more than k. wrk's Lua loads a file of 10 M codes in about a
+// minute and 700 MB, per run; a uniform sample of a million spreads the
+// lookups over the whole table as well.
+func WriteSample(path string, codec *codes.Codec, first, last int64, k int, rng *rand.Rand) error {
+	if last-first+1 <= int64(k) {
+		return WriteCodes(path, codec, first, last)
+	}
+	var b strings.Builder
+	b.Grow(k * (codes.Length + 1))
+	buf := make([]byte, 0, codes.Length)
+	for range k {
+		buf, _ = codec.AppendEncode(buf[:0], first+rng.Int64N(last-first+1))
 		b.Write(buf)
 		b.WriteByte('\n')
 	}

@@ -2,6 +2,7 @@ package seed
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,5 +75,26 @@ func TestLinksReachTheReplica(t *testing.T) {
 	}
 	if id, err := codec.DecodeString(lines[42]); err != nil || id != first+42 {
 		t.Fatalf("code %q decodes to %d, %v; want %d", lines[42], id, err, first+42)
+	}
+
+	sample := filepath.Join(t.TempDir(), "sample.txt")
+	if err := WriteSample(sample, codec, first, last, 300, rand.New(rand.NewPCG(1, 2))); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(sample)
+	lines = strings.Fields(string(data))
+	if len(lines) != 300 {
+		t.Fatalf("got %d sampled codes, want 300", len(lines))
+	}
+	seen := map[int64]bool{}
+	for _, c := range lines {
+		id, err := codec.DecodeString(c)
+		if err != nil || id < first || id > last {
+			t.Fatalf("sampled code %q decodes to %d, %v; want an id in %d..%d", c, id, err, first, last)
+		}
+		seen[id] = true
+	}
+	if len(seen) < 250 { // 300 draws from 2500 ids repeat a few
+		t.Fatalf("only %d distinct ids in 300 draws", len(seen))
 	}
 }
