@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"flag"
@@ -34,6 +33,7 @@ import (
 	"time"
 
 	"shortfleet/bench/internal/baseline"
+	"shortfleet/bench/internal/metrics"
 	"shortfleet/bench/internal/report"
 	"shortfleet/bench/internal/seed"
 	"shortfleet/bench/internal/takedown"
@@ -426,28 +426,7 @@ func batchCounters(adminURL, token string) (lookups, batches float64, err error)
 }
 
 // scrape reads a proxy's metrics into a map from series to value.
-func scrape(adminURL, token string) (map[string]float64, error) {
-	req, _ := http.NewRequest("GET", adminURL+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	m := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.HasPrefix(l, "#") {
-			continue
-		}
-		if i := strings.LastIndexByte(l, ' '); i > 0 {
-			v, _ := strconv.ParseFloat(l[i+1:], 64)
-			m[l[:i]] = v
-		}
-	}
-	return m, sc.Err()
-}
+func scrape(adminURL, token string) (map[string]float64, error) { return metrics.Scrape(adminURL, token) }
 
 // sealedLogStats sums a log folder's manifest.
 type sealedLogStats struct {
