@@ -426,7 +426,9 @@ func batchCounters(adminURL, token string) (lookups, batches float64, err error)
 }
 
 // scrape reads a proxy's metrics into a map from series to value.
-func scrape(adminURL, token string) (map[string]float64, error) { return metrics.Scrape(adminURL, token) }
+func scrape(adminURL, token string) (map[string]float64, error) {
+	return metrics.Scrape(adminURL, token)
+}
 
 // sealedLogStats sums a log folder's manifest.
 type sealedLogStats struct {
