@@ -1,0 +1,109 @@
+package wrk
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestRedirectsScript runs bench/wrk/redirects.lua under the real wrk
+// against a server that counts what it is asked, and checks the summary
+// the driver parses, the Zipf skew of the codes (and its absence without
+// ZIPF_S), and the mix of request headers.
+func TestRedirectsScript(t *testing.T) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Fatalf("wrk is not installed (BENCH=1 provisioning/deps.sh installs it): %v", err)
+	}
+	var mu sync.Mutex
+	paths := map[string]int{}
+	agents := map[string]bool{}
+	withLang := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths[strings.TrimPrefix(r.URL.Path, "/")]++
+		agents[r.UserAgent()] = true
+		if r.Header.Get("Accept-Language") != "" {
+			withLang++
+		}
+		mu.Unlock()
+		w.Header().Set("Location", "https://example.com/")
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer srv.Close()
+	const n = 20
+	codesFile := filepath.Join(t.TempDir(), "codes.txt")
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "c%02d\n", i)
+	}
+	os.WriteFile(codesFile, []byte(b.String()), 0o644)
+
+	run := func(env ...string) (Result, map[string]int) {
+		mu.Lock()
+		clear(paths)
+		mu.Unlock()
+		res, err := Run(context.Background(), Options{URL: srv.URL, Script: "../../wrk/redirects.lua", Threads: 1, Connections: 2,
+			Duration: time.Second, Env: append([]string{"CODES=" + codesFile}, env...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		got := map[string]int{}
+		total := 0
+		for k, v := range paths {
+			got[k] = v
+			total += v
+		}
+		// wrk counts completed requests; the server may have answered
+		// one more per connection as wrk stopped.
+		if res.Requests < 1000 || int64(total) < res.Requests || int64(total) > res.Requests+2 {
+			t.Fatalf("wrk reports %d requests, the server answered %d", res.Requests, total)
+		}
+		if res.Errors() != 0 || res.LatP99US <= 0 || res.LatP50US > res.LatP99US || res.RPS() <= 0 {
+			t.Fatalf("implausible summary %+v", res)
+		}
+		return res, got
+	}
+
+	t.Run("zipf", func(t *testing.T) {
+		res, got := run("ZIPF_S=1.1")
+		// Rank r is drawn with probability r^-s / H.
+		h := 0.0
+		for r := 1; r <= n; r++ {
+			h += math.Pow(float64(r), -1.1)
+		}
+		for _, r := range []int{1, 2, 5} {
+			want := float64(res.Requests) * math.Pow(float64(r), -1.1) / h
+			if g := float64(got[fmt.Sprintf("c%02d", r)]); math.Abs(g-want) > 0.15*want {
+				t.Errorf("rank %d drawn %.0f times, want about %.0f", r, g, want)
+			}
+		}
+		if got["c01"] < 4*got["c20"] {
+			t.Errorf("no skew: rank 1 %d times, rank 20 %d times", got["c01"], got["c20"])
+		}
+	})
+	t.Run("uniform", func(t *testing.T) {
+		res, got := run()
+		want := float64(res.Requests) / n
+		for i := 1; i <= n; i++ {
+			if g := float64(got[fmt.Sprintf("c%02d", i)]); math.Abs(g-want) > 0.3*want {
+				t.Errorf("code %d drawn %.0f times, want about %.0f", i, g, want)
+			}
+		}
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(agents) < 8 || withLang == 0 {
+		t.Errorf("got %d user agents and %d requests with Accept-Language; want a mix", len(agents), withLang)
+	}
+}
