@@ -21,7 +21,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/valyala/fasthttp"
 
 	"shortfleet/logfmt"
 	"shortfleet/proxy/admin"
@@ -144,17 +143,7 @@ func main() {
 		alog = logw
 	}
 	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset}, logger, codec, resolver, alog)
-	srv := &fasthttp.Server{
-		Handler:              rs.Handle,
-		Name:                 "shortfleet",
-		ReadTimeout:          10 * time.Second,
-		WriteTimeout:         10 * time.Second,
-		IdleTimeout:          60 * time.Second,
-		ReadBufferSize:       8 << 10,
-		MaxRequestBodySize:   4 << 10,
-		NoDefaultContentType: true,
-		Logger:               slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := rs.HTTPServer(redirect.DefaultLimits(), logger)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))

@@ -253,6 +253,12 @@ func (r *Resolver) fill(id int64, e Entry, gen uint64) {
 }
 
 func (r *Resolver) lookup(ctx context.Context, id int64) (Entry, Outcome, error) {
+	// An id far above anything issued was never created: a scan of random
+	// codes lands here, and is answered without asking any database.
+	if known := max(r.watermark.Load(), r.primaryMax.Load()); r.polled.Load() && id > known+r.cfg.RecentWindow {
+		r.windowRejections.Add(1)
+		return Entry{}, Miss, sfsql.ErrNotFound
+	}
 	if r.replicaOK.Load() {
 		e, err := r.replicaLookup(ctx, id)
 		switch {

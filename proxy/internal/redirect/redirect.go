@@ -225,6 +225,11 @@ func IsAliasShaped(name []byte) bool {
 }
 
 func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
+	if framingConflict(&ctx.Request.Header) {
+		ctx.SetConnectionClose()
+		page(ctx, fasthttp.StatusBadRequest, pageBad)
+		return
+	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
 		page(ctx, fasthttp.StatusMethodNotAllowed, page405)
@@ -311,6 +316,8 @@ var (
 		"<h1>Link disabled</h1><p>This link has been disabled by its owner or for abuse.</p>\n")
 	page405 = []byte("<!doctype html><meta charset=utf-8><title>Method not allowed</title>" +
 		"<h1>Method not allowed</h1><p>Short links answer GET and HEAD only.</p>\n")
+	pageBad = []byte("<!doctype html><meta charset=utf-8><title>Bad request</title>" +
+		"<h1>Bad request</h1><p>This request could not be read: it is malformed, too large or too slow.</p>\n")
 	page503 = []byte("<!doctype html><meta charset=utf-8><title>Try again</title>" +
 		"<h1>Temporarily unavailable</h1><p>This link could not be looked up just now. Try again in a moment.</p>\n")
 )
