@@ -7,8 +7,9 @@ STATE   := .fleet
 N       ?= 2
 TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
+SOAK    ?= 30m
 
-.PHONY: up down build test deps bench bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
+.PHONY: up down build test deps soak fault-report bench bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -32,6 +33,16 @@ test: deps
 	# Allocation tests: the race detector allocates, so they run without it.
 	$(GO) test -count=1 -run 'Allocs' ./...
 
+## soak: the fleet under steady load for SOAK (default 30m): memory and
+## descriptors of every process flat, stats exact at the end. Not in CI.
+soak: deps
+	SHORTFLEET_SOAK=$(SOAK) $(GO) test -count=1 -v -run 'TestSoak$$' -timeout 3h ./provisioning/localfleet/
+
+## fault-report: run the fault drill and put its table into README.md.
+fault-report: deps
+	SHORTFLEET_FAULT_REPORT=$(CURDIR)/.fleet-faults.md $(GO) test -count=1 -v -run 'TestFaultsUnderLoad$$' ./provisioning/localfleet/
+	@./provisioning/readme-section.sh faults .fleet-faults.md README.md
+
 ## fuzz: run every fuzz target for FUZZTIME each.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
@@ -41,7 +52,27 @@ fuzz:
 	  done; \
 	done
 
-bench:
+# make bench's knobs; the defaults are the published run (about 25 minutes
+# on 2 cores). A quick check: make bench BENCH_LINKS=100000
+# BENCH_LINKS_SMALL=10000 BENCH_DURATION=3s BENCH_RECORDS=300000 BENCH_PROXIES=4
+BENCH_LINKS       ?= 10000000
+BENCH_LINKS_SMALL ?= 1000000
+BENCH_DURATION    ?= 10s
+BENCH_CONNS       ?= 16,64,256
+BENCH_RECORDS     ?= 3000000
+BENCH_PROXIES     ?= 16
+BENCH_ARGS        ?=
+
+## bench: bring up the local fleet, run every scenario beside its baseline,
+## and write bench/results/<date>-report.md with SVG charts, the report in
+## bench/README.md and the latest table in README.md.
+bench: build
+	@BENCH=1 ./provisioning/deps.sh
+	$(GO) run ./bench/cmd/report -bin $(BIN) -links $(BENCH_LINKS) -links-small $(BENCH_LINKS_SMALL) \
+	  -duration $(BENCH_DURATION) -connections $(BENCH_CONNS) -records $(BENCH_RECORDS) -proxies $(BENCH_PROXIES) $(BENCH_ARGS)
+
+## bench-go: the Go micro-benchmarks.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## bench-primary: link creation through the API beside pgbench.

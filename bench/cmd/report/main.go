@@ -1,0 +1,634 @@
+// Command report is `make bench`: it brings up the local fleet, runs every
+// scenario with its baseline in the same run, and writes one dated report,
+// bench/results/<date>-report.md with SVG charts beside it, the same body
+// in bench/README.md and a short table in the top README.md.
+//
+// Phase one, a fleet with one proxy host (the figures per process):
+//
+//   - nginx `return 302` with a gzip-buffered access log (baseline);
+//   - cached redirects, codes Zipf-skewed over the small link set;
+//   - cold redirects, uniform over the small set, then over the large set
+//     (seeded in between), on a proxy whose cache holds nothing, beside
+//     `pgbench -S` on the same replica (baseline);
+//   - link creation through the API beside pgbench single-row INSERTs
+//     (baseline), sampling the replica's lag meanwhile;
+//   - mixed: redirects and creations at once, beside each alone;
+//   - mapreduce ingest of a five-minute window at 1x and 10x records,
+//     beside the Arrow reader decoding the same segments (baseline).
+//
+// Phase two, a fleet of -proxies proxy hosts behind HAProxy: cached
+// redirects through the balancer and straight to one proxy, and the time
+// a disabled link takes to stop redirecting on every proxy.
+//
+//	make bench                                   (the published run)
+//	make bench BENCH_LINKS=100000 BENCH_DURATION=3s   (a quick check)
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"shortfleet/bench/internal/baseline"
+	"shortfleet/bench/internal/ingest"
+	"shortfleet/bench/internal/metrics"
+	"shortfleet/bench/internal/report"
+	"shortfleet/bench/internal/seed"
+	"shortfleet/bench/internal/takedown"
+	"shortfleet/bench/internal/wrk"
+	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/pgcluster"
+	"shortfleet/sql/codes"
+)
+
+// config is the run's settings, from flags.
+type config struct {
+	links, linksSmall int64
+	sample            int
+	zipf              float64
+	conns             []int
+	connsFlag         string
+	dur, warm         time.Duration
+	dbConns           int
+	records           int
+	proxies           int
+	takedowns         int
+	bin               string
+	results           string
+	readme, top       string
+}
+
+func main() {
+	var c config
+	var conns string
+	flag.Int64Var(&c.links, "links", 10_000_000, "links seeded for the large cold scenario")
+	flag.Int64Var(&c.linksSmall, "links-small", 1_000_000, "links seeded first: the cached and the small cold scenario draw from them")
+	flag.IntVar(&c.sample, "sample", 1_000_000, "codes wrk draws the cold scenarios from: a uniform sample of the links when there are more")
+	flag.Float64Var(&c.zipf, "zipf", 1.1, "Zipf exponent of the cached scenarios")
+	flag.StringVar(&conns, "connections", "16,64,256", "wrk connection counts, each a point of every scenario")
+	flag.DurationVar(&c.dur, "duration", 10*time.Second, "length of each measured run")
+	flag.DurationVar(&c.warm, "warmup", 3*time.Second, "length of each warm-up run")
+	flag.IntVar(&c.dbConns, "db-connections", 4, "the cold proxy's replica lookups at once, and pgbench -S's clients")
+	flag.IntVar(&c.records, "records", 3_000_000, "records of the 10x ingest window (the 1x window has a tenth)")
+	flag.IntVar(&c.proxies, "proxies", 16, "proxy hosts behind HAProxy in phase two")
+	flag.IntVar(&c.takedowns, "takedowns", 10, "links disabled for the takedown figure")
+	flag.StringVar(&c.bin, "bin", "bin", "folder with the binaries")
+	flag.StringVar(&c.results, "results", "bench/results", "folder for the dated report and its charts")
+	flag.StringVar(&c.readme, "readme", "bench/README.md", "README whose bench-report section is rewritten")
+	flag.StringVar(&c.top, "top-readme", "README.md", "README whose bench-latest section is rewritten")
+	flag.Parse()
+	c.connsFlag = conns
+	for _, s := range strings.Split(conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "report: bad -connections %q\n", conns)
+			os.Exit(2)
+		}
+		c.conns = append(c.conns, n)
+	}
+	if c.linksSmall > c.links {
+		c.linksSmall = c.links
+	}
+	t := time.Now()
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+	say("done in %s", time.Since(t).Round(time.Second))
+}
+
+var start = time.Now()
+
+func say(format string, args ...any) {
+	fmt.Printf("report [%5.0fs]: "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
+}
+
+// Scenario names: the table's first column, and the charts' legends.
+const (
+	sNginx       = "nginx `return 302`, gzip log"
+	sCached      = "cached redirects, Zipf"
+	sColdSmall   = "cold redirects, uniform, small set"
+	sColdLarge   = "cold redirects, uniform, large set"
+	sPgbenchS    = "`pgbench -S` on the replica"
+	sCreate      = "link creation, API"
+	sPgInsert    = "`pgbench` single-row INSERT"
+	sMixedRedir  = "mixed: redirects beside creations"
+	sMixedCreate = "mixed: creations beside redirects"
+	sBalanced    = "cached redirects via HAProxy"
+	sDirect      = "cached redirects, one proxy of the fleet"
+	sDecode      = "Arrow decode of the segments"
+	sIngest1     = "mapreduce ingest, 1x window"
+	sIngest10    = "mapreduce ingest, 10x window"
+)
+
+// lagStats summarises the replica's lag sampled during a run.
+type lagStats struct {
+	samples             int
+	p50, p99, max       time.Duration
+	bytesP99, bytesMax  int64
+	replayedWithinOneMs float64 // share of samples with no bytes outstanding
+}
+
+// outcome is everything a run measured beyond the points.
+type outcome struct {
+	res          report.Results
+	lag          map[int]lagStats
+	takedowns    []time.Duration
+	seedSmall    time.Duration
+	seedLarge    time.Duration
+	replaySmall  time.Duration
+	replayLarge  time.Duration
+	ingest1      ingest.Run
+	ingest10     ingest.Run
+	win1, win10  *ingest.Window
+	pgCmd        string
+	wrkCmd       string
+	perBatch     float64
+	balancedNote string
+}
+
+func run(c config) error {
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "shortfleet-report-")
+	if err != nil {
+		return err
+	}
+	os.Chmod(work, 0o755)
+	defer os.RemoveAll(work)
+	var o outcome
+	o.lag = map[int]lagStats{}
+	if err := phaseOne(ctx, c, work, &o); err != nil {
+		return err
+	}
+	if err := phaseTwo(ctx, c, work, &o); err != nil {
+		return err
+	}
+	return write(c, &o)
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func fleetIn(ctx context.Context, c config, dir string, proxies int, balancer bool) (*localfleet.Fleet, error) {
+	binAbs, _ := filepath.Abs(c.bin)
+	subnet, err := localfleet.FreeSubnet()
+	if err != nil {
+		return nil, err
+	}
+	say("starting a %d-proxy fleet on %s.x", proxies, subnet)
+	return localfleet.Start(ctx, localfleet.Config{
+		StateDir: dir, BinDir: binAbs, Proxies: proxies, Subnet: subnet, Schedule: "@every 1000h",
+		NoBalancer: !balancer,
+		// One bench account creates as fast as it can.
+		PrimaryArgs: []string{"-rate-create", "0", "-rate-create-addr", "0"},
+	}, quietLogger())
+}
+
+// runner runs wrk and turns its summary into points.
+type runner struct {
+	c   config
+	ctx context.Context
+}
+
+func (r runner) opts(url, script string, conns int, env ...string) wrk.Options {
+	return wrk.Options{URL: url, Script: script, Threads: 1, Connections: conns, Duration: r.c.dur, Env: env}
+}
+
+func (r runner) warmup(o wrk.Options) error {
+	o.Duration = r.c.warm
+	_, err := wrk.Run(r.ctx, o)
+	return err
+}
+
+func point(scenario, base, unit string, conns int, w wrk.Result) report.Point {
+	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	return report.Point{Scenario: scenario, Baseline: base, Conns: conns, Rate: w.RPS(), Unit: unit,
+		P50: us(w.LatP50US), P99: us(w.LatP99US), P999: us(w.LatP999US), Errors: w.Errors()}
+}
+
+func (r runner) measure(scenario, base, unit string, o wrk.Options) (report.Point, error) {
+	say("wrk: %s, %d connections", scenario, o.Connections)
+	w, err := wrk.Run(r.ctx, o)
+	if err != nil {
+		return report.Point{}, fmt.Errorf("%s: %w", scenario, err)
+	}
+	return point(scenario, base, unit, o.Connections, w), nil
+}
+
+func codec(f *localfleet.Fleet) (*codes.Codec, error) {
+	key, err := hex.DecodeString(f.Secrets.CodeKey)
+	if err != nil {
+		return nil, err
+	}
+	return codes.New(key)
+}
+
+// apiKey signs a bench account up and returns its API key.
+func apiKey(f *localfleet.Fleet) (string, error) {
+	return metrics.Signup(f.PrimaryURL(), "bench@example.com")
+}
+
+func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
+	f, err := fleetIn(ctx, c, filepath.Join(work, "fleet1"), 1, false)
+	if err != nil {
+		return err
+	}
+	defer f.Stop()
+	cd, err := codec(f)
+	if err != nil {
+		return err
+	}
+	dsn := f.Primary.DSN(localfleet.Database)
+	replicas := []string{f.Replicas[0].DSN(localfleet.Database)}
+
+	say("seeding %d links with COPY", c.linksSmall)
+	t := time.Now()
+	first, last, err := seed.Links(ctx, dsn, c.linksSmall)
+	if err != nil {
+		return err
+	}
+	o.seedSmall = time.Since(t)
+	if o.replaySmall, err = seed.WaitReplayed(ctx, dsn, replicas); err != nil {
+		return err
+	}
+	small := filepath.Join(work, "small.txt")
+	if err := seed.WriteSample(small, cd, first, last, c.sample, rand.New(rand.NewPCG(1, 1))); err != nil {
+		return err
+	}
+	hot := filepath.Join(work, "hot.txt") // the Zipf ranks: the first links
+	if err := seed.WriteCodes(hot, cd, first, first+min(c.linksSmall, int64(c.sample))-1); err != nil {
+		return err
+	}
+
+	pgBin, _ := pgcluster.FindBinDir()
+	pg := baseline.Pgbench{Bin: filepath.Join(pgBin, "pgbench"), Host: f.PrimaryHost(), Port: localfleet.PortPostgres,
+		User: pgcluster.Superuser, Password: f.Secrets.PGPassword, DB: "pgbench"}
+	if err := f.Primary.CreateDatabase(ctx, "pgbench"); err != nil {
+		return err
+	}
+	if err := pg.Init(ctx, 10); err != nil {
+		return err
+	}
+	if _, err := seed.WaitReplayed(ctx, dsn, replicas); err != nil {
+		return err
+	}
+	pgR := pg
+	pgR.Host = f.ProxyHost(0)
+
+	// A second proxy on the same host and replica with a cache of one
+	// byte: every request is a replica lookup.
+	host := f.ProxyHost(0)
+	coldCmd := f.Command(ctx, "proxy", "-id", "proxy-cold",
+		"-listen", net.JoinHostPort(host, "8082"), "-admin-listen", net.JoinHostPort(host, "9082"),
+		"-log-dir", filepath.Join(work, "proxy-cold"), "-cache-bytes", "1", "-lookup-workers", strconv.Itoa(c.dbConns))
+	coldCmd.Env = append(coldCmd.Env, "SHORTFLEET_REPLICA_DSN="+f.Replicas[0].DSN(localfleet.Database)+"&pool_max_conns="+strconv.Itoa(c.dbConns+1),
+		"SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(localfleet.Database))
+	coldOut, _ := os.Create(filepath.Join(work, "proxy-cold.log"))
+	coldCmd.Stdout, coldCmd.Stderr = coldOut, coldOut
+	if err := coldCmd.Start(); err != nil {
+		return err
+	}
+	defer func() { coldCmd.Process.Signal(os.Interrupt); coldCmd.Wait() }()
+	if err := baseline.WaitListening(net.JoinHostPort(host, "8082"), 30*time.Second); err != nil {
+		return err
+	}
+	ng, err := baseline.StartNginx(filepath.Join(work, "nginx"), net.JoinHostPort(strings.TrimSuffix(f.PrimaryHost(), ".2")+".5", "8090"))
+	if err != nil {
+		return err
+	}
+	defer ng.Stop()
+
+	r := runner{c: c, ctx: ctx}
+	proxyURL := f.RedirectURLs()[0]
+	coldURL := "http://" + net.JoinHostPort(host, "8082")
+	zipf := fmt.Sprintf("ZIPF_S=%g", c.zipf)
+	redirects := "bench/wrk/redirects.lua" // run from the repository's root, as make does
+	o.wrkCmd = strings.Replace(r.opts("URL", redirects, 0, "CODES=codes.txt", zipf).Command(), "-c0", "-c{"+c.connsFlag+"}", 1)
+	for _, u := range []string{ng.URL, proxyURL} {
+		if err := r.warmup(r.opts(u, redirects, 64, "CODES="+hot, zipf)); err != nil {
+			return err
+		}
+	}
+	if err := r.warmup(r.opts(coldURL, redirects, 64, "CODES="+small)); err != nil {
+		return err
+	}
+
+	say("pgbench -S on the replica, %d clients", c.dbConns)
+	tps, cmd, err := pgR.SelectOnly(ctx, c.dbConns, 1, c.dur)
+	if err != nil {
+		return err
+	}
+	o.pgCmd = cmd
+	o.res = append(o.res, report.Point{Scenario: sPgbenchS, Rate: tps, Unit: "tps"})
+	l0, q0, _ := batchCounters(f, host)
+	for _, n := range c.conns {
+		for _, s := range []struct {
+			name, base, url, codes string
+			env                    []string
+		}{
+			{sNginx, "", ng.URL, hot, []string{zipf}},
+			{sCached, sNginx, proxyURL, hot, []string{zipf}},
+			{sColdSmall, sPgbenchS, coldURL, small, nil},
+		} {
+			p, err := r.measure(s.name, s.base, "requests/s", r.opts(s.url, redirects, n, append([]string{"CODES=" + s.codes}, s.env...)...))
+			if err != nil {
+				return err
+			}
+			o.res = append(o.res, p)
+		}
+	}
+	l1, q1, _ := batchCounters(f, host)
+	o.perBatch = (l1 - l0) / max(q1-q0, 1)
+
+	// Creation, alone and beside redirects, with the replica's lag.
+	key, err := apiKey(f)
+	if err != nil {
+		return err
+	}
+	create := r.opts(f.PrimaryURL(), "bench/wrk/create.lua", 16, "KEY="+key)
+	if err := r.warmup(create); err != nil {
+		return err
+	}
+	for _, n := range c.conns {
+		create.Connections = n
+		var p report.Point
+		lag, err := sampleLag(ctx, dsn, replicas[0], func() error {
+			var err error
+			p, err = r.measure(sCreate, sPgInsert, "creations/s", create)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		o.lag[n] = lag
+		o.res = append(o.res, p)
+	}
+	say("pgbench single-row INSERTs")
+	conn, err := f.Primary.Connect(ctx, localfleet.Database)
+	if err != nil {
+		return err
+	}
+	// Its own sequence, of the same kind: the links' would leave gaps in
+	// the ids the cold scenario's codes are drawn from.
+	_, err = conn.Exec(ctx, `CREATE TABLE bench_links (LIKE links INCLUDING DEFAULTS INCLUDING INDEXES); CREATE SEQUENCE bench_links_seq`)
+	conn.Close(ctx)
+	if err != nil {
+		return err
+	}
+	insert := filepath.Join(work, "insert.sql")
+	os.WriteFile(insert, []byte(`INSERT INTO bench_links (id, user_id, target, redirect_type) VALUES (nextval('bench_links_seq'), 1, 'https://example.com/landing/pgbench?utm_source=bench', 302);`+"\n"), 0o644)
+	pgP := pg
+	pgP.DB = localfleet.Database
+	for _, n := range c.conns {
+		// pgbench opens its connections one after another inside -T
+		// (SCRAM, a few ms each, far more on a loaded machine) and leaves
+		// that time out of its tps: allow for it, so every client runs.
+		d := c.dur + time.Duration(n)*250*time.Millisecond
+		tps, _, err := pgP.Custom(ctx, insert, n, 1, d)
+		if err != nil {
+			// A run in which no transaction finished prints no tps (an
+			// fsync stall on a shared disk); one more try, then a gap.
+			say("pgbench: %v; once more", err)
+			if tps, _, err = pgP.Custom(ctx, insert, n, 1, d); err != nil {
+				say("pgbench failed again, no baseline at %d clients: %v", n, err)
+				continue
+			}
+		}
+		o.res = append(o.res, report.Point{Scenario: sPgInsert, Conns: n, Rate: tps, Unit: "tps"})
+	}
+	for _, n := range c.conns {
+		create.Connections = n
+		redir := r.opts(proxyURL, redirects, n, "CODES="+hot, zipf)
+		var pr, pc report.Point
+		var er, ec error
+		var wg sync.WaitGroup
+		wg.Go(func() { pr, er = r.measure(sMixedRedir, sCached, "requests/s", redir) })
+		wg.Go(func() { pc, ec = r.measure(sMixedCreate, sCreate, "creations/s", create) })
+		wg.Wait()
+		if er != nil || ec != nil {
+			return fmt.Errorf("mixed: %v, %v", er, ec)
+		}
+		o.res = append(o.res, pr, pc)
+	}
+
+	// The large set: the rest of the links, then the same cold runs.
+	if c.links > c.linksSmall {
+		say("seeding %d more links with COPY (%d in all)", c.links-c.linksSmall, c.links)
+		t = time.Now()
+		_, lastL, err := seed.Links(ctx, dsn, c.links-c.linksSmall)
+		if err != nil {
+			return err
+		}
+		o.seedLarge = time.Since(t)
+		if o.replayLarge, err = seed.WaitReplayed(ctx, dsn, replicas); err != nil {
+			return err
+		}
+		say("seeded in %s, replayed %s later", o.seedLarge.Round(time.Second), o.replayLarge.Round(time.Millisecond))
+		// Codes over the first and the new links alike (the creations in
+		// between are included: they are links too).
+		large := filepath.Join(work, "large.txt")
+		if err := seed.WriteSample(large, cd, first, lastL, c.sample, rand.New(rand.NewPCG(2, 2))); err != nil {
+			return err
+		}
+		if err := r.warmup(r.opts(coldURL, redirects, 64, "CODES="+large)); err != nil {
+			return err
+		}
+		for _, n := range c.conns {
+			p, err := r.measure(sColdLarge, sPgbenchS, "requests/s", r.opts(coldURL, redirects, n, "CODES="+large))
+			if err != nil {
+				return err
+			}
+			o.res = append(o.res, p)
+		}
+	}
+	if err := ng.Stop(); err != nil {
+		say("nginx stop: %v", err)
+	}
+
+	// Ingest: the 10x window is the decode baseline's input too.
+	say("writing the ingest windows: %d and %d records over %d proxies", c.records/10, c.records, 16)
+	w1, err := ingest.Write(filepath.Join(work, "ingest1"), "bench1x", 16, c.records/10, 5, 1_000_000, quietLogger())
+	if err != nil {
+		return err
+	}
+	defer w1.Close()
+	w10, err := ingest.Write(filepath.Join(work, "ingest10"), "bench10x", 16, c.records, 5, 1_000_000, quietLogger())
+	if err != nil {
+		return err
+	}
+	defer w10.Close()
+	o.win1, o.win10 = w1, w10
+	say("decoding the 10x window")
+	dec, err := w10.Decode()
+	if err != nil {
+		return err
+	}
+	o.res = append(o.res, report.Point{Scenario: sDecode, Rate: dec, Unit: "records/s"})
+	mr := filepath.Join(c.bin, "mapreduce")
+	say("mapreduce -once, 1x")
+	if o.ingest1, err = w1.Once(ctx, mr, dsn); err != nil {
+		return err
+	}
+	say("mapreduce -once, 10x")
+	if o.ingest10, err = w10.Once(ctx, mr, dsn); err != nil {
+		return err
+	}
+	o.res = append(o.res,
+		report.Point{Scenario: sIngest1, Baseline: sDecode, Rate: float64(w1.Records) / o.ingest1.Took.Seconds(), Unit: "records/s"},
+		report.Point{Scenario: sIngest10, Baseline: sDecode, Rate: float64(w10.Records) / o.ingest10.Took.Seconds(), Unit: "records/s"})
+	say("stopping the first fleet")
+	return nil
+}
+
+func phaseTwo(ctx context.Context, c config, work string, o *outcome) error {
+	if !localfleet.HAProxyInstalled() {
+		return fmt.Errorf("haproxy is not installed (make bench runs deps.sh, which installs it)")
+	}
+	f, err := fleetIn(ctx, c, filepath.Join(work, "fleet2"), c.proxies, true)
+	if err != nil {
+		return err
+	}
+	defer f.Stop()
+	cd, err := codec(f)
+	if err != nil {
+		return err
+	}
+	dsn := f.Primary.DSN(localfleet.Database)
+	n := min(c.linksSmall, 100_000)
+	first, last, err := seed.Links(ctx, dsn, n)
+	if err != nil {
+		return err
+	}
+	if err := f.WaitReplicas(ctx); err != nil {
+		return err
+	}
+	hot := filepath.Join(work, "hot2.txt")
+	if err := seed.WriteCodes(hot, cd, first, last); err != nil {
+		return err
+	}
+	r := runner{c: c, ctx: ctx}
+	zipf := fmt.Sprintf("ZIPF_S=%g", c.zipf)
+	redirects := "bench/wrk/redirects.lua"
+	bal, direct := f.BalancerURL(), f.RedirectURLs()[0]
+	// Warm every proxy's cache through the balancer, then the one.
+	if err := r.warmup(r.opts(bal, redirects, 64, "CODES="+hot, zipf)); err != nil {
+		return err
+	}
+	if err := r.warmup(r.opts(direct, redirects, 64, "CODES="+hot, zipf)); err != nil {
+		return err
+	}
+	for _, n := range c.conns {
+		for _, s := range []struct{ name, url string }{{sDirect, direct}, {sBalanced, bal}} {
+			p, err := r.measure(s.name, sNginx, "requests/s", r.opts(s.url, redirects, n, "CODES="+hot, zipf))
+			if err != nil {
+				return err
+			}
+			o.res = append(o.res, p)
+		}
+	}
+	say("takedowns: %d links disabled, each polled on all %d proxies until 410", c.takedowns, c.proxies)
+	data, _ := os.ReadFile(hot)
+	all := strings.Fields(string(data))
+	pick := all[len(all)-min(c.takedowns, len(all)):]
+	o.takedowns, err = takedown.Measure(ctx, dsn, f.RedirectURLs(), pick, cd)
+	return err
+}
+
+// sampleLag runs fn while sampling, every 50 ms, how far the replica's
+// replay is behind the primary: in bytes of WAL, and in time (now minus
+// the commit time of the last transaction replayed, which under a steady
+// write load is the lag a reader sees).
+func sampleLag(ctx context.Context, primaryDSN, replicaDSN string, fn func() error) (lagStats, error) {
+	pc, err := pgx.Connect(ctx, primaryDSN)
+	if err != nil {
+		return lagStats{}, err
+	}
+	defer pc.Close(context.Background())
+	rc, err := pgx.Connect(ctx, replicaDSN)
+	if err != nil {
+		return lagStats{}, err
+	}
+	defer rc.Close(context.Background())
+	stop := make(chan struct{})
+	var times []time.Duration
+	var bytes []int64
+	done := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-tick.C:
+			}
+			var lsn string
+			if err := pc.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+				done <- err
+				return
+			}
+			var behind int64
+			var ms float64
+			if err := rc.QueryRow(ctx, `SELECT greatest(pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn()), 0)::bigint,
+				coalesce(extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000, 0)`, lsn).Scan(&behind, &ms); err != nil {
+				done <- err
+				return
+			}
+			bytes = append(bytes, behind)
+			times = append(times, time.Duration(ms*float64(time.Millisecond)))
+		}
+	}()
+	ferr := fn()
+	close(stop)
+	if err := <-done; err != nil {
+		return lagStats{}, fmt.Errorf("sample replica lag: %w", err)
+	}
+	if ferr != nil {
+		return lagStats{}, ferr
+	}
+	if len(times) == 0 {
+		return lagStats{}, fmt.Errorf("no lag samples")
+	}
+	slices.Sort(times)
+	slices.Sort(bytes)
+	at := func(p float64) int { return int(float64(len(times)-1) * p) }
+	zero := 0
+	for _, b := range bytes {
+		if b == 0 {
+			zero++
+		}
+	}
+	return lagStats{samples: len(times), p50: times[at(0.5)], p99: times[at(0.99)], max: times[len(times)-1],
+		bytesP99: bytes[at(0.99)], bytesMax: bytes[len(bytes)-1], replayedWithinOneMs: float64(zero) / float64(len(bytes))}, nil
+}
+
+// batchCounters reads the cold proxy's replica lookups and the queries
+// they took, from its admin metrics.
+func batchCounters(f *localfleet.Fleet, host string) (lookups, batches float64, err error) {
+	m, err := metrics.Scrape("http://"+net.JoinHostPort(host, "9082"), f.Secrets.AdminToken)
+	return m[`shortfleet_proxy_lookups_total{outcome="replica"}`], m["shortfleet_proxy_replica_batches_total"], err
+}
+
+func durs(ds []time.Duration) (median, maxD time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2], s[len(s)-1]
+}
