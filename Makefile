@@ -7,8 +7,9 @@ STATE   := .fleet
 N       ?= 2
 TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
+SOAK    ?= 30m
 
-.PHONY: up down build test deps bench bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
+.PHONY: up down build test deps soak fault-report bench bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -31,6 +32,16 @@ test: deps
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) ./...
 	# Allocation tests: the race detector allocates, so they run without it.
 	$(GO) test -count=1 -run 'Allocs' ./...
+
+## soak: the fleet under steady load for SOAK (default 30m): memory and
+## descriptors of every process flat, stats exact at the end. Not in CI.
+soak: deps
+	SHORTFLEET_SOAK=$(SOAK) $(GO) test -count=1 -v -run 'TestSoak$$' -timeout 3h ./provisioning/localfleet/
+
+## fault-report: run the fault drill and put its table into README.md.
+fault-report: deps
+	SHORTFLEET_FAULT_REPORT=$(CURDIR)/.fleet-faults.md $(GO) test -count=1 -v -run 'TestFaultsUnderLoad$$' ./provisioning/localfleet/
+	@./provisioning/readme-section.sh faults .fleet-faults.md README.md
 
 ## fuzz: run every fuzz target for FUZZTIME each.
 fuzz:

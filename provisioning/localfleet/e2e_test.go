@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	cmd := exec.Command("go", "build", "-race", "-o", dir+"/", "shortfleet/primary", "shortfleet/proxy", "shortfleet/mapreduce")
+	args := []string{"build", "-race", "-o", dir + "/", "shortfleet/primary", "shortfleet/proxy", "shortfleet/mapreduce"}
+	if os.Getenv("SHORTFLEET_SOAK") != "" { // memory figures without the race detector's shadow memory
+		args = slices.Delete(args, 1, 2)
+	}
+	cmd := exec.Command("go", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
@@ -68,8 +73,8 @@ func startFleet(t *testing.T, n int, proxyArgs ...string) *localfleet.Fleet {
 }
 
 // startFleetWith starts a local fleet for a test from cfg, filling in the
-// folders, a free subnet, a schedule that never fires, and segments that
-// seal only at a stop.
+// folders, a free subnet, a schedule that never fires unless cfg has one,
+// and segments that seal only at a stop unless cfg's proxy flags say.
 func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -77,7 +82,10 @@ func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	state := pgcluster.TestDir(t)
 	cfg.StateDir, cfg.BinDir, cfg.Subnet = state, binDir, freeSubnet(t)
-	cfg.Schedule, cfg.PGSettings = "@every 1000h", pgcluster.TestSettings
+	if cfg.Schedule == "" {
+		cfg.Schedule = "@every 1000h"
+	}
+	cfg.PGSettings = pgcluster.TestSettings
 	cfg.ProxyArgs = append([]string{"-seal-age", "1000h"}, cfg.ProxyArgs...)
 	f, err := localfleet.Start(ctx, cfg, logger)
 	if err != nil {

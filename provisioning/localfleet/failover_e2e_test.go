@@ -8,83 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"shortfleet/provisioning/localfleet"
 )
-
-// lbTraffic sends redirects for known links through the load balancer from a
-// few clients until stopped, counting what they saw.
-type lbTraffic struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	firstFails []string
-	stop       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func startTraffic(url string, links []link, clients int) *lbTraffic {
-	tr := &lbTraffic{stop: make(chan struct{})}
-	client := &http.Client{
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{MaxIdleConnsPerHost: clients},
-		Timeout:       10 * time.Second,
-	}
-	for c := range clients {
-		tr.wg.Go(func() {
-			for k := c; ; k += clients {
-				select {
-				case <-tr.stop:
-					return
-				default:
-				}
-				l := links[k%len(links)]
-				resp, err := client.Get(url + "/" + l.Code)
-				why := ""
-				if err != nil {
-					why = err.Error()
-				} else {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != l.Target {
-						why = fmt.Sprintf("GET /%s: %d", l.Code, resp.StatusCode)
-					}
-				}
-				if why == "" {
-					tr.ok.Add(1)
-					continue
-				}
-				tr.failed.Add(1)
-				tr.mu.Lock()
-				if len(tr.firstFails) < 5 {
-					tr.firstFails = append(tr.firstFails, why)
-				}
-				tr.mu.Unlock()
-			}
-		})
-	}
-	return tr
-}
-
-// waitMore waits until the clients have had n more answers.
-func (tr *lbTraffic) waitMore(t *testing.T, ctx context.Context, n int64) {
-	t.Helper()
-	target := tr.ok.Load() + tr.failed.Load() + n
-	waitUntil(t, ctx, func() bool { return tr.ok.Load()+tr.failed.Load() >= target })
-}
-
-func (tr *lbTraffic) end(t *testing.T, what string) {
-	t.Helper()
-	close(tr.stop)
-	tr.wg.Wait()
-	t.Logf("%s: %d redirects answered, %d failed %v", what, tr.ok.Load(), tr.failed.Load(), tr.firstFails)
-	if tr.failed.Load() != 0 {
-		t.Errorf("%s: %d redirects failed, want 0: %v", what, tr.failed.Load(), tr.firstFails)
-	}
-}
 
 // creations creates links through the API until stopped, keeping every one
 // the API acknowledged and counting refusals by status.
@@ -177,7 +106,7 @@ func TestBalancerAndFailover(t *testing.T) {
 	key, links := signupWithLinks(t, base, "drill@example.com", 50, "https://example.com/lb/%d")
 
 	// 1. A proxy killed under load.
-	tr := startTraffic(lb, links, 4)
+	tr := startClients(lb, links, 4)
 	tr.waitMore(t, ctx, 500)
 	p := f.Proxies[1].Process()
 	if err := p.Signal(syscall.SIGKILL); err != nil {
@@ -191,7 +120,7 @@ func TestBalancerAndFailover(t *testing.T) {
 	tr.end(t, "proxy-02 SIGKILLed and restarted")
 
 	// 2. The primary database killed under load.
-	tr = startTraffic(lb, links, 4)
+	tr = startClients(lb, links, 4)
 	cr := startCreations(t, base, key)
 	waitUntil(t, ctx, func() bool { return cr.count(http.StatusCreated) >= 20 })
 	killed := time.Now()

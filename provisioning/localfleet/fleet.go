@@ -68,6 +68,10 @@ type Config struct {
 	PGSettings map[string]string
 	// ProxyArgs are extra flags for every proxy.
 	ProxyArgs []string
+	// ProxyArgsFor, when set, gives extra flags for proxy i alone, after
+	// ProxyArgs (fault drills: one proxy's clock off, its log on a small
+	// disk).
+	ProxyArgsFor func(i int) []string
 	// GeoIPPath is the country database the mapreduce job uses, if any.
 	GeoIPPath string
 	// PrimaryArgs are extra flags for the primary app.
@@ -348,8 +352,17 @@ func (f *Fleet) proxyApp(i int) *App {
 		// Behind the load balancer: believe its PROXY header, no one else's.
 		"-proxy-protocol", "-trusted-proxies", f.balancerHost(),
 	}, f.cfg.ProxyArgs...)
+	if f.cfg.ProxyArgsFor != nil {
+		args = append(args, f.cfg.ProxyArgsFor(i)...)
+	}
 	return f.newApp(id, args, "SHORTFLEET_REPLICA_DSN="+f.Replicas[i].DSN(Database),
 		"SHORTFLEET_PRIMARY_DSN="+f.PrimaryDSN())
+}
+
+// StartPrimaryDB starts the primary database again after Primary.Stop:
+// a primary host back after an outage.
+func (f *Fleet) StartPrimaryDB(ctx context.Context) error {
+	return f.Primary.Start(ctx, f.path("logs", "postgres-primary.log"))
 }
 
 // Command prepares a binary of the fleet to run outside supervision, with
