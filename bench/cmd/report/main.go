@@ -328,7 +328,8 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	}
 
 	say("pgbench -S on the replica, %d clients", c.dbConns)
-	tps, cmd, err := pgR.SelectOnly(ctx, c.dbConns, 1, c.dur)
+	// As for the INSERTs below: allow for pgbench's connection time.
+	tps, cmd, err := pgR.SelectOnly(ctx, c.dbConns, 1, c.dur+time.Duration(c.dbConns)*100*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -395,9 +396,10 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	pgP.DB = localfleet.Database
 	for _, n := range c.conns {
 		// pgbench opens its connections one after another inside -T
-		// (SCRAM, a few ms each, far more on a loaded machine) and leaves
+		// (SCRAM, a few ms each, far more on a loaded machine; a run in
+		// which none finished is tried once more below) and leaves
 		// that time out of its tps: allow for it, so every client runs.
-		d := c.dur + time.Duration(n)*250*time.Millisecond
+		d := c.dur + time.Duration(n)*100*time.Millisecond
 		tps, _, err := pgP.Custom(ctx, insert, n, 1, d)
 		if err != nil {
 			// A run in which no transaction finished prints no tps (an

@@ -34,10 +34,10 @@ var Palette = []string{"#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#
 // Chart geometry, in SVG user units.
 const (
 	width   = 760
-	height  = 380
+	height  = 420
 	left    = 70
 	right   = 20
-	top     = 40
+	top     = 50
 	bottom  = 60
 	legendH = 18
 )
@@ -64,7 +64,7 @@ func (c Bars) SVG() (string, error) {
 		}
 	}
 	yMax, step := niceScale(peak)
-	legendRows := (len(c.Series) + 2) / 3
+	legendRows := (len(c.Series) + 1) / 2
 	plotTop := top + legendRows*legendH
 	plotH := float64(height - plotTop - bottom)
 	plotW := float64(width - left - right)
@@ -74,10 +74,10 @@ func (c Bars) SVG() (string, error) {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="15" font-weight="bold">%s</text>`+"\n", left, esc(c.Title))
-	// Legend, three series a row.
+	// Legend, two series a row.
 	for i, s := range c.Series {
-		lx := left + (i%3)*220
-		ly := top - 10 + (i/3)*legendH
+		lx := left + (i%2)*340
+		ly := top - 10 + (i/2)*legendH
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
 			lx, ly-10, color(i), lx+16, ly, esc(s.Name))
 	}
@@ -101,7 +101,7 @@ func (c Bars) SVG() (string, error) {
 			x := gx + groupW*0.1 + barW*float64(i)
 			fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %s: %s</title></rect>`+"\n",
 				x, y(v), barW-2, y(0)-y(v), color(i), esc(s.Name), esc(label), Format(v))
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", x+(barW-2)/2, y(v)-3, Format(v))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9">%s</text>`+"\n", x+(barW-2)/2, y(v)-3, Format(v))
 		}
 	}
 	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="black"/>`+"\n", left, width-right, y(0), y(0))
@@ -111,7 +111,8 @@ func (c Bars) SVG() (string, error) {
 
 func color(i int) string { return Palette[i%len(Palette)] }
 
-func esc(s string) string { return html.EscapeString(s) }
+// esc escapes s for SVG text, dropping Markdown's code backticks.
+func esc(s string) string { return html.EscapeString(strings.ReplaceAll(s, "`", "")) }
 
 // niceScale returns an axis end at or above peak and a tick step, both
 // 1, 2 or 5 times a power of ten, with four to ten ticks.
