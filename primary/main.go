@@ -68,7 +68,13 @@ func (f *rateFlag) Set(s string) error {
 	if err != nil || per <= 0 {
 		return fmt.Errorf("want N/duration, like 10/1m")
 	}
-	f.rule = &limit.Rule{Every: per / time.Duration(count), Burst: count}
+	every := per / time.Duration(count)
+	if every <= 0 || every*time.Duration(count) != per {
+		// "1000/1ns" would be no limit at all, and String could not
+		// say what was set.
+		return fmt.Errorf("%s is not a whole number of nanoseconds per event", s)
+	}
+	f.rule = &limit.Rule{Every: every, Burst: count}
 	return nil
 }
 

@@ -255,6 +255,10 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-trusted-proxies: %q is neither an address nor a CIDR", f)
 		}
+		if a.Zone() != "" {
+			// A prefix holds no zone, and a zoned peer is in no prefix.
+			return nil, fmt.Errorf("-trusted-proxies: %q has a zone; give the address without it", f)
+		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil

@@ -373,6 +373,9 @@ func insertLinks(ctx context.Context, tx pgx.Tx, uid int64, ns []NewLink, code f
 	return out, nil
 }
 
+// MaxPage is the largest page ListLinks reads; a larger one is read as it.
+const MaxPage = 1 << 20
+
 // ListOptions select and order a user's links.
 type ListOptions struct {
 	Query   string // substring of target or alias
@@ -381,15 +384,26 @@ type ListOptions struct {
 	PerPage int    // default 50, at most 500
 }
 
-// ListLinks returns a page of a user's links, with their clicks, and how
-// many match in all.
-func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link, int, error) {
+// normalized puts the options from a query string within bounds.
+func (o ListOptions) normalized() ListOptions {
 	if o.PerPage <= 0 || o.PerPage > 500 {
 		o.PerPage = 50
 	}
 	if o.Page < 1 {
 		o.Page = 1
 	}
+	if o.Page > MaxPage {
+		// Beyond any account's links; and (Page-1)*PerPage must not
+		// overflow into a negative OFFSET.
+		o.Page = MaxPage
+	}
+	return o
+}
+
+// ListLinks returns a page of a user's links, with their clicks, and how
+// many match in all.
+func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link, int, error) {
+	o = o.normalized()
 	order := "l.id DESC"
 	switch o.Sort {
 	case "old":

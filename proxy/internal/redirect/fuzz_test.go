@@ -1,8 +1,12 @@
 package redirect
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"net"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -59,6 +63,107 @@ func FuzzHandlePath(f *testing.F) {
 		after := r.Stats()
 		if !touches && (after.ReplicaLookups != before.ReplicaLookups || after.PrimaryAsks != before.PrimaryAsks) {
 			t.Fatalf("%s %q reached a database", method, uri)
+		}
+	})
+}
+
+// FuzzClientAddr checks the X-Forwarded-For walk against a plain reading
+// of its rule: from the right, skip the trusted balancers; the first
+// untrusted address is the client; garbage stops the walk at the last
+// trusted address; with nothing untrusted, the leftmost trusted one.
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{"", "203.0.113.5", "203.0.113.5, 10.1.2.3", "1.2.3.4, 203.0.113.5", "garbage, 203.0.113.5",
+		"203.0.113.5, garbage", "2001:db8::1", "::ffff:203.0.113.9", " , ,", "10.0.0.1,10.0.0.2", "fe80::1%eth0", "\xff"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("10.0.0.0/8")}
+	s := New(Config{TrustedProxies: trusted}, quiet, nil, nil, nil)
+	f.Fuzz(func(t *testing.T, xff string, fromBalancer bool) {
+		peer := net.IPv4(192, 0, 2, 1)
+		if fromBalancer {
+			peer = net.IPv4(198, 51, 100, 7)
+		}
+		var req fasthttp.Request
+		req.Header.Set(fasthttp.HeaderXForwardedFor, xff)
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: peer, Port: 4242}, nil)
+		got, _ := s.clientAddr(&ctx)
+
+		want, _ := netip.AddrFromSlice(peer.To4())
+		if fromBalancer {
+			xff := string(req.Header.Peek(fasthttp.HeaderXForwardedFor)) // as fasthttp kept it
+			parts := strings.Split(xff, ",")
+			for i := len(parts) - 1; i >= 0; i-- {
+				p := strings.Trim(parts[i], " \t")
+				if p == "" {
+					continue
+				}
+				a, err := netip.ParseAddr(p)
+				if err != nil {
+					break
+				}
+				want = a.Unmap()
+				if !inPrefixes(trusted, want) {
+					break
+				}
+			}
+		}
+		if got != want {
+			t.Fatalf("X-Forwarded-For %q from %v: client %v, want %v", xff, peer, got, want)
+		}
+	})
+}
+
+// FuzzRawRequest feeds arbitrary bytes to fasthttp's request parser, as
+// the listener does, and what parses to the handler: the answer is one of
+// the handler's statuses, and a request with both Transfer-Encoding and
+// Content-Length is refused and its connection closed.
+func FuzzRawRequest(f *testing.F) {
+	codec, _ := codes.New(testKey)
+	code, _ := codec.Encode(42)
+	for _, s := range []string{
+		"GET /" + code + " HTTP/1.1\r\nHost: sho.rt\r\n\r\n",
+		"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\n\r\n",
+		"GET /\xff?\xfe HTTP/1.1\r\nHost: \xff\r\nUser-Agent: \xc3\r\n\r\n",
+		"GET /x HTTP/1.0\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	dead, err := pgxpool.New(context.Background(), "postgres://x:y@127.0.0.1:1/none?connect_timeout=1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer dead.Close()
+	r, err := links.New(links.Config{}, quiet, dead, dead)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer r.Close()
+	s := New(Config{}, quiet, codec, r, nil)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var req fasthttp.Request
+		if err := req.ReadLimitBody(bufio.NewReader(bytes.NewReader(raw)), 4<<10); err != nil {
+			return // fasthttp answers it 400, 413 or 431 (TestHostileHTTP)
+		}
+		framing := bytes.Contains(bytes.ToLower(req.Header.RawHeaders()), []byte("transfer-encoding")) &&
+			bytes.Contains(bytes.ToLower(req.Header.RawHeaders()), []byte("content-length"))
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, nil)
+		s.Handle(&ctx)
+		st := ctx.Response.StatusCode()
+		switch st {
+		case 302, 400, 404, 405, 503:
+		default:
+			t.Fatalf("%q: status %d", raw, st)
+		}
+		if framingConflict(&req.Header) && (st != 400 || !ctx.Response.ConnectionClose()) {
+			t.Fatalf("%q: a framing conflict answered %d, close %v", raw, st, ctx.Response.ConnectionClose())
+		}
+		if st == 400 && !framing {
+			t.Fatalf("%q: 400 without a framing conflict in %q", raw, req.Header.RawHeaders())
 		}
 	})
 }
