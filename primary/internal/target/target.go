@@ -148,8 +148,15 @@ func LoadBlocklist(path string) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read blocklist: %w", err)
 	}
+	return ParseBlocklist(string(data)), nil
+}
+
+// ParseBlocklist reads a blocklist's text: one domain a line, # comments;
+// domains lower-cased, without their trailing dot, international ones in
+// punycode.
+func ParseBlocklist(data string) map[string]bool {
 	m := map[string]bool{}
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range strings.Split(data, "\n") {
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}
@@ -160,7 +167,7 @@ func LoadBlocklist(path string) (map[string]bool, error) {
 			m[d] = true
 		}
 	}
-	return m, nil
+	return m
 }
 
 // ValidAlias reports what is wrong with a custom alias, if anything:

@@ -2,6 +2,7 @@ package target
 
 import (
 	"maps"
+	"os"
 	"strings"
 	"testing"
 )
@@ -112,4 +113,49 @@ func TestLoadBlocklist(t *testing.T) {
 	if _, err := LoadBlocklist("testdata/no-such-file.txt"); err == nil || !strings.Contains(err.Error(), "read blocklist") {
 		t.Fatalf("a missing file: %v", err)
 	}
+}
+
+// FuzzParseBlocklist reads an operator's blocklist file: every domain kept
+// is lower-case text without spaces, comments or surrounding dots, and a
+// link to it, or to a subdomain of it, is refused.
+func FuzzParseBlocklist(f *testing.F) {
+	if data, err := os.ReadFile("testdata/blocklist.txt"); err == nil {
+		f.Add(string(data))
+	}
+	f.Add("evil.example\n# comment\n  Spam.Example.  # trailing\nbücher.example\n\n")
+	f.Add("\xff\n.\n..\n#\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		for d := range ParseBlocklist(data) {
+			if d == "" || strings.ContainsAny(d, "# \t\r\n") || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") {
+				t.Fatalf("kept %q", d)
+			}
+			p := &Policy{Blocked: map[string]bool{d: true}}
+			for _, u := range []string{"https://" + d + "/", "https://www." + d + "/x"} {
+				if out, err := Normalize(u); err == nil {
+					if _, err := p.Check(u); err == nil {
+						t.Fatalf("blocklist %q: %s (%s) allowed", d, u, out)
+					}
+				}
+			}
+		}
+	})
+}
+
+// FuzzValidAlias: an accepted alias is 3 to 64 of [A-Za-z0-9_-] and not
+// shaped like a code, so it can never shadow one.
+func FuzzValidAlias(f *testing.F) {
+	for _, s := range []string{"spring-sale", "abc1234", "abc_123", "ab", "<script>", "ünï", strings.Repeat("a", 65)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, a string) {
+		if ValidAlias(a) != nil {
+			return
+		}
+		if len(a) < 3 || len(a) > 64 || strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+			t.Fatalf("alias %q accepted", a)
+		}
+		if len(a) == 7 && !strings.ContainsAny(a, "_-") {
+			t.Fatalf("code-shaped alias %q accepted", a)
+		}
+	})
 }

@@ -282,9 +282,18 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.Us
 	return true
 }
 
+// safeNext is where to go after log-in: a path on this site, or /links.
+// Browsers drop tabs and newlines from a URL and read a backslash as a
+// slash, so "/\t/evil.example" or "/\\evil.example" would leave the site: a
+// path holding any control character or backslash is refused whole.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return "/links"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "/links"
+		}
 	}
 	return next
 }
