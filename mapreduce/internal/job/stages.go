@@ -138,6 +138,15 @@ func (vs *values) addKey(k valueKey, n int64) {
 			return
 		}
 	}
+	vs.insert(k, n)
+}
+
+// insert adds a key the list does not hold.
+func (vs *values) insert(k valueKey, n int64) {
+	if vs.m != nil {
+		vs.m[k] += n
+		return
+	}
 	if len(vs.list) < listMax {
 		if vs.list == nil {
 			// A day's first click brings one value of every dimension.
@@ -152,6 +161,34 @@ func (vs *values) addKey(k valueKey, n int64) {
 	}
 	vs.list = nil
 	vs.m[k] += n
+}
+
+// addClick counts one click's value of every dimension: one pass over the
+// list finds all those it holds, instead of one pass per dimension.
+func (vs *values) addClick(ids *[numDims]dims.ID) {
+	if vs.m != nil {
+		for dim, id := range ids {
+			vs.m[keyOf(uint8(dim), id)]++
+		}
+		return
+	}
+	const all = 1<<numDims - 1
+	var found uint
+	for i := range vs.list {
+		e := &vs.list[i]
+		if d := e.k.dim(); d < numDims && e.k.value() == ids[d] {
+			e.n++
+			found |= 1 << d
+		}
+	}
+	if found == all {
+		return
+	}
+	for dim, id := range ids {
+		if found&(1<<dim) == 0 {
+			vs.insert(keyOf(uint8(dim), id), 1)
+		}
+	}
 }
 
 func (vs *values) each(fn func(dim uint8, v dims.ID, n int64)) {
@@ -176,70 +213,130 @@ func (vs *values) merge(o *values) {
 // visitors is the set of a link-day's visitor hashes.
 type visitors = sfsql.Visitors
 
-// segmentDay is one link's day in one segment, values as classifier ids.
-type segmentDay struct {
+// hourCount is one hour's clicks within a day.
+type hourCount struct {
+	hour         int64 // hour of the day, 0 to 23
 	clicks, bots int64
+}
+
+// hours are a day's clicks by hour. They live in the day, not in a map of
+// their own: a click then costs one lookup, not two, and a segment spans
+// minutes, so a day in it almost always has a single hour.
+type hours []hourCount
+
+func (hs *hours) add(h, clicks, bots int64) {
+	for i := range *hs {
+		if e := &(*hs)[i]; e.hour == h {
+			e.clicks += clicks
+			e.bots += bots
+			return
+		}
+	}
+	*hs = append(*hs, hourCount{h, clicks, bots})
+}
+
+// Day is one link's day: its clicks, by hour and by dimension value, and
+// its visitors. Its values are ids of the run's shared value table.
+type Day struct {
+	Clicks, Bots int64
+	hours        hours
 	values       values
-	visitors     visitors
+	Visitors     visitors
+}
+
+// merge adds o to d. Visitor sets are merged, not added: a visitor seen in
+// both counts once.
+func (d *Day) merge(o *Day) error {
+	d.Clicks += o.Clicks
+	d.Bots += o.Bots
+	for _, h := range o.hours {
+		d.hours.add(h.hour, h.clicks, h.bots)
+	}
+	d.values.merge(&o.values)
+	return d.Visitors.Merge(&o.Visitors)
+}
+
+// eachHour calls fn with the day's hourly counts.
+func eachHour(days map[DayKey]*Day, fn func(k HourKey, c HourCounts)) {
+	for k, d := range days {
+		for _, h := range d.hours {
+			fn(HourKey{k.Link, int64(k.Day)*86400 + h.hour*3600}, HourCounts{h.clicks, h.bots})
+		}
+	}
+}
+
+// hoursOf collects the days' hourly counts in a map.
+func hoursOf(days map[DayKey]*Day) map[HourKey]HourCounts {
+	out := map[HourKey]HourCounts{}
+	eachHour(days, func(k HourKey, c HourCounts) { out[k] = c })
+	return out
+}
+
+func clicksOf(days map[DayKey]*Day) int64 {
+	var n int64
+	for _, d := range days {
+		n += d.Clicks
+	}
+	return n
 }
 
 // SegmentPartial is what Combine makes of one segment.
 type SegmentPartial struct {
-	Hours map[HourKey]HourCounts
-	Days  map[DayKey]*segmentDay
+	Days map[DayKey]*Day
 
-	// Slabs the next days and their first values are cut from: a segment
-	// has thousands of link-days, and one allocation per slab instead of
-	// two per day spares the allocator and the collector.
-	days []segmentDay
+	// Slabs the next days, their first values, hour and visitor are cut
+	// from: a segment has thousands of link-days, most with one click, and
+	// one allocation per slab instead of four per day spares the allocator
+	// and the collector.
+	days []Day
 	vals []valueCount
+	hrs  []hourCount
+	vis  []uint64
 }
 
 // slabSize is how many days one slab holds.
 const slabSize = 256
 
 // newDay returns a new, empty day whose values list has room for a click's
-// values of every dimension.
-func (p *SegmentPartial) newDay() *segmentDay {
+// values of every dimension, and whose hours and visitors room for one.
+func (p *SegmentPartial) newDay() *Day {
 	if len(p.days) == 0 {
-		p.days = make([]segmentDay, slabSize)
+		p.days = make([]Day, slabSize)
 		p.vals = make([]valueCount, slabSize*numDims)
+		p.hrs = make([]hourCount, slabSize)
+		p.vis = make([]uint64, slabSize)
 	}
 	d := &p.days[0]
 	p.days = p.days[1:]
-	// The full slice expression caps the list: growing it past its share
+	// The full slice expressions cap the lists: growing one past its share
 	// reallocates instead of writing into the next day's.
 	d.values.list = p.vals[:0:numDims]
 	p.vals = p.vals[numDims:]
+	d.hours = p.hrs[:0:1]
+	p.hrs = p.hrs[1:]
+	d.Visitors.Exact = p.vis[:0:1]
+	p.vis = p.vis[1:]
 	return d
 }
 
 // NewSegmentPartial returns an empty SegmentPartial.
 func NewSegmentPartial() *SegmentPartial {
-	return &SegmentPartial{Hours: map[HourKey]HourCounts{}, Days: map[DayKey]*segmentDay{}}
+	return &SegmentPartial{Days: map[DayKey]*Day{}}
 }
+
+// Hours are the partial's clicks by link and hour.
+func (p *SegmentPartial) Hours() map[HourKey]HourCounts { return hoursOf(p.Days) }
 
 // Clicks is the number of clicks the partial holds.
-func (p *SegmentPartial) Clicks() int64 { return clicksOf(p.Hours) }
-
-func clicksOf(hours map[HourKey]HourCounts) int64 {
-	var n int64
-	for _, c := range hours {
-		n += c.Clicks
-	}
-	return n
-}
+func (p *SegmentPartial) Clicks() int64 { return clicksOf(p.Days) }
 
 // Combine is the combine stage: it folds a segment's clicks into p, so
 // each segment ships one count per aggregate instead of one row per click.
 func Combine(p *SegmentPartial, clicks []Click) {
-	var last *segmentDay
+	var last *Day
 	var lastKey DayKey
 	for i := range clicks {
 		c := &clicks[i]
-		hk := HourKey{c.Link, c.Hour}
-		h := p.Hours[hk]
-		h.Clicks++
 		dk := DayKey{c.Link, c.Day}
 		d := last
 		if d == nil || dk != lastKey {
@@ -249,25 +346,16 @@ func Combine(p *SegmentPartial, clicks []Click) {
 			}
 			last, lastKey = d, dk
 		}
-		d.clicks++
+		var bot int64
 		if c.Bot {
-			h.Bots++
-			d.bots++
+			bot = 1
 		}
-		p.Hours[hk] = h
-		for dim, id := range c.Dims {
-			d.values.add(uint8(dim), id, 1)
-		}
-		d.visitors.Add(c.Visitor)
+		d.Clicks++
+		d.Bots += bot
+		d.hours.add((c.Hour-int64(c.Day)*86400)/3600, 1, bot)
+		d.values.addClick(&c.Dims)
+		d.Visitors.Add(c.Visitor)
 	}
-}
-
-// Day is one link's day across segments. Its values are ids of the run's
-// shared value table.
-type Day struct {
-	Clicks, Bots int64
-	values       values
-	Visitors     visitors
 }
 
 // Dims returns the day's clicks by dimension and value name.
@@ -350,34 +438,29 @@ func appendJSONString(b []byte, s string) []byte {
 // Partial is what one or more segments add to the stats, for the links of
 // one partition.
 type Partial struct {
-	Hours map[HourKey]HourCounts
-	Days  map[DayKey]*Day
+	Days map[DayKey]*Day
 }
 
 // NewPartial returns an empty Partial.
 func NewPartial() *Partial {
-	return &Partial{Hours: map[HourKey]HourCounts{}, Days: map[DayKey]*Day{}}
+	return &Partial{Days: map[DayKey]*Day{}}
 }
 
+// Hours are the partial's clicks by link and hour.
+func (p *Partial) Hours() map[HourKey]HourCounts { return hoursOf(p.Days) }
+
 // Clicks is the number of clicks the partial holds.
-func (p *Partial) Clicks() int64 { return clicksOf(p.Hours) }
+func (p *Partial) Clicks() int64 { return clicksOf(p.Days) }
 
 // Partition is the shuffle: it splits a segment's partial into n by link
-// id, so each reducer sees every aggregate of the links it owns.
+// id, so each reducer sees every aggregate of the links it owns. The days
+// move: p must not be used after.
 func Partition(p *SegmentPartial, n int) []*Partial {
 	parts := make([]*Partial, n)
 	for i := range parts {
-		parts[i] = &Partial{Hours: make(map[HourKey]HourCounts, len(p.Hours)/n+1), Days: make(map[DayKey]*Day, len(p.Days)/n+1)}
+		parts[i] = &Partial{Days: make(map[DayKey]*Day, len(p.Days)/n+len(p.Days)/(4*n)+1)}
 	}
-	for k, v := range p.Hours {
-		parts[partitionOf(k.Link, n)].Hours[k] = v
-	}
-	days := make([]Day, len(p.Days)) // one allocation, not one a day
-	i := 0
-	for k, sd := range p.Days {
-		d := &days[i]
-		i++
-		*d = Day{Clicks: sd.clicks, Bots: sd.bots, values: sd.values, Visitors: sd.visitors}
+	for k, d := range p.Days {
 		parts[partitionOf(k.Link, n)].Days[k] = d
 	}
 	return parts
@@ -397,13 +480,27 @@ func Reduce(inputs []*Partial) (*Partial, error) {
 	if len(inputs) == 0 {
 		return NewPartial(), nil
 	}
-	out := inputs[0]
-	for _, in := range inputs[1:] {
-		for k, v := range in.Hours {
-			h := out.Hours[k]
-			h.Clicks += v.Clicks
-			h.Bots += v.Bots
-			out.Hours[k] = h
+	// Start from the largest input, sized for all of them: link-days
+	// repeat across segments, but the map then never grows in steps,
+	// rehashing all it holds each time.
+	big, total := 0, 0
+	for i, in := range inputs {
+		total += len(in.Days)
+		if len(in.Days) > len(inputs[big].Days) {
+			big = i
+		}
+	}
+	out := inputs[big]
+	if total > 2*len(out.Days) {
+		days := make(map[DayKey]*Day, total)
+		for k, d := range out.Days {
+			days[k] = d
+		}
+		out = &Partial{Days: days}
+	}
+	for i, in := range inputs {
+		if i == big {
+			continue
 		}
 		for k, d := range in.Days {
 			have := out.Days[k]
@@ -411,10 +508,7 @@ func Reduce(inputs []*Partial) (*Partial, error) {
 				out.Days[k] = d
 				continue
 			}
-			have.Clicks += d.Clicks
-			have.Bots += d.Bots
-			have.values.merge(&d.values)
-			if err := have.Visitors.Merge(&d.Visitors); err != nil {
+			if err := have.merge(d); err != nil {
 				return nil, err
 			}
 		}

@@ -173,15 +173,15 @@ func TestCombine(t *testing.T) {
 	p := NewSegmentPartial()
 	Combine(p, []Click{click(t, 1, 0, false, 7, "CH"), click(t, 1, 0, true, 8, "CH"), click(t, 1, 1, false, 7, "JP"), click(t, 2, 0, false, 9, "CH")})
 	Combine(p, []Click{click(t, 1, 0, false, 7, "CH")})
-	if got := p.Hours[HourKey{1, 0}]; got != (HourCounts{Clicks: 3, Bots: 1}) {
+	if got := p.Hours()[HourKey{1, 0}]; got != (HourCounts{Clicks: 3, Bots: 1}) {
 		t.Errorf("link 1 hour 0: %+v", got)
 	}
-	if got := p.Hours[HourKey{1, 3600}]; got != (HourCounts{Clicks: 1}) {
+	if got := p.Hours()[HourKey{1, 3600}]; got != (HourCounts{Clicks: 1}) {
 		t.Errorf("link 1 hour 1: %+v", got)
 	}
 	d := p.Days[DayKey{1, 0}]
-	if d.clicks != 4 || d.bots != 1 {
-		t.Errorf("link 1 day 0: %d clicks, %d bots", d.clicks, d.bots)
+	if d.Clicks != 4 || d.Bots != 1 {
+		t.Errorf("link 1 day 0: %d clicks, %d bots", d.Clicks, d.Bots)
 	}
 	ch := idTuple(t, "CH")[dimCountry]
 	var n int64
@@ -196,7 +196,7 @@ func TestCombine(t *testing.T) {
 	if p.Clicks() != 5 {
 		t.Errorf("clicks %d, want 5", p.Clicks())
 	}
-	if u := d.visitors.Count(); u != 2 {
+	if u := d.Visitors.Count(); u != 2 {
 		t.Errorf("link 1 uniques %d, want 2", u)
 	}
 }
@@ -212,6 +212,29 @@ func TestValuesGrow(t *testing.T) {
 	vs.each(func(dim uint8, v dims.ID, n int64) { total += n; distinct++ })
 	if total != 1000 || distinct != 100 || vs.m == nil {
 		t.Fatalf("values: %d clicks over %d values (map %v)", total, distinct, vs.m != nil)
+	}
+}
+
+// TestAddClick: counting a click's values in one pass over the list
+// counts what one add per dimension counts, through the list's growth
+// into a map.
+func TestAddClick(t *testing.T) {
+	var one, each values
+	for i := range 500 {
+		ids := [numDims]dims.ID{dims.ID(i % 7), dims.ID(i % 3), 5, dims.ID(i % 11), dims.ID(i % 2), dims.ID(i % 40)}
+		one.addClick(&ids)
+		for dim, id := range ids {
+			each.add(uint8(dim), id, 1)
+		}
+		if i == 2 && one.m != nil {
+			t.Fatal("a quiet day's values went to a map")
+		}
+	}
+	got, want := map[valueKey]int64{}, map[valueKey]int64{}
+	one.each(func(dim uint8, v dims.ID, n int64) { got[keyOf(dim, v)] += n })
+	each.each(func(dim uint8, v dims.ID, n int64) { want[keyOf(dim, v)] += n })
+	if !reflect.DeepEqual(got, want) || one.m == nil {
+		t.Fatalf("got %v, want %v (map %v)", got, want, one.m != nil)
 	}
 }
 
@@ -253,10 +276,10 @@ func TestPartition(t *testing.T) {
 	owner := map[int64]int{}
 	var total, dayTotal int64
 	for i, part := range parts {
-		if len(part.Hours) < 100 {
-			t.Errorf("partition %d holds %d hours of 1,667: uneven", i, len(part.Hours))
+		if len(part.Hours()) < 100 {
+			t.Errorf("partition %d holds %d hours of 1,667: uneven", i, len(part.Hours()))
 		}
-		for k, v := range part.Hours {
+		for k, v := range part.Hours() {
 			if o, ok := owner[k.Link]; ok && o != i {
 				t.Fatalf("link %d in partitions %d and %d", k.Link, o, i)
 			}
@@ -286,7 +309,7 @@ func TestReduce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := got.Hours[HourKey{1, 0}]; h != (HourCounts{Clicks: 4, Bots: 1}) {
+	if h := got.Hours()[HourKey{1, 0}]; h != (HourCounts{Clicks: 4, Bots: 1}) {
 		t.Errorf("hours %+v", h)
 	}
 	d := got.Days[DayKey{1, 0}]
@@ -298,7 +321,7 @@ func TestReduce(t *testing.T) {
 	if d.Clicks != 4 || d.Bots != 1 || dm[sfsql.DimCountry]["CH"] != 3 || dm[sfsql.DimCountry]["JP"] != 1 {
 		t.Errorf("day %+v dims %v", d, dm)
 	}
-	if empty, _ := Reduce(nil); len(empty.Hours) != 0 {
+	if empty, _ := Reduce(nil); len(empty.Hours()) != 0 {
 		t.Error("reduce of nothing is not empty")
 	}
 }
@@ -313,8 +336,8 @@ func TestMapCombine(t *testing.T) {
 	if err != nil || n != 101 {
 		t.Fatalf("%d records, %v", n, err)
 	}
-	if p.Clicks() != 100 || len(p.Hours) != 6 { // 3 links x 2 hours
-		t.Fatalf("%d clicks over %d hours", p.Clicks(), len(p.Hours))
+	if p.Clicks() != 100 || len(p.Hours()) != 6 { // 3 links x 2 hours
+		t.Fatalf("%d clicks over %d hours", p.Clicks(), len(p.Hours()))
 	}
 }
 

@@ -95,9 +95,9 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 func writeHours(ctx context.Context, tx pgx.Tx, parts []*Partial, add bool) (int, error) {
 	var rows [][]any
 	for _, p := range parts {
-		for k, v := range p.Hours {
+		eachHour(p.Days, func(k HourKey, v HourCounts) {
 			rows = append(rows, []any{k.Link, time.Unix(k.Hour, 0).UTC(), v.Clicks, v.Bots})
-		}
+		})
 	}
 	if len(rows) == 0 {
 		return 0, nil

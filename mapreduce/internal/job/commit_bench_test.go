@@ -1,0 +1,93 @@
+package job
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"shortfleet/mapreduce/internal/dims"
+	"shortfleet/provisioning/pgcluster"
+)
+
+// reducedLocal aggregates the local segments (BenchmarkLocalSegments's)
+// into 8 reduced partitions, with shared's value table.
+func reducedLocal(b *testing.B, shared *dims.Shared) []*Partial {
+	segs, err := localSegments()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := shared.NewClassifier()
+	const n = 8
+	byPart := make([][]*Partial, n)
+	for _, data := range segs {
+		p, _, err := MapCombine(data, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, pp := range Partition(p, n) {
+			byPart[i] = append(byPart[i], pp)
+		}
+	}
+	out := make([]*Partial, n)
+	for i := range out {
+		if out[i], err = Reduce(byPart[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return out
+}
+
+// BenchmarkCommit measures writing a run's aggregates (the local segments'
+// 1,000,000 records) to a real Postgres: "fresh" into empty tables, "merge"
+// onto the same link-days already stored, as a run's aggregates of a busy
+// day are. It reports the hourly and daily writes' shares.
+func BenchmarkCommit(b *testing.B) {
+	_, db := pgcluster.StartTestDatabase(b)
+	ctx := context.Background()
+	shared, err := dims.NewShared(testDims(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer shared.Close()
+	for _, merge := range []bool{false, true} {
+		name := "fresh"
+		if merge {
+			name = "merge"
+		}
+		b.Run(name, func(b *testing.B) {
+			var hours, days time.Duration
+			var rows int
+			for b.Loop() {
+				b.StopTimer()
+				if !merge {
+					if _, err := db.Exec(ctx, `TRUNCATE clicks_hourly, link_daily`); err != nil {
+						b.Fatal(err)
+					}
+				}
+				parts := reducedLocal(b, shared)
+				b.StartTimer()
+				err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+					t := time.Now()
+					n, err := writeHours(ctx, tx, parts, true)
+					if err != nil {
+						return err
+					}
+					hours += time.Since(t)
+					t = time.Now()
+					m, err := writeDays(ctx, tx, parts, shared, true)
+					days += time.Since(t)
+					rows = n + m
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(hours.Seconds()/float64(b.N), "hours-s/op")
+			b.ReportMetric(days.Seconds()/float64(b.N), "days-s/op")
+			b.ReportMetric(float64(rows), "rows")
+		})
+	}
+}
