@@ -189,15 +189,7 @@ func main() {
 		fatal(logger, err.Error())
 	}
 	ui.Register(mux)
-	srv := &http.Server{
-		Handler:           web.SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux))),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := web.HTTPServer(web.SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux))), web.DefaultServerLimits(), logger)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))

@@ -175,10 +175,32 @@ func (s *Server) Session(next http.Handler) http.Handler {
 	})
 }
 
+// maxForm bounds a multipart form's body: a CSV import (csvio reads at
+// most MaxRows lines) and its fields; maxPlainForm every other form.
+const (
+	maxForm      = 16 << 20
+	maxPlainForm = 64 << 10
+)
+
 // form checks the CSRF token of a form post.
 func (s *Server) form(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		var err error
+		limit := int64(maxForm)
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			err = r.ParseMultipartForm(8 << 20)
+		} else {
+			limit = maxPlainForm
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			err = r.ParseForm()
+		}
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				s.fail(w, r, http.StatusRequestEntityTooLarge, "Too large", "This form is over "+strconv.FormatInt(limit>>10, 10)+" KiB.")
+				return
+			}
 			s.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
 			return
 		}

@@ -29,6 +29,7 @@ import (
 
 type env struct {
 	t     *testing.T
+	h     http.Handler // what main serves
 	srv   *httptest.Server
 	st    *store.Store
 	codec *codes.Codec
@@ -38,8 +39,14 @@ type env struct {
 // with the config changed by opts; a Secure config is served over TLS.
 func setup(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
+	return setupLog(t, io.Discard, opts...)
+}
+
+// setupLog is setup with the app's log written to out.
+func setupLog(t *testing.T, out io.Writer, opts ...func(*Config)) *env {
+	t.Helper()
 	_, db := pgcluster.StartTestDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.NewTextHandler(out, nil))
 	codec, _ := codes.New([]byte("web-test-key-0123456789"))
 	st := store.New(db, codec, logger)
 	t.Cleanup(st.Close)
@@ -57,13 +64,14 @@ func setup(t *testing.T, opts ...func(*Config)) *env {
 	ui.Register(mux)
 	h := SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux)))
 	srv := httptest.NewUnstartedServer(h)
+	srv.Config = HTTPServer(h, DefaultServerLimits(), logger)
 	if cfg.Secure {
 		srv.StartTLS()
 	} else {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, st: st, codec: codec}
+	return &env{t: t, h: h, srv: srv, st: st, codec: codec}
 }
 
 // count runs a query that counts something.
@@ -251,11 +259,31 @@ func TestCSRFRefused(t *testing.T) {
 	e := setup(t)
 	b := e.browser()
 	b.signup("csrf@example.com")
-	for _, tc := range []struct{ name, path string }{{"create", "/links"}, {"logout", "/logout"}, {"key", "/keys"}} {
-		resp, body := b.post("", tc.path, url.Values{"target": {"https://example.com/"}, "name": {"k"}, "csrf": {"forged"}})
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "security token") {
-			t.Errorf("%s without a valid CSRF token: %d", tc.name, resp.StatusCode)
+	code := b.create("https://example.com/csrf", "")
+	b.newKey("k0")
+	links, keys := e.count(`SELECT count(*) FROM links`), e.count(`SELECT count(*) FROM api_keys WHERE revoked_at IS NULL`)
+	// Every form the UI has, as registered in Register, with no token, a
+	// forged one, and another browser's.
+	other := e.browser()
+	otherToken := other.csrf("/login")
+	for _, tc := range []struct{ name, path string }{{"sign-up", "/signup"}, {"log-in", "/login"}, {"log-out", "/logout"},
+		{"create", "/links"}, {"import", "/links/import"}, {"edit", "/links/" + code}, {"key", "/keys"}, {"revoke", "/keys/1/revoke"}} {
+		for _, token := range []string{"", "forged", otherToken} {
+			form := url.Values{"target": {"https://example.com/"}, "name": {"k"}, "action": {"disable"}, "email": {"x@example.com"}, "password": {"a good long password"}}
+			if token != "" {
+				form.Set("csrf", token)
+			}
+			resp, body := b.post("", tc.path, form)
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "security token") {
+				t.Errorf("%s with CSRF token %q: %d", tc.name, token, resp.StatusCode)
+			}
 		}
+	}
+	if l, k := e.count(`SELECT count(*) FROM links`), e.count(`SELECT count(*) FROM api_keys WHERE revoked_at IS NULL`); l != links || k != keys {
+		t.Fatalf("refused forms changed something: links %d -> %d, keys %d -> %d", links, l, keys, k)
+	}
+	if resp, _ := b.get("/links"); resp.StatusCode != 200 {
+		t.Fatalf("a refused log-out ended the session: %d", resp.StatusCode)
 	}
 	// A cross-site post is refused even with a token, by origin.
 	_, page := b.get("/links")
@@ -315,18 +343,39 @@ func TestOtherUsersLinkIs404(t *testing.T) {
 	}
 }
 
+// TestSecurityHeaders: every answer, HTML page, redirect, static file,
+// JSON API answer or error, carries the security headers.
 func TestSecurityHeaders(t *testing.T) {
 	e := setup(t)
-	resp, _ := e.browser().get("/login")
-	for k, want := range map[string]string{
-		"Content-Security-Policy": "frame-ancestors 'none'",
-		"X-Content-Type-Options":  "nosniff",
-		"X-Frame-Options":         "DENY",
-	} {
-		if !strings.Contains(resp.Header.Get(k), want) {
-			t.Errorf("%s: %q, want %q", k, resp.Header.Get(k), want)
+	b := e.browser()
+	b.signup("headers@example.com")
+	code := b.create("https://example.com/h", "")
+	anon := e.browser()
+	check := func(what string, resp *http.Response) {
+		t.Helper()
+		for k, want := range map[string]string{
+			"Content-Security-Policy": "frame-ancestors 'none'",
+			"X-Content-Type-Options":  "nosniff",
+			"X-Frame-Options":         "DENY",
+			"Referrer-Policy":         "same-origin",
+		} {
+			if !strings.Contains(resp.Header.Get(k), want) {
+				t.Errorf("%s (%d): %s: %q, want %q", what, resp.StatusCode, k, resp.Header.Get(k), want)
+			}
 		}
 	}
+	for _, p := range []string{"/", "/login", "/signup", "/links", "/links/" + code, "/links/" + code + "/qr.svg", "/links/" + code + "/stats.csv",
+		"/links/export.csv", "/keys", "/fleet", "/links/nosuch", "/static/app.css", "/nowhere", "/api/openapi.json", "/api/links", "/api/nowhere"} {
+		resp, _ := b.get(p)
+		check("GET "+p, resp)
+		resp, _ = anon.get(p)
+		check("anonymous GET "+p, resp)
+	}
+	resp, _ := b.post("", "/links", url.Values{"target": {"https://example.com/"}})
+	check("POST /links without a token", resp)
+	resp, _ = anon.read(e.srv.Client().Post(e.srv.URL+"/api/signup", "application/json", strings.NewReader("{")))
+	check("POST /api/signup, bad JSON", resp)
+	resp, _ = anon.get("/login")
 	for _, c := range resp.Cookies() {
 		if !c.HttpOnly || c.SameSite == http.SameSiteNoneMode {
 			t.Errorf("cookie %s is not HttpOnly and SameSite", c.Name)
