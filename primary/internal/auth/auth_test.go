@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -59,4 +62,29 @@ func TestAPIKey(t *testing.T) {
 	if p := DisplayPrefix(k); len(p) != 9 || !strings.HasPrefix(k, p) {
 		t.Errorf("display prefix %q of %q", p, k)
 	}
+}
+
+// FuzzHashAPIKey: a bearer token is hashed only when it has the shape of
+// an API key, and then to its SHA-256; anything else is ErrMalformedKey
+// without a database lookup.
+func FuzzHashAPIKey(f *testing.F) {
+	k, _ := NewAPIKey()
+	f.Add(k)
+	f.Add("sf_")
+	f.Add("sf_" + strings.Repeat("\xff", 43))
+	f.Add("SF_" + k[3:])
+	f.Fuzz(func(t *testing.T, key string) {
+		h, err := HashAPIKey(key)
+		shaped := len(key) == len(KeyPrefix)+43 && strings.HasPrefix(key, KeyPrefix)
+		if (err == nil) != shaped {
+			t.Fatalf("%q: %v, shaped %v", key, err, shaped)
+		}
+		if err == nil {
+			if sum := sha256.Sum256([]byte(key)); !bytes.Equal(h, sum[:]) {
+				t.Fatalf("%q: hash %x", key, h)
+			}
+		} else if !errors.Is(err, ErrMalformedKey) {
+			t.Fatalf("%q: %v", key, err)
+		}
+	})
 }

@@ -213,8 +213,9 @@ func (s *syncBuffer) String() string {
 }
 
 // TestNoSecretsLogged captures everything the app logs while accounts sign
-// up (browser and API), log in with right and wrong passwords, create API
-// keys (browser and API) and use them, and send invalid UTF-8: no
+// up (browser and API), log in with right and wrong passwords, get API
+// keys (the keys page, the API's sign-up) and use them, and send invalid
+// UTF-8: no
 // password, session token, CSRF token or API key appears in it, and every
 // line is valid UTF-8.
 func TestNoSecretsLogged(t *testing.T) {
