@@ -69,16 +69,10 @@ func BenchmarkCommit(b *testing.B) {
 				parts := reducedLocal(b, shared)
 				b.StartTimer()
 				err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-					t := time.Now()
-					n, err := writeHours(ctx, tx, parts, true)
-					if err != nil {
-						return err
-					}
-					hours += time.Since(t)
-					t = time.Now()
-					m, err := writeDays(ctx, tx, parts, shared, true)
-					days += time.Since(t)
-					rows = n + m
+					w, err := writeAggregates(ctx, tx, parts, shared, true)
+					hours += w.hoursTook
+					days += w.daysTook
+					rows = w.hours + w.days
 					return err
 				})
 				if err != nil {

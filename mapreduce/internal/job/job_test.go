@@ -198,6 +198,30 @@ func TestRunExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestHourStoredWithoutDay: hours of link-days link_daily lacks are
+// copied straight into clicks_hourly; one already there without its day
+// (rows from before link_daily) sends them through the upsert, and the
+// clicks add up.
+func TestHourStoredWithoutDay(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	if _, err := db.Exec(ctx, `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) VALUES (1, $1, 5, 2)`, t0); err != nil {
+		t.Fatal(err)
+	}
+	w := want{HourKey{1, t0.Unix()}: {Clicks: 5, Bots: 2}}
+	a := newProxyLogs(t, "proxy-a")
+	a.write(w, clicks(4, 1, t0, true)...)
+	a.write(w, clicks(3, 2, t0, false)...)
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL}})
+	if _, err := j.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, stored(t, db), w)
+	if d := dailyRow(t, db, 2, t0); d.clicks != 3 || d.uniques != 3 {
+		t.Fatalf("daily row of link 2: %+v", d)
+	}
+}
+
 func TestRunLocked(t *testing.T) {
 	ctx := context.Background()
 	db := setupDB(t)

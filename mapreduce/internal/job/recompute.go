@@ -107,15 +107,11 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 		if _, err := tx.Exec(ctx, `DELETE FROM link_daily WHERE day = $1`, day); err != nil {
 			return err
 		}
-		n, err := writeHours(ctx, tx, reduced, false)
+		w, err := writeAggregates(ctx, tx, reduced, j.dims, false)
 		if err != nil {
 			return err
 		}
-		m, err := writeDays(ctx, tx, reduced, j.dims, false)
-		if err != nil {
-			return err
-		}
-		res.Aggregates = n + m
+		res.Aggregates = w.hours + w.days
 		_, err = tx.Exec(ctx, `UPDATE mapreduce_runs SET finished_at = now(), segments = $2, clicks = $3 WHERE id = $1`,
 			res.RunID, len(todo), clicks)
 		return err

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"shortfleet/mapreduce/internal/dims"
 	sfsql "shortfleet/sql"
@@ -54,19 +57,11 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 	}
 	var aggregates int
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		t := time.Now()
-		n, err := writeHours(ctx, tx, reduced, true)
+		w, err := writeAggregates(ctx, tx, reduced, j.dims, true)
 		if err != nil {
 			return err
 		}
-		hoursTook := time.Since(t)
-		t = time.Now()
-		m, err := writeDays(ctx, tx, reduced, j.dims, true)
-		if err != nil {
-			return err
-		}
-		daysTook := time.Since(t)
-		aggregates = n + m
+		aggregates = w.hours + w.days
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ingested_segments"},
 			[]string{"proxy", "name", "sha256", "rows", "bytes", "status", "reason", "run_id", "min_time", "max_time"},
 			pgx.CopyFromRows(ledger)); err != nil {
@@ -79,8 +74,8 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 		}
 		// Everything is written, nothing committed: a crash here must leave
 		// no trace.
-		j.stage(ctx, "written", "hours", n, "hours_took", hoursTook.Round(time.Millisecond),
-			"days", m, "days_took", daysTook.Round(time.Millisecond), "ledger_rows", len(ledger))
+		j.stage(ctx, "written", "stored_took", w.storedTook.Round(time.Millisecond), "hours", w.hours, "hours_took", w.hoursTook.Round(time.Millisecond),
+			"days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "ledger_rows", len(ledger))
 		return nil
 	})
 	if err != nil {
@@ -90,80 +85,191 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 	return nil
 }
 
-// writeHours stores the hourly counts: added to what is stored, or, for a
-// recompute, replacing it.
-func writeHours(ctx context.Context, tx pgx.Tx, parts []*Partial, add bool) (int, error) {
-	var rows [][]any
-	for _, p := range parts {
-		eachHour(p.Days, func(k HourKey, v HourCounts) {
-			rows = append(rows, []any{k.Link, time.Unix(k.Hour, 0).UTC(), v.Clicks, v.Bots})
-		})
-	}
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE hours_stage (link_id bigint, hour timestamptz, clicks bigint, bot_clicks bigint) ON COMMIT DROP`); err != nil {
-		return 0, fmt.Errorf("create staging table: %w", err)
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"hours_stage"}, []string{"link_id", "hour", "clicks", "bot_clicks"}, pgx.CopyFromRows(rows)); err != nil {
-		return 0, fmt.Errorf("copy hourly counts: %w", err)
-	}
-	upsert := `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks)
-		SELECT link_id, hour, clicks, bot_clicks FROM hours_stage
-		ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks_hourly.clicks + EXCLUDED.clicks,
-			bot_clicks = clicks_hourly.bot_clicks + EXCLUDED.bot_clicks`
-	if !add {
-		upsert = `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks)
-		SELECT link_id, hour, clicks, bot_clicks FROM hours_stage
-		ON CONFLICT (link_id, hour) DO UPDATE SET clicks = EXCLUDED.clicks, bot_clicks = EXCLUDED.bot_clicks`
-	}
-	if _, err := tx.Exec(ctx, upsert); err != nil {
-		return 0, fmt.Errorf("upsert hourly counts: %w", err)
-	}
-	return len(rows), nil
+// written is what writeAggregates wrote, and how long each part took.
+type written struct {
+	hours, days                     int
+	storedTook, hoursTook, daysTook time.Duration
 }
 
-// writeDays stores the daily rows. With merge, each is merged with the row
-// stored for its link and day (counts added, dimension counts added,
-// visitor sets merged); otherwise it replaces it. Rows for link-days not
-// stored yet (in a run, most) are copied straight into link_daily; only
-// those that exist go through a staging table and an UPDATE.
-func writeDays(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Shared, merge bool) (int, error) {
-	days := map[DayKey]*Day{}
-	for _, p := range parts {
-		for k, d := range p.Days {
-			days[k] = d // partitions hold disjoint links
-		}
-	}
-	if len(days) == 0 {
-		return 0, nil
-	}
-	stored := map[DayKey]bool{}
+// writeAggregates stores the partitions' hourly and daily rows. With
+// merge (a run), each is added to, or merged with, the row stored for its
+// link and hour or day; otherwise (a recompute, which has deleted the
+// day's rows) the rows are new.
+//
+// Most of a run's link-days are not stored yet, and a link-day is never
+// stored without its hours: those rows go straight into the tables with
+// COPY, and only the others through staging tables, an additive upsert
+// and an UPDATE. While Postgres takes the hours, other cores encode the
+// daily rows (dimension JSON, visitor sets).
+func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Shared, merge bool) (written, error) {
+	var w written
+	t := time.Now()
+	var stored map[DayKey]bool
 	if merge {
 		var err error
-		if stored, err = mergeStored(ctx, tx, days, names); err != nil {
-			return 0, err
+		if stored, err = mergeStored(ctx, tx, parts, names); err != nil {
+			return w, err
 		}
 	}
-	table := names.Names()
-	var fresh, existing [][]any
-	var buf []byte
-	for k, d := range days {
-		sk, err := d.Visitors.AppendBinary(nil)
-		if err != nil {
-			return 0, fmt.Errorf("encode uniques: %w", err)
-		}
-		buf = d.AppendDimsJSON(buf[:0], table)
-		row := []any{k.Link, dayDate(k.Day), d.Clicks, d.Bots, sk, string(buf)}
-		if stored[k] {
-			existing = append(existing, row)
-		} else {
-			fresh = append(fresh, row)
+	w.storedTook = time.Since(t)
+	t = time.Now()
+	enc := encodeDays(parts, names.Names(), stored)
+	n, err := writeHours(ctx, tx, parts, stored)
+	if err != nil {
+		return w, err
+	}
+	w.hours, w.hoursTook = n, time.Since(t)
+	t = time.Now()
+	if w.days, err = writeDays(ctx, tx, enc); err != nil {
+		return w, err
+	}
+	w.daysTook = time.Since(t)
+	return w, nil
+}
+
+// hourRow is a row of clicks_hourly.
+type hourRow struct {
+	link         int64
+	hour         time.Time
+	clicks, bots int64
+}
+
+var hourCols = []string{"link_id", "hour", "clicks", "bot_clicks"}
+
+func copyHours(rows []hourRow) pgx.CopyFromSource {
+	var vals [4]any
+	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		vals = [4]any{r.link, r.hour, r.clicks, r.bots}
+		return vals[:], nil
+	})
+}
+
+// writeHours stores the hourly counts: those of link-days not stored
+// straight into clicks_hourly, the others added to what is stored.
+func writeHours(ctx context.Context, tx pgx.Tx, parts []*Partial, stored map[DayKey]bool) (int, error) {
+	var fresh, existing []hourRow
+	for _, p := range parts {
+		for k, d := range p.Days {
+			for _, h := range d.hours {
+				r := hourRow{k.Link, time.Unix(int64(k.Day)*86400+h.hour*3600, 0).UTC(), h.clicks, h.bots}
+				if stored[k] {
+					existing = append(existing, r)
+				} else {
+					fresh = append(fresh, r)
+				}
+			}
 		}
 	}
-	cols := []string{"link_id", "day", "clicks", "bot_clicks", "uniques", "dims"}
 	if len(fresh) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"link_daily"}, cols, pgx.CopyFromRows(fresh)); err != nil {
+		// A savepoint, should an hour be stored without its day (rows
+		// from before link_daily existed): then they all take the upsert.
+		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+			_, err := sp.CopyFrom(ctx, pgx.Identifier{"clicks_hourly"}, hourCols, copyHours(fresh))
+			return err
+		})
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == "23505":
+			existing = append(existing, fresh...)
+		case err != nil:
+			return 0, fmt.Errorf("copy hourly counts: %w", err)
+		}
+	}
+	if len(existing) > 0 {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE hours_stage (link_id bigint, hour timestamptz, clicks bigint, bot_clicks bigint) ON COMMIT DROP`); err != nil {
+			return 0, fmt.Errorf("create staging table: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"hours_stage"}, hourCols, copyHours(existing)); err != nil {
+			return 0, fmt.Errorf("copy hourly counts: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks)
+			SELECT link_id, hour, clicks, bot_clicks FROM hours_stage
+			ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks_hourly.clicks + EXCLUDED.clicks,
+				bot_clicks = clicks_hourly.bot_clicks + EXCLUDED.bot_clicks`); err != nil {
+			return 0, fmt.Errorf("upsert hourly counts: %w", err)
+		}
+	}
+	return len(fresh) + len(existing), nil
+}
+
+// dayRow is a row of link_daily, encoded.
+type dayRow struct {
+	link          int64
+	day           time.Time
+	clicks, bots  int64
+	uniques, dims []byte
+}
+
+// dayRows are one partition's daily rows: those new to link_daily, and
+// those that replace a stored row they were merged with.
+type dayRows struct {
+	fresh, existing []dayRow
+	err             error
+}
+
+// encodeDays encodes the partitions' daily rows, in parallel, and returns
+// a channel per partition that yields its rows when they are ready.
+func encodeDays(parts []*Partial, table []string, stored map[DayKey]bool) []chan dayRows {
+	out := make([]chan dayRows, len(parts))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, p := range parts {
+		out[i] = make(chan dayRows, 1)
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var rs dayRows
+			// One buffer for all of the partition's encodings.
+			var buf []byte
+			for k, d := range p.Days {
+				start := len(buf)
+				var err error
+				if buf, err = d.Visitors.AppendBinary(buf); err != nil {
+					rs.err = fmt.Errorf("encode uniques: %w", err)
+					break
+				}
+				mid := len(buf)
+				buf = d.AppendDimsJSON(buf, table)
+				r := dayRow{k.Link, dayDate(k.Day), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}
+				if stored[k] {
+					rs.existing = append(rs.existing, r)
+				} else {
+					rs.fresh = append(rs.fresh, r)
+				}
+			}
+			out[i] <- rs
+		}()
+	}
+	return out
+}
+
+var dayCols = []string{"link_id", "day", "clicks", "bot_clicks", "uniques", "dims"}
+
+func copyDays(rows []dayRow) pgx.CopyFromSource {
+	var vals [6]any
+	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		vals = [6]any{r.link, r.day, r.clicks, r.bots, r.uniques, r.dims}
+		return vals[:], nil
+	})
+}
+
+// writeDays stores the encoded daily rows: new ones copied straight into
+// link_daily, merged ones replacing the stored through a staging table.
+func writeDays(ctx context.Context, tx pgx.Tx, enc []chan dayRows) (int, error) {
+	var fresh, existing []dayRow
+	var errs []error
+	for _, ch := range enc {
+		rs := <-ch
+		errs = append(errs, rs.err)
+		fresh = append(fresh, rs.fresh...)
+		existing = append(existing, rs.existing...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	if len(fresh) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"link_daily"}, dayCols, copyDays(fresh)); err != nil {
 			return 0, fmt.Errorf("copy daily rows: %w", err)
 		}
 	}
@@ -171,7 +277,7 @@ func writeDays(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Sha
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE days_stage (LIKE link_daily) ON COMMIT DROP`); err != nil {
 			return 0, fmt.Errorf("create staging table: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"days_stage"}, cols, pgx.CopyFromRows(existing)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"days_stage"}, dayCols, copyDays(existing)); err != nil {
 			return 0, fmt.Errorf("copy daily rows: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s.bot_clicks,
@@ -179,18 +285,23 @@ func writeDays(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Sha
 			return 0, fmt.Errorf("update daily rows: %w", err)
 		}
 	}
-	return len(days), nil
+	return len(fresh) + len(existing), nil
 }
 
-// mergeStored folds the stored rows of the same links and days into days,
-// and returns which were stored. The run lock makes this read-modify-write
+// mergeStored folds the stored rows of the same links and days into the
+// partitions' days, and returns which were stored. The run lock makes this read-modify-write
 // safe.
-func mergeStored(ctx context.Context, tx pgx.Tx, days map[DayKey]*Day, names *dims.Shared) (map[DayKey]bool, error) {
-	links := make([]int64, 0, len(days))
-	dates := make([]time.Time, 0, len(days))
-	for k := range days {
-		links = append(links, k.Link)
-		dates = append(dates, dayDate(k.Day))
+func mergeStored(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Shared) (map[DayKey]bool, error) {
+	var links []int64
+	var dates []time.Time
+	for _, p := range parts {
+		for k := range p.Days {
+			links = append(links, k.Link)
+			dates = append(dates, dayDate(k.Day))
+		}
+	}
+	if len(links) == 0 {
+		return nil, nil
 	}
 	rows, err := tx.Query(ctx, `SELECT d.link_id, d.day, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
 		JOIN unnest($1::bigint[], $2::date[]) AS k(link_id, day) USING (link_id, day)`, links, dates)
@@ -210,7 +321,7 @@ func mergeStored(ctx context.Context, tx pgx.Tx, days map[DayKey]*Day, names *di
 			return nil, fmt.Errorf("read stored daily rows: %w", err)
 		}
 		k := DayKey{link, int32(day.Unix() / 86400)}
-		d := days[k]
+		d := parts[partitionOf(link, len(parts))].Days[k]
 		if d == nil {
 			continue
 		}
