@@ -151,20 +151,24 @@ func LoadBlocklist(path string) (map[string]bool, error) {
 	return ParseBlocklist(string(data)), nil
 }
 
-// ParseBlocklist reads a blocklist's text: one domain a line, # comments;
-// domains lower-cased, without their trailing dot, international ones in
-// punycode.
+// ParseBlocklist reads a blocklist's text: domains separated by spaces or
+// lines, # comments; domains lower-cased, without their trailing dot,
+// international ones in punycode. A line holding several words blocks each
+// (so a hosts-file line "0.0.0.0 evil.example" blocks evil.example), where
+// keeping the line whole would block nothing at all.
 func ParseBlocklist(data string) map[string]bool {
 	m := map[string]bool{}
 	for _, line := range strings.Split(data, "\n") {
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}
-		if d := strings.Trim(strings.ToLower(strings.TrimSpace(line)), "."); d != "" {
-			if ascii, err := profile.ToASCII(d); err == nil {
-				d = ascii
+		for _, word := range strings.Fields(line) {
+			if d := strings.Trim(strings.ToLower(word), "."); d != "" {
+				if ascii, err := profile.ToASCII(d); err == nil {
+					d = ascii
+				}
+				m[d] = true
 			}
-			m[d] = true
 		}
 	}
 	return m
