@@ -58,8 +58,12 @@ func main() {
 
 func say(format string, args ...any) { fmt.Printf("mapreducebench: "+format+"\n", args...) }
 
-// stageTimes holds the last run's time between stage log lines.
-var stageTimes string
+// stageTimes holds the last run's time between stage log lines, and
+// writeTimes the parts of its write to Postgres.
+var stageTimes, writeTimes string
+
+// loadAvg is the machine's load average when the benchmark started.
+var loadAvg string
 
 var stageLineRE = regexp.MustCompile(`^time=(\S+) .*msg="stage (\w+)"`)
 
@@ -67,6 +71,12 @@ var metricRE = regexp.MustCompile(`BenchmarkLocalSegments/(decode|aggregate)\S*\
 
 func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	ctx := context.Background()
+	loadAvg = "?"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			loadAvg = strings.Join(f[:3], " ")
+		}
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	say("go test -bench BenchmarkLocalSegments (1,000,000 records from 16 proxies' segments on local disk)")
@@ -169,6 +179,13 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 			}
 			if strings.Contains(l, `msg="stage written"`) {
 				say("%s", l)
+				var parts []string
+				for _, k := range []string{"stored_took", "hours_took", "days_took"} {
+					if m := regexp.MustCompile(k + `=(\S+)`).FindStringSubmatch(l); m != nil {
+						parts = append(parts, strings.TrimSuffix(k, "_took")+" "+m[1])
+					}
+				}
+				writeTimes = strings.Join(parts, ", ")
 			}
 			if m := stageLineRE.FindStringSubmatch(l); m != nil {
 				at, _ := time.Parse(time.RFC3339Nano, m[1])
@@ -186,7 +203,7 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	if err != nil {
 		return err
 	}
-	firstStages := stageTimes
+	firstStages, firstWrite := stageTimes, writeTimes
 	say("%s", line)
 	field := func(k string) string {
 		if m := regexp.MustCompile(k + `=(\S+)`).FindStringSubmatch(line); m != nil {
@@ -210,12 +227,13 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 				fmt.Sprintf("**%.2f** of decoding (aim: 2 M records/s)", rates["aggregate"]/rates["decode"])},
 			{fmt.Sprintf("one run: pull, verify, aggregate, commit %s records from %d proxies (%s segments, %.0f MB)", field("records"), nProxies, field("segments"), float64(segBytes)/1e6),
 				fmt.Sprintf("**%.1f s** wall (job's own timing %s)", took.Seconds(), field("took")),
-				fmt.Sprintf("aim: under 10 s; %s clicks, %s hourly and daily rows written; after listing: %s", field("clicks"), field("aggregates"), firstStages)},
+				fmt.Sprintf("aim: under 10 s; %s clicks, %s hourly and daily rows written; after listing: %s (of the write: %s)", field("clicks"), field("aggregates"), firstStages, firstWrite)},
 			{"the next run, nothing new", fmt.Sprintf("%.1f s wall", took2.Seconds()), "start-up, listing, ledger check"},
 		},
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-mapreduce` (bench/cmd/mapreducebench).\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine())
+	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-mapreduce` (bench/cmd/mapreducebench); load average %s at the start (the machine is shared: compare ratios within a run).\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine(), loadAvg)
 	b.WriteString(tbl.Markdown())
 	fmt.Fprintf(&b, "\nRecords are `logfmt/logfmttest`'s: links Zipf(1.1) over 1,000,000, 15%% crawlers, clients from the whole IPv4 space, 205 referrers, 13 languages, ")
 	fmt.Fprintf(&b, "5%% 404s; written as a proxy writes them (120-record batches, sealed by compaction). The run is the real `bin/mapreduce -once` ")
