@@ -1,12 +1,15 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -162,6 +165,11 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*Partial, stored map[Day
 		}
 	}
 	if len(fresh) > 0 {
+		// In key order, the primary key's index is filled page by page
+		// instead of at random.
+		slices.SortFunc(fresh, func(a, b hourRow) int {
+			return cmp.Or(cmp.Compare(a.link, b.link), a.hour.Compare(b.hour))
+		})
 		// A savepoint, should an hour be stored without its day (rows
 		// from before link_daily existed): then they all take the upsert.
 		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
@@ -201,24 +209,24 @@ type dayRow struct {
 	uniques, dims []byte
 }
 
-// dayRows are one partition's daily rows: those new to link_daily, and
-// those that replace a stored row they were merged with.
+// dayRows are daily rows: those new to link_daily, and those that replace
+// a stored row they were merged with.
 type dayRows struct {
 	fresh, existing []dayRow
 	err             error
 }
 
 // encodeDays encodes the partitions' daily rows, in parallel, and returns
-// a channel per partition that yields its rows when they are ready.
-func encodeDays(parts []*Partial, table []string, stored map[DayKey]bool) []chan dayRows {
-	out := make([]chan dayRows, len(parts))
+// a channel that yields them all, in key order, when they are ready.
+func encodeDays(parts []*Partial, table []string, stored map[DayKey]bool) <-chan dayRows {
+	each := make([]dayRows, len(parts))
+	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, p := range parts {
-		out[i] = make(chan dayRows, 1)
-		go func() {
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			var rs dayRows
+			rs := &each[i]
 			// One buffer for all of the partition's encodings.
 			var buf []byte
 			for k, d := range p.Days {
@@ -226,7 +234,7 @@ func encodeDays(parts []*Partial, table []string, stored map[DayKey]bool) []chan
 				var err error
 				if buf, err = d.Visitors.AppendBinary(buf); err != nil {
 					rs.err = fmt.Errorf("encode uniques: %w", err)
-					break
+					return
 				}
 				mid := len(buf)
 				buf = d.AppendDimsJSON(buf, table)
@@ -237,9 +245,26 @@ func encodeDays(parts []*Partial, table []string, stored map[DayKey]bool) []chan
 					rs.fresh = append(rs.fresh, r)
 				}
 			}
-			out[i] <- rs
-		}()
+		})
 	}
+	out := make(chan dayRows, 1)
+	go func() {
+		wg.Wait()
+		var all dayRows
+		var errs []error
+		for _, rs := range each {
+			errs = append(errs, rs.err)
+			all.fresh = append(all.fresh, rs.fresh...)
+			all.existing = append(all.existing, rs.existing...)
+		}
+		all.err = errors.Join(errs...)
+		// In key order, the primary key's index is filled page by page
+		// instead of at random.
+		slices.SortFunc(all.fresh, func(a, b dayRow) int {
+			return cmp.Or(cmp.Compare(a.link, b.link), a.day.Compare(b.day))
+		})
+		out <- all
+	}()
 	return out
 }
 
@@ -256,18 +281,12 @@ func copyDays(rows []dayRow) pgx.CopyFromSource {
 
 // writeDays stores the encoded daily rows: new ones copied straight into
 // link_daily, merged ones replacing the stored through a staging table.
-func writeDays(ctx context.Context, tx pgx.Tx, enc []chan dayRows) (int, error) {
-	var fresh, existing []dayRow
-	var errs []error
-	for _, ch := range enc {
-		rs := <-ch
-		errs = append(errs, rs.err)
-		fresh = append(fresh, rs.fresh...)
-		existing = append(existing, rs.existing...)
+func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, error) {
+	rs := <-enc
+	if rs.err != nil {
+		return 0, rs.err
 	}
-	if err := errors.Join(errs...); err != nil {
-		return 0, err
-	}
+	fresh, existing := rs.fresh, rs.existing
 	if len(fresh) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"link_daily"}, dayCols, copyDays(fresh)); err != nil {
 			return 0, fmt.Errorf("copy daily rows: %w", err)
