@@ -16,6 +16,8 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -25,9 +27,10 @@ import (
 
 // Values for what could not be told.
 const (
-	Direct         = "(direct)" // no referrer
-	NoLanguage     = "(none)"   // no usable Accept-Language
-	UnknownCountry = "--"       // no GeoIP database, or an address it does not know
+	Direct         = "(direct)"  // no referrer
+	BadReferrer    = "(invalid)" // a referrer with no host a browser could have sent
+	NoLanguage     = "(none)"    // no usable Accept-Language
+	UnknownCountry = "--"        // no GeoIP database, or an address it does not know
 )
 
 // Device types.
@@ -311,7 +314,33 @@ func referrerHost(s string) string {
 	if rest == "" || len(rest) > 253 {
 		return Direct
 	}
+	if !validHost(rest) {
+		return BadReferrer
+	}
 	return rest
+}
+
+// validHost reports whether h looks like a host name (letters, digits,
+// dots, hyphens, underscores; UTF-8 for internationalised names) or a
+// bracketed IPv6 address, so junk sent as a Referer does not become a
+// dimension value.
+func validHost(h string) bool {
+	if strings.HasPrefix(h, "[") {
+		a, err := netip.ParseAddr(strings.TrimSuffix(h[1:], "]"))
+		return err == nil && strings.HasSuffix(h, "]") && a.Is6()
+	}
+	if !utf8.ValidString(h) {
+		return false
+	}
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+		case r >= 0x80 && unicode.IsPrint(r) && !unicode.IsSpace(r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Language returns the primary language of the most preferred tag of an

@@ -2,7 +2,9 @@ package dims
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 
 	"shortfleet/mapreduce/internal/dims/dimstest"
@@ -56,7 +58,10 @@ func TestReferrerHost(t *testing.T) {
 		"https://[2001:db8::1]:443/x":       "[2001:db8::1]",
 		"android-app://com.slack/":          "com.slack",
 		"//cdn.example/x":                   "cdn.example",
-		"not a url":                         "not a url",
+		"not a url":                         BadReferrer,
+		"::":                                BadReferrer,
+		"https://[::1/":                     BadReferrer,
+		"https://bücher.example/":           "bücher.example",
 		"https://example.com./":             "example.com",
 	} {
 		if got := c.ReferrerHost(in); got != want {
@@ -179,4 +184,46 @@ func TestValuesOwnTheirBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzClassify feeds every field the job classifies from a log record (the
+// user agent, referrer, Accept-Language and client address are what
+// strangers sent) through the classifier: nothing panics, and each answer
+// keeps its shape: a referrer host is lower case, without a path, port or
+// user, and at most 253 bytes, or Direct or BadReferrer; a language is a bare primary
+// subtag or NoLanguage; a device is one of the five; a country is a
+// two-letter code or "--"; the same visitor hashes the same twice.
+func FuzzClassify(f *testing.F) {
+	f.Add("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Mobile/15E148", "https://User@News.Example.:8443/a?b#c", "de-CH,de;q=0.9", "81.2.69.142")
+	f.Add("Googlebot/2.1", "//[2001:db8::1]:80/x", "*;q=0.1", "2001:db8::1")
+	f.Add("", "", "", "")
+	f.Add("\xff\xfe", "http://\x00@/", "en-US;q=abc,,;", "300.1.1.1")
+	c := newTest(f, false)
+	devices := map[string]bool{DeviceDesktop: true, DeviceMobile: true, DeviceTablet: true, DeviceBot: true, DeviceOther: true}
+	f.Fuzz(func(t *testing.T, ua, ref, lang, addr string) {
+		u := c.UserAgent(ua)
+		if !devices[u.Device] || u.Browser == "" || u.OS == "" {
+			t.Fatalf("user agent %q: %+v", ua, u)
+		}
+		if u.Device == DeviceBot != u.Bot {
+			t.Fatalf("user agent %q: device %s but bot %v", ua, u.Device, u.Bot)
+		}
+		if h := c.ReferrerHost(ref); h != Direct && h != BadReferrer {
+			if h != strings.ToLower(h) || strings.ContainsAny(h, "/?#@ \x00") || len(h) > 253 || !utf8.ValidString(h) ||
+				(!strings.HasPrefix(h, "[") && strings.Contains(h, ":")) {
+				t.Fatalf("referrer %q: host %q", ref, h)
+			}
+		}
+		if l := c.Language(lang); l != NoLanguage {
+			if len(l) < 2 || len(l) > 8 || strings.ContainsAny(l, "-_;,= ") {
+				t.Fatalf("Accept-Language %q: language %q", lang, l)
+			}
+		}
+		if cc := c.Country(addr); cc != UnknownCountry && len(cc) != 2 {
+			t.Fatalf("address %q: country %q", addr, cc)
+		}
+		if c.Visitor(addr, ua) != c.Visitor(addr, ua) {
+			t.Fatalf("visitor of %q, %q hashes differently twice", addr, ua)
+		}
+	})
 }
