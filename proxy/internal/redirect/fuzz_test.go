@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
@@ -164,6 +166,81 @@ func FuzzRawRequest(f *testing.F) {
 		}
 		if st == 400 && !framing {
 			t.Fatalf("%q: 400 without a framing conflict in %q", raw, req.Header.RawHeaders())
+		}
+	})
+}
+
+// pipeListener hands out the server ends of in-memory connections whose
+// remote address is a trusted balancer's.
+type pipeListener struct {
+	conns chan net.Conn
+	from  net.Addr
+}
+
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	c, ok := <-l.conns
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return addrConn{c, l.from}, nil
+}
+func (l *pipeListener) Close() error   { return nil }
+func (l *pipeListener) Addr() net.Addr { return l.from }
+
+// FuzzProxyProtocolHeader sends arbitrary bytes as the start of a
+// connection from a trusted balancer through the PROXY protocol listener:
+// nothing panics or hangs; bytes that do not start with a PROXY signature
+// reach the server unchanged, from the socket's address; a header that is
+// accepted gives a valid client address and the bytes after it.
+func FuzzProxyProtocolHeader(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 203.0.113.9 127.0.0.1 40000 8080\r\nGET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("PROXY TCP6 2001:db8::1 ::1 1 2\r\nx"))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
+	f.Add([]byte("PROXY TCP4 999.0.0.1 1.1.1.1 70000 1\r\n"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xcb\x00\x71\x09\x7f\x00\x00\x01\x9c\x40\x1f\x90rest"))
+	f.Add([]byte("GET /abc HTTP/1.1\r\nHost: x\r\n\r\n"))
+	from := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}
+	pl := &pipeListener{conns: make(chan net.Conn), from: from}
+	ln := ProxyProtocolListener(pl, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		client, server := net.Pipe()
+		go func() {
+			client.SetDeadline(time.Now().Add(2 * time.Second))
+			client.Write(in)
+			client.Close()
+		}()
+		go func() { pl.conns <- server }()
+		c, err := ln.Accept()
+		if err != nil {
+			return // refused outright
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		got, readErr := io.ReadAll(c)
+		remote := c.RemoteAddr()
+		signed := bytes.HasPrefix(in, []byte("PROXY")) || bytes.HasPrefix(in, []byte("\r\n\r\n\x00\r\nQUIT\n"))
+		if !signed && len(in) >= 12 {
+			if readErr != nil || !bytes.Equal(got, in) {
+				t.Fatalf("no header: read %q (%v), sent %q", got, readErr, in)
+			}
+			if remote.String() != from.String() {
+				t.Fatalf("no header: remote %s, want the socket's %s", remote, from)
+			}
+		}
+		if readErr == nil && remote != nil {
+			if a, ok := remote.(*net.TCPAddr); ok && a.IP == nil {
+				t.Fatalf("accepted header %q gave an address without an IP", in)
+			}
+		}
+		if readErr == nil && !bytes.HasSuffix(in, got) {
+			t.Fatalf("read %q, which is not the end of what was sent %q", got, in)
 		}
 	})
 }
