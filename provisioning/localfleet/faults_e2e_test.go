@@ -26,6 +26,7 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/proc"
 	"shortfleet/sql/codes"
 )
 
@@ -257,6 +258,13 @@ func TestFaultsUnderLoad(t *testing.T) {
 		t.Helper()
 		waitUntil(t, ctx, func() bool { return p.Restarts() > before })
 	}
+	// crash SIGKILLs a supervised process and waits for its restart.
+	crash := func(p *proc.Process) {
+		t.Helper()
+		n := p.Restarts()
+		p.Signal(syscall.SIGKILL)
+		restarted(p, n)
+	}
 
 	// Each proxy stopped with SIGTERM and started again: it seals its open
 	// segment, so everything answered is on disk.
@@ -310,20 +318,15 @@ func TestFaultsUnderLoad(t *testing.T) {
 
 	proxyKills := 0
 	fault("proxy SIGKILL", 2, func(rep int) {
-		p := f.Proxies[rep%2].Process() // not proxy-03: its drop counter must survive
-		n := p.Restarts()
-		p.Signal(syscall.SIGKILL)
+		crash(f.Proxies[rep%2].Process()) // not proxy-03: its drop counter must survive
 		proxyKills++
-		restarted(p, n)
 		if err := f.WaitBalanced(ctx, 3); err != nil {
 			t.Fatal(err)
 		}
 	})
 	fault("replica SIGKILL", 2, func(rep int) {
 		r := f.Replicas[rep]
-		n := r.Process().Restarts()
-		r.Process().Signal(syscall.SIGKILL)
-		restarted(r.Process(), n)
+		crash(r.Process())
 		if err := r.WaitReady(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -332,25 +335,16 @@ func TestFaultsUnderLoad(t *testing.T) {
 		}
 	})
 	fault("primary app SIGKILL", 2, func(int) {
-		p := f.PrimaryApp.Process()
-		n := p.Restarts()
-		p.Signal(syscall.SIGKILL)
-		restarted(p, n)
+		crash(f.PrimaryApp.Process())
 		createdAfter(3)
 	})
 	fault("primary database SIGKILL", 2, func(int) {
-		p := f.Primary.Process()
-		n := p.Restarts()
-		p.Signal(syscall.SIGKILL)
-		restarted(p, n)
+		crash(f.Primary.Process())
 		createdAfter(3)
 	})
 	fault("mapreduce SIGKILL", 3, func(int) {
-		p := f.Mapreduce.Process()
-		n := p.Restarts()
 		time.Sleep(time.Duration(rand.Int64N(int64(2 * time.Second)))) // somewhere in the 2 s cycle
-		p.Signal(syscall.SIGKILL)
-		restarted(p, n)
+		crash(f.Mapreduce.Process())
 	})
 	fault("primary database down 5 s", 1, func(int) {
 		if err := f.Primary.Stop(); err != nil {
