@@ -8,6 +8,10 @@
 
 local codes = {}
 local zipf_s = tonumber(os.getenv("ZIPF_S") or "0")
+-- RANDOM_CODES=1: codes nobody issued, 7 random base62 characters each
+-- (the flood a proxy must answer without a database); no file.
+local random_codes = os.getenv("RANDOM_CODES") == "1"
+local alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 local cdf = nil
 
 local agents = {
@@ -33,6 +37,9 @@ local languages = {
 }
 
 local function load()
+  if random_codes then
+    return
+  end
   local path = os.getenv("CODES") or "codes.txt"
   for line in io.lines(path) do
     codes[#codes + 1] = line
@@ -55,6 +62,14 @@ local function load()
 end
 
 local function pick()
+  if random_codes then
+    local c = {}
+    for k = 1, 7 do
+      local j = math.random(#alphabet)
+      c[k] = alphabet:sub(j, j)
+    end
+    return table.concat(c)
+  end
   if cdf == nil then
     return codes[math.random(#codes)]
   end

@@ -132,6 +132,7 @@ const (
 	sBalanced    = "cached redirects via HAProxy"
 	sDirect      = "cached redirects, one proxy of the fleet"
 	sDecode      = "Arrow decode of the segments"
+	sRandom      = "random codes (404), cached proxy"
 	sIngest1     = "mapreduce ingest, 1x window"
 	sIngest10    = "mapreduce ingest, 10x window"
 )
@@ -159,6 +160,7 @@ type outcome struct {
 	pgCmd        string
 	wrkCmd       string
 	perBatch     float64
+	flood        floodStats
 	balancedNote string
 }
 
@@ -227,6 +229,41 @@ func (r runner) measure(scenario, base, unit string, o wrk.Options) (report.Poin
 		return report.Point{}, fmt.Errorf("%s: %w", scenario, err)
 	}
 	return point(scenario, base, unit, o.Connections, w), nil
+}
+
+// floodStats is what a flood of random codes did on the proxy.
+type floodStats struct {
+	point                            report.Point
+	requests, notFound               float64 // by the proxy's counters
+	replicaLookups, batches, primary float64
+	windowRejections                 float64
+}
+
+// flood sends random codes at 64 connections to the fleet's proxy and
+// reads, from its metrics, how many reached a database.
+func (r runner) flood(f *localfleet.Fleet, proxyURL, script string) (floodStats, error) {
+	admin := f.AdminURLs()[0]
+	read := func() (map[string]float64, error) { return metrics.Scrape(admin, f.Secrets.AdminToken) }
+	m0, err := read()
+	if err != nil {
+		return floodStats{}, err
+	}
+	say("wrk: %s, 64 connections", sRandom)
+	o := r.opts(proxyURL, script, 64, "RANDOM_CODES=1")
+	w, err := wrk.Run(r.ctx, o)
+	if err != nil {
+		return floodStats{}, fmt.Errorf("%s: %w", sRandom, err)
+	}
+	m1, err := read()
+	if err != nil {
+		return floodStats{}, err
+	}
+	d := func(k string) float64 { return m1[k] - m0[k] }
+	p := point(sRandom, "", "requests/s", 64, w)
+	p.Errors = w.Errors() - w.ErrorsStatus // every answer is a 404, which wrk counts as a status error
+	return floodStats{point: p, requests: float64(w.Requests), notFound: d(`shortfleet_proxy_requests_total{status="404"}`),
+		replicaLookups: d(`shortfleet_proxy_lookups_total{outcome="replica"}`), batches: d("shortfleet_proxy_replica_batches_total"),
+		primary: d("shortfleet_proxy_primary_asks_total"), windowRejections: d("shortfleet_proxy_window_rejections_total")}, nil
 }
 
 func codec(f *localfleet.Fleet) (*codes.Codec, error) {
@@ -354,6 +391,12 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	}
 	l1, q1, _ := batchCounters(f, host)
 	o.perBatch = (l1 - l0) / max(q1-q0, 1)
+
+	// A flood of codes nobody issued: answered 404 by the proxy, none of
+	// them may reach its replica or the primary.
+	if o.flood, err = r.flood(f, proxyURL, redirects); err != nil {
+		return err
+	}
 
 	// Creation, alone and beside redirects, with the replica's lag.
 	key, err := apiKey(f)

@@ -109,6 +109,10 @@ func body(c config, o *outcome, date, prefix string, cs []chart) string {
 	fmt.Fprintf(&b, "**Takedown**: from `UPDATE links SET disabled = true` committing on the primary to every one of the %d proxies answering 410 for a link each had cached, over %d links: median **%s**, max %s (replication, then each proxy's 100 ms change-feed poll).\n\n",
 		c.proxies, len(o.takedowns), med.Round(time.Millisecond), mx.Round(time.Millisecond))
 
+	fl := o.flood
+	fmt.Fprintf(&b, "**Random codes**: `RANDOM_CODES=1` (7 random base62 characters, codes nobody issued) at 64 connections against the fleet's proxy for %s: **%.0f requests/s**, p99 %s, %d errors other than the 404s; by the proxy's counters %.0f answers 404 of %.0f sent, **%.0f replica lookups, %.0f replica queries, %.0f asks of the primary**, %.0f refused by the recent-window rule before any database.\n\n",
+		c.dur, fl.point.Rate, report.Ms(fl.point.P99), fl.point.Errors, fl.notFound, fl.requests, fl.replicaLookups, fl.batches, fl.primary, fl.windowRejections)
+
 	fmt.Fprintf(&b, "**Ingest**: windows of five minutes from 16 proxies, 5 segments each, written as a proxy writes them from `logfmt/logfmttest`'s records (links Zipf-skewed over 1 M, crawlers, referrers, languages, 404s): 1x %d records in %d segments (%.0f MB), 10x %d records in %d segments (%.0f MB), served by the real proxy admin API on loopback; the real `bin/mapreduce -once` pulls, aggregates and commits them to the fleet's primary. 1x: %s (%s); 10x: %s (%s). The baseline decodes the 10x window's segments, read into memory first, with the Arrow reader on every core.\n\n",
 		o.win1.Records, o.win1.Segments, float64(o.win1.Bytes)/1e6, o.win10.Records, o.win10.Segments, float64(o.win10.Bytes)/1e6,
 		o.ingest1.Field("took"), o.ingest1.Stages, o.ingest10.Field("took"), o.ingest10.Stages)

@@ -18,10 +18,10 @@ import (
 // TestRedirectsScript runs bench/wrk/redirects.lua under the real wrk
 // against a server that counts what it is asked, and checks the summary
 // the driver parses, the Zipf skew of the codes (and its absence without
-// ZIPF_S), and the mix of request headers.
+// ZIPF_S), random codes with RANDOM_CODES, and the mix of request headers.
 func TestRedirectsScript(t *testing.T) {
 	if _, err := exec.LookPath("wrk"); err != nil {
-		t.Fatalf("wrk is not installed (BENCH=1 provisioning/deps.sh installs it): %v", err)
+		t.Fatalf("wrk is not installed (provisioning/deps.sh installs it): %v", err)
 	}
 	var mu sync.Mutex
 	paths := map[string]int{}
@@ -99,6 +99,18 @@ func TestRedirectsScript(t *testing.T) {
 			if g := float64(got[fmt.Sprintf("c%02d", i)]); math.Abs(g-want) > 0.3*want {
 				t.Errorf("code %d drawn %.0f times, want about %.0f", i, g, want)
 			}
+		}
+	})
+	t.Run("random codes", func(t *testing.T) {
+		res, got := run("RANDOM_CODES=1")
+		for code := range got {
+			if len(code) != 7 || strings.Trim(code, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
+				t.Fatalf("random code %q is not 7 base62 characters", code)
+			}
+		}
+		// Codes of 62^7 are almost never drawn twice.
+		if float64(len(got)) < 0.99*float64(res.Requests) {
+			t.Errorf("%d distinct codes in %d requests", len(got), res.Requests)
 		}
 	})
 	mu.Lock()
