@@ -9,7 +9,7 @@ import (
 // (a positive burst and a positive interval), and what String prints
 // reads back as the same limit.
 func FuzzRateFlag(f *testing.F) {
-	for _, s := range []string{"0", "10/1m", "20/1h", "100/1s", "1000/1ns", "3/1ns", "-1/1s", "5/0s", "5/-1s", "x/y", "10/", "/1m", "9223372036854775807/1h"} {
+	for _, s := range []string{"0", "10/1m", "20/1h", "100/1s", "300/1s", "30/1m", "7/1s", "1000/1ns", "3/1ns", "-1/1s", "5/0s", "5/-1s", "x/y", "10/", "/1m", "9223372036854775807/1h"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -27,11 +27,29 @@ func FuzzRateFlag(f *testing.F) {
 			t.Fatalf("%q: rule %+v is no limit", s, *r.rule)
 		}
 		var back rateFlag
-		if err := back.Set(r.String()); err != nil || back.rule == nil || *back.rule != *r.rule {
+		if err := back.Set(r.String()); err != nil || back.rule == nil || *back.rule != *r.rule || back.per != r.per {
 			t.Fatalf("%q -> %q -> %+v, %v; want %+v", s, r.String(), back.rule, err, *r.rule)
 		}
-		if per := time.Duration(r.rule.Burst) * r.rule.Every; per <= 0 {
-			t.Fatalf("%q: period overflows", s)
+		if per := time.Duration(r.rule.Burst) * r.rule.Every; per <= 0 || per > r.per {
+			t.Fatalf("%q: %d events every %s is a period of %s, more than the %s set", s, r.rule.Burst, r.rule.Every, per, r.per)
 		}
 	})
+}
+
+// TestRateFlagDefaults: every default limit the primary starts with
+// parses (300/1s is not a whole number of nanoseconds an event, and once
+// made the app panic at start-up) and prints back as written.
+func TestRateFlagDefaults(t *testing.T) {
+	for _, s := range []string{"20/1h0m0s", "30/1m0s", "10/1m0s", "100/1s", "300/1s"} {
+		var r rateFlag
+		if err := r.Set(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if r.String() != s {
+			t.Errorf("%s prints as %s", s, r.String())
+		}
+	}
+	if r := rate("300/1s"); r.rule.Every != 3333333*time.Nanosecond || r.rule.Burst != 300 {
+		t.Errorf("300/1s: %+v", *r.rule)
+	}
 }

@@ -45,13 +45,16 @@ func env(name, def string) string {
 
 // rateFlag is a rate limit written "N/duration", e.g. "10/1m"; "0" is no
 // limit.
-type rateFlag struct{ rule *limit.Rule }
+type rateFlag struct {
+	rule *limit.Rule
+	per  time.Duration // as set: Every is per/Burst, rounded down to the nanosecond
+}
 
 func (f *rateFlag) String() string {
 	if f.rule == nil {
 		return "0"
 	}
-	return fmt.Sprintf("%d/%s", f.rule.Burst, time.Duration(f.rule.Burst)*f.rule.Every)
+	return fmt.Sprintf("%d/%s", f.rule.Burst, f.per)
 }
 
 func (f *rateFlag) Set(s string) error {
@@ -68,13 +71,13 @@ func (f *rateFlag) Set(s string) error {
 	if err != nil || per <= 0 {
 		return fmt.Errorf("want N/duration, like 10/1m")
 	}
+	// "300/1s" is an event every 3,333,333 ns (rounded down); "1000/1ns"
+	// would be no limit at all.
 	every := per / time.Duration(count)
-	if every <= 0 || every*time.Duration(count) != per {
-		// "1000/1ns" would be no limit at all, and String could not
-		// say what was set.
-		return fmt.Errorf("%s is not a whole number of nanoseconds per event", s)
+	if every <= 0 {
+		return fmt.Errorf("%s is more than one event a nanosecond", s)
 	}
-	f.rule = &limit.Rule{Every: every, Burst: count}
+	f.rule, f.per = &limit.Rule{Every: every, Burst: count}, per
 	return nil
 }
 
