@@ -41,16 +41,8 @@ func TestRandomCodeFlood(t *testing.T) {
 	p := start(t, cmd)
 	metrics := func() map[string]float64 {
 		t.Helper()
-		req, _ := http.NewRequest("GET", p.urls["admin"]+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
 		m := map[string]float64{}
-		for _, l := range strings.Split(string(body), "\n") {
+		for _, l := range strings.Split(scrapeMetrics(t, p.urls["admin"], token), "\n") {
 			if i := strings.LastIndexByte(l, ' '); i > 0 && !strings.HasPrefix(l, "#") {
 				v, _ := strconv.ParseFloat(l[i+1:], 64)
 				m[l[:i]] = v

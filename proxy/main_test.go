@@ -107,15 +107,7 @@ func TestStartsWithUnwritableLogFolder(t *testing.T) {
 	}
 	metric := func(name string) string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", urls["admin"]+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		for _, l := range strings.Split(string(body), "\n") {
+		for _, l := range strings.Split(scrapeMetrics(t, urls["admin"], token), "\n") {
 			if v, ok := strings.CutPrefix(l, name+" "); ok {
 				return v
 			}
@@ -237,4 +229,21 @@ func (o *procOutput) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.buf.String()
+}
+
+// scrapeMetrics returns the proxy's Prometheus text from its admin API.
+func scrapeMetrics(t *testing.T, adminURL, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", adminURL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

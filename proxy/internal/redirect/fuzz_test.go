@@ -31,17 +31,7 @@ func FuzzHandlePath(f *testing.F) {
 	}
 	f.Add("POST", "/"+code)
 	f.Add("HEAD", "/x")
-	dead, err := pgxpool.New(context.Background(), "postgres://x:y@127.0.0.1:1/none?connect_timeout=1")
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer dead.Close()
-	r, err := links.New(links.Config{}, quiet, dead, dead)
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer r.Close()
-	s := New(Config{}, quiet, codec, r, nil)
+	s, r := deadDBServer(f, codec)
 	f.Fuzz(func(t *testing.T, method, uri string) {
 		var req fasthttp.Request
 		req.Header.SetMethod(method)
@@ -134,17 +124,7 @@ func FuzzRawRequest(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	dead, err := pgxpool.New(context.Background(), "postgres://x:y@127.0.0.1:1/none?connect_timeout=1")
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer dead.Close()
-	r, err := links.New(links.Config{}, quiet, dead, dead)
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer r.Close()
-	s := New(Config{}, quiet, codec, r, nil)
+	s, _ := deadDBServer(f, codec)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var req fasthttp.Request
 		if err := req.ReadLimitBody(bufio.NewReader(bytes.NewReader(raw)), 4<<10); err != nil {
@@ -243,4 +223,21 @@ func FuzzProxyProtocolHeader(f *testing.F) {
 			t.Fatalf("read %q, which is not the end of what was sent %q", got, in)
 		}
 	})
+}
+
+// deadDBServer is a Server whose replica and primary refuse connections:
+// the fuzz targets see what the handler does with no database to answer.
+func deadDBServer(tb testing.TB, codec *codes.Codec) (*Server, *links.Resolver) {
+	tb.Helper()
+	dead, err := pgxpool.New(context.Background(), "postgres://x:y@127.0.0.1:1/none?connect_timeout=1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(dead.Close)
+	r, err := links.New(links.Config{}, quiet, dead, dead)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(r.Close)
+	return New(Config{}, quiet, codec, r, nil), r
 }
