@@ -256,19 +256,14 @@ func (d *Day) merge(o *Day) error {
 	return d.Visitors.Merge(&o.Visitors)
 }
 
-// eachHour calls fn with the day's hourly counts.
-func eachHour(days map[DayKey]*Day, fn func(k HourKey, c HourCounts)) {
-	for k, d := range days {
-		for _, h := range d.hours {
-			fn(HourKey{k.Link, int64(k.Day)*86400 + h.hour*3600}, HourCounts{h.clicks, h.bots})
-		}
-	}
-}
-
 // hoursOf collects the days' hourly counts in a map.
 func hoursOf(days map[DayKey]*Day) map[HourKey]HourCounts {
 	out := map[HourKey]HourCounts{}
-	eachHour(days, func(k HourKey, c HourCounts) { out[k] = c })
+	for k, d := range days {
+		for _, h := range d.hours {
+			out[HourKey{k.Link, int64(k.Day)*86400 + h.hour*3600}] = HourCounts{h.clicks, h.bots}
+		}
+	}
 	return out
 }
 

@@ -308,8 +308,8 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, error) 
 }
 
 // mergeStored folds the stored rows of the same links and days into the
-// partitions' days, and returns which were stored. The run lock makes this read-modify-write
-// safe.
+// partitions' days, and returns which were stored. The run lock makes this
+// read-modify-write safe.
 func mergeStored(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Shared) (map[DayKey]bool, error) {
 	var links []int64
 	var dates []time.Time
