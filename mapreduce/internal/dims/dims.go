@@ -67,6 +67,7 @@ type Shared struct {
 	ids   map[string]ID
 	names []string
 	gen   uint64
+	limit int // Trim's bound on names: maxNames
 }
 
 // NewShared loads the user-agent regexes and opens the GeoIP database.
@@ -78,7 +79,7 @@ func NewShared(cfg Config) (*Shared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load user-agent regexes: %w", err)
 	}
-	s := &Shared{cfg: cfg, ua: ua, ids: map[string]ID{}}
+	s := &Shared{cfg: cfg, ua: ua, ids: map[string]ID{}, limit: maxNames}
 	if cfg.GeoIPPath != "" {
 		if s.geo, err = maxminddb.Open(cfg.GeoIPPath); err != nil {
 			return nil, fmt.Errorf("open GeoIP database: %w", err)
@@ -163,7 +164,7 @@ func (c *Classifier) reset() {
 func (s *Shared) Trim() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.names) > maxNames {
+	if len(s.names) > s.limit {
 		s.ids, s.names = map[string]ID{}, nil
 		s.gen++
 	}

@@ -24,6 +24,42 @@ func newTest(t testing.TB, truncate bool) *Classifier {
 	return s.NewClassifier()
 }
 
+// TestTrim checks that a classifier kept from run to run (the job keeps
+// them) drops its caches once the value table is trimmed: its cached ids
+// would otherwise name other values, or none.
+func TestTrim(t *testing.T) {
+	c := newTest(t, false)
+	s := c.s
+	s.limit = 3
+	const ua = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+	c.UserAgentIDs(ua)
+	c.ReferrerHostID("https://a.example/x")
+	before := len(s.Names())
+	s.Trim()
+	if n := len(s.Names()); n != 0 || before <= 3 {
+		t.Fatalf("trim left %d of %d names", n, before)
+	}
+	c.Check()
+	// New values first, so the old ids would now name these.
+	if got := c.ReferrerHost("https://b.example/"); got != "b.example" {
+		t.Fatalf("referrer after trim: %q", got)
+	}
+	if got := c.ReferrerHost("https://a.example/x"); got != "a.example" {
+		t.Fatalf("cached referrer after trim: %q", got)
+	}
+	if got := c.UserAgent(ua); got != (UA{"Firefox", "Linux", DeviceDesktop, false}) {
+		t.Fatalf("cached user agent after trim: %+v", got)
+	}
+	// Under the bound, Trim keeps the table and the caches stay valid.
+	s.limit = maxNames
+	n := len(s.Names())
+	s.Trim()
+	c.Check()
+	if len(s.Names()) != n || c.ReferrerHost("https://a.example/x") != "a.example" {
+		t.Fatalf("trim under the bound changed the table: %d names, was %d", len(s.Names()), n)
+	}
+}
+
 func TestUserAgent(t *testing.T) {
 	c := newTest(t, false)
 	for _, tc := range []struct {

@@ -67,6 +67,11 @@ type Job struct {
 	db     *pgxpool.Pool
 	client *http.Client
 	dims   *dims.Shared
+	// classifiers are the map workers' classifiers, kept from run to run:
+	// their caches (parsed user agents above all) are what makes mapping
+	// cheap, and every run sees mostly the user agents the last one did.
+	// The caches are bounded, and Check drops them after a Trim.
+	classifiers chan *dims.Classifier
 
 	// Counters for /metrics.
 	runs, failedRuns, lockedRuns, segments, records, clicks, quarantined atomic.Uint64
@@ -89,7 +94,12 @@ func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Job{cfg: cfg, logger: logger, db: db, client: &http.Client{Timeout: cfg.HTTPTimeout}, dims: shared}, nil
+	j := &Job{cfg: cfg, logger: logger, db: db, client: &http.Client{Timeout: cfg.HTTPTimeout}, dims: shared,
+		classifiers: make(chan *dims.Classifier, cfg.Parallel)}
+	for range cfg.Parallel {
+		j.classifiers <- shared.NewClassifier()
+	}
+	return j, nil
 }
 
 // Close releases the job's resources.
@@ -365,15 +375,11 @@ func (j *Job) mapAll(ctx context.Context, pending []*segment, res *Result) []*se
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.cfg.Parallel)
-	classifiers := make(chan *dims.Classifier, j.cfg.Parallel)
-	for range j.cfg.Parallel {
-		classifiers <- j.dims.NewClassifier()
-	}
 	for _, s := range pending {
 		g.Go(func() error {
-			c := <-classifiers
+			c := <-j.classifiers
 			err := j.mapSegment(gctx, s, c)
-			classifiers <- c
+			j.classifiers <- c
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

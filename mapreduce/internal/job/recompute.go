@@ -78,7 +78,8 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 	if len(missing) > 0 {
 		return res, fmt.Errorf("%w: %d ingested segments are gone (retention?), first %s", ErrIncomplete, len(missing), missing[0])
 	}
-	c := j.dims.NewClassifier()
+	c := <-j.classifiers
+	defer func() { j.classifiers <- c }()
 	for _, s := range todo {
 		c.Check()
 		data, err := j.pull(ctx, s)
