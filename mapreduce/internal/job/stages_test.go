@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -95,6 +96,8 @@ func TestMap(t *testing.T) {
 		rec(t0, 4, 503),               // error: not a click
 		rec(t0, 5, 200),               // not a redirect
 		rec(time.Unix(-1, 0), 6, 302), // before 1970 floors to the hour and day below
+		rec(t0, MaxLink+1, 302),       // no link can have this id
+		rec(t0, -7, 302),              // nor this one
 	}, 3)
 	rd, err := logfmt.NewReader(bytes.NewReader(data))
 	if err != nil {
@@ -169,6 +172,28 @@ func click(t testing.TB, link, hour int64, bot bool, visitor uint64, country str
 	return Click{Link: link, Hour: hour * 3600, Day: int32(hour / 24), Bot: bot, Visitor: visitor * 0x9e3779b97f4a7c15, Dims: idTuple(t, country)}
 }
 
+// TestDayKey checks that a key gives back the link and day it was made
+// of, at the ends of their ranges, and that keys order as (link, day).
+func TestDayKey(t *testing.T) {
+	// The days of the int64 nanosecond clock's first and last instants,
+	// of 1970 and around it, and of today.
+	first, last := int32(floorDiv(math.MinInt64, dayNS)), int32(floorDiv(math.MaxInt64, dayNS))
+	days := []int32{first, -1, 0, 1, int32(t0.Unix() / 86400), last}
+	var prev DayKey
+	for _, link := range []int64{1, 2, 1 << 40, MaxLink} {
+		for _, day := range days {
+			k := MakeDayKey(link, day)
+			if k.Link() != link || k.Day() != day {
+				t.Fatalf("(%d, %d) came back as (%d, %d)", link, day, k.Link(), k.Day())
+			}
+			if k <= prev {
+				t.Fatalf("(%d, %d) does not sort after the key before it", link, day)
+			}
+			prev = k
+		}
+	}
+}
+
 func TestCombine(t *testing.T) {
 	p := NewSegmentPartial()
 	Combine(p, []Click{click(t, 1, 0, false, 7, "CH"), click(t, 1, 0, true, 8, "CH"), click(t, 1, 1, false, 7, "JP"), click(t, 2, 0, false, 9, "CH")})
@@ -179,7 +204,7 @@ func TestCombine(t *testing.T) {
 	if got := p.Hours()[HourKey{1, 3600}]; got != (HourCounts{Clicks: 1}) {
 		t.Errorf("link 1 hour 1: %+v", got)
 	}
-	d := p.Days[DayKey{1, 0}]
+	d := p.Days[MakeDayKey(1, 0)]
 	if d.Clicks != 4 || d.Bots != 1 {
 		t.Errorf("link 1 day 0: %d clicks, %d bots", d.Clicks, d.Bots)
 	}
@@ -285,7 +310,7 @@ func TestPartition(t *testing.T) {
 			}
 			owner[k.Link] = i
 			total += v.Clicks
-			if part.Days[DayKey{k.Link, 0}] == nil {
+			if part.Days[MakeDayKey(k.Link, 0)] == nil {
 				t.Fatalf("link %d's day is not with its hours", k.Link)
 			}
 		}
@@ -312,7 +337,7 @@ func TestReduce(t *testing.T) {
 	if h := got.Hours()[HourKey{1, 0}]; h != (HourCounts{Clicks: 4, Bots: 1}) {
 		t.Errorf("hours %+v", h)
 	}
-	d := got.Days[DayKey{1, 0}]
+	d := got.Days[MakeDayKey(1, 0)]
 	// Visitor 2 was in both: three visitors, not four.
 	if u := d.Visitors.Count(); u != 3 {
 		t.Errorf("uniques %d, want 3", u)

@@ -155,7 +155,7 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*Partial, stored map[Day
 	for _, p := range parts {
 		for k, d := range p.Days {
 			for _, h := range d.hours {
-				r := hourRow{k.Link, time.Unix(int64(k.Day)*86400+h.hour*3600, 0).UTC(), h.clicks, h.bots}
+				r := hourRow{k.Link(), time.Unix(int64(k.Day())*86400+h.hour*3600, 0).UTC(), h.clicks, h.bots}
 				if stored[k] {
 					existing = append(existing, r)
 				} else {
@@ -238,7 +238,7 @@ func encodeDays(parts []*Partial, table []string, stored map[DayKey]bool) <-chan
 				}
 				mid := len(buf)
 				buf = d.AppendDimsJSON(buf, table)
-				r := dayRow{k.Link, dayDate(k.Day), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}
+				r := dayRow{k.Link(), dayDate(k.Day()), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}
 				if stored[k] {
 					rs.existing = append(rs.existing, r)
 				} else {
@@ -315,8 +315,8 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.S
 	var dates []time.Time
 	for _, p := range parts {
 		for k := range p.Days {
-			links = append(links, k.Link)
-			dates = append(dates, dayDate(k.Day))
+			links = append(links, k.Link())
+			dates = append(dates, dayDate(k.Day()))
 		}
 	}
 	if len(links) == 0 {
@@ -339,7 +339,7 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.S
 		if err := rows.Scan(&link, &day, &clicks, &bots, &uniques, &dimj); err != nil {
 			return nil, fmt.Errorf("read stored daily rows: %w", err)
 		}
-		k := DayKey{link, int32(day.Unix() / 86400)}
+		k := MakeDayKey(link, int32(day.Unix()/86400))
 		d := parts[partitionOf(link, len(parts))].Days[k]
 		if d == nil {
 			continue
