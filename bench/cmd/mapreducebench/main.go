@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,9 @@ var loadAvg string
 
 var stageLineRE = regexp.MustCompile(`^time=(\S+) .*msg="stage (\w+)"`)
 
+// benchRounds is how many times the local-disk benchmarks run.
+const benchRounds = 5
+
 var metricRE = regexp.MustCompile(`BenchmarkLocalSegments/(decode|aggregate|first_run)(?:-\d+)?\s+\d+\s+\d+ ns/op\s+([0-9.]+) records/s`)
 
 func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
@@ -79,17 +83,39 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	say("go test -bench BenchmarkLocalSegments (1,000,000 records from 16 proxies' segments on local disk)")
-	out, err := exec.Command("go", "test", "-run", "^$", "-bench", "BenchmarkLocalSegments", "-benchtime", "3x", "./mapreduce/internal/job/").CombinedOutput()
+	say("go test -bench BenchmarkLocalSegments (1,000,000 records from 16 proxies' segments on local disk, %d rounds)", benchRounds)
+	out, err := exec.Command("go", "test", "-run", "^$", "-bench", "BenchmarkLocalSegments", "-benchtime", "3x",
+		"-count", strconv.Itoa(benchRounds), "./mapreduce/internal/job/").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go test -bench: %w\n%s", err, out)
 	}
-	rates := map[string]float64{}
+	// Each round runs the three benchmarks one after the other, so they
+	// share the machine's slow and fast moments; the figure is the median
+	// round's, and the spread is reported beside it.
+	all := map[string][]float64{}
 	for _, m := range metricRE.FindAllStringSubmatch(string(out), -1) {
-		rates[m[1]], _ = strconv.ParseFloat(m[2], 64)
+		r, _ := strconv.ParseFloat(m[2], 64)
+		all[m[1]] = append(all[m[1]], r)
 	}
-	if rates["decode"] == 0 || rates["aggregate"] == 0 || rates["first_run"] == 0 {
-		return fmt.Errorf("no records/s in the benchmark output:\n%s", out)
+	median := func(xs []float64) float64 {
+		xs = slices.Clone(xs)
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	rates, ratios, spread := map[string]float64{}, map[string]float64{}, map[string]string{}
+	for _, k := range []string{"decode", "aggregate", "first_run"} {
+		rs := all[k]
+		if len(rs) != benchRounds {
+			return fmt.Errorf("%d figures for %s in the benchmark output, want %d:\n%s", len(rs), k, benchRounds, out)
+		}
+		rates[k] = median(rs)
+		spread[k] = fmt.Sprintf("%.2f to %.2f", slices.Min(rs)/1e6, slices.Max(rs)/1e6)
+		// A round's ratio is taken within the round.
+		var rr []float64
+		for i, r := range rs {
+			rr = append(rr, r/all["decode"][i])
+		}
+		ratios[k] = median(rr)
 	}
 
 	work, err := os.MkdirTemp("", "shortfleet-mrbench-")
@@ -222,11 +248,11 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	tbl := report.Table{
 		Header: []string{"measure", "figure", "beside"},
 		Rows: [][]string{
-			{"decode only: the Arrow IPC reader (logfmt), 2 workers", fmt.Sprintf("%.2f M records/s", rates["decode"]/1e6), "baseline"},
-			{"aggregate: map, combine, partition, reduce, every dimension, 2 workers", fmt.Sprintf("%.2f M records/s", rates["aggregate"]/1e6),
-				fmt.Sprintf("**%.2f** of decoding (aim: 2 M records/s); classifier caches warm, as in every run but a daemon's first", rates["aggregate"]/rates["decode"])},
-			{"the same, caches empty (a daemon's first run)", fmt.Sprintf("%.2f M records/s", rates["first_run"]/1e6),
-				fmt.Sprintf("%.2f of decoding; every distinct user agent parsed by regex once per worker", rates["first_run"]/rates["decode"])},
+			{"decode only: the Arrow IPC reader (logfmt), 2 workers", fmt.Sprintf("%.2f M records/s (rounds: %s)", rates["decode"]/1e6, spread["decode"]), "baseline"},
+			{"aggregate: map, combine, partition, reduce, every dimension, 2 workers", fmt.Sprintf("%.2f M records/s (rounds: %s)", rates["aggregate"]/1e6, spread["aggregate"]),
+				fmt.Sprintf("**%.2f** of decoding (aim: 2 M records/s); classifier caches warm, as in every run but a daemon's first", ratios["aggregate"])},
+			{"the same, caches empty (a daemon's first run)", fmt.Sprintf("%.2f M records/s (rounds: %s)", rates["first_run"]/1e6, spread["first_run"]),
+				fmt.Sprintf("%.2f of decoding; every distinct user agent parsed by regex once per worker", ratios["first_run"])},
 			{fmt.Sprintf("one run: pull, verify, aggregate, commit %s records from %d proxies (%s segments, %.0f MB)", field("records"), nProxies, field("segments"), float64(segBytes)/1e6),
 				fmt.Sprintf("**%.1f s** wall (job's own timing %s)", took.Seconds(), field("took")),
 				fmt.Sprintf("aim: under 10 s; %s clicks, %s hourly and daily rows written; after listing: %s (of the write: %s)", field("clicks"), field("aggregates"), firstStages, firstWrite)},
@@ -239,7 +265,7 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	b.WriteString(tbl.Markdown())
 	fmt.Fprintf(&b, "\nRecords are `logfmt/logfmttest`'s: links Zipf(1.1) over 1,000,000, 15%% crawlers, clients from the whole IPv4 space, 205 referrers, 13 languages, ")
 	fmt.Fprintf(&b, "5%% 404s; written as a proxy writes them (120-record batches, sealed by compaction). The run is the real `bin/mapreduce -once` ")
-	fmt.Fprintf(&b, "against 16 real proxy admin APIs on loopback and a local Postgres 15 primary (fsync on); the local-disk figures are `go test -bench BenchmarkLocalSegments ./mapreduce/internal/job/`.\n")
+	fmt.Fprintf(&b, "against 16 real proxy admin APIs on loopback and a local Postgres 15 primary (fsync on); the local-disk figures are the median of %d rounds of `go test -bench BenchmarkLocalSegments -benchtime 3x ./mapreduce/internal/job/`, each ratio the median of the rounds' ratios.\n", benchRounds)
 	body := b.String()
 	fmt.Println()
 	fmt.Println(body)
