@@ -12,6 +12,7 @@
 package dims
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -103,9 +104,33 @@ type UA struct {
 }
 
 // UAIDs is a UA with its values as ids of the classifier that made it.
+// Kind is the id of the three values together (see KindParts): a click
+// counted by kind is one count instead of three.
 type UAIDs struct {
-	Browser, OS, Device ID
-	Bot                 bool
+	Browser, OS, Device, Kind ID
+	Bot                       bool
+}
+
+// kindName is the value-table entry that stands for a browser, an OS and
+// a device together: a NUL, then their three ids. A value of the same
+// bytes would share the entry, which is harmless: an id stands for one
+// string, and the string for the same three ids.
+func kindName(browser, os, device ID) string {
+	var b [13]byte
+	binary.LittleEndian.PutUint32(b[1:], uint32(browser))
+	binary.LittleEndian.PutUint32(b[5:], uint32(os))
+	binary.LittleEndian.PutUint32(b[9:], uint32(device))
+	return string(b[:])
+}
+
+// KindParts gives back the browser, OS and device ids of a kind's entry
+// in the value table; ok is false for any other value.
+func KindParts(name string) (browser, os, device ID, ok bool) {
+	if len(name) != 13 || name[0] != 0 {
+		return 0, 0, 0, false
+	}
+	b := []byte(name[1:])
+	return ID(binary.LittleEndian.Uint32(b)), ID(binary.LittleEndian.Uint32(b[4:])), ID(binary.LittleEndian.Uint32(b[8:])), true
 }
 
 // ID names a dimension value within one Classifier: comparing and hashing
@@ -239,6 +264,7 @@ func (c *Classifier) UserAgentIDs(s string) UAIDs {
 	}
 	u := c.parseUA(s)
 	ids := UAIDs{Browser: c.intern(u.Browser), OS: c.intern(u.OS), Device: c.intern(u.Device), Bot: u.Bot}
+	ids.Kind = c.intern(kindName(ids.Browser, ids.OS, ids.Device))
 	put(c.ua, strings.Clone(s), ids)
 	return ids
 }

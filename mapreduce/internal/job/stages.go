@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,16 +12,37 @@ import (
 	sfsql "shortfleet/sql"
 )
 
-// Dimension indexes, in the order of sfsql.DimNames.
+// Dimension indexes. A click counts one value of each of the first
+// numClickDims: its browser, OS and device together, as one value of
+// dimUA (their dims.UAIDs.Kind), which is one count instead of three and
+// is spread over the three when the day is written. Stored days, read
+// back to be merged, bring browser, OS and device counts of their own.
 const (
 	dimReferrer = iota
 	dimCountry
-	dimBrowser
-	dimOS
-	dimDevice
+	dimUA
 	dimLanguage
-	numDims
+	numClickDims
+	dimBrowser = iota - 1
+	dimOS      = iota - 1
+	dimDevice  = iota - 1
+	numDims    = iota - 1
 )
+
+// dimNames are the dimensions' names (sfsql.DimNames), by index; dimUA
+// has none of its own.
+var dimNames = [numDims]string{dimReferrer: sfsql.DimReferrer, dimCountry: sfsql.DimCountry, dimLanguage: sfsql.DimLanguage,
+	dimBrowser: sfsql.DimBrowser, dimOS: sfsql.DimOS, dimDevice: sfsql.DimDevice}
+
+// outDims are the dimensions a day's counts are written in, in the order
+// of sfsql.DimNames.
+var outDims = func() []uint8 {
+	var out []uint8
+	for _, name := range sfsql.DimNames {
+		out = append(out, uint8(slices.Index(dimNames[:], name)))
+	}
+	return out
+}()
 
 // Click is one click (a redirect to a link), classified: what Map emits.
 // Its dimension values are ids of the classifier that mapped it.
@@ -30,7 +52,7 @@ type Click struct {
 	Day     int32 // days since 1970-01-01, UTC
 	Bot     bool
 	Visitor uint64
-	Dims    [numDims]dims.ID
+	Dims    [numClickDims]dims.ID
 }
 
 // HourKey identifies an hourly aggregate.
@@ -113,10 +135,10 @@ func mapRows(b *logfmt.Batch, c *dims.Classifier, out []Click, lo, hi int) []Cli
 			Day:     int32(floorDiv(t, dayNS)),
 			Bot:     u.Bot,
 			Visitor: c.Visitor(addr, ua),
-			Dims: [numDims]dims.ID{
+			Dims: [numClickDims]dims.ID{
 				dimReferrer: c.ReferrerHostID(b.Referrer.Value(i)),
 				dimCountry:  c.CountryID(addr),
-				dimBrowser:  u.Browser, dimOS: u.OS, dimDevice: u.Device,
+				dimUA:       u.Kind,
 				dimLanguage: c.LanguageID(b.AcceptLanguage.Value(i)),
 			},
 		})
@@ -173,7 +195,7 @@ func (vs *values) insert(k valueKey, n int64) {
 	if len(vs.list) < listMax {
 		if vs.list == nil {
 			// A day's first click brings one value of every dimension.
-			vs.list = make([]valueCount, 0, numDims)
+			vs.list = make([]valueCount, 0, numClickDims)
 		}
 		vs.list = append(vs.list, valueCount{k, n})
 		return
@@ -188,18 +210,18 @@ func (vs *values) insert(k valueKey, n int64) {
 
 // addClick counts one click's value of every dimension: one pass over the
 // list finds all those it holds, instead of one pass per dimension.
-func (vs *values) addClick(ids *[numDims]dims.ID) {
+func (vs *values) addClick(ids *[numClickDims]dims.ID) {
 	if vs.m != nil {
 		for dim, id := range ids {
 			vs.m[keyOf(uint8(dim), id)]++
 		}
 		return
 	}
-	const all = 1<<numDims - 1
+	const all = 1<<numClickDims - 1
 	var found uint
 	for i := range vs.list {
 		e := &vs.list[i]
-		if d := e.k.dim(); d < numDims && e.k.value() == ids[d] {
+		if d := e.k.dim(); d < numClickDims && e.k.value() == ids[d] {
 			e.n++
 			found |= 1 << d
 		}
@@ -320,7 +342,7 @@ const slabSize = 256
 func (p *SegmentPartial) newDay() *Day {
 	if len(p.days) == 0 {
 		p.days = make([]Day, slabSize)
-		p.vals = make([]valueCount, slabSize*numDims)
+		p.vals = make([]valueCount, slabSize*numClickDims)
 		p.hrs = make([]hourCount, slabSize)
 		p.vis = make([]uint64, slabSize)
 	}
@@ -328,8 +350,8 @@ func (p *SegmentPartial) newDay() *Day {
 	p.days = p.days[1:]
 	// The full slice expressions cap the lists: growing one past its share
 	// reallocates instead of writing into the next day's.
-	d.values.list = p.vals[:0:numDims]
-	p.vals = p.vals[numDims:]
+	d.values.list = p.vals[:0:numClickDims]
+	p.vals = p.vals[numClickDims:]
 	d.hours = p.hrs[:0:1]
 	p.hrs = p.hrs[1:]
 	d.Visitors.Exact = p.vis[:0:1]
@@ -379,7 +401,16 @@ func Combine(p *SegmentPartial, clicks []Click) {
 // Dims returns the day's clicks by dimension and value name.
 func (d *Day) Dims(s *dims.Shared) sfsql.Dims {
 	out := sfsql.Dims{}
-	d.values.each(func(dim uint8, id dims.ID, n int64) { out.Add(sfsql.DimNames[dim], s.Name(id), n) })
+	d.values.each(func(dim uint8, id dims.ID, n int64) {
+		if dim != dimUA {
+			out.Add(dimNames[dim], s.Name(id), n)
+			return
+		}
+		b, o, dev, _ := dims.KindParts(s.Name(id))
+		out.Add(sfsql.DimBrowser, s.Name(b), n)
+		out.Add(sfsql.DimOS, s.Name(o), n)
+		out.Add(sfsql.DimDevice, s.Name(dev), n)
+	})
 	return out
 }
 
@@ -389,12 +420,28 @@ func (d *Day) Dims(s *dims.Shared) sfsql.Dims {
 // table (Shared.Names).
 func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
 	var byDim [numDims][]valueCount
+	spread := false
 	d.values.each(func(dim uint8, id dims.ID, n int64) {
-		byDim[dim] = append(byDim[dim], valueCount{keyOf(dim, id), n})
+		if dim != dimUA {
+			byDim[dim] = append(byDim[dim], valueCount{keyOf(dim, id), n})
+			return
+		}
+		spread = true
+		br, o, dev, _ := dims.KindParts(names[id])
+		byDim[dimBrowser] = append(byDim[dimBrowser], valueCount{keyOf(dimBrowser, br), n})
+		byDim[dimOS] = append(byDim[dimOS], valueCount{keyOf(dimOS, o), n})
+		byDim[dimDevice] = append(byDim[dimDevice], valueCount{keyOf(dimDevice, dev), n})
 	})
+	if spread {
+		// Kinds share browsers, OSes and devices: one entry per value.
+		for _, dim := range []uint8{dimBrowser, dimOS, dimDevice} {
+			byDim[dim] = sumEqual(byDim[dim])
+		}
+	}
 	b = append(b, '{')
 	first := true
-	for dim, vals := range byDim {
+	for _, dim := range outDims {
+		vals := byDim[dim]
 		if len(vals) == 0 {
 			continue
 		}
@@ -402,7 +449,7 @@ func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = strconv.AppendQuote(b, sfsql.DimNames[dim])
+		b = strconv.AppendQuote(b, dimNames[dim])
 		b = append(b, ':', '{')
 		if len(vals) <= sfsql.MaxDimValues {
 			// Ids are distinct values: no two entries share a name.
@@ -433,6 +480,23 @@ func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// sumEqual sorts counts by key and adds up those of equal keys.
+func sumEqual(vals []valueCount) []valueCount {
+	if len(vals) < 2 {
+		return vals
+	}
+	slices.SortFunc(vals, func(a, b valueCount) int { return cmp.Compare(a.k, b.k) })
+	out := vals[:1]
+	for _, v := range vals[1:] {
+		if last := &out[len(out)-1]; last.k == v.k {
+			last.n += v.n
+		} else {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // appendJSONString appends s as a JSON string.

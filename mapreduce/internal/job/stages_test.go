@@ -139,8 +139,12 @@ type Tuple struct {
 	Browser, OS, Device, Referrer, Country, Language string
 }
 
-func nameOf(c *dims.Classifier, d [numDims]dims.ID) Tuple {
-	return Tuple{Browser: c.Name(d[dimBrowser]), OS: c.Name(d[dimOS]), Device: c.Name(d[dimDevice]),
+func nameOf(c *dims.Classifier, d [numClickDims]dims.ID) Tuple {
+	b, o, dev, ok := dims.KindParts(c.Name(d[dimUA]))
+	if !ok {
+		return Tuple{Browser: "not a kind"}
+	}
+	return Tuple{Browser: c.Name(b), OS: c.Name(o), Device: c.Name(dev),
 		Referrer: c.Name(d[dimReferrer]), Country: c.Name(d[dimCountry]), Language: c.Name(d[dimLanguage])}
 }
 
@@ -151,7 +155,7 @@ var (
 	testClassifierShared *dims.Shared
 )
 
-func idTuple(t testing.TB, country string) [numDims]dims.ID {
+func idTuple(t testing.TB, country string) [numClickDims]dims.ID {
 	if testClassifier == nil {
 		s, err := dims.NewShared(testDims(t))
 		if err != nil {
@@ -162,8 +166,8 @@ func idTuple(t testing.TB, country string) [numDims]dims.ID {
 	addr := map[string]string{"CH": "192.0.2.1", "JP": "198.51.100.1"}[country]
 	c := testClassifier
 	u := c.UserAgentIDs(chrome)
-	return [numDims]dims.ID{dimReferrer: c.ReferrerHostID(""), dimCountry: c.CountryID(addr),
-		dimBrowser: u.Browser, dimOS: u.OS, dimDevice: u.Device, dimLanguage: c.LanguageID("")}
+	return [numClickDims]dims.ID{dimReferrer: c.ReferrerHostID(""), dimCountry: c.CountryID(addr),
+		dimUA: u.Kind, dimLanguage: c.LanguageID("")}
 }
 
 // click is a classified click; visitor is mixed into a 64-bit hash, as
@@ -246,7 +250,7 @@ func TestValuesGrow(t *testing.T) {
 func TestAddClick(t *testing.T) {
 	var one, each values
 	for i := range 500 {
-		ids := [numDims]dims.ID{dims.ID(i % 7), dims.ID(i % 3), 5, dims.ID(i % 11), dims.ID(i % 2), dims.ID(i % 40)}
+		ids := [numClickDims]dims.ID{dims.ID(i % 7), dims.ID(i % 3), dims.ID(i % 11), dims.ID(i % 40)}
 		one.addClick(&ids)
 		for dim, id := range ids {
 			each.add(uint8(dim), id, 1)
@@ -264,13 +268,23 @@ func TestAddClick(t *testing.T) {
 }
 
 // TestDimsJSON: the hand-written JSON is what encoding/json makes of Dims,
-// names with quotes, controls and invalid UTF-8 included.
+// names with quotes, controls and invalid UTF-8 included, and with
+// browser, OS and device counted both by kind (a run's clicks) and one by
+// one (a stored day's), which add up.
 func TestDimsJSON(t *testing.T) {
 	s := testClassifierSharedFor(t)
+	c := s.NewClassifier()
 	d := &Day{}
-	for i, name := range []string{"plain", `q"uote`, "back\\slash", "tab\there", "bad\xffutf8", "émoji 🎉", "line\u2028sep"} {
-		d.values.add(uint8(i%numDims), s.ID(name), int64(i+1))
+	names := []string{"plain", `q"uote`, "back\\slash", "tab\there", "bad\xffutf8", "émoji 🎉", "line\u2028sep"}
+	for i, name := range names {
+		dim := []uint8{dimReferrer, dimCountry, dimLanguage, dimBrowser, dimOS, dimDevice}[i%6]
+		d.values.add(dim, s.ID(name), int64(i+1))
 	}
+	chrome, firefox := c.UserAgentIDs(chrome), c.UserAgentIDs("Mozilla/5.0 (Windows NT 10.0; rv:133.0) Gecko/20100101 Firefox/133.0")
+	d.values.add(dimUA, chrome.Kind, 10)
+	d.values.add(dimUA, firefox.Kind, 100)
+	d.values.add(dimBrowser, chrome.Browser, 1000) // stored
+	d.values.add(dimOS, firefox.OS, 1000)          // stored; Windows, as Chrome's is
 	var got, want sfsql.Dims
 	if err := json.Unmarshal(d.AppendDimsJSON(nil, s.Names()), &got); err != nil {
 		t.Fatalf("invalid JSON %s: %v", d.AppendDimsJSON(nil, s.Names()), err)
@@ -279,6 +293,17 @@ func TestDimsJSON(t *testing.T) {
 	json.Unmarshal(wantJSON, &want)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+	if got[sfsql.DimBrowser]["Chrome"] != 1010 || got[sfsql.DimBrowser]["Firefox"] != 100 ||
+		got[sfsql.DimOS]["Windows"] != 1110 || got[sfsql.DimDevice]["desktop"] != 110 {
+		t.Fatalf("kinds and stored counts: %v", got)
+	}
+	for dim, vals := range got {
+		for v := range vals {
+			if _, _, _, ok := dims.KindParts(v); ok {
+				t.Fatalf("%s has a kind's entry %q", dim, v)
+			}
+		}
 	}
 }
 

@@ -22,8 +22,10 @@ import (
 // dimIndex maps a dimension's name to its index.
 var dimIndex = func() map[string]uint8 {
 	m := map[string]uint8{}
-	for i, n := range sfsql.DimNames {
-		m[n] = uint8(i)
+	for i, n := range dimNames {
+		if n != "" {
+			m[n] = uint8(i)
+		}
 	}
 	return m
 }()
