@@ -198,6 +198,44 @@ func TestDayKey(t *testing.T) {
 	}
 }
 
+// BenchmarkDayKeyMap is the evidence for packing DayKey into one word:
+// a segment's worth of day lookups and inserts (1 M clicks over 300 K
+// link-days, as Combine makes them) in a map keyed by a struct of link and
+// day, and by the packed key.
+func BenchmarkDayKeyMap(b *testing.B) {
+	links := make([]int64, 1_000_000)
+	x := uint64(1)
+	for i := range links {
+		x = x*6364136223846793005 + 1442695040888963407
+		links[i] = int64(x>>44)%300_000 + 1
+	}
+	day := int32(t0.Unix() / 86400)
+	type structKey struct {
+		Link int64
+		Day  int32
+	}
+	b.Run("struct", func(b *testing.B) {
+		for b.Loop() {
+			m := map[structKey]*Day{}
+			for _, l := range links {
+				if k := (structKey{l, day}); m[k] == nil {
+					m[k] = &Day{}
+				}
+			}
+		}
+	})
+	b.Run("packed", func(b *testing.B) {
+		for b.Loop() {
+			m := map[DayKey]*Day{}
+			for _, l := range links {
+				if k := MakeDayKey(l, day); m[k] == nil {
+					m[k] = &Day{}
+				}
+			}
+		}
+	})
+}
+
 func TestCombine(t *testing.T) {
 	p := NewSegmentPartial()
 	Combine(p, []Click{click(t, 1, 0, false, 7, "CH"), click(t, 1, 0, true, 8, "CH"), click(t, 1, 1, false, 7, "JP"), click(t, 2, 0, false, 9, "CH")})
