@@ -499,7 +499,18 @@ func FuzzReader(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownVersion) {
 			t.Fatalf("error %v is neither ErrCorrupt nor ErrUnknownVersion", err)
 		}
-		_ = rows
+		// Read in place, the same bytes give the same rows or error.
+		inPlace, err2 := readAllBytes(data)
+		if (err == nil) != (err2 == nil) || !reflect.DeepEqual(rows, inPlace) {
+			t.Fatalf("stream: %d rows, err %v; in place: %d rows, err %v", len(rows), err, len(inPlace), err2)
+		}
+		if err == nil {
+			// What the inflater accepts, arrow-go's own decompression
+			// reads alike.
+			if stock, err := readAllStock(data); err != nil || !reflect.DeepEqual(rows, stock) {
+				t.Fatalf("arrow-go's plain reader: %d rows, err %v; ours: %d rows", len(stock), err, len(rows))
+			}
+		}
 		_, _ = wholePrefix(bytes.NewReader(data))
 	})
 }

@@ -52,18 +52,31 @@ type Reader struct {
 
 // NewReader reads a segment's schema from r and checks that this build can
 // read its format version.
-func NewReader(r io.Reader) (rd *Reader, err error) {
+func NewReader(r io.Reader) (*Reader, error) {
+	prefix, err := readSchemaPrefix(r)
+	if err != nil {
+		return nil, err
+	}
+	return newReader(newInflater(io.MultiReader(bytes.NewReader(prefix), r), nil))
+}
+
+// NewBytesReader is NewReader over a whole segment in memory, read in
+// place: its compressed buffers are not copied. data must not change until
+// the Reader is released.
+func NewBytesReader(data []byte) (*Reader, error) {
+	if _, err := readSchemaPrefix(bytes.NewReader(data)); err != nil {
+		return nil, err
+	}
+	return newReader(newInflater(nil, data))
+}
+
+func newReader(mr *inflater) (rd *Reader, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: %v", ErrCorrupt, p)
 		}
 	}()
-	prefix, err := readSchemaPrefix(r)
-	if err != nil {
-		return nil, err
-	}
-	ir, err := ipc.NewReader(io.MultiReader(bytes.NewReader(prefix), r), ipc.WithAllocator(readAlloc),
-		ipc.WithBodySizeLimit(maxAlloc/2), ipc.WithMetadataSizeLimit(1<<20))
+	ir, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(readAlloc))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
@@ -251,6 +264,11 @@ func ReadAll(r io.Reader) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	return rd.readAll()
+}
+
+// readAll reads the rest of the segment's rows and releases the reader.
+func (rd *Reader) readAll() ([]Row, error) {
 	defer rd.Release()
 	var rows []Row
 	for rd.Next() {

@@ -127,7 +127,7 @@ func (w *Window) Decode() (float64, error) {
 	for range runtime.GOMAXPROCS(0) {
 		g.Go(func() error {
 			for data := range next {
-				rd, err := logfmt.NewReader(bytes.NewReader(data))
+				rd, err := logfmt.NewBytesReader(data)
 				if err != nil {
 					return err
 				}

@@ -120,7 +120,7 @@ func TestDamagedSegmentsQuarantined(t *testing.T) {
 	}{
 		{"truncated inside a batch", func(t *testing.T, seg []byte) []byte {
 			return seg[:len(seg)-20] // the end-of-stream marker is 8 bytes: this cuts into the batch's body
-		}, true, []string{"corrupt segment", "could not read message body: unexpected EOF"}},
+		}, true, []string{"corrupt segment", "read message body: unexpected EOF"}},
 		{"truncated after a whole batch", func(t *testing.T, seg []byte) []byte {
 			two, firstEnd := reencode(t, seg, "1", 20)
 			return two[:firstEnd]

@@ -1,7 +1,6 @@
 package job
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,7 +28,7 @@ func ArchivePath(dir, proxy, segment string, day time.Time) string {
 // WriteArchive writes every record of a segment to the archive as Parquet
 // (zstd), one file per day its records fall in.
 func WriteArchive(dir, proxy, segment string, data []byte) error {
-	rd, err := logfmt.NewReader(bytes.NewReader(data))
+	rd, err := logfmt.NewBytesReader(data)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/logfmt"
@@ -557,24 +558,49 @@ func BenchmarkLocalSegments(b *testing.B) {
 		}
 		return g.Wait()
 	}
-	b.Run("decode", func(b *testing.B) {
+	// decode is each segment read in place by logfmt's reader, as the job
+	// reads it; decode_arrow by arrow-go's plain IPC reader, which
+	// decompresses buffers itself (see logfmt.BenchmarkDecode).
+	decode := func(b *testing.B, read func(data []byte) (int, error)) {
 		var n atomic.Int64
 		for b.Loop() {
 			if err := each(func(data []byte, _ int) error {
-				rd, err := logfmt.NewReader(bytes.NewReader(data))
-				if err != nil {
-					return err
-				}
-				defer rd.Release()
-				for rd.Next() {
-					n.Add(int64(rd.Batch().Len()))
-				}
-				return rd.Err()
+				rows, err := read(data)
+				n.Add(int64(rows))
+				return err
 			}); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "records/s")
+	}
+	b.Run("decode", func(b *testing.B) {
+		decode(b, func(data []byte) (int, error) {
+			rd, err := logfmt.NewBytesReader(data)
+			if err != nil {
+				return 0, err
+			}
+			defer rd.Release()
+			n := 0
+			for rd.Next() {
+				n += rd.Batch().Len()
+			}
+			return n, rd.Err()
+		})
+	})
+	b.Run("decode_arrow", func(b *testing.B) {
+		decode(b, func(data []byte) (int, error) {
+			rd, err := ipc.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return 0, err
+			}
+			defer rd.Release()
+			n := 0
+			for rd.Next() {
+				n += int(rd.RecordBatch().NumRows())
+			}
+			return n, rd.Err()
+		})
 	})
 	// aggregate is one pass: map, combine and partition every segment,
 	// then reduce every partition.
