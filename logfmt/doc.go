@@ -83,6 +83,16 @@
 // start-up Repair cuts the open segment after its last whole batch, ends and
 // seals it, and enters sealed segments the manifest lacks.
 //
+// # Reading
+//
+// NewReader and NewBytesReader (a segment in memory, read in place) give
+// batches through arrow-go's IPC reader, but decompress each batch's zstd
+// buffers themselves, with one reused decoder, before arrow-go sees it:
+// arrow-go would make a decoder per batch and stream every buffer through
+// goroutines, which costs more than the decompression. NewColumnsReader
+// decompresses only the columns asked for; the others read as zero values.
+// Every batch is validated before it is handed out.
+//
 // # Versions
 //
 // The version is in the schema metadata. A reader rejects a version it does

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	flatbuffers "github.com/google/flatbuffers/go"
@@ -28,7 +30,8 @@ type inflater struct {
 	data     []byte    // the whole stream, read in place
 	refCount atomic.Int64
 	msg      *ipc.Message
-	comp     []byte // a stream's current compressed body
+	comp     []byte       // a stream's current compressed body
+	roles    []bufferRole // a projected read's plan for each buffer of a batch; nil: decompress all
 }
 
 func newInflater(r io.Reader, data []byte) *inflater {
@@ -141,7 +144,7 @@ func (m *inflater) Message() (msg *ipc.Message, err error) {
 	}
 	var out *memory.Buffer
 	if hdr.zstdBatch {
-		meta, out, err = inflate(meta, &hdr, body)
+		meta, out, err = inflate(meta, &hdr, body, m.roles)
 		if err != nil {
 			return nil, err
 		}
@@ -211,7 +214,9 @@ var decoders = sync.Pool{New: func() any {
 // inflate decompresses a zstd batch's buffers into one new body, each
 // buffer 8-byte aligned, and returns metadata that describes the batch as
 // uncompressed. Every offset and length is checked against the body first.
-func inflate(meta []byte, h *message, body []byte) (newMeta []byte, out *memory.Buffer, err error) {
+// roles, if it has a role for each buffer, leaves the buffers of columns
+// not read compressed: see bufferRole.
+func inflate(meta []byte, h *message, body []byte, roles []bufferRole) (newMeta []byte, out *memory.Buffer, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			if out != nil {
@@ -222,18 +227,21 @@ func inflate(meta []byte, h *message, body []byte) (newMeta []byte, out *memory.
 	}()
 	bt := &h.batch
 	bufs := vectorOf(bt, vtBatchBuffers, structSize)
+	if len(roles) != bufs.n {
+		roles = nil
+	}
 	// A buffer's n bytes at from go to out at to, size bytes: decompressed,
-	// or copied if raw.
+	// copied if raw, or zeros if role says so.
 	type span struct {
 		from, n, to, size int64
 		raw               bool
+		role              bufferRole
 	}
 	spans := make([]span, bufs.n)
-	var total int64
+	var total, zeros int64
 	for i := range spans {
 		off, n := bufs.long(i, 0), bufs.long(i, 1)
 		if n == 0 {
-			spans[i] = span{to: total}
 			continue
 		}
 		if off < 0 || n < 8 || off > int64(len(body))-n {
@@ -247,22 +255,49 @@ func inflate(meta []byte, h *message, body []byte) (newMeta []byte, out *memory.
 		if size < 0 || size > maxAlloc {
 			return nil, nil, fmt.Errorf("buffer %d claims %d bytes", i, size)
 		}
-		spans[i] = span{off + 8, n - 8, total, size, raw}
-		total += (size + bufferAlign - 1) &^ (bufferAlign - 1)
+		s := span{from: off + 8, n: n - 8, size: size, raw: raw}
+		if roles != nil {
+			s.role = roles[i]
+		}
+		switch s.role {
+		case zeroBuffer:
+			zeros = max(zeros, size)
+		case emptyBuffer:
+			s.size = 0
+		default:
+			s.to = total
+			total += align8(size)
+		}
+		spans[i] = s
 		if total > maxAlloc {
 			return nil, nil, fmt.Errorf("record batch of over %d bytes", maxAlloc)
 		}
 	}
+	// Every zeroBuffer is one run of zeros at the end, as long as the
+	// longest.
+	zerosAt := total
+	total += align8(zeros)
+	if total > maxAlloc {
+		return nil, nil, fmt.Errorf("record batch of over %d bytes", maxAlloc)
+	}
 	out = memory.NewResizableBuffer(readAlloc)
 	out.Resize(int(total))
 	dst := out.Bytes()
+	clear(dst[zerosAt:])
 	dec := decoders.Get().(*zstd.Decoder)
 	defer decoders.Put(dec)
-	for i, s := range spans {
+	for i := range spans {
+		s := &spans[i]
+		if s.role == zeroBuffer {
+			s.to = zerosAt
+			continue
+		}
 		if s.size == 0 {
 			continue
 		}
 		src, to := body[s.from:s.from+s.n], dst[s.to:s.to+s.size:s.to+s.size]
+		// Padding comes from the pool: zero it, as a writer would have.
+		clear(dst[s.to+s.size : s.to+align8(s.size)])
 		if s.raw {
 			copy(to, src)
 			continue
@@ -276,16 +311,6 @@ func inflate(meta []byte, h *message, body []byte) (newMeta []byte, out *memory.
 			out.Release()
 			return nil, nil, fmt.Errorf("buffer %d holds %d bytes, claims %d", i, len(got), s.size)
 		}
-	}
-	// Padding between buffers comes from the pool: zero it, as a writer
-	// would have.
-	for i, s := range spans {
-		end := s.to + s.size
-		next := total
-		if i+1 < len(spans) {
-			next = spans[i+1].to
-		}
-		clear(dst[end:next])
 	}
 	nodes := vectorOf(bt, vtBatchNodes, structSize)
 	variadic := vectorOf(bt, vtBatchVariadic, 8)
@@ -356,4 +381,59 @@ func vectorOf(t *flatbuffers.Table, vt flatbuffers.VOffsetT, size int) vector {
 // long is the j-th 8-byte field of the i-th element.
 func (v vector) long(i, j int) int64 {
 	return v.t.GetInt64(v.base + flatbuffers.UOffsetT(i*v.size+8*j))
+}
+
+func align8(n int64) int64 { return (n + bufferAlign - 1) &^ (bufferAlign - 1) }
+
+// bufferRole is what a projected read (NewColumnsReader) does with one
+// buffer of a record batch. A column not read is not decompressed: its
+// validity bitmap, offsets and fixed-width values become zeros of the
+// declared length (all of them one shared run of zeros), and its string
+// bytes none at all. Zero offsets make every string and list empty, so
+// the column reads as zero values and passes validation.
+type bufferRole uint8
+
+const (
+	keepBuffer  bufferRole = iota // decompress
+	zeroBuffer                    // zeros of the declared length
+	emptyBuffer                   // no bytes: a skipped column's string data
+)
+
+// bufferRoles lays out the buffers of a schema's record batches in IPC
+// order (each column's, depth first) and marks those of columns not in
+// keep. ok is false for a schema with a type it does not know: read such a
+// batch whole.
+func bufferRoles(schema *arrow.Schema, keep []int) (roles []bufferRole, ok bool) {
+	for i, f := range schema.Fields() {
+		if roles, ok = appendRoles(roles, f.Type, !slices.Contains(keep, i)); !ok {
+			return nil, false
+		}
+	}
+	return roles, true
+}
+
+func appendRoles(roles []bufferRole, dt arrow.DataType, skip bool) ([]bufferRole, bool) {
+	role, data := keepBuffer, keepBuffer
+	if skip {
+		role, data = zeroBuffer, emptyBuffer
+	}
+	switch dt := dt.(type) {
+	case *arrow.StringType, *arrow.BinaryType:
+		return append(roles, role, role, data), true // validity, offsets, bytes
+	case *arrow.ListType:
+		return appendRoles(append(roles, role, role), dt.Elem(), skip) // validity, offsets, then the values
+	case *arrow.StructType:
+		roles = append(roles, role) // validity, then each field's
+		for _, f := range dt.Fields() {
+			var ok bool
+			if roles, ok = appendRoles(roles, f.Type, skip); !ok {
+				return nil, false
+			}
+		}
+		return roles, true
+	case *arrow.TimestampType, *arrow.Int64Type, *arrow.Uint64Type, *arrow.Int32Type, *arrow.Uint32Type,
+		*arrow.Int16Type, *arrow.Uint16Type, *arrow.Int8Type, *arrow.Uint8Type, *arrow.Float64Type, *arrow.Float32Type:
+		return append(roles, role, role), true // validity, values
+	}
+	return nil, false
 }

@@ -326,3 +326,95 @@ func readAllStock(data []byte) (rows []Row, err error) {
 	}
 	return (&Reader{r: ir}).readAll()
 }
+
+// projected is what a read of only cols makes of row: the other columns'
+// zero values.
+func projected(row Row, cols []int) Row {
+	var p Row
+	pv, rv := reflect.ValueOf(&p).Elem(), reflect.ValueOf(row)
+	for _, c := range cols {
+		pv.Field(c).Set(rv.Field(c))
+	}
+	return p
+}
+
+// TestColumnsReader reads sealed segments keeping some columns, among
+// them the map's and one that keeps only the list of headers, and checks
+// the kept columns against a whole read and the others are zero values.
+func TestColumnsReader(t *testing.T) {
+	sealed := sealedSegment(t, 3000, 100)
+	if reflect.TypeOf(Row{}).NumField() != numCols {
+		t.Fatalf("Row has %d fields, segments %d columns: projected() needs them in column order", reflect.TypeOf(Row{}).NumField(), numCols)
+	}
+	whole, err := ReadAll(bytes.NewReader(sealed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cols := range [][]int{
+		{ColTime, ColClientAddr, ColStatus, ColLinkID, ColUserAgent, ColReferrer, ColAcceptLanguage},
+		{ColHeaders},
+		{ColProxy, ColClientPort, ColLatency},
+		{},
+	} {
+		rd, err := NewColumnsReader(sealed, cols...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := rd.readAll()
+		if err != nil || len(got) != len(whole) {
+			t.Fatalf("columns %v: %d rows, err %v; want %d", cols, len(got), err, len(whole))
+		}
+		for i := range got {
+			if want := projected(whole[i], cols); !reflect.DeepEqual(got[i], want) {
+				t.Fatalf("columns %v, row %d:\n got %+v\nwant %+v", cols, i, got[i], want)
+			}
+		}
+	}
+}
+
+// TestColumnsReaderSkipsDamage shows the price of a projected read: damage
+// in a column not read goes unseen (the job checks every segment's
+// SHA-256 first), while the same damage in a column read is caught.
+func TestColumnsReaderSkipsDamage(t *testing.T) {
+	sealed := sealedSegment(t, 500, 500)
+	_, bodyAt := batchAt(t, sealed)
+	h := firstBatch(t, sealed)
+	bufs := vectorOf(&h.batch, vtBatchBuffers, structSize)
+	roles, ok := bufferRoles(Schema("proxy-01"), []int{ColUserAgent})
+	if !ok || len(roles) != bufs.n {
+		t.Fatalf("%d roles (ok %v) for %d buffers", len(roles), ok, bufs.n)
+	}
+	// The last buffer is the header values' bytes; the user agents' bytes
+	// are the only kept buffer with an emptyBuffer role elsewhere.
+	last := bufs.n - 1
+	ua := -1
+	for i, r := range roles {
+		if r == keepBuffer && bufs.long(i, 1) > 0 {
+			ua = i
+		}
+	}
+	damage := func(i int) []byte {
+		b := bytes.Clone(sealed)
+		off, n := bufs.long(i, 0), bufs.long(i, 1)
+		copy(b[bodyAt+int(off)+8:bodyAt+int(off+n)], bytes.Repeat([]byte{0xa5}, int(n)))
+		return b
+	}
+	headers := damage(last)
+	if _, err := ReadAll(bytes.NewReader(headers)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("whole read of damaged headers: got %v, want ErrCorrupt", err)
+	}
+	rd, err := NewColumnsReader(headers, ColUserAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := rd.readAll(); err != nil || len(rows) != 500 || rows[0].UserAgent == "" {
+		t.Fatalf("user agents of a segment with damaged headers: %d rows, err %v", len(rows), err)
+	}
+	rd, err = NewColumnsReader(damage(ua), ColUserAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rd.readAll(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("user agents damaged: got %v, want ErrCorrupt", err)
+	}
+}

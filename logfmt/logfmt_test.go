@@ -510,6 +510,21 @@ func FuzzReader(f *testing.F) {
 			if stock, err := readAllStock(data); err != nil || !reflect.DeepEqual(rows, stock) {
 				t.Fatalf("arrow-go's plain reader: %d rows, err %v; ours: %d rows", len(stock), err, len(rows))
 			}
+			// A read of some columns gives those columns alike.
+			cols := []int{ColTime, ColClientAddr, ColStatus, ColLinkID, ColUserAgent, ColReferrer, ColAcceptLanguage}
+			rd, err := NewColumnsReader(data, cols...)
+			if err != nil {
+				t.Fatalf("whole read fine, read of columns %v: %v", cols, err)
+			}
+			some, err := rd.readAll()
+			if err != nil || len(some) != len(rows) {
+				t.Fatalf("whole read fine, read of columns %v: %d rows of %d, err %v", cols, len(some), len(rows), err)
+			}
+			for i := range some {
+				if want := projected(rows[i], cols); !reflect.DeepEqual(some[i], want) {
+					t.Fatalf("columns %v, row %d:\n got %+v\nwant %+v", cols, i, some[i], want)
+				}
+			}
 		}
 		_, _ = wholePrefix(bytes.NewReader(data))
 	})

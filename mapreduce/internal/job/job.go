@@ -485,7 +485,7 @@ const mapChunk = 1024
 
 // mapCombineFiltered is MapCombine keeping only clicks keep accepts.
 func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*SegmentPartial, int64, error) {
-	rd, err := logfmt.NewBytesReader(data)
+	rd, err := logfmt.NewColumnsReader(data, mapColumns...)
 	if err != nil {
 		return nil, 0, err
 	}

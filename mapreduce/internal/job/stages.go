@@ -117,6 +117,12 @@ func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
 	return mapRows(b, c, out, 0, b.Len())
 }
 
+// mapColumns are the columns Map reads. MapCombine decompresses only these
+// (logfmt.NewColumnsReader): in the benchmark's segments they are 42% of
+// the decompressed bytes, the headers column alone 40%.
+var mapColumns = []int{logfmt.ColTime, logfmt.ColClientAddr, logfmt.ColStatus, logfmt.ColLinkID,
+	logfmt.ColUserAgent, logfmt.ColReferrer, logfmt.ColAcceptLanguage}
+
 // mapRows is Map over the batch's rows lo to hi.
 func mapRows(b *logfmt.Batch, c *dims.Classifier, out []Click, lo, hi int) []Click {
 	status, link, times := b.Status.Values()[lo:hi], b.LinkID.Values()[lo:hi], b.Time.Values()[lo:hi]

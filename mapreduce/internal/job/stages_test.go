@@ -558,9 +558,9 @@ func BenchmarkLocalSegments(b *testing.B) {
 		}
 		return g.Wait()
 	}
-	// decode is each segment read in place by logfmt's reader, as the job
-	// reads it; decode_arrow by arrow-go's plain IPC reader, which
-	// decompresses buffers itself (see logfmt.BenchmarkDecode).
+	// decode is each segment read whole and in place by logfmt's reader;
+	// decode_arrow by arrow-go's plain IPC reader, which decompresses
+	// buffers itself (see logfmt.BenchmarkDecode).
 	decode := func(b *testing.B, read func(data []byte) (int, error)) {
 		var n atomic.Int64
 		for b.Loop() {
@@ -574,19 +574,24 @@ func BenchmarkLocalSegments(b *testing.B) {
 		}
 		b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "records/s")
 	}
+	count := func(rd *logfmt.Reader, err error) (int, error) {
+		if err != nil {
+			return 0, err
+		}
+		defer rd.Release()
+		n := 0
+		for rd.Next() {
+			n += rd.Batch().Len()
+		}
+		return n, rd.Err()
+	}
 	b.Run("decode", func(b *testing.B) {
-		decode(b, func(data []byte) (int, error) {
-			rd, err := logfmt.NewBytesReader(data)
-			if err != nil {
-				return 0, err
-			}
-			defer rd.Release()
-			n := 0
-			for rd.Next() {
-				n += rd.Batch().Len()
-			}
-			return n, rd.Err()
-		})
+		decode(b, func(data []byte) (int, error) { return count(logfmt.NewBytesReader(data)) })
+	})
+	// decode_columns reads only the columns the map reads, as MapCombine
+	// does.
+	b.Run("decode_columns", func(b *testing.B) {
+		decode(b, func(data []byte) (int, error) { return count(logfmt.NewColumnsReader(data, mapColumns...)) })
 	})
 	b.Run("decode_arrow", func(b *testing.B) {
 		decode(b, func(data []byte) (int, error) {
