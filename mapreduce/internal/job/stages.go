@@ -294,6 +294,14 @@ type Day struct {
 	hours        hours
 	values       values
 	Visitors     visitors
+
+	// A new day's lists start in these, inside the day itself: a segment
+	// has thousands of link-days, most with one click, and a day whose
+	// counts are all in one place costs the stages one trip to memory
+	// instead of four.
+	firstValues  [numClickDims]valueCount
+	firstHour    [1]hourCount
+	firstVisitor [1]uint64
 }
 
 // merge adds o to d. Visitor sets are merged, not added: a visitor seen in
@@ -331,14 +339,9 @@ func clicksOf(days map[DayKey]*Day) int64 {
 type SegmentPartial struct {
 	Days map[DayKey]*Day
 
-	// Slabs the next days, their first values, hour and visitor are cut
-	// from: a segment has thousands of link-days, most with one click, and
-	// one allocation per slab instead of four per day spares the allocator
-	// and the collector.
+	// The slab the next days are cut from: one allocation per slabSize
+	// days instead of one per day spares the allocator and the collector.
 	days []Day
-	vals []valueCount
-	hrs  []hourCount
-	vis  []uint64
 }
 
 // slabSize is how many days one slab holds.
@@ -349,20 +352,14 @@ const slabSize = 256
 func (p *SegmentPartial) newDay() *Day {
 	if len(p.days) == 0 {
 		p.days = make([]Day, slabSize)
-		p.vals = make([]valueCount, slabSize*numClickDims)
-		p.hrs = make([]hourCount, slabSize)
-		p.vis = make([]uint64, slabSize)
 	}
 	d := &p.days[0]
 	p.days = p.days[1:]
-	// The full slice expressions cap the lists: growing one past its share
-	// reallocates instead of writing into the next day's.
-	d.values.list = p.vals[:0:numClickDims]
-	p.vals = p.vals[numClickDims:]
-	d.hours = p.hrs[:0:1]
-	p.hrs = p.hrs[1:]
-	d.Visitors.Exact = p.vis[:0:1]
-	p.vis = p.vis[1:]
+	// The full slice expressions cap the lists: one that grows past its
+	// first entries moves out.
+	d.values.list = d.firstValues[:0:numClickDims]
+	d.hours = d.firstHour[:0:1]
+	d.Visitors.Exact = d.firstVisitor[:0:1]
 	return d
 }
 
