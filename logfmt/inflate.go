@@ -72,7 +72,8 @@ func (m *inflater) Release() {
 	}
 }
 
-// Message limits, as NewReader gives arrow-go's own message reader.
+// Message limits of every reader here, the inflater's and those Repair
+// gives arrow-go's own message reader.
 const (
 	maxMetadata = 1 << 20
 	maxBody     = maxAlloc / 2

@@ -195,7 +195,7 @@ func batchAt(t *testing.T, data []byte) (msg, body int) {
 // reading give ErrCorrupt, not a panic or a wrong value.
 func TestInflateRejects(t *testing.T) {
 	sealed := sealedSegment(t, 500, 500)
-	msgAt, bodyAt := batchAt(t, sealed)
+	_, bodyAt := batchAt(t, sealed)
 	h := firstBatch(t, sealed)
 	bufs := vectorOf(&h.batch, vtBatchBuffers, structSize)
 	// The largest buffer: a compressed one.
@@ -211,7 +211,6 @@ func TestInflateRejects(t *testing.T) {
 	if size <= 0 {
 		t.Fatalf("largest buffer (%d bytes) is not compressed: prefix %d", n, size)
 	}
-	_ = msgAt
 	damage := func(fn func(b []byte)) []byte {
 		b := bytes.Clone(sealed)
 		fn(b)
@@ -384,8 +383,8 @@ func TestColumnsReaderSkipsDamage(t *testing.T) {
 	if !ok || len(roles) != bufs.n {
 		t.Fatalf("%d roles (ok %v) for %d buffers", len(roles), ok, bufs.n)
 	}
-	// The last buffer is the header values' bytes; the user agents' bytes
-	// are the only kept buffer with an emptyBuffer role elsewhere.
+	// The last buffer is the header values' bytes, a column not read; the
+	// last buffer kept is the user agents' bytes.
 	last := bufs.n - 1
 	ua := -1
 	for i, r := range roles {

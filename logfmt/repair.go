@@ -240,7 +240,7 @@ func wholePrefix(r io.Reader) (good int64, batches int) {
 	}()
 	cr := &countReader{r: r}
 	mr := ipc.NewMessageReader(cr, ipc.WithAllocator(readAlloc),
-		ipc.WithBodySizeLimit(maxAlloc/2), ipc.WithMetadataSizeLimit(1<<20))
+		ipc.WithBodySizeLimit(maxBody), ipc.WithMetadataSizeLimit(maxMetadata))
 	defer mr.Release()
 	for {
 		msg, err := mr.Message()

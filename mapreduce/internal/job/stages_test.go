@@ -523,10 +523,12 @@ var localSegments = sync.OnceValues(func() ([][]byte, error) {
 })
 
 // BenchmarkLocalSegments measures, on every core, records per second from
-// segments already read from local disk: "decode" only decodes them with
-// the Arrow reader; "aggregate" and "first_run" run map, combine, partition
-// and reduce with every dimension, with warm and with empty classifier
-// caches. make bench-mapreduce reports them side by side.
+// segments already read from local disk: "decode", "decode_columns" and
+// "decode_arrow" only decode them (whole with logfmt's reader, the map's
+// columns only, whole with arrow-go's plain reader); "aggregate" and
+// "first_run" run map, combine, partition and reduce with every
+// dimension, with warm and with empty classifier caches. make
+// bench-mapreduce reports them side by side.
 func BenchmarkLocalSegments(b *testing.B) {
 	segs, err := localSegments()
 	if err != nil {
