@@ -178,7 +178,12 @@ func TestApply(t *testing.T) {
 	if pid <= 0 {
 		t.Fatalf("no Postgres pid on db-primary:\n%s", out)
 	}
+	// The backends outlive the postmaster until they notice it is gone,
+	// and one that has not yet can still commit a link: the database is
+	// dead once none of its processes runs.
+	procs := append(childrenOf(t, pid), pid)
 	must(t, syscall.Kill(pid, syscall.SIGKILL))
+	waitDead(t, procs)
 	if code := call(t, "POST", primary+"/api/links", acct.APIKey, `{"target":"https://example.com/while-down"}`, nil); code != http.StatusServiceUnavailable {
 		t.Errorf("create with the primary database dead: %d, want 503", code)
 	}
@@ -675,6 +680,60 @@ func dumpHost(t *testing.T, h *testhost.Host) {
 	for _, l := range append(append([]string{h.InitLog()}, logs...), pglogs...) {
 		data, _ := os.ReadFile(l)
 		t.Logf("==== %s: %s\n%s", h.Name, filepath.Base(l), lastLines(string(data), 25))
+	}
+}
+
+// childrenOf lists the processes whose parent is pid. The test hosts are
+// chroots on this machine, so their processes are in this /proc.
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	must(t, err)
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if state, ppid, ok := procStat(p); ok && ppid == pid && state != 'Z' {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// procStat reads a process's state and parent from /proc; ok is false if
+// it is gone.
+func procStat(pid int) (state byte, ppid int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// pid (comm) state ppid …; comm may hold spaces and parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0][0], ppid, true
+}
+
+// waitDead waits until every process in pids has exited (gone, or a
+// zombie not yet reaped).
+func waitDead(t *testing.T, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, p := range pids {
+		for {
+			state, _, ok := procStat(p)
+			if !ok || state == 'Z' {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d (state %c) still runs a minute after its postmaster was killed", p, state)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 
