@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -21,6 +22,48 @@ import (
 // small buffers one by one would cost more than the data, so sealing
 // rewrites them as few large compressed batches.
 const compactRows = 1 << 16
+
+// dictEncoder dictionary-encodes string columns for sealing.
+type dictEncoder struct {
+	seen map[string]int32
+}
+
+func newDictEncoder() *dictEncoder { return &dictEncoder{seen: map[string]int32{}} }
+
+// encode makes one dictionary array of the parts of a string column: each
+// distinct value once, in order of first appearance, and each row's index
+// into them. The strings are copied: the result does not keep parts.
+func (e *dictEncoder) encode(parts []arrow.Array) arrow.Array {
+	clear(e.seen)
+	n := 0
+	for _, p := range parts {
+		n += p.Len()
+	}
+	indices := make([]int32, 0, n)
+	var values strCol
+	values.reset()
+	for _, p := range parts {
+		col := p.(*array.String)
+		for i := range col.Len() {
+			v := col.Value(i)
+			j, ok := e.seen[v]
+			if !ok {
+				j = int32(len(values.offsets) - 1)
+				values.appendString(v)
+				// The key points into the column, which outlives the map's use.
+				e.seen[v] = j
+			}
+			indices = append(indices, j)
+		}
+	}
+	idx, dict := fixedData(arrow.PrimitiveTypes.Int32, indices), values.arrayData()
+	defer idx.Release()
+	defer dict.Release()
+	ia, da := array.MakeFromData(idx), array.MakeFromData(dict)
+	defer ia.Release()
+	defer da.Release()
+	return array.NewDictionaryArray(dictString, ia, da)
+}
 
 // hashWriter counts and hashes what it writes.
 type hashWriter struct {
@@ -52,10 +95,15 @@ func sealFile(dir, openPath, name string, alloc memory.Allocator) (Entry, error)
 		return Entry{}, fmt.Errorf("%w: read open segment: %v", ErrCorrupt, err)
 	}
 	defer rd.Release()
-	version, _, err := checkSchema(rd.Schema())
+	version, proxy, err := checkSchema(rd.Schema())
 	if err != nil {
 		return Entry{}, err
 	}
+	if version != Version {
+		return Entry{}, fmt.Errorf("%w: open segment of format version %d, want %d", ErrCorrupt, version, Version)
+	}
+	sealed := schemaOf(SealedVersion, proxy)
+	enc := newDictEncoder()
 	tmp := filepath.Join(dir, name+".tmp")
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -67,8 +115,8 @@ func sealFile(dir, openPath, name string, alloc memory.Allocator) (Entry, error)
 		return Entry{}, err
 	}
 	hw := &hashWriter{w: out, sum: sha256.New()}
-	w := ipc.NewWriter(hw, ipc.WithSchema(rd.Schema()), ipc.WithZstd(), ipc.WithAllocator(alloc))
-	e := Entry{Name: name, Version: version}
+	w := ipc.NewWriter(hw, ipc.WithSchema(sealed), ipc.WithZstd(), ipc.WithAllocator(alloc))
+	e := Entry{Name: name, Version: SealedVersion}
 	var batch []arrow.RecordBatch
 	var rows int64
 	flush := func() error {
@@ -78,18 +126,30 @@ func sealFile(dir, openPath, name string, alloc memory.Allocator) (Entry, error)
 			}
 			batch, rows = batch[:0], 0
 		}()
-		switch len(batch) {
-		case 0:
+		if len(batch) == 0 {
 			return nil
-		case 1:
-			return w.Write(batch[0])
 		}
-		schema := batch[0].Schema()
-		cols := make([]arrow.Array, schema.NumFields())
+		cols := make([]arrow.Array, sealed.NumFields())
+		defer func() {
+			for _, c := range cols {
+				if c != nil {
+					c.Release()
+				}
+			}
+		}()
 		for i := range cols {
 			parts := make([]arrow.Array, len(batch))
 			for j, r := range batch {
 				parts[j] = r.Column(i)
+			}
+			if slices.Contains(DictColumns, i) {
+				cols[i] = enc.encode(parts)
+				continue
+			}
+			if len(parts) == 1 {
+				parts[0].Retain()
+				cols[i] = parts[0]
+				continue
 			}
 			c, err := array.Concatenate(parts, alloc)
 			if err != nil {
@@ -97,10 +157,7 @@ func sealFile(dir, openPath, name string, alloc memory.Allocator) (Entry, error)
 			}
 			cols[i] = c
 		}
-		rec := array.NewRecordBatch(schema, cols, rows)
-		for _, c := range cols {
-			c.Release()
-		}
+		rec := array.NewRecordBatch(sealed, cols, rows)
 		defer rec.Release()
 		return w.Write(rec)
 	}

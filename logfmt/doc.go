@@ -60,6 +60,19 @@
 // Text that is not valid UTF-8 is stored with each invalid byte sequence
 // replaced by U+FFFD, so every Arrow reader accepts the column.
 //
+// # Version 2: sealed segments
+//
+// Open segments are version 1. Sealing (compaction into batches of up to
+// 65,536 rows) writes version 2: the same columns, but user_agent,
+// referrer and accept_language (DictColumns) are
+// dictionary<values=utf8, indices=int32>. Each batch has one dictionary
+// batch per such column before it, holding each distinct value once, in
+// order of first appearance; a later batch replaces them (the streaming
+// format allows it). A few hundred user agents make up tens of thousands
+// of rows, so a reader decompresses each once, and the mapreduce job
+// classifies each once, instead of once a row. Batch.Plain spells a
+// version 2 batch out as version 1.
+//
 // # Manifest
 //
 // manifest.jsonl has one JSON object per line for each sealed segment:
@@ -89,14 +102,17 @@
 // batches through arrow-go's IPC reader, but decompress each batch's zstd
 // buffers themselves, with one reused decoder, before arrow-go sees it:
 // arrow-go would make a decoder per batch and stream every buffer through
-// goroutines, which costs more than the decompression. NewColumnsReader
-// decompresses only the columns asked for; the others read as zero values.
-// Every batch is validated before it is handed out.
+// goroutines, which costs more than the decompression. (Dictionary batches,
+// small, are left to arrow-go.) NewColumnsReader decompresses only the
+// columns asked for; the others read as zero values. Every batch is
+// validated before it is handed out, dictionary indices included. A
+// Batch's DictColumns are Strings, plain or dictionary-encoded alike.
 //
 // # Versions
 //
 // The version is in the schema metadata. A reader rejects a version it does
 // not know with ErrUnknownVersion. A version once written is never changed:
 // a change of columns is the next version, and readers keep reading the old
-// ones. testdata/v1.arrows is a version 1 segment read by a test forever.
+// ones. testdata/v1.arrows (sealed when sealing wrote version 1) and
+// testdata/v2.arrows are read by a test forever.
 package logfmt

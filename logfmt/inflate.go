@@ -432,6 +432,11 @@ func appendRoles(roles []bufferRole, dt arrow.DataType, skip bool) ([]bufferRole
 			}
 		}
 		return roles, true
+	case *arrow.DictionaryType:
+		// validity, indices. The values come in dictionary batches, which
+		// arrow-go reads whole; zero indices read a skipped column as its
+		// first value.
+		return append(roles, role, role), true
 	case *arrow.TimestampType, *arrow.Int64Type, *arrow.Uint64Type, *arrow.Int32Type, *arrow.Uint32Type,
 		*arrow.Int16Type, *arrow.Uint16Type, *arrow.Int8Type, *arrow.Uint8Type, *arrow.Float64Type, *arrow.Float32Type:
 		return append(roles, role, role), true // validity, values

@@ -379,7 +379,7 @@ func TestColumnsReaderSkipsDamage(t *testing.T) {
 	_, bodyAt := batchAt(t, sealed)
 	h := firstBatch(t, sealed)
 	bufs := vectorOf(&h.batch, vtBatchBuffers, structSize)
-	roles, ok := bufferRoles(Schema("proxy-01"), []int{ColUserAgent})
+	roles, ok := bufferRoles(schemaOf(SealedVersion, "proxy-01"), []int{ColUserAgent})
 	if !ok || len(roles) != bufs.n {
 		t.Fatalf("%d roles (ok %v) for %d buffers", len(roles), ok, bufs.n)
 	}

@@ -375,7 +375,7 @@ func TestReaderRejects(t *testing.T) {
 		data []byte
 		want error
 	}{
-		{"future version", writeForeign(t, map[string]string{MetaVersion: "2"}, fieldsV1), ErrUnknownVersion},
+		{"future version", writeForeign(t, map[string]string{MetaVersion: "3"}, fieldsV1), ErrUnknownVersion},
 		{"not a number", writeForeign(t, map[string]string{MetaVersion: "one"}, fieldsV1), ErrUnknownVersion},
 		{"no version", writeForeign(t, nil, fieldsV1), ErrCorrupt},
 		{"wrong columns", writeForeign(t, map[string]string{MetaVersion: "1"}, v1.Fields()[:3]), ErrCorrupt},
@@ -391,56 +391,58 @@ func TestReaderRejects(t *testing.T) {
 	}
 }
 
-// TestV1Testdata reads the checked-in version 1 segment. It must pass
-// forever: a version once written is never changed.
-func TestV1Testdata(t *testing.T) {
-	path := filepath.Join("testdata", "v1.arrows")
-	if *update {
-		dir := t.TempDir()
-		w, _ := NewWriter(WriterConfig{Dir: dir, Proxy: "proxy-01", FlushRows: 8}, quietLogger())
-		for i := range 20 {
-			w.Append(testRecord(i))
+// TestTestdata reads a segment of every format version from testdata,
+// forever: a version once written is never changed. v1.arrows was sealed
+// when sealing wrote version 1; -update rewrites only the file of the
+// version sealing writes now.
+func TestTestdata(t *testing.T) {
+	for _, version := range []int{Version, SealedVersion} {
+		path := filepath.Join("testdata", fmt.Sprintf("v%d.arrows", version))
+		if *update && version == SealedVersion {
+			dir := t.TempDir()
+			w, _ := NewWriter(WriterConfig{Dir: dir, Proxy: "proxy-01", FlushRows: 8}, quietLogger())
+			for i := range 20 {
+				w.Append(testRecord(i))
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			entries, _ := ReadManifest(dir)
+			data, _ := os.ReadFile(filepath.Join(dir, entries[0].Name))
+			os.WriteFile(path, data, 0o644)
 		}
-		if err := w.Close(); err != nil {
+		data, err := os.ReadFile(path)
+		if err != nil {
 			t.Fatal(err)
 		}
-		entries, _ := ReadManifest(dir)
-		data, _ := os.ReadFile(filepath.Join(dir, entries[0].Name))
-		os.WriteFile(path, data, 0o644)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd.Version() != 1 || rd.Proxy() != "proxy-01" {
-		t.Fatalf("version %d proxy %q", rd.Version(), rd.Proxy())
-	}
-	rd.Release()
-	rows, err := ReadAll(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 20 {
-		t.Fatalf("%d rows, want 20", len(rows))
-	}
-	for i, got := range rows {
-		if want := wantRow("proxy-01", testRecord(i)); !reflect.DeepEqual(got, want) {
-			t.Fatalf("row %d:\n got %+v\nwant %+v", i, got, want)
+		rd, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
 		}
+		if rd.Version() != version || rd.Proxy() != "proxy-01" {
+			t.Fatalf("%s: version %d proxy %q", path, rd.Version(), rd.Proxy())
+		}
+		rd.Release()
+		rows, err := ReadAll(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 20 {
+			t.Fatalf("%s: %d rows, want 20", path, len(rows))
+		}
+		for i, got := range rows {
+			if want := wantRow("proxy-01", testRecord(i)); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: row %d:\n got %+v\nwant %+v", path, i, got, want)
+			}
+		}
+		testStandardReader(t, data, 20)
 	}
 }
 
-// TestStandardArrowReader opens a sealed segment with arrow-go's plain IPC
-// reader, without this package: the format is standard Arrow.
-func TestStandardArrowReader(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "v1.arrows"))
-	if err != nil {
-		t.Fatal(err)
-	}
+// testStandardReader opens a segment with arrow-go's plain IPC reader,
+// without this package: the format is standard Arrow.
+func testStandardReader(t *testing.T, data []byte, rows int) {
+	t.Helper()
 	r, err := ipc.NewReader(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
@@ -450,9 +452,80 @@ func TestStandardArrowReader(t *testing.T) {
 	for r.Next() {
 		n += int(r.RecordBatch().NumRows())
 	}
-	if r.Err() != nil || n != 20 {
-		t.Fatalf("plain reader read %d rows, err %v", n, r.Err())
+	if r.Err() != nil || n != rows {
+		t.Fatalf("plain reader read %d rows, err %v; want %d", n, r.Err(), rows)
 	}
+}
+
+// TestSealedDictionaries seals more records than one batch holds: each
+// batch of the sealed segment has dictionaries of its own, which every
+// reader, arrow-go's plain one among them, reads back as the records.
+func TestSealedDictionaries(t *testing.T) {
+	n := compactRows + compactRows/2
+	record := func(i int) *Record {
+		r := testRecord(i)
+		r.UserAgent = fmt.Appendf(nil, "agent %d", i%37)
+		r.Referrer = fmt.Appendf(nil, "https://r%d.example/", i%101)
+		if i%3 == 0 {
+			r.AcceptLanguage = nil
+		}
+		return r
+	}
+	dir := t.TempDir()
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "proxy-01", FlushRows: 1000}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		w.Append(record(i))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := ReadManifest(dir)
+	if len(entries) != 1 || entries[0].Version != SealedVersion {
+		t.Fatalf("manifest %+v: want one segment of version %d", entries, SealedVersion)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, entries[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := NewBytesReader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd.Version() != SealedVersion {
+		t.Fatalf("sealed version %d, want %d", rd.Version(), SealedVersion)
+	}
+	var distinct [][3]int
+	for rd.Next() {
+		var d [3]int
+		for j, c := range []*Strings{&rd.Batch().UserAgent, &rd.Batch().Referrer, &rd.Batch().AcceptLanguage} {
+			values, idx, ok := c.Dictionary()
+			if !ok || len(idx) != rd.Batch().Len() {
+				t.Fatalf("batch %d: a sealed string column is not dictionary-encoded", len(distinct))
+			}
+			d[j] = values.Len()
+		}
+		distinct = append(distinct, d)
+	}
+	rd.Release()
+	if want := [3]int{37, 101, 2}; len(distinct) != 2 || distinct[0] != want || distinct[1] != want {
+		t.Fatalf("distinct values by batch %v, want two batches of %v", distinct, want)
+	}
+	rows, err := ReadAll(bytes.NewReader(data))
+	if err != nil || len(rows) != n {
+		t.Fatalf("%d rows, err %v; want %d", len(rows), err, n)
+	}
+	for i, got := range rows {
+		if want := wantRow("proxy-01", record(i)); !reflect.DeepEqual(got, want) {
+			t.Fatalf("row %d:\n got %+v\nwant %+v", i, got, want)
+		}
+	}
+	if stock, err := readAllStock(data); err != nil || !reflect.DeepEqual(stock, rows) {
+		t.Fatalf("arrow-go's plain reader: %d rows, err %v", len(stock), err)
+	}
+	testStandardReader(t, data, n)
 }
 
 func TestParseManifest(t *testing.T) {
@@ -483,9 +556,11 @@ func TestParseManifest(t *testing.T) {
 }
 
 func FuzzReader(f *testing.F) {
-	if data, err := os.ReadFile(filepath.Join("testdata", "v1.arrows")); err == nil {
-		f.Add(data)
-		f.Add(data[:len(data)/2])
+	for _, name := range []string{"v1.arrows", "v2.arrows"} {
+		if data, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
+			f.Add(data)
+			f.Add(data[:len(data)/2])
+		}
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})

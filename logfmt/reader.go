@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -86,6 +87,9 @@ func NewColumnsReader(data []byte, cols ...int) (*Reader, error) {
 	}
 	if roles, ok := bufferRoles(rd.r.Schema(), cols); ok {
 		mr.roles = roles
+		for _, c := range DictColumns {
+			rd.batch.skip[c] = !slices.Contains(cols, c)
+		}
 	}
 	return rd, nil
 }
@@ -169,12 +173,16 @@ type Batch struct {
 	Latency        *array.Int64
 	Cache          *array.String
 	ReplicaLag     *array.Int64
-	UserAgent      *array.String
-	Referrer       *array.String
-	AcceptLanguage *array.String
+	UserAgent      Strings
+	Referrer       Strings
+	AcceptLanguage Strings
 	Headers        *array.List
 	headerNames    *array.String
 	headerValues   *array.String
+
+	// skip marks the DictColumns a projected read leaves out: their
+	// indices are zeros, and they read as empty strings.
+	skip [numCols]bool
 }
 
 func (b *Batch) set(rec arrow.RecordBatch) (err error) {
@@ -198,14 +206,97 @@ func (b *Batch) set(rec arrow.RecordBatch) (err error) {
 	b.Latency = rec.Column(ColLatency).(*array.Int64)
 	b.Cache = rec.Column(ColCache).(*array.String)
 	b.ReplicaLag = rec.Column(ColReplicaLag).(*array.Int64)
-	b.UserAgent = rec.Column(ColUserAgent).(*array.String)
-	b.Referrer = rec.Column(ColReferrer).(*array.String)
-	b.AcceptLanguage = rec.Column(ColAcceptLanguage).(*array.String)
+	b.UserAgent.set(rec.Column(ColUserAgent), b.skip[ColUserAgent])
+	b.Referrer.set(rec.Column(ColReferrer), b.skip[ColReferrer])
+	b.AcceptLanguage.set(rec.Column(ColAcceptLanguage), b.skip[ColAcceptLanguage])
 	b.Headers = rec.Column(ColHeaders).(*array.List)
 	st := b.Headers.ListValues().(*array.Struct)
 	b.headerNames = st.Field(0).(*array.String)
 	b.headerValues = st.Field(1).(*array.String)
 	return nil
+}
+
+// Strings is a string column, plain (format version 1) or
+// dictionary-encoded (version 2's DictColumns).
+type Strings struct {
+	plain   *array.String
+	dict    *array.String
+	indices []int32
+}
+
+// set points s at column a; a skipped dictionary column reads as empty
+// strings.
+func (s *Strings) set(a arrow.Array, skipped bool) {
+	switch a := a.(type) {
+	case *array.String:
+		*s = Strings{plain: a}
+	case *array.Dictionary:
+		if skipped {
+			*s = Strings{}
+			return
+		}
+		*s = Strings{dict: a.Dictionary().(*array.String), indices: a.Indices().(*array.Int32).Int32Values()}
+	default:
+		panic(fmt.Sprintf("%s column where strings belong", a.DataType()))
+	}
+}
+
+// Value is row i's string.
+func (s *Strings) Value(i int) string {
+	switch {
+	case s.plain != nil:
+		return s.plain.Value(i)
+	case s.dict != nil:
+		return s.dict.Value(int(s.indices[i]))
+	}
+	return ""
+}
+
+// Dictionary returns a dictionary-encoded column's distinct values and
+// each row's index into them; ok is false for a plain column or one a
+// projected read left out.
+func (s *Strings) Dictionary() (values *array.String, indices []int32, ok bool) {
+	return s.dict, s.indices, s.dict != nil
+}
+
+// Plain returns the batch with version 1's columns: dictionary-encoded
+// strings spelled out. Release it after use.
+func (b *Batch) Plain() arrow.RecordBatch {
+	if _, ok := b.Rec.Column(ColUserAgent).(*array.String); ok {
+		b.Rec.Retain()
+		return b.Rec
+	}
+	proxy, _ := b.Rec.Schema().Metadata().GetValue(MetaProxy)
+	cols := slices.Clone(b.Rec.Columns())
+	var owned []arrow.Array
+	for _, c := range DictColumns {
+		s := b.strings(c)
+		var plain strCol
+		plain.reset()
+		for i := range b.Len() {
+			plain.appendString(s.Value(i))
+		}
+		d := plain.arrayData()
+		cols[c] = array.MakeFromData(d)
+		d.Release()
+		owned = append(owned, cols[c])
+	}
+	rec := array.NewRecordBatch(schemaOf(Version, proxy), cols, b.Rec.NumRows())
+	for _, a := range owned {
+		a.Release()
+	}
+	return rec
+}
+
+// strings is DictColumns column c.
+func (b *Batch) strings(c int) *Strings {
+	switch c {
+	case ColUserAgent:
+		return &b.UserAgent
+	case ColReferrer:
+		return &b.Referrer
+	}
+	return &b.AcceptLanguage
 }
 
 // Len is the number of rows in the batch.
@@ -345,6 +436,27 @@ func validateOffsets(a arrow.Array) error {
 			return err
 		}
 		return validateOffsets(a.ListValues())
+	case *array.Dictionary:
+		dict, ok := a.Dictionary().(*array.String)
+		if !ok {
+			return fmt.Errorf("dictionary of %s", a.Dictionary().DataType())
+		}
+		if err := array.Validate(dict); err != nil {
+			return fmt.Errorf("dictionary: %w", err)
+		}
+		if err := validateOffsets(dict); err != nil {
+			return fmt.Errorf("dictionary: %w", err)
+		}
+		idx, ok := a.Indices().(*array.Int32)
+		if !ok {
+			return fmt.Errorf("dictionary indices of %s", a.Indices().DataType())
+		}
+		n := int32(dict.Len())
+		for i, j := range idx.Int32Values() {
+			if j < 0 || j >= n {
+				return fmt.Errorf("row %d: dictionary index %d of %d values", i, j, n)
+			}
+		}
 	case *array.Struct:
 		for i := range a.NumField() {
 			if err := validateOffsets(a.Field(i)); err != nil {

@@ -2,13 +2,21 @@ package logfmt
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
 
-// Version is the format version this package writes.
-const Version = 1
+// Format versions. Version is that of open segments, which a proxy writes
+// batch by batch as requests come. SealedVersion is that of the segments
+// sealing makes of them: version 1's columns, with user_agent, referrer
+// and accept_language dictionary-encoded (see DictColumns). Readers read
+// both.
+const (
+	Version       = 1
+	SealedVersion = 2
+)
 
 // Schema metadata keys every segment carries.
 const (
@@ -67,14 +75,38 @@ var fieldsV1 = []arrow.Field{
 	ColHeaders:        {Name: "headers", Type: arrow.ListOf(headerType)},
 }
 
+// DictColumns are the columns version 2 dictionary-encodes: a few hundred
+// distinct values in tens of thousands of rows. Each is stored once per
+// batch, so a reader decompresses, and the mapreduce job classifies, each
+// distinct value once instead of once a row.
+var DictColumns = []int{ColUserAgent, ColReferrer, ColAcceptLanguage}
+
+// dictString is the type of a DictColumns column in version 2.
+var dictString = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+
+// fieldsV2 are the columns of format version 2, in order.
+var fieldsV2 = func() []arrow.Field {
+	f := slices.Clone(fieldsV1)
+	for _, c := range DictColumns {
+		f[c].Type = dictString
+	}
+	return f
+}()
+
+// fieldsOf are each version's columns.
+var fieldsOf = map[int][]arrow.Field{1: fieldsV1, 2: fieldsV2}
+
 // Schema returns the Arrow schema of format version 1 for segments written
 // by the named proxy.
-func Schema(proxy string) *arrow.Schema {
+func Schema(proxy string) *arrow.Schema { return schemaOf(Version, proxy) }
+
+// schemaOf returns the schema of a format version.
+func schemaOf(version int, proxy string) *arrow.Schema {
 	md := arrow.NewMetadata(
 		[]string{MetaVersion, MetaProxy},
-		[]string{strconv.Itoa(Version), proxy},
+		[]string{strconv.Itoa(version), proxy},
 	)
-	return arrow.NewSchema(fieldsV1, &md)
+	return arrow.NewSchema(fieldsOf[version], &md)
 }
 
 // checkSchema reports the format version and proxy of a segment's schema,
@@ -85,14 +117,15 @@ func checkSchema(s *arrow.Schema) (version int, proxy string, err error) {
 		return 0, "", fmt.Errorf("%w: schema has no %s metadata: not a shortfleet segment", ErrCorrupt, MetaVersion)
 	}
 	version, err = strconv.Atoi(vs)
-	if err != nil || version != Version {
-		return 0, "", fmt.Errorf("%w: segment format version %q, this build reads version %d", ErrUnknownVersion, vs, Version)
+	fields := fieldsOf[version]
+	if err != nil || fields == nil {
+		return 0, "", fmt.Errorf("%w: segment format version %q, this build reads versions %d and %d", ErrUnknownVersion, vs, Version, SealedVersion)
 	}
 	proxy, _ = s.Metadata().GetValue(MetaProxy)
-	if s.NumFields() != len(fieldsV1) {
-		return 0, "", fmt.Errorf("%w: version 1 segment has %d columns, want %d", ErrCorrupt, s.NumFields(), len(fieldsV1))
+	if s.NumFields() != len(fields) {
+		return 0, "", fmt.Errorf("%w: version %d segment has %d columns, want %d", ErrCorrupt, version, s.NumFields(), len(fields))
 	}
-	for i, want := range fieldsV1 {
+	for i, want := range fields {
 		got := s.Field(i)
 		if got.Name != want.Name || !arrow.TypeEqual(got.Type, want.Type) {
 			return 0, "", fmt.Errorf("%w: column %d is %s %s, want %s %s", ErrCorrupt, i, got.Name, got.Type, want.Name, want.Type)

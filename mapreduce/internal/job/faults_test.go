@@ -122,22 +122,22 @@ func TestDamagedSegmentsQuarantined(t *testing.T) {
 			return seg[:len(seg)-20] // the end-of-stream marker is 8 bytes: this cuts into the batch's body
 		}, true, []string{"corrupt segment", "read message body: unexpected EOF"}},
 		{"truncated after a whole batch", func(t *testing.T, seg []byte) []byte {
-			two, firstEnd := reencode(t, seg, "1", 20)
+			two, firstEnd := reencode(t, seg, fmt.Sprint(logfmt.SealedVersion), 20)
 			return two[:firstEnd]
 		}, true, []string{"corrupt segment", fmt.Sprintf("has 20 records, manifest says %d", n+1)}},
 		{"truncated, manifest as written", func(t *testing.T, seg []byte) []byte {
 			return seg[:len(seg)-20]
 		}, false, []string{"corrupt segment", "bytes, manifest says"}},
 		{"future version", func(t *testing.T, seg []byte) []byte {
-			v2, _ := reencode(t, seg, "2", 0)
-			return v2
-		}, true, []string{"unknown segment format version", `segment format version "2", this build reads version 1`}},
+			v3, _ := reencode(t, seg, "3", 0)
+			return v3
+		}, true, []string{"unknown segment format version", `segment format version "3", this build reads versions 1 and 2`}},
 		{"future version, manifest as written", func(t *testing.T, seg []byte) []byte {
-			v2, _ := reencode(t, seg, "2", 0)
-			if len(v2) != len(seg) {
-				t.Fatalf("version 2 copy has %d bytes, the segment %d: the checksum, not the size, must tell them apart", len(v2), len(seg))
+			v3, _ := reencode(t, seg, "3", 0)
+			if len(v3) != len(seg) {
+				t.Fatalf("version 3 copy has %d bytes, the segment %d: the checksum, not the size, must tell them apart", len(v3), len(seg))
 			}
-			return v2
+			return v3
 		}, false, []string{"corrupt segment", "checksum mismatch"}},
 	}
 	w := want{}

@@ -71,6 +71,9 @@ func WriteArchive(dir, proxy, segment string, data []byte) error {
 	}
 	for rd.Next() {
 		b := rd.Batch()
+		// Archives hold version 1's plain strings, whatever the segment's
+		// version: one schema for every file of a day.
+		rec := b.Plain()
 		times := b.Time.Values()
 		// Records are in arrival order, so a batch is one day, or two
 		// around midnight: write each run of one day as a slice.
@@ -80,20 +83,23 @@ func WriteArchive(dir, proxy, segment string, data []byte) error {
 			for end < len(times) && floorDiv(int64(times[end]), dayNS) == day {
 				end++
 			}
-			w, err := writer(day, b.Rec.Schema())
+			w, err := writer(day, rec.Schema())
 			if err != nil {
+				rec.Release()
 				abort()
 				return err
 			}
-			slice := b.Rec.NewSlice(int64(start), int64(end))
+			slice := rec.NewSlice(int64(start), int64(end))
 			err = w.WriteBuffered(slice)
 			slice.Release()
 			if err != nil {
+				rec.Release()
 				abort()
 				return fmt.Errorf("write parquet: %w", err)
 			}
 			start = end
 		}
+		rec.Release()
 	}
 	if err := rd.Err(); err != nil {
 		abort()
