@@ -493,12 +493,14 @@ func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) 
 	p := NewSegmentPartial()
 	clicks := make([]Click, 0, mapChunk)
 	var records int64
+	var bd batchDims
 	for rd.Next() {
 		b := rd.Batch()
 		n := b.Len()
 		records += int64(n)
+		bd.set(b, c)
 		for lo := 0; lo < n; lo += mapChunk {
-			clicks = mapRows(b, c, clicks[:0], lo, min(lo+mapChunk, n))
+			clicks = mapRows(b, c, &bd, clicks[:0], lo, min(lo+mapChunk, n))
 			if keep != nil {
 				kept := clicks[:0]
 				for _, cl := range clicks {

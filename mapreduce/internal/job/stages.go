@@ -113,7 +113,40 @@ func floorDiv(a, b int64) int64 {
 // but are not clicks, nor is a record with an id no link has (below 1 or
 // past MaxLink).
 func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
-	return mapRows(b, c, out, 0, b.Len())
+	var bd batchDims
+	bd.set(b, c)
+	return mapRows(b, c, &bd, out, 0, b.Len())
+}
+
+// batchDims are a batch's dictionary-encoded strings (logfmt.DictColumns)
+// classified, each distinct value once: mapRows then finds a row's user
+// agent, referrer and language ids by index, not by looking its string up
+// in the classifier's caches. A plain column (a version 1 segment) has no
+// indices, and mapRows classifies its rows one by one.
+type batchDims struct {
+	ua                  []dims.UAIDs
+	referrer, language  []dims.ID
+	uaAt, refAt, langAt []int32 // each row's index into the above, or nil
+}
+
+func (bd *batchDims) set(b *logfmt.Batch, c *dims.Classifier) {
+	bd.ua, bd.uaAt = classifyDict(&b.UserAgent, bd.ua, c.UserAgentIDs)
+	bd.referrer, bd.refAt = classifyDict(&b.Referrer, bd.referrer, c.ReferrerHostID)
+	bd.language, bd.langAt = classifyDict(&b.AcceptLanguage, bd.language, c.LanguageID)
+}
+
+// classifyDict classifies a dictionary column's values into ids (reused),
+// and returns them with the rows' indices; nil indices for a plain column.
+func classifyDict[T any](s *logfmt.Strings, ids []T, classify func(string) T) ([]T, []int32) {
+	values, at, ok := s.Dictionary()
+	if !ok {
+		return ids, nil
+	}
+	ids = ids[:0]
+	for i := range values.Len() {
+		ids = append(ids, classify(values.Value(i)))
+	}
+	return ids, at
 }
 
 // mapColumns are the columns Map reads. MapCombine decompresses only these
@@ -123,8 +156,8 @@ func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
 var mapColumns = []int{logfmt.ColTime, logfmt.ColClientAddr, logfmt.ColStatus, logfmt.ColLinkID,
 	logfmt.ColUserAgent, logfmt.ColReferrer, logfmt.ColAcceptLanguage}
 
-// mapRows is Map over the batch's rows lo to hi.
-func mapRows(b *logfmt.Batch, c *dims.Classifier, out []Click, lo, hi int) []Click {
+// mapRows is Map over the batch's rows lo to hi; bd is the batch's.
+func mapRows(b *logfmt.Batch, c *dims.Classifier, bd *batchDims, out []Click, lo, hi int) []Click {
 	status, link, times := b.Status.Values()[lo:hi], b.LinkID.Values()[lo:hi], b.Time.Values()[lo:hi]
 	out = slices.Grow(out, len(status))
 	for j := range status {
@@ -135,7 +168,23 @@ func mapRows(b *logfmt.Batch, c *dims.Classifier, out []Click, lo, hi int) []Cli
 		t := int64(times[j])
 		ua := b.UserAgent.Value(i)
 		addr := b.ClientAddr.Value(i)
-		u := c.UserAgentIDs(ua)
+		var u dims.UAIDs
+		var ref, lang dims.ID
+		if bd.uaAt != nil {
+			u = bd.ua[bd.uaAt[i]]
+		} else {
+			u = c.UserAgentIDs(ua)
+		}
+		if bd.refAt != nil {
+			ref = bd.referrer[bd.refAt[i]]
+		} else {
+			ref = c.ReferrerHostID(b.Referrer.Value(i))
+		}
+		if bd.langAt != nil {
+			lang = bd.language[bd.langAt[i]]
+		} else {
+			lang = c.LanguageID(b.AcceptLanguage.Value(i))
+		}
 		out = append(out, Click{
 			Link:    link[j],
 			Hour:    floorDiv(t, hourNS) * 3600,
@@ -143,10 +192,10 @@ func mapRows(b *logfmt.Batch, c *dims.Classifier, out []Click, lo, hi int) []Cli
 			Bot:     u.Bot,
 			Visitor: c.Visitor(addr, ua),
 			Dims: [numClickDims]dims.ID{
-				dimReferrer: c.ReferrerHostID(b.Referrer.Value(i)),
+				dimReferrer: ref,
 				dimCountry:  c.CountryID(addr),
 				dimUA:       u.Kind,
-				dimLanguage: c.LanguageID(b.AcceptLanguage.Value(i)),
+				dimLanguage: lang,
 			},
 		})
 	}
