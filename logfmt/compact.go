@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,7 @@ func newDictEncoder() *dictEncoder { return &dictEncoder{seen: map[string]int32{
 // encode makes one dictionary array of the parts of a string column: each
 // distinct value once, in order of first appearance, and each row's index
 // into them. The strings are copied: the result does not keep parts.
-func (e *dictEncoder) encode(parts []arrow.Array) arrow.Array {
+func (e *dictEncoder) encode(parts []arrow.Array) (arrow.Array, error) {
 	clear(e.seen)
 	n := 0
 	for _, p := range parts {
@@ -56,13 +57,16 @@ func (e *dictEncoder) encode(parts []arrow.Array) arrow.Array {
 			indices = append(indices, j)
 		}
 	}
+	if len(values.data) > math.MaxInt32 {
+		return nil, fmt.Errorf("dictionary of %d bytes: more than int32 offsets hold", len(values.data))
+	}
 	idx, dict := fixedData(arrow.PrimitiveTypes.Int32, indices), values.arrayData()
 	defer idx.Release()
 	defer dict.Release()
 	ia, da := array.MakeFromData(idx), array.MakeFromData(dict)
 	defer ia.Release()
 	defer da.Release()
-	return array.NewDictionaryArray(dictString, ia, da)
+	return array.NewDictionaryArray(dictString, ia, da), nil
 }
 
 // hashWriter counts and hashes what it writes.
@@ -143,7 +147,11 @@ func sealFile(dir, openPath, name string, alloc memory.Allocator) (Entry, error)
 				parts[j] = r.Column(i)
 			}
 			if slices.Contains(DictColumns, i) {
-				cols[i] = enc.encode(parts)
+				c, err := enc.encode(parts)
+				if err != nil {
+					return err
+				}
+				cols[i] = c
 				continue
 			}
 			if len(parts) == 1 {
@@ -163,6 +171,11 @@ func sealFile(dir, openPath, name string, alloc memory.Allocator) (Entry, error)
 	}
 	for rd.Next() {
 		r := rd.RecordBatch()
+		// A batch recovered after a crash is whole by its framing only:
+		// check it before sealing reads every string of it.
+		if err := validate(r); err != nil {
+			return fail(fmt.Errorf("%w: open segment batch: %v", ErrCorrupt, err))
+		}
 		for _, t := range r.Column(ColTime).(*array.Timestamp).Values() {
 			if e.Rows == 0 || int64(t) < e.MinTime {
 				e.MinTime = int64(t)

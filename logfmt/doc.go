@@ -16,17 +16,20 @@
 //
 // # Segment
 //
-// A segment is an Arrow IPC stream (the "streaming format"), each record
-// batch's buffers compressed with zstd (the IPC format's own body
-// compression), so any Arrow implementation with zstd reads it:
+// A segment is an Arrow IPC stream (the "streaming format"). A sealed
+// segment's batches have their buffers compressed with zstd (the IPC
+// format's own body compression), so any Arrow implementation with zstd
+// reads it; the open segment's small batches are written uncompressed.
 //
 //	┌──────────────────────────────────────────────────────────────┐
 //	│ schema message                                               │
 //	│   fields: time … headers (see below)                         │
-//	│   metadata: shortfleet.logfmt.version = "1"                  │
+//	│   metadata: shortfleet.logfmt.version = "2" (open: "1")      │
 //	│             shortfleet.proxy          = "proxy-01"           │
 //	├──────────────────────────────────────────────────────────────┤
-//	│ record batch 1   ≤ FlushRows rows, cut every FlushInterval   │
+//	│ (sealed) dictionary batches: user_agent, referrer, language  │
+//	│ record batch 1   open: ≤ FlushRows rows, every FlushInterval;│
+//	│                  sealed: about 65,536 rows                   │
 //	│   ┌ continuation 0xFFFFFFFF │ metadata length │ metadata ┐   │
 //	│   └ body: one zstd frame per buffer, each after its       ┘   │
 //	│           uncompressed length (int64, little endian)          │
@@ -62,8 +65,9 @@
 //
 // # Version 2: sealed segments
 //
-// Open segments are version 1. Sealing (compaction into batches of up to
-// 65,536 rows) writes version 2: the same columns, but user_agent,
+// Open segments are version 1. Sealing (compaction into batches of about
+// 65,536 rows: open batches are gathered until they reach it) writes
+// version 2: the same columns, but user_agent,
 // referrer and accept_language (DictColumns) are
 // dictionary<values=utf8, indices=int32>. Each batch has one dictionary
 // batch per such column before it, holding each distinct value once, in
@@ -77,7 +81,7 @@
 //
 // manifest.jsonl has one JSON object per line for each sealed segment:
 //
-//	{"name":"20261122T133000.000000001Z.arrows","version":1,"rows":4096,
+//	{"name":"20261122T133000.000000001Z.arrows","version":2,"rows":4096,
 //	 "bytes":183211,"sha256":"9f…","min_time_ns":…,"max_time_ns":…}
 //
 // A reader verifies a segment's size and SHA-256 against its line before

@@ -434,8 +434,9 @@ func appendRoles(roles []bufferRole, dt arrow.DataType, skip bool) ([]bufferRole
 		return roles, true
 	case *arrow.DictionaryType:
 		// validity, indices. The values come in dictionary batches, which
-		// arrow-go reads whole; zero indices read a skipped column as its
-		// first value.
+		// arrow-go reads whole; the zeroed indices stay in range of any
+		// dictionary with a value, and Batch reads the column as empty
+		// strings.
 		return append(roles, role, role), true
 	case *arrow.TimestampType, *arrow.Int64Type, *arrow.Uint64Type, *arrow.Int32Type, *arrow.Uint32Type,
 		*arrow.Int16Type, *arrow.Uint16Type, *arrow.Int8Type, *arrow.Uint8Type, *arrow.Float64Type, *arrow.Float32Type:

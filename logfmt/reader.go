@@ -72,10 +72,11 @@ func NewBytesReader(data []byte) (*Reader, error) {
 }
 
 // NewColumnsReader is NewBytesReader reading only the columns listed (Col
-// constants): the others are not even decompressed, and read as zero
-// values (empty strings, zeros, no headers). Damage within them goes
-// unseen, so data should have been checked against its manifest entry
-// first. The mapreduce job's map reads 7 of the 18 columns this way.
+// constants): the others' record batch buffers are not even decompressed,
+// and they read as zero values (empty strings, zeros, no headers). Damage
+// within those buffers goes unseen, so data should have been checked
+// against its manifest entry first. (Dictionary batches, small, are read
+// whole.) The mapreduce job's map reads 7 of the 18 columns this way.
 func NewColumnsReader(data []byte, cols ...int) (*Reader, error) {
 	if _, err := readSchemaPrefix(bytes.NewReader(data)); err != nil {
 		return nil, err
@@ -260,11 +261,21 @@ func (s *Strings) Dictionary() (values *array.String, indices []int32, ok bool) 
 }
 
 // Plain returns the batch with version 1's columns: dictionary-encoded
-// strings spelled out. Release it after use.
-func (b *Batch) Plain() arrow.RecordBatch {
+// strings spelled out. Release it after use. A few bytes of dictionary can
+// stand for many of strings: a column that would spell out to more than
+// maxAlloc bytes is ErrCorrupt.
+func (b *Batch) Plain() (arrow.RecordBatch, error) {
 	if _, ok := b.Rec.Column(ColUserAgent).(*array.String); ok {
 		b.Rec.Retain()
-		return b.Rec
+		return b.Rec, nil
+	}
+	for _, c := range DictColumns {
+		s, n := b.strings(c), int64(0)
+		for i := range b.Len() {
+			if n += int64(len(s.Value(i))); n > maxAlloc {
+				return nil, fmt.Errorf("%w: column %d spells out to over %d bytes", ErrCorrupt, c, maxAlloc)
+			}
+		}
 	}
 	proxy, _ := b.Rec.Schema().Metadata().GetValue(MetaProxy)
 	cols := slices.Clone(b.Rec.Columns())
@@ -285,7 +296,7 @@ func (b *Batch) Plain() arrow.RecordBatch {
 	for _, a := range owned {
 		a.Release()
 	}
-	return rec
+	return rec, nil
 }
 
 // strings is DictColumns column c.
@@ -440,6 +451,10 @@ func validateOffsets(a arrow.Array) error {
 		dict, ok := a.Dictionary().(*array.String)
 		if !ok {
 			return fmt.Errorf("dictionary of %s", a.Dictionary().DataType())
+		}
+		// Nothing writes nulls, and a null index would read as a value.
+		if a.NullN() != 0 || dict.NullN() != 0 {
+			return fmt.Errorf("nulls in a dictionary column")
 		}
 		if err := array.Validate(dict); err != nil {
 			return fmt.Errorf("dictionary: %w", err)

@@ -73,7 +73,11 @@ func WriteArchive(dir, proxy, segment string, data []byte) error {
 		b := rd.Batch()
 		// Archives hold version 1's plain strings, whatever the segment's
 		// version: one schema for every file of a day.
-		rec := b.Plain()
+		rec, err := b.Plain()
+		if err != nil {
+			abort()
+			return err
+		}
 		times := b.Time.Values()
 		// Records are in arrival order, so a batch is one day, or two
 		// around midnight: write each run of one day as a slice.

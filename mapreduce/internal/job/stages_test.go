@@ -753,7 +753,10 @@ func TestMapCombineVersions(t *testing.T) {
 	var buf bytes.Buffer
 	var w *ipc.Writer
 	for rd.Next() {
-		rec := rd.Batch().Plain()
+		rec, err := rd.Batch().Plain()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if w == nil {
 			w = ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithZstd())
 		}
@@ -810,3 +813,4 @@ func cloneRecord(r logfmt.Record) logfmt.Record {
 	r.Headers = slices.Clone(r.Headers)
 	return r
 }
+
