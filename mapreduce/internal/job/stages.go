@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"shortfleet/logfmt"
 	"shortfleet/mapreduce/internal/dims"
 	sfsql "shortfleet/sql"
@@ -119,34 +121,60 @@ func Map(b *logfmt.Batch, c *dims.Classifier, out []Click) []Click {
 }
 
 // batchDims are a batch's dictionary-encoded strings (logfmt.DictColumns)
-// classified, each distinct value once: mapRows then finds a row's user
-// agent, referrer and language ids by index, not by looking its string up
-// in the classifier's caches. A plain column (a version 1 segment) has no
-// indices, and mapRows classifies its rows one by one.
+// classified, each distinct value once, when a click first needs it:
+// mapRows then finds a row's user agent, referrer and language ids by
+// index, not by looking its string up in the classifier's caches. A plain
+// column (a version 1 segment) has no indices, and mapRows classifies its
+// rows one by one.
 type batchDims struct {
-	ua                  []dims.UAIDs
-	referrer, language  []dims.ID
-	uaAt, refAt, langAt []int32 // each row's index into the above, or nil
+	ua                 dictIDs[dims.UAIDs]
+	referrer, language dictIDs[dims.ID]
 }
 
 func (bd *batchDims) set(b *logfmt.Batch, c *dims.Classifier) {
-	bd.ua, bd.uaAt = classifyDict(&b.UserAgent, bd.ua, c.UserAgentIDs)
-	bd.referrer, bd.refAt = classifyDict(&b.Referrer, bd.referrer, c.ReferrerHostID)
-	bd.language, bd.langAt = classifyDict(&b.AcceptLanguage, bd.language, c.LanguageID)
+	bd.ua.set(&b.UserAgent, c.UserAgentIDs)
+	bd.referrer.set(&b.Referrer, c.ReferrerHostID)
+	bd.language.set(&b.AcceptLanguage, c.LanguageID)
 }
 
-// classifyDict classifies a dictionary column's values into ids (reused),
-// and returns them with the rows' indices; nil indices for a plain column.
-func classifyDict[T any](s *logfmt.Strings, ids []T, classify func(string) T) ([]T, []int32) {
+// dictIDs are the ids of one dictionary column's values, each classified
+// on first use, so values only non-clicks have (a scanner's 404s) never
+// reach the value table.
+type dictIDs[T any] struct {
+	values   *array.String
+	at       []int32 // each row's value; nil for a plain column
+	ids      []T
+	done     []bool
+	classify func(string) T
+}
+
+func (d *dictIDs[T]) set(s *logfmt.Strings, classify func(string) T) {
 	values, at, ok := s.Dictionary()
 	if !ok {
-		return ids, nil
+		d.at = nil
+		return
 	}
-	ids = ids[:0]
-	for i := range values.Len() {
-		ids = append(ids, classify(values.Value(i)))
+	d.values, d.at, d.classify = values, at, classify
+	n := values.Len()
+	d.ids = slices.Grow(d.ids[:0], n)[:n]
+	d.done = slices.Grow(d.done[:0], n)[:n]
+	clear(d.done)
+}
+
+// id is row i's id.
+func (d *dictIDs[T]) id(i int) T {
+	if k := d.at[i]; d.done[k] {
+		return d.ids[k]
 	}
-	return ids, at
+	return d.first(i)
+}
+
+// first classifies row i's value, the first time a click needs it.
+func (d *dictIDs[T]) first(i int) T {
+	k := d.at[i]
+	d.ids[k] = d.classify(d.values.Value(int(k)))
+	d.done[k] = true
+	return d.ids[k]
 }
 
 // mapColumns are the columns Map reads. MapCombine decompresses only these
@@ -170,18 +198,18 @@ func mapRows(b *logfmt.Batch, c *dims.Classifier, bd *batchDims, out []Click, lo
 		addr := b.ClientAddr.Value(i)
 		var u dims.UAIDs
 		var ref, lang dims.ID
-		if bd.uaAt != nil {
-			u = bd.ua[bd.uaAt[i]]
+		if bd.ua.at != nil {
+			u = bd.ua.id(i)
 		} else {
 			u = c.UserAgentIDs(ua)
 		}
-		if bd.refAt != nil {
-			ref = bd.referrer[bd.refAt[i]]
+		if bd.referrer.at != nil {
+			ref = bd.referrer.id(i)
 		} else {
 			ref = c.ReferrerHostID(b.Referrer.Value(i))
 		}
-		if bd.langAt != nil {
-			lang = bd.language[bd.langAt[i]]
+		if bd.language.at != nil {
+			lang = bd.language.id(i)
 		} else {
 			lang = c.LanguageID(b.AcceptLanguage.Value(i))
 		}

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -814,3 +815,33 @@ func cloneRecord(r logfmt.Record) logfmt.Record {
 	return r
 }
 
+// TestNonClicksNotClassified: values that only non-clicks have (a
+// scanner's 404s) stay out of the run's value table, dictionary-encoded
+// or not.
+func TestNonClicksNotClassified(t *testing.T) {
+	g := logfmttest.New(2, 100, t0, time.Minute)
+	recs := make([]logfmt.Record, 200)
+	for i := range recs {
+		g.Next(&recs[i], i, len(recs))
+		recs[i] = cloneRecord(recs[i])
+		if i%10 == 0 {
+			recs[i].Status, recs[i].LinkID = 404, 0
+			recs[i].Referrer = []byte("https://scanner.example/probe")
+		}
+	}
+	shared, err := dims.NewShared(testDims(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	p, n, err := MapCombine(segmentOf(t, recs, 50), shared.NewClassifier())
+	if err != nil || n != 200 || p.Clicks() == 0 {
+		t.Fatalf("%d records, %d clicks, err %v", n, p.Clicks(), err)
+	}
+	if slices.Contains(shared.Names(), "scanner.example") {
+		t.Fatal("a referrer only 404s had is in the value table")
+	}
+	if !slices.ContainsFunc(shared.Names(), func(n string) bool { return strings.HasSuffix(n, ".example") && n != "scanner.example" }) {
+		t.Fatalf("clicks' referrers missing from the value table: %q", shared.Names())
+	}
+}
