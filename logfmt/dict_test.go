@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,8 +46,7 @@ func v2Batch(t *testing.T, rows int, values []string, at []int32, valid []byte) 
 	ua := array.NewDictionaryArray(dictString, idx, vals)
 	defer ua.Release()
 	enc := newDictEncoder()
-	cols := plain.Columns()[:len(plain.Columns()):len(plain.Columns())]
-	cols = append([]arrow.Array(nil), cols...)
+	cols := slices.Clone(plain.Columns())
 	cols[ColUserAgent] = ua
 	for _, c := range []int{ColReferrer, ColAcceptLanguage} {
 		a, err := enc.encode([]arrow.Array{plain.Column(c)})
