@@ -176,6 +176,7 @@ func printURLs(f *localfleet.Fleet, took time.Duration, state string) {
 	}
 	fmt.Fprintf(&b, "  mapreduce daemon            %s\n", s.Mapreduce)
 	fmt.Fprintf(&b, "  postgres primary            %s (database %s)\n", s.PrimaryDB, localfleet.Database)
+	fmt.Fprintf(&b, "  postgres data               %s\n", f.PGDir())
 	fmt.Fprintf(&b, "  logs                        %s\n", filepath.Join(state, "logs"))
 	fmt.Fprintf(&b, "\nStop with Ctrl-C, or `make down` from another shell.\n")
 	fmt.Print(b.String())

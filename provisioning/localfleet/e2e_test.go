@@ -535,3 +535,52 @@ func verify(data []byte, e logfmt.Entry) error {
 	}
 	return nil
 }
+
+// TestStateFolderPostgresCannotEnter: as root, a state folder the postgres
+// user cannot enter (a checkout under /root, 0700) still starts a fleet,
+// with the clusters under localfleet.ExternalPGRoot; a new state folder of
+// the same path (after make clean) starts new clusters there, not the old
+// ones with a password it no longer has.
+func TestStateFolderPostgresCannotEnter(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs Postgres as another user")
+	}
+	home := filepath.Join(pgcluster.TestDir(t), "root")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(home, "checkout", ".fleet")
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg := localfleet.Config{StateDir: state, BinDir: binDir, Subnet: freeSubnet(t), Proxies: 1,
+		NoBalancer: true, Schedule: "@every 1000h", PGSettings: pgcluster.TestSettings}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for round := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		f, err := localfleet.Start(ctx, cfg, logger)
+		cancel()
+		if err != nil {
+			dumpLogs(t, state)
+			t.Fatalf("round %d: %v", round, err)
+		}
+		t.Cleanup(func() { os.RemoveAll(f.PGDir()) })
+		if !strings.HasPrefix(f.PGDir(), localfleet.ExternalPGRoot+"/") {
+			t.Errorf("round %d: clusters in %s, want them under %s", round, f.PGDir(), localfleet.ExternalPGRoot)
+		}
+		_, links := signupWithLinks(t, f.PrimaryURL(), "root@example.com", 1, "https://example.com/%d")
+		resp, err := noFollow.Get(f.RedirectURLs()[0] + "/" + links[0].Code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			t.Errorf("round %d: redirect status %d", round, resp.StatusCode)
+		}
+		if err := f.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		// make clean: the state folder goes, the outside clusters stay.
+		if err := os.RemoveAll(state); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

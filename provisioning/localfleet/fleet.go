@@ -15,6 +15,8 @@ package localfleet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,7 +141,18 @@ type Fleet struct {
 	// them by themselves (target_session_attrs=read-write).
 	dbHosts []string
 	haproxy *proc.Process
+	// pgDir holds the clusters: the state folder's pg/, or a folder under
+	// ExternalPGRoot when the postgres user cannot enter the state folder.
+	pgDir string
 }
+
+// ExternalPGRoot holds the clusters of fleets whose state folder the
+// postgres user cannot enter (as root, a checkout under /root, which is
+// 0700): one folder each, named after the state folder's path.
+const ExternalPGRoot = "/var/lib/shortfleet"
+
+// PGDir is the folder of the fleet's Postgres clusters.
+func (f *Fleet) PGDir() string { return f.pgDir }
 
 // host returns the loopback address of host number n.
 func (c *Config) host(n int) string { return c.Subnet + "." + strconv.Itoa(n) }
@@ -166,7 +179,13 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Fleet, error)
 		return nil, err
 	}
 	f.cfg.StateDir = abs
-	for _, d := range []string{f.path(), f.path("logs"), f.path("pg")} {
+	f.pgDir = f.path("pg")
+	if err := pgcluster.PostgresCanEnter(abs); err != nil {
+		sum := sha256.Sum256([]byte(abs))
+		f.pgDir = filepath.Join(ExternalPGRoot, "pg-"+hex.EncodeToString(sum[:6]))
+		logger.Warn("the Postgres clusters are kept outside the state folder", "dir", f.pgDir, "why", err)
+	}
+	for _, d := range []string{f.path(), f.path("logs"), filepath.Dir(f.pgDir), f.pgDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -174,8 +193,24 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Fleet, error)
 			return nil, err
 		}
 	}
-	if err := f.loadSecrets(); err != nil {
+	fresh, err := f.loadSecrets()
+	if err != nil {
 		return nil, err
+	}
+	if f.pgDir != f.path("pg") {
+		// A new state folder means new clusters: an outside folder left
+		// by an earlier one of the same path holds another password.
+		if fresh {
+			if err := os.RemoveAll(f.pgDir); err != nil {
+				return nil, err
+			}
+			if err := os.MkdirAll(f.pgDir, 0o755); err != nil {
+				return nil, err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(f.pgDir, "state-folder"), []byte(abs+"\n"), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	if err := f.start(ctx); err != nil {
 		f.Stop()
@@ -184,16 +219,19 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Fleet, error)
 	return f, nil
 }
 
-func (f *Fleet) loadSecrets() error {
+// loadSecrets reads the state folder's secrets, makes those it lacks and
+// writes them back; fresh is true when the folder had none.
+func (f *Fleet) loadSecrets() (fresh bool, err error) {
 	p := f.path("secrets.json")
 	data, err := os.ReadFile(p)
 	if err == nil {
 		if err := json.Unmarshal(data, &f.Secrets); err != nil {
-			return fmt.Errorf("read %s: %w", p, err)
+			return false, fmt.Errorf("read %s: %w", p, err)
 		}
 	} else if !os.IsNotExist(err) {
-		return err
+		return false, err
 	}
+	fresh = err != nil
 	// Fill in what is missing: a new folder, or one from an older version.
 	for _, s := range []struct {
 		v *string
@@ -204,7 +242,7 @@ func (f *Fleet) loadSecrets() error {
 		}
 	}
 	data, _ = json.MarshalIndent(f.Secrets, "", "  ")
-	return os.WriteFile(p, data, 0o600)
+	return fresh, os.WriteFile(p, data, 0o600)
 }
 
 func (f *Fleet) timed(what string, fn func() error) error {
@@ -219,7 +257,7 @@ func (f *Fleet) timed(what string, fn func() error) error {
 
 func (f *Fleet) cluster(name, addr string) (*pgcluster.Cluster, error) {
 	return pgcluster.New(pgcluster.Config{
-		Name: name, Dir: f.path("pg", name), Addr: addr, Port: PortPostgres,
+		Name: name, Dir: filepath.Join(f.pgDir, name), Addr: addr, Port: PortPostgres,
 		Password: f.Secrets.PGPassword, Settings: f.cfg.PGSettings, Restart: true,
 	}, f.logger)
 }

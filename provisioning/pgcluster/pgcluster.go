@@ -87,6 +87,61 @@ func New(cfg Config, logger *slog.Logger) (*Cluster, error) {
 	return c, nil
 }
 
+// PostgresCanEnter reports, when the caller is root, whether the postgres
+// system user can reach dir: every folder on its path that exists must let
+// that user through. It returns nil when the caller is not root, whose
+// clusters run as the caller. A cluster under a folder the postgres user
+// cannot enter (a checkout in /root, which is 0700) would otherwise fail
+// in initdb with a bare "permission denied".
+func PostgresCanEnter(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("running as root needs the postgres system user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return canTraverse(dir, uid, gid)
+}
+
+// canTraverse checks the search (x) permission of every existing folder
+// from / down to dir for the user uid of group gid.
+func canTraverse(dir string, uid, gid int) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	p := "/"
+	for _, part := range append([]string{""}, strings.Split(strings.TrimPrefix(abs, "/"), "/")...) {
+		p = filepath.Join(p, part)
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // created later, by us, with the right owner and mode
+		}
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		mode := fi.Mode().Perm()
+		var bit os.FileMode = 0o001
+		switch {
+		case int(st.Uid) == uid:
+			bit = 0o100
+		case int(st.Gid) == gid:
+			bit = 0o010
+		}
+		if mode&bit == 0 {
+			return fmt.Errorf("the postgres user cannot enter %s (mode %04o, owner uid %d): keep the clusters on a path it can traverse", p, mode, st.Uid)
+		}
+	}
+	return nil
+}
+
 // FindBinDir returns the folder of the newest installed Postgres programs.
 func FindBinDir() (string, error) {
 	if dir := os.Getenv("PG_BINDIR"); dir != "" {
@@ -185,6 +240,11 @@ func (c *Cluster) writeOwned(path, content string, mode os.FileMode) error {
 }
 
 func (c *Cluster) prepareDirs() error {
+	if c.cred != nil {
+		if err := canTraverse(filepath.Dir(c.cfg.Dir), c.uid, c.gid); err != nil {
+			return fmt.Errorf("cluster %s: %w", c.cfg.Name, err)
+		}
+	}
 	if err := c.mkdirOwned(c.cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("create cluster folder: %w", err)
 	}

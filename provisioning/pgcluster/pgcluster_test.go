@@ -2,6 +2,9 @@ package pgcluster
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,5 +54,39 @@ func TestPrimaryAndReplica(t *testing.T) {
 	}
 	if slots != 1 {
 		t.Fatalf("%d active replication slots, want 1", slots)
+	}
+}
+
+// TestCanTraverse: a folder on the path that the postgres user may not
+// search (a checkout under /root, 0700) is refused with its name, before
+// initdb fails with a bare "permission denied".
+func TestCanTraverse(t *testing.T) {
+	outer := filepath.Join(TestDir(t), "home")
+	inner := filepath.Join(outer, "checkout", ".fleet", "pg")
+	if err := os.MkdirAll(filepath.Dir(inner), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const other = 65534 // neither the owner nor in the group of outer
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o700, false}, {0o750, false}, {0o701, true}, {0o755, true}} {
+		if err := os.Chmod(outer, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		err := canTraverse(inner, other, other)
+		if (err == nil) != tc.ok {
+			t.Errorf("mode %04o: got %v, want ok=%v", tc.mode, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), outer) {
+			t.Errorf("mode %04o: %v does not name %s", tc.mode, err, outer)
+		}
+	}
+	// The owner needs only its own bit.
+	if err := os.Chmod(outer, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := canTraverse(inner, os.Getuid(), os.Getgid()); err != nil {
+		t.Errorf("owner: %v", err)
 	}
 }
