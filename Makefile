@@ -9,13 +9,13 @@ TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
 SOAK    ?= 30m
 
-.PHONY: up down build test deps soak fault-report bench bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
+.PHONY: up down build test deps deps-fleet soak fault-report bench bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
 
 ## up: start the whole fleet locally (N proxies, default 2); Ctrl-C or `make down` stops it.
-up: build deps
+up: build deps-fleet
 	$(BIN)/fleet up -n $(N) -state $(STATE) -bin $(BIN)
 
 ## down: stop the fleet `make up` started.
@@ -24,7 +24,11 @@ down:
 
 ## deps: install what the fleet and tests need and this machine lacks.
 deps:
-	@./provisioning/deps.sh
+	@./provisioning/deps.sh test
+
+## deps-fleet: install only what the local fleet runs (make up).
+deps-fleet:
+	@./provisioning/deps.sh fleet
 
 ## test: every test (unit, database, end-to-end) with the race detector.
 test: deps

@@ -1,0 +1,60 @@
+package localfleet_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestDepsFleetInstallsOnlyTheFleet runs provisioning/deps.sh on a PATH that
+// has none of the tools it looks for: `deps.sh fleet` (make up) would
+// install HAProxy and nothing only the tests use; `deps.sh test` (make
+// test) would install those too.
+func TestDepsFleetInstallsOnlyTheFleet(t *testing.T) {
+	bare := t.TempDir()
+	for _, tool := range []string{"ls", "getent", "dpkg", "id"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(bare, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("../deps.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wouldInstall := func(mode string) []string {
+		cmd := exec.Command(sh, script, mode)
+		cmd.Env = []string{"PATH=" + bare, "DEPS_DRY_RUN=1"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("deps.sh %s: %v: %s", mode, err, out)
+		}
+		return strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out)), "would install:"))
+	}
+	onlyTests := []string{"chromium", "ansible", "ansible-lint", "prometheus", "wrk"}
+	fleet := wouldInstall("fleet")
+	if !slices.Contains(fleet, "haproxy") {
+		t.Errorf("deps.sh fleet would install %v, want haproxy among them", fleet)
+	}
+	for _, pkg := range onlyTests {
+		if slices.Contains(fleet, pkg) {
+			t.Errorf("deps.sh fleet would install %s, which only the tests use (%v)", pkg, fleet)
+		}
+	}
+	test := wouldInstall("test")
+	for _, pkg := range append(onlyTests, "haproxy") {
+		if !slices.Contains(test, pkg) {
+			t.Errorf("deps.sh test would install %v, want %s among them", test, pkg)
+		}
+	}
+}
