@@ -49,7 +49,7 @@ func LinkByID(ctx context.Context, q Querier, id int64) (Link, error) {
 // makes link ids commit in increasing order, so when a replica has replayed
 // link N it has replayed or will never see every id below N: a proxy may
 // answer 404 at once for a missing id at or below its replica's largest id
-// (DESIGN.md decision 2).
+// (README.md decision 2).
 const LinkCreateLock int64 = 0x73686f72746c6e6b // "shortlnk"
 
 // MaxLinkID is the largest link id the database has, 0 for none.

@@ -1,5 +1,5 @@
 // Package failover promotes a hot standby to primary and makes the other
-// standbys follow it onto its new timeline (DESIGN.md decision 9). It is
+// standbys follow it onto its new timeline (README.md decision 9). It is
 // the one code path for a promotion: the local fleet's failover drill runs
 // it in-process, and the Ansible playbook promote_replica.yml runs it
 // through `fleet promote` on the control node.

@@ -194,7 +194,7 @@ func TestEndToEnd(t *testing.T) {
 	key, links := signupWithLinks(t, base, "e2e@example.com", 100, "https://example.com/page/%d")
 	acct := struct{ APIKey string }{key}
 	// No wait for the replicas: a link the API acknowledged redirects from
-	// every proxy at once (read-your-writes, DESIGN.md decision 2).
+	// every proxy at once (read-your-writes, README.md decision 2).
 
 	// 10,000 redirects: request k goes to proxy k%2, for a link drawn with a
 	// fixed seed, so links get different counts.
@@ -418,7 +418,7 @@ func waitUntil(t *testing.T, ctx context.Context, cond func() bool) {
 }
 
 // TestProxySIGKILLLosesAtMostFlushInterval kills a proxy under load and
-// checks the durability contract of DESIGN.md decision 5: every request
+// checks the durability contract of README.md decision 5: every request
 // answered more than one flush interval before the kill is in the log once
 // the restarted proxy has recovered the torn segment, and no sealed segment
 // changed.

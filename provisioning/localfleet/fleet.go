@@ -8,7 +8,7 @@
 //	<subnet>.3    mapreduce host: admin :9100
 //	<subnet>.1N   proxy-0N host: replica :5432, redirects :8080, admin :9090
 //
-// Every process is supervised and restarted if it dies (DESIGN.md decision
+// Every process is supervised and restarted if it dies (README.md decision
 // 10). The README's quick start, the end-to-end tests and the benchmarks
 // all use this code.
 package localfleet
@@ -84,7 +84,7 @@ type Config struct {
 	// leastconn or uri-consistent).
 	Balance string
 	// Synchronous makes the primary wait, at each commit, for any one
-	// standby to have the commit (DESIGN.md decision 9), so a promotion
+	// standby to have the commit (README.md decision 9), so a promotion
 	// loses no acknowledged link.
 	Synchronous bool
 }

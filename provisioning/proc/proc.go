@@ -1,5 +1,5 @@
 // Package proc runs and supervises the local fleet's child processes, the
-// way systemd does on a bare-metal host (DESIGN.md decision 10): a child that
+// way systemd does on a bare-metal host (README.md decision 10): a child that
 // exits without being asked to is started again after a backoff, its output
 // is appended to a log file, and a stop is a signal followed, after a
 // timeout, by SIGKILL.

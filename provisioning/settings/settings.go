@@ -31,7 +31,7 @@ type Postgres struct {
 	Settings map[string]string `json:"postgres_settings"`
 	// SynchronousStandbyNames is the primary's synchronous_standby_names
 	// when committed links must survive the loss of the primary
-	// (DESIGN.md decision 9): a commit waits for any one standby.
+	// (README.md decision 9): a commit waits for any one standby.
 	SynchronousStandbyNames string `json:"postgres_synchronous_standby_names"`
 }
 

@@ -1,7 +1,7 @@
 // Package codes turns link ids into short codes and back.
 //
 // A code is the base62 spelling, in exactly Length characters, of a keyed
-// bijective permutation of the id over Bits bits (DESIGN.md decision 1).
+// bijective permutation of the id over Bits bits (README.md decision 1).
 // Codes never collide, so creating a link needs no retry loop; consecutive
 // ids give unrelated-looking codes, so codes cannot be enumerated by
 // counting; and a proxy turns a code back into an id and looks the link up

@@ -39,7 +39,7 @@ func Links(ctx context.Context, dsn string, n int64) (first, last int64, err err
 // LinksWith is Links with options. One session holds the creation lock
 // (sfsql.LinkCreateLock) from before it reserves the ids until the last
 // chunk has committed, and chunks commit in id order, so the invariant the
-// proxies' quick 404s rest on (DESIGN.md decision 2) holds throughout: a
+// proxies' quick 404s rest on (README.md decision 2) holds throughout: a
 // replica that has replayed link N has every link below N.
 func LinksWith(ctx context.Context, dsn string, n int64, o Options) (first, last int64, err error) {
 	if n <= 0 {

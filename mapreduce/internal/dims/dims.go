@@ -1,5 +1,5 @@
 // Package dims turns the raw strings a proxy logs into the dimensions the
-// stats count (DESIGN.md decision 7): browser, OS, device type and bot or
+// stats count (README.md decision 7): browser, OS, device type and bot or
 // not from the user agent (ua-parser's regexes and its crawler list),
 // country from the client address (a MaxMind-format database), referrer
 // host, primary language of Accept-Language, and a salted visitor hash for

@@ -2,7 +2,7 @@
 // every proxy has and the ledger lacks, verifies them, classifies and
 // aggregates their clicks through map, combine, partition and reduce
 // stages, and commits the aggregates with the ledger rows in one
-// transaction (DESIGN.md decision 6).
+// transaction (README.md decision 6).
 package job
 
 import (

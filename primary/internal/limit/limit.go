@@ -146,8 +146,10 @@ func refusal(v verdict, charges []charge, what []string) *Refusal {
 }
 
 // Signup charges a sign-up to the client address. There is no account to
-// charge before it exists; an email asked for twice is answered 409
-// without hashing a password.
+// charge before it exists. The charge comes before any work: the password
+// is hashed even when the email is taken (the insert then fails and the
+// answer is 409), so this limit is what bounds the hashing a stranger can
+// cause.
 func (l Limits) Signup(addr string) *Refusal {
 	c := []charge{{l.SignupPerAddr, addr}}
 	return refusal(take(1, c...), c, []string{"sign-ups from your address"})

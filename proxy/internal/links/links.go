@@ -1,7 +1,7 @@
 // Package links resolves codes and aliases to links for the proxy: from an
 // in-process cache bounded in bytes, then the local replica, and, only for
 // links created in the last moments or while the replica is down, the
-// primary (DESIGN.md decision 2). A poller follows the replica: the largest
+// primary (README.md decision 2). A poller follows the replica: the largest
 // link id it has replayed (the watermark), its replay lag, the alias map,
 // and the change feed whose rows evict edited links from the cache
 // (decision 4).

@@ -272,7 +272,7 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
 }
 
 // writeRedirect answers with the link's redirect type and a Cache-Control
-// that matches it (DESIGN.md decision 3): permanent redirects may be cached
+// that matches it (README.md decision 3): permanent redirects may be cached
 // by browsers for a day, temporary ones not at all, so every click is seen.
 func writeRedirect(ctx *fasthttp.RequestCtx, e links.Entry) {
 	status := int(e.Type)
