@@ -38,14 +38,16 @@ test: deps
 	$(GO) test -count=1 -run 'Allocs' ./...
 
 ## soak: the fleet under steady load for SOAK (default 30m): memory and
-## descriptors of every process flat, stats exact at the end. Not in CI.
+## descriptors of every process flat, stats exact at the end; its log into
+## README.md. Not in CI.
 soak: deps
-	SHORTFLEET_SOAK=$(SOAK) $(GO) test -count=1 -v -run 'TestSoak$$' -timeout 3h ./provisioning/localfleet/
+	SHORTFLEET_SOAK=$(SOAK) SHORTFLEET_SOAK_REPORT=$(CURDIR)/.fleet-soak.md $(GO) test -count=1 -v -run 'TestSoak$$' -timeout 3h ./provisioning/localfleet/
+	@./provisioning/readme-section.sh soak .fleet-soak.md README.md '`make soak SOAK=$(SOAK)` (TestSoak)'
 
 ## fault-report: run the fault drill and put its table into README.md.
 fault-report: deps
 	SHORTFLEET_FAULT_REPORT=$(CURDIR)/.fleet-faults.md $(GO) test -count=1 -v -run 'TestFaultsUnderLoad$$' ./provisioning/localfleet/
-	@./provisioning/readme-section.sh faults .fleet-faults.md README.md
+	@./provisioning/readme-section.sh faults .fleet-faults.md README.md '`make fault-report` (TestFaultsUnderLoad)'
 
 ## fuzz: run every fuzz target for FUZZTIME each.
 fuzz:

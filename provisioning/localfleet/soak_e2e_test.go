@@ -135,8 +135,21 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("last mapreduce run: %v\n%s", err, out)
 	}
 
+	// report is the soak's log, which `make soak` puts into README.md.
+	var report strings.Builder
+	logf := func(format string, args ...any) {
+		t.Logf(format, args...)
+		fmt.Fprintf(&report, format+"\n", args...)
+	}
+	defer func() {
+		if path := os.Getenv("SHORTFLEET_SOAK_REPORT"); path != "" && !t.Failed() {
+			if err := os.WriteFile(path, []byte("```\n"+report.String()+"```\n"), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
 	ok := cc.answered()
-	t.Logf("soak of %s: %d redirects answered (%.0f/s), %d failed, %d links created, %d processes restarted",
+	logf("soak of %s: %d redirects answered (%.0f/s), %d failed, %d links created, %d processes restarted",
 		d, ok, float64(ok)/d.Seconds(), cc.failed.Load(), cr.count(http.StatusCreated), restarted)
 	if n := cc.failed.Load(); n != 0 {
 		t.Errorf("%d redirects failed: %v", n, cc.firstFails)
@@ -157,7 +170,7 @@ func TestSoak(t *testing.T) {
 		}
 		second, last := median(p.rss[q:2*q]), median(p.rss[3*q:])
 		fdFirst, fdLast := median(p.fds[q:2*q]), median(p.fds[3*q:])
-		t.Logf("%-18s RSS median %6d kB in the second quarter, %6d kB in the last; descriptors %d -> %d", p.name, second, last, fdFirst, fdLast)
+		logf("%-18s RSS median %6d kB in the second quarter, %6d kB in the last; descriptors %d -> %d", p.name, second, last, fdFirst, fdLast)
 		if last > second*12/10+16<<10 {
 			t.Errorf("%s: memory grew from %d to %d kB", p.name, second, last)
 		}
