@@ -99,7 +99,8 @@ func rate(def string) *rateFlag {
 func main() {
 	var (
 		listen     = flag.String("listen", env("SHORTFLEET_LISTEN", "127.0.0.1:8000"), "HTTP listener address")
-		dsn        = flag.String("dsn", env("SHORTFLEET_DSN", ""), "postgres:// URL of the primary database")
+		dsn        = flag.String("dsn", "", "postgres:// URL of the primary database, without its password (one here is refused: ps shows command lines); default $SHORTFLEET_DSN, which may hold it")
+		dbPassFile = flag.String("db-password-file", "", "file holding the database password (or set SHORTFLEET_DB_PASSWORD)")
 		shortBase  = flag.String("short-base", env("SHORTFLEET_SHORT_BASE", "http://127.0.0.1:8080"), "origin of short URLs; links to its host are refused")
 		noMigrate  = flag.Bool("no-migrate", false, "do not apply migrations at start-up")
 		insecure   = flag.Bool("insecure-cookies", false, "send cookies over plain HTTP (development only)")
@@ -118,12 +119,14 @@ func main() {
 	flag.Var(rCreateIP, "rate-create-addr", "links created per client address, counted like -rate-create")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "primary")
-	if *dsn == "" {
-		fatal(logger, "-dsn or SHORTFLEET_DSN must name the primary database")
+	dbURL, err := sfsql.DSNSource{Flag: *dsn, Env: os.Getenv("SHORTFLEET_DSN"),
+		Password: os.Getenv("SHORTFLEET_DB_PASSWORD"), PasswordFile: *dbPassFile}.Resolve()
+	if err != nil {
+		fatal(logger, err.Error())
 	}
 	switch flag.Arg(0) {
 	case "migrate":
-		os.Exit(migrateCmd(*dsn, flag.Arg(1), logger))
+		os.Exit(migrateCmd(dbURL, flag.Arg(1), logger))
 	}
 	key, err := hex.DecodeString(os.Getenv("SHORTFLEET_CODE_KEY"))
 	if err != nil || len(key) < codes.MinKeyLen {
@@ -151,12 +154,12 @@ func main() {
 	ctx := context.Background()
 	if flag.Arg(0) != "grant-admin" && !*noMigrate {
 		t := time.Now()
-		if err := sfsql.MigrateUp(*dsn, logger); err != nil {
+		if err := sfsql.MigrateUp(dbURL, logger); err != nil {
 			fatal(logger, fmt.Sprintf("migrate: %v", err))
 		}
 		logger.Info("migrations applied", "took", time.Since(t).Round(time.Millisecond))
 	}
-	pool, err := pgxpool.New(ctx, *dsn)
+	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}
