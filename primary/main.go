@@ -4,7 +4,8 @@
 //
 //	primary [flags]                  serve
 //	primary migrate up|down|version  manage the schema and exit
-//	primary grant-admin EMAIL        make an account an admin (fleet page)
+//	primary grant-admin EMAIL        make an account an admin (fleet page);
+//	                                 needs only the database (-dsn or SHORTFLEET_DSN)
 package main
 
 import (
@@ -127,6 +128,8 @@ func main() {
 	switch flag.Arg(0) {
 	case "migrate":
 		os.Exit(migrateCmd(dbURL, flag.Arg(1), logger))
+	case "grant-admin":
+		os.Exit(grantAdmin(dbURL, flag.Arg(1), logger))
 	}
 	key, err := hex.DecodeString(os.Getenv("SHORTFLEET_CODE_KEY"))
 	if err != nil || len(key) < codes.MinKeyLen {
@@ -152,7 +155,7 @@ func main() {
 		}
 	}
 	ctx := context.Background()
-	if flag.Arg(0) != "grant-admin" && !*noMigrate {
+	if !*noMigrate {
 		t := time.Now()
 		if err := sfsql.MigrateUp(dbURL, logger); err != nil {
 			fatal(logger, fmt.Sprintf("migrate: %v", err))
@@ -164,16 +167,6 @@ func main() {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}
 	st := store.New(pool, codec, logger)
-	if flag.Arg(0) == "grant-admin" {
-		err := st.SetAdmin(ctx, strings.ToLower(flag.Arg(1)), true)
-		st.Close()
-		pool.Close()
-		if err != nil {
-			fatal(logger, fmt.Sprintf("grant-admin %s: %v", flag.Arg(1), err))
-		}
-		logger.Info("admin granted", "email", flag.Arg(1))
-		return
-	}
 	var proxyURLs []string
 	for _, p := range strings.Split(*proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -251,6 +244,36 @@ func migrateCmd(dsn, verb string, logger *slog.Logger) int {
 		logger.Error("migrate "+verb, "err", err)
 		return 1
 	}
+	return 0
+}
+
+// grantAdmin makes the account with email an admin. It needs the database
+// alone, not the code key or any other setting, so that whoever can reach
+// the database can make the first admin.
+func grantAdmin(dsn, email string, logger *slog.Logger) int {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		fmt.Fprintln(os.Stderr, "usage: primary [flags] grant-admin EMAIL")
+		return 2
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		logger.Error("database address", "err", err)
+		return 1
+	}
+	defer pool.Close()
+	st := store.New(pool, nil, logger) // SetAdmin encodes no link code: no codec
+	defer st.Close()
+	switch err := st.SetAdmin(ctx, email, true); {
+	case errors.Is(err, store.ErrNotFound):
+		logger.Error("grant-admin: no account has this email; sign up first", "email", email)
+		return 1
+	case err != nil:
+		logger.Error("grant-admin", "email", email, "err", err)
+		return 1
+	}
+	logger.Info("admin granted", "email", email)
 	return 0
 }
 

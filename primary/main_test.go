@@ -156,3 +156,31 @@ func TestDSNPasswordNotOnCommandLine(t *testing.T) {
 		t.Fatalf("-h does not say where the password goes:\n%s", help)
 	}
 }
+
+// TestGrantAdminNeedsOnlyTheDatabase runs grant-admin with nothing set but
+// SHORTFLEET_DSN: no code key, no CSRF key, no other setting.
+func TestGrantAdminNeedsOnlyTheDatabase(t *testing.T) {
+	c, db := pgcluster.StartTestDatabase(t)
+	if _, err := db.Exec(t.Context(), `INSERT INTO users (email, password_hash) VALUES ('boss@example.com', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	grant := func(email string) (int, string) {
+		cmd := exec.Command(primaryBinary(t), "grant-admin", email)
+		cmd.Env = []string{"SHORTFLEET_DSN=" + c.DSN("shortfleet")}
+		out, err := cmd.CombinedOutput()
+		if err != nil && cmd.ProcessState == nil {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := grant("Boss@Example.com"); code != 0 || !strings.Contains(out, "admin granted") {
+		t.Fatalf("grant-admin: exit %d\n%s", code, out)
+	}
+	var admin bool
+	if err := db.QueryRow(t.Context(), `SELECT is_admin FROM users WHERE email = 'boss@example.com'`).Scan(&admin); err != nil || !admin {
+		t.Fatalf("is_admin %v, %v after grant-admin", admin, err)
+	}
+	if code, out := grant("nobody@example.com"); code != 1 || !strings.Contains(out, "sign up first") {
+		t.Fatalf("grant-admin of no account: exit %d, want 1 and a message\n%s", code, out)
+	}
+}

@@ -32,8 +32,8 @@ func chromium(t *testing.T) string {
 // sign up, create a link, follow it through a proxy, and, after the stats
 // run, see the click counted and the chart drawn on the link's page. The
 // screenshot is kept in artifacts/dashboard.png. Logged out, the link's
-// page asks to log in and, once logged in, shows again; made an admin,
-// the account sees the fleet page.
+// page asks to log in and, once logged in, shows again; made an admin
+// with `make admin` (fleet admin), the account sees the fleet page.
 func TestBrowserDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -147,8 +147,8 @@ func TestBrowserDashboard(t *testing.T) {
 
 	// The fleet page, once the account is an admin: both proxies ready,
 	// and the run just made.
-	if out, err := f.Command(ctx, "primary", "grant-admin", "browser@example.com").CombinedOutput(); err != nil {
-		t.Fatalf("grant-admin: %v\n%s", err, out)
+	if code, out := fleetAdmin(t, f.StateDir(), "browser@example.com"); code != 0 {
+		t.Fatalf("fleet admin: exit %d\n%s", code, out)
 	}
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/fleet"), chromedp.WaitVisible(`table`)); err != nil {
 		t.Fatalf("fleet page: %v", err)
