@@ -9,7 +9,7 @@ TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
 SOAK    ?= 30m
 
-.PHONY: up down build test deps deps-fleet soak fault-report bench bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
+.PHONY: up down admin build test deps deps-fleet soak fault-report bench bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -21,6 +21,12 @@ up: build deps-fleet
 ## down: stop the fleet `make up` started.
 down:
 	$(GO) run ./provisioning/fleet down -state $(STATE)
+
+## admin: make the account EMAIL (signed up already) an admin of the fleet
+## `make up` runs, who sees the fleet page: make admin EMAIL=you@example.com
+admin:
+	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=you@example.com"; exit 2; }
+	$(GO) run ./provisioning/fleet admin -state $(STATE) -bin $(BIN) "$(EMAIL)"
 
 ## deps: install what the fleet and tests need and this machine lacks.
 deps:

@@ -27,6 +27,7 @@ import (
 	"shortfleet/mapreduce/internal/daemon"
 	"shortfleet/mapreduce/internal/dims"
 	"shortfleet/mapreduce/internal/job"
+	sfsql "shortfleet/sql"
 )
 
 func env(name, def string) string {
@@ -38,7 +39,8 @@ func env(name, def string) string {
 
 func main() {
 	var (
-		dsn         = flag.String("dsn", env("SHORTFLEET_DSN", ""), "postgres:// URL of the primary database")
+		dsn         = flag.String("dsn", "", "postgres:// URL of the primary database, without its password (one here is refused: ps shows command lines); default $SHORTFLEET_DSN, which may hold it")
+		dbPassFile  = flag.String("db-password-file", "", "file holding the database password (or set SHORTFLEET_DB_PASSWORD)")
 		proxies     = flag.String("proxies", env("SHORTFLEET_PROXIES", ""), "comma-separated admin URLs of the proxies")
 		schedule    = flag.String("schedule", env("SHORTFLEET_SCHEDULE", "*/5 * * * *"), "cron schedule of runs")
 		once        = flag.Bool("once", false, "run once and exit: 0 on success, 1 on failure, 3 if another run holds the lock")
@@ -52,8 +54,10 @@ func main() {
 	)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "mapreduce")
-	if *dsn == "" {
-		fatal(logger, "-dsn or SHORTFLEET_DSN must name the primary database")
+	dbURL, err := sfsql.DSNSource{Flag: *dsn, Env: os.Getenv("SHORTFLEET_DSN"),
+		Password: os.Getenv("SHORTFLEET_DB_PASSWORD"), PasswordFile: *dbPassFile}.Resolve()
+	if err != nil {
+		fatal(logger, err.Error())
 	}
 	salt := os.Getenv("SHORTFLEET_VISITOR_SALT")
 	if len(salt) < 16 {
@@ -67,7 +71,7 @@ func main() {
 	}
 	token := os.Getenv("SHORTFLEET_ADMIN_TOKEN")
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, *dsn)
+	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}

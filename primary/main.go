@@ -4,7 +4,8 @@
 //
 //	primary [flags]                  serve
 //	primary migrate up|down|version  manage the schema and exit
-//	primary grant-admin EMAIL        make an account an admin (fleet page)
+//	primary grant-admin EMAIL        make an account an admin (fleet page);
+//	                                 needs only the database (-dsn or SHORTFLEET_DSN)
 package main
 
 import (
@@ -99,7 +100,8 @@ func rate(def string) *rateFlag {
 func main() {
 	var (
 		listen     = flag.String("listen", env("SHORTFLEET_LISTEN", "127.0.0.1:8000"), "HTTP listener address")
-		dsn        = flag.String("dsn", env("SHORTFLEET_DSN", ""), "postgres:// URL of the primary database")
+		dsn        = flag.String("dsn", "", "postgres:// URL of the primary database, without its password (one here is refused: ps shows command lines); default $SHORTFLEET_DSN, which may hold it")
+		dbPassFile = flag.String("db-password-file", "", "file holding the database password (or set SHORTFLEET_DB_PASSWORD)")
 		shortBase  = flag.String("short-base", env("SHORTFLEET_SHORT_BASE", "http://127.0.0.1:8080"), "origin of short URLs; links to its host are refused")
 		noMigrate  = flag.Bool("no-migrate", false, "do not apply migrations at start-up")
 		insecure   = flag.Bool("insecure-cookies", false, "send cookies over plain HTTP (development only)")
@@ -118,12 +120,16 @@ func main() {
 	flag.Var(rCreateIP, "rate-create-addr", "links created per client address, counted like -rate-create")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "primary")
-	if *dsn == "" {
-		fatal(logger, "-dsn or SHORTFLEET_DSN must name the primary database")
+	dbURL, err := sfsql.DSNSource{Flag: *dsn, Env: os.Getenv("SHORTFLEET_DSN"),
+		Password: os.Getenv("SHORTFLEET_DB_PASSWORD"), PasswordFile: *dbPassFile}.Resolve()
+	if err != nil {
+		fatal(logger, err.Error())
 	}
 	switch flag.Arg(0) {
 	case "migrate":
-		os.Exit(migrateCmd(*dsn, flag.Arg(1), logger))
+		os.Exit(migrateCmd(dbURL, flag.Arg(1), logger))
+	case "grant-admin":
+		os.Exit(grantAdmin(dbURL, flag.Arg(1), logger))
 	}
 	key, err := hex.DecodeString(os.Getenv("SHORTFLEET_CODE_KEY"))
 	if err != nil || len(key) < codes.MinKeyLen {
@@ -149,28 +155,18 @@ func main() {
 		}
 	}
 	ctx := context.Background()
-	if flag.Arg(0) != "grant-admin" && !*noMigrate {
+	if !*noMigrate {
 		t := time.Now()
-		if err := sfsql.MigrateUp(*dsn, logger); err != nil {
+		if err := sfsql.MigrateUp(dbURL, logger); err != nil {
 			fatal(logger, fmt.Sprintf("migrate: %v", err))
 		}
 		logger.Info("migrations applied", "took", time.Since(t).Round(time.Millisecond))
 	}
-	pool, err := pgxpool.New(ctx, *dsn)
+	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}
 	st := store.New(pool, codec, logger)
-	if flag.Arg(0) == "grant-admin" {
-		err := st.SetAdmin(ctx, strings.ToLower(flag.Arg(1)), true)
-		st.Close()
-		pool.Close()
-		if err != nil {
-			fatal(logger, fmt.Sprintf("grant-admin %s: %v", flag.Arg(1), err))
-		}
-		logger.Info("admin granted", "email", flag.Arg(1))
-		return
-	}
 	var proxyURLs []string
 	for _, p := range strings.Split(*proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -248,6 +244,36 @@ func migrateCmd(dsn, verb string, logger *slog.Logger) int {
 		logger.Error("migrate "+verb, "err", err)
 		return 1
 	}
+	return 0
+}
+
+// grantAdmin makes the account with email an admin. It needs the database
+// alone, not the code key or any other setting, so that whoever can reach
+// the database can make the first admin.
+func grantAdmin(dsn, email string, logger *slog.Logger) int {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		fmt.Fprintln(os.Stderr, "usage: primary [flags] grant-admin EMAIL")
+		return 2
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		logger.Error("database address", "err", err)
+		return 1
+	}
+	defer pool.Close()
+	st := store.New(pool, nil, logger) // SetAdmin encodes no link code: no codec
+	defer st.Close()
+	switch err := st.SetAdmin(ctx, email, true); {
+	case errors.Is(err, store.ErrNotFound):
+		logger.Error("grant-admin: no account has this email; sign up first", "email", email)
+		return 1
+	case err != nil:
+		logger.Error("grant-admin", "email", email, "err", err)
+		return 1
+	}
+	logger.Info("admin granted", "email", email)
 	return 0
 }
 

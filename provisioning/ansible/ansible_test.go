@@ -623,8 +623,9 @@ func envVars(t *testing.T, app string) []string {
 func TestAppEnvironmentAndUnits(t *testing.T) {
 	t.Parallel()
 	dir := rendered(t)
-	// Left out of the environment file when empty (the binary's default).
-	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true}
+	// Left out of the environment file when empty (the binary's default);
+	// SHORTFLEET_DB_PASSWORD too, as the DSN in the file holds the password.
+	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true, "SHORTFLEET_DB_PASSWORD": true}
 	line := regexp.MustCompile(`^(SHORTFLEET_[A-Z0-9_]+)="(.*)"$`)
 	for _, app := range []string{"primary", "proxy", "mapreduce"} {
 		t.Run(app, func(t *testing.T) {
@@ -665,6 +666,13 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 			} {
 				if !strings.Contains(unit, want) {
 					t.Errorf("shortfleet-%s.service lacks %q:\n%s", app, want, unit)
+				}
+			}
+			// ps shows a command line to every user: the database's address
+			// and password stay in the environment file.
+			for _, l := range strings.Split(unit, "\n") {
+				if strings.HasPrefix(l, "ExecStart=") && (strings.Contains(l, "dsn") || strings.Contains(l, "postgres://") || strings.Contains(l, "password")) {
+					t.Errorf("shortfleet-%s.service puts the database on the command line: %s", app, l)
 				}
 			}
 			if app != "primary" && !strings.Contains(unit, "ReadWritePaths=/var/lib/shortfleet/") {

@@ -2,6 +2,8 @@
 //
 //	fleet up   [-n 2] [-state .fleet] [-bin bin]   start it and serve until Ctrl-C or `fleet down`
 //	fleet down [-state .fleet]                     stop a fleet started by `fleet up`
+//	fleet admin [-state .fleet] [-bin bin] EMAIL   make an account of that fleet an admin
+//	                                               (`make admin EMAIL=...`)
 //	fleet init                                     a throwaway test host's init (hostinit);
 //	                                               run as systemctl, it is that host's systemctl
 //	fleet promote -candidates h:5432,h:5432 [-new h:5432]
@@ -38,8 +40,8 @@ func main() {
 	if filepath.Base(os.Args[0]) == "systemctl" {
 		os.Exit(hostinit.Systemctl(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "promote" && os.Args[1] != "init") {
-		fmt.Fprintln(os.Stderr, "usage: fleet up|down|promote|init [flags]")
+	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "admin" && os.Args[1] != "promote" && os.Args[1] != "init") {
+		fmt.Fprintln(os.Stderr, "usage: fleet up|down|admin|promote|init [flags]")
 		os.Exit(2)
 	}
 	verb := os.Args[1]
@@ -58,9 +60,18 @@ func main() {
 	fs.Parse(os.Args[2:])
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "fleet")
 	var err error
-	if verb == "up" {
+	switch verb {
+	case "up":
 		err = up(logger, *state, *bin, *n, *subnet, *schedule)
-	} else {
+	case "admin":
+		if fs.NArg() != 1 {
+			fmt.Fprintln(os.Stderr, "usage: fleet admin [-state .fleet] [-bin bin] EMAIL")
+			os.Exit(2)
+		}
+		var out string
+		out, err = localfleet.GrantAdmin(context.Background(), *state, *bin, fs.Arg(0))
+		fmt.Fprint(os.Stderr, out)
+	default:
 		err = down(logger, *state)
 	}
 	if err != nil {

@@ -31,7 +31,9 @@ func chromium(t *testing.T) string {
 // TestBrowserDashboard drives headless Chromium through what a user does:
 // sign up, create a link, follow it through a proxy, and, after the stats
 // run, see the click counted and the chart drawn on the link's page. The
-// screenshot is kept in artifacts/dashboard.png.
+// screenshot is kept in artifacts/dashboard.png. Logged out, the link's
+// page asks to log in and, once logged in, shows again; made an admin
+// with `make admin` (fleet admin), the account sees the fleet page.
 func TestBrowserDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -121,10 +123,32 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatalf("dashboard shows %q clicks and %d bars, want 1 and 1 (screenshot in artifacts/dashboard.png)", clicks, bars)
 	}
 
+	// A deep link while logged out: logging in lands on the link's page,
+	// not on the list.
+	deep := base + "/links/" + code + "?range=24h"
+	if err := chromedp.Do(bctx,
+		chromedp.Click(`form[action="/logout"] button`),
+		chromedp.WaitVisible(`a[href="/signup"]`),
+		chromedp.Navigate(deep),
+		chromedp.WaitVisible(`input[name=password]`),
+		chromedp.SendKeys(`input[name=email]`, "browser@example.com"),
+		chromedp.SendKeys(`input[name=password]`, "a long enough password"),
+		chromedp.Submit(`input[name=password]`),
+		chromedp.WaitVisible(`nav a[href="/keys"]`), // logged in, whichever page
+	); err != nil {
+		t.Fatalf("log in from a deep link: %v", err)
+	}
+	if loc, err := chromedp.Run(bctx, chromedp.Location()); err != nil || loc != deep {
+		t.Fatalf("logging in from %s landed on %s, %v", deep, loc, err)
+	}
+	if err := chromedp.Do(bctx, chromedp.WaitVisible(`#chart`)); err != nil {
+		t.Fatalf("the link's page after log-in: %v", err)
+	}
+
 	// The fleet page, once the account is an admin: both proxies ready,
 	// and the run just made.
-	if out, err := f.Command(ctx, "primary", "grant-admin", "browser@example.com").CombinedOutput(); err != nil {
-		t.Fatalf("grant-admin: %v\n%s", err, out)
+	if code, out := fleetAdmin(t, f.StateDir(), "browser@example.com"); code != 0 {
+		t.Fatalf("fleet admin: exit %d\n%s", code, out)
 	}
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/fleet"), chromedp.WaitVisible(`table`)); err != nil {
 		t.Fatalf("fleet page: %v", err)

@@ -281,12 +281,28 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "home", page{Title: "shortfleet"})
 }
 
-type authData struct{ Action, Email string }
+// authData fills the sign-up and log-in form. Next is where log-in leads
+// afterwards: the form posts it back in a hidden field, since the form's
+// action is a bare /login that would drop the page's ?next=.
+type authData struct{ Action, Email, Next string }
 
 func (s *Server) authPage(title, action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s.render(w, r, http.StatusOK, "auth", page{Title: title, Data: authData{Action: action}})
+		data := authData{Action: action}
+		if action == "/login" {
+			data.Next = formNext(r.URL.Query().Get("next"))
+		}
+		s.render(w, r, http.StatusOK, "auth", page{Title: title, Data: data})
 	}
+}
+
+// formNext is the next the log-in form carries: a safe one, or none, so a
+// page never echoes a path safeNext would refuse.
+func formNext(next string) string {
+	if next == "" || safeNext(next) != next {
+		return ""
+	}
+	return next
 }
 
 // startSession logs a user in with a new session token (a new token at
@@ -352,7 +368,10 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
-	data := authData{Action: "/login", Email: email}
+	// The form's hidden field, or ?next= on the post's own URL (FormValue
+	// prefers the body); safeNext checks it either way.
+	next := r.FormValue("next")
+	data := authData{Action: "/login", Email: email, Next: formNext(next)}
 	if no := s.cfg.Limits.Login(api.ClientAddr(r), email); no != nil {
 		s.refuse(w, r, no, 0)
 		return
@@ -367,7 +386,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.startSession(w, r, u) {
-		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
 	}
 }
 

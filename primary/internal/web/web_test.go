@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -223,6 +224,68 @@ func TestSignupLoginLogout(t *testing.T) {
 	}
 	if resp, _ := b.post("/login", "/login?next=//evil.example/", url.Values{"email": {"web@example.com"}, "password": {"a good long password"}}); resp.Header.Get("Location") != "/links" {
 		t.Fatalf("an open redirect after log-in: %s", resp.Header.Get("Location"))
+	}
+}
+
+var (
+	formActionRE = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+	hiddenRE     = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
+
+// submitForm posts the first form on page as a browser does: to its
+// action, with its hidden fields and the fields in fill.
+func (b *browser) submitForm(page string, fill url.Values) (*http.Response, string) {
+	b.e.t.Helper()
+	m := formActionRE.FindStringSubmatch(page)
+	if m == nil {
+		b.e.t.Fatalf("no form on the page: %s", page)
+	}
+	form := url.Values{}
+	for _, h := range hiddenRE.FindAllStringSubmatch(page, -1) {
+		form.Set(h[1], html.UnescapeString(h[2]))
+	}
+	for k, v := range fill {
+		form[k] = v
+	}
+	return b.read(b.c.PostForm(b.e.srv.URL+html.UnescapeString(m[1]), form))
+}
+
+// TestLoginReturnsToDeepLink: a visitor who opens a page while logged out
+// is sent to log in and, after logging in through the form (once with a
+// wrong password first), lands on that page, not on the list.
+func TestLoginReturnsToDeepLink(t *testing.T) {
+	e := setup(t)
+	b := e.browser()
+	b.signup("deep@example.com")
+	code := b.create("https://example.com/deep", "")
+	for _, deep := range []string{"/links/" + code, "/links?q=deep&sort=clicks", "/keys"} {
+		t.Run(deep, func(t *testing.T) {
+			b.post("/login", "/logout", url.Values{})
+			resp, _ := b.get(deep)
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/login?next=") {
+				t.Fatalf("%s logged out: %d %q, want a redirect to log in", deep, resp.StatusCode, loc)
+			}
+			_, page := b.get(loc)
+			// The page that says "wrong password" holds the form to try again.
+			resp, page = b.submitForm(page, url.Values{"email": {"deep@example.com"}, "password": {"not the password"}})
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("wrong password: %d", resp.StatusCode)
+			}
+			resp, _ = b.submitForm(page, url.Values{"email": {"deep@example.com"}, "password": {"a good long password"}})
+			if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != deep {
+				t.Fatalf("log in from %s: %d to %q, want %q", loc, resp.StatusCode, got, deep)
+			}
+			if resp, _ := b.get(deep); resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s after log-in: %d", deep, resp.StatusCode)
+			}
+		})
+	}
+	// A next the log-in would refuse is not put into the form at all.
+	b.post("/login", "/logout", url.Values{})
+	_, page := b.get("/login?next=//evil.example/")
+	if strings.Contains(page, `name="next"`) {
+		t.Fatalf("the log-in form carries an unsafe next: %s", page)
 	}
 }
 
