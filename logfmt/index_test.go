@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -271,4 +273,65 @@ func names(entries []Entry) []string {
 		n = append(n, e.Name)
 	}
 	return n
+}
+
+// TestDocFolderDiagram: every kind of file a writer keeps in its log
+// folder is in doc.go's diagram of the folder, so the documentation of the
+// format does not leave out what an operator finds there.
+func TestDocFolderDiagram(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, diagram, _ := strings.Cut(string(src), "//\tlogs/\n")
+	diagram, _, _ = strings.Cut(diagram, "//\n")
+	var listed []string
+	for _, l := range strings.Split(diagram, "\n") {
+		if f := strings.Fields(strings.TrimLeft(l, "/\t│├└─ ")); len(f) > 0 {
+			listed = append(listed, f[0])
+		}
+	}
+	dir := t.TempDir()
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p", FlushRows: 1}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.Append(testRecord(0))
+	w.Rotate()
+	if err := w.MarkIngested([]string{w.Pending()[0].Name}); err != nil {
+		t.Fatal(err)
+	}
+	w.Append(testRecord(1)) // cut at once: the writer opens a segment for it
+	for {
+		if open, _ := filepath.Glob(filepath.Join(dir, "*"+openSuffix)); len(open) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		kind := f.Name()
+		switch {
+		case ValidSegmentName(kind):
+			kind = "a sealed segment"
+		case strings.HasSuffix(kind, openSuffix) && ValidSegmentName(strings.TrimSuffix(kind, openSuffix)):
+			kind = "an open segment"
+		}
+		found := slices.ContainsFunc(listed, func(l string) bool {
+			switch kind {
+			case "a sealed segment":
+				return ValidSegmentName(l)
+			case "an open segment":
+				return strings.HasSuffix(l, openSuffix) && ValidSegmentName(strings.TrimSuffix(l, openSuffix))
+			}
+			return l == kind
+		})
+		if !found {
+			t.Errorf("the log folder holds %s (%s), which doc.go's diagram %v leaves out", kind, f.Name(), listed)
+		}
+	}
 }
