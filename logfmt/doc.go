@@ -7,6 +7,7 @@
 //
 //	logs/
 //	├── manifest.jsonl                      one line per sealed segment, in seal order
+//	├── ingested.txt                        sealed segments the mapreduce job acknowledged, one name a line
 //	├── 20261122T133000.000000001Z.arrows   sealed segments: immutable
 //	├── 20261122T133100.000000002Z.arrows
 //	└── 20261122T133200.000000003Z.arrows.open   the one segment being written
@@ -31,8 +32,9 @@
 //	│ record batch 1   open: ≤ FlushRows rows, every FlushInterval;│
 //	│                  sealed: about 65,536 rows                   │
 //	│   ┌ continuation 0xFFFFFFFF │ metadata length │ metadata ┐   │
-//	│   └ body: one zstd frame per buffer, each after its       ┘   │
-//	│           uncompressed length (int64, little endian)          │
+//	│   └ body: open: buffers as they are; sealed: one zstd    ┘   │
+//	│           frame per buffer, each after its uncompressed      │
+//	│           length (int64, little endian)                      │
 //	├──────────────────────────────────────────────────────────────┤
 //	│ record batch 2 … n                                           │
 //	├──────────────────────────────────────────────────────────────┤
@@ -90,10 +92,11 @@
 // # Durability
 //
 // Records are appended to in-memory builders; a batch is cut every FlushRows
-// rows or FlushInterval and written (compressed) to the open segment. A
-// segment is sealed by size or age: end-of-stream marker, fsync, atomic
-// rename to its sealed name, fsync of the folder, then its manifest line,
-// fsynced. A sealed segment is never changed afterwards.
+// rows or FlushInterval and written, uncompressed, to the open segment. A
+// segment is sealed by size or age: end-of-stream marker, compaction into
+// large zstd-compressed batches in a new file, fsync, atomic rename to its
+// sealed name, fsync of the folder, then its manifest line, fsynced, and
+// the open file removed. A sealed segment is never changed afterwards.
 //
 // On a clean stop (Writer.Close) everything buffered is sealed: nothing is
 // lost. After a crash at most the last FlushInterval of records is lost: at

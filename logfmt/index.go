@@ -48,16 +48,48 @@ func (w *Writer) loadIndex() error {
 		return fmt.Errorf("read %s: %w", IngestedName, err)
 	}
 	var keep strings.Builder
-	w.pending = w.pending[:0]
 	for _, e := range entries {
 		if acked[e.Name] {
 			keep.WriteString(e.Name + "\n")
-		} else {
-			w.pending = append(w.pending, e)
 		}
 	}
+	w.idxMu.Lock()
+	w.pending = pendingOf(entries, acked)
 	w.sealedOnDisk = len(entries)
+	w.idxMu.Unlock()
 	return writeFileAtomic(filepath.Join(w.cfg.Dir, IngestedName), []byte(keep.String()))
+}
+
+// reindex rebuilds the pending list from the manifest after a repair
+// entered segments in it behind the writer's back. It runs on the writer's
+// goroutine, the manifest's only writer, and reads the acknowledgements
+// under idxMu, so a concurrent MarkIngested is either wholly in them or
+// not yet begun.
+func (w *Writer) reindex() error {
+	entries, err := ReadManifest(w.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	w.idxMu.Lock()
+	defer w.idxMu.Unlock()
+	acked, err := readIngested(w.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", IngestedName, err)
+	}
+	w.pending = pendingOf(entries, acked)
+	w.sealedOnDisk = len(entries)
+	return nil
+}
+
+// pendingOf is the manifest's entries not acknowledged, in seal order.
+func pendingOf(entries []Entry, acked map[string]bool) []Entry {
+	var pending []Entry
+	for _, e := range entries {
+		if !acked[e.Name] {
+			pending = append(pending, e)
+		}
+	}
+	return pending
 }
 
 // Pending returns the sealed segments not yet acknowledged as ingested, in

@@ -6,6 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,7 +131,12 @@ func TestDiskFull(t *testing.T) {
 	if st.Written+st.Dropped != st.Appended {
 		t.Fatalf("written %d + dropped %d != appended %d (recovered %d)", st.Written, st.Dropped, st.Appended, st.Recovered)
 	}
-	_, rows := readFolder(t, dir)
+	entries, rows := readFolder(t, dir)
+	// Segments the repair recovered after the write errors are pending in
+	// this writer, as those it sealed itself are.
+	if got, want := names(w.Pending()), names(entries); !reflect.DeepEqual(got, want) {
+		t.Fatalf("pending %v, want every sealed segment %v (recovered %d records)", got, want, st.Recovered)
+	}
 	var late int
 	for _, r := range rows {
 		if r.Path == string(testRecord(2).Path) {
@@ -187,5 +195,143 @@ func TestSealedOpenLeftover(t *testing.T) {
 	}
 	if _, err := os.Stat(open); !os.IsNotExist(err) {
 		t.Fatal("the leftover open file is still there")
+	}
+}
+
+// TestRepairedSegmentPendingAtOnce: a segment whose seal failed is entered
+// in the manifest by the running writer's repair once the disk lets it, and
+// is listed as pending by the same writer at once, not only after a
+// restart: the mapreduce job lists segments with Pending.
+func TestRepairedSegmentPendingAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p", FlushInterval: time.Millisecond}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// Two sealed segments, the first acknowledged: the rebuilt list must
+	// keep the acknowledgement.
+	for i := range 2 {
+		w.Append(testRecord(i))
+		w.Rotate()
+	}
+	before := w.Pending()
+	if len(before) != 2 {
+		t.Fatalf("%d pending, want 2", len(before))
+	}
+	if err := w.MarkIngested([]string{before[0].Name}); err != nil {
+		t.Fatal(err)
+	}
+	// A folder where the manifest was makes appending to it fail (as root
+	// too, unlike a permission), so the next seal fails after its sealed
+	// file is complete.
+	manifest := filepath.Join(dir, ManifestName)
+	if err := os.Rename(manifest, manifest+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(manifest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w.Append(testRecord(2))
+	w.Rotate()
+	if w.Stats().WriteErrors == 0 {
+		t.Fatal("sealing into a folder without a writable manifest did not fail")
+	}
+	if got := w.Pending(); len(got) != 1 || got[0].Name != before[1].Name {
+		t.Fatalf("pending %v after the failed seal, want only %s", names(got), before[1].Name)
+	}
+	// The disk recovers; the writer's repair, every flush interval, enters
+	// the sealed segment.
+	if err := os.Remove(manifest); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(manifest+".aside", manifest); err != nil {
+		t.Fatal(err)
+	}
+	var entries []Entry
+	for len(entries) < 3 {
+		time.Sleep(time.Millisecond)
+		if entries, err = ReadManifest(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rotate is served by the goroutine that ran the repair, so once it
+	// returns that repair has finished.
+	w.Rotate()
+	want := []string{entries[1].Name, entries[2].Name}
+	if got := names(w.Pending()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("pending %v after the repair, want %v", got, want)
+	}
+	if onDisk, pending := w.SegmentCounts(); onDisk != 3 || pending != 2 {
+		t.Fatalf("counts %d on disk, %d pending; want 3, 2", onDisk, pending)
+	}
+}
+
+func names(entries []Entry) []string {
+	var n []string
+	for _, e := range entries {
+		n = append(n, e.Name)
+	}
+	return n
+}
+
+// TestDocFolderDiagram: every kind of file a writer keeps in its log
+// folder is in doc.go's diagram of the folder, so the documentation of the
+// format does not leave out what an operator finds there.
+func TestDocFolderDiagram(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, diagram, _ := strings.Cut(string(src), "//\tlogs/\n")
+	diagram, _, _ = strings.Cut(diagram, "//\n")
+	var listed []string
+	for _, l := range strings.Split(diagram, "\n") {
+		if f := strings.Fields(strings.TrimLeft(l, "/\t│├└─ ")); len(f) > 0 {
+			listed = append(listed, f[0])
+		}
+	}
+	dir := t.TempDir()
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p", FlushRows: 1}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.Append(testRecord(0))
+	w.Rotate()
+	if err := w.MarkIngested([]string{w.Pending()[0].Name}); err != nil {
+		t.Fatal(err)
+	}
+	w.Append(testRecord(1)) // cut at once: the writer opens a segment for it
+	for {
+		if open, _ := filepath.Glob(filepath.Join(dir, "*"+openSuffix)); len(open) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		kind := f.Name()
+		switch {
+		case ValidSegmentName(kind):
+			kind = "a sealed segment"
+		case strings.HasSuffix(kind, openSuffix) && ValidSegmentName(strings.TrimSuffix(kind, openSuffix)):
+			kind = "an open segment"
+		}
+		found := slices.ContainsFunc(listed, func(l string) bool {
+			switch kind {
+			case "a sealed segment":
+				return ValidSegmentName(l)
+			case "an open segment":
+				return strings.HasSuffix(l, openSuffix) && ValidSegmentName(strings.TrimSuffix(l, openSuffix))
+			}
+			return l == kind
+		})
+		if !found {
+			t.Errorf("the log folder holds %s (%s), which doc.go's diagram %v leaves out", kind, f.Name(), listed)
+		}
 	}
 }

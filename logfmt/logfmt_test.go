@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/v1.arrows")
+var update = flag.Bool("update", false, "write testdata/vN.arrows of the sealed format version, if it is not released yet")
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -392,28 +393,34 @@ func TestReaderRejects(t *testing.T) {
 }
 
 // TestTestdata reads a segment of every format version from testdata,
-// forever: a version once written is never changed. v1.arrows was sealed
-// when sealing wrote version 1; -update rewrites only the file of the
-// version sealing writes now.
+// forever: a version once written is never changed, and the files of
+// released versions must match their pinned checksums. v1.arrows was
+// sealed when sealing wrote version 1. -update writes the file of the
+// version sealing writes now, only while it is not released.
 func TestTestdata(t *testing.T) {
-	for _, version := range []int{Version, SealedVersion} {
+	versions := []int{Version, SealedVersion}
+	for v := range releasedTestdata {
+		if !slices.Contains(versions, v) {
+			versions = append(versions, v)
+		}
+	}
+	slices.Sort(versions)
+	for _, version := range versions {
 		path := filepath.Join("testdata", fmt.Sprintf("v%d.arrows", version))
 		if *update && version == SealedVersion {
-			dir := t.TempDir()
-			w, _ := NewWriter(WriterConfig{Dir: dir, Proxy: "proxy-01", FlushRows: 8}, quietLogger())
-			for i := range 20 {
-				w.Append(testRecord(i))
+			if err := writeTestdata(path, version); err != nil {
+				t.Fatalf("-update %s: %v", path, err)
 			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			entries, _ := ReadManifest(dir)
-			data, _ := os.ReadFile(filepath.Join(dir, entries[0].Name))
-			os.WriteFile(path, data, 0o644)
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		if pin, ok := releasedTestdata[version]; !ok {
+			t.Logf("%s: version %d is not released yet; pin its checksum in releasedTestdata when it is", path, version)
+		} else if got := hex.EncodeToString(sum[:]); got != pin {
+			t.Fatalf("%s has SHA-256 %s, want the released %s: released testdata is frozen", path, got, pin)
 		}
 		rd, err := NewReader(bytes.NewReader(data))
 		if err != nil {
@@ -436,6 +443,85 @@ func TestTestdata(t *testing.T) {
 			}
 		}
 		testStandardReader(t, data, 20)
+	}
+}
+
+// releasedTestdata pins the SHA-256 of every released format version's
+// testdata segment. A version once written never changes, and neither does
+// its file: TestTestdata fails if one differs, and -update refuses to write
+// one. A new version's file is pinned here when the version is released.
+var releasedTestdata = map[int]string{
+	1: "2d7a2bddcf7516e47e00af8bd9306ee9e312458d54e4b166d779685ad4819948",
+	2: "d98f05625c7639814899ff14e615ab9205c703c54d7bce9cf752abbc6d3e9739",
+}
+
+// writeTestdata seals the 20 test records in the format version sealing
+// writes now and writes the segment to path, which -update does for a
+// version not yet released. It refuses a released version, whatever the
+// writer now makes of it.
+func writeTestdata(path string, version int) error {
+	if _, ok := releasedTestdata[version]; ok {
+		return fmt.Errorf("version %d is released and its testdata frozen: -update writes only a version not yet released", version)
+	}
+	if version != SealedVersion {
+		return fmt.Errorf("sealing writes version %d, not %d", SealedVersion, version)
+	}
+	dir, err := os.MkdirTemp("", "logfmt-testdata")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "proxy-01", FlushRows: 8}, quietLogger())
+	if err != nil {
+		return err
+	}
+	for i := range 20 {
+		w.Append(testRecord(i))
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("seal the test records: %w", err)
+	}
+	entries, err := ReadManifest(dir)
+	if err != nil {
+		return err
+	}
+	if len(entries) != 1 || entries[0].Version != version {
+		return fmt.Errorf("sealing the test records gave %+v, want one version %d segment", entries, version)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, entries[0].Name))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// TestReleasedTestdataFrozen: the -update path refuses to write the
+// testdata of a released version, leaving the file as it was, and
+// refuses a version sealing does not write.
+func TestReleasedTestdataFrozen(t *testing.T) {
+	for version := range releasedTestdata {
+		name := fmt.Sprintf("v%d.arrows", version)
+		released, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, released, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeTestdata(path, version); err == nil {
+			t.Errorf("-update wrote the testdata of released version %d", version)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, released) {
+			t.Errorf("-update rewrote the testdata of released version %d", version)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "v0.arrows")
+	if err := writeTestdata(path, SealedVersion+1); err == nil {
+		t.Errorf("-update wrote version %d, which sealing does not write", SealedVersion+1)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("-update wrote %s: %v", path, err)
 	}
 }
 

@@ -408,6 +408,13 @@ func (w *Writer) maybeRepair() {
 	}
 	n, err := repair(w.cfg.Dir, w.logger, skip)
 	w.recovered.Add(uint64(n))
+	// What the repair entered in the manifest is pending like any segment
+	// sealed here: without this it would reach GET /segments, and so the
+	// stats, only at the next restart. Entered even when the repair
+	// partly failed, since what it did enter is final.
+	if ierr := w.reindex(); ierr != nil {
+		err = errors.Join(err, fmt.Errorf("index log folder after repair: %w", ierr))
+	}
 	if err != nil {
 		w.writeErrors.Add(1)
 		return // still failing: try again next tick

@@ -88,7 +88,8 @@ func main() {
 	report := func(what string, t time.Time, res job.Result, err error) int {
 		attrs := []any{"run", res.RunID, "took", time.Since(t).Round(time.Millisecond), "segments", res.Segments,
 			"records", res.Records, "clicks", res.Clicks, "aggregates", res.Aggregates, "quarantined", res.Quarantined,
-			"proxies_down", len(res.ProxiesDown), "failed_segments", len(res.Failed)}
+			"proxies_down", len(res.ProxiesDown), "failed_segments", len(res.Failed),
+			"unknown_version", res.UnknownVersion}
 		switch {
 		case errors.Is(err, job.ErrLocked):
 			logger.Warn(what + " skipped: another run holds the lock")

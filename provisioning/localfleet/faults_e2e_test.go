@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -183,7 +184,8 @@ type faultFigures struct {
 // creations answered 201 or 503 only), that no acknowledged link is lost,
 // and that the stats equal, per link and hour, the clicks the proxies have
 // on disk (none counted twice, none missed), the quarantined segment
-// excepted. Clicks lost between a client's answer and the disk are
+// excepted: once before any proxy is restarted, so that what a running
+// proxy recovered must reach the stats by itself, and again after. Clicks lost between a client's answer and the disk are
 // reported: records a SIGKILLed proxy had not flushed, and those dropped
 // while the disk was full (counted by the proxy).
 func TestFaultsUnderLoad(t *testing.T) {
@@ -414,6 +416,26 @@ func TestFaultsUnderLoad(t *testing.T) {
 	cr.end()
 	elapsed := time.Since(start)
 
+	// Before any proxy is restarted, the stats equal the sealed segments
+	// on disk, once every proxy has sealed what it wrote and lists nothing
+	// pending: a segment a running proxy recovered after its disk filled
+	// must reach the stats without a restart, which the restarts below
+	// (each proxy's start-up indexes its folder afresh) would hide. Counted
+	// again if a segment was sealed meanwhile.
+	var twiceLive, missedLive, diskLive int64
+	for {
+		waitUntil(t, ctx, func() bool { return caughtUp(t, logDirs, admin, token) })
+		sealed := sealedCount(t, logDirs)
+		twiceLive, missedLive, diskLive = statsAgainstLogs(t, f, logDirs, corrupted.name, codeOf)
+		if sealedCount(t, logDirs) == sealed {
+			break
+		}
+	}
+	t.Logf("before any restart: stats against the %d clicks in sealed segments: %d counted twice, %d missed", diskLive, twiceLive, missedLive)
+	if twiceLive != 0 || missedLive != 0 {
+		t.Errorf("before any restart, stats differ from the proxies' sealed segments: %d counted twice, %d missed", twiceLive, missedLive)
+	}
+
 	// Seal everything: each proxy stopped with SIGTERM and started again
 	// (mapreduce pulls through them), then one last run.
 	if err := f.Mapreduce.Stop(); err != nil {
@@ -444,25 +466,8 @@ func TestFaultsUnderLoad(t *testing.T) {
 	}
 
 	// What the stats recorded.
-	onDisk := map[hourKey]counts{}
-	for _, dir := range logDirs {
-		addLogged(t, dir, corrupted.name, codeOf, onDisk)
-	}
-	got := statsOf(t, f, codeOf)
-	var twice, missed, diskTotal, corruptTotal int64
-	for k, w := range onDisk {
-		diskTotal += w.clicks
-		if d := got[k].clicks - w.clicks; d > 0 {
-			twice += d
-		} else {
-			missed -= d
-		}
-	}
-	for k, g := range got {
-		if _, ok := onDisk[k]; !ok {
-			twice += g.clicks
-		}
-	}
+	twice, missed, diskTotal := statsAgainstLogs(t, f, logDirs, corrupted.name, codeOf)
+	var corruptTotal int64
 	for _, c := range corrupted.clicks {
 		corruptTotal += c.clicks
 	}
@@ -497,6 +502,79 @@ func TestFaultsUnderLoad(t *testing.T) {
 		t.Errorf("proxy-03's records are %s ahead, want its 4 minutes", ahead)
 	}
 	writeFaultFigures(t, figures, ok, cc.failed.Load(), len(acked), lostLinks, twice, missed, lost, int64(droppedFull), corruptTotal)
+}
+
+// statsAgainstLogs compares the stats, per link and hour, with the clicks
+// in the sealed segments of dirs but the one named skip: the clicks counted
+// more than the logs have, those counted fewer, and the logs' total.
+func statsAgainstLogs(t *testing.T, f *localfleet.Fleet, dirs []string, skip string, codeOf map[int64]string) (twice, missed, total int64) {
+	t.Helper()
+	onDisk := map[hourKey]counts{}
+	for _, dir := range dirs {
+		addLogged(t, dir, skip, codeOf, onDisk)
+	}
+	got := statsOf(t, f, codeOf)
+	for k, w := range onDisk {
+		total += w.clicks
+		if d := got[k].clicks - w.clicks; d > 0 {
+			twice += d
+		} else {
+			missed -= d
+		}
+	}
+	for k, g := range got {
+		if _, ok := onDisk[k]; !ok {
+			twice += g.clicks
+		}
+	}
+	return twice, missed, total
+}
+
+// caughtUp reports whether every proxy has sealed what it wrote (its log
+// folder, dirs[i], holds no open segment) and lists no segment as pending
+// on its admin listener, admin[i]: the mapreduce job has had all there is.
+func caughtUp(t *testing.T, dirs, admin []string, token string) bool {
+	t.Helper()
+	for i, dir := range dirs {
+		open, err := filepath.Glob(filepath.Join(dir, "*.open"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(open) > 0 {
+			return false
+		}
+		req, _ := http.NewRequest(http.MethodGet, admin[i]+"/segments", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		var l struct {
+			Segments []logfmt.Entry `json:"segments"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&l)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			t.Fatalf("GET %s/segments: %s, %v", admin[i], resp.Status, err)
+		}
+		if len(l.Segments) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sealedCount is how many sealed segments the manifests of dirs list.
+func sealedCount(t *testing.T, dirs []string) (n int) {
+	t.Helper()
+	for _, dir := range dirs {
+		entries, err := logfmt.ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(entries)
+	}
+	return n
 }
 
 // unfinishedRuns counts the mapreduce runs recorded as started that

@@ -102,12 +102,14 @@ func replaceSegment(t *testing.T, dir, name string, data []byte, vouch bool) {
 	}
 }
 
-// TestDamagedSegmentsQuarantined: truncated segments and segments in a
-// format version this build does not read are quarantined in the ledger
-// with a reason naming the problem, whether their manifest line vouches for
-// the damaged bytes (so they reach the decoder) or still describes the
-// segment as written (so verification catches them); every other segment
-// of the run is ingested, and the quarantine metric counts them.
+// TestDamagedSegmentsQuarantined: truncated segments, and a segment
+// rewritten in another format version behind its manifest line's back, are
+// quarantined in the ledger with a reason naming the problem, whether their
+// manifest line vouches for the damaged bytes (so they reach the decoder)
+// or still describes the segment as written (so verification catches
+// them); every other segment of the run is ingested, and the quarantine
+// metric counts them. (A segment a newer proxy wrote in a newer version is
+// not damaged: see TestNewerVersionLeftPending.)
 func TestDamagedSegmentsQuarantined(t *testing.T) {
 	ctx := context.Background()
 	db := setupDB(t)
@@ -128,10 +130,6 @@ func TestDamagedSegmentsQuarantined(t *testing.T) {
 		{"truncated, manifest as written", func(t *testing.T, seg []byte) []byte {
 			return seg[:len(seg)-20]
 		}, false, []string{"corrupt segment", "bytes, manifest says"}},
-		{"future version", func(t *testing.T, seg []byte) []byte {
-			v3, _ := reencode(t, seg, "3", 0)
-			return v3
-		}, true, []string{"unknown segment format version", `segment format version "3", this build reads versions 1 and 2`}},
 		{"future version, manifest as written", func(t *testing.T, seg []byte) []byte {
 			v3, _ := reencode(t, seg, "3", 0)
 			if len(v3) != len(seg) {
@@ -310,5 +308,113 @@ func TestFailedRunRecorded(t *testing.T) {
 	db.QueryRow(ctx, `SELECT count(*) FROM mapreduce_runs WHERE error IS NOT NULL`).Scan(&failed)
 	if failed != 1 {
 		t.Fatalf("%d runs recorded as failed, want 1", failed)
+	}
+}
+
+// TestNewerVersionLeftPending: a proxy upgraded before the mapreduce host
+// writes a segment in a format version this build does not read, its
+// manifest line vouching for it. Each run leaves it pending, neither
+// quarantined nor acknowledged, counts it in the failed-segments metric
+// and in the run's row, and ingests the proxy's other segments. Once it is
+// readable it is ingested by the next run. One build reads a fixed set of
+// versions, so the upgrade is played by the proxy serving the segment's
+// records as the version 2 it first sealed them in, under the same name.
+func TestNewerVersionLeftPending(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	w := want{}
+	p := newProxyLogs(t, "proxy-new")
+	p.write(w, clicks(4, 1, t0, false)...)
+	newer := clicks(7, 2, t0, true)
+	p.write(nil, newer...)
+	p.write(w, clicks(5, 3, t0.Add(time.Hour), false)...)
+	name := p.W.Pending()[1].Name
+	sealed, err := os.ReadFile(filepath.Join(p.Dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const version = logfmt.SealedVersion + 1
+	v3, _ := reencode(t, sealed, fmt.Sprint(version), 0)
+	// The newer proxy's manifest line names its version, and vouches for
+	// its bytes.
+	setVersion := func(dir string, v int) {
+		entries, err := logfmt.ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var manifest []byte
+		for _, e := range entries {
+			if e.Name == name {
+				e.Version = v
+			}
+			line, _ := json.Marshal(e)
+			manifest = append(append(manifest, line...), '\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, logfmt.ManifestName), manifest, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Reopen(t, func(dir string) {
+		replaceSegment(t, dir, name, v3, true)
+		setVersion(dir, version)
+	})
+	j := newJob(t, db, Config{Proxies: []string{p.Srv.URL}})
+
+	for run := 1; run <= 2; run++ {
+		res, err := j.Run(ctx)
+		if err != nil || res.Quarantined != 0 || len(res.Failed) != 1 || res.Failed[0] != p.ID+"/"+name || res.UnknownVersion != 1 {
+			t.Fatalf("run %d: %+v, %v; want the version %d segment failed, none quarantined", run, res, err, version)
+		}
+		if run == 1 && res.Segments != 2 {
+			t.Fatalf("run 1 ingested %d segments, want the 2 readable ones", res.Segments)
+		}
+		if run == 2 && res.Segments != 0 {
+			t.Fatalf("run 2 ingested %d segments, want none", res.Segments)
+		}
+		var ledger int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM ingested_segments WHERE name = $1`, name).Scan(&ledger); err != nil {
+			t.Fatal(err)
+		}
+		if ledger != 0 {
+			t.Fatalf("run %d: the version %d segment has a ledger row", run, version)
+		}
+		if pending := p.W.Pending(); len(pending) != 1 || pending[0].Name != name {
+			t.Fatalf("run %d: the proxy lists %v as pending, want only %s", run, pending, name)
+		}
+		var failed, unknown int
+		if err := db.QueryRow(ctx, `SELECT failed, unknown_version FROM mapreduce_runs WHERE id = $1`, res.RunID).
+			Scan(&failed, &unknown); err != nil {
+			t.Fatal(err)
+		}
+		if failed != 1 || unknown != 1 {
+			t.Fatalf("run %d's row: %d failed, %d of an unknown version; want 1 and 1", run, failed, unknown)
+		}
+		text := mrtest.Scrape(t, NewCollector(j, func() uint64 { return 0 }))
+		for _, line := range []string{
+			fmt.Sprintf("shortfleet_mapreduce_segments_failed_total{reason=\"unknown_version\"} %d\n", run),
+			"shortfleet_mapreduce_segments_failed_total{reason=\"other\"} 0\n",
+			"shortfleet_mapreduce_segments_quarantined_total 0\n",
+		} {
+			if !strings.Contains(text, line) {
+				t.Fatalf("run %d: metrics lack %q:\n%s", run, line, text)
+			}
+		}
+		equal(t, stored(t, db), w)
+	}
+
+	// The segment becomes readable: the next run, of the upgraded job,
+	// ingests it.
+	p.Reopen(t, func(dir string) {
+		replaceSegment(t, dir, name, sealed, true)
+		setVersion(dir, logfmt.SealedVersion)
+	})
+	res, err := newJob(t, db, Config{Proxies: []string{p.Srv.URL}}).Run(ctx)
+	if err != nil || res.Segments != 1 || len(res.Failed) != 0 || res.UnknownVersion != 0 || res.Quarantined != 0 {
+		t.Fatalf("run after the upgrade: %+v, %v; want the segment ingested", res, err)
+	}
+	w.add(newer)
+	equal(t, stored(t, db), w)
+	if pending := p.W.Pending(); len(pending) != 0 {
+		t.Fatalf("the proxy still lists %v as pending", pending)
 	}
 }

@@ -75,6 +75,7 @@ type Job struct {
 
 	// Counters for /metrics.
 	runs, failedRuns, lockedRuns, segments, records, clicks, quarantined atomic.Uint64
+	failedSegments, unknownVersion                                       atomic.Uint64 // left pending, by why
 	lastPending                                                          atomic.Int64
 	lastSuccess                                                          atomic.Int64 // unix seconds
 }
@@ -114,7 +115,10 @@ type Result struct {
 	Aggregates  int      // hourly and daily rows written
 	Quarantined int      // segments set aside for good, with the reason in the ledger
 	ProxiesDown []string // proxies that could not be listed; caught up next run
-	Failed      []string // segments that could not be pulled; retried next run
+	Failed      []string // segments not ingested (not pulled, or not readable yet); retried next run
+	// UnknownVersion is how many of Failed are of a format version this
+	// build does not read: a proxy was upgraded before this host.
+	UnknownVersion int
 }
 
 // segment is one sealed segment to ingest.
@@ -125,6 +129,10 @@ type segment struct {
 	parts    []*Partial
 	records  int64
 	reason   string // set: quarantine with this reason
+	// newer is set for a segment of a format version this build does not
+	// read. It is not damage: it stays pending, neither quarantined nor
+	// acknowledged, and the first run after this host's upgrade ingests it.
+	newer bool
 }
 
 // Run performs one run. It returns ErrLocked, doing nothing, if another run
@@ -156,7 +164,8 @@ func (j *Job) Run(ctx context.Context) (res Result, err error) {
 		if err != nil {
 			j.failedRuns.Add(1)
 			_, _ = j.db.Exec(context.Background(), `UPDATE mapreduce_runs SET finished_at = now(), error = $2,
-				proxies_down = $3 WHERE id = $1`, res.RunID, err.Error(), len(res.ProxiesDown))
+				proxies_down = $3, failed = $4, unknown_version = $5 WHERE id = $1`,
+				res.RunID, err.Error(), len(res.ProxiesDown), len(res.Failed), res.UnknownVersion)
 		} else {
 			j.lastSuccess.Store(time.Now().Unix())
 		}
@@ -172,6 +181,8 @@ func (j *Job) Run(ctx context.Context) (res Result, err error) {
 	defer func() { j.acknowledge(ctx, known) }()
 	j.stage(ctx, "listed", "pending", len(pending), "known", len(known), "proxies_down", len(res.ProxiesDown))
 	done := j.mapAll(ctx, pending, &res)
+	j.failedSegments.Add(uint64(len(res.Failed) - res.UnknownVersion))
+	j.unknownVersion.Add(uint64(res.UnknownVersion))
 	j.stage(ctx, "mapped", "segments", len(done))
 	reduced, err := j.reduceAll(done)
 	if err != nil {
@@ -366,8 +377,9 @@ func (j *Job) acknowledge(ctx context.Context, segs []*segment) {
 
 // mapAll pulls, verifies, maps, combines and partitions every pending
 // segment, in parallel. It returns the segments to enter in the ledger:
-// those ingested and those quarantined. Segments that could not be pulled
-// are left for the next run.
+// those ingested and those quarantined. Segments that could not be pulled,
+// or are of a format version this build does not read, are left for the
+// next run.
 func (j *Job) mapAll(ctx context.Context, pending []*segment, res *Result) []*segment {
 	var (
 		mu   sync.Mutex
@@ -388,6 +400,11 @@ func (j *Job) mapAll(ctx context.Context, pending []*segment, res *Result) []*se
 			case s.reason != "":
 				j.logger.Error("segment quarantined", "proxy", s.proxy, "segment", s.entry.Name, "reason", s.reason)
 				done = append(done, s)
+			case s.newer:
+				j.logger.Error("segment of a format version this build does not read; left pending until mapreduce is upgraded",
+					"proxy", s.proxy, "segment", s.entry.Name, "err", err)
+				res.Failed = append(res.Failed, s.proxy+"/"+s.entry.Name)
+				res.UnknownVersion++
 			default:
 				j.logger.Warn("segment not ingested; retried next run", "proxy", s.proxy, "segment", s.entry.Name, "err", err)
 				res.Failed = append(res.Failed, s.proxy+"/"+s.entry.Name)
@@ -445,7 +462,8 @@ func (j *Job) fetch(ctx context.Context, s *segment) ([]byte, error) {
 }
 
 // mapSegment pulls one segment and maps, combines and partitions it. A
-// segment whose bytes or contents are wrong is marked for quarantine.
+// segment whose bytes or contents are wrong is marked for quarantine; one
+// of a format version this build does not read is marked newer.
 func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) error {
 	data, err := j.pull(ctx, s)
 	if err != nil {
@@ -458,6 +476,13 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 	p, records, err := MapCombine(data, c)
 	if err == nil && records != s.entry.Rows {
 		err = fmt.Errorf("%w: segment %s has %d records, manifest says %d", logfmt.ErrCorrupt, s.entry.Name, records, s.entry.Rows)
+	}
+	if errors.Is(err, logfmt.ErrUnknownVersion) {
+		// Its bytes are those the proxy vouched for: this build is older
+		// than the proxy that wrote it, and quarantine would lose its
+		// clicks for good.
+		s.newer = true
+		return err
 	}
 	if err != nil {
 		s.reason = err.Error()

@@ -23,6 +23,7 @@ var (
 	mSkipped     = mdesc("runs_skipped_overrun_total", "Scheduled runs skipped because the previous run was still going.")
 	mSegments    = mdesc("segments_ingested_total", "Segments ingested.")
 	mQuarantined = mdesc("segments_quarantined_total", "Segments set aside as corrupt, with the reason in the ledger.")
+	mFailed      = mdesc("segments_failed_total", "Segments a run left pending, to retry next run, by reason: unknown_version (a format version this build does not read: upgrade mapreduce) or other (not pulled or not archived).", "reason")
 	mRecords     = mdesc("records_total", "Records read from ingested segments.")
 	mClicks      = mdesc("clicks_total", "Clicks added to the stats.")
 	mPending     = mdesc("segments_pending", "Segments the last run found pending.")
@@ -31,7 +32,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mRuns, mSkipped, mSegments, mQuarantined, mRecords, mClicks, mPending, mLastSuccess} {
+	for _, d := range []*prometheus.Desc{mRuns, mSkipped, mSegments, mQuarantined, mFailed, mRecords, mClicks, mPending, mLastSuccess} {
 		ch <- d
 	}
 }
@@ -49,6 +50,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(mSkipped, c.skipped())
 	cnt(mSegments, j.segments.Load())
 	cnt(mQuarantined, j.quarantined.Load())
+	cnt(mFailed, j.unknownVersion.Load(), "unknown_version")
+	cnt(mFailed, j.failedSegments.Load(), "other")
 	cnt(mRecords, j.records.Load())
 	cnt(mClicks, j.clicks.Load())
 	ch <- prometheus.MustNewConstMetric(mPending, prometheus.GaugeValue, float64(j.lastPending.Load()))

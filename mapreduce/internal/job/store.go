@@ -73,8 +73,8 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 			return fmt.Errorf("record ingested segments: %w", err)
 		}
 		if _, err = tx.Exec(ctx, `UPDATE mapreduce_runs SET finished_at = now(), segments = $2, records = $3,
-			clicks = $4, quarantined = $5, proxies_down = $6 WHERE id = $1`,
-			res.RunID, ingested, records, clicks, quarantined, len(res.ProxiesDown)); err != nil {
+			clicks = $4, quarantined = $5, proxies_down = $6, failed = $7, unknown_version = $8 WHERE id = $1`,
+			res.RunID, ingested, records, clicks, quarantined, len(res.ProxiesDown), len(res.Failed), res.UnknownVersion); err != nil {
 			return err
 		}
 		// Everything is written, nothing committed: a crash here must leave

@@ -506,19 +506,24 @@ type Run struct {
 	Clicks      int64
 	Quarantined int
 	ProxiesDown int
-	Error       *string
+	// Failed segments were left pending, to retry next run; UnknownVersion
+	// of them are of a format version the job does not read yet.
+	Failed, UnknownVersion int
+	Error                  *string
 }
 
 // LastRuns returns the n latest mapreduce runs.
 func (s *Store) LastRuns(ctx context.Context, n int) ([]Run, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, kind, started_at, finished_at, segments, records, clicks, quarantined, proxies_down, error
+	rows, err := s.db.Query(ctx, `SELECT id, kind, started_at, finished_at, segments, records, clicks, quarantined, proxies_down,
+		failed, unknown_version, error
 		FROM mapreduce_runs ORDER BY id DESC LIMIT $1`, n)
 	if err != nil {
 		return nil, classify(err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) {
 		var x Run
-		err := r.Scan(&x.ID, &x.Kind, &x.Started, &x.Finished, &x.Segments, &x.Records, &x.Clicks, &x.Quarantined, &x.ProxiesDown, &x.Error)
+		err := r.Scan(&x.ID, &x.Kind, &x.Started, &x.Finished, &x.Segments, &x.Records, &x.Clicks, &x.Quarantined, &x.ProxiesDown,
+			&x.Failed, &x.UnknownVersion, &x.Error)
 		return x, err
 	})
 }

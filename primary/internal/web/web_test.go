@@ -856,3 +856,37 @@ func TestKeysPage(t *testing.T) {
 		t.Fatalf("the revoked key on the API: %d, want 401", code)
 	}
 }
+
+// TestFleetShowsSegmentsLeftPending: the fleet page shows, per run, how
+// many segments the mapreduce job left pending, and says when some are of a
+// format version it does not read yet, which only its upgrade cures.
+func TestFleetShowsSegmentsLeftPending(t *testing.T) {
+	e := setup(t)
+	b := e.browser()
+	b.signup("ops@example.com")
+	if err := e.st.SetAdmin(context.Background(), "ops@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	// The rows the job writes (see mapreduce/internal/job): one run that
+	// met a newer segment, one that could only not pull one.
+	if _, err := e.st.DB().Exec(context.Background(), `INSERT INTO mapreduce_runs (kind, finished_at, segments, failed, unknown_version)
+		VALUES ('run', now(), 3, 2, 1), ('run', now(), 1, 4, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.get("/fleet")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("fleet page: %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`<th class="num">Left pending</th>`,
+		`<td class="num">2 <span class="bad">(1 of a newer format version: upgrade mapreduce)</span></td>`,
+		`<td class="num">4</td>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("fleet page lacks %q:\n%s", want, body)
+		}
+	}
+	if n := strings.Count(body, "newer format version"); n != 1 {
+		t.Errorf("%d runs say a newer format version, want 1", n)
+	}
+}
