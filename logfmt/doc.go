@@ -101,7 +101,9 @@
 // On a clean stop (Writer.Close) everything buffered is sealed: nothing is
 // lost. After a crash at most the last FlushInterval of records is lost: at
 // start-up Repair cuts the open segment after its last whole batch, ends and
-// seals it, and enters sealed segments the manifest lacks.
+// seals it, and enters sealed segments the manifest lacks. A running writer
+// repairs its folder the same way after a failed write or seal (a full
+// disk), and lists what it recovered for ingestion at once.
 //
 // # Reading
 //
@@ -117,8 +119,10 @@
 //
 // # Versions
 //
-// The version is in the schema metadata. A reader rejects a version it does
-// not know with ErrUnknownVersion. A version once written is never changed:
+// The version is in the schema metadata. A reader rejects a whole number
+// above every version it knows with ErrUnknownVersion (a newer writer's
+// segment, which mapreduce leaves pending for an upgraded reader), and any
+// other version it does not know with ErrCorrupt. A version once written is never changed:
 // a change of columns is the next version, and readers keep reading the old
 // ones. testdata/v1.arrows (sealed when sealing wrote version 1) and
 // testdata/v2.arrows are read by a test forever.

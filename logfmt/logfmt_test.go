@@ -377,7 +377,12 @@ func TestReaderRejects(t *testing.T) {
 		want error
 	}{
 		{"future version", writeForeign(t, map[string]string{MetaVersion: "3"}, fieldsV1), ErrUnknownVersion},
-		{"not a number", writeForeign(t, map[string]string{MetaVersion: "one"}, fieldsV1), ErrUnknownVersion},
+		// Only a whole number above every known version is a newer format,
+		// which an upgraded reader will take; anything else is damage.
+		{"not a number", writeForeign(t, map[string]string{MetaVersion: "one"}, fieldsV1), ErrCorrupt},
+		{"zero", writeForeign(t, map[string]string{MetaVersion: "0"}, fieldsV1), ErrCorrupt},
+		{"negative", writeForeign(t, map[string]string{MetaVersion: "-3"}, fieldsV1), ErrCorrupt},
+		{"signed", writeForeign(t, map[string]string{MetaVersion: "+3"}, fieldsV1), ErrCorrupt},
 		{"no version", writeForeign(t, nil, fieldsV1), ErrCorrupt},
 		{"wrong columns", writeForeign(t, map[string]string{MetaVersion: "1"}, v1.Fields()[:3]), ErrCorrupt},
 		{"garbage", []byte("this is not an arrow stream at all"), ErrCorrupt},

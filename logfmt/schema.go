@@ -118,7 +118,12 @@ func checkSchema(s *arrow.Schema) (version int, proxy string, err error) {
 	}
 	version, err = strconv.Atoi(vs)
 	fields := fieldsOf[version]
-	if err != nil || fields == nil {
+	switch {
+	case err != nil || version <= 0 || vs[0] == '+' || (fields == nil && version <= SealedVersion):
+		// Not a version any build wrote: damage, not the future.
+		return 0, "", fmt.Errorf("%w: segment format version %q", ErrCorrupt, vs)
+	case fields == nil:
+		// A newer writer's: left for a reader that knows it.
 		return 0, "", fmt.Errorf("%w: segment format version %q, this build reads versions %d and %d", ErrUnknownVersion, vs, Version, SealedVersion)
 	}
 	proxy, _ = s.Metadata().GetValue(MetaProxy)
