@@ -248,6 +248,17 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 			continue
 		}
 		if p, err := netip.ParsePrefix(f); err == nil {
+			// Peers are unmapped before they are matched (a dual-stack
+			// socket reports an IPv4 client as ::ffff:a.b.c.d), so an
+			// IPv4-mapped prefix would hold none of them: keep the IPv4
+			// prefix it names. One shorter than /96 is part IPv4, part
+			// IPv6, and no one means that.
+			if p.Addr().Is4In6() {
+				if p.Bits() < 96 {
+					return nil, fmt.Errorf("-trusted-proxies: %q mixes IPv4-mapped and IPv6 addresses; give the IPv4 CIDR", f)
+				}
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}
