@@ -1,9 +1,12 @@
 package main
 
 import (
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // FuzzParsePrefixes reads -trusted-proxies (SHORTFLEET_TRUSTED_PROXIES):
@@ -100,5 +103,78 @@ func TestParsePrefixes(t *testing.T) {
 	peer := netip.MustParseAddr("::ffff:10.1.2.3").Unmap()
 	if len(ps) != 1 || !ps[0].Contains(peer) {
 		t.Fatalf("%v does not hold the peer %v", ps, peer)
+	}
+}
+
+// FuzzParseHeaderNames reads -redact-headers (SHORTFLEET_REDACT_HEADERS):
+// whatever it accepts is one name a non-empty item, each the item itself,
+// an HTTP token, and none a header the log keeps in a column of its own;
+// what it refuses names the flag.
+func FuzzParseHeaderNames(f *testing.F) {
+	for _, s := range []string{"", "X-Api-Key", "x-api-key, X-Session-Token", " , ,", "X Api", "X-Api:", "user-agent", "REFERER,X-A", "X-\xff", "Host", "!#$%&'*+-.^_`|~"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		names, err := parseHeaderNames(s)
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "-redact-headers") {
+				t.Fatalf("%q: error %v does not name the flag", s, err)
+			}
+			return
+		}
+		if len(names) != len(items) {
+			t.Fatalf("%q: %d names from %d items", s, len(names), len(items))
+		}
+		for i, n := range names {
+			if n != items[i] {
+				t.Fatalf("%q: name %q from item %q", s, n, items[i])
+			}
+			// A token as net/http reads header names: it would send it.
+			if !httpguts.ValidHeaderFieldName(n) {
+				t.Fatalf("%q: %q is not a header name", s, n)
+			}
+			switch http.CanonicalHeaderKey(n) {
+			case "Host", "User-Agent", "Referer", "Accept-Language":
+				t.Fatalf("%q: %q has a column of its own", s, n)
+			}
+		}
+	})
+}
+
+// TestParseHeaderNames: names are kept as given (the proxy matches them
+// without regard to case); a name that is not a token, or that has a
+// column of its own, is refused.
+func TestParseHeaderNames(t *testing.T) {
+	for _, c := range []struct {
+		in, want string // want: the names, comma-separated; "error" for a refusal
+	}{
+		{"", ""},
+		{"X-Api-Key", "X-Api-Key"},
+		{" x-api-key ,, X-Session-Token", "x-api-key,X-Session-Token"},
+		{"X Api", "error"},
+		{"X-Api:", "error"},
+		{"user-agent", "error"},
+		{"X-A,REFERER", "error"},
+		{"host", "error"},
+		{"Accept-Language", "error"},
+	} {
+		t.Run(c.in, func(t *testing.T) {
+			names, err := parseHeaderNames(c.in)
+			if c.want == "error" {
+				if err == nil || !strings.Contains(err.Error(), "-redact-headers") {
+					t.Fatalf("got %q, %v; want an error naming -redact-headers", names, err)
+				}
+				return
+			}
+			if err != nil || strings.Join(names, ",") != c.want {
+				t.Fatalf("got %q, %v; want %s", names, err, c.want)
+			}
+		})
 	}
 }

@@ -58,6 +58,7 @@ func main() {
 		trusted     = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose PROXY header or X-Forwarded-For is believed")
 		clockOffset = flag.Duration("clock-offset", 0, "add this to the time of every log record (fault drills: a proxy whose clock is off)")
 		proxyProto  = flag.Bool("proxy-protocol", false, "accept the PROXY protocol (v1 or v2) from trusted proxies")
+		redact      = flag.String("redact-headers", env("SHORTFLEET_REDACT_HEADERS", ""), "comma-separated request headers (any case) whose values are logged as "+logfmt.Redacted+", besides Authorization, Cookie and Proxy-Authorization, which always are")
 	)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("proxy", *id)
@@ -76,6 +77,10 @@ func main() {
 		fatal(logger, err.Error())
 	}
 	trustedNets, err := parsePrefixes(*trusted)
+	if err != nil {
+		fatal(logger, err.Error())
+	}
+	redactNames, err := parseHeaderNames(*redact)
 	if err != nil {
 		fatal(logger, err.Error())
 	}
@@ -142,7 +147,7 @@ func main() {
 		}
 		alog = logw
 	}
-	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset}, logger, codec, resolver, alog)
+	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset, RedactHeaders: redactNames}, logger, codec, resolver, alog)
 	srv := rs.HTTPServer(redirect.DefaultLimits(), logger)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -273,6 +278,37 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// parseHeaderNames reads -redact-headers: header names, comma-separated.
+// A name must be an HTTP token (RFC 9110), or no request could carry it;
+// the headers the log keeps in columns of their own are refused, since
+// the stats read those columns and redacting them would silently do
+// nothing.
+func parseHeaderNames(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		for i := 0; i < len(f); i++ {
+			if !isTokenChar(f[i]) {
+				return nil, fmt.Errorf("-redact-headers: %q is not a header name", f)
+			}
+		}
+		for _, col := range []string{"Host", "User-Agent", "Referer", "Accept-Language"} {
+			if strings.EqualFold(f, col) {
+				return nil, fmt.Errorf("-redact-headers: %s is logged in a column of its own, which the stats read; it cannot be redacted", col)
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// isTokenChar reports a tchar of RFC 9110 section 5.6.2.
+func isTokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 func fatal(logger *slog.Logger, msg string) {

@@ -624,7 +624,7 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 	t.Parallel()
 	dir := rendered(t)
 	// Left out of the environment file when empty (the binary's default).
-	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true}
+	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true, "SHORTFLEET_REDACT_HEADERS": true}
 	line := regexp.MustCompile(`^(SHORTFLEET_[A-Z0-9_]+)="(.*)"$`)
 	for _, app := range []string{"primary", "proxy", "mapreduce"} {
 		t.Run(app, func(t *testing.T) {
