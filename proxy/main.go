@@ -72,6 +72,12 @@ func main() {
 	if token == "" {
 		fatal(logger, "SHORTFLEET_ADMIN_TOKEN must be set")
 	}
+	// The read token grants /metrics only (the primary's fleet page);
+	// empty, only the admin token reads them.
+	readToken := os.Getenv("SHORTFLEET_READ_TOKEN")
+	if readToken == token {
+		fatal(logger, "SHORTFLEET_READ_TOKEN must differ from SHORTFLEET_ADMIN_TOKEN")
+	}
 	codec, err := codes.New(key)
 	if err != nil {
 		fatal(logger, err.Error())
@@ -175,7 +181,7 @@ func main() {
 	}
 	adminSrv := &http.Server{
 		Handler: admin.Handler(admin.Config{
-			Proxy: *id, LogDir: *logDir, Token: token, Segments: segs, Ready: resolver.Ready,
+			Proxy: *id, LogDir: *logDir, Token: token, ReadToken: readToken, Segments: segs, Ready: resolver.Ready,
 			Metrics: promhttp.HandlerFor(metrics.Registry(src), promhttp.HandlerOpts{}),
 		}, logger),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -309,3 +309,24 @@ func runToExit(t *testing.T, cmd *exec.Cmd, started ...string) string {
 	}
 	return out.String()
 }
+
+// TestRefusesReadTokenEqualToAdminToken: a read token that is the admin
+// token would hand whoever holds it (the primary app) the raw logs; the
+// real binary refuses to start with the two equal.
+func TestRefusesReadTokenEqualToAdminToken(t *testing.T) {
+	bin := proxyBinary(t)
+	token := pgcluster.RandomSecret(16)
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-dir", t.TempDir())
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHORTFLEET_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "SHORTFLEET_CODE_KEY="+hex.EncodeToString([]byte("main-test-key-0123456")),
+		"SHORTFLEET_ADMIN_TOKEN="+token, "SHORTFLEET_READ_TOKEN="+token,
+		"SHORTFLEET_REPLICA_DSN=postgres://shortfleet@127.0.0.1:1/shortfleet?connect_timeout=1")
+	out := runToExit(t, cmd, "neither the replica", "listening on")
+	if !strings.Contains(out, "SHORTFLEET_READ_TOKEN must differ from SHORTFLEET_ADMIN_TOKEN") {
+		t.Fatalf("exited without naming the tokens:\n%s", out)
+	}
+}

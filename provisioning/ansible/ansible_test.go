@@ -650,6 +650,11 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 					t.Errorf("%s.env sets %s, which %s does not read", app, v, app)
 				}
 			}
+			// The primary's fleet page reads the proxies with the read
+			// token; the admin token (raw logs) stays off its host.
+			if _, ok := set["SHORTFLEET_ADMIN_TOKEN"]; ok && app == "primary" {
+				t.Errorf("primary.env holds the proxies' admin token")
+			}
 			for v, val := range set {
 				if strings.HasSuffix(v, "_DSN") && strings.Contains(val, ",") && !strings.Contains(val, "target_session_attrs=read-write") {
 					t.Errorf("%s: the multi-host %s does not ask for the writable host: %s", app, v, val)
