@@ -65,6 +65,17 @@
 // Text that is not valid UTF-8 is stored with each invalid byte sequence
 // replaced by U+FFFD, so every Arrow reader accepts the column.
 //
+// # Redacted headers
+//
+// Segments are kept a year, served by the proxies' admin API and copied
+// into the mapreduce job's Parquet archive, so the headers column never
+// holds credentials: the values of Authorization, Cookie and
+// Proxy-Authorization, and of any header named in the proxy's
+// -redact-headers (SHORTFLEET_REDACT_HEADERS; names match without regard
+// to case), are written as the fixed mark "[redacted]" (Redacted), under
+// the header's name, so a reader still sees that the header came.
+// Segments written before a proxy redacted may still hold the values.
+//
 // # Version 2: sealed segments
 //
 // Open segments are version 1. Sealing (compaction into batches of about

@@ -9,7 +9,13 @@ const (
 	CacheMiss    = "miss"    // looked up and not found
 )
 
-// Header is one request header as it arrived.
+// Redacted is the value a proxy logs for a request header that carries
+// credentials (Authorization, Cookie, Proxy-Authorization, and any more it
+// is told of): the header's name is kept, its value never is. See
+// "Redacted headers" in the package documentation.
+const Redacted = "[redacted]"
+
+// Header is one request header as it arrived, or with its value Redacted.
 type Header struct {
 	Name, Value []byte
 }

@@ -69,7 +69,12 @@ func main() {
 			urls = append(urls, p)
 		}
 	}
+	// The proxies refuse to start without a token; a job without one
+	// could pull nothing, and its own /metrics would be closed to all.
 	token := os.Getenv("SHORTFLEET_ADMIN_TOKEN")
+	if token == "" {
+		fatal(logger, "SHORTFLEET_ADMIN_TOKEN must be set: the proxies' admin token, to pull and acknowledge their segments")
+	}
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {

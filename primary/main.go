@@ -180,8 +180,12 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: limits}, logger, st).Register(mux)
+	readToken := os.Getenv("SHORTFLEET_READ_TOKEN")
+	if readToken == "" && len(proxyURLs) > 0 {
+		logger.Warn("no SHORTFLEET_READ_TOKEN: the fleet page shows the proxies' readiness but not their metrics")
+	}
 	ui, err := web.New(web.Config{ShortBase: *shortBase, Policy: policy, Secure: !*insecure, CSRFKey: csrfKey,
-		Proxies: proxyURLs, AdminToken: os.Getenv("SHORTFLEET_ADMIN_TOKEN"),
+		Proxies: proxyURLs, ReadToken: readToken,
 		Limits: limits,
 	}, logger, st)
 	if err != nil {

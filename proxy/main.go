@@ -58,6 +58,7 @@ func main() {
 		trusted     = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose PROXY header or X-Forwarded-For is believed")
 		clockOffset = flag.Duration("clock-offset", 0, "add this to the time of every log record (fault drills: a proxy whose clock is off)")
 		proxyProto  = flag.Bool("proxy-protocol", false, "accept the PROXY protocol (v1 or v2) from trusted proxies")
+		redact      = flag.String("redact-headers", env("SHORTFLEET_REDACT_HEADERS", ""), "comma-separated request headers (any case) whose values are logged as "+logfmt.Redacted+", besides Authorization, Cookie and Proxy-Authorization, which always are")
 	)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("proxy", *id)
@@ -71,11 +72,21 @@ func main() {
 	if token == "" {
 		fatal(logger, "SHORTFLEET_ADMIN_TOKEN must be set")
 	}
+	// The read token grants /metrics only (the primary's fleet page);
+	// empty, only the admin token reads them.
+	readToken := os.Getenv("SHORTFLEET_READ_TOKEN")
+	if readToken == token {
+		fatal(logger, "SHORTFLEET_READ_TOKEN must differ from SHORTFLEET_ADMIN_TOKEN")
+	}
 	codec, err := codes.New(key)
 	if err != nil {
 		fatal(logger, err.Error())
 	}
 	trustedNets, err := parsePrefixes(*trusted)
+	if err != nil {
+		fatal(logger, err.Error())
+	}
+	redactNames, err := parseHeaderNames(*redact)
 	if err != nil {
 		fatal(logger, err.Error())
 	}
@@ -142,7 +153,7 @@ func main() {
 		}
 		alog = logw
 	}
-	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset}, logger, codec, resolver, alog)
+	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset, RedactHeaders: redactNames}, logger, codec, resolver, alog)
 	srv := rs.HTTPServer(redirect.DefaultLimits(), logger)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -170,7 +181,7 @@ func main() {
 	}
 	adminSrv := &http.Server{
 		Handler: admin.Handler(admin.Config{
-			Proxy: *id, LogDir: *logDir, Token: token, Segments: segs, Ready: resolver.Ready,
+			Proxy: *id, LogDir: *logDir, Token: token, ReadToken: readToken, Segments: segs, Ready: resolver.Ready,
 			Metrics: promhttp.HandlerFor(metrics.Registry(src), promhttp.HandlerOpts{}),
 		}, logger),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -248,6 +259,17 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 			continue
 		}
 		if p, err := netip.ParsePrefix(f); err == nil {
+			// Peers are unmapped before they are matched (a dual-stack
+			// socket reports an IPv4 client as ::ffff:a.b.c.d), so an
+			// IPv4-mapped prefix would hold none of them: keep the IPv4
+			// prefix it names. One shorter than /96 is part IPv4, part
+			// IPv6, and no one means that.
+			if p.Addr().Is4In6() {
+				if p.Bits() < 96 {
+					return nil, fmt.Errorf("-trusted-proxies: %q mixes IPv4-mapped and IPv6 addresses; give the IPv4 CIDR", f)
+				}
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}
@@ -262,6 +284,37 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// parseHeaderNames reads -redact-headers: header names, comma-separated.
+// A name must be an HTTP token (RFC 9110), or no request could carry it;
+// the headers the log keeps in columns of their own are refused, since
+// the stats read those columns and redacting them would silently do
+// nothing.
+func parseHeaderNames(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		for i := 0; i < len(f); i++ {
+			if !isTokenChar(f[i]) {
+				return nil, fmt.Errorf("-redact-headers: %q is not a header name", f)
+			}
+		}
+		for _, col := range []string{"Host", "User-Agent", "Referer", "Accept-Language"} {
+			if strings.EqualFold(f, col) {
+				return nil, fmt.Errorf("-redact-headers: %s is logged in a column of its own, which the stats read; it cannot be redacted", col)
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// isTokenChar reports a tchar of RFC 9110 section 5.6.2.
+func isTokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 func fatal(logger *slog.Logger, msg string) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -246,4 +247,86 @@ func scrapeMetrics(t *testing.T, adminURL, token string) string {
 		t.Fatal(err)
 	}
 	return string(body)
+}
+
+// TestRefusesEmptyAdminToken starts the real binary with
+// SHORTFLEET_ADMIN_TOKEN empty or unset: it exits at once naming the
+// variable (the mapreduce binary refuses the same), rather than serving an
+// admin API that no one, or anyone, could use.
+func TestRefusesEmptyAdminToken(t *testing.T) {
+	bin := proxyBinary(t)
+	for _, tok := range []struct {
+		name string
+		env  []string
+	}{{"empty", []string{"SHORTFLEET_ADMIN_TOKEN="}}, {"unset", nil}} {
+		t.Run(tok.name, func(t *testing.T) {
+			cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-dir", t.TempDir())
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, "SHORTFLEET_") {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			// Nothing listens at the replica's address: the refusal must
+			// come before it is tried.
+			cmd.Env = append(append(cmd.Env, "SHORTFLEET_CODE_KEY="+hex.EncodeToString([]byte("main-test-key-0123456")),
+				"SHORTFLEET_REPLICA_DSN=postgres://shortfleet@127.0.0.1:1/shortfleet?connect_timeout=1"), tok.env...)
+			out := runToExit(t, cmd, "neither the replica", "listening on")
+			if !strings.Contains(out, "SHORTFLEET_ADMIN_TOKEN must be set") {
+				t.Fatalf("exited without naming SHORTFLEET_ADMIN_TOKEN:\n%s", out)
+			}
+		})
+	}
+}
+
+// runToExit runs cmd, which should fail at start-up, to its end and returns
+// its output. Should a line holding one of started appear, the process
+// got past its checks, which is itself the failure: it is killed rather
+// than waited for.
+func runToExit(t *testing.T, cmd *exec.Cmd, started ...string) string {
+	t.Helper()
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); pw.Close() }()
+	var out strings.Builder
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		for _, s := range started {
+			if strings.Contains(sc.Text(), s) {
+				cmd.Process.Kill()
+				<-exited
+				t.Fatalf("got past its start-up checks:\n%s", out.String())
+			}
+		}
+	}
+	err := <-exited
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("exit %v (code %d), want 1:\n%s", err, code, out.String())
+	}
+	return out.String()
+}
+
+// TestRefusesReadTokenEqualToAdminToken: a read token that is the admin
+// token would hand whoever holds it (the primary app) the raw logs; the
+// real binary refuses to start with the two equal.
+func TestRefusesReadTokenEqualToAdminToken(t *testing.T) {
+	bin := proxyBinary(t)
+	token := pgcluster.RandomSecret(16)
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-dir", t.TempDir())
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHORTFLEET_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "SHORTFLEET_CODE_KEY="+hex.EncodeToString([]byte("main-test-key-0123456")),
+		"SHORTFLEET_ADMIN_TOKEN="+token, "SHORTFLEET_READ_TOKEN="+token,
+		"SHORTFLEET_REPLICA_DSN=postgres://shortfleet@127.0.0.1:1/shortfleet?connect_timeout=1")
+	out := runToExit(t, cmd, "neither the replica", "listening on")
+	if !strings.Contains(out, "SHORTFLEET_READ_TOKEN must differ from SHORTFLEET_ADMIN_TOKEN") {
+		t.Fatalf("exited without naming the tokens:\n%s", out)
+	}
 }

@@ -625,7 +625,7 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 	dir := rendered(t)
 	// Left out of the environment file when empty (the binary's default);
 	// SHORTFLEET_DB_PASSWORD too, as the DSN in the file holds the password.
-	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true, "SHORTFLEET_DB_PASSWORD": true}
+	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true, "SHORTFLEET_DB_PASSWORD": true, "SHORTFLEET_REDACT_HEADERS": true}
 	line := regexp.MustCompile(`^(SHORTFLEET_[A-Z0-9_]+)="(.*)"$`)
 	for _, app := range []string{"primary", "proxy", "mapreduce"} {
 		t.Run(app, func(t *testing.T) {
@@ -650,6 +650,11 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 				if !slices.Contains(reads, v) {
 					t.Errorf("%s.env sets %s, which %s does not read", app, v, app)
 				}
+			}
+			// The primary's fleet page reads the proxies with the read
+			// token; the admin token (raw logs) stays off its host.
+			if _, ok := set["SHORTFLEET_ADMIN_TOKEN"]; ok && app == "primary" {
+				t.Errorf("primary.env holds the proxies' admin token")
 			}
 			for v, val := range set {
 				if strings.HasSuffix(v, "_DSN") && strings.Contains(val, ",") && !strings.Contains(val, "target_session_attrs=read-write") {

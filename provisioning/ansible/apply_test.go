@@ -488,6 +488,7 @@ func writeInventory(t *testing.T, dir string, hosts []*testhost.Host, bin string
 		"vault_shortfleet_code_key":                      pgcluster.RandomSecret(32),
 		"vault_shortfleet_csrf_key":                      pgcluster.RandomSecret(32),
 		"vault_shortfleet_admin_token":                   pgcluster.RandomSecret(24),
+		"vault_shortfleet_read_token":                    pgcluster.RandomSecret(24),
 		"vault_shortfleet_visitor_salt":                  pgcluster.RandomSecret(24),
 		"vault_shortfleet_postgres_app_password":         pgcluster.RandomSecret(16),
 		"vault_shortfleet_postgres_replication_password": pgcluster.RandomSecret(16),

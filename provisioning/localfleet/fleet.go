@@ -119,6 +119,7 @@ func FreeSubnet() (string, error) {
 type Secrets struct {
 	CodeKey     string `json:"code_key"`     // hex; the codes' Feistel key
 	AdminToken  string `json:"admin_token"`  // proxies' admin bearer token
+	ReadToken   string `json:"read_token"`   // proxies' read-only token: /metrics, for the fleet page
 	PGPassword  string `json:"pg_password"`  // Postgres superuser password
 	VisitorSalt string `json:"visitor_salt"` // keys the unique-visitor hashes
 	CSRFKey     string `json:"csrf_key"`     // hex; signs the web forms' CSRF tokens
@@ -236,7 +237,7 @@ func (f *Fleet) loadSecrets() (fresh bool, err error) {
 	for _, s := range []struct {
 		v *string
 		n int
-	}{{&f.Secrets.CodeKey, 32}, {&f.Secrets.AdminToken, 24}, {&f.Secrets.PGPassword, 16}, {&f.Secrets.VisitorSalt, 24}, {&f.Secrets.CSRFKey, 32}} {
+	}{{&f.Secrets.CodeKey, 32}, {&f.Secrets.AdminToken, 24}, {&f.Secrets.ReadToken, 24}, {&f.Secrets.PGPassword, 16}, {&f.Secrets.VisitorSalt, 24}, {&f.Secrets.CSRFKey, 32}} {
 		if *s.v == "" {
 			*s.v = pgcluster.RandomSecret(s.n)
 		}
@@ -374,10 +375,24 @@ func (f *Fleet) start(ctx context.Context) error {
 // newApp prepares a supervised binary with the fleet's secrets in its
 // environment (never in argv, which ps shows).
 func (f *Fleet) newApp(name string, args []string, env ...string) *App {
-	env = append(env, "SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey, "SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken,
-		"SHORTFLEET_VISITOR_SALT="+f.Secrets.VisitorSalt)
 	bin := strings.SplitN(name, "-", 2)[0]
+	env = append(env, f.tokenEnv(bin)...)
+	env = append(env, "SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey, "SHORTFLEET_VISITOR_SALT="+f.Secrets.VisitorSalt)
 	return newApp(name, filepath.Join(f.cfg.BinDir, bin), args, env, f.path("logs", name+".log"), f.logger)
+}
+
+// tokenEnv is the proxies' tokens a binary gets: the primary app only the
+// read token (its fleet page reads readiness and metrics), never the admin
+// token, which reads the raw logs and acknowledges them; the proxies both;
+// mapreduce the admin token.
+func (f *Fleet) tokenEnv(bin string) []string {
+	switch bin {
+	case "primary":
+		return []string{"SHORTFLEET_READ_TOKEN=" + f.Secrets.ReadToken}
+	case "proxy":
+		return []string{"SHORTFLEET_ADMIN_TOKEN=" + f.Secrets.AdminToken, "SHORTFLEET_READ_TOKEN=" + f.Secrets.ReadToken}
+	}
+	return []string{"SHORTFLEET_ADMIN_TOKEN=" + f.Secrets.AdminToken}
 }
 
 func (f *Fleet) proxyApp(i int) *App {
@@ -414,8 +429,8 @@ func (f *Fleet) Command(ctx context.Context, bin string, args ...string) *exec.C
 	cmd.Env = append(os.Environ(),
 		"SHORTFLEET_DSN="+dsn,
 		"SHORTFLEET_CODE_KEY="+f.Secrets.CodeKey,
-		"SHORTFLEET_ADMIN_TOKEN="+f.Secrets.AdminToken,
 		"SHORTFLEET_VISITOR_SALT="+f.Secrets.VisitorSalt)
+	cmd.Env = append(cmd.Env, f.tokenEnv(bin)...)
 	if f.cfg.GeoIPPath != "" {
 		cmd.Env = append(cmd.Env, "SHORTFLEET_GEOIP="+f.cfg.GeoIPPath)
 	}

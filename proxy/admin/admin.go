@@ -1,8 +1,10 @@
 // Package admin is the proxy's admin listener: liveness and readiness for
 // load balancers, Prometheus metrics, and the sealed segments of its access
 // log, listed, served and acknowledged for the mapreduce job. Everything but
-// /healthz and /readyz needs the bearer token. It is not internal so that
-// the mapreduce job's tests pull real segments through the real API.
+// /healthz and /readyz needs a bearer token: the admin token grants all of
+// it, the read token only /metrics. It is not internal so that the
+// mapreduce job's tests pull real segments through the real API, and the
+// primary's tests read the real metrics with the read token.
 package admin
 
 import (
@@ -32,6 +34,12 @@ type Config struct {
 	LogDir string
 	// Token guards everything but health; it must not be empty.
 	Token string
+	// ReadToken, if set, grants /metrics and nothing more: not the
+	// segments (raw logs, and their acknowledgement, which lets the proxy
+	// delete them), not the profiles. It is for readers of the fleet's
+	// state, such as the primary's fleet page, that should not hold Token.
+	// It must differ from Token.
+	ReadToken string
 	// Segments is the log writer's index.
 	Segments Segments
 	// Ready reports readiness and why not; nil is always ready.
@@ -54,7 +62,7 @@ type Ack struct {
 // Handler returns the admin HTTP handler.
 func Handler(cfg Config, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	auth := func(h http.HandlerFunc) http.Handler { return requireToken(cfg.Token, h) }
+	auth := func(h http.HandlerFunc) http.Handler { return require(cfg, full, h) }
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -71,7 +79,7 @@ func Handler(cfg Config, logger *slog.Logger) http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", requireToken(cfg.Token, cfg.Metrics))
+		mux.Handle("GET /metrics", require(cfg, read, cfg.Metrics))
 	}
 	// Profiles of the running proxy, for operators and the benchmarks.
 	mux.Handle("GET /debug/pprof/", auth(pprof.Index))
@@ -135,16 +143,42 @@ func Handler(cfg Config, logger *slog.Logger) http.Handler {
 	return mux
 }
 
-// requireToken refuses requests without the bearer token, comparing in
-// constant time.
-func requireToken(token string, next http.Handler) http.Handler {
+// access is what a request's bearer token grants.
+type access int
+
+const (
+	none access = iota
+	read        // the read token: /metrics
+	full        // the admin token: everything
+)
+
+// accessOf returns what r's bearer token grants, comparing in constant
+// time.
+func accessOf(cfg Config, r *http.Request) access {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	switch {
+	case !ok:
+		return none
+	case cfg.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(cfg.Token)) == 1:
+		return full
+	case cfg.ReadToken != "" && subtle.ConstantTimeCompare([]byte(got), []byte(cfg.ReadToken)) == 1:
+		return read
+	}
+	return none
+}
+
+// require refuses requests whose token does not grant need: 401 without a
+// known token, 403 with the read token where it does not reach.
+func require(cfg Config, need access, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		switch a := accessOf(cfg, r); {
+		case a >= need:
+			next.ServeHTTP(w, r)
+		case a == read:
+			http.Error(w, "the read token grants /metrics only; this needs the admin token", http.StatusForbidden)
+		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shortfleet-admin"`)
 			http.Error(w, "admin token required", http.StatusUnauthorized)
-			return
 		}
-		next.ServeHTTP(w, r)
 	})
 }

@@ -33,7 +33,7 @@ func TestAdmin(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "20261122T000000.000000000Z.arrows.open"), []byte("partial"), 0o644)
 	ready, why := true, ""
 	srv := httptest.NewServer(Handler(Config{
-		Proxy: "proxy-07", LogDir: dir, Token: "s3cret", Segments: w,
+		Proxy: "proxy-07", LogDir: dir, Token: "s3cret", ReadToken: "r3ad", Segments: w,
 		Ready:   func() (bool, string) { return ready, why },
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("m 1\n")) }),
 	}, logger))
@@ -73,6 +73,23 @@ func TestAdmin(t *testing.T) {
 	}
 	if resp, body := do("GET", "/metrics", "s3cret", ""); resp.StatusCode != 200 || string(body) != "m 1\n" {
 		t.Fatalf("metrics: %d %s", resp.StatusCode, body)
+	}
+	// The read token: metrics, and nothing of the segments or profiles.
+	if resp, body := do("GET", "/metrics", "r3ad", ""); resp.StatusCode != 200 || string(body) != "m 1\n" {
+		t.Fatalf("metrics with the read token: %d %s", resp.StatusCode, body)
+	}
+	pending := len(w.Pending())
+	first := w.Pending()[0].Name
+	for _, p := range []string{"GET /segments", "GET /segments?all=1", "GET /segments/" + first, "HEAD /segments/" + first,
+		"GET /segments/not-a-segment", "POST /segments/ingested", "GET /debug/pprof/", "GET /debug/pprof/heap"} {
+		method, path, _ := strings.Cut(p, " ")
+		ack, _ := json.Marshal(Ack{Names: []string{first}})
+		if resp, body := do(method, path, "r3ad", string(ack)); resp.StatusCode != 403 {
+			t.Fatalf("%s with the read token: %d %s, want 403", p, resp.StatusCode, body)
+		}
+	}
+	if len(w.Pending()) != pending {
+		t.Fatalf("the read token acknowledged a segment: %d pending, was %d", len(w.Pending()), pending)
 	}
 	list := func(q string) Listing {
 		resp, body := do("GET", "/segments"+q, "s3cret", "")

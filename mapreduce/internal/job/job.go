@@ -35,7 +35,7 @@ import (
 type Config struct {
 	// Proxies are the proxies' admin base URLs.
 	Proxies []string
-	// Token is the proxies' admin bearer token.
+	// Token is the proxies' admin bearer token; New refuses an empty one.
 	Token string
 	// Parallel bounds concurrent segment pulls and maps (default 4).
 	Parallel int
@@ -82,6 +82,9 @@ type Job struct {
 
 // New returns a Job.
 func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) (*Job, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("job: the proxies' admin token is empty")
+	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 4
 	}

@@ -413,3 +413,15 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRefusesEmptyToken: a job without the proxies' admin token could
+// pull nothing; New says so rather than every run failing with 401s.
+func TestNewRefusesEmptyToken(t *testing.T) {
+	j, err := New(Config{Proxies: []string{"http://127.0.0.1:1"}, Dims: testDims(t)}, mrtest.Quiet, nil)
+	if err == nil || !strings.Contains(err.Error(), "admin token") {
+		if j != nil {
+			j.Close()
+		}
+		t.Fatalf("New with no token: %v, want an error naming the admin token", err)
+	}
+}

@@ -67,7 +67,7 @@ func (s *Server) proxyStatus(ctx context.Context, base string) proxyStatus {
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
+		req.Header.Set("Authorization", "Bearer "+s.cfg.ReadToken)
 		return s.client.Do(req)
 	}
 	resp, err := get("/readyz")

@@ -48,10 +48,12 @@ type Config struct {
 	Secure bool
 	// CSRFKey signs CSRF tokens; 32 random bytes, secret.
 	CSRFKey []byte
-	// Proxies are the proxies' admin URLs and AdminToken their token, for
-	// the fleet page.
-	Proxies    []string
-	AdminToken string
+	// Proxies are the proxies' admin URLs and ReadToken their read token,
+	// for the fleet page. The read token reaches /metrics and no further:
+	// the primary never holds the admin token, which reads the raw logs
+	// and acknowledges them.
+	Proxies   []string
+	ReadToken string
 }
 
 // Server serves the UI.

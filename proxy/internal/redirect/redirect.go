@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +41,22 @@ type Config struct {
 	// ClockOffset is added to the time in every log record: zero in
 	// production; fault drills set it to play a proxy whose clock is off.
 	ClockOffset time.Duration
+	// RedactHeaders are more request headers whose values are logged as
+	// logfmt.Redacted, besides Authorization, Cookie and
+	// Proxy-Authorization, which always are. Names match without regard
+	// to case. Headers the log keeps in columns of their own (Host,
+	// User-Agent, Referer, Accept-Language) are not redacted here.
+	RedactHeaders []string
 }
+
+// alwaysRedacted are the request headers whose values are never logged:
+// a visitor's session cookies and credentials for the site or for a proxy
+// on the way. The raw logs are kept a year, served by the admin API and
+// archived, so credentials in them would outlive any session.
+var alwaysRedacted = []string{"authorization", "cookie", "proxy-authorization"}
+
+// redactedValue is logfmt.Redacted as the bytes a record points at.
+var redactedValue = []byte(logfmt.Redacted)
 
 // AccessLog records every request answered: the proxy's accesslog.Log,
 // or a bare logfmt.Writer. Append must copy what it keeps from the record
@@ -55,6 +72,7 @@ type Server struct {
 	codec  *codes.Codec
 	links  *links.Resolver
 	log    AccessLog // nil: logging off (benchmarks only)
+	redact []string  // lower-case names of the headers whose values are not logged
 
 	statuses [600]atomic.Uint64
 }
@@ -62,7 +80,13 @@ type Server struct {
 // New returns a Server resolving through lr and logging to log; a nil log
 // turns logging off.
 func New(cfg Config, logger *slog.Logger, codec *codes.Codec, lr *links.Resolver, log AccessLog) *Server {
-	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log}
+	redact := slices.Clone(alwaysRedacted)
+	for _, name := range cfg.RedactHeaders {
+		if name = strings.ToLower(strings.TrimSpace(name)); name != "" && !slices.Contains(redact, name) {
+			redact = append(redact, name)
+		}
+	}
+	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log, redact: redact}
 }
 
 var statePool = sync.Pool{New: func() any { return &reqState{} }}
@@ -111,11 +135,26 @@ func (s *Server) fillRecord(ctx *fasthttp.RequestCtx, st *reqState, start time.T
 	rec.Referrer = h.Referer()
 	rec.AcceptLanguage = h.Peek(fasthttp.HeaderAcceptLanguage)
 	for k, v := range h.All() {
-		if !hasColumn(k) {
-			rec.Headers = append(rec.Headers, logfmt.Header{Name: k, Value: v})
+		if hasColumn(k) {
+			continue
 		}
+		if s.redacted(k) {
+			v = redactedValue
+		}
+		rec.Headers = append(rec.Headers, logfmt.Header{Name: k, Value: v})
 	}
 	rec.LatencyNS = int64(time.Since(start))
+}
+
+// redacted reports a header whose value must not be logged. It compares
+// in place, without regard to case, so the hot path does not allocate.
+func (s *Server) redacted(name []byte) bool {
+	for _, r := range s.redact {
+		if equalFold(name, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasColumn reports a header the log keeps in a column of its own, so the

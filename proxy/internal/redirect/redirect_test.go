@@ -58,6 +58,8 @@ type setupOpts struct {
 	logDir    string
 	logRetry  time.Duration
 	logLogger *slog.Logger
+	// redact are more headers to redact (Config.RedactHeaders).
+	redact []string
 }
 
 // setup starts a primary and a streaming replica, creates links on the
@@ -131,7 +133,7 @@ func setupTB(t testing.TB, o setupOpts) *env {
 		t.Fatal(err)
 	}
 	e.codec, _ = codes.New(testKey)
-	e.srv = New(Config{TrustedProxies: o.trusted}, quiet, e.codec, e.resolver, e.logw)
+	e.srv = New(Config{TrustedProxies: o.trusted, RedactHeaders: o.redact}, quiet, e.codec, e.resolver, e.logw)
 	e.ln = fasthttputil.NewInmemoryListener()
 	fs := &fasthttp.Server{Handler: e.srv.Handle, NoDefaultContentType: true}
 	go fs.Serve(e.ln)
@@ -405,6 +407,46 @@ func TestEveryRequestLogged(t *testing.T) {
 		if rows[i].Status != want.status || rows[i].LinkID != want.link || rows[i].Cache != want.cache {
 			t.Errorf("record %d: status %d link %d cache %q, want %+v", i, rows[i].Status, rows[i].LinkID, rows[i].Cache, want)
 		}
+	}
+}
+
+// TestCredentialsNotLogged: the values of Authorization, Cookie,
+// Proxy-Authorization and the headers named in RedactHeaders, whatever
+// their case, are logged as logfmt.Redacted under their names; every
+// other header is logged as it came.
+func TestCredentialsNotLogged(t *testing.T) {
+	e := setup(t, setupOpts{redact: []string{"x-API-key", " X-Session-Token "}})
+	code := e.code(e.ids["302"])
+	e.raw(req("GET", "/"+code,
+		"cookie: session=cookie-secret-1\r\n",
+		"Authorization: Bearer auth-secret-2\r\n",
+		"PROXY-AUTHORIZATION: Basic proxy-secret-3\r\n",
+		"X-Api-Key: api-secret-4\r\n",
+		"x-session-token: session-secret-5\r\n",
+		"Cookie: second=cookie-secret-6\r\n",
+		"X-Trace: visible-7\r\n"))
+	e.raw(req("GET", "/nothing.here", "Authorization: Basic auth-secret-8\r\n"))
+	rows := e.records()
+	if len(rows) != 2 {
+		t.Fatalf("%d records, want 2", len(rows))
+	}
+	var got []string
+	for _, r := range rows {
+		for _, h := range r.Headers {
+			got = append(got, h[0]+": "+h[1])
+		}
+		for _, f := range []string{r.Path, r.Query, r.UserAgent, r.Referrer, r.AcceptLanguage, r.Host} {
+			if strings.Contains(f, "secret") {
+				t.Fatalf("a secret in a column: %+v", r)
+			}
+		}
+	}
+	want := []string{"Cookie: [redacted]", "Authorization: [redacted]", "Proxy-Authorization: [redacted]",
+		"X-Api-Key: [redacted]", "X-Session-Token: [redacted]", "X-Trace: visible-7",
+		"Authorization: [redacted]"}
+	// fasthttp hands over a request's Cookie headers as one.
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Contains(strings.Join(got, "\n"), "secret") {
+		t.Fatalf("headers logged:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
