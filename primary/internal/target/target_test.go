@@ -36,7 +36,13 @@ func TestNormalize(t *testing.T) {
 		{"https://" + strings.Repeat("a", MaxLen), ""},
 		{"", ""},
 		{"https://xn--/", ""},
-		// Hosts as a browser reads them (WHATWG URL host parsing).
+		// Hosts as a browser reads them (WHATWG URL host parsing);
+		// Chromium's new URL(...).host gives the same for each (checked
+		// by hand), except that it takes "127.0.0.1.." for a domain name,
+		// which is refused here.
+		{"http://00000000000000000000000000177.1/", "http://127.0.0.1/"},
+		{"http://0x00000000000000000000007f.1/", "http://127.0.0.1/"},
+		{"http://0/", "http://0.0.0.0/"},
 		{"http://127.1/x", "http://127.0.0.1/x"},
 		{"http://2130706433:8080/", "http://127.0.0.1:8080/"},
 		{"http://0x7f.0.0.1/", "http://127.0.0.1/"},
