@@ -185,9 +185,10 @@ func LoadBlocklist(path string) (map[string]bool, error) {
 
 // ParseBlocklist reads a blocklist's text: domains separated by spaces or
 // lines, # comments; domains lower-cased, without their trailing dot,
-// international ones in punycode; IP addresses as CanonicalHost gives them. A line holding several words blocks each
-// (so a hosts-file line "0.0.0.0 evil.example" blocks evil.example), where
-// keeping the line whole would block nothing at all.
+// international ones in punycode; IP addresses as CanonicalHost gives
+// them. A line holding several words blocks each (so a hosts-file line
+// "0.0.0.0 evil.example" blocks evil.example), where keeping the line
+// whole would block nothing at all.
 func ParseBlocklist(data string) map[string]bool {
 	m := map[string]bool{}
 	for _, line := range strings.Split(data, "\n") {
