@@ -107,6 +107,8 @@ func main() {
 		insecure   = flag.Bool("insecure-cookies", false, "send cookies over plain HTTP (development only)")
 		blocklist  = flag.String("blocklist", env("SHORTFLEET_BLOCKLIST", ""), "file of domains (one a line) links may not point to")
 		proxies    = flag.String("proxies", env("SHORTFLEET_PROXIES", ""), "comma-separated proxy admin URLs, for the fleet page")
+		fleetHosts = flag.String("fleet-hosts", env("SHORTFLEET_FLEET_HOSTS", ""), "comma-separated hosts (or URLs) the fleet serves on besides the short base's: proxies, balancers; links to them are refused")
+		trusted    = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client, for rate limits")
 		rSignup    = rate("20/1h")
 		rLogin     = rate("30/1m")
 		rLoginUser = rate("10/1m")
@@ -154,6 +156,14 @@ func main() {
 			fatal(logger, err.Error())
 		}
 	}
+	if policy.FleetHosts, err = parseFleetHosts(*fleetHosts); err != nil {
+		fatal(logger, err.Error())
+	}
+	policy.FleetHosts = append(policy.FleetHosts, ownHosts(*listen)...)
+	trustedNets, err := parseTrustedProxies(*trusted)
+	if err != nil {
+		fatal(logger, err.Error())
+	}
 	ctx := context.Background()
 	if !*noMigrate {
 		t := time.Now()
@@ -176,7 +186,7 @@ func main() {
 	// One set of buckets for the API and the browser: neither is a way
 	// around the other's limits.
 	limits := limit.Limits{SignupPerAddr: rSignup.limiter(), LoginPerAddr: rLogin.limiter(), LoginPerAccount: rLoginUser.limiter(),
-		CreatePerAccount: rCreate.limiter(), CreatePerAddr: rCreateIP.limiter()}
+		CreatePerAccount: rCreate.limiter(), CreatePerAddr: rCreateIP.limiter(), TrustedProxies: trustedNets}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: limits}, logger, st).Register(mux)

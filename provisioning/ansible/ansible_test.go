@@ -656,6 +656,23 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 			if _, ok := set["SHORTFLEET_ADMIN_TOKEN"]; ok && app == "primary" {
 				t.Errorf("primary.env holds the proxies' admin token")
 			}
+			if app == "primary" {
+				// Links into the fleet are refused, and only the
+				// balancers' X-Forwarded-For is believed.
+				hosts := strings.Split(set["SHORTFLEET_FLEET_HOSTS"], ",")
+				want := []string{"192.0.2.5", "192.0.2.6", "192.0.2.20"}
+				for i := 11; i <= 26; i++ {
+					want = append(want, fmt.Sprintf("198.51.100.%d", i))
+				}
+				slices.Sort(hosts)
+				slices.Sort(want)
+				if !slices.Equal(hosts, want) {
+					t.Errorf("primary.env: SHORTFLEET_FLEET_HOSTS %q, want every proxy, balancer and the mapreduce host %q", hosts, want)
+				}
+				if got := set["SHORTFLEET_TRUSTED_PROXIES"]; got != "192.0.2.5,192.0.2.6" {
+					t.Errorf("primary.env: SHORTFLEET_TRUSTED_PROXIES %q, want the balancers 192.0.2.5,192.0.2.6", got)
+				}
+			}
 			for v, val := range set {
 				if strings.HasSuffix(v, "_DSN") && strings.Contains(val, ",") && !strings.Contains(val, "target_session_attrs=read-write") {
 					t.Errorf("%s: the multi-host %s does not ask for the writable host: %s", app, v, val)

@@ -43,11 +43,17 @@ func TestBrowserDashboard(t *testing.T) {
 		fmt.Fprint(w, "<!doctype html><title>Landing</title><h1 id=landed>You have landed</h1>")
 	}))
 	defer landing.Close()
+	// The primary refuses links to loopback hosts, where this fleet runs
+	// (target.Policy). The landing page stands for a site elsewhere, so
+	// the link names it landing.example, which Chromium alone resolves
+	// to the test server.
+	landingURL := strings.Replace(landing.URL, "127.0.0.1", "landing.example", 1)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("host-resolver-rules", "MAP landing.example 127.0.0.1"),
 		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600))...)
 	defer cancelAlloc()
 	bctx, cancelB := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
@@ -61,7 +67,7 @@ func TestBrowserDashboard(t *testing.T) {
 		chromedp.SendKeys(`input[name=password]`, "a long enough password"),
 		chromedp.Submit(`input[name=password]`),
 		chromedp.WaitVisible(`input[name=target]`),
-		chromedp.SendKeys(`input[name=target]`, landing.URL+"/welcome"),
+		chromedp.SendKeys(`input[name=target]`, landingURL+"/welcome"),
 		chromedp.Submit(`input[name=target]`),
 		chromedp.WaitVisible(`.flash`),
 	); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,6 +195,24 @@ func TestEndToEnd(t *testing.T) {
 
 	key, links := signupWithLinks(t, base, "e2e@example.com", 100, "https://example.com/page/%d")
 	acct := struct{ APIKey string }{key}
+
+	// No link may point into the fleet: to the short base or a proxy it
+	// would loop (a link to a proxy's address was once created: issue 17),
+	// and the admin ports and the app are no place to send clickers. Each
+	// is refused, 400, however written: a browser reads an address
+	// written as one number as the address, and localhost is any
+	// loopback host, where this fleet runs.
+	loopKey, _ := signupWithLinks(t, base, "loops@example.com", 0, "")
+	proxy0 := netip.MustParseAddr(f.ProxyHost(0)).As4()
+	inside := append(append(f.RedirectURLs(), f.AdminURLs()...), f.ShortBase(), base, f.Mapreduce.URL("admin"), "http://localhost:8080",
+		fmt.Sprintf("http://%d:8080", binary.BigEndian.Uint32(proxy0[:]))) // proxy-01's address as one number
+	for _, u := range inside {
+		tgt := u + "/" + links[0].Code
+		if code := api(t, "POST", base+"/api/links", loopKey, map[string]any{"target": tgt}, nil); code != http.StatusBadRequest {
+			t.Errorf("a link to %s: status %d, want 400", tgt, code)
+		}
+	}
+
 	// No wait for the replicas: a link the API acknowledged redirects from
 	// every proxy at once (read-your-writes, README.md decision 2).
 

@@ -352,12 +352,7 @@ func (f *Fleet) start(ctx context.Context) error {
 			return err
 		}
 	}
-	f.PrimaryApp = f.newApp("primary", append([]string{
-		"-listen", net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPrimary)),
-		"-short-base", f.ShortBase(),
-		"-proxies", strings.Join(f.AdminURLs(), ","),
-		"-insecure-cookies", // the local fleet serves plain HTTP
-	}, f.cfg.PrimaryArgs...), "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
+	f.PrimaryApp = f.newApp("primary", f.primaryArgs(), "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
 	if err := f.timed("primary app up", func() error { return f.PrimaryApp.Start(ctx, "http") }); err != nil {
 		return err
 	}
@@ -370,6 +365,27 @@ func (f *Fleet) start(ctx context.Context) error {
 		return err
 	}
 	return f.writeState()
+}
+
+// primaryArgs are the primary app's flags.
+func (f *Fleet) primaryArgs() []string {
+	// Links to any host of the fleet are refused: the proxies, the
+	// balancer (whether or not it runs: nothing else may take its
+	// address), the mapreduce host; the primary's own is its -listen.
+	hosts := []string{f.balancerHost(), f.cfg.host(3)}
+	for i := range f.cfg.Proxies {
+		hosts = append(hosts, f.ProxyHost(i))
+	}
+	return append([]string{
+		"-listen", net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPrimary)),
+		"-short-base", f.ShortBase(),
+		"-proxies", strings.Join(f.AdminURLs(), ","),
+		"-fleet-hosts", strings.Join(hosts, ","),
+		// Requests through the balancer are charged to the client its
+		// X-Forwarded-For names; anyone else's header is ignored.
+		"-trusted-proxies", f.balancerHost(),
+		"-insecure-cookies", // the local fleet serves plain HTTP
+	}, f.cfg.PrimaryArgs...)
 }
 
 // newApp prepares a supervised binary with the fleet's secrets in its

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/mail"
 	"strconv"
@@ -162,15 +161,6 @@ func (s *Server) storeError(w http.ResponseWriter, what string, err error) {
 	}
 }
 
-// ClientAddr is the address a request came from, for rate limits.
-func ClientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // RetrySeconds is a Retry-After value: whole seconds, rounded up, at
 // least 1.
 func RetrySeconds(after time.Duration) int {
@@ -211,7 +201,7 @@ func ValidEmail(s string) (string, error) {
 }
 
 func (s *Server) signup(w http.ResponseWriter, r *http.Request, _ store.User) {
-	if no := s.cfg.Limits.Signup(ClientAddr(r)); no != nil {
+	if no := s.cfg.Limits.Signup(s.cfg.Limits.Client(r)); no != nil {
 		refuse(w, no, 0)
 		return
 	}
@@ -371,7 +361,7 @@ func CheckNew(p *target.Policy, tgt, alias string, redirectType int) (store.NewL
 // checked, as a log-in attempt is charged whether or not the password is
 // right: refused requests are no way around the limits.
 func (s *Server) allowCreate(w http.ResponseWriter, r *http.Request, u store.User, n int) bool {
-	if no := s.cfg.Limits.Create(ClientAddr(r), u.ID, n); no != nil {
+	if no := s.cfg.Limits.Create(s.cfg.Limits.Client(r), u.ID, n); no != nil {
 		refuse(w, no, n)
 		return false
 	}

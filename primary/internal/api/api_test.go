@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,6 +38,7 @@ type env struct {
 	codec  *codes.Codec
 	pg     *pgcluster.Cluster
 	router routers.Router
+	header http.Header // sent with every request
 }
 
 func setup(t *testing.T, limits limit.Limits) *env {
@@ -76,6 +78,14 @@ func (e *env) from(ip string) *env {
 	return &c
 }
 
+// forwardedFor returns the env with requests carrying X-Forwarded-For:
+// v, as a load balancer in front would add it.
+func (e *env) forwardedFor(v string) *env {
+	c := *e
+	c.header = http.Header{"X-Forwarded-For": {v}}
+	return &c
+}
+
 // hourly is a limit that refills nothing while a test runs.
 func hourly(burst int) *limit.Limiter { return limit.New(limit.Rule{Every: time.Hour, Burst: burst}) }
 
@@ -97,6 +107,9 @@ func (e *env) do(method, path, key, contentType, body string) answer {
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for k, v := range e.header {
+		req.Header[k] = v
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -227,6 +240,33 @@ func TestSignupRateLimit(t *testing.T) {
 		t.Fatalf("third sign-up from one address: %d %v %s", a.status, a.header, a.raw)
 	}
 	e.from("127.0.0.2").signup("r3@example.com")
+}
+
+// TestSignupRateLimitBehindBalancer: behind a trusted balancer, sign-ups
+// are counted per client as X-Forwarded-For names it, IPv6 clients by
+// their /64; a peer that is not a trusted balancer is counted as itself,
+// whatever header it writes.
+func TestSignupRateLimitBehindBalancer(t *testing.T) {
+	e := setup(t, limit.Limits{SignupPerAddr: hourly(1), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.4/32")}})
+	balancer, stranger := e.from("127.0.0.4"), e.from("127.0.0.5")
+	n := 0
+	signup := func(step string, from *env, xff string, want int) {
+		t.Helper()
+		n++
+		a := from.forwardedFor(xff).json("POST", "/api/signup", "", map[string]string{"email": fmt.Sprintf("b%d@example.com", n), "password": "a good long password"})
+		if a.status != want {
+			t.Fatalf("%s: %d %s, want %d", step, a.status, a.raw, want)
+		}
+	}
+	signup("a client through the balancer", balancer, "203.0.113.5", http.StatusCreated)
+	signup("the same client again", balancer, "203.0.113.5", http.StatusTooManyRequests)
+	signup("another client through the balancer", balancer, "203.0.113.6", http.StatusCreated)
+	signup("a client naming the balancer's own hop as well", balancer, "198.51.100.1, 203.0.113.7", http.StatusCreated)
+	signup("a stranger", stranger, "203.0.113.8", http.StatusCreated)
+	signup("the stranger, claiming to be someone else", stranger, "203.0.113.9", http.StatusTooManyRequests)
+	signup("an IPv6 client", balancer, "2001:db8:1:2::1", http.StatusCreated)
+	signup("another address in its /64", balancer, "2001:db8:1:2:ffff:ffff:ffff:ffff", http.StatusTooManyRequests)
+	signup("the next /64", balancer, "2001:db8:1:3::1", http.StatusCreated)
 }
 
 // createStep is one creation request in a rate-limit test, by account

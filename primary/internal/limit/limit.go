@@ -10,6 +10,8 @@ package limit
 
 import (
 	"math"
+	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -124,7 +126,13 @@ type Limits struct {
 	LoginPerAccount  *Limiter
 	CreatePerAccount *Limiter
 	CreatePerAddr    *Limiter
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client a request is charged to (see ClientKey).
+	TrustedProxies []netip.Prefix
 }
+
+// Client is the key the per-address limits charge r to.
+func (l Limits) Client(r *http.Request) string { return ClientKey(r, l.TrustedProxies) }
 
 // Refusal says why a request was refused, in words for the caller.
 type Refusal struct {

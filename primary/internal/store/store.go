@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,20 @@ type Store struct {
 	// keys caches API key hash -> user, so an API call costs no round trip
 	// to check its key. Revoking a key empties it.
 	keys *otter.Cache[string, User]
+	// A lookup that read a key as live before a revocation committed
+	// must not put it in the cache after the revocation emptied it, or
+	// the revoked key would work for keyCacheTTL more. keyEpoch counts
+	// revocations: a lookup fills the cache only if no revocation came
+	// since before its read. keyFill is held for reading while a lookup
+	// checks the epoch and fills, and for writing while a revocation
+	// moves the epoch and empties the cache, so no fill falls between
+	// the two.
+	keyFill  sync.RWMutex
+	keyEpoch uint64
+	// afterKeyRead, when set (by tests), runs when a lookup has read its
+	// key from the database and is about to fill the cache: the moment a
+	// revocation can come between.
+	afterKeyRead func()
 }
 
 // keyCacheTTL bounds how long a key's user is remembered.
@@ -239,7 +254,12 @@ func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
 	if err != nil {
 		return classify(err)
 	}
+	// Committed: from now on every read sees the key revoked. Lookups
+	// that read before it must not fill the cache (see keyEpoch).
+	s.keyFill.Lock()
+	s.keyEpoch++
 	s.keys.InvalidateAll() // revocations are rare; the next calls re-check
+	s.keyFill.Unlock()
 	if tag.RowsAffected() == 0 {
 		return ErrNotFound
 	}
@@ -255,11 +275,22 @@ func (s *Store) KeyUser(ctx context.Context, key string) (_ User, err error) {
 	if u, ok := s.keys.GetIfPresent(string(h)); ok {
 		return u, nil
 	}
+	s.keyFill.RLock()
+	epoch := s.keyEpoch // before the read: a revocation after it moves it
+	s.keyFill.RUnlock()
 	var u User
 	defer func() {
-		if err == nil {
+		if err != nil {
+			return
+		}
+		if s.afterKeyRead != nil {
+			s.afterKeyRead()
+		}
+		s.keyFill.RLock()
+		if s.keyEpoch == epoch {
 			s.keys.Set(string(h), u)
 		}
+		s.keyFill.RUnlock()
 	}()
 	err = s.db.QueryRow(ctx, `UPDATE api_keys k SET last_used_at = now() FROM users u
 		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id

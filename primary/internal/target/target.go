@@ -4,8 +4,10 @@ package target
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -74,23 +76,12 @@ func Normalize(raw string) (string, error) {
 		return "", invalid("it has no host")
 	}
 	port := u.Port()
-	if strings.Contains(host, ":") { // IPv6 literal
-		host = "[" + strings.ToLower(host) + "]"
-	} else {
-		ascii, err := profile.ToASCII(host)
-		if err == nil {
-			// A host that maps to punycode that does not map back to
-			// itself is one a browser would not reach either.
-			var again string
-			again, err = profile.ToASCII(ascii)
-			if err == nil && again != ascii {
-				err = errors.New("unstable")
-			}
-		}
-		if err != nil || ascii == "" {
-			return "", invalid("host %q is not a valid domain name", host)
-		}
-		host = ascii
+	// The host as a browser reads it, so that what is stored, shown and
+	// checked is where a click goes: "http://0x7f.1/" is stored as
+	// "http://127.0.0.1/".
+	host, _, err = canonicalHost(host)
+	if err != nil {
+		return "", invalid("%s", err.Error())
 	}
 	if port != "" {
 		host += ":" + port
@@ -106,12 +97,34 @@ func Normalize(raw string) (string, error) {
 }
 
 // Policy is what a deployment refuses beyond a malformed URL: links to its
-// own short domains (a redirect loop) and to blocklisted domains.
+// own hosts (a redirect loop, or a link into the fleet's own network) and
+// to blocklisted domains. Hosts are compared as a browser reads them (see
+// CanonicalHost), so "http://127.1/" is a link to 127.0.0.1.
 type Policy struct {
-	// ShortHosts are the hosts short links are served on.
+	// ShortHosts are the hosts short links are served on; links to them
+	// and to their subdomains (which a wildcard DNS record may send to
+	// the same balancer) are refused.
 	ShortHosts []string
+	// FleetHosts are the other hosts the fleet serves on: the balancers,
+	// each proxy, the primary app itself. Links to them are refused.
+	FleetHosts []string
 	// Blocked are domains whose links are refused, with their subdomains.
 	Blocked map[string]bool
+}
+
+// canonicalAll returns the canonical form of each host; a host that is
+// none (CanonicalHost refuses it) is kept lower-case, without trailing
+// dots, which is what any URL naming it would come to.
+func canonicalAll(hosts []string) []string {
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
+		c, err := CanonicalHost(h)
+		if err != nil {
+			c = strings.TrimRight(strings.ToLower(h), ".")
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // Check normalises raw and applies the policy.
@@ -121,20 +134,39 @@ func (p *Policy) Check(raw string) (string, error) {
 		return "", err
 	}
 	u, _ := url.Parse(out)
+	// Normalize has put the host in the form a browser reads it in;
 	// "evil.example." is the same host as "evil.example" to DNS and to
 	// browsers: the trailing dot must not get a link past the checks.
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-	for _, h := range p.ShortHosts {
-		if strings.EqualFold(host, h) {
+	host, err := CanonicalHost(u.Hostname())
+	if err != nil {
+		return "", invalid("%s", err.Error())
+	}
+	_, notAddr := netip.ParseAddr(host)
+	isDomain := notAddr != nil
+	shorts, fleet := canonicalAll(p.ShortHosts), canonicalAll(p.FleetHosts)
+	for _, h := range shorts {
+		if host == h || (isDomain && strings.HasSuffix(host, "."+h)) {
 			return "", invalid("it points at this shortener (%s), which would loop", h)
 		}
+	}
+	if slices.Contains(fleet, host) {
+		return "", invalid("it points at a host of this shortener (%s), which would loop", host)
+	}
+	// Where the fleet itself runs on loopback (a development or test
+	// fleet), every loopback host may be one of its servers: 127.0.0.0/8
+	// is all this machine, and localhost, its subdomains, ::1, 0.0.0.0 and
+	// :: reach it too. So a loopback fleet refuses every loopback target.
+	// A fleet on real addresses allows them: such a link sends whoever
+	// follows it to their own machine, never to the fleet.
+	if isLoopback(host) && (slices.ContainsFunc(shorts, isLoopback) || slices.ContainsFunc(fleet, isLoopback)) {
+		return "", invalid("it points at this machine (%s), where this shortener runs, which would loop", host)
 	}
 	for d := host; d != ""; {
 		if p.Blocked[d] {
 			return "", invalid("links to %s are not allowed here", d)
 		}
 		i := strings.IndexByte(d, '.')
-		if i < 0 {
+		if i < 0 || !isDomain { // an address has no parent domains
 			break
 		}
 		d = d[i+1:]
@@ -153,9 +185,10 @@ func LoadBlocklist(path string) (map[string]bool, error) {
 
 // ParseBlocklist reads a blocklist's text: domains separated by spaces or
 // lines, # comments; domains lower-cased, without their trailing dot,
-// international ones in punycode. A line holding several words blocks each
-// (so a hosts-file line "0.0.0.0 evil.example" blocks evil.example), where
-// keeping the line whole would block nothing at all.
+// international ones in punycode; IP addresses as CanonicalHost gives
+// them. A line holding several words blocks each (so a hosts-file line
+// "0.0.0.0 evil.example" blocks evil.example), where keeping the line
+// whole would block nothing at all.
 func ParseBlocklist(data string) map[string]bool {
 	m := map[string]bool{}
 	for _, line := range strings.Split(data, "\n") {
@@ -164,7 +197,10 @@ func ParseBlocklist(data string) map[string]bool {
 		}
 		for _, word := range strings.Fields(line) {
 			if d := strings.Trim(strings.ToLower(word), "."); d != "" {
-				if ascii, err := profile.ToASCII(d); err == nil {
+				// As Check compares hosts: "127.1" blocks 127.0.0.1.
+				if c, err := CanonicalHost(d); err == nil {
+					d = c
+				} else if ascii, err := profile.ToASCII(d); err == nil {
 					d = ascii
 				}
 				m[d] = true

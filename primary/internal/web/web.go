@@ -340,7 +340,7 @@ func safeNext(next string) string {
 
 func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	data := authData{Action: "/signup", Email: r.PostFormValue("email")}
-	if no := s.cfg.Limits.Signup(api.ClientAddr(r)); no != nil {
+	if no := s.cfg.Limits.Signup(s.cfg.Limits.Client(r)); no != nil {
 		s.refuse(w, r, no, 0)
 		return
 	}
@@ -374,7 +374,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	// prefers the body); safeNext checks it either way.
 	next := r.FormValue("next")
 	data := authData{Action: "/login", Email: email, Next: formNext(next)}
-	if no := s.cfg.Limits.Login(api.ClientAddr(r), email); no != nil {
+	if no := s.cfg.Limits.Login(s.cfg.Limits.Client(r), email); no != nil {
 		s.refuse(w, r, no, 0)
 		return
 	}
@@ -428,7 +428,7 @@ func (s *Server) links(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r)
-	if no := s.cfg.Limits.Create(api.ClientAddr(r), u.ID, 1); no != nil {
+	if no := s.cfg.Limits.Create(s.cfg.Limits.Client(r), u.ID, 1); no != nil {
 		s.refuse(w, r, no, 1)
 		return
 	}
@@ -462,7 +462,7 @@ func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
 	rows, errs := csvio.ParseBulk(f)
 	// Charged one event a link in the file, all at once, as the API's bulk
 	// creation is: an import is no way around the creation limits.
-	if no := s.cfg.Limits.Create(api.ClientAddr(r), u.ID, len(rows)); no != nil {
+	if no := s.cfg.Limits.Create(s.cfg.Limits.Client(r), u.ID, len(rows)); no != nil {
 		s.refuse(w, r, no, len(rows))
 		return
 	}

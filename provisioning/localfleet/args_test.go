@@ -1,0 +1,37 @@
+package localfleet
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestPrimaryArgs: the primary app is told every other host of the fleet,
+// so that links to them are refused, and trusts X-Forwarded-For from the
+// balancer's host alone.
+func TestPrimaryArgs(t *testing.T) {
+	f := &Fleet{cfg: Config{Proxies: 3, Subnet: "127.5.6", PrimaryArgs: []string{"-rate-login", "5/1m"}}}
+	args := f.primaryArgs()
+	flag := func(name string) string {
+		i := slices.Index(args, name)
+		if i < 0 || i+1 >= len(args) {
+			t.Fatalf("%s is not passed: %q", name, args)
+		}
+		return args[i+1]
+	}
+	hosts := strings.Split(flag("-fleet-hosts"), ",")
+	for _, want := range []string{"127.5.6.4", "127.5.6.3", "127.5.6.11", "127.5.6.12", "127.5.6.13"} {
+		if !slices.Contains(hosts, want) {
+			t.Errorf("-fleet-hosts %q lacks %s", hosts, want)
+		}
+	}
+	if got := flag("-trusted-proxies"); got != "127.5.6.4" {
+		t.Errorf("-trusted-proxies %q, want the balancer's host 127.5.6.4", got)
+	}
+	if got := flag("-listen"); got != "127.5.6.2:8000" {
+		t.Errorf("-listen %q", got)
+	}
+	if !slices.Equal(args[len(args)-2:], []string{"-rate-login", "5/1m"}) {
+		t.Errorf("the config's PrimaryArgs do not come last, to override: %q", args)
+	}
+}
