@@ -125,6 +125,10 @@ func main() {
 		return
 	}
 
+	// Watch for SIGTERM before anyone can know we listen: a stop sent
+	// right after "listening on" must stop us in order, not kill us.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	ln, err := net.Listen("tcp", *adminListen)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
@@ -160,8 +164,6 @@ func main() {
 	c.Start()
 	logger.Info("daemon started", "schedule", *schedule, "proxies", len(urls))
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
 	logger.Info("stopping", "signal", s.String())
 	t := time.Now()

@@ -203,6 +203,10 @@ func main() {
 	}
 	ui.Register(mux)
 	srv := web.HTTPServer(web.SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux))), web.DefaultServerLimits(), logger)
+	// Watch for SIGTERM before anyone can know we listen: a stop sent
+	// right after "listening on" must stop us in order, not kill us.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
@@ -211,8 +215,6 @@ func main() {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case s := <-sig:
 		logger.Info("stopping", "signal", s.String())

@@ -155,6 +155,10 @@ func main() {
 	}
 	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset, RedactHeaders: redactNames}, logger, codec, resolver, alog)
 	srv := rs.HTTPServer(redirect.DefaultLimits(), logger)
+	// Watch for SIGTERM before anyone can know we listen: a stop sent
+	// right after "listening on" must stop us in order, not kill us.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
@@ -190,8 +194,6 @@ func main() {
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case s := <-sig:
 		logger.Info("stopping", "signal", s.String())
