@@ -174,8 +174,10 @@ func copyChunk(ctx context.Context, conn *pgx.Conn, uid, lo, hi int64, before fu
 }
 
 // WaitReplayed waits until every replica (standby DSNs) has replayed all
-// the primary had written when it was called, and returns how long that
-// took.
+// the primary had committed when it was called, and returns how long that
+// took. It waits for the insert position: the seed commits with
+// synchronous_commit off, whose last commit the write position may not
+// cover yet.
 func WaitReplayed(ctx context.Context, primaryDSN string, replicaDSNs []string) (time.Duration, error) {
 	t := time.Now()
 	conn, err := pgx.Connect(ctx, primaryDSN)
@@ -183,7 +185,7 @@ func WaitReplayed(ctx context.Context, primaryDSN string, replicaDSNs []string) 
 		return 0, err
 	}
 	var lsn string
-	err = conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	err = conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
 	conn.Close(context.Background())
 	if err != nil {
 		return 0, fmt.Errorf("primary's WAL position: %w", err)
