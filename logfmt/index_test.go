@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestPendingAndIngested(t *testing.T) {
@@ -224,14 +226,21 @@ func TestRepairedSegmentPendingAtOnce(t *testing.T) {
 	}
 	// A folder where the manifest was makes appending to it fail (as root
 	// too, unlike a permission), so the next seal fails after its sealed
-	// file is complete.
+	// file is complete. Folder and manifest trade places in one atomic
+	// exchange, both ways: a repair running between two renames would find
+	// no manifest at all and enter every sealed file in a new one, which the
+	// second rename would then partly overwrite (a flake seen under load).
 	manifest := filepath.Join(dir, ManifestName)
-	if err := os.Rename(manifest, manifest+".aside"); err != nil {
+	if err := os.Mkdir(manifest+".aside", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(manifest, 0o755); err != nil {
-		t.Fatal(err)
+	exchange := func() {
+		t.Helper()
+		if err := unix.Renameat2(unix.AT_FDCWD, manifest, unix.AT_FDCWD, manifest+".aside", unix.RENAME_EXCHANGE); err != nil {
+			t.Fatal(err)
+		}
 	}
+	exchange()
 	w.Append(testRecord(2))
 	w.Rotate()
 	if w.Stats().WriteErrors == 0 {
@@ -242,12 +251,7 @@ func TestRepairedSegmentPendingAtOnce(t *testing.T) {
 	}
 	// The disk recovers; the writer's repair, every flush interval, enters
 	// the sealed segment.
-	if err := os.Remove(manifest); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(manifest+".aside", manifest); err != nil {
-		t.Fatal(err)
-	}
+	exchange()
 	var entries []Entry
 	for len(entries) < 3 {
 		time.Sleep(time.Millisecond)
