@@ -149,7 +149,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // 503 while the database is unreachable, 500 otherwise; detail in the log.
 func (s *Server) storeError(w http.ResponseWriter, what string, err error) {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, sfsql.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not found")
 	case errors.Is(err, store.ErrUnavailable):
 		s.logger.Warn(what+": database unavailable", "err", err)
@@ -246,7 +246,7 @@ func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, store.Use
 			return
 		}
 		u, err := s.st.KeyUser(r.Context(), strings.TrimSpace(key))
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, sfsql.ErrNotFound) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shortfleet", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "API key is not valid or was revoked")
 			return

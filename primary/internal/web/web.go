@@ -250,7 +250,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, title,
 
 func (s *Server) storeFail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, sfsql.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "Not found", "There is no such link in your account.")
 	case errors.Is(err, store.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
