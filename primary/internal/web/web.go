@@ -22,10 +22,11 @@ import (
 	"strings"
 	"time"
 
-	"shortfleet/primary/internal/api"
+	"shortfleet/primary/internal/account"
 	"shortfleet/primary/internal/auth"
 	"shortfleet/primary/internal/csvio"
 	"shortfleet/primary/internal/limit"
+	"shortfleet/primary/internal/linkreq"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
 	sfsql "shortfleet/sql"
@@ -270,7 +271,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, no *limit.Refusa
 			"This file holds "+strconv.Itoa(n)+" links; the limit on "+no.What+" allows at most "+strconv.Itoa(no.Max)+" at once. Split the file and import the parts one after the other.")
 		return
 	}
-	secs := api.RetrySeconds(no.RetryAfter)
+	secs := no.RetrySeconds()
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	s.fail(w, r, http.StatusTooManyRequests, "Slow down", "Too many "+no.What+". Try again in "+strconv.Itoa(secs)+" s.")
 }
@@ -344,7 +345,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, no, 0)
 		return
 	}
-	email, err := api.ValidEmail(r.PostFormValue("email"))
+	email, err := account.ValidEmail(r.PostFormValue("email"))
 	if err != nil {
 		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
 		return
@@ -405,11 +406,11 @@ type linksData struct {
 	Query, Sort             string
 	Page, Prev, Next, Total int
 	More                    bool
-	Created                 *api.LinkJSON
+	Created                 *linkreq.LinkJSON
 }
 
-func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, created *api.LinkJSON) {
-	o := api.ListOptions(r)
+func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, created *linkreq.LinkJSON) {
+	o := linkreq.ListOptions(r.URL.Query())
 	o.PerPage = 50
 	links, total, err := s.st.ListLinks(r.Context(), userOf(r).ID, o)
 	if err != nil {
@@ -433,7 +434,7 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
-	n, err := api.CheckNew(s.cfg.Policy, r.PostFormValue("target"), strings.TrimSpace(r.PostFormValue("alias")), rt)
+	n, err := linkreq.CheckNew(s.cfg.Policy, r.PostFormValue("target"), strings.TrimSpace(r.PostFormValue("alias")), rt)
 	if err != nil {
 		s.linksPage(w, r, http.StatusBadRequest, "", err.Error(), nil)
 		return
@@ -447,7 +448,7 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 		s.storeFail(w, r, "create the link", err)
 		return
 	}
-	j := api.LinkJSON{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code}
+	j := linkreq.Show(s.cfg.ShortBase, l)
 	s.linksPage(w, r, http.StatusCreated, "", "", &j)
 }
 
@@ -468,7 +469,7 @@ func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
 	}
 	var ns []store.NewLink
 	for _, row := range rows {
-		n, err := api.CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
+		n, err := linkreq.CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
 		if err != nil {
 			errs = append(errs, errors.New("line "+strconv.Itoa(row.Line)+": "+err.Error()))
 			continue
@@ -543,9 +544,8 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, fl
 	if rng == "" {
 		rng = "7d"
 		q.Set("range", rng)
-		r.URL.RawQuery = q.Encode()
 	}
-	from, to, gran, err := api.StatsRange(r, time.Now())
+	from, to, gran, err := linkreq.StatsRange(q, time.Now())
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "Bad range", err.Error())
 		return
@@ -621,7 +621,7 @@ func (s *Server) qr(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statsCSV(w http.ResponseWriter, r *http.Request) {
-	from, to, gran, err := api.StatsRange(r, time.Now())
+	from, to, gran, err := linkreq.StatsRange(r.URL.Query(), time.Now())
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "Bad range", err.Error())
 		return
