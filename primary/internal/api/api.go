@@ -407,21 +407,9 @@ func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, u store.User)
 }
 
 func (s *Server) exportLinks(w http.ResponseWriter, r *http.Request, u store.User) {
-	var all []store.Link
-	for page := 1; ; page++ {
-		links, total, err := s.st.ListLinks(r.Context(), u.ID, store.ListOptions{Page: page, PerPage: 500, Sort: "old"})
-		if err != nil {
-			s.storeError(w, "export links", err)
-			return
-		}
-		all = append(all, links...)
-		if len(all) >= total || len(links) == 0 {
-			break
-		}
+	if err := linkreq.Export(r.Context(), s.st, u.ID, s.cfg.ShortBase, w); err != nil {
+		s.storeError(w, "export links", err)
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="links.csv"`)
-	csvio.WriteLinks(w, s.cfg.ShortBase, all)
 }
 
 func (s *Server) getLink(w http.ResponseWriter, r *http.Request, u store.User) {

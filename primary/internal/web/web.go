@@ -496,21 +496,9 @@ func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) exportLinks(w http.ResponseWriter, r *http.Request) {
-	var all []store.Link
-	for page := 1; ; page++ {
-		links, total, err := s.st.ListLinks(r.Context(), userOf(r).ID, store.ListOptions{Page: page, PerPage: 500, Sort: "old"})
-		if err != nil {
-			s.storeFail(w, r, "export your links", err)
-			return
-		}
-		all = append(all, links...)
-		if len(all) >= total || len(links) == 0 {
-			break
-		}
+	if err := linkreq.Export(r.Context(), s.st, userOf(r).ID, s.cfg.ShortBase, w); err != nil {
+		s.storeFail(w, r, "export your links", err)
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="links.csv"`)
-	csvio.WriteLinks(w, s.cfg.ShortBase, all)
 }
 
 type topBlock struct {
