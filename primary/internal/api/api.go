@@ -39,6 +39,9 @@ type Config struct {
 	Policy    *target.Policy
 	// Limits are shared with the web UI (see package limit).
 	Limits limit.Limits
+	// Hasher hashes the passwords of sign-ups; the zero Hasher is the
+	// default costs. Give the web UI the same one.
+	Hasher auth.Hasher
 }
 
 // Server serves the API.
@@ -200,7 +203,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, _ store.User) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	hash, err := auth.HashPassword(req.Password)
+	hash, err := s.cfg.Hasher.Hash(req.Password)
 	if errors.Is(err, auth.ErrPasswordPolicy) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return

@@ -44,6 +44,9 @@ type Config struct {
 	Policy    *target.Policy
 	// Limits are shared with the API (see package limit).
 	Limits limit.Limits
+	// Hasher hashes the passwords of sign-ups; the zero Hasher is the
+	// default costs. Give the API the same one.
+	Hasher auth.Hasher
 	// Secure marks cookies Secure (and names the session cookie __Host-):
 	// on everywhere but plain-HTTP development.
 	Secure bool
@@ -350,7 +353,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
 		return
 	}
-	hash, err := auth.HashPassword(r.PostFormValue("password"))
+	hash, err := s.cfg.Hasher.Hash(r.PostFormValue("password"))
 	if err != nil {
 		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
 		return

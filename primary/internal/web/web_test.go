@@ -61,7 +61,7 @@ func setupLog(t *testing.T, out io.Writer, opts ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	api.New(api.Config{ShortBase: "https://sho.rt", Policy: policy, Limits: cfg.Limits}, logger, st).Register(mux)
+	api.New(api.Config{ShortBase: "https://sho.rt", Policy: policy, Limits: cfg.Limits, Hasher: cfg.Hasher}, logger, st).Register(mux)
 	ui.Register(mux)
 	h := SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux)))
 	srv := httptest.NewUnstartedServer(h)
