@@ -46,15 +46,16 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	logger *slog.Logger
-	st     *store.Store
+	cfg      Config
+	logger   *slog.Logger
+	st       *store.Store
+	accounts *account.Accounts
 }
 
 // New returns the API server.
 func New(cfg Config, logger *slog.Logger, st *store.Store) *Server {
 	cfg.ShortBase = strings.TrimRight(cfg.ShortBase, "/")
-	return &Server{cfg: cfg, logger: logger, st: st}
+	return &Server{cfg: cfg, logger: logger, st: st, accounts: account.New(st, cfg.Hasher, logger)}
 }
 
 // Route is one API route.
@@ -198,31 +199,15 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, _ store.User) {
 	if !decode(w, r, &req) {
 		return
 	}
-	email, err := account.ValidEmail(req.Email)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+	u, key, f := s.accounts.SignUp(r.Context(), req.Email, req.Password)
+	if f != nil {
+		if f.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		writeError(w, f.Status, "%s", f.Message)
 		return
 	}
-	hash, err := s.cfg.Hasher.Hash(req.Password)
-	if errors.Is(err, auth.ErrPasswordPolicy) {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	u, key, err := s.st.CreateUser(r.Context(), email, hash)
-	if errors.Is(err, store.ErrEmailTaken) {
-		writeError(w, http.StatusConflict, "an account with email %s exists already", email)
-		return
-	}
-	if err != nil {
-		s.storeError(w, "create the account", err)
-		return
-	}
-	s.logger.Info("account created", "user_id", u.ID)
-	writeJSON(w, http.StatusCreated, signupResponse{UserID: u.ID, Email: email, APIKey: key})
+	writeJSON(w, http.StatusCreated, signupResponse{UserID: u.ID, Email: u.Email, APIKey: key})
 }
 
 // withKey authenticates a request by its API key.

@@ -62,11 +62,12 @@ type Config struct {
 
 // Server serves the UI.
 type Server struct {
-	cfg    Config
-	logger *slog.Logger
-	st     *store.Store
-	pages  map[string]*template.Template
-	client *http.Client
+	cfg      Config
+	logger   *slog.Logger
+	st       *store.Store
+	accounts *account.Accounts
+	pages    map[string]*template.Template
+	client   *http.Client
 }
 
 // New returns the UI server.
@@ -75,7 +76,7 @@ func New(cfg Config, logger *slog.Logger, st *store.Store) (*Server, error) {
 	if len(cfg.CSRFKey) < 16 {
 		return nil, errors.New("web: CSRF key too short")
 	}
-	s := &Server{cfg: cfg, logger: logger, st: st, pages: map[string]*template.Template{}, client: &http.Client{Timeout: 2 * time.Second}}
+	s := &Server{cfg: cfg, logger: logger, st: st, accounts: account.New(st, cfg.Hasher, logger), pages: map[string]*template.Template{}, client: &http.Client{Timeout: 2 * time.Second}}
 	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "error"} {
 		t, err := template.New("").ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
@@ -348,23 +349,21 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, no, 0)
 		return
 	}
-	email, err := account.ValidEmail(r.PostFormValue("email"))
-	if err != nil {
-		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
+	u, _, f := s.accounts.SignUp(r.Context(), r.PostFormValue("email"), r.PostFormValue("password"))
+	switch {
+	case f == nil:
+	case f.Status == http.StatusBadRequest:
+		s.render(w, r, f.Status, "auth", page{Title: "Sign up", Error: f.Message, Data: data})
 		return
-	}
-	hash, err := s.cfg.Hasher.Hash(r.PostFormValue("password"))
-	if err != nil {
-		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
+	case f.Status == http.StatusConflict:
+		s.render(w, r, f.Status, "auth", page{Title: "Sign up", Error: "An account with this email exists already. Log in instead.", Data: data})
 		return
-	}
-	u, _, err := s.st.CreateUser(r.Context(), email, hash)
-	if errors.Is(err, store.ErrEmailTaken) {
-		s.render(w, r, http.StatusConflict, "auth", page{Title: "Sign up", Error: "An account with this email exists already. Log in instead.", Data: data})
+	case f.Status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "5")
+		s.fail(w, r, f.Status, "Try again shortly", "The database is unavailable; could not create your account.")
 		return
-	}
-	if err != nil {
-		s.storeFail(w, r, "create your account", err)
+	default: // the cause is logged
+		s.fail(w, r, f.Status, "Something went wrong", "Could not create your account.")
 		return
 	}
 	if s.startSession(w, r, u) {
