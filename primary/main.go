@@ -282,7 +282,7 @@ func grantAdmin(dsn, email string, logger *slog.Logger) int {
 	st := store.New(pool, nil, logger) // SetAdmin encodes no link code: no codec
 	defer st.Close()
 	switch err := st.SetAdmin(ctx, email, true); {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, sfsql.ErrNotFound):
 		logger.Error("grant-admin: no account has this email; sign up first", "email", email)
 		return 1
 	case err != nil:

@@ -11,14 +11,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
 
+	"shortfleet/primary/internal/account"
 	"shortfleet/primary/internal/auth"
 	"shortfleet/primary/internal/csvio"
 	"shortfleet/primary/internal/limit"
+	"shortfleet/primary/internal/linkreq"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
 	sfsql "shortfleet/sql"
@@ -38,19 +39,23 @@ type Config struct {
 	Policy    *target.Policy
 	// Limits are shared with the web UI (see package limit).
 	Limits limit.Limits
+	// Hasher hashes the passwords of sign-ups; the zero Hasher is the
+	// default costs. Give the web UI the same one.
+	Hasher auth.Hasher
 }
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	logger *slog.Logger
-	st     *store.Store
+	cfg      Config
+	logger   *slog.Logger
+	st       *store.Store
+	accounts *account.Accounts
 }
 
 // New returns the API server.
 func New(cfg Config, logger *slog.Logger, st *store.Store) *Server {
 	cfg.ShortBase = strings.TrimRight(cfg.ShortBase, "/")
-	return &Server{cfg: cfg, logger: logger, st: st}
+	return &Server{cfg: cfg, logger: logger, st: st, accounts: account.New(st, cfg.Hasher, logger)}
 }
 
 // Route is one API route.
@@ -149,7 +154,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // 503 while the database is unreachable, 500 otherwise; detail in the log.
 func (s *Server) storeError(w http.ResponseWriter, what string, err error) {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, sfsql.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not found")
 	case errors.Is(err, store.ErrUnavailable):
 		s.logger.Warn(what+": database unavailable", "err", err)
@@ -161,12 +166,6 @@ func (s *Server) storeError(w http.ResponseWriter, what string, err error) {
 	}
 }
 
-// RetrySeconds is a Retry-After value: whole seconds, rounded up, at
-// least 1.
-func RetrySeconds(after time.Duration) int {
-	return max(int((after+time.Second-1)/time.Second), 1)
-}
-
 // refuse answers a request the rate limits refused: 429 with Retry-After,
 // or 413 when it asked for more links at once than the limits ever allow.
 func refuse(w http.ResponseWriter, no *limit.Refusal, n int) {
@@ -175,7 +174,7 @@ func refuse(w http.ResponseWriter, no *limit.Refusal, n int) {
 			"this request asks to create %d links; the limit on %s allows at most %d at once: split it", n, no.What, no.Max)
 		return
 	}
-	secs := RetrySeconds(no.RetryAfter)
+	secs := no.RetrySeconds()
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	writeError(w, http.StatusTooManyRequests, "too many %s; try again in %d s", no.What, secs)
 }
@@ -191,15 +190,6 @@ type signupResponse struct {
 	APIKey string `json:"api_key"`
 }
 
-// ValidEmail normalises an email address, or says it is not one.
-func ValidEmail(s string) (string, error) {
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != strings.TrimSpace(s) || len(addr.Address) > 254 {
-		return "", fmt.Errorf("email %q is not a valid address", s)
-	}
-	return strings.ToLower(addr.Address), nil
-}
-
 func (s *Server) signup(w http.ResponseWriter, r *http.Request, _ store.User) {
 	if no := s.cfg.Limits.Signup(s.cfg.Limits.Client(r)); no != nil {
 		refuse(w, no, 0)
@@ -209,31 +199,15 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request, _ store.User) {
 	if !decode(w, r, &req) {
 		return
 	}
-	email, err := ValidEmail(req.Email)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+	u, key, f := s.accounts.SignUp(r.Context(), req.Email, req.Password)
+	if f != nil {
+		if f.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		writeError(w, f.Status, "%s", f.Message)
 		return
 	}
-	hash, err := auth.HashPassword(req.Password)
-	if errors.Is(err, auth.ErrPasswordPolicy) {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	u, key, err := s.st.CreateUser(r.Context(), email, hash)
-	if errors.Is(err, store.ErrEmailTaken) {
-		writeError(w, http.StatusConflict, "an account with email %s exists already", email)
-		return
-	}
-	if err != nil {
-		s.storeError(w, "create the account", err)
-		return
-	}
-	s.logger.Info("account created", "user_id", u.ID)
-	writeJSON(w, http.StatusCreated, signupResponse{UserID: u.ID, Email: email, APIKey: key})
+	writeJSON(w, http.StatusCreated, signupResponse{UserID: u.ID, Email: u.Email, APIKey: key})
 }
 
 // withKey authenticates a request by its API key.
@@ -246,7 +220,7 @@ func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, store.Use
 			return
 		}
 		u, err := s.st.KeyUser(r.Context(), strings.TrimSpace(key))
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, sfsql.ErrNotFound) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shortfleet", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "API key is not valid or was revoked")
 			return
@@ -314,46 +288,12 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, u store.User)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// LinkJSON is a link as the API shows it.
-type LinkJSON struct {
-	store.Link
-	ShortURL string `json:"short_url"`
-	AliasURL string `json:"alias_url,omitempty"`
-}
-
-func (s *Server) linkJSON(l store.Link) LinkJSON {
-	j := LinkJSON{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code}
-	if l.Alias != "" {
-		j.AliasURL = s.cfg.ShortBase + "/" + l.Alias
-	}
-	return j
-}
+func (s *Server) linkJSON(l store.Link) linkreq.LinkJSON { return linkreq.Show(s.cfg.ShortBase, l) }
 
 type createRequest struct {
 	Target       string `json:"target"`
 	Alias        string `json:"alias,omitempty"`
 	RedirectType int    `json:"redirect_type,omitempty"`
-}
-
-// CheckNew validates a link to create, saying what is wrong.
-func CheckNew(p *target.Policy, tgt, alias string, redirectType int) (store.NewLink, error) {
-	t, err := p.Check(tgt)
-	if err != nil {
-		return store.NewLink{}, err
-	}
-	switch redirectType {
-	case 0:
-		redirectType = http.StatusFound
-	case 301, 302, 307, 308:
-	default:
-		return store.NewLink{}, fmt.Errorf("redirect_type %d is not one of 301, 302, 307, 308", redirectType)
-	}
-	if alias != "" {
-		if err := target.ValidAlias(alias); err != nil {
-			return store.NewLink{}, err
-		}
-	}
-	return store.NewLink{Target: t, Alias: alias, RedirectType: redirectType}, nil
 }
 
 // allowCreate charges the creation of n links to the caller's account and
@@ -376,7 +316,7 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, u store.User
 	if !decode(w, r, &req) {
 		return
 	}
-	n, err := CheckNew(s.cfg.Policy, req.Target, req.Alias, req.RedirectType)
+	n, err := linkreq.CheckNew(s.cfg.Policy, req.Target, req.Alias, req.RedirectType)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -406,7 +346,7 @@ func (s *Server) bulkCreate(w http.ResponseWriter, r *http.Request, u store.User
 	}
 	var ns []store.NewLink
 	for _, row := range rows {
-		n, err := CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
+		n, err := linkreq.CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %v", row.Line, err))
 			continue
@@ -433,29 +373,21 @@ func (s *Server) bulkCreate(w http.ResponseWriter, r *http.Request, u store.User
 		s.storeError(w, "create the links", err)
 		return
 	}
-	out := make([]LinkJSON, len(links))
+	out := make([]linkreq.LinkJSON, len(links))
 	for i, l := range links {
 		out[i] = s.linkJSON(l)
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"links": out})
 }
 
-// ListOptions reads list options from a query string.
-func ListOptions(r *http.Request) store.ListOptions {
-	q := r.URL.Query()
-	page, _ := strconv.Atoi(q.Get("page"))
-	per, _ := strconv.Atoi(q.Get("per_page"))
-	return store.ListOptions{Query: q.Get("q"), Sort: q.Get("sort"), Page: page, PerPage: per}
-}
-
 func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, u store.User) {
-	o := ListOptions(r)
+	o := linkreq.ListOptions(r.URL.Query())
 	links, total, err := s.st.ListLinks(r.Context(), u.ID, o)
 	if err != nil {
 		s.storeError(w, "list links", err)
 		return
 	}
-	out := make([]LinkJSON, len(links))
+	out := make([]linkreq.LinkJSON, len(links))
 	for i, l := range links {
 		out[i] = s.linkJSON(l)
 	}
@@ -463,21 +395,9 @@ func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, u store.User)
 }
 
 func (s *Server) exportLinks(w http.ResponseWriter, r *http.Request, u store.User) {
-	var all []store.Link
-	for page := 1; ; page++ {
-		links, total, err := s.st.ListLinks(r.Context(), u.ID, store.ListOptions{Page: page, PerPage: 500, Sort: "old"})
-		if err != nil {
-			s.storeError(w, "export links", err)
-			return
-		}
-		all = append(all, links...)
-		if len(all) >= total || len(links) == 0 {
-			break
-		}
+	if err := linkreq.Export(r.Context(), s.st, u.ID, s.cfg.ShortBase, w); err != nil {
+		s.storeError(w, "export links", err)
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="links.csv"`)
-	csvio.WriteLinks(w, s.cfg.ShortBase, all)
 }
 
 func (s *Server) getLink(w http.ResponseWriter, r *http.Request, u store.User) {
@@ -526,73 +446,8 @@ func (s *Server) patchLink(w http.ResponseWriter, r *http.Request, u store.User)
 	writeJSON(w, http.StatusOK, s.linkJSON(l))
 }
 
-// StatsRange reads from, to and granularity from a query string: RFC 3339
-// times, or a range like "7d" or "24h" ending now; the default is 7 days
-// by day.
-func StatsRange(r *http.Request, now time.Time) (from, to time.Time, gran string, err error) {
-	q := r.URL.Query()
-	to = now.UTC()
-	from = to.Add(-7 * 24 * time.Hour)
-	if v := q.Get("range"); v != "" {
-		d, err := parseRange(v)
-		if err != nil {
-			return from, to, "", err
-		}
-		from = to.Add(-d)
-	}
-	for _, p := range []struct {
-		name string
-		t    *time.Time
-	}{{"from", &from}, {"to", &to}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return from, to, "", fmt.Errorf("%s=%q is not an RFC 3339 time such as 2026-11-22T13:00:00Z", p.name, v)
-			}
-			*p.t = t.UTC()
-		}
-	}
-	if !from.Before(to) {
-		return from, to, "", fmt.Errorf("from must be before to")
-	}
-	if to.Sub(from) > 400*24*time.Hour {
-		return from, to, "", fmt.Errorf("a range is at most 400 days")
-	}
-	gran = q.Get("granularity")
-	switch gran {
-	case "":
-		gran = "day"
-		if to.Sub(from) <= 48*time.Hour {
-			gran = "hour"
-		}
-	case "hour":
-		if to.Sub(from) > 31*24*time.Hour {
-			return from, to, "", fmt.Errorf("hourly stats cover at most 31 days")
-		}
-	case "day":
-	default:
-		return from, to, "", fmt.Errorf("granularity %q is not hour or day", gran)
-	}
-	return from, to, gran, nil
-}
-
-func parseRange(v string) (time.Duration, error) {
-	if len(v) >= 2 {
-		n, err := strconv.Atoi(v[:len(v)-1])
-		if err == nil && n > 0 {
-			switch v[len(v)-1] {
-			case 'h':
-				return time.Duration(n) * time.Hour, nil
-			case 'd':
-				return time.Duration(n) * 24 * time.Hour, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("range %q is not like 24h or 7d", v)
-}
-
 func (s *Server) readStats(w http.ResponseWriter, r *http.Request, u store.User) (store.Link, store.Stats, bool) {
-	from, to, gran, err := StatsRange(r, time.Now())
+	from, to, gran, err := linkreq.StatsRange(r.URL.Query(), time.Now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return store.Link{}, store.Stats{}, false

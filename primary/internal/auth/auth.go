@@ -32,12 +32,58 @@ const (
 // ErrPasswordPolicy is returned for a password outside the length bounds.
 var ErrPasswordPolicy = fmt.Errorf("password must be %d to %d characters", MinPasswordLen, MaxPasswordLen)
 
-// HashPassword returns the argon2id PHC string of password.
-func HashPassword(password string) (string, error) {
+// HashPassword returns the argon2id PHC string of password, at
+// PasswordParams: Hasher{}.Hash.
+func HashPassword(password string) (string, error) { return Hasher{}.Hash(password) }
+
+// Hasher hashes passwords with argon2id. The zero Hasher uses
+// PasswordParams; the primary's front ends take one in their Config, so
+// both sign-ups hash alike.
+type Hasher struct {
+	// Params are the argon2id costs; nil is PasswordParams.
+	Params *argon2id.Params
+}
+
+// Hash returns the argon2id PHC string of password. A password outside
+// the length bounds is ErrPasswordPolicy, the user's to fix; any other
+// error is the server's: costs RFC 9106 does not allow (argon2 itself
+// would panic on some, taking the request down with it) or a failure to
+// hash.
+func (h Hasher) Hash(password string) (string, error) {
 	if len(password) < MinPasswordLen || len(password) > MaxPasswordLen {
 		return "", ErrPasswordPolicy
 	}
-	return argon2id.CreateHash(password, PasswordParams)
+	p := h.Params
+	if p == nil {
+		p = PasswordParams
+	}
+	if err := checkParams(p); err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	hash, err := argon2id.CreateHash(password, p)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return hash, nil
+}
+
+// checkParams refuses argon2id costs below RFC 9106's minimums (section
+// 3.1): at least one pass and one lane, 8 KiB of memory a lane, an 8-byte
+// salt and a 4-byte tag.
+func checkParams(p *argon2id.Params) error {
+	switch {
+	case p.Iterations < 1:
+		return fmt.Errorf("argon2id iterations %d: want at least 1", p.Iterations)
+	case p.Parallelism < 1:
+		return fmt.Errorf("argon2id parallelism %d: want at least 1", p.Parallelism)
+	case p.Memory < 8*uint32(p.Parallelism):
+		return fmt.Errorf("argon2id memory %d KiB: want at least 8 KiB a lane, %d", p.Memory, 8*uint32(p.Parallelism))
+	case p.SaltLength < 8:
+		return fmt.Errorf("argon2id salt length %d: want at least 8 bytes", p.SaltLength)
+	case p.KeyLength < 4:
+		return fmt.Errorf("argon2id key length %d: want at least 4 bytes", p.KeyLength)
+	}
+	return nil
 }
 
 // CheckPassword reports whether password matches hash, in constant time.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/alexedwards/argon2id"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -38,6 +40,44 @@ func TestPasswordHash(t *testing.T) {
 		if _, err := HashPassword(pw); err != ErrPasswordPolicy {
 			t.Errorf("hash of %d-byte password: %v, want ErrPasswordPolicy", len(pw), err)
 		}
+	}
+}
+
+// TestHasherRefusesBadParams: costs RFC 9106 does not allow are an error
+// of the server's, not ErrPasswordPolicy and not a panic (argon2 panics
+// on no pass or no lane); a password outside the bounds is still
+// ErrPasswordPolicy first; the smallest allowed costs hash.
+func TestHasherRefusesBadParams(t *testing.T) {
+	ok := *PasswordParams
+	for _, tc := range []struct {
+		name string
+		edit func(*argon2id.Params)
+	}{
+		{"no pass", func(p *argon2id.Params) { p.Iterations = 0 }},
+		{"no lane", func(p *argon2id.Params) { p.Parallelism = 0 }},
+		{"under 8 KiB a lane", func(p *argon2id.Params) { p.Parallelism, p.Memory = 4, 31 }},
+		{"short salt", func(p *argon2id.Params) { p.SaltLength = 7 }},
+		{"short tag", func(p *argon2id.Params) { p.KeyLength = 3 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ok
+			tc.edit(&p)
+			h := Hasher{Params: &p}
+			if hash, err := h.Hash("correct horse battery"); err == nil || errors.Is(err, ErrPasswordPolicy) {
+				t.Fatalf("got %q, %v; want an error other than ErrPasswordPolicy", hash, err)
+			}
+			if _, err := h.Hash("short"); !errors.Is(err, ErrPasswordPolicy) {
+				t.Fatalf("short password: %v, want ErrPasswordPolicy", err)
+			}
+		})
+	}
+	least := argon2id.Params{Memory: 8, Iterations: 1, Parallelism: 1, SaltLength: 8, KeyLength: 4}
+	hash, err := Hasher{Params: &least}.Hash("correct horse battery")
+	if err != nil {
+		t.Fatalf("the least costs allowed: %v", err)
+	}
+	if ok, err := CheckPassword("correct horse battery", hash); !ok || err != nil {
+		t.Fatalf("check against %q: %v, %v", hash, ok, err)
 	}
 }
 

@@ -146,6 +146,12 @@ type Refusal struct {
 	Max   int
 }
 
+// RetrySeconds is RetryAfter as a Retry-After value: whole seconds,
+// rounded up, at least 1.
+func (r *Refusal) RetrySeconds() int {
+	return max(int((r.RetryAfter+time.Second-1)/time.Second), 1)
+}
+
 func refusal(v verdict, charges []charge, what []string) *Refusal {
 	if v.OK {
 		return nil

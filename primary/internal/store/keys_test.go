@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"shortfleet/provisioning/pgcluster"
+	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
 )
 
@@ -63,7 +64,7 @@ func TestRevokeWinsOverLookupInFlight(t *testing.T) {
 	}
 	s.afterKeyRead = nil
 
-	if got, err := s.KeyUser(ctx, key); !errors.Is(err, ErrNotFound) {
+	if got, err := s.KeyUser(ctx, key); !errors.Is(err, sfsql.ErrNotFound) {
 		t.Fatalf("after the revocation: %+v, %v; want ErrNotFound", got, err)
 	}
 }
@@ -88,10 +89,10 @@ func TestKeyCacheServes(t *testing.T) {
 	if got, err := s.KeyUser(ctx, key); err != nil || got.ID != u.ID {
 		t.Fatalf("second lookup, from the cache: %+v, %v", got, err)
 	}
-	if err := s.RevokeKey(ctx, u.ID, -1); !errors.Is(err, ErrNotFound) {
+	if err := s.RevokeKey(ctx, u.ID, -1); !errors.Is(err, sfsql.ErrNotFound) {
 		t.Fatalf("revoking no key: %v", err)
 	}
-	if _, err := s.KeyUser(ctx, key); !errors.Is(err, ErrNotFound) {
+	if _, err := s.KeyUser(ctx, key); !errors.Is(err, sfsql.ErrNotFound) {
 		t.Fatalf("after a revocation emptied the cache: %v; want ErrNotFound", err)
 	}
 }

@@ -25,9 +25,9 @@ import (
 	"shortfleet/sql/codes"
 )
 
-// Errors callers branch on.
+// Errors callers branch on. A row asked for that does not exist, or is
+// another user's, is sfsql.ErrNotFound: the one the proxies branch on too.
 var (
-	ErrNotFound    = errors.New("not found")
 	ErrEmailTaken  = errors.New("an account with this email exists already")
 	ErrAliasTaken  = errors.New("this alias is taken")
 	ErrUnavailable = errors.New("the database is unavailable")
@@ -90,7 +90,7 @@ func (s *Store) Codec() *codes.Codec { return s.codec }
 // classify turns a database error into ErrUnavailable when the database
 // could not be reached, keeping the detail for the log.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) {
+	if err == nil || errors.Is(err, sfsql.ErrNotFound) {
 		return err
 	}
 	var pgErr *pgconn.PgError
@@ -168,7 +168,7 @@ func (s *Store) SetAdmin(ctx context.Context, email string, admin bool) error {
 		return classify(err)
 	}
 	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+		return sfsql.ErrNotFound
 	}
 	return nil
 }
@@ -200,7 +200,7 @@ func (s *Store) SessionUser(ctx context.Context, token string) (User, error) {
 	err := s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > now()`, hashToken(token)).Scan(&u.ID, &u.Email, &u.IsAdmin)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, ErrNotFound
+		return User{}, sfsql.ErrNotFound
 	}
 	return u, classify(err)
 }
@@ -261,7 +261,7 @@ func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
 	s.keys.InvalidateAll() // revocations are rare; the next calls re-check
 	s.keyFill.Unlock()
 	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+		return sfsql.ErrNotFound
 	}
 	return nil
 }
@@ -270,7 +270,7 @@ func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
 func (s *Store) KeyUser(ctx context.Context, key string) (_ User, err error) {
 	h, err := auth.HashAPIKey(key)
 	if err != nil {
-		return User{}, ErrNotFound
+		return User{}, sfsql.ErrNotFound
 	}
 	if u, ok := s.keys.GetIfPresent(string(h)); ok {
 		return u, nil
@@ -302,7 +302,7 @@ func (s *Store) KeyUser(ctx context.Context, key string) (_ User, err error) {
 			WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, h).Scan(&u.ID, &u.Email, &u.IsAdmin)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, ErrNotFound
+		return User{}, sfsql.ErrNotFound
 	}
 	return u, classify(err)
 }
@@ -467,7 +467,7 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 }
 
 // Resolve turns a code or alias into the id of a link the user owns.
-// Another user's link is ErrNotFound, exactly like a missing one.
+// Another user's link is sfsql.ErrNotFound, exactly like a missing one.
 func (s *Store) Resolve(ctx context.Context, uid int64, codeOrAlias string) (int64, error) {
 	var id, owner int64
 	var err error
@@ -479,7 +479,7 @@ func (s *Store) Resolve(ctx context.Context, uid int64, codeOrAlias string) (int
 			codeOrAlias).Scan(&id, &owner)
 	}
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && owner != uid) {
-		return 0, ErrNotFound
+		return 0, sfsql.ErrNotFound
 	}
 	return id, classify(err)
 }

@@ -22,10 +22,11 @@ import (
 	"strings"
 	"time"
 
-	"shortfleet/primary/internal/api"
+	"shortfleet/primary/internal/account"
 	"shortfleet/primary/internal/auth"
 	"shortfleet/primary/internal/csvio"
 	"shortfleet/primary/internal/limit"
+	"shortfleet/primary/internal/linkreq"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
 	sfsql "shortfleet/sql"
@@ -43,6 +44,9 @@ type Config struct {
 	Policy    *target.Policy
 	// Limits are shared with the API (see package limit).
 	Limits limit.Limits
+	// Hasher hashes the passwords of sign-ups; the zero Hasher is the
+	// default costs. Give the API the same one.
+	Hasher auth.Hasher
 	// Secure marks cookies Secure (and names the session cookie __Host-):
 	// on everywhere but plain-HTTP development.
 	Secure bool
@@ -58,11 +62,12 @@ type Config struct {
 
 // Server serves the UI.
 type Server struct {
-	cfg    Config
-	logger *slog.Logger
-	st     *store.Store
-	pages  map[string]*template.Template
-	client *http.Client
+	cfg      Config
+	logger   *slog.Logger
+	st       *store.Store
+	accounts *account.Accounts
+	pages    map[string]*template.Template
+	client   *http.Client
 }
 
 // New returns the UI server.
@@ -71,7 +76,7 @@ func New(cfg Config, logger *slog.Logger, st *store.Store) (*Server, error) {
 	if len(cfg.CSRFKey) < 16 {
 		return nil, errors.New("web: CSRF key too short")
 	}
-	s := &Server{cfg: cfg, logger: logger, st: st, pages: map[string]*template.Template{}, client: &http.Client{Timeout: 2 * time.Second}}
+	s := &Server{cfg: cfg, logger: logger, st: st, accounts: account.New(st, cfg.Hasher, logger), pages: map[string]*template.Template{}, client: &http.Client{Timeout: 2 * time.Second}}
 	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "error"} {
 		t, err := template.New("").ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
@@ -250,7 +255,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, title,
 
 func (s *Server) storeFail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, sfsql.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "Not found", "There is no such link in your account.")
 	case errors.Is(err, store.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
@@ -270,7 +275,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, no *limit.Refusa
 			"This file holds "+strconv.Itoa(n)+" links; the limit on "+no.What+" allows at most "+strconv.Itoa(no.Max)+" at once. Split the file and import the parts one after the other.")
 		return
 	}
-	secs := api.RetrySeconds(no.RetryAfter)
+	secs := no.RetrySeconds()
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	s.fail(w, r, http.StatusTooManyRequests, "Slow down", "Too many "+no.What+". Try again in "+strconv.Itoa(secs)+" s.")
 }
@@ -344,23 +349,21 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, no, 0)
 		return
 	}
-	email, err := api.ValidEmail(r.PostFormValue("email"))
-	if err != nil {
-		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
+	u, _, f := s.accounts.SignUp(r.Context(), r.PostFormValue("email"), r.PostFormValue("password"))
+	switch {
+	case f == nil:
+	case f.Status == http.StatusBadRequest:
+		s.render(w, r, f.Status, "auth", page{Title: "Sign up", Error: f.Message, Data: data})
 		return
-	}
-	hash, err := auth.HashPassword(r.PostFormValue("password"))
-	if err != nil {
-		s.render(w, r, http.StatusBadRequest, "auth", page{Title: "Sign up", Error: err.Error(), Data: data})
+	case f.Status == http.StatusConflict:
+		s.render(w, r, f.Status, "auth", page{Title: "Sign up", Error: "An account with this email exists already. Log in instead.", Data: data})
 		return
-	}
-	u, _, err := s.st.CreateUser(r.Context(), email, hash)
-	if errors.Is(err, store.ErrEmailTaken) {
-		s.render(w, r, http.StatusConflict, "auth", page{Title: "Sign up", Error: "An account with this email exists already. Log in instead.", Data: data})
+	case f.Status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "5")
+		s.fail(w, r, f.Status, "Try again shortly", "The database is unavailable; could not create your account.")
 		return
-	}
-	if err != nil {
-		s.storeFail(w, r, "create your account", err)
+	default: // the cause is logged
+		s.fail(w, r, f.Status, "Something went wrong", "Could not create your account.")
 		return
 	}
 	if s.startSession(w, r, u) {
@@ -405,11 +408,11 @@ type linksData struct {
 	Query, Sort             string
 	Page, Prev, Next, Total int
 	More                    bool
-	Created                 *api.LinkJSON
+	Created                 *linkreq.LinkJSON
 }
 
-func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, created *api.LinkJSON) {
-	o := api.ListOptions(r)
+func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, created *linkreq.LinkJSON) {
+	o := linkreq.ListOptions(r.URL.Query())
 	o.PerPage = 50
 	links, total, err := s.st.ListLinks(r.Context(), userOf(r).ID, o)
 	if err != nil {
@@ -433,7 +436,7 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
-	n, err := api.CheckNew(s.cfg.Policy, r.PostFormValue("target"), strings.TrimSpace(r.PostFormValue("alias")), rt)
+	n, err := linkreq.CheckNew(s.cfg.Policy, r.PostFormValue("target"), strings.TrimSpace(r.PostFormValue("alias")), rt)
 	if err != nil {
 		s.linksPage(w, r, http.StatusBadRequest, "", err.Error(), nil)
 		return
@@ -447,7 +450,7 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 		s.storeFail(w, r, "create the link", err)
 		return
 	}
-	j := api.LinkJSON{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code}
+	j := linkreq.Show(s.cfg.ShortBase, l)
 	s.linksPage(w, r, http.StatusCreated, "", "", &j)
 }
 
@@ -468,7 +471,7 @@ func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
 	}
 	var ns []store.NewLink
 	for _, row := range rows {
-		n, err := api.CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
+		n, err := linkreq.CheckNew(s.cfg.Policy, row.Target, row.Alias, row.RedirectType)
 		if err != nil {
 			errs = append(errs, errors.New("line "+strconv.Itoa(row.Line)+": "+err.Error()))
 			continue
@@ -495,21 +498,9 @@ func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) exportLinks(w http.ResponseWriter, r *http.Request) {
-	var all []store.Link
-	for page := 1; ; page++ {
-		links, total, err := s.st.ListLinks(r.Context(), userOf(r).ID, store.ListOptions{Page: page, PerPage: 500, Sort: "old"})
-		if err != nil {
-			s.storeFail(w, r, "export your links", err)
-			return
-		}
-		all = append(all, links...)
-		if len(all) >= total || len(links) == 0 {
-			break
-		}
+	if err := linkreq.Export(r.Context(), s.st, userOf(r).ID, s.cfg.ShortBase, w); err != nil {
+		s.storeFail(w, r, "export your links", err)
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="links.csv"`)
-	csvio.WriteLinks(w, s.cfg.ShortBase, all)
 }
 
 type topBlock struct {
@@ -543,9 +534,8 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, fl
 	if rng == "" {
 		rng = "7d"
 		q.Set("range", rng)
-		r.URL.RawQuery = q.Encode()
 	}
-	from, to, gran, err := api.StatsRange(r, time.Now())
+	from, to, gran, err := linkreq.StatsRange(q, time.Now())
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "Bad range", err.Error())
 		return
@@ -621,7 +611,7 @@ func (s *Server) qr(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statsCSV(w http.ResponseWriter, r *http.Request) {
-	from, to, gran, err := api.StatsRange(r, time.Now())
+	from, to, gran, err := linkreq.StatsRange(r.URL.Query(), time.Now())
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "Bad range", err.Error())
 		return

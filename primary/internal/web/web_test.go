@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"shortfleet/primary/internal/api"
+	"shortfleet/primary/internal/auth"
 	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
@@ -61,7 +62,7 @@ func setupLog(t *testing.T, out io.Writer, opts ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	api.New(api.Config{ShortBase: "https://sho.rt", Policy: policy, Limits: cfg.Limits}, logger, st).Register(mux)
+	api.New(api.Config{ShortBase: "https://sho.rt", Policy: policy, Limits: cfg.Limits, Hasher: cfg.Hasher}, logger, st).Register(mux)
 	ui.Register(mux)
 	h := SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux)))
 	srv := httptest.NewUnstartedServer(h)
@@ -224,6 +225,59 @@ func TestSignupLoginLogout(t *testing.T) {
 	}
 	if resp, _ := b.post("/login", "/login?next=//evil.example/", url.Values{"email": {"web@example.com"}, "password": {"a good long password"}}); resp.Header.Get("Location") != "/links" {
 		t.Fatalf("an open redirect after log-in: %s", resp.Header.Get("Location"))
+	}
+}
+
+// TestSignupAnswersAlike: the browser form and the JSON API run one
+// sign-up and answer every failure with the same status: 400 with the
+// policy's words, 409 for an email taken, and 500, its cause logged, when
+// hashing the password fails for a reason not the policy's (here costs
+// argon2 refuses; the form once answered that 400, as if the password
+// were wrong, and the API logged nothing).
+func TestSignupAnswersAlike(t *testing.T) {
+	var logs syncBuffer
+	params := *auth.PasswordParams // one Hasher for both, as main gives them
+	e := setupLog(t, &logs, func(c *Config) { c.Hasher = auth.Hasher{Params: &params} })
+	if _, _, err := e.st.CreateUser(context.Background(), "taken@example.com", "not a real hash"); err != nil {
+		t.Fatal(err)
+	}
+	const good = "a good long password"
+	for _, tc := range []struct {
+		name, email, password string
+		iterations            uint32
+		status                int
+		msg                   string
+	}{
+		{"email taken", "Taken@example.com", good, 2, http.StatusConflict, "exists already"},
+		{"not an email", "not-an-email", good, 2, http.StatusBadRequest, "is not a valid address"},
+		{"short password", "short@example.com", "short", 2, http.StatusBadRequest, "password must be 10 to 256 characters"},
+		{"hashing fails", "fails@example.com", good, 0, http.StatusInternalServerError, ""},
+		{"hashing would fail, short password", "fails@example.com", "short", 0, http.StatusBadRequest, "password must be"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			params.Iterations = tc.iterations
+			before := strings.Count(logs.String(), "argon2id iterations 0")
+			web, page := e.browser().post("/signup", "/signup", url.Values{"email": {tc.email}, "password": {tc.password}})
+			body := `{"email":` + strconv.Quote(tc.email) + `,"password":` + strconv.Quote(tc.password) + `}`
+			api, raw := e.browser().read(e.srv.Client().Post(e.srv.URL+"/api/signup", "application/json", strings.NewReader(body)))
+			if web.StatusCode != tc.status || api.StatusCode != tc.status {
+				t.Fatalf("the form answered %d, the API %d; want %d from both\nform: %s\nAPI: %s", web.StatusCode, api.StatusCode, tc.status, page, raw)
+			}
+			if !strings.Contains(html.UnescapeString(page), tc.msg) || !strings.Contains(raw, tc.msg) {
+				t.Fatalf("want %q in both answers\nform: %s\nAPI: %s", tc.msg, page, raw)
+			}
+			if tc.status == http.StatusInternalServerError {
+				if n := strings.Count(logs.String(), "argon2id iterations 0") - before; n != 2 {
+					t.Fatalf("the cause is logged %d times, want once for each front end; log:\n%s", n, logs.String())
+				}
+				if strings.Contains(page+raw, "argon2id") {
+					t.Fatalf("the cause reached the user:\nform: %s\nAPI: %s", page, raw)
+				}
+			}
+		})
+	}
+	if n := e.count(`SELECT count(*) FROM users`); n != 1 {
+		t.Fatalf("%d accounts, want the one taken", n)
 	}
 }
 
