@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/aggregate"
 	"shortfleet/mapreduce/internal/dims"
 )
 
@@ -129,7 +130,7 @@ type segment struct {
 	proxyURL string
 	proxy    string
 	entry    logfmt.Entry
-	parts    []*Partial
+	parts    []*aggregate.Partial
 	records  int64
 	reason   string // set: quarantine with this reason
 	// newer is set for a segment of a format version this build does not
@@ -476,7 +477,7 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		return err
 	}
 	c.Check()
-	p, records, err := MapCombine(data, c)
+	p, records, err := aggregate.MapCombine(data, c)
 	if err == nil && records != s.entry.Rows {
 		err = fmt.Errorf("%w: segment %s has %d records, manifest says %d", logfmt.ErrCorrupt, s.entry.Name, records, s.entry.Rows)
 	}
@@ -497,67 +498,24 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		}
 	}
 	s.records = records
-	s.parts = Partition(p, j.cfg.Partitions)
+	s.parts = aggregate.Partition(p, j.cfg.Partitions)
 	return nil
 }
 
-// MapCombine runs the map and combine stages over a whole segment.
-func MapCombine(data []byte, c *dims.Classifier) (*SegmentPartial, int64, error) {
-	return mapCombineFiltered(data, c, nil)
-}
-
-// mapChunk is how many records mapCombineFiltered maps before it combines
-// them: a sealed segment is often one batch of thousands of records, and
-// mapping it in chunks keeps the clicks in cache and their buffer small.
-const mapChunk = 1024
-
-// mapCombineFiltered is MapCombine keeping only clicks keep accepts.
-func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*SegmentPartial, int64, error) {
-	rd, err := logfmt.NewColumnsReader(data, mapColumns...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rd.Release()
-	p := NewSegmentPartial()
-	clicks := make([]Click, 0, mapChunk)
-	var records int64
-	var bd batchDims
-	for rd.Next() {
-		b := rd.Batch()
-		n := b.Len()
-		records += int64(n)
-		bd.set(b, c)
-		for lo := 0; lo < n; lo += mapChunk {
-			clicks = mapRows(b, c, &bd, clicks[:0], lo, min(lo+mapChunk, n))
-			if keep != nil {
-				kept := clicks[:0]
-				for _, cl := range clicks {
-					if keep(cl) {
-						kept = append(kept, cl)
-					}
-				}
-				clicks = kept
-			}
-			Combine(p, clicks)
-		}
-	}
-	return p, records, rd.Err()
-}
-
 // reduceAll runs one reducer per partition, in parallel.
-func (j *Job) reduceAll(done []*segment) ([]*Partial, error) {
-	out := make([]*Partial, j.cfg.Partitions)
+func (j *Job) reduceAll(done []*segment) ([]*aggregate.Partial, error) {
+	out := make([]*aggregate.Partial, j.cfg.Partitions)
 	errs := make([]error, j.cfg.Partitions)
 	var wg sync.WaitGroup
 	for p := range out {
 		wg.Go(func() {
-			var inputs []*Partial
+			var inputs []*aggregate.Partial
 			for _, s := range done {
 				if s.parts != nil {
 					inputs = append(inputs, s.parts[p])
 				}
 			}
-			out[p], errs[p] = Reduce(inputs)
+			out[p], errs[p] = aggregate.Reduce(inputs)
 		})
 	}
 	wg.Wait()

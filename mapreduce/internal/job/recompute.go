@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"shortfleet/mapreduce/internal/aggregate"
 )
 
 // ErrIncomplete is returned by Recompute when the raw segments of the day
@@ -86,12 +88,12 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 		if err != nil {
 			return res, fmt.Errorf("%w: %v", ErrIncomplete, err)
 		}
-		p, records, err := mapCombineFiltered(data, c, func(cl Click) bool { return cl.Day == dayNum })
+		p, records, err := aggregate.MapCombineFiltered(data, c, func(cl aggregate.Click) bool { return cl.Day == dayNum })
 		if err != nil {
 			return res, fmt.Errorf("read %s/%s: %w", s.proxy, s.entry.Name, err)
 		}
 		s.records = records
-		s.parts = Partition(p, j.cfg.Partitions)
+		s.parts = aggregate.Partition(p, j.cfg.Partitions)
 	}
 	reduced, err := j.reduceAll(todo)
 	if err != nil {
