@@ -82,10 +82,10 @@ type HourCounts struct {
 // DayKey identifies a daily aggregate: a link id in the high 46 bits and
 // a day (since 1970-01-01, UTC) in the low 18, biased by 2^17. One word
 // instead of a struct puts the maps of days, the stages' busiest, on Go's
-// fast 64-bit path: BenchmarkDayKeyMap, a segment's worth of lookups and
-// inserts, took 92-100 ms against 218-293 ms with a struct key (2 cores,
-// 2026-11-23). Every instant a record's int64 nanosecond clock can hold
-// is within 2^17 days of 1970, and keys order as (link, day) do.
+// fast 64-bit path: a segment's worth of lookups and inserts costs much
+// less than with a struct key (BenchmarkDayKeyMap measures both).
+// Every instant a record's int64 nanosecond clock can hold is within 2^17
+// days of 1970, and keys order as (link, day) do.
 type DayKey uint64
 
 const (
@@ -214,9 +214,9 @@ func (d *dictIDs[T]) classify(fn func(string) T) {
 
 // mapColumns are the columns Map reads. MapCombine decompresses only these
 // (logfmt.NewColumnsReader), which leaves out the bulkiest, the headers:
-// make bench-mapreduce found reading them 1.91 to 2.15 times as fast as
-// reading segments whole (decode_columns beside decode, nine runs on
-// 2026-11-23, version 2 segments).
+// reading them is much faster than reading segments whole
+// (BenchmarkLocalSegments' decode_columns beside decode, which make
+// bench-mapreduce reports).
 var mapColumns = []int{logfmt.ColTime, logfmt.ColClientAddr, logfmt.ColStatus, logfmt.ColLinkID,
 	logfmt.ColUserAgent, logfmt.ColReferrer, logfmt.ColAcceptLanguage}
 
