@@ -142,38 +142,20 @@ type segment struct {
 // Run performs one run. It returns ErrLocked, doing nothing, if another run
 // holds the lock.
 func (j *Job) Run(ctx context.Context) (res Result, err error) {
-	conn, err := j.db.Acquire(ctx)
+	r, err := j.startRun(ctx, "run")
 	if err != nil {
-		return res, fmt.Errorf("connect to primary: %w", err)
+		return res, err
 	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, LockKey).Scan(&locked); err != nil {
-		return res, fmt.Errorf("take run lock: %w", err)
-	}
-	if !locked {
-		j.lockedRuns.Add(1)
-		return res, ErrLocked
-	}
+	res.RunID = r.id
 	defer func() {
-		// A lost connection releases the lock by itself.
-		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, LockKey)
-	}()
-	j.dims.Trim() // no value ids are held between runs
-	if err := conn.QueryRow(ctx, `INSERT INTO mapreduce_runs (kind) VALUES ('run') RETURNING id`).Scan(&res.RunID); err != nil {
-		return res, fmt.Errorf("record run: %w", err)
-	}
-	j.runs.Add(1)
-	defer func() {
-		if err != nil {
-			j.failedRuns.Add(1)
-			_, _ = j.db.Exec(context.Background(), `UPDATE mapreduce_runs SET finished_at = now(), error = $2,
-				proxies_down = $3, failed = $4, unknown_version = $5 WHERE id = $1`,
-				res.RunID, err.Error(), len(res.ProxiesDown), len(res.Failed), res.UnknownVersion)
-		} else {
+		// Only a run brings the stats up to date, so a recompute is not
+		// a last success.
+		if err == nil {
 			j.lastSuccess.Store(time.Now().Unix())
 		}
+		r.end(&res, err)
 	}()
+	conn := r.conn
 
 	pending, known, err := j.pending(ctx, conn.Conn(), &res)
 	if err != nil {

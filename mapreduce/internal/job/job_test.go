@@ -270,6 +270,62 @@ func TestRunLocked(t *testing.T) {
 	}
 }
 
+// TestRecomputeCounted: a recompute takes the run lock as a run does and
+// counts alike in the metrics: refused while another holds the lock, as
+// locked; done, as ok; refused for a proxy down, as failed, its row in
+// mapreduce_runs recording the error and the proxy down as a run's does.
+func TestRecomputeCounted(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	a, b := newProxyLogs(t, "proxy-a"), newProxyLogs(t, "proxy-b")
+	a.write(nil, clicks(3, 1, t0, false)...)
+	b.write(nil, clicks(2, 2, t0, false)...)
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL, b.Srv.URL}, HTTPTimeout: time.Second})
+	if _, err := j.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Recompute(ctx, t0); !errors.Is(err, ErrLocked) {
+		t.Fatalf("recompute while locked: %v, want ErrLocked", err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, LockKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Recompute(ctx, t0); err != nil {
+		t.Fatalf("recompute after unlock: %v", err)
+	}
+	b.Srv.Close()
+	res, err := j.Recompute(ctx, t0)
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("recompute with a proxy down: %v, want ErrIncomplete", err)
+	}
+	text := mrtest.Scrape(t, NewCollector(j, func() uint64 { return 0 }))
+	for _, s := range []string{`shortfleet_mapreduce_runs_total{outcome="locked"} 1`, `shortfleet_mapreduce_runs_total{outcome="ok"} 2`,
+		`shortfleet_mapreduce_runs_total{outcome="failed"} 1`} {
+		if !strings.Contains(text, s+"\n") {
+			t.Errorf("metrics lack %q:\n%s", s, text)
+		}
+	}
+	var (
+		kind, recorded string
+		down           int
+	)
+	if err := db.QueryRow(ctx, `SELECT kind, error, proxies_down FROM mapreduce_runs WHERE id = $1 AND finished_at IS NOT NULL`, res.RunID).
+		Scan(&kind, &recorded, &down); err != nil {
+		t.Fatalf("row of the failed recompute %d: %v", res.RunID, err)
+	}
+	if kind != "recompute" || recorded != err.Error() || down != 1 {
+		t.Fatalf("row of the failed recompute: kind %q, error %q, %d proxies down; want recompute, %q, 1", kind, recorded, down, err)
+	}
+}
+
 // TestProxyDownCaughtUp: a proxy that cannot be listed is skipped; its
 // segments are ingested by the first run that reaches it, into the hours
 // they belong to.
