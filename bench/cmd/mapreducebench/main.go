@@ -85,7 +85,7 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 
 	say("go test -bench BenchmarkLocalSegments (1,000,000 records from 16 proxies' segments on local disk, %d rounds)", benchRounds)
 	out, err := exec.Command("go", "test", "-run", "^$", "-bench", "BenchmarkLocalSegments", "-benchtime", "3x",
-		"-count", strconv.Itoa(benchRounds), "./mapreduce/internal/job/").CombinedOutput()
+		"-count", strconv.Itoa(benchRounds), "./mapreduce/internal/aggregate/").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go test -bench: %w\n%s", err, out)
 	}
@@ -269,7 +269,7 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	b.WriteString(tbl.Markdown())
 	fmt.Fprintf(&b, "\nRecords are `logfmt/logfmttest`'s: links Zipf(1.1) over 1,000,000, 15%% crawlers, clients from the whole IPv4 space, 205 referrers, 13 languages, ")
 	fmt.Fprintf(&b, "5%% 404s; written as a proxy writes them (120-record batches, sealed by compaction). The run is the real `bin/mapreduce -once` ")
-	fmt.Fprintf(&b, "against 16 real proxy admin APIs on loopback and a local Postgres 15 primary (fsync on); the local-disk figures are the median of %d rounds of `go test -bench BenchmarkLocalSegments -benchtime 3x ./mapreduce/internal/job/`, each ratio the median of the rounds' ratios.\n", benchRounds)
+	fmt.Fprintf(&b, "against 16 real proxy admin APIs on loopback and a local Postgres 15 primary (fsync on); the local-disk figures are the median of %d rounds of `go test -bench BenchmarkLocalSegments -benchtime 3x ./mapreduce/internal/aggregate/`, each ratio the median of the rounds' ratios.\n", benchRounds)
 	body := b.String()
 	fmt.Println()
 	fmt.Println(body)

@@ -7,32 +7,35 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"shortfleet/mapreduce/internal/aggregate"
+	"shortfleet/mapreduce/internal/aggregate/aggregatetest"
 	"shortfleet/mapreduce/internal/dims"
 	"shortfleet/provisioning/pgcluster"
 )
 
-// reducedLocal aggregates the local segments (BenchmarkLocalSegments's)
-// into 8 reduced partitions, with shared's value table.
-func reducedLocal(b *testing.B, shared *dims.Shared) []*Partial {
-	segs, err := localSegments()
+// reducedLocal aggregates the local segments (aggregate's
+// BenchmarkLocalSegments's) into 8 reduced partitions, with shared's value
+// table.
+func reducedLocal(b *testing.B, shared *dims.Shared) []*aggregate.Partial {
+	segs, err := aggregatetest.LocalSegments()
 	if err != nil {
 		b.Fatal(err)
 	}
 	c := shared.NewClassifier()
 	const n = 8
-	byPart := make([][]*Partial, n)
+	byPart := make([][]*aggregate.Partial, n)
 	for _, data := range segs {
-		p, _, err := MapCombine(data, c)
+		p, _, err := aggregate.MapCombine(data, c)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for i, pp := range Partition(p, n) {
+		for i, pp := range aggregate.Partition(p, n) {
 			byPart[i] = append(byPart[i], pp)
 		}
 	}
-	out := make([]*Partial, n)
+	out := make([]*aggregate.Partial, n)
 	for i := range out {
-		if out[i], err = Reduce(byPart[i]); err != nil {
+		if out[i], err = aggregate.Reduce(byPart[i]); err != nil {
 			b.Fatal(err)
 		}
 	}

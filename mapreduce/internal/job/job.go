@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/aggregate"
 	"shortfleet/mapreduce/internal/dims"
 )
 
@@ -129,7 +130,7 @@ type segment struct {
 	proxyURL string
 	proxy    string
 	entry    logfmt.Entry
-	parts    []*Partial
+	parts    []*aggregate.Partial
 	records  int64
 	reason   string // set: quarantine with this reason
 	// newer is set for a segment of a format version this build does not
@@ -141,38 +142,20 @@ type segment struct {
 // Run performs one run. It returns ErrLocked, doing nothing, if another run
 // holds the lock.
 func (j *Job) Run(ctx context.Context) (res Result, err error) {
-	conn, err := j.db.Acquire(ctx)
+	r, err := j.startRun(ctx, "run")
 	if err != nil {
-		return res, fmt.Errorf("connect to primary: %w", err)
+		return res, err
 	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, LockKey).Scan(&locked); err != nil {
-		return res, fmt.Errorf("take run lock: %w", err)
-	}
-	if !locked {
-		j.lockedRuns.Add(1)
-		return res, ErrLocked
-	}
+	res.RunID = r.id
 	defer func() {
-		// A lost connection releases the lock by itself.
-		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, LockKey)
-	}()
-	j.dims.Trim() // no value ids are held between runs
-	if err := conn.QueryRow(ctx, `INSERT INTO mapreduce_runs (kind) VALUES ('run') RETURNING id`).Scan(&res.RunID); err != nil {
-		return res, fmt.Errorf("record run: %w", err)
-	}
-	j.runs.Add(1)
-	defer func() {
-		if err != nil {
-			j.failedRuns.Add(1)
-			_, _ = j.db.Exec(context.Background(), `UPDATE mapreduce_runs SET finished_at = now(), error = $2,
-				proxies_down = $3, failed = $4, unknown_version = $5 WHERE id = $1`,
-				res.RunID, err.Error(), len(res.ProxiesDown), len(res.Failed), res.UnknownVersion)
-		} else {
+		// Only a run brings the stats up to date, so a recompute is not
+		// a last success.
+		if err == nil {
 			j.lastSuccess.Store(time.Now().Unix())
 		}
+		r.end(&res, err)
 	}()
+	conn := r.conn
 
 	pending, known, err := j.pending(ctx, conn.Conn(), &res)
 	if err != nil {
@@ -476,7 +459,7 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		return err
 	}
 	c.Check()
-	p, records, err := MapCombine(data, c)
+	p, records, err := aggregate.MapCombine(data, c)
 	if err == nil && records != s.entry.Rows {
 		err = fmt.Errorf("%w: segment %s has %d records, manifest says %d", logfmt.ErrCorrupt, s.entry.Name, records, s.entry.Rows)
 	}
@@ -497,67 +480,24 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		}
 	}
 	s.records = records
-	s.parts = Partition(p, j.cfg.Partitions)
+	s.parts = aggregate.Partition(p, j.cfg.Partitions)
 	return nil
 }
 
-// MapCombine runs the map and combine stages over a whole segment.
-func MapCombine(data []byte, c *dims.Classifier) (*SegmentPartial, int64, error) {
-	return mapCombineFiltered(data, c, nil)
-}
-
-// mapChunk is how many records mapCombineFiltered maps before it combines
-// them: a sealed segment is often one batch of thousands of records, and
-// mapping it in chunks keeps the clicks in cache and their buffer small.
-const mapChunk = 1024
-
-// mapCombineFiltered is MapCombine keeping only clicks keep accepts.
-func mapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*SegmentPartial, int64, error) {
-	rd, err := logfmt.NewColumnsReader(data, mapColumns...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rd.Release()
-	p := NewSegmentPartial()
-	clicks := make([]Click, 0, mapChunk)
-	var records int64
-	var bd batchDims
-	for rd.Next() {
-		b := rd.Batch()
-		n := b.Len()
-		records += int64(n)
-		bd.set(b, c)
-		for lo := 0; lo < n; lo += mapChunk {
-			clicks = mapRows(b, c, &bd, clicks[:0], lo, min(lo+mapChunk, n))
-			if keep != nil {
-				kept := clicks[:0]
-				for _, cl := range clicks {
-					if keep(cl) {
-						kept = append(kept, cl)
-					}
-				}
-				clicks = kept
-			}
-			Combine(p, clicks)
-		}
-	}
-	return p, records, rd.Err()
-}
-
 // reduceAll runs one reducer per partition, in parallel.
-func (j *Job) reduceAll(done []*segment) ([]*Partial, error) {
-	out := make([]*Partial, j.cfg.Partitions)
+func (j *Job) reduceAll(done []*segment) ([]*aggregate.Partial, error) {
+	out := make([]*aggregate.Partial, j.cfg.Partitions)
 	errs := make([]error, j.cfg.Partitions)
 	var wg sync.WaitGroup
 	for p := range out {
 		wg.Go(func() {
-			var inputs []*Partial
+			var inputs []*aggregate.Partial
 			for _, s := range done {
 				if s.parts != nil {
 					inputs = append(inputs, s.parts[p])
 				}
 			}
-			out[p], errs[p] = Reduce(inputs)
+			out[p], errs[p] = aggregate.Reduce(inputs)
 		})
 	}
 	wg.Wait()

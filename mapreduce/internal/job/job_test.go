@@ -16,18 +16,47 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/aggregate"
+	"shortfleet/mapreduce/internal/dims"
+	"shortfleet/mapreduce/internal/dims/dimstest"
 	"shortfleet/mapreduce/internal/mrtest"
 	"shortfleet/provisioning/pgcluster"
 	sfsql "shortfleet/sql"
 )
 
+var t0 = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
+
+const (
+	chrome    = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+)
+
+func testDims(t testing.TB) dims.Config {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "geo.mmdb")
+	if err := dimstest.WriteGeoDB(db); err != nil {
+		t.Fatal(err)
+	}
+	return dims.Config{GeoIPPath: db, Salt: []byte("job-test-salt-0123456789")}
+}
+
+// rec is a click on link from a Chrome user in Switzerland, referred by a
+// news site, or, with link 0, a request that named no link.
+func rec(at time.Time, link int64, status uint16) logfmt.Record {
+	return logfmt.Record{
+		Time: at.UnixNano(), LinkID: link, Status: status,
+		ClientAddr: []byte("192.0.2.10"), UserAgent: []byte(chrome),
+		Referrer: []byte("https://news.example/story"), AcceptLanguage: []byte("de-CH,de;q=0.9"),
+	}
+}
+
 // want is what the stats must hold: per link and hour, clicks and bots.
-type want map[HourKey]HourCounts
+type want map[aggregate.HourKey]aggregate.HourCounts
 
 func (w want) add(recs []logfmt.Record) {
 	for _, r := range recs {
 		if r.LinkID > 0 && logfmt.IsRedirect(r.Status) {
-			k := HourKey{r.LinkID, time.Unix(0, r.Time).UTC().Truncate(time.Hour).Unix()}
+			k := aggregate.HourKey{Link: r.LinkID, Hour: time.Unix(0, r.Time).UTC().Truncate(time.Hour).Unix()}
 			h := w[k]
 			h.Clicks++
 			if string(r.UserAgent) == googlebot {
@@ -77,9 +106,9 @@ func stored(t *testing.T, db *pgxpool.Pool) want {
 	defer rows.Close()
 	got := want{}
 	for rows.Next() {
-		var k HourKey
+		var k aggregate.HourKey
 		var h time.Time
-		var v HourCounts
+		var v aggregate.HourCounts
 		if err := rows.Scan(&k.Link, &h, &v.Clicks, &v.Bots); err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +237,7 @@ func TestHourStoredWithoutDay(t *testing.T) {
 	if _, err := db.Exec(ctx, `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) VALUES (1, $1, 5, 2)`, t0); err != nil {
 		t.Fatal(err)
 	}
-	w := want{HourKey{1, t0.Unix()}: {Clicks: 5, Bots: 2}}
+	w := want{aggregate.HourKey{Link: 1, Hour: t0.Unix()}: {Clicks: 5, Bots: 2}}
 	a := newProxyLogs(t, "proxy-a")
 	a.write(w, clicks(4, 1, t0, true)...)
 	a.write(w, clicks(3, 2, t0, false)...)
@@ -238,6 +267,62 @@ func TestRunLocked(t *testing.T) {
 	conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, LockKey)
 	if _, err := j.Run(ctx); err != nil {
 		t.Fatalf("run after unlock: %v", err)
+	}
+}
+
+// TestRecomputeCounted: a recompute takes the run lock as a run does and
+// counts alike in the metrics: refused while another holds the lock, as
+// locked; done, as ok; refused for a proxy down, as failed, its row in
+// mapreduce_runs recording the error and the proxy down as a run's does.
+func TestRecomputeCounted(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	a, b := newProxyLogs(t, "proxy-a"), newProxyLogs(t, "proxy-b")
+	a.write(nil, clicks(3, 1, t0, false)...)
+	b.write(nil, clicks(2, 2, t0, false)...)
+	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL, b.Srv.URL}, HTTPTimeout: time.Second})
+	if _, err := j.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Recompute(ctx, t0); !errors.Is(err, ErrLocked) {
+		t.Fatalf("recompute while locked: %v, want ErrLocked", err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, LockKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Recompute(ctx, t0); err != nil {
+		t.Fatalf("recompute after unlock: %v", err)
+	}
+	b.Srv.Close()
+	res, err := j.Recompute(ctx, t0)
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("recompute with a proxy down: %v, want ErrIncomplete", err)
+	}
+	text := mrtest.Scrape(t, NewCollector(j, func() uint64 { return 0 }))
+	for _, s := range []string{`shortfleet_mapreduce_runs_total{outcome="locked"} 1`, `shortfleet_mapreduce_runs_total{outcome="ok"} 2`,
+		`shortfleet_mapreduce_runs_total{outcome="failed"} 1`} {
+		if !strings.Contains(text, s+"\n") {
+			t.Errorf("metrics lack %q:\n%s", s, text)
+		}
+	}
+	var (
+		kind, recorded string
+		down           int
+	)
+	if err := db.QueryRow(ctx, `SELECT kind, error, proxies_down FROM mapreduce_runs WHERE id = $1 AND finished_at IS NOT NULL`, res.RunID).
+		Scan(&kind, &recorded, &down); err != nil {
+		t.Fatalf("row of the failed recompute %d: %v", res.RunID, err)
+	}
+	if kind != "recompute" || recorded != err.Error() || down != 1 {
+		t.Fatalf("row of the failed recompute: kind %q, error %q, %d proxies down; want recompute, %q, 1", kind, recorded, down, err)
 	}
 }
 

@@ -19,7 +19,7 @@ func mdesc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	mRuns        = mdesc("runs_total", "Runs, by outcome: ok, failed, locked (another run held the lock).", "outcome")
+	mRuns        = mdesc("runs_total", "Runs and recomputes, by outcome: ok, failed, locked (another run held the lock).", "outcome")
 	mSkipped     = mdesc("runs_skipped_overrun_total", "Scheduled runs skipped because the previous run was still going.")
 	mSegments    = mdesc("segments_ingested_total", "Segments ingested.")
 	mQuarantined = mdesc("segments_quarantined_total", "Segments set aside as corrupt, with the reason in the ledger.")

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"shortfleet/logfmt"
+	"shortfleet/mapreduce/internal/aggregate"
 )
 
 // ArchivePath is where the records of one segment for one day are
@@ -82,9 +83,9 @@ func WriteArchive(dir, proxy, segment string, data []byte) error {
 		// Records are in arrival order, so a batch is one day, or two
 		// around midnight: write each run of one day as a slice.
 		for start := 0; start < len(times); {
-			day := floorDiv(int64(times[start]), dayNS)
+			day := int64(aggregate.DayOf(int64(times[start])))
 			end := start + 1
-			for end < len(times) && floorDiv(int64(times[end]), dayNS) == day {
+			for end < len(times) && int64(aggregate.DayOf(int64(times[end]))) == day {
 				end++
 			}
 			w, err := writer(day, rec.Schema())

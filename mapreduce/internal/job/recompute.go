@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"shortfleet/mapreduce/internal/aggregate"
 )
 
 // ErrIncomplete is returned by Recompute when the raw segments of the day
@@ -18,33 +20,19 @@ var ErrIncomplete = errors.New("raw segments of the day are not all available")
 // the ledger has as ingested that hold records of the day, keeps their
 // clicks of that day, and replaces the day's hourly and daily rows in one
 // transaction. It refuses, changing nothing, if a proxy is down or one of
-// those segments is gone.
+// those segments is gone. It takes the run lock, and counts, as Run does:
+// it returns ErrLocked, doing nothing, if another run holds the lock.
 func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err error) {
 	day = day.UTC().Truncate(24 * time.Hour)
 	from, to := day, day.Add(24*time.Hour)
 	dayNum := int32(day.Unix() / 86400)
-	conn, err := j.db.Acquire(ctx)
+	r, err := j.startRun(ctx, "recompute")
 	if err != nil {
-		return res, fmt.Errorf("connect to primary: %w", err)
+		return res, err
 	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, LockKey).Scan(&locked); err != nil {
-		return res, fmt.Errorf("take run lock: %w", err)
-	}
-	if !locked {
-		return res, ErrLocked
-	}
-	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, LockKey)
-	j.dims.Trim()
-	if err := conn.QueryRow(ctx, `INSERT INTO mapreduce_runs (kind) VALUES ('recompute') RETURNING id`).Scan(&res.RunID); err != nil {
-		return res, fmt.Errorf("record run: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_, _ = j.db.Exec(context.Background(), `UPDATE mapreduce_runs SET finished_at = now(), error = $2 WHERE id = $1`, res.RunID, err.Error())
-		}
-	}()
+	res.RunID = r.id
+	defer func() { r.end(&res, err) }()
+	conn := r.conn
 
 	listed := j.listAll(ctx, true, &res)
 	if len(res.ProxiesDown) > 0 {
@@ -86,12 +74,12 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 		if err != nil {
 			return res, fmt.Errorf("%w: %v", ErrIncomplete, err)
 		}
-		p, records, err := mapCombineFiltered(data, c, func(cl Click) bool { return cl.Day == dayNum })
+		p, records, err := aggregate.MapCombineFiltered(data, c, func(cl aggregate.Click) bool { return cl.Day == dayNum })
 		if err != nil {
 			return res, fmt.Errorf("read %s/%s: %w", s.proxy, s.entry.Name, err)
 		}
 		s.records = records
-		s.parts = Partition(p, j.cfg.Partitions)
+		s.parts = aggregate.Partition(p, j.cfg.Partitions)
 	}
 	reduced, err := j.reduceAll(todo)
 	if err != nil {

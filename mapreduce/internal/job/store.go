@@ -15,20 +15,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"shortfleet/mapreduce/internal/aggregate"
 	"shortfleet/mapreduce/internal/dims"
 	sfsql "shortfleet/sql"
 )
-
-// dimIndex maps a dimension's name to its index.
-var dimIndex = func() map[string]uint8 {
-	m := map[string]uint8{}
-	for i, n := range dimNames {
-		if n != "" {
-			m[n] = uint8(i)
-		}
-	}
-	return m
-}()
 
 // dayDate is the date of a day number.
 func dayDate(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
@@ -38,7 +28,7 @@ func dayDate(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
 // and one additive upsert, the daily rows merged with what is stored. A
 // ledger row that exists already aborts everything, so a segment is never
 // counted twice even if the lock were bypassed.
-func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduced []*Partial, res *Result) error {
+func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduced []*aggregate.Partial, res *Result) error {
 	var ledger [][]any
 	var records int64
 	ingested, quarantined := 0, 0
@@ -106,10 +96,10 @@ type written struct {
 // COPY, and only the others through staging tables, an additive upsert
 // and an UPDATE. While Postgres takes the hours, other cores encode the
 // daily rows (dimension JSON, visitor sets).
-func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Shared, merge bool) (written, error) {
+func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared, merge bool) (written, error) {
 	var w written
 	t := time.Now()
-	var stored map[DayKey]bool
+	var stored map[aggregate.DayKey]bool
 	if merge {
 		var err error
 		if stored, err = mergeStored(ctx, tx, parts, names); err != nil {
@@ -152,12 +142,12 @@ func copyHours(rows []hourRow) pgx.CopyFromSource {
 
 // writeHours stores the hourly counts: those of link-days not stored
 // straight into clicks_hourly, the others added to what is stored.
-func writeHours(ctx context.Context, tx pgx.Tx, parts []*Partial, stored map[DayKey]bool) (int, error) {
+func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stored map[aggregate.DayKey]bool) (int, error) {
 	var fresh, existing []hourRow
 	for _, p := range parts {
 		for k, d := range p.Days {
-			for _, h := range d.hours {
-				r := hourRow{k.Link(), time.Unix(int64(k.Day())*86400+h.hour*3600, 0).UTC(), h.clicks, h.bots}
+			for _, h := range d.Hours() {
+				r := hourRow{k.Link(), time.Unix(int64(k.Day())*86400+h.Hour*3600, 0).UTC(), h.Clicks, h.Bots}
 				if stored[k] {
 					existing = append(existing, r)
 				} else {
@@ -220,7 +210,7 @@ type dayRows struct {
 
 // encodeDays encodes the partitions' daily rows, in parallel, and returns
 // a channel that yields them all, in key order, when they are ready.
-func encodeDays(parts []*Partial, table []string, stored map[DayKey]bool) <-chan dayRows {
+func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate.DayKey]bool) <-chan dayRows {
 	each := make([]dayRows, len(parts))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -312,7 +302,7 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, error) 
 // mergeStored folds the stored rows of the same links and days into the
 // partitions' days, and returns which were stored. The run lock makes this
 // read-modify-write safe.
-func mergeStored(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.Shared) (map[DayKey]bool, error) {
+func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared) (map[aggregate.DayKey]bool, error) {
 	var links []int64
 	var dates []time.Time
 	for _, p := range parts {
@@ -330,7 +320,7 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.S
 		return nil, fmt.Errorf("read stored daily rows: %w", err)
 	}
 	defer rows.Close()
-	stored := map[DayKey]bool{}
+	stored := map[aggregate.DayKey]bool{}
 	for rows.Next() {
 		var (
 			link          int64
@@ -341,8 +331,8 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.S
 		if err := rows.Scan(&link, &day, &clicks, &bots, &uniques, &dimj); err != nil {
 			return nil, fmt.Errorf("read stored daily rows: %w", err)
 		}
-		k := MakeDayKey(link, int32(day.Unix()/86400))
-		d := parts[partitionOf(link, len(parts))].Days[k]
+		k := aggregate.MakeDayKey(link, int32(day.Unix()/86400))
+		d := parts[aggregate.PartitionOf(link, len(parts))].Days[k]
 		if d == nil {
 			continue
 		}
@@ -353,15 +343,7 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*Partial, names *dims.S
 		if err := json.Unmarshal(dimj, &storedDims); err != nil {
 			return nil, fmt.Errorf("decode stored dimensions of link %d: %w", link, err)
 		}
-		for name, vals := range storedDims {
-			dim, ok := dimIndex[name]
-			if !ok {
-				continue // a dimension this build does not count
-			}
-			for v, n := range vals {
-				d.values.add(dim, names.ID(v), n)
-			}
-		}
+		d.AddDims(storedDims, names)
 		storedVisitors, err := sfsql.DecodeVisitors(uniques)
 		if err != nil {
 			return nil, err

@@ -1,9 +1,8 @@
-package job
+package aggregate
 
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -24,6 +23,7 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/logfmt/logfmttest"
+	"shortfleet/mapreduce/internal/aggregate/aggregatetest"
 	"shortfleet/mapreduce/internal/dims"
 	"shortfleet/mapreduce/internal/dims/dimstest"
 	sfsql "shortfleet/sql"
@@ -202,6 +202,19 @@ func TestDayKey(t *testing.T) {
 	}
 }
 
+// TestDayOf: an instant's day floors, before 1970 too, and is the day Map
+// gives its click.
+func TestDayOf(t *testing.T) {
+	for _, c := range []struct {
+		ns   int64
+		want int32
+	}{{0, 0}, {dayNS - 1, 0}, {dayNS, 1}, {-1, -1}, {-dayNS, -1}, {-dayNS - 1, -2}, {t0.UnixNano(), int32(t0.Unix() / 86400)}} {
+		if got := DayOf(c.ns); got != c.want {
+			t.Errorf("DayOf(%d) = %d, want %d", c.ns, got, c.want)
+		}
+	}
+}
+
 // BenchmarkDayKeyMap is the evidence for packing DayKey into one word:
 // a segment's worth of day lookups and inserts (1 M clicks over 300 K
 // link-days, as Combine makes them) in a map keyed by a struct of link and
@@ -322,6 +335,24 @@ func TestCombine(t *testing.T) {
 	if u := d.Visitors.Count(); u != 2 {
 		t.Errorf("link 1 uniques %d, want 2", u)
 	}
+	if got, want := d.Hours(), []DayHour{{Hour: 0, Clicks: 3, Bots: 1}, {Hour: 1, Clicks: 1}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("link 1 day 0 by hour: %+v, want %+v", got, want)
+	}
+}
+
+// TestAddDims: a stored day's counts, by dimension and value name, add to
+// the day's own; a dimension this build does not count is skipped.
+func TestAddDims(t *testing.T) {
+	s := testClassifierSharedFor(t)
+	p := NewSegmentPartial()
+	Combine(p, []Click{click(t, 1, 0, false, 7, "CH"), click(t, 1, 0, false, 8, "JP")})
+	d := p.Days[MakeDayKey(1, 0)]
+	d.AddDims(sfsql.Dims{sfsql.DimCountry: {"CH": 5, "BR": 1}, sfsql.DimBrowser: {"Chrome": 6}, "planet": {"Mars": 9}}, s)
+	got := d.Dims(s)
+	if got[sfsql.DimCountry]["CH"] != 6 || got[sfsql.DimCountry]["JP"] != 1 || got[sfsql.DimCountry]["BR"] != 1 ||
+		got[sfsql.DimBrowser]["Chrome"] != 8 || got["planet"] != nil {
+		t.Fatalf("dims %v", got)
+	}
 }
 
 // TestValuesGrow: a busy link outgrows the small list of values, and
@@ -428,6 +459,9 @@ func TestPartition(t *testing.T) {
 				t.Fatalf("link %d in partitions %d and %d", k.Link, o, i)
 			}
 			owner[k.Link] = i
+			if o := PartitionOf(k.Link, len(parts)); o != i {
+				t.Fatalf("link %d in partition %d, PartitionOf says %d", k.Link, i, o)
+			}
 			total += v.Clicks
 			if part.Days[MakeDayKey(k.Link, 0)] == nil {
 				t.Fatalf("link %d's day is not with its hours", k.Link)
@@ -485,6 +519,23 @@ func TestMapCombine(t *testing.T) {
 	}
 }
 
+// TestMapCombineFiltered: only the clicks keep accepts are combined, and
+// every record is counted.
+func TestMapCombineFiltered(t *testing.T) {
+	var recs []logfmt.Record
+	for i := range 100 {
+		recs = append(recs, rec(t0.Add(time.Duration(i)*time.Minute), int64(i%3+1), 302))
+	}
+	data, c := segmentOf(t, recs, 7), classifier(t)
+	p, n, err := MapCombineFiltered(data, c, func(cl Click) bool { return cl.Link == 2 })
+	if err != nil || n != 100 {
+		t.Fatalf("%d records, %v", n, err)
+	}
+	if len(p.Days) != 1 || p.Days[MakeDayKey(2, int32(t0.Unix()/86400))].Clicks != 33 {
+		t.Fatalf("%d days, %d clicks; want link 2's 33", len(p.Days), p.Clicks())
+	}
+}
+
 // benchRecords makes n realistic records: links Zipf-like, a mix of
 // browsers and bots, referrers, languages and addresses.
 func benchRecords(n int) []logfmt.Record {
@@ -538,45 +589,6 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-// localSegments writes, once, 16 proxies' worth of realistic segments
-// (1,000,000 records) to local disk, as a proxy would: batches of 120 cut
-// every flush, compacted at seal.
-var localSegments = sync.OnceValues(func() ([][]byte, error) {
-	dir, err := os.MkdirTemp("", "shortfleet-segments-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	const proxies, perProxy = 16, 62_500
-	var out [][]byte
-	for p := range proxies {
-		pd := filepath.Join(dir, fmt.Sprint(p))
-		w, err := logfmt.NewWriter(logfmt.WriterConfig{Dir: pd, Proxy: fmt.Sprintf("proxy-%02d", p+1), FlushRows: 120, FlushInterval: time.Hour, QueueBatches: 1000},
-			slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			return nil, err
-		}
-		g := logfmttest.New(uint64(p), 1_000_000, t0, 5*time.Minute)
-		var r logfmt.Record
-		for i := range perProxy {
-			g.Next(&r, i, perProxy)
-			w.Append(&r)
-		}
-		if err := w.Close(); err != nil {
-			return nil, err
-		}
-		entries, _ := logfmt.ReadManifest(pd)
-		for _, e := range entries {
-			data, err := os.ReadFile(filepath.Join(pd, e.Name))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, data)
-		}
-	}
-	return out, nil
-})
-
 // BenchmarkLocalSegments measures, on every core, records per second from
 // segments already read from local disk: "decode", "decode_columns" and
 // "decode_arrow" only decode them (whole with logfmt's reader, the map's
@@ -585,7 +597,7 @@ var localSegments = sync.OnceValues(func() ([][]byte, error) {
 // dimension, with warm and with empty classifier caches. make
 // bench-mapreduce reports them side by side.
 func BenchmarkLocalSegments(b *testing.B) {
-	segs, err := localSegments()
+	segs, err := aggregatetest.LocalSegments()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package job
+package aggregate
 
 import (
 	"cmp"
@@ -36,6 +36,17 @@ const (
 var dimNames = [numDims]string{dimReferrer: sfsql.DimReferrer, dimCountry: sfsql.DimCountry, dimLanguage: sfsql.DimLanguage,
 	dimBrowser: sfsql.DimBrowser, dimOS: sfsql.DimOS, dimDevice: sfsql.DimDevice}
 
+// dimIndex maps a dimension's name to its index.
+var dimIndex = func() map[string]uint8 {
+	m := map[string]uint8{}
+	for i, n := range dimNames {
+		if n != "" {
+			m[n] = uint8(i)
+		}
+	}
+	return m
+}()
+
 // outDims are the dimensions a day's counts are written in, in the order
 // of sfsql.DimNames.
 var outDims = func() []uint8 {
@@ -71,10 +82,10 @@ type HourCounts struct {
 // DayKey identifies a daily aggregate: a link id in the high 46 bits and
 // a day (since 1970-01-01, UTC) in the low 18, biased by 2^17. One word
 // instead of a struct puts the maps of days, the stages' busiest, on Go's
-// fast 64-bit path: BenchmarkDayKeyMap, a segment's worth of lookups and
-// inserts, took 92-100 ms against 218-293 ms with a struct key (2 cores,
-// 2026-11-23). Every instant a record's int64 nanosecond clock can hold
-// is within 2^17 days of 1970, and keys order as (link, day) do.
+// fast 64-bit path: a segment's worth of lookups and inserts costs much
+// less than with a struct key (BenchmarkDayKeyMap measures both).
+// Every instant a record's int64 nanosecond clock can hold is within 2^17
+// days of 1970, and keys order as (link, day) do.
 type DayKey uint64
 
 const (
@@ -109,6 +120,10 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// DayOf is the day (since 1970-01-01, UTC) of an instant in Unix
+// nanoseconds, the day Map counts a click in.
+func DayOf(ns int64) int32 { return int32(floorDiv(ns, dayNS)) }
 
 // Map is the map stage: it emits one classified Click for every click in a
 // batch, i.e. every redirect to a link. 404s, 410s and errors are logged
@@ -199,9 +214,9 @@ func (d *dictIDs[T]) classify(fn func(string) T) {
 
 // mapColumns are the columns Map reads. MapCombine decompresses only these
 // (logfmt.NewColumnsReader), which leaves out the bulkiest, the headers:
-// make bench-mapreduce found reading them 1.91 to 2.15 times as fast as
-// reading segments whole (decode_columns beside decode, nine runs on
-// 2026-11-23, version 2 segments).
+// reading them is much faster than reading segments whole
+// (BenchmarkLocalSegments' decode_columns beside decode, which make
+// bench-mapreduce reports).
 var mapColumns = []int{logfmt.ColTime, logfmt.ColClientAddr, logfmt.ColStatus, logfmt.ColLinkID,
 	logfmt.ColUserAgent, logfmt.ColReferrer, logfmt.ColAcceptLanguage}
 
@@ -249,6 +264,51 @@ func mapRows(b *logfmt.Batch, c *dims.Classifier, bd *batchDims, out []Click, lo
 		})
 	}
 	return out
+}
+
+// MapCombine runs the map and combine stages over a whole segment, its
+// bytes in memory, and returns the partial and the number of records.
+func MapCombine(data []byte, c *dims.Classifier) (*SegmentPartial, int64, error) {
+	return MapCombineFiltered(data, c, nil)
+}
+
+// mapChunk is how many records MapCombineFiltered maps before it combines
+// them: a sealed segment is often one batch of thousands of records, and
+// mapping it in chunks keeps the clicks in cache and their buffer small.
+const mapChunk = 1024
+
+// MapCombineFiltered is MapCombine keeping only clicks keep accepts (all,
+// if keep is nil).
+func MapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*SegmentPartial, int64, error) {
+	rd, err := logfmt.NewColumnsReader(data, mapColumns...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rd.Release()
+	p := NewSegmentPartial()
+	clicks := make([]Click, 0, mapChunk)
+	var records int64
+	var bd batchDims
+	for rd.Next() {
+		b := rd.Batch()
+		n := b.Len()
+		records += int64(n)
+		bd.set(b, c)
+		for lo := 0; lo < n; lo += mapChunk {
+			clicks = mapRows(b, c, &bd, clicks[:0], lo, min(lo+mapChunk, n))
+			if keep != nil {
+				kept := clicks[:0]
+				for _, cl := range clicks {
+					if keep(cl) {
+						kept = append(kept, cl)
+					}
+				}
+				clicks = kept
+			}
+			Combine(p, clicks)
+		}
+	}
+	return p, records, rd.Err()
 }
 
 // values counts clicks per dimension value for one link and day: a short
@@ -427,26 +487,26 @@ func (vs *values) merge(o *values) {
 // visitors is the set of a link-day's visitor hashes.
 type visitors = sfsql.Visitors
 
-// hourCount is one hour's clicks within a day.
-type hourCount struct {
-	hour         int64 // hour of the day, 0 to 23
-	clicks, bots int64
+// DayHour is one hour's clicks within a day.
+type DayHour struct {
+	Hour         int64 // hour of the day, 0 to 23
+	Clicks, Bots int64
 }
 
 // hours are a day's clicks by hour. They live in the day, not in a map of
 // their own: a click then costs one lookup, not two, and a segment spans
 // minutes, so a day in it almost always has a single hour.
-type hours []hourCount
+type hours []DayHour
 
 func (hs *hours) add(h, clicks, bots int64) {
 	for i := range *hs {
-		if e := &(*hs)[i]; e.hour == h {
-			e.clicks += clicks
-			e.bots += bots
+		if e := &(*hs)[i]; e.Hour == h {
+			e.Clicks += clicks
+			e.Bots += bots
 			return
 		}
 	}
-	*hs = append(*hs, hourCount{h, clicks, bots})
+	*hs = append(*hs, DayHour{h, clicks, bots})
 }
 
 // Day is one link's day: its clicks, by hour and by dimension value, and
@@ -462,7 +522,7 @@ type Day struct {
 	// counts are all in one place costs the stages one trip to memory
 	// instead of four.
 	firstValues  [numClickDims]valueCount
-	firstHour    [1]hourCount
+	firstHour    [1]DayHour
 	firstVisitor [1]uint64
 }
 
@@ -472,10 +532,29 @@ func (d *Day) merge(o *Day) error {
 	d.Clicks += o.Clicks
 	d.Bots += o.Bots
 	for _, h := range o.hours {
-		d.hours.add(h.hour, h.clicks, h.bots)
+		d.hours.add(h.Hour, h.Clicks, h.Bots)
 	}
 	d.values.merge(&o.values)
 	return d.Visitors.Merge(&o.Visitors)
+}
+
+// Hours are the day's clicks by hour, each hour once. The caller must not
+// modify them.
+func (d *Day) Hours() []DayHour { return d.hours }
+
+// AddDims adds counts by dimension and value name, as link_daily.dims
+// holds a stored day's, to the day; s is the value table that names the
+// day's values. A dimension this build does not count is skipped.
+func (d *Day) AddDims(counts sfsql.Dims, s *dims.Shared) {
+	for name, vals := range counts {
+		dim, ok := dimIndex[name]
+		if !ok {
+			continue
+		}
+		for v, n := range vals {
+			d.values.add(dim, s.ID(v), n)
+		}
+	}
 }
 
 // hoursOf collects the days' hourly counts in a map.
@@ -483,7 +562,7 @@ func hoursOf(days map[DayKey]*Day) map[HourKey]HourCounts {
 	out := map[HourKey]HourCounts{}
 	for k, d := range days {
 		for _, h := range d.hours {
-			out[HourKey{k.Link(), int64(k.Day())*86400 + h.hour*3600}] = HourCounts{h.clicks, h.bots}
+			out[HourKey{k.Link(), int64(k.Day())*86400 + h.Hour*3600}] = HourCounts{h.Clicks, h.Bots}
 		}
 	}
 	return out
@@ -707,14 +786,15 @@ func Partition(p *SegmentPartial, n int) []*Partial {
 		parts[i] = &Partial{Days: make(map[DayKey]*Day, len(p.Days)/n+len(p.Days)/(4*n)+1)}
 	}
 	for k, d := range p.Days {
-		parts[partitionOf(k.Link(), n)].Days[k] = d
+		parts[PartitionOf(k.Link(), n)].Days[k] = d
 	}
 	return parts
 }
 
-// partitionOf spreads link ids over n partitions. Ids are dense sequence
-// numbers, so a multiplicative hash evens out runs of recent links.
-func partitionOf(link int64, n int) int {
+// PartitionOf is the partition, of n, a link's aggregates go to. Ids are
+// dense sequence numbers, so a multiplicative hash evens out runs of
+// recent links.
+func PartitionOf(link int64, n int) int {
 	return int((uint64(link) * 0x9e3779b97f4a7c15 >> 32) % uint64(n))
 }
 

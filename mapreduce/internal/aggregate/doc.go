@@ -1,0 +1,16 @@
+// Package aggregate is the mapreduce job's aggregation core: the map,
+// combine, partition and reduce stages that turn a sealed access log
+// segment's records into clicks by link and hour, and by link and day with
+// their dimension values and visitors, and the encoding of a day's
+// dimension counts as link_daily stores them.
+//
+// It does no I/O: no network, no database, no files. It takes a segment's
+// bytes already in memory (decoded with logfmt) and a dims.Classifier, and
+// gives back aggregates in memory; pulling segments, the ledger, writing
+// to Postgres and the archive are package job's. That keeps it tested and
+// benchmarked alone (BenchmarkLocalSegments, BenchmarkMapCombine).
+//
+// A Click's and a Day's dimension values are ids of the dims.Shared value
+// table of the classifiers that mapped them; a run's partials must all
+// come from classifiers of one Shared.
+package aggregate
