@@ -23,8 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"shortfleet/logfmt"
-	"shortfleet/proxy/admin"
 	"shortfleet/proxy/internal/accesslog"
+	"shortfleet/proxy/internal/admin"
 	"shortfleet/proxy/internal/links"
 	"shortfleet/proxy/internal/metrics"
 	"shortfleet/proxy/internal/redirect"

@@ -6,7 +6,8 @@
 //   - one real `mapreduce -once` run pulling, aggregating and committing
 //     five minutes of a 16-proxy fleet at the design's average of 10,000
 //     redirects a second: 3,000,000 records in 80 segments, served by 16
-//     real proxy admin APIs on loopback into a real Postgres primary.
+//     real proxy segment APIs (logfmt/ship's handler, which a proxy's
+//     admin listener mounts) on loopback into a real Postgres primary.
 //
 // It writes bench/results/<date>-mapreduce.md and the table in
 // bench/README.md.
@@ -36,8 +37,8 @@ import (
 	"shortfleet/bench/internal/report"
 	"shortfleet/logfmt"
 	"shortfleet/logfmt/logfmttest"
+	"shortfleet/logfmt/ship"
 	"shortfleet/provisioning/pgcluster"
-	"shortfleet/proxy/admin"
 	sfsql "shortfleet/sql"
 )
 
@@ -156,7 +157,7 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: admin.Handler(admin.Config{Proxy: id, LogDir: dir, Token: "bench-token", Segments: w}, quiet)}
+		srv := &http.Server{Handler: ship.Handler(ship.Folder{Proxy: id, Dir: dir, Index: w}, ship.RequireBearer("bench-token"), quiet)}
 		go srv.Serve(ln)
 		defer srv.Close()
 		urls = append(urls, "http://"+ln.Addr().String())

@@ -1,8 +1,9 @@
 // Package ingest measures the mapreduce job on a window of access logs as
 // proxies write them: it writes sealed segments for a number of proxies
 // with logfmt/logfmttest's realistic records, serves each proxy's folder
-// through the real admin API, times `mapreduce -once` against them, and
-// times the Arrow reader merely decoding the same segments, the baseline.
+// through the real segment API (logfmt/ship, as a proxy's admin listener
+// mounts it), times `mapreduce -once` against them, and times the Arrow
+// reader merely decoding the same segments, the baseline.
 package ingest
 
 import (
@@ -27,7 +28,7 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/logfmt/logfmttest"
-	"shortfleet/proxy/admin"
+	"shortfleet/logfmt/ship"
 )
 
 // Token is the admin bearer token the served proxies expect.
@@ -88,7 +89,7 @@ func Write(dir, prefix string, proxies, records, perProxy int, links int64, logg
 			w.Close()
 			return nil, err
 		}
-		srv := &http.Server{Handler: admin.Handler(admin.Config{Proxy: id, LogDir: pdir, Token: Token, Segments: lw}, logger)}
+		srv := &http.Server{Handler: ship.Handler(ship.Folder{Proxy: id, Dir: pdir, Index: lw}, ship.RequireBearer(Token), logger)}
 		go srv.Serve(ln)
 		w.closers = append(w.closers, func() { srv.Close() })
 		w.Dirs = append(w.Dirs, pdir)

@@ -1,19 +1,19 @@
 package ingest
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"testing"
 
-	"shortfleet/proxy/admin"
+	"shortfleet/logfmt/ship"
 )
 
 // TestWindow writes a small window, decodes every record of it back, and
-// lists its segments through the real admin API.
+// lists its segments through the real segment API, with the client the
+// mapreduce job uses.
 func TestWindow(t *testing.T) {
 	w, err := Write(filepath.Join(t.TempDir(), "win"), "test", 2, 6000, 3, 1000, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -33,17 +33,9 @@ func TestWindow(t *testing.T) {
 	}
 	var rows int64
 	for i, u := range w.URLs {
-		req, _ := http.NewRequest("GET", u+"/segments", nil)
-		req.Header.Set("Authorization", "Bearer "+Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var l admin.Listing
-		err = json.NewDecoder(resp.Body).Decode(&l)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("segments listing of %s: %d, %v", u, resp.StatusCode, err)
+		l, skipped, err := ship.Client{BaseURL: u, Token: Token}.List(context.Background(), false)
+		if err != nil || len(skipped) != 0 {
+			t.Fatalf("segments listing of %s: %v, skipped %v", u, err, skipped)
 		}
 		if want := fmt.Sprintf("test-%02d", i+1); l.Proxy != want {
 			t.Fatalf("listing names proxy %q, want %q", l.Proxy, want)

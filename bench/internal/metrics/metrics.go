@@ -3,38 +3,21 @@
 package metrics
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
+
+	"shortfleet/logfmt/ship"
 )
 
 // Scrape reads an admin listener's /metrics into a map from series (name
-// and labels, as written) to value.
+// and labels, as written) to value, with the client every reader of a
+// proxy's admin listener uses. A refusal (a wrong token) is an error, not
+// an empty scrape.
 func Scrape(adminURL, token string) (map[string]float64, error) {
-	req, _ := http.NewRequest("GET", adminURL+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	m := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.HasPrefix(l, "#") {
-			continue
-		}
-		if i := strings.LastIndexByte(l, ' '); i > 0 {
-			v, _ := strconv.ParseFloat(l[i+1:], 64)
-			m[l[:i]] = v
-		}
-	}
-	return m, sc.Err()
+	return ship.Client{BaseURL: adminURL, Token: token}.Metrics(context.Background())
 }
 
 // Signup creates an account on the primary app at base and returns its

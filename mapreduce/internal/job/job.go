@@ -6,19 +6,14 @@
 package job
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/logfmt"
+	"shortfleet/logfmt/ship"
 	"shortfleet/mapreduce/internal/aggregate"
 	"shortfleet/mapreduce/internal/dims"
 )
@@ -272,64 +268,20 @@ func (j *Job) listAll(ctx context.Context, all bool, res *Result) []*segment {
 	return segs
 }
 
-// listing is a proxy's answer to GET /segments.
-type listing struct {
-	Proxy    string         `json:"proxy"`
-	Segments []logfmt.Entry `json:"segments"`
-}
-
-// httpError is a proxy's non-200 answer.
-type httpError struct {
-	status int
-	msg    string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func (j *Job) get(ctx context.Context, u string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+j.cfg.Token)
-	resp, err := j.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		return nil, &httpError{resp.StatusCode, fmt.Sprintf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))}
-	}
-	return resp, nil
+// proxy is the client of the proxy whose admin listener is at base.
+func (j *Job) proxy(base string) ship.Client {
+	return ship.Client{BaseURL: base, Token: j.cfg.Token, HTTP: j.client}
 }
 
 func (j *Job) list(ctx context.Context, base string, all bool) (string, []logfmt.Entry, error) {
-	u := strings.TrimRight(base, "/") + "/segments"
-	if all {
-		u += "?all=1"
-	}
-	resp, err := j.get(ctx, u)
+	l, skipped, err := j.proxy(base).List(ctx, all)
 	if err != nil {
 		return "", nil, err
 	}
-	defer resp.Body.Close()
-	var l listing
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 512<<20)).Decode(&l); err != nil {
-		return "", nil, fmt.Errorf("decode listing of %s: %w", base, err)
+	for _, err := range skipped {
+		j.logger.Warn("bad listing entry skipped", "proxy", l.Proxy, "err", err)
 	}
-	if l.Proxy == "" {
-		return "", nil, fmt.Errorf("listing of %s names no proxy", base)
-	}
-	var entries []logfmt.Entry
-	for _, e := range l.Segments {
-		if err := e.Validate(); err != nil {
-			j.logger.Warn("bad listing entry skipped", "proxy", l.Proxy, "err", err)
-			continue
-		}
-		entries = append(entries, e)
-	}
-	return l.Proxy, entries, nil
+	return l.Proxy, l.Segments, nil
 }
 
 // acknowledge tells each proxy which of its segments are in the ledger, so
@@ -341,21 +293,7 @@ func (j *Job) acknowledge(ctx context.Context, segs []*segment) {
 		byProxy[s.proxyURL] = append(byProxy[s.proxyURL], s.entry.Name)
 	}
 	for u, names := range byProxy {
-		body, _ := json.Marshal(map[string][]string{"names": names})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(u, "/")+"/segments/ingested", bytes.NewReader(body))
-		if err != nil {
-			continue
-		}
-		req.Header.Set("Authorization", "Bearer "+j.cfg.Token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := j.client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				err = fmt.Errorf("status %s", resp.Status)
-			}
-		}
-		if err != nil {
+		if err := j.proxy(u).Ack(ctx, names); err != nil {
 			j.logger.Warn("acknowledging ingested segments failed; they will be listed again", "proxy", u, "segments", len(names), "err", err)
 		}
 	}
@@ -435,16 +373,7 @@ func (j *Job) pull(ctx context.Context, s *segment) ([]byte, error) {
 }
 
 func (j *Job) fetch(ctx context.Context, s *segment) ([]byte, error) {
-	resp, err := j.get(ctx, strings.TrimRight(s.proxyURL, "/")+"/segments/"+url.PathEscape(s.entry.Name))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, s.entry.Bytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", s.entry.Name, err)
-	}
-	return data, nil
+	return j.proxy(s.proxyURL).Fetch(ctx, s.entry)
 }
 
 // mapSegment pulls one segment and maps, combines and partitions it. A

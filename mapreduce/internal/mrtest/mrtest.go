@@ -1,6 +1,7 @@
 // Package mrtest is what the mapreduce tests share: proxies whose sealed
-// segments a real log writer wrote and the proxy's real admin handler
-// lists, serves and acknowledges; a gate that holds and counts segment
+// segments a real log writer wrote and the real segment handler
+// (logfmt/ship, which a proxy's admin listener mounts) lists, serves and
+// acknowledges; a gate that holds and counts segment
 // downloads, for tests of what a run does while pulls are in flight; and a
 // scrape of the Prometheus text a collector exposes.
 package mrtest
@@ -19,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"shortfleet/logfmt"
-	"shortfleet/proxy/admin"
+	"shortfleet/logfmt/ship"
 )
 
 // Token is the test proxies' admin bearer token.
@@ -28,14 +29,14 @@ const Token = "job-test-token"
 // Quiet is a logger that discards everything.
 var Quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// Proxy is one proxy's access log writer served through the real admin
+// Proxy is one proxy's access log writer served through the real segment
 // handler.
 type Proxy struct {
 	ID  string
 	Dir string
 	W   *logfmt.Writer
 	Srv *httptest.Server
-	// Wrap, if set, wraps the admin handler, e.g. with Gate.Wrap.
+	// Wrap, if set, wraps the segment handler, e.g. with Gate.Wrap.
 	Wrap func(http.Handler) http.Handler
 }
 
@@ -75,9 +76,10 @@ func (p *Proxy) Reopen(t testing.TB, edit func(dir string)) {
 	p.Open(t)
 }
 
-// Serve starts another server of p's admin handler; the caller closes it.
+// Serve starts another server of p's segment handler; the caller closes
+// it.
 func (p *Proxy) Serve() *httptest.Server {
-	var h http.Handler = admin.Handler(admin.Config{Proxy: p.ID, LogDir: p.Dir, Token: Token, Segments: p.W}, Quiet)
+	var h http.Handler = ship.Handler(ship.Folder{Proxy: p.ID, Dir: p.Dir, Index: p.W}, ship.RequireBearer(Token), Quiet)
 	if p.Wrap != nil {
 		h = p.Wrap(h)
 	}
@@ -92,7 +94,7 @@ func (p *Proxy) Write(recs ...logfmt.Record) {
 	p.W.Rotate()
 }
 
-// Gate holds every segment download (GET /segments/{name}) of the admin
+// Gate holds every segment download (GET /segments/{name}) of the segment
 // handlers it wraps until Open is called, and counts how many are in
 // flight at once. A download counts from when its request reaches the
 // handler until before the first byte of its answer is sent, so the count

@@ -1,15 +1,13 @@
 package web
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"shortfleet/logfmt/ship"
 	"shortfleet/primary/internal/store"
 )
 
@@ -60,44 +58,28 @@ func (s *Server) fleet(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "fleet", page{Title: "Fleet", Data: d})
 }
 
+// proxyStatus reads a proxy's readiness and metrics from its admin
+// listener at base, with the read token.
 func (s *Server) proxyStatus(ctx context.Context, base string) proxyStatus {
 	ps := proxyStatus{URL: base, LagSeconds: -1}
-	get := func(path string) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(base, "/")+path, nil)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+s.cfg.ReadToken)
-		return s.client.Do(req)
-	}
-	resp, err := get("/readyz")
+	c := ship.Client{BaseURL: base, Token: s.cfg.ReadToken, HTTP: s.client}
+	ready, reason, err := c.Ready(ctx)
 	if err != nil {
 		ps.Reason = "unreachable"
 		return ps
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	resp.Body.Close()
-	ps.Ready = resp.StatusCode == http.StatusOK
-	ps.Reason = strings.TrimSpace(strings.TrimPrefix(string(body), "not ready: "))
-	resp, err = get("/metrics")
-	if err != nil {
-		return ps
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		l := sc.Text()
-		val := func() float64 {
-			f, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
-			return f
-		}
+	ps.Ready, ps.Reason = ready, reason
+	// A scrape that fails part way still shows what it read; one that
+	// fails outright leaves the lag unknown and the counts at zero.
+	m, _ := c.Metrics(ctx)
+	for series, v := range m {
 		switch {
-		case strings.HasPrefix(l, "shortfleet_proxy_replica_lag_seconds "):
-			ps.LagSeconds = val()
-		case strings.HasPrefix(l, "shortfleet_proxy_segments_pending "):
-			ps.Pending = int64(val())
-		case strings.HasPrefix(l, "shortfleet_proxy_requests_total{"):
-			ps.Requests += int64(val())
+		case series == "shortfleet_proxy_replica_lag_seconds":
+			ps.LagSeconds = v
+		case series == "shortfleet_proxy_segments_pending":
+			ps.Pending = int64(v)
+		case strings.HasPrefix(series, "shortfleet_proxy_requests_total{"):
+			ps.Requests += int64(v)
 		}
 	}
 	return ps

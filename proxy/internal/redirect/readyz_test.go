@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"shortfleet/proxy/admin"
+	"shortfleet/proxy/internal/admin"
 )
 
 // TestReadyzReplicaLag pauses replay on the replica while the primary
