@@ -1,11 +1,9 @@
 package localfleet_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +24,7 @@ import (
 	"time"
 
 	"shortfleet/logfmt"
+	"shortfleet/logfmt/ship"
 	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/proc"
 	"shortfleet/sql/codes"
@@ -142,20 +141,15 @@ func (cc *clientCounts) answered() (n int64) {
 // metricOf reads one sample of a Prometheus text exposition: the line that
 // starts with series (name with its labels, as exposed).
 func metricOf(url, token, series string) (float64, error) {
-	req, _ := http.NewRequest(http.MethodGet, url+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	m, err := ship.Client{BaseURL: url, Token: token}.Metrics(context.Background())
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
+	v, ok := m[series]
+	if !ok {
+		return 0, fmt.Errorf("%s: no %s", url, series)
 	}
-	return 0, fmt.Errorf("%s: no %s", url, series)
+	return v, nil
 }
 
 // faultFigures is what one kind of fault did, for the log and README.
@@ -543,19 +537,12 @@ func caughtUp(t *testing.T, dirs, admin []string, token string) bool {
 		if len(open) > 0 {
 			return false
 		}
-		req, _ := http.NewRequest(http.MethodGet, admin[i]+"/segments", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		l, _, err := ship.Client{BaseURL: admin[i], Token: token}.List(context.Background(), false)
+		if se := (*ship.StatusError)(nil); errors.As(err, &se) {
+			t.Fatalf("list %s's segments: %v", admin[i], err)
+		}
 		if err != nil {
-			return false
-		}
-		var l struct {
-			Segments []logfmt.Entry `json:"segments"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&l)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil {
-			t.Fatalf("GET %s/segments: %s, %v", admin[i], resp.Status, err)
+			return false // restarting: not caught up yet
 		}
 		if len(l.Segments) > 0 {
 			return false
