@@ -21,7 +21,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,59 +43,6 @@ func env(name, def string) string {
 	return def
 }
 
-// rateFlag is a rate limit written "N/duration", e.g. "10/1m"; "0" is no
-// limit.
-type rateFlag struct {
-	rule *limit.Rule
-	per  time.Duration // as set: Every is per/Burst, rounded down to the nanosecond
-}
-
-func (f *rateFlag) String() string {
-	if f.rule == nil {
-		return "0"
-	}
-	return fmt.Sprintf("%d/%s", f.rule.Burst, f.per)
-}
-
-func (f *rateFlag) Set(s string) error {
-	if s == "0" {
-		f.rule = nil
-		return nil
-	}
-	n, d, ok := strings.Cut(s, "/")
-	count, err := strconv.Atoi(n)
-	if !ok || err != nil || count <= 0 {
-		return fmt.Errorf("want N/duration, like 10/1m")
-	}
-	per, err := time.ParseDuration(d)
-	if err != nil || per <= 0 {
-		return fmt.Errorf("want N/duration, like 10/1m")
-	}
-	// "300/1s" is an event every 3,333,333 ns (rounded down); "1000/1ns"
-	// would be no limit at all.
-	every := per / time.Duration(count)
-	if every <= 0 {
-		return fmt.Errorf("%s is more than one event a nanosecond", s)
-	}
-	f.rule, f.per = &limit.Rule{Every: every, Burst: count}, per
-	return nil
-}
-
-func (f *rateFlag) limiter() *limit.Limiter {
-	if f.rule == nil {
-		return nil
-	}
-	return limit.New(*f.rule)
-}
-
-func rate(def string) *rateFlag {
-	f := &rateFlag{}
-	if err := f.Set(def); err != nil {
-		panic(err)
-	}
-	return f
-}
-
 func main() {
 	var (
 		listen     = flag.String("listen", env("SHORTFLEET_LISTEN", "127.0.0.1:8000"), "HTTP listener address")
@@ -109,11 +55,11 @@ func main() {
 		proxies    = flag.String("proxies", env("SHORTFLEET_PROXIES", ""), "comma-separated proxy admin URLs, for the fleet page")
 		fleetHosts = flag.String("fleet-hosts", env("SHORTFLEET_FLEET_HOSTS", ""), "comma-separated hosts (or URLs) the fleet serves on besides the short base's: proxies, balancers; links to them are refused")
 		trusted    = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client, for rate limits")
-		rSignup    = rate("20/1h")
-		rLogin     = rate("30/1m")
-		rLoginUser = rate("10/1m")
-		rCreate    = rate("100/1s")
-		rCreateIP  = rate("300/1s")
+		rSignup    = limit.NewRateFlag("20/1h")
+		rLogin     = limit.NewRateFlag("30/1m")
+		rLoginUser = limit.NewRateFlag("10/1m")
+		rCreate    = limit.NewRateFlag("100/1s")
+		rCreateIP  = limit.NewRateFlag("300/1s")
 	)
 	flag.Var(rSignup, "rate-signup", "sign-ups per client address (N/duration; 0: none)")
 	flag.Var(rLogin, "rate-login", "log-in attempts per client address")
@@ -185,8 +131,8 @@ func main() {
 	}
 	// One set of buckets for the API and the browser: neither is a way
 	// around the other's limits.
-	limits := limit.Limits{SignupPerAddr: rSignup.limiter(), LoginPerAddr: rLogin.limiter(), LoginPerAccount: rLoginUser.limiter(),
-		CreatePerAccount: rCreate.limiter(), CreatePerAddr: rCreateIP.limiter(), TrustedProxies: trustedNets}
+	limits := limit.Limits{SignupPerAddr: rSignup.Limiter(), LoginPerAddr: rLogin.Limiter(), LoginPerAccount: rLoginUser.Limiter(),
+		CreatePerAccount: rCreate.Limiter(), CreatePerAddr: rCreateIP.Limiter(), TrustedProxies: trustedNets}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: limits}, logger, st).Register(mux)
