@@ -21,7 +21,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"shortfleet/primary/internal/api"
 	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/store"
+	"shortfleet/primary/internal/subcmd"
 	"shortfleet/primary/internal/target"
 	"shortfleet/primary/internal/web"
 	sfsql "shortfleet/sql"
@@ -73,11 +73,8 @@ func main() {
 	if err != nil {
 		fatal(logger, err.Error())
 	}
-	switch flag.Arg(0) {
-	case "migrate":
-		os.Exit(migrateCmd(dbURL, flag.Arg(1), logger))
-	case "grant-admin":
-		os.Exit(grantAdmin(dbURL, flag.Arg(1), logger))
+	if cmd, ok := subcmd.Lookup(flag.Arg(0)); ok {
+		os.Exit(cmd.Run(dbURL, flag.Args()[1:], os.Stdout, os.Stderr, logger))
 	}
 	key, err := hex.DecodeString(os.Getenv("SHORTFLEET_CODE_KEY"))
 	if err != nil || len(key) < codes.MinKeyLen {
@@ -123,12 +120,7 @@ func main() {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}
 	st := store.New(pool, codec, logger)
-	var proxyURLs []string
-	for _, p := range strings.Split(*proxies, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			proxyURLs = append(proxyURLs, p)
-		}
-	}
+	proxyURLs := items(*proxies)
 	// One set of buckets for the API and the browser: neither is a way
 	// around the other's limits.
 	limits := limit.Limits{SignupPerAddr: rSignup.Limiter(), LoginPerAddr: rLogin.Limiter(), LoginPerAccount: rLoginUser.Limiter(),
@@ -182,61 +174,6 @@ func main() {
 	})
 	step("link writer", func() error { st.Close(); return nil })
 	step("database pool", func() error { pool.Close(); return nil })
-}
-
-func migrateCmd(dsn, verb string, logger *slog.Logger) int {
-	var err error
-	switch verb {
-	case "up":
-		err = sfsql.MigrateUp(dsn, logger)
-	case "down":
-		err = sfsql.MigrateDown(dsn, logger)
-	case "version":
-		var v uint
-		var dirty bool
-		v, dirty, err = sfsql.MigrationVersion(dsn)
-		if err == nil {
-			fmt.Printf("version %d dirty %v\n", v, dirty)
-		}
-	default:
-		fmt.Fprintln(os.Stderr, "usage: primary [flags] migrate up|down|version")
-		return 2
-	}
-	if err != nil {
-		logger.Error("migrate "+verb, "err", err)
-		return 1
-	}
-	return 0
-}
-
-// grantAdmin makes the account with email an admin. It needs the database
-// alone, not the code key or any other setting, so that whoever can reach
-// the database can make the first admin.
-func grantAdmin(dsn, email string, logger *slog.Logger) int {
-	email = strings.ToLower(strings.TrimSpace(email))
-	if email == "" {
-		fmt.Fprintln(os.Stderr, "usage: primary [flags] grant-admin EMAIL")
-		return 2
-	}
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		logger.Error("database address", "err", err)
-		return 1
-	}
-	defer pool.Close()
-	st := store.New(pool, nil, logger) // SetAdmin encodes no link code: no codec
-	defer st.Close()
-	switch err := st.SetAdmin(ctx, email, true); {
-	case errors.Is(err, store.ErrNotFound):
-		logger.Error("grant-admin: no account has this email; sign up first", "email", email)
-		return 1
-	case err != nil:
-		logger.Error("grant-admin", "email", email, "err", err)
-		return 1
-	}
-	logger.Info("admin granted", "email", email)
-	return 0
 }
 
 func fatal(logger *slog.Logger, msg string) {
