@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -92,27 +91,13 @@ func main() {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	replicaDSN := os.Getenv("SHORTFLEET_REPLICA_DSN")
-	rcfg, err := pgxpool.ParseConfig(replicaDSN)
-	if err != nil {
-		fatal(logger, fmt.Sprintf("SHORTFLEET_REPLICA_DSN: %v", err))
-	}
-	if !strings.Contains(replicaDSN, "pool_max_conns") {
-		// Misses wait on round trips, not CPU: more connections than cores.
-		rcfg.MaxConns = 16
-	}
-	replica, err := pgxpool.NewWithConfig(ctx, rcfg)
+	replica, err := links.OpenReplica(ctx, os.Getenv("SHORTFLEET_REPLICA_DSN"))
 	if err != nil {
 		fatal(logger, fmt.Sprintf("SHORTFLEET_REPLICA_DSN: %v", err))
 	}
 	var primary *pgxpool.Pool
 	if dsn := os.Getenv("SHORTFLEET_PRIMARY_DSN"); dsn != "" {
-		cfg, err := pgxpool.ParseConfig(dsn)
-		if err != nil {
-			fatal(logger, fmt.Sprintf("SHORTFLEET_PRIMARY_DSN: %v", err))
-		}
-		cfg.MaxConns = 8
-		if primary, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		if primary, err = links.OpenPrimary(ctx, dsn); err != nil {
 			fatal(logger, fmt.Sprintf("SHORTFLEET_PRIMARY_DSN: %v", err))
 		}
 	} else {
@@ -122,14 +107,8 @@ func main() {
 	if err != nil {
 		fatal(logger, err.Error())
 	}
-	// Answering before the watermark is known could 404 a recent link.
-	t := time.Now()
-	for resolver.Poll(ctx); !resolver.Polled(); resolver.Poll(ctx) {
-		if time.Since(t) > 5*time.Second {
-			logger.Warn("neither the replica nor the primary answers; waiting before serving")
-			t = time.Now()
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := resolver.WaitPolled(ctx); err != nil {
+		fatal(logger, err.Error())
 	}
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
