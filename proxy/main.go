@@ -116,7 +116,7 @@ func main() {
 
 	// A log folder that cannot be opened (unwritable, full) does not stop
 	// the proxy: it answers, counts the records it drops, and tries again.
-	var logw *accesslog.Log
+	var logw *accesslog.Log     // nil with -no-log: logging off
 	var alog redirect.AccessLog // stays a nil interface with -no-log
 	if !*noLog {
 		logw, err = accesslog.Open(accesslog.Config{
@@ -152,18 +152,11 @@ func main() {
 	logger.Info("listening on http://"+adminLn.Addr().String(), "listener", "admin")
 	src := metrics.Sources{
 		Statuses: rs.Statuses, Links: resolver.Stats, Ready: resolver.Ready, LagNS: resolver.LagNS,
-		Watermark: resolver.Watermark,
-		Log:       func() logfmt.WriterStats { return statsOf(logw) },
-		LogOpen:   func() bool { return logw != nil && logw.Opened() },
-		Segments:  func() (int, int) { return countsOf(logw) },
-	}
-	var segs admin.Segments = noSegments{}
-	if logw != nil {
-		segs = logw
+		Watermark: resolver.Watermark, Log: logw.Stats, LogOpen: logw.Opened, Segments: logw.SegmentCounts,
 	}
 	adminSrv := &http.Server{
 		Handler: admin.Handler(admin.Config{
-			Proxy: *id, LogDir: *logDir, Token: token, ReadToken: readToken, Segments: segs, Ready: resolver.Ready,
+			Proxy: *id, LogDir: *logDir, Token: token, ReadToken: readToken, Segments: logw, Ready: resolver.Ready,
 			Metrics: promhttp.HandlerFor(metrics.Registry(src), promhttp.HandlerOpts{}),
 		}, logger),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -209,27 +202,8 @@ func main() {
 		}
 		return nil
 	})
-	st := statsOf(logw)
+	st := logw.Stats()
 	logger.Info("stopped", "logged", st.Written, "dropped", st.Dropped)
-}
-
-type noSegments struct{}
-
-func (noSegments) Pending() []logfmt.Entry     { return nil }
-func (noSegments) MarkIngested([]string) error { return errors.New("logging is off") }
-
-func statsOf(w *accesslog.Log) logfmt.WriterStats {
-	if w == nil {
-		return logfmt.WriterStats{}
-	}
-	return w.Stats()
-}
-
-func countsOf(w *accesslog.Log) (int, int) {
-	if w == nil {
-		return 0, 0
-	}
-	return w.SegmentCounts()
 }
 
 func fatal(logger *slog.Logger, msg string) {
