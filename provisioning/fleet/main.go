@@ -4,8 +4,6 @@
 //	fleet down [-state .fleet]                     stop a fleet started by `fleet up`
 //	fleet admin [-state .fleet] [-bin bin] EMAIL   make an account of that fleet an admin
 //	                                               (`make admin EMAIL=...`)
-//	fleet init                                     a throwaway test host's init (hostinit);
-//	                                               run as systemctl, it is that host's systemctl
 //	fleet promote -candidates h:5432,h:5432 [-new h:5432]
 //	                                               promote the most advanced standby
 //	                                               (or -new) and repoint the others;
@@ -31,25 +29,17 @@ import (
 	"time"
 
 	"shortfleet/provisioning/failover"
-	"shortfleet/provisioning/hostinit"
 	"shortfleet/provisioning/localfleet"
 )
 
 func main() {
-	// On a throwaway test host this binary is also systemctl (hostinit).
-	if filepath.Base(os.Args[0]) == "systemctl" {
-		os.Exit(hostinit.Systemctl(os.Args[1:], os.Stdout, os.Stderr))
-	}
-	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "admin" && os.Args[1] != "promote" && os.Args[1] != "init") {
-		fmt.Fprintln(os.Stderr, "usage: fleet up|down|admin|promote|init [flags]")
+	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "admin" && os.Args[1] != "promote") {
+		fmt.Fprintln(os.Stderr, "usage: fleet up|down|admin|promote [flags]")
 		os.Exit(2)
 	}
 	verb := os.Args[1]
-	switch verb {
-	case "promote":
+	if verb == "promote" {
 		os.Exit(promote(os.Args[2:]))
-	case "init":
-		os.Exit(hostInit())
 	}
 	fs := flag.NewFlagSet("fleet "+verb, flag.ExitOnError)
 	state := fs.String("state", ".fleet", "state folder")
@@ -108,27 +98,6 @@ func promote(args []string) int {
 		fmt.Println("unchanged: already the primary")
 	}
 	fmt.Printf("new primary: %s\n", res.Primary)
-	return 0
-}
-
-// hostInit stands in for systemd as a throwaway test host's init: it
-// starts the enabled units and serves systemctl until SIGTERM, then stops
-// every service.
-func hostInit() int {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "hostinit")
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer cancel()
-	// systemd's default for services: a soft limit of 1024 descriptors
-	// and a hard one of 524288, which daemons such as HAProxy raise to.
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 1024, Max: 524288}); err != nil {
-		logger.Warn("could not set the services' descriptor limit", "err", err)
-	}
-	in := hostinit.New(logger)
-	in.Boot()
-	if err := in.Serve(ctx); err != nil {
-		logger.Error("init failed", "err", err)
-		return 1
-	}
 	return 0
 }
 
