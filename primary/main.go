@@ -21,8 +21,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +29,7 @@ import (
 	"shortfleet/primary/internal/api"
 	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/store"
+	"shortfleet/primary/internal/subcmd"
 	"shortfleet/primary/internal/target"
 	"shortfleet/primary/internal/web"
 	sfsql "shortfleet/sql"
@@ -42,59 +41,6 @@ func env(name, def string) string {
 		return v
 	}
 	return def
-}
-
-// rateFlag is a rate limit written "N/duration", e.g. "10/1m"; "0" is no
-// limit.
-type rateFlag struct {
-	rule *limit.Rule
-	per  time.Duration // as set: Every is per/Burst, rounded down to the nanosecond
-}
-
-func (f *rateFlag) String() string {
-	if f.rule == nil {
-		return "0"
-	}
-	return fmt.Sprintf("%d/%s", f.rule.Burst, f.per)
-}
-
-func (f *rateFlag) Set(s string) error {
-	if s == "0" {
-		f.rule = nil
-		return nil
-	}
-	n, d, ok := strings.Cut(s, "/")
-	count, err := strconv.Atoi(n)
-	if !ok || err != nil || count <= 0 {
-		return fmt.Errorf("want N/duration, like 10/1m")
-	}
-	per, err := time.ParseDuration(d)
-	if err != nil || per <= 0 {
-		return fmt.Errorf("want N/duration, like 10/1m")
-	}
-	// "300/1s" is an event every 3,333,333 ns (rounded down); "1000/1ns"
-	// would be no limit at all.
-	every := per / time.Duration(count)
-	if every <= 0 {
-		return fmt.Errorf("%s is more than one event a nanosecond", s)
-	}
-	f.rule, f.per = &limit.Rule{Every: every, Burst: count}, per
-	return nil
-}
-
-func (f *rateFlag) limiter() *limit.Limiter {
-	if f.rule == nil {
-		return nil
-	}
-	return limit.New(*f.rule)
-}
-
-func rate(def string) *rateFlag {
-	f := &rateFlag{}
-	if err := f.Set(def); err != nil {
-		panic(err)
-	}
-	return f
 }
 
 func main() {
@@ -109,11 +55,11 @@ func main() {
 		proxies    = flag.String("proxies", env("SHORTFLEET_PROXIES", ""), "comma-separated proxy admin URLs, for the fleet page")
 		fleetHosts = flag.String("fleet-hosts", env("SHORTFLEET_FLEET_HOSTS", ""), "comma-separated hosts (or URLs) the fleet serves on besides the short base's: proxies, balancers; links to them are refused")
 		trusted    = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client, for rate limits")
-		rSignup    = rate("20/1h")
-		rLogin     = rate("30/1m")
-		rLoginUser = rate("10/1m")
-		rCreate    = rate("100/1s")
-		rCreateIP  = rate("300/1s")
+		rSignup    = limit.NewRateFlag("20/1h")
+		rLogin     = limit.NewRateFlag("30/1m")
+		rLoginUser = limit.NewRateFlag("10/1m")
+		rCreate    = limit.NewRateFlag("100/1s")
+		rCreateIP  = limit.NewRateFlag("300/1s")
 	)
 	flag.Var(rSignup, "rate-signup", "sign-ups per client address (N/duration; 0: none)")
 	flag.Var(rLogin, "rate-login", "log-in attempts per client address")
@@ -127,11 +73,8 @@ func main() {
 	if err != nil {
 		fatal(logger, err.Error())
 	}
-	switch flag.Arg(0) {
-	case "migrate":
-		os.Exit(migrateCmd(dbURL, flag.Arg(1), logger))
-	case "grant-admin":
-		os.Exit(grantAdmin(dbURL, flag.Arg(1), logger))
+	if cmd, ok := subcmd.Lookup(flag.Arg(0)); ok {
+		os.Exit(cmd.Run(dbURL, flag.Args()[1:], os.Stdout, os.Stderr, logger))
 	}
 	key, err := hex.DecodeString(os.Getenv("SHORTFLEET_CODE_KEY"))
 	if err != nil || len(key) < codes.MinKeyLen {
@@ -177,16 +120,11 @@ func main() {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}
 	st := store.New(pool, codec, logger)
-	var proxyURLs []string
-	for _, p := range strings.Split(*proxies, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			proxyURLs = append(proxyURLs, p)
-		}
-	}
+	proxyURLs := items(*proxies)
 	// One set of buckets for the API and the browser: neither is a way
 	// around the other's limits.
-	limits := limit.Limits{SignupPerAddr: rSignup.limiter(), LoginPerAddr: rLogin.limiter(), LoginPerAccount: rLoginUser.limiter(),
-		CreatePerAccount: rCreate.limiter(), CreatePerAddr: rCreateIP.limiter(), TrustedProxies: trustedNets}
+	limits := limit.Limits{SignupPerAddr: rSignup.Limiter(), LoginPerAddr: rLogin.Limiter(), LoginPerAccount: rLoginUser.Limiter(),
+		CreatePerAccount: rCreate.Limiter(), CreatePerAddr: rCreateIP.Limiter(), TrustedProxies: trustedNets}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: limits}, logger, st).Register(mux)
@@ -236,61 +174,6 @@ func main() {
 	})
 	step("link writer", func() error { st.Close(); return nil })
 	step("database pool", func() error { pool.Close(); return nil })
-}
-
-func migrateCmd(dsn, verb string, logger *slog.Logger) int {
-	var err error
-	switch verb {
-	case "up":
-		err = sfsql.MigrateUp(dsn, logger)
-	case "down":
-		err = sfsql.MigrateDown(dsn, logger)
-	case "version":
-		var v uint
-		var dirty bool
-		v, dirty, err = sfsql.MigrationVersion(dsn)
-		if err == nil {
-			fmt.Printf("version %d dirty %v\n", v, dirty)
-		}
-	default:
-		fmt.Fprintln(os.Stderr, "usage: primary [flags] migrate up|down|version")
-		return 2
-	}
-	if err != nil {
-		logger.Error("migrate "+verb, "err", err)
-		return 1
-	}
-	return 0
-}
-
-// grantAdmin makes the account with email an admin. It needs the database
-// alone, not the code key or any other setting, so that whoever can reach
-// the database can make the first admin.
-func grantAdmin(dsn, email string, logger *slog.Logger) int {
-	email = strings.ToLower(strings.TrimSpace(email))
-	if email == "" {
-		fmt.Fprintln(os.Stderr, "usage: primary [flags] grant-admin EMAIL")
-		return 2
-	}
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		logger.Error("database address", "err", err)
-		return 1
-	}
-	defer pool.Close()
-	st := store.New(pool, nil, logger) // SetAdmin encodes no link code: no codec
-	defer st.Close()
-	switch err := st.SetAdmin(ctx, email, true); {
-	case errors.Is(err, sfsql.ErrNotFound):
-		logger.Error("grant-admin: no account has this email; sign up first", "email", email)
-		return 1
-	case err != nil:
-		logger.Error("grant-admin", "email", email, "err", err)
-		return 1
-	}
-	logger.Info("admin granted", "email", email)
-	return 0
 }
 
 func fatal(logger *slog.Logger, msg string) {

@@ -12,10 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -82,38 +80,24 @@ func main() {
 	if err != nil {
 		fatal(logger, err.Error())
 	}
-	trustedNets, err := parsePrefixes(*trusted)
+	trustedNets, err := redirect.ParseTrustedProxies(*trusted)
 	if err != nil {
 		fatal(logger, err.Error())
 	}
-	redactNames, err := parseHeaderNames(*redact)
+	redactNames, err := redirect.ParseRedactHeaders(*redact)
 	if err != nil {
 		fatal(logger, err.Error())
 	}
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	replicaDSN := os.Getenv("SHORTFLEET_REPLICA_DSN")
-	rcfg, err := pgxpool.ParseConfig(replicaDSN)
-	if err != nil {
-		fatal(logger, fmt.Sprintf("SHORTFLEET_REPLICA_DSN: %v", err))
-	}
-	if !strings.Contains(replicaDSN, "pool_max_conns") {
-		// Misses wait on round trips, not CPU: more connections than cores.
-		rcfg.MaxConns = 16
-	}
-	replica, err := pgxpool.NewWithConfig(ctx, rcfg)
+	replica, err := links.OpenReplica(ctx, os.Getenv("SHORTFLEET_REPLICA_DSN"))
 	if err != nil {
 		fatal(logger, fmt.Sprintf("SHORTFLEET_REPLICA_DSN: %v", err))
 	}
 	var primary *pgxpool.Pool
 	if dsn := os.Getenv("SHORTFLEET_PRIMARY_DSN"); dsn != "" {
-		cfg, err := pgxpool.ParseConfig(dsn)
-		if err != nil {
-			fatal(logger, fmt.Sprintf("SHORTFLEET_PRIMARY_DSN: %v", err))
-		}
-		cfg.MaxConns = 8
-		if primary, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		if primary, err = links.OpenPrimary(ctx, dsn); err != nil {
 			fatal(logger, fmt.Sprintf("SHORTFLEET_PRIMARY_DSN: %v", err))
 		}
 	} else {
@@ -123,14 +107,8 @@ func main() {
 	if err != nil {
 		fatal(logger, err.Error())
 	}
-	// Answering before the watermark is known could 404 a recent link.
-	t := time.Now()
-	for resolver.Poll(ctx); !resolver.Polled(); resolver.Poll(ctx) {
-		if time.Since(t) > 5*time.Second {
-			logger.Warn("neither the replica nor the primary answers; waiting before serving")
-			t = time.Now()
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := resolver.WaitPolled(ctx); err != nil {
+		fatal(logger, err.Error())
 	}
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
@@ -138,7 +116,7 @@ func main() {
 
 	// A log folder that cannot be opened (unwritable, full) does not stop
 	// the proxy: it answers, counts the records it drops, and tries again.
-	var logw *accesslog.Log
+	var logw *accesslog.Log     // nil with -no-log: logging off
 	var alog redirect.AccessLog // stays a nil interface with -no-log
 	if !*noLog {
 		logw, err = accesslog.Open(accesslog.Config{
@@ -174,18 +152,11 @@ func main() {
 	logger.Info("listening on http://"+adminLn.Addr().String(), "listener", "admin")
 	src := metrics.Sources{
 		Statuses: rs.Statuses, Links: resolver.Stats, Ready: resolver.Ready, LagNS: resolver.LagNS,
-		Watermark: resolver.Watermark,
-		Log:       func() logfmt.WriterStats { return statsOf(logw) },
-		LogOpen:   func() bool { return logw != nil && logw.Opened() },
-		Segments:  func() (int, int) { return countsOf(logw) },
-	}
-	var segs admin.Segments = noSegments{}
-	if logw != nil {
-		segs = logw
+		Watermark: resolver.Watermark, Log: logw.Stats, LogOpen: logw.Opened, Segments: logw.SegmentCounts,
 	}
 	adminSrv := &http.Server{
 		Handler: admin.Handler(admin.Config{
-			Proxy: *id, LogDir: *logDir, Token: token, ReadToken: readToken, Segments: segs, Ready: resolver.Ready,
+			Proxy: *id, LogDir: *logDir, Token: token, ReadToken: readToken, Segments: logw, Ready: resolver.Ready,
 			Metrics: promhttp.HandlerFor(metrics.Registry(src), promhttp.HandlerOpts{}),
 		}, logger),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -231,92 +202,8 @@ func main() {
 		}
 		return nil
 	})
-	st := statsOf(logw)
+	st := logw.Stats()
 	logger.Info("stopped", "logged", st.Written, "dropped", st.Dropped)
-}
-
-type noSegments struct{}
-
-func (noSegments) Pending() []logfmt.Entry     { return nil }
-func (noSegments) MarkIngested([]string) error { return errors.New("logging is off") }
-
-func statsOf(w *accesslog.Log) logfmt.WriterStats {
-	if w == nil {
-		return logfmt.WriterStats{}
-	}
-	return w.Stats()
-}
-
-func countsOf(w *accesslog.Log) (int, int) {
-	if w == nil {
-		return 0, 0
-	}
-	return w.SegmentCounts()
-}
-
-func parsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(f); err == nil {
-			// Peers are unmapped before they are matched (a dual-stack
-			// socket reports an IPv4 client as ::ffff:a.b.c.d), so an
-			// IPv4-mapped prefix would hold none of them: keep the IPv4
-			// prefix it names. One shorter than /96 is part IPv4, part
-			// IPv6, and no one means that.
-			if p.Addr().Is4In6() {
-				if p.Bits() < 96 {
-					return nil, fmt.Errorf("-trusted-proxies: %q mixes IPv4-mapped and IPv6 addresses; give the IPv4 CIDR", f)
-				}
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-			}
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, fmt.Errorf("-trusted-proxies: %q is neither an address nor a CIDR", f)
-		}
-		if a.Zone() != "" {
-			// A prefix holds no zone, and a zoned peer is in no prefix.
-			return nil, fmt.Errorf("-trusted-proxies: %q has a zone; give the address without it", f)
-		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-	}
-	return out, nil
-}
-
-// parseHeaderNames reads -redact-headers: header names, comma-separated.
-// A name must be an HTTP token (RFC 9110), or no request could carry it;
-// the headers the log keeps in columns of their own are refused, since
-// the stats read those columns and redacting them would silently do
-// nothing.
-func parseHeaderNames(s string) ([]string, error) {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		for i := 0; i < len(f); i++ {
-			if !isTokenChar(f[i]) {
-				return nil, fmt.Errorf("-redact-headers: %q is not a header name", f)
-			}
-		}
-		for _, col := range []string{"Host", "User-Agent", "Referer", "Accept-Language"} {
-			if strings.EqualFold(f, col) {
-				return nil, fmt.Errorf("-redact-headers: %s is logged in a column of its own, which the stats read; it cannot be redacted", col)
-			}
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
-// isTokenChar reports a tchar of RFC 9110 section 5.6.2.
-func isTokenChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 func fatal(logger *slog.Logger, msg string) {

@@ -330,3 +330,76 @@ func TestRefusesReadTokenEqualToAdminToken(t *testing.T) {
 		t.Fatalf("exited without naming the tokens:\n%s", out)
 	}
 }
+
+// TestNoLog runs the real binary with -no-log: it redirects, writes
+// nothing to its log folder, its metrics show the log closed with no
+// record and no segment, its admin API lists no segment and refuses an
+// acknowledgement ("logging is off"), and it stops cleanly.
+func TestNoLog(t *testing.T) {
+	bin := proxyBinary(t)
+	ctx := context.Background()
+	// The primary stands in for the replica: the proxy reads the same
+	// tables, and this test is about the log, not replication.
+	db, pdb := pgcluster.StartTestDatabase(t)
+	var id int64
+	if err := pdb.QueryRow(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('t@example.com', 'x') RETURNING id)
+		INSERT INTO links (user_id, target) SELECT id, 'https://example.com/landing' FROM u RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	logDir := t.TempDir()
+	key, token := []byte("main-test-key-0123456"), pgcluster.RandomSecret(16)
+	codec, _ := codes.New(key)
+	code, _ := codec.Encode(id)
+	cmd := exec.Command(bin, "-id", "proxy-n", "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-dir", logDir, "-no-log")
+	cmd.Env = append(os.Environ(), "SHORTFLEET_CODE_KEY="+hex.EncodeToString(key), "SHORTFLEET_ADMIN_TOKEN="+token,
+		"SHORTFLEET_REPLICA_DSN="+db.DSN("shortfleet"))
+	p := start(t, cmd)
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(p.urls["redirect"] + "/" + code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 302 {
+		t.Fatalf("redirect: %d", resp.StatusCode)
+	}
+	metrics := scrapeMetrics(t, p.urls["admin"], token)
+	for _, want := range []string{"shortfleet_proxy_log_open 0", `shortfleet_proxy_log_records_total{result="appended"} 0`,
+		`shortfleet_proxy_log_records_total{result="dropped"} 0`, "shortfleet_proxy_segments_on_disk 0", "shortfleet_proxy_segments_pending 0",
+		`shortfleet_proxy_requests_total{status="302"} 1`} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	admin := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, p.urls["admin"]+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := admin("GET", "/segments", ""); st != 200 || strings.TrimSpace(body) != `{"proxy":"proxy-n","segments":[]}` {
+		t.Errorf("GET /segments: %d %s", st, body)
+	}
+	if st, body := admin("POST", "/segments/ingested", `{"names":["x"]}`); st != 400 || strings.TrimSpace(body) != "logging is off" {
+		t.Errorf("POST /segments/ingested: %d %q, want 400 logging is off", st, body)
+	}
+	if err := p.stop(); err != nil {
+		t.Fatalf("proxy exited with %v\n%s", err, p.out.String())
+	}
+	if !regexp.MustCompile(`msg=stopped .*logged=0 dropped=0`).MatchString(p.out.String()) {
+		t.Errorf("the last line does not report nothing logged, nothing dropped:\n%s", p.out.String())
+	}
+	if entries, _ := os.ReadDir(logDir); len(entries) != 0 {
+		t.Errorf("the log folder holds %d files with logging off", len(entries))
+	}
+	if t.Failed() {
+		t.Logf("proxy output:\n%s", p.out.String())
+	}
+}

@@ -87,7 +87,7 @@ func TestApply(t *testing.T) {
 	errs := make([]error, len(applyHosts))
 	for i, h := range applyHosts {
 		wg.Go(func() {
-			hosts[i], errs[i] = testhost.Make(ctx, filepath.Join(dir, "hosts"), h.name, addr(h.n), filepath.Join(bin, "fleet"))
+			hosts[i], errs[i] = testhost.Make(ctx, filepath.Join(dir, "hosts"), h.name, addr(h.n), filepath.Join(bin, "hostinit"))
 		})
 	}
 	wg.Wait()
@@ -461,11 +461,14 @@ func setVar(t *testing.T, inv, name string, value any) {
 	must(t, os.WriteFile(path, data, 0o600))
 }
 
-// buildBinaries builds what the roles install, as make build does.
+// buildBinaries builds what the roles install and the control node runs
+// (fleet promote), as make build does, and the test hosts' init
+// (hostinit).
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	dir := pgcluster.TestDir(t)
-	out, err := exec.Command("go", "build", "-o", dir+"/", "shortfleet/primary", "shortfleet/proxy", "shortfleet/mapreduce", "shortfleet/provisioning/fleet").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "shortfleet/primary", "shortfleet/proxy", "shortfleet/mapreduce", "shortfleet/provisioning/fleet",
+		"shortfleet/provisioning/hostinit/cmd/hostinit").CombinedOutput()
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

@@ -4,8 +4,6 @@
 //	fleet down [-state .fleet]                     stop a fleet started by `fleet up`
 //	fleet admin [-state .fleet] [-bin bin] EMAIL   make an account of that fleet an admin
 //	                                               (`make admin EMAIL=...`)
-//	fleet init                                     a throwaway test host's init (hostinit);
-//	                                               run as systemctl, it is that host's systemctl
 //	fleet promote -candidates h:5432,h:5432 [-new h:5432]
 //	                                               promote the most advanced standby
 //	                                               (or -new) and repoint the others;
@@ -31,53 +29,72 @@ import (
 	"time"
 
 	"shortfleet/provisioning/failover"
-	"shortfleet/provisioning/hostinit"
 	"shortfleet/provisioning/localfleet"
 )
 
+// verbs are fleet's subcommands: the one list main dispatches on and its
+// usage line names. up, down and admin act on the fleet of this machine
+// and share its flags.
+var verbs = []struct {
+	name string
+	run  func(args []string) int
+}{
+	{"up", local("up", up)},
+	{"down", local("down", down)},
+	{"admin", local("admin", admin)},
+	{"promote", promote},
+}
+
 func main() {
-	// On a throwaway test host this binary is also systemctl (hostinit).
-	if filepath.Base(os.Args[0]) == "systemctl" {
-		os.Exit(hostinit.Systemctl(os.Args[1:], os.Stdout, os.Stderr))
+	var names []string
+	for _, v := range verbs {
+		if len(os.Args) > 1 && os.Args[1] == v.name {
+			os.Exit(v.run(os.Args[2:]))
+		}
+		names = append(names, v.name)
 	}
-	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down" && os.Args[1] != "admin" && os.Args[1] != "promote" && os.Args[1] != "init") {
-		fmt.Fprintln(os.Stderr, "usage: fleet up|down|admin|promote|init [flags]")
+	fmt.Fprintf(os.Stderr, "usage: fleet %s [flags]\n", strings.Join(names, "|"))
+	os.Exit(2)
+}
+
+// localOpts are the flags of the verbs on the fleet of this machine.
+type localOpts struct {
+	state, bin       string
+	n                int
+	subnet, schedule string
+	args             []string // what follows the flags
+	logger           *slog.Logger
+}
+
+// local makes the verb that parses the local fleet's flags, runs do, and
+// exits 1 if it fails.
+func local(verb string, do func(localOpts) error) func(args []string) int {
+	return func(args []string) int {
+		fs := flag.NewFlagSet("fleet "+verb, flag.ExitOnError)
+		state := fs.String("state", ".fleet", "state folder")
+		bin := fs.String("bin", "bin", "folder of the primary, proxy and mapreduce binaries")
+		n := fs.Int("n", 2, "number of proxy hosts, each with its own replica")
+		subnet := fs.String("subnet", "127.0.0", "first three octets of the hosts' loopback addresses")
+		schedule := fs.String("schedule", "*/5 * * * *", "mapreduce cron schedule")
+		fs.Parse(args)
+		logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "fleet")
+		o := localOpts{state: *state, bin: *bin, n: *n, subnet: *subnet, schedule: *schedule, args: fs.Args(), logger: logger}
+		if err := do(o); err != nil {
+			logger.Error(verb+" failed", "err", err)
+			return 1
+		}
+		return 0
+	}
+}
+
+func admin(o localOpts) error {
+	if len(o.args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: fleet admin [-state .fleet] [-bin bin] EMAIL")
 		os.Exit(2)
 	}
-	verb := os.Args[1]
-	switch verb {
-	case "promote":
-		os.Exit(promote(os.Args[2:]))
-	case "init":
-		os.Exit(hostInit())
-	}
-	fs := flag.NewFlagSet("fleet "+verb, flag.ExitOnError)
-	state := fs.String("state", ".fleet", "state folder")
-	bin := fs.String("bin", "bin", "folder of the primary, proxy and mapreduce binaries")
-	n := fs.Int("n", 2, "number of proxy hosts, each with its own replica")
-	subnet := fs.String("subnet", "127.0.0", "first three octets of the hosts' loopback addresses")
-	schedule := fs.String("schedule", "*/5 * * * *", "mapreduce cron schedule")
-	fs.Parse(os.Args[2:])
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "fleet")
-	var err error
-	switch verb {
-	case "up":
-		err = up(logger, *state, *bin, *n, *subnet, *schedule)
-	case "admin":
-		if fs.NArg() != 1 {
-			fmt.Fprintln(os.Stderr, "usage: fleet admin [-state .fleet] [-bin bin] EMAIL")
-			os.Exit(2)
-		}
-		var out string
-		out, err = localfleet.GrantAdmin(context.Background(), *state, *bin, fs.Arg(0))
-		fmt.Fprint(os.Stderr, out)
-	default:
-		err = down(logger, *state)
-	}
-	if err != nil {
-		logger.Error(verb+" failed", "err", err)
-		os.Exit(1)
-	}
+	out, err := localfleet.GrantAdmin(context.Background(), o.state, o.bin, o.args[0])
+	fmt.Fprint(os.Stderr, out)
+	return err
 }
 
 func promote(args []string) int {
@@ -111,27 +128,6 @@ func promote(args []string) int {
 	return 0
 }
 
-// hostInit stands in for systemd as a throwaway test host's init: it
-// starts the enabled units and serves systemctl until SIGTERM, then stops
-// every service.
-func hostInit() int {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "hostinit")
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer cancel()
-	// systemd's default for services: a soft limit of 1024 descriptors
-	// and a hard one of 524288, which daemons such as HAProxy raise to.
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 1024, Max: 524288}); err != nil {
-		logger.Warn("could not set the services' descriptor limit", "err", err)
-	}
-	in := hostinit.New(logger)
-	in.Boot()
-	if err := in.Serve(ctx); err != nil {
-		logger.Error("init failed", "err", err)
-		return 1
-	}
-	return 0
-}
-
 func pidFile(state string) string { return filepath.Join(state, "fleet.pid") }
 
 func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
@@ -145,11 +141,11 @@ func readPid(state string) int {
 	return pid
 }
 
-func up(logger *slog.Logger, state, bin string, n int, subnet, schedule string) error {
-	if pid := readPid(state); alive(pid) {
+func up(o localOpts) error {
+	if pid := readPid(o.state); alive(pid) {
 		return fmt.Errorf("a fleet is up already (pid %d); stop it with make down", pid)
 	}
-	binAbs, err := filepath.Abs(bin)
+	binAbs, err := filepath.Abs(o.bin)
 	if err != nil {
 		return err
 	}
@@ -157,17 +153,17 @@ func up(logger *slog.Logger, state, bin string, n int, subnet, schedule string) 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	f, err := localfleet.Start(ctx, localfleet.Config{
-		StateDir: state, BinDir: binAbs, Proxies: n, Subnet: subnet, Schedule: schedule,
-	}, logger)
+		StateDir: o.state, BinDir: binAbs, Proxies: o.n, Subnet: o.subnet, Schedule: o.schedule,
+	}, o.logger)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(pidFile(state), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(pidFile(o.state), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		f.Stop()
 		return err
 	}
-	defer os.Remove(pidFile(state))
-	printURLs(f, time.Since(start), state)
+	defer os.Remove(pidFile(o.state))
+	printURLs(f, time.Since(start), o.state)
 	<-ctx.Done()
 	fmt.Println("\nstopping the fleet…")
 	return f.Stop()
@@ -193,10 +189,10 @@ func printURLs(f *localfleet.Fleet, took time.Duration, state string) {
 	fmt.Print(b.String())
 }
 
-func down(logger *slog.Logger, state string) error {
-	pid := readPid(state)
+func down(o localOpts) error {
+	pid := readPid(o.state)
 	if !alive(pid) {
-		logger.Info("no fleet is running", "state", state)
+		o.logger.Info("no fleet is running", "state", o.state)
 		return nil
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
@@ -209,6 +205,6 @@ func down(logger *slog.Logger, state string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	logger.Info("fleet stopped", "pid", pid)
+	o.logger.Info("fleet stopped", "pid", pid)
 	return nil
 }

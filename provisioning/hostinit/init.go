@@ -22,8 +22,8 @@ import (
 	"shortfleet/provisioning/proc"
 )
 
-// Socket is where `fleet init` listens on its host, and `fleet systemctl`
-// asks.
+// Socket is where the init (the hostinit command) listens on its host,
+// and its systemctl asks.
 const Socket = "/run/shortfleet-init.sock"
 
 // WantsDir holds the symlinks of enabled units, as systemctl enable makes.
@@ -381,6 +381,20 @@ func (in *Init) Handler() http.Handler {
 		json.NewEncoder(w).Encode(in.Status(r.PathValue("unit")))
 	})
 	return mux
+}
+
+// Run is a host's init: it gives the services systemd's descriptor
+// limits, starts the enabled units and serves systemctl until ctx ends,
+// then stops every service.
+func Run(ctx context.Context, logger *slog.Logger) error {
+	// systemd's default for services: a soft limit of 1024 descriptors
+	// and a hard one of 524288, which daemons such as HAProxy raise to.
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 1024, Max: 524288}); err != nil {
+		logger.Warn("could not set the services' descriptor limit", "err", err)
+	}
+	in := New(logger)
+	in.Boot()
+	return in.Serve(ctx)
 }
 
 // Serve listens on Socket until ctx ends, then stops every service.

@@ -1,10 +1,11 @@
 // Package hostinit stands in for systemd on the throwaway hosts the
 // Ansible tests apply the playbooks to: chroots on this machine, where
-// systemd can't be PID 1. A host runs `fleet init`, which serves the
-// units Ansible installed under /etc/systemd/system (and the packages'
-// under /lib/systemd/system) through the same supervisor the local fleet
-// uses (package proc); `systemctl` on the host is `fleet systemctl`, which
-// asks it. It reads only what a service needs to run: Exec*, User, Group,
+// systemd can't be PID 1. A host's init is the hostinit command
+// (cmd/hostinit), which serves the units Ansible installed under
+// /etc/systemd/system (and the packages' under /lib/systemd/system)
+// through the same supervisor the local fleet uses (package proc);
+// `systemctl` on the host is the same binary under that name, which asks
+// it. It reads only what a service needs to run: Exec*, User, Group,
 // Environment, EnvironmentFile, WorkingDirectory, Restart. Sandboxing
 // directives are not applied here; `systemd-analyze verify` checks them.
 package hostinit

@@ -3,8 +3,9 @@
 // is an overlay of this machine's own root (so it has Debian and the
 // packages make test installed, and whatever Ansible writes stays its
 // own), with /proc, /sys and /dev bound in and a fresh /run and /tmp. It
-// listens on a loopback address of its own, and hostinit (`fleet init`)
-// stands in for systemd, which can't be PID 1 here. Ansible reaches it
+// listens on a loopback address of its own, and hostinit (the command
+// provisioning/hostinit/cmd/hostinit) stands in for systemd, which can't
+// be PID 1 here. Ansible reaches it
 // through the community.general.chroot connection. Making hosts needs
 // root.
 package testhost
@@ -23,6 +24,9 @@ import (
 	"shortfleet/provisioning/hostinit"
 )
 
+// initPath is where a host's init is installed, under its root.
+const initPath = "usr/local/sbin/hostinit"
+
 // Host is one throwaway host.
 type Host struct {
 	Name string
@@ -34,8 +38,9 @@ type Host struct {
 }
 
 // Make makes a host named name, at addr, in a folder under dir, and starts
-// its init from fleetBin (the fleet binary, which is also its systemctl).
-func Make(ctx context.Context, dir, name, addr, fleetBin string) (*Host, error) {
+// its init from hostinitBin (the hostinit command, which is also its
+// systemctl).
+func Make(ctx context.Context, dir, name, addr, hostinitBin string) (*Host, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("making a test host needs root (mount, chroot)")
 	}
@@ -67,9 +72,9 @@ func Make(ctx context.Context, dir, name, addr, fleetBin string) (*Host, error) 
 			return nil, fmt.Errorf("host %s: mount %s: %w", name, m.dst, err)
 		}
 	}
-	// This host's systemctl is hostinit's; its init is `fleet init`.
-	for _, p := range []string{"usr/local/sbin/fleet", "usr/bin/systemctl", "bin/systemctl"} {
-		if err := copyFile(fleetBin, filepath.Join(h.Root, p)); err != nil {
+	// This host's init is hostinit, and so is its systemctl.
+	for _, p := range []string{initPath, "usr/bin/systemctl", "bin/systemctl"} {
+		if err := copyFile(hostinitBin, filepath.Join(h.Root, p)); err != nil {
 			h.unmount()
 			return nil, fmt.Errorf("host %s: install %s: %w", name, p, err)
 		}
@@ -114,7 +119,7 @@ func (h *Host) startInit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("/usr/local/sbin/fleet", "init")
+	cmd := exec.Command("/" + initPath)
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"}
 	cmd.Stdout, cmd.Stderr = log, log

@@ -13,15 +13,16 @@ import (
 	"shortfleet/provisioning/pgcluster"
 )
 
-// buildFleet builds the fleet binary (init and systemctl of a test host).
-func buildFleet(t *testing.T) string {
+// buildHostinit builds the hostinit command (init and systemctl of a test
+// host).
+func buildHostinit(t *testing.T) string {
 	t.Helper()
 	dir := pgcluster.TestDir(t)
-	out, err := exec.Command("go", "build", "-o", dir+"/fleet", "shortfleet/provisioning/fleet").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/hostinit", "shortfleet/provisioning/hostinit/cmd/hostinit").CombinedOutput()
 	if err != nil {
-		t.Fatalf("build fleet: %v\n%s", err, out)
+		t.Fatalf("build hostinit: %v\n%s", err, out)
 	}
-	return dir + "/fleet"
+	return dir + "/hostinit"
 }
 
 // TestHostAndInit makes a host and runs a unit through its systemctl the
@@ -37,7 +38,7 @@ func TestHostAndInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := Make(ctx, pgcluster.TestDir(t), "host-a", addr, buildFleet(t))
+	h, err := Make(ctx, pgcluster.TestDir(t), "host-a", addr, buildHostinit(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,20 +1,21 @@
 package web
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"shortfleet/provisioning/rawhttp"
 )
 
 // rawServer serves e's handler on real TCP through HTTPServer, with the
@@ -31,30 +32,6 @@ func rawServer(t *testing.T, e *env) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
-}
-
-// rawExchange writes raw bytes on a new connection and reads every
-// response until the server closes it (closed false: 10 s passed).
-func rawExchange(t *testing.T, addr, raw string) (statuses []int, closed bool) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, raw)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			var ne net.Error
-			return statuses, !(errors.As(err, &ne) && ne.Timeout())
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		statuses = append(statuses, resp.StatusCode)
-	}
 }
 
 // TestHostileHTTP sends what attackers and broken clients send to the
@@ -96,11 +73,11 @@ func TestHostileHTTP(t *testing.T) {
 		{"obs-fold", "GET /login HTTP/1.1\r\nHost: sho.rt\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\n\r\n" + good, []int{200, 200}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, closed := rawExchange(t, addr, tc.raw)
-			if !slicesEqual(got, tc.want) || closed != tc.closed {
+			got, closed := rawhttp.Exchange(t, addr, tc.raw)
+			if !slices.Equal(got, tc.want) || closed != tc.closed {
 				t.Fatalf("answered %v (closed %v), want %v (closed %v)", got, closed, tc.want, tc.closed)
 			}
-			if got, _ := rawExchange(t, addr, good); !slicesEqual(got, []int{200}) {
+			if got, _ := rawhttp.Exchange(t, addr, good); !slices.Equal(got, []int{200}) {
 				t.Fatalf("after it, a good request was answered %v", got)
 			}
 		})
@@ -128,70 +105,13 @@ func TestHostileHTTP(t *testing.T) {
 	})
 
 	t.Run("slowloris", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		start := time.Now()
-		io.WriteString(c, "GET /login HTTP/1.1\r\nHost: sho.rt\r\n")
-		done := make(chan []byte)
-		go func() { b, _ := io.ReadAll(c); done <- b }()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case b := <-done:
-				t.Logf("slowloris cut off after %s: %q", time.Since(start).Round(time.Millisecond), firstLine(b))
-				if bytes.HasPrefix(b, []byte("HTTP/1.1 200")) {
-					t.Fatalf("a slow client was answered %q", firstLine(b))
-				}
-				return
-			case <-tick.C:
-				if time.Since(start) > 30*time.Second {
-					t.Fatal("a slowloris connection was kept for 30 s")
-				}
-				io.WriteString(c, "X-Slow: 1\r\n")
-			}
+		if b := rawhttp.Slowloris(t, addr, "GET /login HTTP/1.1\r\nHost: sho.rt\r\n"); bytes.HasPrefix(b, []byte("HTTP/1.1 200")) {
+			t.Fatalf("a slow client was answered %q", rawhttp.FirstLine(b))
 		}
 	})
 	t.Run("idle keep-alive", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		io.WriteString(c, "GET /login HTTP/1.1\r\nHost: sho.rt\r\n\r\n")
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("first request: %v", err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		start := time.Now()
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		if _, err := br.ReadByte(); err != io.EOF {
-			t.Fatalf("an idle connection was not closed: %v", err)
-		}
-		t.Logf("idle connection closed after %s", time.Since(start).Round(time.Millisecond))
+		rawhttp.IdleKeepAlive(t, addr, "GET /login HTTP/1.1\r\nHost: sho.rt\r\n\r\n", 200)
 	})
-}
-
-func slicesEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func firstLine(b []byte) string {
-	s, _, _ := strings.Cut(string(b), "\r\n")
-	return s
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.

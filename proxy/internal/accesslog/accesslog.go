@@ -33,9 +33,15 @@ type Config struct {
 // opened.
 var ErrNotOpen = errors.New("access log folder not open")
 
+// ErrOff is returned by MarkIngested of a nil Log: logging is off.
+var ErrOff = errors.New("logging is off")
+
 // Log is the proxy's access log: a logfmt.Writer once its folder has
 // opened, a counter of dropped records until then. It is safe for
-// concurrent use.
+// concurrent use. A nil *Log is logging turned off (the proxy's -no-log):
+// it never opens, counts nothing, holds no segments and refuses
+// acknowledgements with ErrOff, so the metrics and the admin API read it
+// as they read any other.
 type Log struct {
 	cfg    Config
 	logger *slog.Logger
@@ -124,6 +130,9 @@ func (l *Log) logDrops(err error) {
 // opened. It copies everything it keeps from r and never waits for the
 // disk.
 func (l *Log) Append(r *logfmt.Record) {
+	if l == nil {
+		return
+	}
 	if w := l.w.Load(); w != nil {
 		w.Append(r)
 		return
@@ -132,13 +141,16 @@ func (l *Log) Append(r *logfmt.Record) {
 }
 
 // Opened reports whether the log folder has opened.
-func (l *Log) Opened() bool { return l.w.Load() != nil }
+func (l *Log) Opened() bool { return l != nil && l.w.Load() != nil }
 
 // Stats returns the writer's counters, with the records dropped before the
 // folder opened counted as appended and dropped, and failed attempts to
 // open it as write errors.
 func (l *Log) Stats() logfmt.WriterStats {
 	var st logfmt.WriterStats
+	if l == nil {
+		return st
+	}
 	if w := l.w.Load(); w != nil {
 		st = w.Stats()
 	}
@@ -152,6 +164,9 @@ func (l *Log) Stats() logfmt.WriterStats {
 // Pending returns the sealed segments not yet acknowledged as ingested;
 // none while the folder has not opened.
 func (l *Log) Pending() []logfmt.Entry {
+	if l == nil {
+		return nil
+	}
 	if w := l.w.Load(); w != nil {
 		return w.Pending()
 	}
@@ -161,6 +176,9 @@ func (l *Log) Pending() []logfmt.Entry {
 // MarkIngested records acknowledged segments; ErrNotOpen while the folder
 // has not opened (the mapreduce job acknowledges again on its next run).
 func (l *Log) MarkIngested(names []string) error {
+	if l == nil {
+		return ErrOff
+	}
 	if w := l.w.Load(); w != nil {
 		return w.MarkIngested(names)
 	}
@@ -170,6 +188,9 @@ func (l *Log) MarkIngested(names []string) error {
 // SegmentCounts returns how many sealed segments are on disk and how many
 // are pending; zero while the folder has not opened.
 func (l *Log) SegmentCounts() (onDisk, pending int) {
+	if l == nil {
+		return 0, 0
+	}
 	if w := l.w.Load(); w != nil {
 		return w.SegmentCounts()
 	}
@@ -180,6 +201,9 @@ func (l *Log) SegmentCounts() (onDisk, pending int) {
 // Records appended after Close are dropped. It reports drops, as
 // logfmt.Writer.Close does.
 func (l *Log) Close() error {
+	if l == nil {
+		return nil
+	}
 	l.closeOnce.Do(func() { close(l.stop) })
 	<-l.done
 	var err error

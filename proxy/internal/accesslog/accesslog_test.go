@@ -50,3 +50,23 @@ func TestNeedsProxyID(t *testing.T) {
 		t.Fatal("opened without a proxy id")
 	}
 }
+
+// TestOff: a nil Log is logging turned off (-no-log): never open, nothing
+// counted or pending, acknowledgements refused with ErrOff, and Append
+// and Close do nothing.
+func TestOff(t *testing.T) {
+	var l *Log
+	l.Append(&logfmt.Record{Time: 1, Status: 302})
+	if l.Opened() || l.Pending() != nil || l.Stats() != (logfmt.WriterStats{}) {
+		t.Fatalf("off: opened %v, pending %v, stats %+v", l.Opened(), l.Pending(), l.Stats())
+	}
+	if onDisk, pending := l.SegmentCounts(); onDisk != 0 || pending != 0 {
+		t.Fatalf("off: %d segments on disk, %d pending", onDisk, pending)
+	}
+	if err := l.MarkIngested([]string{"x"}); !errors.Is(err, ErrOff) || err.Error() != "logging is off" {
+		t.Fatalf("off: MarkIngested %v, want ErrOff", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("off: Close %v", err)
+	}
+}

@@ -42,6 +42,26 @@ func (r *Resolver) Run(ctx context.Context) {
 	}
 }
 
+// WaitPolled polls until a poll succeeds, every 200 ms, warning every 5 s
+// that neither database answers: until then the watermark is unknown, and
+// answering could 404 a link created moments ago. It returns ctx's error
+// if ctx ends first.
+func (r *Resolver) WaitPolled(ctx context.Context) error {
+	t := time.Now()
+	for r.Poll(ctx); !r.Polled(); r.Poll(ctx) {
+		if time.Since(t) > 5*time.Second {
+			r.logger.Warn("neither the replica nor the primary answers; waiting before serving")
+			t = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // Poll polls once: the replica if it answers, else the primary.
 func (r *Resolver) Poll(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -1,18 +1,16 @@
 package redirect
 
 import (
-	"bufio"
-	"errors"
-	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"github.com/valyala/fasthttp"
+	"shortfleet/provisioning/rawhttp"
 )
 
 // hostileServer serves the handler on real TCP with the proxy's own
@@ -30,42 +28,6 @@ func hostileServer(t *testing.T, e *env) string {
 	go fs.Serve(ln)
 	t.Cleanup(func() { fs.Shutdown() })
 	return ln.Addr().String()
-}
-
-// exchange writes raw bytes on a new connection and reads every response
-// until the server closes it (or 10 s pass: closed reports which).
-func exchange(t *testing.T, addr, raw string) (statuses []int, closed bool) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	for {
-		var resp fasthttp.Response
-		if err := resp.Read(br); err != nil {
-			var ne net.Error
-			return statuses, !(errors.As(err, &ne) && ne.Timeout())
-		}
-		statuses = append(statuses, resp.StatusCode())
-	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestHostileHTTP sends what attackers and broken clients send, over real
@@ -108,11 +70,11 @@ func TestHostileHTTP(t *testing.T) {
 		{"obs-fold", "GET /" + code + " HTTP/1.1\r\nHost: sho.rt\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\n\r\n" + good, []int{302, 302}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, closed := exchange(t, addr, tc.raw)
-			if !equalInts(got, tc.want) || !closed {
+			got, closed := rawhttp.Exchange(t, addr, tc.raw)
+			if !slices.Equal(got, tc.want) || !closed {
 				t.Fatalf("answered %v (closed %v), want %v and the connection closed", got, closed, tc.want)
 			}
-			if got, _ := exchange(t, addr, good); !equalInts(got, []int{302}) {
+			if got, _ := rawhttp.Exchange(t, addr, good); !slices.Equal(got, []int{302}) {
 				t.Fatalf("after it, a good request was answered %v", got)
 			}
 		})
@@ -123,54 +85,14 @@ func TestHostileHTTP(t *testing.T) {
 	}
 
 	t.Run("slowloris", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		start := time.Now()
-		io.WriteString(c, "GET /"+code+" HTTP/1.1\r\nHost: sho.rt\r\n")
 		// One header line every 100 ms, for ever: the server must cut it
 		// off at ReadTimeout (500 ms here).
-		done := make(chan []byte)
-		go func() { b, _ := io.ReadAll(c); done <- b }()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case b := <-done:
-				t.Logf("slowloris cut off after %s: %q", time.Since(start).Round(time.Millisecond), firstLine(b))
-				if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 408") {
-					t.Fatalf("a slow client was answered %q, want 408 or nothing", firstLine(b))
-				}
-				return
-			case <-tick.C:
-				if time.Since(start) > 30*time.Second {
-					t.Fatal("a slowloris connection was kept for 30 s")
-				}
-				io.WriteString(c, "X-Slow: 1\r\n")
-			}
+		b := rawhttp.Slowloris(t, addr, "GET /"+code+" HTTP/1.1\r\nHost: sho.rt\r\n")
+		if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 408") {
+			t.Fatalf("a slow client was answered %q, want 408 or nothing", rawhttp.FirstLine(b))
 		}
 	})
-	t.Run("idle keep-alive", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		io.WriteString(c, smuggled)
-		br := bufio.NewReader(c)
-		var resp fasthttp.Response
-		if err := resp.Read(br); err != nil || resp.StatusCode() != 302 {
-			t.Fatalf("first request: %v %d", err, resp.StatusCode())
-		}
-		start := time.Now()
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		if _, err := br.ReadByte(); err != io.EOF {
-			t.Fatalf("an idle connection was not closed: %v", err)
-		}
-		t.Logf("idle connection closed after %s", time.Since(start).Round(time.Millisecond))
-	})
+	t.Run("idle keep-alive", func(t *testing.T) { rawhttp.IdleKeepAlive(t, addr, smuggled, 302) })
 
 	// Invalid UTF-8 in every field the log keeps: the request is answered,
 	// the record is written with the bytes replaced by U+FFFD (logfmt's
@@ -181,13 +103,13 @@ func TestHostileHTTP(t *testing.T) {
 		raw := "GET /" + code + bad + "?q=" + bad + " HTTP/1.1\r\nHost: sho" + bad + ".rt\r\nUser-Agent: UA" + bad +
 			"\r\nReferer: https://r.example/" + bad + "\r\nAccept-Language: fr" + bad + "\r\nX-Name" + bad + ": v" + bad +
 			"\r\nX-Forwarded-For: " + bad + "\r\nConnection: close\r\n\r\n"
-		got, _ := exchange(t, addr, raw)
+		got, _ := rawhttp.Exchange(t, addr, raw)
 		if len(got) != 1 || (got[0] != 404 && got[0] != 400) {
 			t.Fatalf("answered %v", got)
 		}
-		got, _ = exchange(t, addr, "GET /"+code+"?q="+bad+" HTTP/1.1\r\nHost: sho.rt\r\nUser-Agent: "+bad+"\r\nReferer: "+bad+
+		got, _ = rawhttp.Exchange(t, addr, "GET /"+code+"?q="+bad+" HTTP/1.1\r\nHost: sho.rt\r\nUser-Agent: "+bad+"\r\nReferer: "+bad+
 			"\r\nAccept-Language: "+bad+"\r\nX-V: "+bad+"\r\nConnection: close\r\n\r\n")
-		if !equalInts(got, []int{302}) {
+		if !slices.Equal(got, []int{302}) {
 			t.Fatalf("answered %v, want 302", got)
 		}
 		rows := e.records()
@@ -213,11 +135,6 @@ func TestHostileHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-}
-
-func firstLine(b []byte) string {
-	s, _, _ := strings.Cut(string(b), "\r\n")
-	return s
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

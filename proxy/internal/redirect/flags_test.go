@@ -1,4 +1,4 @@
-package main
+package redirect
 
 import (
 	"net/http"
@@ -9,18 +9,19 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// FuzzParsePrefixes reads -trusted-proxies (SHORTFLEET_TRUSTED_PROXIES):
-// whatever it accepts is a list of masked prefixes, one a non-empty item,
-// each containing the address its item names as the proxy sees a peer
-// (IPv4-mapped addresses unmapped), none of them IPv4-mapped (a prefix
-// no unmapped peer is ever in); what it refuses names the flag.
-func FuzzParsePrefixes(f *testing.F) {
+// FuzzParseTrustedProxies reads -trusted-proxies
+// (SHORTFLEET_TRUSTED_PROXIES): whatever it accepts is a list of masked
+// prefixes, one a non-empty item, each containing the address its item
+// names as the proxy sees a peer (IPv4-mapped addresses unmapped), none of
+// them IPv4-mapped (a prefix no unmapped peer is ever in); what it refuses
+// names the flag.
+func FuzzParseTrustedProxies(f *testing.F) {
 	for _, s := range []string{"", "10.0.0.0/8", "10.1.2.3/8, 192.0.2.1", "2001:db8::/32,::ffff:10.0.0.1", " , ,", "garbage", "10.0.0.0/33", "1.2.3.4/-1", "fe80::1%eth0",
 		"::ffff:10.0.0.0/104", "::ffff:192.0.2.1/128", "::ffff:0.0.0.0/96", "::ffff:10.0.0.0/80", "::ffff:10.0.0.0/95", "::/0", "::ffff:10.1.2.3/104,10.0.0.0/8"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		ps, err := parsePrefixes(s)
+		ps, err := ParseTrustedProxies(s)
 		var items []string
 		for _, it := range strings.Split(s, ",") {
 			if it = strings.TrimSpace(it); it != "" {
@@ -54,11 +55,11 @@ func FuzzParsePrefixes(f *testing.F) {
 	})
 }
 
-// TestParsePrefixes: IPv4-mapped CIDRs are the IPv4 prefixes they name,
-// since the proxy unmaps a peer's address before matching it; a mapped
-// address under a prefix shorter than /96 (part IPv4, part IPv6) is
-// refused rather than kept as a prefix no peer is in.
-func TestParsePrefixes(t *testing.T) {
+// TestParseTrustedProxies: IPv4-mapped CIDRs are the IPv4 prefixes they
+// name, since the proxy unmaps a peer's address before matching it; a
+// mapped address under a prefix shorter than /96 (part IPv4, part IPv6)
+// is refused rather than kept as a prefix no peer is in.
+func TestParseTrustedProxies(t *testing.T) {
 	for _, c := range []struct {
 		in   string
 		want string // the prefixes, comma-separated; "error" for a refusal
@@ -79,7 +80,7 @@ func TestParsePrefixes(t *testing.T) {
 		{"10.0.0.0/33", "error"},
 	} {
 		t.Run(c.in, func(t *testing.T) {
-			ps, err := parsePrefixes(c.in)
+			ps, err := ParseTrustedProxies(c.in)
 			if c.want == "error" {
 				if err == nil || !strings.Contains(err.Error(), "-trusted-proxies") {
 					t.Fatalf("got %v, %v; want an error naming -trusted-proxies", ps, err)
@@ -99,23 +100,23 @@ func TestParsePrefixes(t *testing.T) {
 		})
 	}
 	// What the issue was about: a peer in 10/8, seen unmapped, matches.
-	ps, _ := parsePrefixes("::ffff:10.0.0.0/104")
+	ps, _ := ParseTrustedProxies("::ffff:10.0.0.0/104")
 	peer := netip.MustParseAddr("::ffff:10.1.2.3").Unmap()
 	if len(ps) != 1 || !ps[0].Contains(peer) {
 		t.Fatalf("%v does not hold the peer %v", ps, peer)
 	}
 }
 
-// FuzzParseHeaderNames reads -redact-headers (SHORTFLEET_REDACT_HEADERS):
+// FuzzParseRedactHeaders reads -redact-headers (SHORTFLEET_REDACT_HEADERS):
 // whatever it accepts is one name a non-empty item, each the item itself,
 // an HTTP token, and none a header the log keeps in a column of its own;
 // what it refuses names the flag.
-func FuzzParseHeaderNames(f *testing.F) {
+func FuzzParseRedactHeaders(f *testing.F) {
 	for _, s := range []string{"", "X-Api-Key", "x-api-key, X-Session-Token", " , ,", "X Api", "X-Api:", "user-agent", "REFERER,X-A", "X-\xff", "Host", "!#$%&'*+-.^_`|~"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		names, err := parseHeaderNames(s)
+		names, err := ParseRedactHeaders(s)
 		var items []string
 		for _, it := range strings.Split(s, ",") {
 			if it = strings.TrimSpace(it); it != "" {
@@ -147,10 +148,10 @@ func FuzzParseHeaderNames(f *testing.F) {
 	})
 }
 
-// TestParseHeaderNames: names are kept as given (the proxy matches them
+// TestParseRedactHeaders: names are kept as given (the proxy matches them
 // without regard to case); a name that is not a token, or that has a
 // column of its own, is refused.
-func TestParseHeaderNames(t *testing.T) {
+func TestParseRedactHeaders(t *testing.T) {
 	for _, c := range []struct {
 		in, want string // want: the names, comma-separated; "error" for a refusal
 	}{
@@ -165,7 +166,7 @@ func TestParseHeaderNames(t *testing.T) {
 		{"Accept-Language", "error"},
 	} {
 		t.Run(c.in, func(t *testing.T) {
-			names, err := parseHeaderNames(c.in)
+			names, err := ParseRedactHeaders(c.in)
 			if c.want == "error" {
 				if err == nil || !strings.Contains(err.Error(), "-redact-headers") {
 					t.Fatalf("got %q, %v; want an error naming -redact-headers", names, err)

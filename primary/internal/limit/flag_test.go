@@ -1,4 +1,4 @@
-package main
+package limit
 
 import (
 	"testing"
@@ -13,7 +13,7 @@ func FuzzRateFlag(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		var r rateFlag
+		var r RateFlag
 		if err := r.Set(s); err != nil {
 			return
 		}
@@ -26,7 +26,7 @@ func FuzzRateFlag(f *testing.F) {
 		if r.rule.Burst <= 0 || r.rule.Every <= 0 {
 			t.Fatalf("%q: rule %+v is no limit", s, *r.rule)
 		}
-		var back rateFlag
+		var back RateFlag
 		if err := back.Set(r.String()); err != nil || back.rule == nil || *back.rule != *r.rule || back.per != r.per {
 			t.Fatalf("%q -> %q -> %+v, %v; want %+v", s, r.String(), back.rule, err, *r.rule)
 		}
@@ -41,7 +41,7 @@ func FuzzRateFlag(f *testing.F) {
 // made the app panic at start-up) and prints back as written.
 func TestRateFlagDefaults(t *testing.T) {
 	for _, s := range []string{"20/1h0m0s", "30/1m0s", "10/1m0s", "100/1s", "300/1s"} {
-		var r rateFlag
+		var r RateFlag
 		if err := r.Set(s); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
@@ -49,7 +49,25 @@ func TestRateFlagDefaults(t *testing.T) {
 			t.Errorf("%s prints as %s", s, r.String())
 		}
 	}
-	if r := rate("300/1s"); r.rule.Every != 3333333*time.Nanosecond || r.rule.Burst != 300 {
+	if r := NewRateFlag("300/1s"); r.rule.Every != 3333333*time.Nanosecond || r.rule.Burst != 300 {
 		t.Errorf("300/1s: %+v", *r.rule)
+	}
+}
+
+// TestRateFlagLimiter: "0" is no limiter (a nil Limiter allows
+// everything); N/duration is a limiter whose bucket holds N.
+func TestRateFlagLimiter(t *testing.T) {
+	if l := NewRateFlag("0").Limiter(); l != nil {
+		t.Fatalf("0: limiter %+v, want none", l)
+	}
+	l := NewRateFlag("2/1h").Limiter()
+	if l == nil || l.Burst() != 2 {
+		t.Fatalf("2/1h: limiter %+v", l)
+	}
+	lim := Limits{SignupPerAddr: l}
+	for i, want := range []bool{true, true, false} {
+		if got := lim.Signup("192.0.2.1") == nil; got != want {
+			t.Fatalf("sign-up %d: allowed %v, want %v", i+1, got, want)
+		}
 	}
 }
