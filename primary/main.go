@@ -99,13 +99,13 @@ func main() {
 			fatal(logger, err.Error())
 		}
 	}
-	if policy.FleetHosts, err = parseFleetHosts(*fleetHosts); err != nil {
-		fatal(logger, err.Error())
+	if policy.FleetHosts, err = target.ParseFleetHosts(items(*fleetHosts)); err != nil {
+		fatal(logger, "-fleet-hosts: "+err.Error())
 	}
-	policy.FleetHosts = append(policy.FleetHosts, ownHosts(*listen)...)
-	trustedNets, err := parseTrustedProxies(*trusted)
+	policy.FleetHosts = append(policy.FleetHosts, target.OwnHosts(*listen)...)
+	trustedNets, err := limit.ParseTrustedProxies(items(*trusted))
 	if err != nil {
-		fatal(logger, err.Error())
+		fatal(logger, "-trusted-proxies: "+err.Error())
 	}
 	ctx := context.Background()
 	if !*noMigrate {
