@@ -274,7 +274,14 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	body := b.String()
 	fmt.Println()
 	fmt.Println(body)
-	return report.Write(filepath.Join(results, report.Today()+"-mapreduce.md"), readme, "mapreduce-bench", body)
+	if err := report.Write(filepath.Join(results, report.Today()+"-mapreduce.md"), readme, "mapreduce-bench", body); err != nil {
+		return err
+	}
+	report.PrintHeadlines(os.Stdout,
+		report.Headline{Name: "mapreduce_vs_decode", Value: ratios["aggregate"]},
+		report.Headline{Name: "aggregate_mrecords_per_s", Value: rates["aggregate"] / 1e6},
+		report.Headline{Name: "window_3m_seconds", Value: took.Seconds()})
+	return nil
 }
 
 func freePort() int {

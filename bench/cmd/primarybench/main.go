@@ -160,7 +160,14 @@ func run(dur time.Duration, conns, rate int, bin, results, readme string) error 
 	out := b.String()
 	fmt.Println()
 	fmt.Println(out)
-	return report.Write(filepath.Join(results, report.Today()+"-primary.md"), readme, "primary-bench", out)
+	if err := report.Write(filepath.Join(results, report.Today()+"-primary.md"), readme, "primary-bench", out); err != nil {
+		return err
+	}
+	report.PrintHeadlines(os.Stdout,
+		report.Headline{Name: "creation_vs_pgbench", Value: res.RPS() / tps},
+		report.Headline{Name: "creations_per_s", Value: res.RPS()},
+		report.Headline{Name: "fixed_rate_p99_ms", Value: float64(pct(lat, 99)) / 1000})
+	return nil
 }
 
 // fixedRate sends creations at rate a second for d, each on schedule

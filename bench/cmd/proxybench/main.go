@@ -388,7 +388,16 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	body := b.String()
 	fmt.Println()
 	fmt.Println(body)
-	return report.Write(filepath.Join(results, report.Today()+"-proxy.md"), readme, "proxy-bench", body)
+	if err := report.Write(filepath.Join(results, report.Today()+"-proxy.md"), readme, "proxy-bench", body); err != nil {
+		return err
+	}
+	report.PrintHeadlines(os.Stdout,
+		report.Headline{Name: "proxy_vs_nginx", Value: loggedRes.RPS() / ngRes.RPS()},
+		report.Headline{Name: "logging_on_vs_off", Value: loggedRes.RPS() / noLogRes.RPS()},
+		report.Headline{Name: "uncached_vs_pgbench", Value: uncachedRes.RPS() / tps},
+		report.Headline{Name: "sealed_bytes_per_request", Value: proxyBytes},
+		report.Headline{Name: "takedown_median_ms", Value: float64(takedowns[len(takedowns)/2].Microseconds()) / 1000})
+	return nil
 }
 
 // measureTakedowns disables the last n hot links one by one and returns,

@@ -175,7 +175,28 @@ func write(c config, o *outcome) error {
 	if err := report.ReplaceSection(c.readme, "bench-report", body(c, o, date, rel+"/", cs)); err != nil {
 		return err
 	}
-	return report.ReplaceSection(c.top, "bench-latest", latest(c, o, date))
+	if err := report.ReplaceSection(c.top, "bench-latest", latest(c, o, date)); err != nil {
+		return err
+	}
+	report.PrintHeadlines(os.Stdout, headlines(c, o)...)
+	return nil
+}
+
+// headlines are the ratio of every scenario to its baseline at the middle
+// connection count, named after the scenario, and the takedown median.
+func headlines(c config, o *outcome) []report.Headline {
+	n := middle(c.conns)
+	var hs []report.Headline
+	for _, p := range o.res {
+		if p.Conns != 0 && p.Conns != n {
+			continue
+		}
+		if bp, ok := o.res.BaselineOf(p); ok && bp.Rate > 0 {
+			hs = append(hs, report.Headline{Name: report.Slug(p.Scenario) + "_ratio", Value: p.Rate / bp.Rate})
+		}
+	}
+	med, _ := durs(o.takedowns)
+	return append(hs, report.Headline{Name: "takedown_median_ms", Value: float64(med.Microseconds()) / 1000})
 }
 
 // human writes a count short: 10000000 as "10 M".

@@ -5,8 +5,11 @@ package report
 
 import (
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -64,3 +67,42 @@ func Write(path, readme, name, body string) error {
 
 // Today is the date used in result file names.
 func Today() string { return time.Now().UTC().Format("2006-01-02") }
+
+// Headline is one headline figure of a benchmark driver, by a name that
+// stays the same from run to run.
+type Headline struct {
+	Name  string
+	Value float64
+}
+
+// PrintHeadlines ends a driver's output with one "bench: NAME VALUE" line
+// a headline, for machines to read: a ratio with three decimals, a larger
+// number with none.
+func PrintHeadlines(w io.Writer, hs ...Headline) {
+	for _, h := range hs {
+		prec := 3
+		if math.Abs(h.Value) >= 100 {
+			prec = 0
+		}
+		fmt.Fprintf(w, "bench: %s %s\n", h.Name, strconv.FormatFloat(h.Value, 'f', prec, 64))
+	}
+}
+
+// Slug turns a scenario's name into a headline name: lower case, runs of
+// anything but letters and digits as one underscore.
+func Slug(s string) string {
+	var b strings.Builder
+	gap := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if gap && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r)
+			gap = false
+		} else {
+			gap = true
+		}
+	}
+	return b.String()
+}

@@ -85,3 +85,15 @@ func TestReplaceSection(t *testing.T) {
 		t.Fatal("no error for missing markers")
 	}
 }
+
+func TestHeadlines(t *testing.T) {
+	var b strings.Builder
+	PrintHeadlines(&b, Headline{"proxy_vs_nginx", 0.93456}, Headline{"creations_per_s", 9587.4}, Headline{Slug("cached redirects via HAProxy, N=16") + "_ratio", 0.5})
+	want := "bench: proxy_vs_nginx 0.935\nbench: creations_per_s 9587\nbench: cached_redirects_via_haproxy_n_16_ratio 0.500\n"
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	if got := Slug("`pgbench -S` on the replica"); got != "pgbench_s_on_the_replica" {
+		t.Fatalf("slug %q", got)
+	}
+}
