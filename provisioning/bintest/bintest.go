@@ -34,8 +34,8 @@ type bin struct {
 // Build builds the main package pkg (an import path such as
 // "shortfleet/proxy") with the race detector and returns the binary's path.
 // It builds each package once per test process, however many tests ask,
-// into a temporary folder that Cleanup removes: a TestMain of a package
-// that calls Build must call Cleanup after m.Run.
+// into a temporary folder that Cleanup removes: a package whose tests call
+// Build has a TestMain that calls Main, or Cleanup after m.Run.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	mu.Lock()
@@ -75,6 +75,16 @@ func build(pkg string) (string, error) {
 		return "", fmt.Errorf("build %s: %w\n%s", pkg, err, msg)
 	}
 	return out, nil
+}
+
+// Main runs the tests of m, removes what they built, and exits with their
+// status: a package whose tests call Build has
+//
+//	func TestMain(m *testing.M) { bintest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
 }
 
 // Cleanup removes every binary Build has built in this process. TestMain

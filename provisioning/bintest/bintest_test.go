@@ -15,11 +15,7 @@ import (
 // say is the program these tests build: see testdata/say.
 const say = "shortfleet/provisioning/bintest/testdata/say"
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { Main(m) }
 
 // TestBuild: the binary is built once however often it is asked for, is
 // named after its package, and runs; Cleanup removes it, and a later Build
