@@ -1,37 +1,28 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/pgcluster"
 )
 
-// buildBinary builds the real mapreduce binary, with the race detector,
-// into a folder of the test's.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mapreduce")
-	if out, err := exec.Command("go", "build", "-race", "-o", bin, "shortfleet/mapreduce").CombinedOutput(); err != nil {
-		t.Fatalf("build mapreduce: %v\n%s", err, out)
-	}
-	return bin
-}
+func TestMain(m *testing.M) { bintest.Main(m) }
 
 // TestDSNPasswordNotOnCommandLine runs the real binary once: a -dsn
 // holding a password is refused with a message saying where it goes; the
 // password in SHORTFLEET_DB_PASSWORD, a -db-password-file or SHORTFLEET_DSN
 // lets the run through, and none at all does not.
 func TestDSNPasswordNotOnCommandLine(t *testing.T) {
-	bin := buildBinary(t)
+	bin := bintest.Build(t, "shortfleet/mapreduce")
 	dir := t.TempDir()
 	c, _ := pgcluster.StartTestDatabase(t)
 	withPW := c.DSN("shortfleet")
@@ -51,17 +42,9 @@ func TestDSNPasswordNotOnCommandLine(t *testing.T) {
 	once := func(env []string, args ...string) (int, string) {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"-once"}, args...)...)
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "SHORTFLEET_") && !strings.HasPrefix(kv, "PG") {
-				cmd.Env = append(cmd.Env, kv)
-			}
-		}
-		cmd.Env = append(cmd.Env, append(env, salt, token)...)
-		out, err := cmd.CombinedOutput()
-		if err != nil && cmd.ProcessState == nil {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), string(out)
+		cmd.Env = bintest.CleanEnv(append(env, salt, token)...)
+		out, code := bintest.RunToExit(t, cmd)
+		return code, out
 	}
 
 	code, out := once(nil, "-dsn", withPW)
@@ -101,7 +84,7 @@ func TestDSNPasswordNotOnCommandLine(t *testing.T) {
 // message naming the variable, not start a daemon or a run that could
 // pull nothing (the proxies refuse an empty token too).
 func TestRefusesEmptyAdminToken(t *testing.T) {
-	bin := buildBinary(t)
+	bin := bintest.Build(t, "shortfleet/mapreduce")
 	// Nothing listens at these addresses: the refusal must come before
 	// either is tried.
 	base := []string{"SHORTFLEET_DSN=postgres://shortfleet@127.0.0.1:1/shortfleet?connect_timeout=1",
@@ -120,46 +103,17 @@ func TestRefusesEmptyAdminToken(t *testing.T) {
 		}{{"empty", []string{"SHORTFLEET_ADMIN_TOKEN="}}, {"unset", nil}} {
 			t.Run(mode.name+"/"+tok.name, func(t *testing.T) {
 				cmd := exec.Command(bin, mode.args...)
-				for _, kv := range os.Environ() {
-					if !strings.HasPrefix(kv, "SHORTFLEET_") {
-						cmd.Env = append(cmd.Env, kv)
-					}
+				cmd.Env = bintest.CleanEnv(append(slices.Clone(base), tok.env...)...)
+				// A daemon that reports its listener has started, which is
+				// itself the failure: RunToExit kills it and fails the test.
+				out, code := bintest.RunToExit(t, cmd, "listening on", "daemon started")
+				if code != 1 {
+					t.Fatalf("exit code %d, want 1:\n%s", code, out)
 				}
-				cmd.Env = append(append(cmd.Env, base...), tok.env...)
-				out := run(t, cmd)
 				if !strings.Contains(out, "SHORTFLEET_ADMIN_TOKEN must be set") {
 					t.Fatalf("exited without naming SHORTFLEET_ADMIN_TOKEN:\n%s", out)
 				}
 			})
 		}
 	}
-}
-
-// run runs cmd to its end and returns its output. A daemon that reports
-// its listener has started, which is itself the failure: it is killed and
-// the test fails, rather than waiting for an exit that would not come.
-func run(t *testing.T, cmd *exec.Cmd) string {
-	t.Helper()
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); pw.Close() }()
-	var out strings.Builder
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "listening on") || strings.Contains(sc.Text(), "daemon started") {
-			cmd.Process.Kill()
-			<-exited
-			t.Fatalf("started with no admin token:\n%s", out.String())
-		}
-	}
-	err := <-exited
-	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
-		t.Fatalf("exit %v (code %d), want 1:\n%s", err, code, out.String())
-	}
-	return out.String()
 }

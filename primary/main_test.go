@@ -2,66 +2,20 @@ package main
 
 import (
 	"bufio"
-	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
+	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/pgcluster"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// primaryBinary builds this command with -race, once per test run.
-func primaryBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "shortfleet-primary-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "primary")
-		out, err := exec.Command("go", "build", "-race", "-o", binPath, "shortfleet/primary").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build primary: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
-// cleanEnv is this process's environment without any shortfleet or libpq
-// setting, plus env: the binary sees only what a test gives it.
-func cleanEnv(env ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SHORTFLEET_") && !strings.HasPrefix(kv, "PG") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, env...)
-}
+func TestMain(m *testing.M) { bintest.Main(m) }
 
 // splitDSN returns a test cluster's URL without its password, and the
 // password.
@@ -85,7 +39,8 @@ var listenRE = regexp.MustCompile(`msg="listening on (http://[^"\s]+)"`)
 // only after it logs the address).
 func serve(t *testing.T, env []string, args ...string) (bool, string) {
 	t.Helper()
-	cmd := exec.Command(primaryBinary(t), append([]string{"-listen", "127.0.0.1:0", "-insecure-cookies"}, args...)...)
+	bin := bintest.Build(t, "shortfleet/primary")
+	cmd := exec.Command(bin, append([]string{"-listen", "127.0.0.1:0", "-insecure-cookies"}, args...)...)
 	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -123,14 +78,14 @@ func TestDSNPasswordNotOnCommandLine(t *testing.T) {
 	}
 	key := "SHORTFLEET_CODE_KEY=00112233445566778899aabbccddeeff"
 
-	ok, out := serve(t, cleanEnv(key), "-dsn", withPW)
+	ok, out := serve(t, bintest.CleanEnv(key), "-dsn", withPW)
 	if ok || !strings.Contains(out, "-dsn holds a password") || !strings.Contains(out, "SHORTFLEET_DB_PASSWORD") {
 		t.Fatalf("-dsn with a password: listening %v, want refused with a clear message:\n%s", ok, out)
 	}
 	if strings.Contains(out, pw) {
 		t.Fatalf("the refusal shows the password:\n%s", out)
 	}
-	if ok, out := serve(t, cleanEnv(key), "-dsn", noPW); ok || !strings.Contains(out, "password authentication failed") {
+	if ok, out := serve(t, bintest.CleanEnv(key), "-dsn", noPW); ok || !strings.Contains(out, "password authentication failed") {
 		t.Fatalf("-dsn without any password: listening %v, want the database to refuse:\n%s", ok, out)
 	}
 	for _, c := range []struct {
@@ -144,13 +99,13 @@ func TestDSNPasswordNotOnCommandLine(t *testing.T) {
 		{"SHORTFLEET_DSN and SHORTFLEET_DB_PASSWORD", []string{key, "SHORTFLEET_DSN=" + noPW, "SHORTFLEET_DB_PASSWORD=" + pw}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if ok, out := serve(t, cleanEnv(c.env...), c.args...); !ok {
+			if ok, out := serve(t, bintest.CleanEnv(c.env...), c.args...); !ok {
 				t.Fatalf("did not start:\n%s", out)
 			}
 		})
 	}
 
-	help, _ := exec.Command(primaryBinary(t), "-h").CombinedOutput()
+	help, _ := exec.Command(bintest.Build(t, "shortfleet/primary"), "-h").CombinedOutput()
 	if !regexp.MustCompile(`-dsn string\s+postgres:// URL of the primary database, without its password`).Match(help) ||
 		!strings.Contains(string(help), "-db-password-file") {
 		t.Fatalf("-h does not say where the password goes:\n%s", help)
@@ -165,13 +120,10 @@ func TestGrantAdminNeedsOnlyTheDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	grant := func(email string) (int, string) {
-		cmd := exec.Command(primaryBinary(t), "grant-admin", email)
+		cmd := exec.Command(bintest.Build(t, "shortfleet/primary"), "grant-admin", email)
 		cmd.Env = []string{"SHORTFLEET_DSN=" + c.DSN("shortfleet")}
-		out, err := cmd.CombinedOutput()
-		if err != nil && cmd.ProcessState == nil {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), string(out)
+		out, code := bintest.RunToExit(t, cmd)
+		return code, out
 	}
 	if code, out := grant("Boss@Example.com"); code != 0 || !strings.Contains(out, "admin granted") {
 		t.Fatalf("grant-admin: exit %d\n%s", code, out)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/sql/codes"
 )
@@ -25,7 +26,7 @@ import (
 // that none reached the replica or the primary (their ids are far above
 // anything issued, which the proxy knows from its watermark).
 func TestRandomCodeFlood(t *testing.T) {
-	bin := proxyBinary(t)
+	bin := bintest.Build(t, "shortfleet/proxy")
 	ctx := context.Background()
 	primary, pdb := pgcluster.StartTestDatabase(t)
 	if _, err := pdb.Exec(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('t@example.com', 'x') RETURNING id)

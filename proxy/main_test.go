@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,45 +16,13 @@ import (
 	"time"
 
 	"shortfleet/logfmt"
+	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/proxy/internal/disktest"
 	"shortfleet/sql/codes"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// proxyBinary builds this command with -race, once per test run.
-func proxyBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "shortfleet-proxy-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "proxy")
-		out, err := exec.Command("go", "build", "-race", "-o", binPath, "shortfleet/proxy").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build proxy: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { bintest.Main(m) }
 
 var listenRE = regexp.MustCompile(`msg="listening on (http://[^"\s]+)".*\blistener=(\w+)`)
 
@@ -65,7 +31,7 @@ var listenRE = regexp.MustCompile(`msg="listening on (http://[^"\s]+)".*\blisten
 // every record dropped; once the folder is writable the log opens by itself,
 // and after SIGTERM the requests that followed are in sealed segments.
 func TestStartsWithUnwritableLogFolder(t *testing.T) {
-	bin := proxyBinary(t)
+	bin := bintest.Build(t, "shortfleet/proxy")
 	ctx := context.Background()
 	primary, pdb := pgcluster.StartTestDatabase(t)
 	var id int64
@@ -254,23 +220,18 @@ func scrapeMetrics(t *testing.T, adminURL, token string) string {
 // variable (the mapreduce binary refuses the same), rather than serving an
 // admin API that no one, or anyone, could use.
 func TestRefusesEmptyAdminToken(t *testing.T) {
-	bin := proxyBinary(t)
+	bin := bintest.Build(t, "shortfleet/proxy")
 	for _, tok := range []struct {
 		name string
 		env  []string
 	}{{"empty", []string{"SHORTFLEET_ADMIN_TOKEN="}}, {"unset", nil}} {
 		t.Run(tok.name, func(t *testing.T) {
 			cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-dir", t.TempDir())
-			for _, kv := range os.Environ() {
-				if !strings.HasPrefix(kv, "SHORTFLEET_") {
-					cmd.Env = append(cmd.Env, kv)
-				}
-			}
 			// Nothing listens at the replica's address: the refusal must
 			// come before it is tried.
-			cmd.Env = append(append(cmd.Env, "SHORTFLEET_CODE_KEY="+hex.EncodeToString([]byte("main-test-key-0123456")),
-				"SHORTFLEET_REPLICA_DSN=postgres://shortfleet@127.0.0.1:1/shortfleet?connect_timeout=1"), tok.env...)
-			out := runToExit(t, cmd, "neither the replica", "listening on")
+			cmd.Env = bintest.CleanEnv(append([]string{"SHORTFLEET_CODE_KEY=" + hex.EncodeToString([]byte("main-test-key-0123456")),
+				"SHORTFLEET_REPLICA_DSN=postgres://shortfleet@127.0.0.1:1/shortfleet?connect_timeout=1"}, tok.env...)...)
+			out := refusal(t, cmd)
 			if !strings.Contains(out, "SHORTFLEET_ADMIN_TOKEN must be set") {
 				t.Fatalf("exited without naming SHORTFLEET_ADMIN_TOKEN:\n%s", out)
 			}
@@ -278,54 +239,29 @@ func TestRefusesEmptyAdminToken(t *testing.T) {
 	}
 }
 
-// runToExit runs cmd, which should fail at start-up, to its end and returns
-// its output. Should a line holding one of started appear, the process
-// got past its checks, which is itself the failure: it is killed rather
-// than waited for.
-func runToExit(t *testing.T, cmd *exec.Cmd, started ...string) string {
+// refusal runs cmd, which should refuse to start, to its end and returns
+// its output; it must exit 1 before it gets as far as the replica or a
+// listener.
+func refusal(t *testing.T, cmd *exec.Cmd) string {
 	t.Helper()
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	out, code := bintest.RunToExit(t, cmd, "neither the replica", "listening on")
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1:\n%s", code, out)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); pw.Close() }()
-	var out strings.Builder
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		for _, s := range started {
-			if strings.Contains(sc.Text(), s) {
-				cmd.Process.Kill()
-				<-exited
-				t.Fatalf("got past its start-up checks:\n%s", out.String())
-			}
-		}
-	}
-	err := <-exited
-	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
-		t.Fatalf("exit %v (code %d), want 1:\n%s", err, code, out.String())
-	}
-	return out.String()
+	return out
 }
 
 // TestRefusesReadTokenEqualToAdminToken: a read token that is the admin
 // token would hand whoever holds it (the primary app) the raw logs; the
 // real binary refuses to start with the two equal.
 func TestRefusesReadTokenEqualToAdminToken(t *testing.T) {
-	bin := proxyBinary(t)
+	bin := bintest.Build(t, "shortfleet/proxy")
 	token := pgcluster.RandomSecret(16)
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-dir", t.TempDir())
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SHORTFLEET_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "SHORTFLEET_CODE_KEY="+hex.EncodeToString([]byte("main-test-key-0123456")),
+	cmd.Env = bintest.CleanEnv("SHORTFLEET_CODE_KEY="+hex.EncodeToString([]byte("main-test-key-0123456")),
 		"SHORTFLEET_ADMIN_TOKEN="+token, "SHORTFLEET_READ_TOKEN="+token,
 		"SHORTFLEET_REPLICA_DSN=postgres://shortfleet@127.0.0.1:1/shortfleet?connect_timeout=1")
-	out := runToExit(t, cmd, "neither the replica", "listening on")
+	out := refusal(t, cmd)
 	if !strings.Contains(out, "SHORTFLEET_READ_TOKEN must differ from SHORTFLEET_ADMIN_TOKEN") {
 		t.Fatalf("exited without naming the tokens:\n%s", out)
 	}
@@ -336,7 +272,7 @@ func TestRefusesReadTokenEqualToAdminToken(t *testing.T) {
 // record and no segment, its admin API lists no segment and refuses an
 // acknowledgement ("logging is off"), and it stops cleanly.
 func TestNoLog(t *testing.T) {
-	bin := proxyBinary(t)
+	bin := bintest.Build(t, "shortfleet/proxy")
 	ctx := context.Background()
 	// The primary stands in for the replica: the proxy reads the same
 	// tables, and this test is about the log, not replication.

@@ -25,28 +25,14 @@ import (
 	"shortfleet/logfmt/logfmttest"
 	"shortfleet/mapreduce/internal/aggregate/aggregatetest"
 	"shortfleet/mapreduce/internal/dims"
-	"shortfleet/mapreduce/internal/dims/dimstest"
 	sfsql "shortfleet/sql"
 )
 
-var t0 = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
-
-const (
-	chrome    = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-	googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-)
-
-func testDims(t testing.TB) dims.Config {
-	t.Helper()
-	db := filepath.Join(t.TempDir(), "geo.mmdb")
-	if err := dimstest.WriteGeoDB(db); err != nil {
-		t.Fatal(err)
-	}
-	return dims.Config{GeoIPPath: db, Salt: []byte("job-test-salt-0123456789")}
-}
+// t0 is when the test records begin, under the short name the tests use.
+var t0 = aggregatetest.Start
 
 func classifier(t testing.TB) *dims.Classifier {
-	s, err := dims.NewShared(testDims(t))
+	s, err := dims.NewShared(aggregatetest.Dims(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,31 +63,21 @@ func segmentOf(t testing.TB, recs []logfmt.Record, flushRows int) []byte {
 	return data
 }
 
-// rec is a click on link from a Chrome user in Switzerland, referred by a
-// news site, or, with link 0, a request that named no link.
-func rec(at time.Time, link int64, status uint16) logfmt.Record {
-	return logfmt.Record{
-		Time: at.UnixNano(), LinkID: link, Status: status,
-		ClientAddr: []byte("192.0.2.10"), UserAgent: []byte(chrome),
-		Referrer: []byte("https://news.example/story"), AcceptLanguage: []byte("de-CH,de;q=0.9"),
-	}
-}
-
 func TestMap(t *testing.T) {
-	bot := rec(t0, 2, 308)
-	bot.UserAgent, bot.ClientAddr, bot.Referrer, bot.AcceptLanguage = []byte(googlebot), []byte("198.51.100.3"), nil, nil
+	bot := aggregatetest.Click(t0, 2, 308)
+	bot.UserAgent, bot.ClientAddr, bot.Referrer, bot.AcceptLanguage = []byte(aggregatetest.Googlebot), []byte("198.51.100.3"), nil, nil
 	data := segmentOf(t, []logfmt.Record{
-		rec(t0, 1, 302),
-		rec(t0.Add(59*time.Minute+59*time.Second), 1, 301),
-		rec(t0.Add(time.Hour), 1, 307),
+		aggregatetest.Click(t0, 1, 302),
+		aggregatetest.Click(t0.Add(59*time.Minute+59*time.Second), 1, 301),
+		aggregatetest.Click(t0.Add(time.Hour), 1, 307),
 		bot,
-		rec(t0, 0, 404),               // not a link
-		rec(t0, 3, 410),               // disabled: not a click
-		rec(t0, 4, 503),               // error: not a click
-		rec(t0, 5, 200),               // not a redirect
-		rec(time.Unix(-1, 0), 6, 302), // before 1970 floors to the hour and day below
-		rec(t0, MaxLink+1, 302),       // no link can have this id
-		rec(t0, -7, 302),              // nor this one
+		aggregatetest.Click(t0, 0, 404),               // not a link
+		aggregatetest.Click(t0, 3, 410),               // disabled: not a click
+		aggregatetest.Click(t0, 4, 503),               // error: not a click
+		aggregatetest.Click(t0, 5, 200),               // not a redirect
+		aggregatetest.Click(time.Unix(-1, 0), 6, 302), // before 1970 floors to the hour and day below
+		aggregatetest.Click(t0, MaxLink+1, 302),       // no link can have this id
+		aggregatetest.Click(t0, -7, 302),              // nor this one
 	}, 3)
 	rd, err := logfmt.NewReader(bytes.NewReader(data))
 	if err != nil {
@@ -161,7 +137,7 @@ var (
 
 func idTuple(t testing.TB, country string) [numClickDims]dims.ID {
 	if testClassifier == nil {
-		s, err := dims.NewShared(testDims(t))
+		s, err := dims.NewShared(aggregatetest.Dims(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +145,7 @@ func idTuple(t testing.TB, country string) [numClickDims]dims.ID {
 	}
 	addr := map[string]string{"CH": "192.0.2.1", "JP": "198.51.100.1"}[country]
 	c := testClassifier
-	u := c.UserAgentIDs(chrome)
+	u := c.UserAgentIDs(aggregatetest.Chrome)
 	return [numClickDims]dims.ID{dimReferrer: c.ReferrerHostID(""), dimCountry: c.CountryID(addr),
 		dimUA: u.Kind, dimLanguage: c.LanguageID("")}
 }
@@ -405,7 +381,7 @@ func TestDimsJSON(t *testing.T) {
 		dim := []uint8{dimReferrer, dimCountry, dimLanguage, dimBrowser, dimOS, dimDevice}[i%6]
 		d.values.add(dim, s.ID(name), int64(i+1))
 	}
-	chrome, firefox := c.UserAgentIDs(chrome), c.UserAgentIDs("Mozilla/5.0 (Windows NT 10.0; rv:133.0) Gecko/20100101 Firefox/133.0")
+	chrome, firefox := c.UserAgentIDs(aggregatetest.Chrome), c.UserAgentIDs("Mozilla/5.0 (Windows NT 10.0; rv:133.0) Gecko/20100101 Firefox/133.0")
 	d.values.add(dimUA, chrome.Kind, 10)
 	d.values.add(dimUA, firefox.Kind, 100)
 	d.values.add(dimBrowser, chrome.Browser, 1000) // stored
@@ -507,9 +483,9 @@ func TestReduce(t *testing.T) {
 func TestMapCombine(t *testing.T) {
 	var recs []logfmt.Record
 	for i := range 100 {
-		recs = append(recs, rec(t0.Add(time.Duration(i)*time.Minute), int64(i%3+1), 302))
+		recs = append(recs, aggregatetest.Click(t0.Add(time.Duration(i)*time.Minute), int64(i%3+1), 302))
 	}
-	recs = append(recs, rec(t0, 0, 404))
+	recs = append(recs, aggregatetest.Click(t0, 0, 404))
 	p, n, err := MapCombine(segmentOf(t, recs, 7), classifier(t))
 	if err != nil || n != 101 {
 		t.Fatalf("%d records, %v", n, err)
@@ -524,7 +500,7 @@ func TestMapCombine(t *testing.T) {
 func TestMapCombineFiltered(t *testing.T) {
 	var recs []logfmt.Record
 	for i := range 100 {
-		recs = append(recs, rec(t0.Add(time.Duration(i)*time.Minute), int64(i%3+1), 302))
+		recs = append(recs, aggregatetest.Click(t0.Add(time.Duration(i)*time.Minute), int64(i%3+1), 302))
 	}
 	data, c := segmentOf(t, recs, 7), classifier(t)
 	p, n, err := MapCombineFiltered(data, c, func(cl Click) bool { return cl.Link == 2 })
@@ -539,7 +515,7 @@ func TestMapCombineFiltered(t *testing.T) {
 // benchRecords makes n realistic records: links Zipf-like, a mix of
 // browsers and bots, referrers, languages and addresses.
 func benchRecords(n int) []logfmt.Record {
-	uas := [][]byte{[]byte(chrome), []byte(googlebot),
+	uas := [][]byte{[]byte(aggregatetest.Chrome), []byte(aggregatetest.Googlebot),
 		[]byte("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"),
 		[]byte("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")}
 	refs := [][]byte{nil, []byte("https://www.google.com/"), []byte("https://t.co/x"), []byte("https://news.ycombinator.com/item?id=1")}
@@ -601,7 +577,7 @@ func BenchmarkLocalSegments(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := testDims(b)
+	cfg := aggregatetest.Dims(b)
 	shared, err := dims.NewShared(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -783,7 +759,7 @@ func TestMapCombineVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	v1 := buf.Bytes()
-	shared, err := dims.NewShared(testDims(t))
+	shared, err := dims.NewShared(aggregatetest.Dims(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -841,7 +817,7 @@ func TestNonClicksNotClassified(t *testing.T) {
 			recs[i].Referrer = []byte("https://scanner.example/probe")
 		}
 	}
-	shared, err := dims.NewShared(testDims(t))
+	shared, err := dims.NewShared(aggregatetest.Dims(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func reducedLocal(b *testing.B, shared *dims.Shared) []*aggregate.Partial {
 func BenchmarkCommit(b *testing.B) {
 	_, db := pgcluster.StartTestDatabase(b)
 	ctx := context.Background()
-	shared, err := dims.NewShared(testDims(b))
+	shared, err := dims.NewShared(aggregatetest.Dims(b))
 	if err != nil {
 		b.Fatal(err)
 	}

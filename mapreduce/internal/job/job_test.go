@@ -17,38 +17,14 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/mapreduce/internal/aggregate"
-	"shortfleet/mapreduce/internal/dims"
-	"shortfleet/mapreduce/internal/dims/dimstest"
+	"shortfleet/mapreduce/internal/aggregate/aggregatetest"
 	"shortfleet/mapreduce/internal/mrtest"
 	"shortfleet/provisioning/pgcluster"
 	sfsql "shortfleet/sql"
 )
 
-var t0 = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
-
-const (
-	chrome    = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-	googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-)
-
-func testDims(t testing.TB) dims.Config {
-	t.Helper()
-	db := filepath.Join(t.TempDir(), "geo.mmdb")
-	if err := dimstest.WriteGeoDB(db); err != nil {
-		t.Fatal(err)
-	}
-	return dims.Config{GeoIPPath: db, Salt: []byte("job-test-salt-0123456789")}
-}
-
-// rec is a click on link from a Chrome user in Switzerland, referred by a
-// news site, or, with link 0, a request that named no link.
-func rec(at time.Time, link int64, status uint16) logfmt.Record {
-	return logfmt.Record{
-		Time: at.UnixNano(), LinkID: link, Status: status,
-		ClientAddr: []byte("192.0.2.10"), UserAgent: []byte(chrome),
-		Referrer: []byte("https://news.example/story"), AcceptLanguage: []byte("de-CH,de;q=0.9"),
-	}
-}
+// t0 is when the test records begin, under the short name the tests use.
+var t0 = aggregatetest.Start
 
 // want is what the stats must hold: per link and hour, clicks and bots.
 type want map[aggregate.HourKey]aggregate.HourCounts
@@ -59,7 +35,7 @@ func (w want) add(recs []logfmt.Record) {
 			k := aggregate.HourKey{Link: r.LinkID, Hour: time.Unix(0, r.Time).UTC().Truncate(time.Hour).Unix()}
 			h := w[k]
 			h.Clicks++
-			if string(r.UserAgent) == googlebot {
+			if string(r.UserAgent) == aggregatetest.Googlebot {
 				h.Bots++
 			}
 			w[k] = h
@@ -88,7 +64,7 @@ func setupDB(t *testing.T) *pgxpool.Pool {
 func newJob(t *testing.T, db *pgxpool.Pool, cfg Config) *Job {
 	t.Helper()
 	cfg.Token = mrtest.Token
-	cfg.Dims = testDims(t)
+	cfg.Dims = aggregatetest.Dims(t)
 	j, err := New(cfg, mrtest.Quiet, db)
 	if err != nil {
 		t.Fatal(err)
@@ -135,14 +111,14 @@ func equal(t *testing.T, got, w want) {
 func clicks(n int, link int64, at time.Time, bots bool) []logfmt.Record {
 	var r []logfmt.Record
 	for i := range n {
-		c := rec(at.Add(time.Duration(i)*time.Second), link, 302)
+		c := aggregatetest.Click(at.Add(time.Duration(i)*time.Second), link, 302)
 		c.ClientAddr = []byte(fmt.Sprintf("192.0.2.%d", i%250))
 		if bots && i%2 == 1 {
-			c.UserAgent = []byte(googlebot)
+			c.UserAgent = []byte(aggregatetest.Googlebot)
 		}
 		r = append(r, c)
 	}
-	return append(r, rec(at, 0, 404))
+	return append(r, aggregatetest.Click(at, 0, 404))
 }
 
 type daily struct {
@@ -502,7 +478,7 @@ func TestMetrics(t *testing.T) {
 // TestNewRefusesEmptyToken: a job without the proxies' admin token could
 // pull nothing; New says so rather than every run failing with 401s.
 func TestNewRefusesEmptyToken(t *testing.T) {
-	j, err := New(Config{Proxies: []string{"http://127.0.0.1:1"}, Dims: testDims(t)}, mrtest.Quiet, nil)
+	j, err := New(Config{Proxies: []string{"http://127.0.0.1:1"}, Dims: aggregatetest.Dims(t)}, mrtest.Quiet, nil)
 	if err == nil || !strings.Contains(err.Error(), "admin token") {
 		if j != nil {
 			j.Close()
