@@ -480,11 +480,11 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
 	return nil
 }
 
-// CurrentLSN is the primary's current write-ahead log insert position: the
-// end of everything committed so far, asynchronous commits included (the
-// write position, pg_current_wal_lsn, can lag behind a commit made with
-// synchronous_commit off, so a wait for it would return before that
-// commit replays).
+// CurrentLSN is the primary's current write-ahead log write position: the
+// end of everything committed so far with synchronous_commit on. (Not the
+// insert position, which also covers WAL no commit flushed, a page pruned
+// by a read, say, that can sit in the WAL buffers for up to 15 s: a
+// standby's replay would not reach it until then.)
 func (c *Cluster) CurrentLSN(ctx context.Context) (string, error) {
 	conn, err := c.Connect(ctx, "postgres")
 	if err != nil {
@@ -492,7 +492,7 @@ func (c *Cluster) CurrentLSN(ctx context.Context) (string, error) {
 	}
 	defer conn.Close(context.Background())
 	var lsn string
-	err = conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
+	err = conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
 	return lsn, err
 }
 

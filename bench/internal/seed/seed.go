@@ -119,7 +119,7 @@ func LinksWith(ctx context.Context, dsn string, n int64, o Options) (first, last
 			for c := range next {
 				lo := first + int64(c)*o.Chunk
 				hi := min(lo+o.Chunk-1, last)
-				if err := copyChunk(gctx, conn, uid, lo, hi, func() error {
+				if err := copyChunk(gctx, conn, uid, lo, hi, c == chunks-1, func() error {
 					if c > 0 {
 						select {
 						case <-committed[c-1]:
@@ -143,8 +143,14 @@ func LinksWith(ctx context.Context, dsn string, n int64, o Options) (first, last
 }
 
 // copyChunk COPYs links lo..hi in one transaction, and commits it once
-// before() returns.
-func copyChunk(ctx context.Context, conn *pgx.Conn, uid, lo, hi int64, before func() error) error {
+// before() returns. The last chunk commits synchronously: its commit
+// flushes every earlier one, which the others leave in WAL buffers, so
+// the primary's write position (what WaitReplayed waits for) covers every
+// link made. The insert position would cover them too, but it also covers
+// WAL that no commit flushed (a page pruned by a read, say), which can sit
+// in the WAL buffers until the next standby snapshot record, up to 15 s
+// later, and a wait for it stalls that long.
+func copyChunk(ctx context.Context, conn *pgx.Conn, uid, lo, hi int64, last bool, before func() error) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
@@ -170,14 +176,17 @@ func copyChunk(ctx context.Context, conn *pgx.Conn, uid, lo, hi int64, before fu
 	if err := before(); err != nil {
 		return err
 	}
+	if last {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			return err
+		}
+	}
 	return tx.Commit(ctx)
 }
 
 // WaitReplayed waits until every replica (standby DSNs) has replayed all
-// the primary had committed when it was called, and returns how long that
-// took. It waits for the insert position: the seed commits with
-// synchronous_commit off, whose last commit the write position may not
-// cover yet.
+// the primary had written when it was called, and returns how long that
+// took. (Links' last commit is synchronous, so what it made is written.)
 func WaitReplayed(ctx context.Context, primaryDSN string, replicaDSNs []string) (time.Duration, error) {
 	t := time.Now()
 	conn, err := pgx.Connect(ctx, primaryDSN)
@@ -185,7 +194,7 @@ func WaitReplayed(ctx context.Context, primaryDSN string, replicaDSNs []string) 
 		return 0, err
 	}
 	var lsn string
-	err = conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
+	err = conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
 	conn.Close(context.Background())
 	if err != nil {
 		return 0, fmt.Errorf("primary's WAL position: %w", err)
