@@ -12,6 +12,9 @@
 // It writes bench/results/<date>-mapreduce.md and the table in
 // bench/README.md.
 //
+// Its output ends with one "bench: NAME VALUE" line a headline figure:
+// mapreduce_vs_decode, aggregate_mrecords_per_s, window_3m_seconds.
+//
 //	make bench-mapreduce
 package main
 

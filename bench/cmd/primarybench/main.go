@@ -9,6 +9,9 @@
 // It writes bench/results/<date>-primary.md and the section in
 // bench/README.md.
 //
+// Its output ends with one "bench: NAME VALUE" line a headline figure:
+// creation_vs_pgbench, creations_per_s, fixed_rate_p99_ms.
+//
 //	make bench-primary
 package main
 

@@ -13,6 +13,10 @@
 //
 // It writes bench/results/<date>-proxy.md and the table in bench/README.md.
 //
+// Its output ends with one "bench: NAME VALUE" line a headline figure:
+// proxy_vs_nginx, logging_on_vs_off, uncached_vs_pgbench,
+// sealed_bytes_per_request, takedown_median_ms.
+//
 //	make bench-proxy    (or: go run ./bench/cmd/proxybench -bin bin)
 package main
 

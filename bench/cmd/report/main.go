@@ -20,6 +20,11 @@
 // redirects through the balancer and straight to one proxy, and the time
 // a disabled link takes to stop redirecting on every proxy.
 //
+// Its output ends with one "bench: NAME VALUE" line a headline figure:
+// each scenario's ratio to its baseline at the middle connection count,
+// named after the scenario (cached_redirects_zipf_ratio, ...), and
+// takedown_median_ms.
+//
 //	make bench                                   (the published run)
 //	make bench BENCH_LINKS=100000 BENCH_DURATION=3s   (a quick check)
 package main
