@@ -35,8 +35,7 @@ var listenRE = regexp.MustCompile(`msg="listening on (http://[^"\s]+)"`)
 // serve starts the binary as a server and reports whether it got as far
 // as listening (migrations applied: the database answered), with its
 // output; a server that listens is then stopped with SIGTERM (how it
-// stops is not this test's business: main installs its signal handler
-// only after it logs the address).
+// stops is not this test's business).
 func serve(t *testing.T, env []string, args ...string) (bool, string) {
 	t.Helper()
 	bin := bintest.Build(t, "shortfleet/primary")

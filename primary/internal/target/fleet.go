@@ -36,7 +36,10 @@ func ParseFleetHosts(list []string) ([]string, error) {
 
 // OwnHosts are the primary app's own hosts, which links may not point to
 // either: the address it listens on, or, listening on every address,
-// each address of the machine.
+// each address of the machine but its loopback ones. (A visitor's browser
+// reads a loopback target as its own machine, not ours; and a loopback
+// host among the fleet's would make Check refuse every loopback target,
+// the rule meant for a fleet that runs on loopback.)
 func OwnHosts(listen string) []string {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -48,7 +51,7 @@ func OwnHosts(listen string) []string {
 	addrs, _ := net.InterfaceAddrs()
 	var out []string
 	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
 			out = append(out, n.IP.String())
 		}
 	}

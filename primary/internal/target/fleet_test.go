@@ -1,6 +1,7 @@
 package target
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -49,4 +50,24 @@ func split(s string) []string {
 		}
 	}
 	return out
+}
+
+// TestOwnHosts: a listen address is its own host; listening on every
+// address gives the machine's addresses without loopback, so that a fleet
+// on real addresses does not refuse loopback targets as if it ran there.
+func TestOwnHosts(t *testing.T) {
+	if got := OwnHosts("127.0.0.2:8000"); len(got) != 1 || got[0] != "127.0.0.2" {
+		t.Errorf("OwnHosts(127.0.0.2:8000) = %v", got)
+	}
+	for _, listen := range []string{":8000", "0.0.0.0:8000", "[::]:8000"} {
+		for _, h := range OwnHosts(listen) {
+			if a, err := netip.ParseAddr(h); err != nil || a.IsLoopback() {
+				t.Errorf("OwnHosts(%s) holds %q", listen, h)
+			}
+		}
+		p := &Policy{ShortHosts: []string{"s.example.com"}, FleetHosts: OwnHosts(listen)}
+		if _, err := p.Check("http://127.0.0.1:3000/"); err != nil {
+			t.Errorf("listening on %s, a link to 127.0.0.1 is refused: %v", listen, err)
+		}
+	}
 }
