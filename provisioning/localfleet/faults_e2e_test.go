@@ -495,7 +495,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	if ahead < 3*time.Minute {
 		t.Errorf("proxy-03's records are %s ahead, want its 4 minutes", ahead)
 	}
-	writeFaultFigures(t, figures, ok, cc.failed.Load(), len(acked), lostLinks, twice, missed, lost, int64(droppedFull), corruptTotal)
+	writeFaultFigures(t, figures, ok, cc.failed.Load(), len(acked), lostLinks, twice, missed, lost, int64(droppedFull), corruptTotal, [3]int64{diskLive, twiceLive, missedLive})
 }
 
 // statsAgainstLogs compares the stats, per link and hour, with the clicks
@@ -720,7 +720,9 @@ func missingLinks(t *testing.T, f *localfleet.Fleet, acked []link) int {
 
 // writeFaultFigures writes the drill's figures as a Markdown table to
 // $SHORTFLEET_FAULT_REPORT when set (the README's table comes from it).
-func writeFaultFigures(t *testing.T, figs []faultFigures, ok, failed int64, acked, lostLinks int, twice, missed, lost, dropped, held int64) {
+// live is the comparison made before any proxy restarted: clicks in
+// sealed segments, counted twice, missed.
+func writeFaultFigures(t *testing.T, figs []faultFigures, ok, failed int64, acked, lostLinks int, twice, missed, lost, dropped, held int64, live [3]int64) {
 	path := os.Getenv("SHORTFLEET_FAULT_REPORT")
 	if path == "" {
 		return
@@ -732,6 +734,7 @@ func writeFaultFigures(t *testing.T, figs []faultFigures, ok, failed int64, acke
 	}
 	fmt.Fprintf(&b, "\nWhole drill: %d redirects answered, %d failed; %d links acknowledged, %d lost; stats against the proxies' logs: %d clicks counted twice, %d missed; %d clicks lost between answer and disk (%d dropped while the disk was full, the rest unflushed at proxy SIGKILLs); %d clicks held back in the quarantined segment.\n",
 		ok, failed, acked, lostLinks, twice, missed, lost, dropped, held)
+	fmt.Fprintf(&b, "\nBefore any proxy restarted (once every proxy had sealed what it wrote and listed nothing pending): stats against the %d clicks in sealed segments: %d counted twice, %d missed.\n", live[0], live[1], live[2])
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Error(err)
 	}
