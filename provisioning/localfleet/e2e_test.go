@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -27,10 +28,12 @@ import (
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/pgcluster"
+	"shortfleet/provisioning/tlscert"
 )
 
-// binDir holds the real binaries, built with -race by TestMain.
-var binDir string
+// binDir holds the real binaries, built with -race by TestMain; caDir the
+// run's certificate authority, which every fleet's balancer uses.
+var binDir, caDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "shortfleet-bin-")
@@ -48,6 +51,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	// One certificate authority for every fleet of the run, trusted by
+	// this process's HTTP clients as a developer trusts .fleet/tls/ca.pem.
+	caDir = filepath.Join(dir, "tls")
+	ca, err := tlscert.LoadOrCreateCA(caDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "local CA:", err)
+		os.Exit(1)
+	}
+	http.DefaultTransport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: ca.Pool()}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -83,7 +95,7 @@ func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	state := pgcluster.TestDir(t)
-	cfg.StateDir, cfg.BinDir, cfg.Subnet = state, binDir, freeSubnet(t)
+	cfg.StateDir, cfg.BinDir, cfg.Subnet, cfg.TLSDir = state, binDir, freeSubnet(t), caDir
 	if cfg.Schedule == "" {
 		cfg.Schedule = "@every 1000h"
 	}

@@ -6,6 +6,8 @@
 //
 //	<subnet>.2    primary host: Postgres :5432, primary app :8000
 //	<subnet>.3    mapreduce host: admin :9100
+//	<subnet>.4    load balancer (HAProxy), short links: HTTP :8080, HTTPS :8443, stats :8404
+//	<subnet>.5    load balancer, the primary app's name: HTTP :8080 (to HTTPS), HTTPS :8443
 //	<subnet>.1N   proxy-0N host: replica :5432, redirects :8080, admin :9090
 //
 // Every process is supervised and restarted if it dies (README.md decision
@@ -37,6 +39,7 @@ import (
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/provisioning/proc"
 	"shortfleet/provisioning/settings"
+	"shortfleet/provisioning/tlscert"
 )
 
 // Ports every host uses.
@@ -78,8 +81,13 @@ type Config struct {
 	GeoIPPath string
 	// PrimaryArgs are extra flags for the primary app.
 	PrimaryArgs []string
-	// NoBalancer keeps HAProxy out even where it is installed.
+	// NoBalancer keeps HAProxy out even where it is installed. The app
+	// then serves plain HTTP with -insecure-cookies: a development setup.
 	NoBalancer bool
+	// TLSDir holds the fleet's certificate authority (tlscert.CAFile,
+	// kept across starts so it is trusted once); default <StateDir>/tls.
+	// Tests share one.
+	TLSDir string
 	// Balance overrides the shared HAProxy balance setting (roundrobin,
 	// leastconn or uri-consistent).
 	Balance string
@@ -142,6 +150,10 @@ type Fleet struct {
 	// them by themselves (target_session_attrs=read-write).
 	dbHosts []string
 	haproxy *proc.Process
+	// balanced is true when HAProxy fronts the fleet: the app then takes
+	// requests only through it, over HTTPS.
+	balanced bool
+	ca       *tlscert.CA
 	// pgDir holds the clusters: the state folder's pg/, or a folder under
 	// ExternalPGRoot when the postgres user cannot enter the state folder.
 	pgDir string
@@ -213,12 +225,33 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Fleet, error)
 			return nil, err
 		}
 	}
+	f.balanced = HAProxyInstalled() && !cfg.NoBalancer
+	if f.balanced {
+		if f.cfg.TLSDir == "" {
+			f.cfg.TLSDir = f.path("tls")
+		}
+		if f.ca, err = tlscert.LoadOrCreateCA(f.cfg.TLSDir); err != nil {
+			return nil, err
+		}
+	}
 	if err := f.start(ctx); err != nil {
 		f.Stop()
 		return nil, err
 	}
 	return f, nil
 }
+
+// CAFile is the certificate of the authority that issued the balancer's,
+// which clients are told to trust; "" without a balancer.
+func (f *Fleet) CAFile() string {
+	if !f.balanced {
+		return ""
+	}
+	return filepath.Join(f.cfg.TLSDir, tlscert.CAFile)
+}
+
+// CA is the fleet's certificate authority, nil without a balancer.
+func (f *Fleet) CA() *tlscert.CA { return f.ca }
 
 // loadSecrets reads the state folder's secrets, makes those it lacks and
 // writes them back; fresh is true when the folder had none.
@@ -347,14 +380,14 @@ func (f *Fleet) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if HAProxyInstalled() && !f.cfg.NoBalancer {
-		if err := f.timed("load balancer up", func() error { return f.startHAProxy(ctx) }); err != nil {
-			return err
-		}
-	}
 	f.PrimaryApp = f.newApp("primary", f.primaryArgs(), "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
 	if err := f.timed("primary app up", func() error { return f.PrimaryApp.Start(ctx, "http") }); err != nil {
 		return err
+	}
+	if f.balanced {
+		if err := f.timed("load balancer up", func() error { return f.startHAProxy(ctx) }); err != nil {
+			return err
+		}
 	}
 	f.Mapreduce = f.newApp("mapreduce", []string{
 		"-admin-listen", net.JoinHostPort(f.cfg.host(3), strconv.Itoa(PortMapreduce)),
@@ -372,20 +405,24 @@ func (f *Fleet) primaryArgs() []string {
 	// Links to any host of the fleet are refused: the proxies, the
 	// balancer (whether or not it runs: nothing else may take its
 	// address), the mapreduce host; the primary's own is its -listen.
-	hosts := []string{f.balancerHost(), f.cfg.host(3)}
+	hosts := []string{f.balancerHost(), f.appHost(), f.cfg.host(3)}
 	for i := range f.cfg.Proxies {
 		hosts = append(hosts, f.ProxyHost(i))
 	}
-	return append([]string{
+	args := []string{
 		"-listen", net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPrimary)),
 		"-short-base", f.ShortBase(),
 		"-proxies", strings.Join(f.AdminURLs(), ","),
 		"-fleet-hosts", strings.Join(hosts, ","),
 		// Requests through the balancer are charged to the client its
-		// X-Forwarded-For names; anyone else's header is ignored.
+		// X-Forwarded-For names, and are HTTPS when its X-Forwarded-Proto
+		// says so; anyone else's headers are ignored.
 		"-trusted-proxies", f.balancerHost(),
-		"-insecure-cookies", // the local fleet serves plain HTTP
-	}, f.cfg.PrimaryArgs...)
+	}
+	if !f.balanced {
+		args = append(args, "-insecure-cookies") // no HTTPS without the balancer
+	}
+	return append(args, f.cfg.PrimaryArgs...)
 }
 
 // newApp prepares a supervised binary with the fleet's secrets in its
@@ -418,8 +455,9 @@ func (f *Fleet) proxyApp(i int) *App {
 		"-listen", net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortRedirect)),
 		"-admin-listen", net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortAdmin)),
 		"-log-dir", f.path("proxy", id, "logs"),
-		// Behind the load balancer: believe its PROXY header, no one else's.
-		"-proxy-protocol", "-trusted-proxies", f.balancerHost(),
+		// Behind the load balancer: believe its X-Forwarded-For and
+		// X-Client-Port, no one else's.
+		"-trusted-proxies", f.balancerHost(),
 	}, f.cfg.ProxyArgs...)
 	if f.cfg.ProxyArgsFor != nil {
 		args = append(args, f.cfg.ProxyArgsFor(i)...)
@@ -460,10 +498,10 @@ func (f *Fleet) MapreduceOnce(ctx context.Context) (string, error) {
 	return string(out), err
 }
 
-// ShortBase is the origin of short URLs: the load balancer, or the first
-// proxy without one.
+// ShortBase is the origin of short URLs: the load balancer's HTTPS (short
+// links answer on its plain HTTP too), or the first proxy without one.
 func (f *Fleet) ShortBase() string {
-	if u := f.BalancerURL(); u != "" {
+	if u := f.BalancerTLSURL(); u != "" {
 		return u
 	}
 	return "http://" + net.JoinHostPort(f.ProxyHost(0), strconv.Itoa(PortRedirect))
@@ -499,8 +537,14 @@ func setSynchronous(ctx context.Context, primary *pgcluster.Cluster) error {
 	return err
 }
 
-// PrimaryURL is the primary app's URL.
-func (f *Fleet) PrimaryURL() string { return f.PrimaryApp.URL("http") }
+// PrimaryURL is the primary app's URL: HTTPS through the balancer, or,
+// without one, the app's own plain listener.
+func (f *Fleet) PrimaryURL() string {
+	if f.balanced {
+		return "https://" + net.JoinHostPort(f.appHost(), strconv.Itoa(PortBalancerTLS))
+	}
+	return f.PrimaryApp.URL("http")
+}
 
 // RedirectURLs are the proxies' redirect URLs.
 func (f *Fleet) RedirectURLs() []string {
@@ -541,15 +585,17 @@ func (f *Fleet) WaitReplicas(ctx context.Context) error {
 
 // State is what `fleet up` writes to state.json for people and `fleet down`.
 type State struct {
-	Pid        int      `json:"pid"`
-	PrimaryURL string   `json:"primary_url"`
-	ShortBase  string   `json:"short_base"`
-	Redirects  []string `json:"redirect_urls"`
-	Admins     []string `json:"admin_urls"`
-	Mapreduce  string   `json:"mapreduce_url"`
-	Balancer   string   `json:"balancer_url,omitempty"`
-	PrimaryDB  string   `json:"primary_db"`
-	ReplicaDBs []string `json:"replica_dbs"`
+	Pid         int      `json:"pid"`
+	PrimaryURL  string   `json:"primary_url"`
+	ShortBase   string   `json:"short_base"`
+	Redirects   []string `json:"redirect_urls"`
+	Admins      []string `json:"admin_urls"`
+	Mapreduce   string   `json:"mapreduce_url"`
+	Balancer    string   `json:"balancer_url,omitempty"`
+	BalancerTLS string   `json:"balancer_tls_url,omitempty"`
+	CAFile      string   `json:"ca_file,omitempty"`
+	PrimaryDB   string   `json:"primary_db"`
+	ReplicaDBs  []string `json:"replica_dbs"`
 }
 
 // State describes the running fleet.
@@ -557,7 +603,7 @@ func (f *Fleet) State() State {
 	s := State{
 		Pid: os.Getpid(), PrimaryURL: f.PrimaryURL(), ShortBase: f.ShortBase(),
 		Redirects: f.RedirectURLs(), Admins: f.AdminURLs(), Mapreduce: f.Mapreduce.URL("admin"),
-		Balancer:  f.BalancerURL(),
+		Balancer: f.BalancerURL(), BalancerTLS: f.BalancerTLSURL(), CAFile: f.CAFile(),
 		PrimaryDB: f.Primary.Addr(),
 	}
 	for _, r := range f.Replicas {

@@ -3,6 +3,7 @@ package localfleet
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,12 +17,16 @@ import (
 
 	"shortfleet/provisioning/proc"
 	"shortfleet/provisioning/settings"
+	"shortfleet/provisioning/tlscert"
 )
 
-// Load balancer ports, on the load balancer host (<subnet>.4).
+// Load balancer ports, on the load balancer's two addresses: <subnet>.4
+// for short links, <subnet>.5 for the primary app (a bare-metal balancer
+// tells them apart by host name; here the names are addresses).
 const (
-	PortBalancer      = 8080 // redirects, spread over the proxies
-	PortBalancerStats = 8404 // /healthz, /stats, /metrics
+	PortBalancer      = 8080 // plain HTTP: redirects; the app sends its requests to HTTPS
+	PortBalancerTLS   = 8443 // HTTPS, HTTP/2 where the client offers it
+	PortBalancerStats = 8404 // /healthz, /stats, /metrics (on <subnet>.4)
 )
 
 // HAProxyInstalled reports whether haproxy is on PATH; the fleet puts it in
@@ -31,17 +36,33 @@ func HAProxyInstalled() bool {
 	return err == nil
 }
 
-// balancerHost is the load balancer's address.
+// balancerHost is the load balancer's address for short links.
 func (f *Fleet) balancerHost() string { return f.cfg.host(4) }
 
-// BalancerURL is the load balancer's redirect URL, "" when the fleet runs
-// without HAProxy.
+// appHost is the load balancer's address for the primary app.
+func (f *Fleet) appHost() string { return f.cfg.host(5) }
+
+// BalancerURL is the load balancer's plain HTTP redirect URL, "" when the
+// fleet runs without HAProxy.
 func (f *Fleet) BalancerURL() string {
-	if f.haproxy == nil {
+	if !f.balanced {
 		return ""
 	}
 	return "http://" + net.JoinHostPort(f.balancerHost(), strconv.Itoa(PortBalancer))
 }
+
+// BalancerTLSURL is the load balancer's HTTPS redirect URL, "" without
+// HAProxy.
+func (f *Fleet) BalancerTLSURL() string {
+	if !f.balanced {
+		return ""
+	}
+	return "https://" + net.JoinHostPort(f.balancerHost(), strconv.Itoa(PortBalancerTLS))
+}
+
+// CertFile is the balancer's certificate (chain and key), issued by the
+// fleet's CA for both its addresses.
+func (f *Fleet) CertFile() string { return f.path("haproxy", "balancer.pem") }
 
 // BalancerStatsURL is the load balancer's monitoring origin.
 func (f *Fleet) BalancerStatsURL() string {
@@ -57,10 +78,16 @@ func (f *Fleet) HAProxyConfig() (string, error) {
 	}
 	h = h.FitDescriptors()
 	b := settings.Balancer{
-		Bind:      net.JoinHostPort(f.balancerHost(), strconv.Itoa(PortBalancer)),
+		CertFile:  f.CertFile(),
+		AppHost:   f.appHost(),
+		App:       settings.Server{Name: "primary-app", Addr: f.PrimaryHost(), Port: PortPrimary, CheckPort: PortPrimary},
 		StatsBind: net.JoinHostPort(f.balancerHost(), strconv.Itoa(PortBalancerStats)),
 		Log:       "stdout format raw local0 notice",
 		Source:    f.balancerHost(),
+	}
+	for _, h := range []string{f.balancerHost(), f.appHost()} {
+		b.Binds = append(b.Binds, net.JoinHostPort(h, strconv.Itoa(PortBalancer)))
+		b.TLSBinds = append(b.TLSBinds, net.JoinHostPort(h, strconv.Itoa(PortBalancerTLS)))
 	}
 	for i := range f.cfg.Proxies {
 		b.Servers = append(b.Servers, settings.Server{Name: ProxyID(i), Addr: f.ProxyHost(i), Port: PortRedirect, CheckPort: PortAdmin})
@@ -68,15 +95,25 @@ func (f *Fleet) HAProxyConfig() (string, error) {
 	return h.RenderHAProxy(b)
 }
 
-// startHAProxy writes the configuration, checks it with haproxy -c, starts
-// HAProxy supervised, and waits until every proxy is up behind it.
+// startHAProxy issues the balancer's certificate if it has none that
+// serves, writes the configuration, checks both, starts HAProxy supervised,
+// and waits until every proxy and the app are up behind it.
 func (f *Fleet) startHAProxy(ctx context.Context) error {
-	cfg, err := f.HAProxyConfig()
-	if err != nil {
-		return err
-	}
 	dir := f.path("haproxy")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	hosts := []string{f.balancerHost(), f.appHost()}
+	if issued, err := f.ca.Ensure(f.CertFile(), hosts); err != nil {
+		return err
+	} else if issued {
+		f.logger.Info("balancer certificate issued by the fleet's CA", "file", f.CertFile(), "hosts", hosts)
+	}
+	if err := tlscert.Check(f.CertFile(), hosts, time.Now()); err != nil {
+		return fmt.Errorf("load balancer: %w", err)
+	}
+	cfg, err := f.HAProxyConfig()
+	if err != nil {
 		return err
 	}
 	path := filepath.Join(dir, "haproxy.cfg")
@@ -102,19 +139,20 @@ func (f *Fleet) startHAProxy(ctx context.Context) error {
 	return f.WaitBalanced(ctx, f.cfg.Proxies)
 }
 
-// WaitBalanced waits until HAProxy reports n proxies up.
+// WaitBalanced waits until HAProxy reports n proxies and the app up.
 func (f *Fleet) WaitBalanced(ctx context.Context, n int) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var last error
 	for {
 		up, err := f.BalancedUp(ctx)
-		if err == nil && len(up) >= n {
+		app, aerr := f.balancedApp(ctx)
+		if err == nil && aerr == nil && len(up) >= n && app {
 			return nil
 		}
-		last = err
-		if err == nil {
-			last = fmt.Errorf("%d of %d proxies up", len(up), n)
+		last = errors.Join(err, aerr)
+		if last == nil {
+			last = fmt.Errorf("%d of %d proxies up, app up: %v", len(up), n, app)
 		}
 		select {
 		case <-ctx.Done():
@@ -126,6 +164,17 @@ func (f *Fleet) WaitBalanced(ctx context.Context, n int) error {
 
 // BalancedUp lists the proxies HAProxy now sends traffic to.
 func (f *Fleet) BalancedUp(ctx context.Context) ([]string, error) {
+	return f.serversUp(ctx, "proxies")
+}
+
+// balancedApp reports whether HAProxy sends the app's requests on.
+func (f *Fleet) balancedApp(ctx context.Context) (bool, error) {
+	up, err := f.serversUp(ctx, "app")
+	return len(up) > 0, err
+}
+
+// serversUp lists the servers of a backend that HAProxy reports UP.
+func (f *Fleet) serversUp(ctx context.Context, backend string) ([]string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.BalancerStatsURL()+"/stats;csv", nil)
 	if err != nil {
 		return nil, err
@@ -140,7 +189,7 @@ func (f *Fleet) BalancedUp(ctx context.Context) ([]string, error) {
 	for sc.Scan() {
 		// pxname,svname,...,status (18th field)
 		fields := strings.Split(sc.Text(), ",")
-		if len(fields) > 17 && fields[0] == "proxies" && strings.HasPrefix(fields[1], "proxy-") && fields[17] == "UP" {
+		if len(fields) > 17 && fields[0] == backend && fields[1] != "BACKEND" && fields[1] != "FRONTEND" && fields[17] == "UP" {
 			up = append(up, fields[1])
 		}
 	}

@@ -62,7 +62,17 @@ type HAProxy struct {
 	Observe              string `json:"observe"`
 	ErrorLimit           int    `json:"error_limit"`
 	OnError              string `json:"on_error"`
-	SendProxy            string `json:"send_proxy"`
+	// HTTPReuse is how connections to the proxies are shared between
+	// clients: "always" lets any client's request go over any idle
+	// connection, so a balancer keeps a few warm connections per proxy
+	// instead of opening one for each visitor (one click is usually one
+	// connection). Redirects are idempotent, and a request a reused
+	// connection failed is retried (RetryOn).
+	HTTPReuse string `json:"http_reuse"`
+	// TLSMinVersion and ALPN are the HTTPS binds' settings: HTTP/2 where
+	// the client offers it.
+	TLSMinVersion        string `json:"tls_min_version"`
+	ALPN                 string `json:"alpn"`
 	TimeoutConnect       string `json:"timeout_connect"`
 	TimeoutClient        string `json:"timeout_client"`
 	TimeoutServer        string `json:"timeout_server"`
@@ -107,7 +117,18 @@ type Server struct {
 
 // Balancer is the host-specific part of a load balancer's configuration.
 type Balancer struct {
-	Bind      string // address:port of the redirect frontend
+	// Binds are the address:port pairs of plain HTTP: short links are
+	// answered on them, and the app sends its requests on to HTTPS.
+	Binds []string
+	// TLSBinds are those of HTTPS; CertFile is the PEM file (certificate
+	// chain and key, as tlscert.Check reads it) they present.
+	TLSBinds []string
+	CertFile string
+	// AppHost is the primary app's host name as clients send it in Host;
+	// requests for it go to App, every other request to the proxies. No
+	// app backend when empty.
+	AppHost   string
+	App       Server
 	StatsBind string // address:port of /stats, /metrics and /healthz
 	Log       string // the global log target, e.g. "stdout format raw local0"
 	// Source, when set, is the address connections to the proxies come
@@ -124,6 +145,10 @@ var haproxyTemplate = template.Must(template.New("haproxy.cfg").Parse(`# Written
 global
     log {{.B.Log}}
     maxconn {{.H.Maxconn}}
+    # Mozilla's "intermediate" TLS: every browser of the last years.
+    ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+    ssl-default-bind-options ssl-min-ver {{.H.TLSMinVersion}} no-tls-tickets
 
 defaults
     mode http
@@ -136,15 +161,25 @@ defaults
     timeout http-keep-alive {{.H.TimeoutHTTPKeepAlive}}
     timeout queue {{.H.TimeoutQueue}}
     timeout check {{.H.TimeoutCheck}}
-    # Redirects are idempotent: a request a dead proxy did not answer is
-    # sent again, to another proxy.
-    retries {{.H.Retries}}
-    retry-on {{.H.RetryOn}}
-    option redispatch 1
-    http-reuse safe
+    http-reuse {{.H.HTTPReuse}}
 
-frontend redirects
-    bind {{.B.Bind}}
+frontend web
+{{- range .B.Binds}}
+    bind {{.}}
+{{- end}}
+{{- range .B.TLSBinds}}
+    bind {{.}} ssl crt {{$.B.CertFile}} alpn {{$.H.ALPN}}
+{{- end}}
+    # The client's address, port and scheme, for the proxies' logs and the
+    # app's limits and HTTPS redirect. The backends believe these headers
+    # only from a balancer's address; set-header drops a client's own.
+    option forwardfor
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http unless { ssl_fc }
+    http-request set-header X-Client-Port %[src_port]
+{{- if .B.AppHost}}
+    use_backend app if { req.hdr(host),field(1,:),lower -m str {{.B.AppHost}} }
+{{- end}}
     default_backend proxies
 
 frontend monitor
@@ -162,14 +197,33 @@ backend proxies
 {{- else}}
     balance {{.H.Balance}}
 {{- end}}
+    # Redirects are idempotent: a request a dead proxy did not answer, or
+    # a reused connection lost, is sent again, to another proxy.
+    retries {{.H.Retries}}
+    retry-on {{.H.RetryOn}}
+    option redispatch 1
     option httpchk GET {{.H.CheckPath}}
     http-check expect status 200
 {{- if .B.Source}}
     source {{.B.Source}}
 {{- end}}
-    default-server check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}} observe {{.H.Observe}} error-limit {{.H.ErrorLimit}} on-error {{.H.OnError}} {{.H.SendProxy}}
+    default-server check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}} observe {{.H.Observe}} error-limit {{.H.ErrorLimit}} on-error {{.H.OnError}}
 {{- range .B.Servers}}
     server {{.Name}} {{.Addr}}:{{.Port}} port {{.CheckPort}}
+{{- end}}
+{{- if .B.AppHost}}
+
+backend app
+    # Sign-ups and link creation are not idempotent: only a request that
+    # never reached the app is sent again.
+    retries {{.H.Retries}}
+    retry-on conn-failure
+    option httpchk GET /healthz
+    http-check expect status 200
+{{- if .B.Source}}
+    source {{.B.Source}}
+{{- end}}
+    server {{.B.App.Name}} {{.B.App.Addr}}:{{.B.App.Port}} check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}}
 {{- end}}
 `))
 
@@ -180,6 +234,13 @@ func (h HAProxy) RenderHAProxy(b Balancer) (string, error) {
 	default:
 		return "", fmt.Errorf("haproxy balance %q is not roundrobin, leastconn or uri-consistent", h.Balance)
 	}
+	if len(b.TLSBinds) > 0 && b.CertFile == "" {
+		return "", fmt.Errorf("haproxy: HTTPS binds %v without a certificate file", b.TLSBinds)
+	}
+	if b.AppHost != "" && b.App.Addr == "" {
+		return "", fmt.Errorf("haproxy: app host %s without the app's address", b.AppHost)
+	}
+	b.AppHost = strings.ToLower(b.AppHost) // the Host the rule matches is lowered
 	var s strings.Builder
 	err := haproxyTemplate.Execute(&s, struct {
 		H HAProxy
