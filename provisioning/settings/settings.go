@@ -59,9 +59,9 @@ type HAProxy struct {
 	// connection it refuses, between health checks: a killed proxy then
 	// stops drawing requests at once, instead of drawing retries until
 	// CheckFall checks have failed.
-	Observe              string `json:"observe"`
-	ErrorLimit           int    `json:"error_limit"`
-	OnError              string `json:"on_error"`
+	Observe    string `json:"observe"`
+	ErrorLimit int    `json:"error_limit"`
+	OnError    string `json:"on_error"`
 	// HTTPReuse is how connections to the proxies are shared between
 	// clients: "always" lets any client's request go over any idle
 	// connection, so a balancer keeps a few warm connections per proxy
