@@ -47,14 +47,19 @@ func LoadPostgres() Postgres {
 
 // HAProxy is haproxy.json.
 type HAProxy struct {
-	Balance    string `json:"balance"` // roundrobin, or uri-consistent for cache affinity
-	Maxconn    int    `json:"maxconn"`
-	Retries    int    `json:"retries"`
-	RetryOn    string `json:"retry_on"`
-	CheckPath  string `json:"check_path"`
-	CheckInter string `json:"check_inter"`
-	CheckFall  int    `json:"check_fall"`
-	CheckRise  int    `json:"check_rise"`
+	Balance string `json:"balance"` // roundrobin, or uri-consistent for cache affinity
+	Maxconn int    `json:"maxconn"`
+	// HardStopAfter bounds a stopping or reloaded HAProxy's wait for its
+	// clients: a browser keeps an idle HTTP/2 connection open for
+	// minutes, and a soft stop would wait for it. Just over
+	// TimeoutServer, so a request under way still gets its answer.
+	HardStopAfter string `json:"hard_stop_after"`
+	Retries       int    `json:"retries"`
+	RetryOn       string `json:"retry_on"`
+	CheckPath     string `json:"check_path"`
+	CheckInter    string `json:"check_inter"`
+	CheckFall     int    `json:"check_fall"`
+	CheckRise     int    `json:"check_rise"`
 	// Observe, ErrorLimit and OnError mark a server down on the first
 	// connection it refuses, between health checks: a killed proxy then
 	// stops drawing requests at once, instead of drawing retries until
@@ -145,6 +150,7 @@ var haproxyTemplate = template.Must(template.New("haproxy.cfg").Parse(`# Written
 global
     log {{.B.Log}}
     maxconn {{.H.Maxconn}}
+    hard-stop-after {{.H.HardStopAfter}}
     # Mozilla's "intermediate" TLS: every browser of the last years.
     ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
     ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
