@@ -176,7 +176,8 @@ func printURLs(f *localfleet.Fleet, took time.Duration, state string) {
 	fmt.Fprintf(&b, "  primary app (sign-up, API)  %s\n", s.PrimaryURL)
 	fmt.Fprintf(&b, "  short links                 %s/{code}\n", s.ShortBase)
 	if s.Balancer != "" {
-		fmt.Fprintf(&b, "  load balancer (HAProxy)     %s   stats %s/stats\n", s.Balancer, f.BalancerStatsURL())
+		fmt.Fprintf(&b, "                              (and %s/{code})\n", s.Balancer)
+		fmt.Fprintf(&b, "  load balancer (HAProxy)     %s   stats %s/stats\n", s.BalancerTLS, f.BalancerStatsURL())
 	}
 	for i := range s.Redirects {
 		fmt.Fprintf(&b, "  %-27s %s   admin %s   replica %s\n", localfleet.ProxyID(i), s.Redirects[i], s.Admins[i], s.ReplicaDBs[i])
@@ -185,6 +186,15 @@ func printURLs(f *localfleet.Fleet, took time.Duration, state string) {
 	fmt.Fprintf(&b, "  postgres primary            %s (database %s)\n", s.PrimaryDB, localfleet.Database)
 	fmt.Fprintf(&b, "  postgres data               %s\n", f.PGDir())
 	fmt.Fprintf(&b, "  logs                        %s\n", filepath.Join(state, "logs"))
+	if s.CAFile != "" {
+		ca, _ := filepath.Abs(s.CAFile)
+		fmt.Fprintf(&b, "\nHTTPS certificates come from this fleet's own CA, %s (made once, kept).\n", ca)
+		fmt.Fprintf(&b, "Trust it to browse without warnings:\n")
+		fmt.Fprintf(&b, "  curl:      curl --cacert %s %s/login\n", ca, s.PrimaryURL)
+		fmt.Fprintf(&b, "  this host: cp %s /usr/local/share/ca-certificates/shortfleet-local.crt && update-ca-certificates\n", ca)
+		fmt.Fprintf(&b, "  Chromium:  Settings > Privacy and security > Security > Manage certificates > Authorities > Import\n")
+		fmt.Fprintf(&b, "  Firefox:   Settings > Privacy & Security > Certificates > View Certificates > Authorities > Import\n")
+	}
 	fmt.Fprintf(&b, "\nStop with Ctrl-C, or `make down` from another shell.\n")
 	fmt.Print(b.String())
 }

@@ -33,7 +33,9 @@ func chromium(t *testing.T) string {
 // run, see the click counted and the chart drawn on the link's page. The
 // screenshot is kept in artifacts/dashboard.png. Logged out, the link's
 // page asks to log in and, once logged in, shows again; made an admin
-// with `make admin` (fleet admin), the account sees the fleet page.
+// with `make admin` (fleet admin), the account sees the fleet page. All of
+// it over HTTPS through the balancer, the browser trusting the fleet's CA,
+// with the app's Secure, __Host- cookies (no -insecure-cookies).
 func TestBrowserDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -54,6 +56,9 @@ func TestBrowserDashboard(t *testing.T) {
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
 		chromedp.Flag("host-resolver-rules", "MAP landing.example 127.0.0.1"),
+		// Trust the fleet's CA, which the balancer sends in its chain, as
+		// a developer who imported .fleet/tls/ca.pem does.
+		chromedp.Flag("ignore-certificate-errors-spki-list", f.CA().SPKIHash()),
 		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600))...)
 	defer cancelAlloc()
 	bctx, cancelB := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
@@ -77,7 +82,7 @@ func TestBrowserDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(http://\S+/([0-9A-Za-z]{7}))`).FindStringSubmatch(flash)
+	m := regexp.MustCompile(`(https://\S+/([0-9A-Za-z]{7}))`).FindStringSubmatch(flash)
 	if m == nil {
 		t.Fatalf("no short link in %q", flash)
 	}
