@@ -58,9 +58,11 @@ func (cc *clientCounts) resume() {
 	cc.stop = make(chan struct{})
 	cc.rounds++
 	url, links, clients, round := cc.url, cc.links, cc.clients, cc.rounds
+	tr := http.DefaultTransport.(*http.Transport).Clone() // trusts the fleets' CA (TestMain)
+	tr.MaxIdleConnsPerHost = clients
 	client := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{MaxIdleConnsPerHost: clients},
+		Transport:     tr,
 		Timeout:       10 * time.Second,
 	}
 	for c := range clients {

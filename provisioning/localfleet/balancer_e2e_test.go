@@ -1,0 +1,220 @@
+package localfleet_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"shortfleet/logfmt"
+	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/tlscert"
+)
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address addr (a "host" of its own, so the address a proxy logs can only
+// be this client's), trusting the fleet's CA, not following redirects, and
+// noting each request's local port in *port.
+func clientFrom(addr string, f *localfleet.Fleet) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}}).DialContext
+	tr.TLSClientConfig = &tls.Config{RootCAs: f.CA().Pool()}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// get sends GET url with extra headers and returns the answer and the
+// client's port of the connection it went over.
+func get(t *testing.T, c *http.Client, url string, header map[string]string) (*http.Response, int) {
+	t.Helper()
+	var port int
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		port = i.Conn.LocalAddr().(*net.TCPAddr).Port
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, url, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, port
+}
+
+// TestBalancerPath is the production path on one machine: HTTPS with
+// HTTP/2 at HAProxy for short links and the app, plain HTTP for short
+// links, reused connections to the proxies with the client's own address
+// and port in every log record whatever headers it sends, and a proxy that
+// dies with requests on its connections costing the clients nothing.
+func TestBalancerPath(t *testing.T) {
+	if !localfleet.HAProxyInstalled() {
+		t.Fatal("haproxy is not installed: make test installs it (provisioning/deps.sh)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := startFleetWith(t, localfleet.Config{Proxies: 2, ProxyArgs: []string{"-flush-interval", "20ms"}})
+	_, links := signupWithLinks(t, f.PrimaryURL(), "path@example.com", 20, "https://example.com/path/%d")
+	l := links[0]
+	subnet := f.PrimaryHost()[:strings.LastIndexByte(f.PrimaryHost(), '.')]
+	visitor, stranger := subnet+".77", subnet+".78"
+	c := clientFrom(visitor, f)
+
+	// 1. HTTPS with HTTP/2 where the client offers it, HTTP/1.1 in plain.
+	resp, _ := get(t, c, f.ShortBase()+"/"+l.Code+"?case=h2", nil)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != l.Target || resp.Proto != "HTTP/2.0" {
+		t.Fatalf("short link over HTTPS: %d %s %q", resp.StatusCode, resp.Proto, resp.Header.Get("Location"))
+	}
+	resp, _ = get(t, c, f.BalancerURL()+"/"+l.Code+"?case=plain", nil)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != l.Target || resp.Proto != "HTTP/1.1" {
+		t.Fatalf("short link over HTTP: %d %s %q", resp.StatusCode, resp.Proto, resp.Header.Get("Location"))
+	}
+	resp, _ = get(t, c, f.PrimaryURL()+"/login", nil)
+	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" {
+		t.Fatalf("the app over HTTPS: %d %s", resp.StatusCode, resp.Proto)
+	}
+	// A client that does not trust the fleet's CA is refused the handshake.
+	strangerCA, err := tlscert.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	distrust := clientFrom(visitor, f)
+	distrust.Transport.(*http.Transport).TLSClientConfig.RootCAs = strangerCA.Pool()
+	if _, err := distrust.Get(f.ShortBase() + "/" + l.Code); !errors.As(err, new(*tls.CertificateVerificationError)) && !errors.As(err, new(x509.UnknownAuthorityError)) {
+		t.Fatalf("a client trusting another CA: %v, want a certificate error", err)
+	}
+
+	// 2. The client's address and port in the log, exact: headers a client
+	// sends the balancer are replaced, and a client that names an address
+	// straight to a proxy is not believed.
+	spoof := map[string]string{"X-Forwarded-For": "203.0.113.7", "X-Client-Port": "7", "X-Forwarded-Proto": "https"}
+	_, viaLB := get(t, c, f.ShortBase()+"/"+l.Code+"?case=spoof-lb", spoof)
+	_, viaPlain := get(t, c, f.BalancerURL()+"/"+l.Code+"?case=spoof-plain", spoof)
+	direct := clientFrom(stranger, f)
+	_, viaDirect := get(t, direct, f.RedirectURLs()[0]+"/"+l.Code+"?case=spoof-direct", spoof)
+	want := map[string]struct {
+		addr string
+		port int
+	}{
+		"case=spoof-lb": {visitor, viaLB}, "case=spoof-plain": {visitor, viaPlain}, "case=spoof-direct": {stranger, viaDirect},
+	}
+	// Stopping the proxies seals their logs.
+	for _, p := range f.Proxies {
+		if err := p.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := map[string]bool{}
+	for i := range f.Proxies {
+		entries, err := logfmt.ReadManifest(f.ProxyLogDir(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(f.ProxyLogDir(i), e.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := logfmt.ReadAll(strings.NewReader(string(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				w, ok := want[r.Query]
+				if !ok {
+					if r.ClientAddr != visitor {
+						t.Errorf("%s?%s logged from %s, want %s", r.Path, r.Query, r.ClientAddr, visitor)
+					}
+					continue
+				}
+				found[r.Query] = true
+				if r.ClientAddr != w.addr || int(r.ClientPort) != w.port {
+					t.Errorf("%s?%s logged from %s:%d, want %s:%d", r.Path, r.Query, r.ClientAddr, r.ClientPort, w.addr, w.port)
+				}
+			}
+		}
+	}
+	if len(found) != len(want) {
+		t.Fatalf("logged %v of %d spoofing requests", found, len(want))
+	}
+	for _, p := range f.Proxies {
+		if err := p.Start(ctx, "redirect", "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.WaitBalanced(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+
+	// 3. A proxy that dies with requests on its reused connections: frozen
+	// first, so requests wait on it, then killed. HAProxy sends them again
+	// to the other proxy, and the clients see only redirects.
+	cc := startClients(f.ShortBase(), links, 4)
+	cc.waitMore(t, ctx, 300)
+	p := f.Proxies[1].Process()
+	retried := func() int {
+		n, err := serverStat(f, "proxies", localfleet.ProxyID(1), 15)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := serverStat(f, "proxies", localfleet.ProxyID(1), 16)
+		return n + m
+	}
+	before := retried()
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, func() bool {
+		n, err := serverStat(f, "proxies", localfleet.ProxyID(1), 4) // scur: requests on it now
+		return err == nil && n > 0
+	})
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, func() bool { return p.Restarts() == 1 })
+	if err := f.WaitBalanced(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	cc.waitMore(t, ctx, 300)
+	cc.end(t, "proxy-02 frozen with requests on it, then killed")
+	if after := retried(); after <= before {
+		t.Fatalf("HAProxy retried or redispatched %d requests of proxy-02, want some: none was under way when it died", after-before)
+	} else {
+		t.Logf("HAProxy sent %d requests again that proxy-02 did not answer", after-before)
+	}
+}
+
+// serverStat reads one numeric field (by index of HAProxy's stats CSV:
+// 4 scur, 15 wretr, 16 wredis) of a server of a backend.
+func serverStat(f *localfleet.Fleet, backend, server string, field int) (int, error) {
+	resp, err := http.Get(f.BalancerStatsURL() + "/stats;csv")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		fs := strings.Split(sc.Text(), ",")
+		if len(fs) > field && fs[0] == backend && fs[1] == server {
+			if fs[field] == "" {
+				return 0, nil
+			}
+			return strconv.Atoi(fs[field])
+		}
+	}
+	return 0, errors.New("no such server in the stats")
+}
