@@ -8,7 +8,7 @@ import (
 
 // TestPrimaryArgs: the primary app is told every other host of the fleet,
 // so that links to them are refused, and trusts X-Forwarded-For from the
-// balancer's host alone.
+// balancer's host alone; -insecure-cookies only without the balancer.
 func TestPrimaryArgs(t *testing.T) {
 	f := &Fleet{cfg: Config{Proxies: 3, Subnet: "127.5.6", PrimaryArgs: []string{"-rate-login", "5/1m"}}}
 	args := f.primaryArgs()
@@ -33,5 +33,18 @@ func TestPrimaryArgs(t *testing.T) {
 	}
 	if !slices.Equal(args[len(args)-2:], []string{"-rate-login", "5/1m"}) {
 		t.Errorf("the config's PrimaryArgs do not come last, to override: %q", args)
+	}
+	if !slices.Contains(args, "-insecure-cookies") {
+		t.Errorf("without a balancer the app serves plain HTTP, which needs -insecure-cookies: %q", args)
+	}
+	// Behind the balancer the app is HTTPS, with Secure cookies, and the
+	// balancer's app address is a fleet host too.
+	f.balanced = true
+	args = f.primaryArgs()
+	if slices.Contains(args, "-insecure-cookies") {
+		t.Errorf("behind the balancer, -insecure-cookies is passed: %q", args)
+	}
+	if hosts := strings.Split(flag("-fleet-hosts"), ","); !slices.Contains(hosts, "127.5.6.5") {
+		t.Errorf("-fleet-hosts %q lacks the balancer's app address 127.5.6.5", hosts)
 	}
 }
