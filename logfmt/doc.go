@@ -46,7 +46,9 @@
 //	time             timestamp[ns, UTC]  when the request arrived
 //	proxy            utf8                the proxy's id
 //	client_addr      utf8                client IP (from the socket, or PROXY/X-Forwarded-For from a trusted balancer)
-//	client_port      uint16              client port
+//	client_port      uint16              client port (from the socket, PROXY, or a trusted balancer's
+//	                                     X-Client-Port when client_addr is the address it appended
+//	                                     to X-Forwarded-For); 0 when unknown
 //	method           utf8
 //	host             utf8                Host header
 //	path             utf8                path as sent (not unescaped)

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"shortfleet/primary/internal/api"
+	"shortfleet/primary/internal/https"
 	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/subcmd"
@@ -50,11 +51,13 @@ func main() {
 		dbPassFile = flag.String("db-password-file", "", "file holding the database password (or set SHORTFLEET_DB_PASSWORD)")
 		shortBase  = flag.String("short-base", env("SHORTFLEET_SHORT_BASE", "http://127.0.0.1:8080"), "origin of short URLs; links to its host are refused")
 		noMigrate  = flag.Bool("no-migrate", false, "do not apply migrations at start-up")
-		insecure   = flag.Bool("insecure-cookies", false, "send cookies over plain HTTP (development only)")
+		insecure   = flag.Bool("insecure-cookies", false, "serve plain HTTP: cookies without Secure, no redirect to HTTPS, no HSTS (development only; never behind a real balancer)")
+		tlsCert    = flag.String("tls-cert", env("SHORTFLEET_TLS_CERT", ""), "PEM certificate (chain) to serve HTTPS on -listen itself, with -tls-key; without both, plain HTTP for a balancer that terminates TLS")
+		tlsKey     = flag.String("tls-key", env("SHORTFLEET_TLS_KEY", ""), "PEM private key of -tls-cert")
 		blocklist  = flag.String("blocklist", env("SHORTFLEET_BLOCKLIST", ""), "file of domains (one a line) links may not point to")
 		proxies    = flag.String("proxies", env("SHORTFLEET_PROXIES", ""), "comma-separated proxy admin URLs, for the fleet page")
 		fleetHosts = flag.String("fleet-hosts", env("SHORTFLEET_FLEET_HOSTS", ""), "comma-separated hosts (or URLs) the fleet serves on besides the short base's: proxies, balancers; links to them are refused")
-		trusted    = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client, for rate limits")
+		trusted    = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For names the client, for rate limits, and whose X-Forwarded-Proto says whether it came over HTTPS")
 		rSignup    = limit.NewRateFlag("20/1h")
 		rLogin     = limit.NewRateFlag("30/1m")
 		rLoginUser = limit.NewRateFlag("10/1m")
@@ -107,6 +110,13 @@ func main() {
 	if err != nil {
 		fatal(logger, "-trusted-proxies: "+err.Error())
 	}
+	tlsConfig, err := https.TLSConfig(*tlsCert, *tlsKey)
+	if err != nil {
+		fatal(logger, "-tls-cert, -tls-key: "+err.Error())
+	}
+	if *insecure {
+		logger.Warn("-insecure-cookies is a development switch only: cookies without Secure, plain HTTP not redirected, no HSTS")
+	}
 	ctx := context.Background()
 	if !*noMigrate {
 		t := time.Now()
@@ -140,7 +150,12 @@ func main() {
 		fatal(logger, err.Error())
 	}
 	ui.Register(mux)
-	srv := web.HTTPServer(web.SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux))), web.DefaultServerLimits(), logger)
+	h := http.NewCrossOriginProtection().Handler(ui.Session(mux))
+	if !*insecure {
+		h = https.Require(h, trustedNets)
+	}
+	srv := web.HTTPServer(web.SecurityHeaders(h), web.DefaultServerLimits(), logger)
+	srv.TLSConfig = tlsConfig
 	// Watch for SIGTERM before anyone can know we listen: a stop sent
 	// right after "listening on" must stop us in order, not kill us.
 	sig := make(chan os.Signal, 1)
@@ -149,9 +164,14 @@ func main() {
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
 	}
-	logger.Info("listening on http://"+ln.Addr().String(), "listener", "http")
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if tlsConfig != nil {
+		logger.Info("listening on https://"+ln.Addr().String(), "listener", "http")
+		go func() { errc <- srv.ServeTLS(ln, "", "") }() // the pair is in TLSConfig; HTTP/2 is offered
+	} else {
+		logger.Info("listening on http://"+ln.Addr().String(), "listener", "http")
+		go func() { errc <- srv.Serve(ln) }()
+	}
 
 	select {
 	case s := <-sig:

@@ -2,14 +2,28 @@ package main
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/pgcluster"
@@ -30,7 +44,7 @@ func splitDSN(t *testing.T, c *pgcluster.Cluster) (string, string) {
 	return u.String(), pw
 }
 
-var listenRE = regexp.MustCompile(`msg="listening on (http://[^"\s]+)"`)
+var listenRE = regexp.MustCompile(`msg="listening on (https?://[^"\s]+)"`)
 
 // serve starts the binary as a server and reports whether it got as far
 // as listening (migrations applied: the database answered), with its
@@ -133,5 +147,210 @@ func TestGrantAdminNeedsOnlyTheDatabase(t *testing.T) {
 	}
 	if code, out := grant("nobody@example.com"); code != 1 || !strings.Contains(out, "sign up first") {
 		t.Fatalf("grant-admin of no account: exit %d, want 1 and a message\n%s", code, out)
+	}
+}
+
+// start starts the binary as a server with args and returns the URL it
+// reports listening on, and its output so far; it is stopped with SIGTERM
+// when the test ends.
+func start(t *testing.T, env []string, args ...string) (string, func() string) {
+	t.Helper()
+	cmd := exec.Command(bintest.Build(t, "shortfleet/primary"), append([]string{"-listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out strings.Builder
+	output := func() string { mu.Lock(); defer mu.Unlock(); return out.String() }
+	listening := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			out.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				listening <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); <-done; cmd.Wait() })
+	select {
+	case u := <-listening:
+		return u, output
+	case <-done:
+		t.Fatalf("did not start:\n%s", output())
+		return "", nil
+	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
+// to PEM files, and returns their names and a client that trusts it,
+// dialing from 127.0.0.1 and following no redirect.
+func selfSigned(t *testing.T) (certFile, keyFile string, c *http.Client) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "shortfleet test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, from("127.0.0.1", &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true})
+}
+
+// from is a client whose connections come from ip (a loopback address)
+// and that follows no redirect.
+func from(ip string, tr *http.Transport) *http.Client {
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// TestHTTPS starts the real binary three ways. Behind a balancer (the
+// default): plain HTTP is redirected to HTTPS (301 GET, 308 POST) but for
+// GET /healthz, a stranger's X-Forwarded-Proto: https is not believed, and
+// the balancer's is, with HSTS. With -insecure-cookies: a warning, no
+// redirect, no HSTS. With a certificate and key of its own (flags or
+// environment): it says https:// and serves HTTPS, HTTP/2, with HSTS.
+// Half a pair, or a pair that does not load, stops it before it touches
+// the database.
+func TestHTTPS(t *testing.T) {
+	c, _ := pgcluster.StartTestDatabase(t)
+	env := bintest.CleanEnv("SHORTFLEET_CODE_KEY=00112233445566778899aabbccddeeff", "SHORTFLEET_DSN="+c.DSN("shortfleet"))
+	certFile, keyFile, tlsClient := selfSigned(t)
+	get := func(c *http.Client, method, url string, header ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader("{}"))
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	const warning = "-insecure-cookies is a development switch only"
+
+	t.Run("behind a balancer", func(t *testing.T) {
+		base, out := start(t, env, "-trusted-proxies", "127.0.0.2")
+		stranger, lb := from("127.0.0.1", &http.Transport{}), from("127.0.0.2", &http.Transport{})
+		https := "https://" + strings.TrimPrefix(base, "http://")
+		for _, c := range []struct {
+			name         string
+			c            *http.Client
+			method, path string
+			header       []string
+			status       int
+			location     string
+		}{
+			{"GET", stranger, "GET", "/links?sort=clicks", nil, 301, https + "/links?sort=clicks"},
+			{"HEAD", stranger, "HEAD", "/login", nil, 301, https + "/login"},
+			{"POST", stranger, "POST", "/api/signup", nil, 308, https + "/api/signup"},
+			{"a stranger's X-Forwarded-Proto", stranger, "GET", "/", []string{"X-Forwarded-Proto", "https"}, 301, https + "/"},
+			{"GET /healthz", stranger, "GET", "/healthz", nil, 200, ""},
+			{"the balancer's X-Forwarded-Proto: https", lb, "GET", "/login", []string{"X-Forwarded-Proto", "https"}, 200, ""},
+			{"the balancer's X-Forwarded-Proto: http", lb, "POST", "/api/signup", []string{"X-Forwarded-Proto", "http"}, 308, https + "/api/signup"},
+		} {
+			resp := get(c.c, c.method, base+c.path, c.header...)
+			hsts := resp.Header.Get("Strict-Transport-Security")
+			secure := c.c == lb && c.status == 200
+			if resp.StatusCode != c.status || resp.Header.Get("Location") != c.location || (hsts == "max-age=63072000") != secure {
+				t.Errorf("%s: %d Location %q Strict-Transport-Security %q; want %d %q, HSTS %v",
+					c.name, resp.StatusCode, resp.Header.Get("Location"), hsts, c.status, c.location, secure)
+			}
+		}
+		if strings.Contains(out(), warning) {
+			t.Errorf("warned of -insecure-cookies without it:\n%s", out())
+		}
+	})
+
+	t.Run("-insecure-cookies", func(t *testing.T) {
+		base, out := start(t, env, "-insecure-cookies", "-trusted-proxies", "127.0.0.2")
+		for _, c := range []struct {
+			ip     string
+			header []string
+		}{{"127.0.0.1", nil}, {"127.0.0.2", []string{"X-Forwarded-Proto", "https"}}} {
+			resp := get(from(c.ip, &http.Transport{}), "GET", base+"/login", c.header...)
+			if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") != "" {
+				t.Errorf("from %s %q: %d, Strict-Transport-Security %q; want 200 without", c.ip, c.header, resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+			}
+		}
+		if !strings.Contains(out(), warning) {
+			t.Errorf("no warning that -insecure-cookies is for development:\n%s", out())
+		}
+	})
+
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"-tls-cert and -tls-key", env, []string{"-tls-cert", certFile, "-tls-key", keyFile}},
+		{"SHORTFLEET_TLS_CERT and SHORTFLEET_TLS_KEY", append(slices.Clip(env), "SHORTFLEET_TLS_CERT="+certFile, "SHORTFLEET_TLS_KEY="+keyFile), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base, _ := start(t, c.env, c.args...)
+			if !strings.HasPrefix(base, "https://") {
+				t.Fatalf("listening on %s, want https://", base)
+			}
+			for _, m := range []string{"GET", "POST"} {
+				resp := get(tlsClient, m, base+"/login")
+				if resp.StatusCode == 301 || resp.StatusCode == 308 || resp.Header.Get("Strict-Transport-Security") != "max-age=63072000" || resp.ProtoMajor != 2 {
+					t.Errorf("%s over TLS: %s %d, Strict-Transport-Security %q", m, resp.Proto, resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+				}
+			}
+		})
+	}
+
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a certificate without its key", []string{"-tls-cert", certFile}, "give both files or neither"},
+		{"a key without its certificate", []string{"-tls-key", keyFile}, "give both files or neither"},
+		{"a pair that does not load", []string{"-tls-cert", keyFile, "-tls-key", certFile}, "load TLS certificate"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(bintest.Build(t, "shortfleet/primary"), append([]string{"-listen", "127.0.0.1:0"}, c.args...)...)
+			cmd.Env = env
+			out, code := bintest.RunToExit(t, cmd, "migrations applied", "listening on")
+			if code != 1 || !strings.Contains(out, "-tls-cert, -tls-key: ") || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d, want 1 and a message naming the flags and saying %q:\n%s", code, c.want, out)
+			}
+		})
+	}
+
+	help, _ := exec.Command(bintest.Build(t, "shortfleet/primary"), "-h").CombinedOutput()
+	if !regexp.MustCompile(`-insecure-cookies\s+.*development only; never behind a real balancer`).Match(help) {
+		t.Fatalf("-h does not say -insecure-cookies is for development only:\n%s", help)
 	}
 }

@@ -53,7 +53,7 @@ func main() {
 		pollEvery   = flag.Duration("poll-interval", 100*time.Millisecond, "how often the replica is polled for the watermark, lag and change feed")
 		maxLag      = flag.Duration("max-lag", 10*time.Second, "replay lag past which /readyz says not ready")
 		workers     = flag.Int("lookup-workers", 4, "replica queries for cache misses that may run at once; waiting misses share the next one")
-		trusted     = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose PROXY header or X-Forwarded-For is believed")
+		trusted     = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose PROXY header, X-Forwarded-For and X-Client-Port are believed")
 		clockOffset = flag.Duration("clock-offset", 0, "add this to the time of every log record (fault drills: a proxy whose clock is off)")
 		proxyProto  = flag.Bool("proxy-protocol", false, "accept the PROXY protocol (v1 or v2) from trusted proxies")
 		redact      = flag.String("redact-headers", env("SHORTFLEET_REDACT_HEADERS", ""), "comma-separated request headers (any case) whose values are logged as "+logfmt.Redacted+", besides Authorization, Cookie and Proxy-Authorization, which always are")

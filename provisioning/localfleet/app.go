@@ -15,8 +15,9 @@ import (
 )
 
 // listenRE finds the address a shortfleet binary reports it bound, e.g.
-// msg="listening on http://127.0.0.2:8000" ... listener=http
-var listenRE = regexp.MustCompile(`msg="listening on (http://[^"\s]+)".*\blistener=(\w+)`)
+// msg="listening on http://127.0.0.2:8000" ... listener=http, or https://
+// for an app that serves TLS of its own (the primary with -tls-cert).
+var listenRE = regexp.MustCompile(`msg="listening on (https?://[^"\s]+)".*\blistener=(\w+)`)
 
 // App is one supervised shortfleet binary.
 type App struct {

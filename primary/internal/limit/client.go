@@ -41,11 +41,10 @@ func ClientKey(r *http.Request, trusted []netip.Prefix) string {
 // IPv4-mapped IPv6 address as its IPv4 address. ok is false when the peer
 // is no IP address.
 func ClientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+	addr, ok := peerAddr(r)
+	if !ok {
 		return netip.Addr{}, false
 	}
-	addr := peer.Addr().Unmap().WithZone("")
 	if !inPrefixes(trusted, addr) {
 		return addr, true
 	}
@@ -71,6 +70,25 @@ func ClientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 		}
 	}
 	return addr, true
+}
+
+// PeerTrusted reports whether the socket's peer of r is one of the trusted
+// balancers: the test ClientAddr makes before it believes
+// X-Forwarded-For, for the other headers only a balancer of ours may set
+// (X-Forwarded-Proto). A peer that is no IP address is not trusted.
+func PeerTrusted(r *http.Request, trusted []netip.Prefix) bool {
+	addr, ok := peerAddr(r)
+	return ok && inPrefixes(trusted, addr)
+}
+
+// peerAddr is the socket's peer, unmapped and without zone, as trusted
+// prefixes are matched; ok is false when the peer is no IP address.
+func peerAddr(r *http.Request) (netip.Addr, bool) {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return peer.Addr().Unmap().WithZone(""), true
 }
 
 func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {

@@ -51,6 +51,33 @@ func TestClientKey(t *testing.T) {
 	}
 }
 
+// TestPeerTrusted: the socket's peer, matched as ClientAddr matches it
+// (unmapped, without zone), never a header.
+func TestPeerTrusted(t *testing.T) {
+	for _, tc := range []struct {
+		peer string
+		xff  []string
+		want bool
+	}{
+		{"198.51.100.7:4242", nil, true},
+		{"[::ffff:198.51.100.7]:4242", nil, true},
+		{"[2001:db8:ba1::4]:4242", nil, true},
+		{"[fe80::1%eth0]:4242", nil, false},
+		{"192.0.2.1:4242", nil, false},
+		{"192.0.2.1:4242", []string{"198.51.100.7"}, false}, // a header names no peer
+		{"198.51.100.7", nil, false},                        // no port: not what net/http gives
+		{"@", nil, false},
+		{"", nil, false},
+	} {
+		if got := PeerTrusted(request(tc.peer, tc.xff...), balancers); got != tc.want {
+			t.Errorf("peer %q, X-Forwarded-For %q: %v, want %v", tc.peer, tc.xff, got, tc.want)
+		}
+	}
+	if PeerTrusted(request("198.51.100.7:4242"), nil) {
+		t.Error("trusted with no balancers configured")
+	}
+}
+
 // TestLoginBehindBalancer: behind a balancer, one client spending its
 // log-in attempts leaves the others theirs, and a stranger cannot make
 // itself many clients by writing the header.

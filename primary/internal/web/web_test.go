@@ -22,6 +22,7 @@ import (
 
 	"shortfleet/primary/internal/api"
 	"shortfleet/primary/internal/auth"
+	"shortfleet/primary/internal/https"
 	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
@@ -38,7 +39,8 @@ type env struct {
 }
 
 // setup starts a database and the UI and API as main puts them together,
-// with the config changed by opts; a Secure config is served over TLS.
+// with the config changed by opts; a Secure config is served over TLS,
+// behind https.Require as main serves it without -insecure-cookies.
 func setup(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	return setupLog(t, io.Discard, opts...)
@@ -64,7 +66,11 @@ func setupLog(t *testing.T, out io.Writer, opts ...func(*Config)) *env {
 	mux := http.NewServeMux()
 	api.New(api.Config{ShortBase: "https://sho.rt", Policy: policy, Limits: cfg.Limits, Hasher: cfg.Hasher}, logger, st).Register(mux)
 	ui.Register(mux)
-	h := SecurityHeaders(http.NewCrossOriginProtection().Handler(ui.Session(mux)))
+	h := http.NewCrossOriginProtection().Handler(ui.Session(mux))
+	if cfg.Secure {
+		h = https.Require(h, cfg.Limits.TrustedProxies)
+	}
+	h = SecurityHeaders(h)
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config = HTTPServer(h, DefaultServerLimits(), logger)
 	if cfg.Secure {
@@ -720,8 +726,9 @@ func TestDisableEnable(t *testing.T) {
 }
 
 // TestSessionCookie: the session cookie is HttpOnly and SameSite always,
-// and Secure with the __Host- prefix unless -insecure-cookies; the session
-// table holds only the token's SHA-256, never the token.
+// and Secure with the __Host- prefix unless -insecure-cookies, where the
+// answers carry HSTS too; the session table holds only the token's
+// SHA-256, never the token.
 func TestSessionCookie(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		t.Run(fmt.Sprintf("secure=%v", secure), func(t *testing.T) {
@@ -746,6 +753,8 @@ func TestSessionCookie(t *testing.T) {
 			}
 			if resp, body := b.get("/links"); resp.StatusCode != 200 || !strings.Contains(body, "cookie@example.com") {
 				t.Fatalf("the session does not work: %d", resp.StatusCode)
+			} else if hsts := resp.Header.Get("Strict-Transport-Security"); (hsts == https.HSTS) != secure {
+				t.Fatalf("Strict-Transport-Security %q", hsts)
 			}
 			token := session.Value
 			if n := e.count(`SELECT count(*) FROM sessions s WHERE strpos(s::text, $1) > 0`, token); n != 0 {

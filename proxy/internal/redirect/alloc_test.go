@@ -4,42 +4,63 @@ package redirect
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/valyala/fasthttp"
 )
 
 // TestCachedRedirectAllocs: a cached redirect, logged in full, does not
-// allocate. (The race detector allocates, hence the build tag; make test
-// runs this file without -race as well.)
+// allocate, from a client straight or through a trusted balancer (whose
+// X-Forwarded-For lines and X-Client-Port are read). (The race detector
+// allocates, hence the build tag; make test runs this file without -race
+// as well.)
 func TestCachedRedirectAllocs(t *testing.T) {
-	e := setup(t, setupOpts{})
-	var req fasthttp.Request
-	req.Header.SetMethod("GET")
-	req.SetRequestURI("/" + e.code(e.ids["302"]) + "?utm_source=newsletter")
-	req.Header.Set("Host", "sho.rt")
-	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
-	req.Header.Set("Referer", "https://news.example/article")
-	req.Header.Set("Accept-Language", "en-GB,en;q=0.9")
-	req.Header.Set("Accept", "text/html,application/xhtml+xml")
-	// Redacted headers are logged without allocating too.
-	req.Header.Set("Cookie", "session=0123456789abcdef")
-	req.Header.Set("Authorization", "Bearer 0123456789abcdef")
-	var ctx fasthttp.RequestCtx
-	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(203, 0, 113, 4), Port: 40000}, nil)
-	e.srv.Handle(&ctx) // fills the cache
-	if ctx.Response.StatusCode() != 302 {
-		t.Fatalf("warm-up: %d", ctx.Response.StatusCode())
-	}
-	hits := e.resolver.Stats().Hits
-	allocs := testing.AllocsPerRun(20_000, func() {
-		ctx.Response.Reset()
-		e.srv.Handle(&ctx)
-	})
-	if ctx.Response.StatusCode() != 302 || e.resolver.Stats().Hits < hits+20_000 {
-		t.Fatalf("not served from the cache: %d", ctx.Response.StatusCode())
-	}
-	if allocs != 0 {
-		t.Fatalf("%v allocations per cached redirect, want 0", allocs)
+	e := setup(t, setupOpts{trusted: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
+	for _, c := range []struct {
+		name    string
+		peer    net.IP
+		headers [][2]string
+	}{
+		{"direct", net.IPv4(203, 0, 113, 4), nil},
+		{"balancer", net.IPv4(198, 51, 100, 7), [][2]string{{"X-Forwarded-For", "192.0.2.9"}, {"X-Forwarded-For", "1.2.3.4, 203.0.113.4"},
+			{"X-Client-Port", "40000"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var req fasthttp.Request
+			req.Header.SetMethod("GET")
+			req.SetRequestURI("/" + e.code(e.ids["302"]) + "?utm_source=newsletter")
+			req.Header.Set("Host", "sho.rt")
+			req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+			req.Header.Set("Referer", "https://news.example/article")
+			req.Header.Set("Accept-Language", "en-GB,en;q=0.9")
+			req.Header.Set("Accept", "text/html,application/xhtml+xml")
+			// Redacted headers are logged without allocating too.
+			req.Header.Set("Cookie", "session=0123456789abcdef")
+			req.Header.Set("Authorization", "Bearer 0123456789abcdef")
+			for _, h := range c.headers {
+				req.Header.Add(h[0], h[1])
+			}
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&req, &net.TCPAddr{IP: c.peer, Port: 40000}, nil)
+			if a, p := e.srv.clientAddr(&ctx); a.String() != "203.0.113.4" || p != 40000 {
+				t.Fatalf("client %v port %d, want 203.0.113.4 port 40000", a, p)
+			}
+			e.srv.Handle(&ctx) // fills the cache
+			if ctx.Response.StatusCode() != 302 {
+				t.Fatalf("warm-up: %d", ctx.Response.StatusCode())
+			}
+			hits := e.resolver.Stats().Hits
+			allocs := testing.AllocsPerRun(20_000, func() {
+				ctx.Response.Reset()
+				e.srv.Handle(&ctx)
+			})
+			if ctx.Response.StatusCode() != 302 || e.resolver.Stats().Hits < hits+20_000 {
+				t.Fatalf("not served from the cache: %d", ctx.Response.StatusCode())
+			}
+			if allocs != 0 {
+				t.Fatalf("%v allocations per cached redirect, want 0", allocs)
+			}
+		})
 	}
 }

@@ -7,9 +7,9 @@ import (
 )
 
 // ParseTrustedProxies reads -trusted-proxies (SHORTFLEET_TRUSTED_PROXIES):
-// addresses or CIDRs of the load balancers whose PROXY header or
-// X-Forwarded-For is believed, comma-separated, as Config.TrustedProxies
-// and ProxyProtocolListener take them.
+// addresses or CIDRs of the load balancers whose PROXY header,
+// X-Forwarded-For and X-Client-Port are believed, comma-separated, as
+// Config.TrustedProxies and ProxyProtocolListener take them.
 func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, f := range strings.Split(s, ",") {

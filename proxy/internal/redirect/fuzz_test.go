@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,32 +61,55 @@ func FuzzHandlePath(f *testing.F) {
 }
 
 // FuzzClientAddr checks the X-Forwarded-For walk against a plain reading
-// of its rule: from the right, skip the trusted balancers; the first
-// untrusted address is the client; garbage stops the walk at the last
-// trusted address; with nothing untrusted, the leftmost trusted one.
+// of its rule: over every header line, from the right, skip the trusted
+// balancers; the first untrusted address is the client; garbage stops the
+// walk at the last trusted address; with nothing untrusted, the leftmost
+// trusted one. The port is X-Client-Port (decimal, 1-65535) only when the
+// address is the header's rightmost, and 0 otherwise; a stranger's headers
+// are ignored, and its socket's address and port are the client's.
 func FuzzClientAddr(f *testing.F) {
 	for _, s := range []string{"", "203.0.113.5", "203.0.113.5, 10.1.2.3", "1.2.3.4, 203.0.113.5", "garbage, 203.0.113.5",
 		"203.0.113.5, garbage", "2001:db8::1", "::ffff:203.0.113.9", " , ,", "10.0.0.1,10.0.0.2", "fe80::1%eth0", "\xff"} {
-		f.Add(s, true)
-		f.Add(s, false)
+		f.Add(s, "", "40000", true)
+		f.Add(s, "", "40000", false)
+	}
+	f.Add("203.0.113.66", "203.0.113.5", "1", true)
+	f.Add("203.0.113.66", "203.0.113.5, 10.1.2.3", "65535", true)
+	f.Add("203.0.113.66", "garbage", "443", true)
+	for _, p := range []string{"", "0", "65536", "-1", "+80", "0080", "80x", "0x50", "99999999999999999999", "\xff"} {
+		f.Add("203.0.113.5", "", p, true)
 	}
 	trusted := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("10.0.0.0/8")}
 	s := New(Config{TrustedProxies: trusted}, quiet, nil, nil, nil)
-	f.Fuzz(func(t *testing.T, xff string, fromBalancer bool) {
+	f.Fuzz(func(t *testing.T, xff, xff2, port string, fromBalancer bool) {
 		peer := net.IPv4(192, 0, 2, 1)
 		if fromBalancer {
 			peer = net.IPv4(198, 51, 100, 7)
 		}
 		var req fasthttp.Request
 		req.Header.Set(fasthttp.HeaderXForwardedFor, xff)
+		if xff2 != "" {
+			req.Header.Add(fasthttp.HeaderXForwardedFor, xff2)
+		}
+		if port != "" {
+			req.Header.Set("X-Client-Port", port)
+		}
 		var ctx fasthttp.RequestCtx
 		ctx.Init(&req, &net.TCPAddr{IP: peer, Port: 4242}, nil)
-		got, _ := s.clientAddr(&ctx)
+		// The header as fasthttp kept it, read before clientAddr reuses
+		// fasthttp's buffers.
+		var parts []string
+		for _, l := range req.Header.PeekAll(fasthttp.HeaderXForwardedFor) {
+			parts = append(parts, strings.Split(string(l), ",")...)
+		}
+		kept := string(req.Header.Peek("X-Client-Port"))
+		got, gotPort := s.clientAddr(&ctx)
 
 		want, _ := netip.AddrFromSlice(peer.To4())
+		wantPort, fromHeader := uint16(4242), false
 		if fromBalancer {
-			xff := string(req.Header.Peek(fasthttp.HeaderXForwardedFor)) // as fasthttp kept it
-			parts := strings.Split(xff, ",")
+			wantPort = 0
+			rightmost := true
 			for i := len(parts) - 1; i >= 0; i-- {
 				p := strings.Trim(parts[i], " \t")
 				if p == "" {
@@ -95,14 +119,29 @@ func FuzzClientAddr(f *testing.F) {
 				if err != nil {
 					break
 				}
-				want = a.Unmap()
+				want, wantPort, fromHeader = a.Unmap(), 0, true
+				if n, err := strconv.ParseUint(kept, 10, 16); rightmost && err == nil {
+					wantPort = uint16(n)
+				}
+				rightmost = false
 				if !inPrefixes(trusted, want) {
 					break
 				}
 			}
 		}
-		if got != want {
-			t.Fatalf("X-Forwarded-For %q from %v: client %v, want %v", xff, peer, got, want)
+		if got != want || gotPort != wantPort {
+			t.Fatalf("X-Forwarded-For %q %q, X-Client-Port %q from %v: client %v port %d, want %v port %d",
+				xff, xff2, port, peer, got, gotPort, want, wantPort)
+		}
+		// The rule's consequences, stated plainly.
+		if !fromBalancer && (got.String() != "192.0.2.1" || gotPort != 4242) {
+			t.Fatalf("a stranger's headers were believed: %v port %d", got, gotPort)
+		}
+		if fromBalancer && gotPort != 0 && (!fromHeader || strconv.Itoa(int(gotPort)) != strings.TrimLeft(kept, "0")) {
+			t.Fatalf("port %d from a balancer, X-Client-Port %q, address from the header %v", gotPort, kept, fromHeader)
+		}
+		if fromBalancer && !fromHeader && got.String() != "198.51.100.7" {
+			t.Fatalf("client %v is neither the peer nor from the header", got)
 		}
 	})
 }

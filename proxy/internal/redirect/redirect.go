@@ -35,8 +35,10 @@ import (
 
 // Config tunes the handler.
 type Config struct {
-	// TrustedProxies are the load balancers whose X-Forwarded-For is
-	// believed; the client address of anyone else's request is the socket's.
+	// TrustedProxies are the load balancers whose X-Forwarded-For and
+	// X-Client-Port are believed (the client's address, and its port when
+	// the balancer itself appended that address); the client address and
+	// port of anyone else's request are the socket's.
 	TrustedProxies []netip.Prefix
 	// ClockOffset is added to the time in every log record: zero in
 	// production; fault drills set it to play a proxy whose clock is off.
@@ -173,10 +175,19 @@ func hasColumn(name []byte) bool {
 	return false
 }
 
-// clientAddr is the socket's peer, or, when that peer is a trusted load
-// balancer, the rightmost untrusted address of X-Forwarded-For. (A PROXY
-// protocol header from a trusted balancer has already replaced the socket's
-// peer at the listener.)
+// clientAddr is the client's address and port. From anyone but a trusted
+// load balancer they are the socket's peer's, and its headers are ignored.
+// From a trusted balancer the address is the rightmost untrusted one of
+// X-Forwarded-For, read over every header line in order (HAProxy's option
+// forwardfor adds its own line after any the client sent, so a client's
+// own line is never the rightmost). The port is known only for the
+// rightmost address, the one the balancer itself appended: the balancer
+// sends that client's source port as X-Client-Port. An address from
+// further left was appended by an earlier hop, whose client's port no
+// header carries, so it is logged with port 0, as is the balancer's own
+// address when the header names no one. (A PROXY protocol header from a
+// trusted balancer has already replaced the socket's peer at the
+// listener.)
 func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) (netip.Addr, uint16) {
 	var peer netip.AddrPort
 	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
@@ -186,31 +197,60 @@ func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) (netip.Addr, uint16) {
 	if len(s.cfg.TrustedProxies) == 0 || !s.trusted(addr) {
 		return addr, peer.Port()
 	}
-	xff := ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor)
-	for len(xff) > 0 {
-		i := len(xff) - 1
-		for i >= 0 && xff[i] != ',' {
-			i--
-		}
-		part := trimSpace(xff[i+1:])
-		xff = xff[:max(i, 0)]
-		if len(part) == 0 {
-			continue
-		}
-		a, err := netip.ParseAddr(unsafe.String(&part[0], len(part)))
-		if err != nil {
-			break // garbage: keep the last address we trust
-		}
-		a = a.Unmap()
-		if !s.trusted(a) {
-			return a, 0
-		}
-		addr = a
-		if i < 0 {
-			break
+	h := &ctx.Request.Header
+	var port uint16
+	rightmost := true
+	// PeekAll reuses the header's buffer: no allocation once warm.
+	lines := h.PeekAll(fasthttp.HeaderXForwardedFor)
+	for l := len(lines) - 1; l >= 0; l-- {
+		xff := lines[l]
+		for len(xff) > 0 {
+			i := len(xff) - 1
+			for i >= 0 && xff[i] != ',' {
+				i--
+			}
+			part := trimSpace(xff[i+1:])
+			xff = xff[:max(i, 0)]
+			if len(part) == 0 {
+				continue
+			}
+			a, err := netip.ParseAddr(unsafe.String(&part[0], len(part)))
+			if err != nil {
+				return addr, port // garbage: keep the last address we trust
+			}
+			addr, port = a.Unmap(), 0
+			if rightmost {
+				port = parsePort(h.Peek(headerClientPort))
+				rightmost = false
+			}
+			if !s.trusted(addr) {
+				return addr, port
+			}
 		}
 	}
-	return addr, 0
+	return addr, port
+}
+
+// headerClientPort carries the client's TCP source port from a trusted
+// balancer (HAProxy: http-request set-header X-Client-Port %cp).
+const headerClientPort = "X-Client-Port"
+
+// parsePort reads a decimal port, 1 to 65535; anything else (a sign, a
+// space, hex, zero, too large) is 0, the log's "unknown".
+func parsePort(v []byte) uint16 {
+	if len(v) == 0 {
+		return 0
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		if n = n*10 + int(c-'0'); n > 65535 {
+			return 0
+		}
+	}
+	return uint16(n)
 }
 
 func (s *Server) trusted(a netip.Addr) bool { return inPrefixes(s.cfg.TrustedProxies, a) }

@@ -666,43 +666,78 @@ func TestRecoveryConflictsRetried(t *testing.T) {
 	}
 }
 
+// TestClientAddress: from a trusted balancer, the client is the rightmost
+// untrusted address of X-Forwarded-For, over every header line (HAProxy's
+// option forwardfor adds its line after any the client sent), and its port
+// is X-Client-Port only when that address is the rightmost, the one the
+// balancer itself appended.
 func TestClientAddress(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("10.0.0.0/8")}
 	e := setup(t, setupOpts{trusted: trusted})
 	code := e.code(e.ids["302"])
 	cases := []struct {
-		xff, want string
+		xff      []string // one header line each
+		port     string   // X-Client-Port, none if empty
+		want     string
+		wantPort uint16
 	}{
-		{"", "198.51.100.7"},
-		{"203.0.113.5", "203.0.113.5"},
-		{"203.0.113.5, 10.1.2.3", "203.0.113.5"}, // the balancer chain is trusted
-		{"1.2.3.4, 203.0.113.5", "203.0.113.5"},  // a client-sent value to the left is not
-		{"garbage, 203.0.113.5", "203.0.113.5"},
-		{"203.0.113.5, garbage", "198.51.100.7"}, // garbage at the right: keep the balancer
-		{"2001:db8::1", "2001:db8::1"},
-		{"::ffff:203.0.113.9", "203.0.113.9"},
+		{nil, "", "198.51.100.7", 0},
+		{nil, "40000", "198.51.100.7", 0}, // the address is the balancer's: its client's port is not
+		{[]string{"203.0.113.5"}, "", "203.0.113.5", 0},
+		{[]string{"203.0.113.5"}, "40000", "203.0.113.5", 40000},
+		{[]string{"203.0.113.5, 10.1.2.3"}, "40000", "203.0.113.5", 0},    // the balancer chain is trusted; the port was 10.1.2.3's
+		{[]string{"1.2.3.4, 203.0.113.5"}, "40001", "203.0.113.5", 40001}, // a client-sent value to the left is not
+		{[]string{"garbage, 203.0.113.5"}, "40002", "203.0.113.5", 40002},
+		{[]string{"203.0.113.5, garbage"}, "40003", "198.51.100.7", 0}, // garbage at the right: keep the balancer
+		{[]string{"garbage, 10.1.2.3"}, "40004", "10.1.2.3", 40004},
+		{[]string{"10.1.2.3"}, "40005", "10.1.2.3", 40005},       // a trusted host is a client too
+		{[]string{"10.0.0.1, 10.1.2.3"}, "40006", "10.0.0.1", 0}, // all trusted: the leftmost, from an earlier hop
+		{[]string{"2001:db8::1"}, "65535", "2001:db8::1", 65535},
+		{[]string{"::ffff:203.0.113.9"}, "1", "203.0.113.9", 1},
+		{[]string{"203.0.113.66", "203.0.113.5"}, "40007", "203.0.113.5", 40007}, // the client's own line, then the balancer's
+		{[]string{"203.0.113.66", "203.0.113.5, 10.1.2.3"}, "40008", "203.0.113.5", 0},
+		{[]string{"203.0.113.5"}, "0", "203.0.113.5", 0},
+		{[]string{"203.0.113.5"}, "65536", "203.0.113.5", 0},
+		{[]string{"203.0.113.5"}, "-1", "203.0.113.5", 0},
+		{[]string{"203.0.113.5"}, "+80", "203.0.113.5", 0},
+		{[]string{"203.0.113.5"}, "80x", "203.0.113.5", 0},
+		{[]string{"203.0.113.5"}, "0x50", "203.0.113.5", 0},
+		{[]string{"203.0.113.5"}, "100000", "203.0.113.5", 0},
 	}
 	for _, c := range cases {
-		h := ""
-		if c.xff != "" {
-			h = "X-Forwarded-For: " + c.xff + "\r\n"
+		var h []string
+		for _, l := range c.xff {
+			h = append(h, "X-Forwarded-For: "+l+"\r\n")
 		}
-		e.raw(req("GET", "/"+code, h))
+		if c.port != "" {
+			h = append(h, "X-Client-Port: "+c.port+"\r\n")
+		}
+		e.raw(req("GET", "/"+code, h...))
 	}
 	rows := e.records()
 	for i, c := range cases {
-		if rows[i].ClientAddr != c.want {
-			t.Errorf("X-Forwarded-For %q: logged %q, want %q", c.xff, rows[i].ClientAddr, c.want)
+		if rows[i].ClientAddr != c.want || rows[i].ClientPort != c.wantPort {
+			t.Errorf("X-Forwarded-For %q, X-Client-Port %q: logged %s port %d, want %s port %d",
+				c.xff, c.port, rows[i].ClientAddr, rows[i].ClientPort, c.want, c.wantPort)
 		}
 	}
 }
 
-// TestClientAddressUntrusted: a stranger's X-Forwarded-For is not believed.
+// TestClientAddressUntrusted: a stranger's X-Forwarded-For and
+// X-Client-Port are not believed; the socket's address and port are
+// logged.
 func TestClientAddressUntrusted(t *testing.T) {
 	e := setup(t, setupOpts{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
-	e.raw(req("GET", "/"+e.code(e.ids["302"]), "X-Forwarded-For: 203.0.113.5\r\n"))
-	if rows := e.records(); rows[0].ClientAddr != "198.51.100.7" {
-		t.Fatalf("logged %q, want the socket's 198.51.100.7", rows[0].ClientAddr)
+	e.raw(req("GET", "/"+e.code(e.ids["302"]), "X-Forwarded-For: 203.0.113.5\r\n", "X-Client-Port: 40000\r\n"))
+	e.raw(req("GET", "/"+e.code(e.ids["302"]), "X-Client-Port: 40000\r\n"))
+	rows := e.records()
+	for i, r := range rows {
+		if r.ClientAddr != "198.51.100.7" || r.ClientPort != 54321 {
+			t.Fatalf("request %d: logged %s port %d, want the socket's 198.51.100.7 port 54321", i, r.ClientAddr, r.ClientPort)
+		}
+	}
+	if len(rows) != 2 {
+		t.Fatalf("%d records, want 2", len(rows))
 	}
 }
 
