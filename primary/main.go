@@ -54,6 +54,7 @@ func main() {
 		insecure   = flag.Bool("insecure-cookies", false, "serve plain HTTP: cookies without Secure, no redirect to HTTPS, no HSTS (development only; never behind a real balancer)")
 		tlsCert    = flag.String("tls-cert", env("SHORTFLEET_TLS_CERT", ""), "PEM certificate (chain) to serve HTTPS on -listen itself, with -tls-key; without both, plain HTTP for a balancer that terminates TLS")
 		tlsKey     = flag.String("tls-key", env("SHORTFLEET_TLS_KEY", ""), "PEM private key of -tls-cert")
+		appBase    = flag.String("app-base", env("SHORTFLEET_APP_BASE", ""), "the app's public origin (https://app.example.com), where plain HTTP is redirected; default: the request's Host over https")
 		blocklist  = flag.String("blocklist", env("SHORTFLEET_BLOCKLIST", ""), "file of domains (one a line) links may not point to")
 		proxies    = flag.String("proxies", env("SHORTFLEET_PROXIES", ""), "comma-separated proxy admin URLs, for the fleet page")
 		fleetHosts = flag.String("fleet-hosts", env("SHORTFLEET_FLEET_HOSTS", ""), "comma-separated hosts (or URLs) the fleet serves on besides the short base's: proxies, balancers; links to them are refused")
@@ -114,6 +115,10 @@ func main() {
 	if err != nil {
 		fatal(logger, "-tls-cert, -tls-key: "+err.Error())
 	}
+	origin, err := https.ParseOrigin(*appBase)
+	if err != nil {
+		fatal(logger, "-app-base: "+err.Error())
+	}
 	if *insecure {
 		logger.Warn("-insecure-cookies is a development switch only: cookies without Secure, plain HTTP not redirected, no HSTS")
 	}
@@ -152,7 +157,7 @@ func main() {
 	ui.Register(mux)
 	h := http.NewCrossOriginProtection().Handler(ui.Session(mux))
 	if !*insecure {
-		h = https.Require(h, trustedNets)
+		h = https.Require(h, trustedNets, origin)
 	}
 	srv := web.HTTPServer(web.SecurityHeaders(h), web.DefaultServerLimits(), logger)
 	srv.TLSConfig = tlsConfig

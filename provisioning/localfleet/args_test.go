@@ -44,6 +44,9 @@ func TestPrimaryArgs(t *testing.T) {
 	if slices.Contains(args, "-insecure-cookies") {
 		t.Errorf("behind the balancer, -insecure-cookies is passed: %q", args)
 	}
+	if got := flag("-app-base"); got != "https://127.5.6.5:8443" {
+		t.Errorf("-app-base %q, want the balancer's HTTPS app address", got)
+	}
 	if hosts := strings.Split(flag("-fleet-hosts"), ","); !slices.Contains(hosts, "127.5.6.5") {
 		t.Errorf("-fleet-hosts %q lacks the balancer's app address 127.5.6.5", hosts)
 	}

@@ -84,8 +84,15 @@ func TestBalancerPath(t *testing.T) {
 		t.Fatalf("short link over HTTP: %d %s %q", resp.StatusCode, resp.Proto, resp.Header.Get("Location"))
 	}
 	resp, _ = get(t, c, f.PrimaryURL()+"/login", nil)
-	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" {
-		t.Fatalf("the app over HTTPS: %d %s", resp.StatusCode, resp.Proto)
+	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Fatalf("the app over HTTPS: %d %s, HSTS %q", resp.StatusCode, resp.Proto, resp.Header.Get("Strict-Transport-Security"))
+	}
+	// The app in plain HTTP, through the balancer's app address: sent to
+	// HTTPS, with no HSTS (it means nothing over plain HTTP).
+	plainApp := "http://" + net.JoinHostPort(subnet+".5", strconv.Itoa(localfleet.PortBalancer))
+	resp, _ = get(t, c, plainApp+"/login?next=%2Flinks", nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusMovedPermanently || loc != f.PrimaryURL()+"/login?next=%2Flinks" {
+		t.Fatalf("the app over HTTP: %d to %q, want 301 to %s/login?next=%%2Flinks", resp.StatusCode, loc, f.PrimaryURL())
 	}
 	// A client that does not trust the fleet's CA is refused the handshake.
 	strangerCA, err := tlscert.LoadOrCreateCA(t.TempDir())

@@ -419,7 +419,10 @@ func (f *Fleet) primaryArgs() []string {
 		// says so; anyone else's headers are ignored.
 		"-trusted-proxies", f.balancerHost(),
 	}
-	if !f.balanced {
+	if f.balanced {
+		// Plain HTTP to the app is sent to HTTPS, which is another port here.
+		args = append(args, "-app-base", f.PrimaryURL())
+	} else {
 		args = append(args, "-insecure-cookies") // no HTTPS without the balancer
 	}
 	return append(args, f.cfg.PrimaryArgs...)

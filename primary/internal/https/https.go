@@ -47,14 +47,30 @@ func Scheme(r *http.Request, trusted []netip.Prefix) string {
 	return "http"
 }
 
+// ParseOrigin reads -app-base: the app's public origin, https://host or
+// https://host:port, where Require sends plain requests. Empty is allowed
+// (then the request's Host is used).
+func ParseOrigin(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q is not an https origin (https://host or https://host:port)", s)
+	}
+	return "https://" + u.Host, nil
+}
+
 // Require serves over HTTPS only (see Scheme): an HTTPS request reaches
 // next with Strict-Transport-Security set; a plain one is redirected to
-// https://Host/RequestURI, 301 for GET and HEAD and 308 for the rest (a
+// origin/RequestURI, or, without an origin, https://Host/RequestURI (the
+// origin matters where HTTPS is on another port than plain HTTP, as in
+// the local fleet), 301 for GET and HEAD and 308 for the rest (a
 // 301 may turn a POST into a GET; 308 keeps the method and body). GET and
 // HEAD /healthz are served as they come: the balancer checks the app in
 // plain HTTP, and a redirect would read as down. A plain request with no
 // usable Host has nowhere to be sent and is refused 400.
-func Require(next http.Handler, trusted []netip.Prefix) http.Handler {
+func Require(next http.Handler, trusted []netip.Prefix, origin string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if Scheme(r, trusted) == "https" {
 			w.Header().Set("Strict-Transport-Security", HSTS)
@@ -69,6 +85,9 @@ func Require(next http.Handler, trusted []netip.Prefix) http.Handler {
 		// r.URL.RequestURI, not r.RequestURI: a request target in
 		// absolute form (GET http://host/path) keeps only its path.
 		target := "https://" + r.Host + r.URL.RequestURI()
+		if origin != "" {
+			target = origin + r.URL.RequestURI()
+		}
 		// The Host header names where the client meant to go. net/http
 		// has refused one with a path, user info or a space; one that
 		// is empty or does not parse as a URL's host (a bad escape, an

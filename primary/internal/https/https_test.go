@@ -72,7 +72,7 @@ func do(t *testing.T, c *http.Client, method, url string, header ...string) *htt
 // redirected whatever X-Forwarded-Proto they send; the balancer's
 // X-Forwarded-Proto: https is believed, and its answer carries HSTS.
 func TestRequirePlainHTTP(t *testing.T) {
-	srv := httptest.NewServer(Require(app(), trustedLB))
+	srv := httptest.NewServer(Require(app(), trustedLB, ""))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	stranger, lb := client("127.0.0.1", nil), client("127.0.0.2", nil)
@@ -130,7 +130,7 @@ func TestRequirePlainHTTP(t *testing.T) {
 // a request with none that could be trusted is refused rather than sent
 // somewhere else.
 func TestRequireHost(t *testing.T) {
-	srv := httptest.NewServer(Require(app(), trustedLB))
+	srv := httptest.NewServer(Require(app(), trustedLB, ""))
 	defer srv.Close()
 	for _, c := range []struct {
 		req, status, location string
@@ -198,7 +198,7 @@ func TestRequireOwnTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(Require(app(), trustedLB))
+	srv := httptest.NewUnstartedServer(Require(app(), trustedLB, ""))
 	srv.TLS = cfg
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
@@ -245,5 +245,30 @@ func TestTLSConfig(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestRequireOrigin: with the app's public origin (-app-base), a plain
+// request goes there, whatever port it came in on: in the local fleet
+// plain HTTP is :8080 and HTTPS :8443, so https://Host would be a port
+// that speaks no TLS.
+func TestRequireOrigin(t *testing.T) {
+	origin, err := ParseOrigin("https://127.0.0.5:8443/")
+	if err != nil || origin != "https://127.0.0.5:8443" {
+		t.Fatalf("ParseOrigin: %q, %v", origin, err)
+	}
+	srv := httptest.NewServer(Require(app(), trustedLB, origin))
+	defer srv.Close()
+	resp := do(t, client("127.0.0.1", nil), "GET", srv.URL+"/links?x=1")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 301 || loc != origin+"/links?x=1" {
+		t.Fatalf("%d to %q, want 301 to %s/links?x=1", resp.StatusCode, loc, origin)
+	}
+	for _, bad := range []string{"http://app.example.com", "https://", "https://app.example.com/path", "https://u@app.example.com", "app.example.com", "https://app.example.com/?q"} {
+		if _, err := ParseOrigin(bad); err == nil {
+			t.Errorf("ParseOrigin(%q) accepted", bad)
+		}
+	}
+	if o, err := ParseOrigin(""); o != "" || err != nil {
+		t.Errorf("ParseOrigin(\"\") = %q, %v", o, err)
 	}
 }

@@ -68,7 +68,7 @@ func setupLog(t *testing.T, out io.Writer, opts ...func(*Config)) *env {
 	ui.Register(mux)
 	h := http.NewCrossOriginProtection().Handler(ui.Session(mux))
 	if cfg.Secure {
-		h = https.Require(h, cfg.Limits.TrustedProxies)
+		h = https.Require(h, cfg.Limits.TrustedProxies, "")
 	}
 	h = SecurityHeaders(h)
 	srv := httptest.NewUnstartedServer(h)
