@@ -65,6 +65,14 @@ func TestBrowserDashboard(t *testing.T) {
 	defer cancelB()
 	base := f.PrimaryURL()
 
+	// Typed in plain HTTP, the app's address lands on HTTPS.
+	plain := strings.Replace(strings.Replace(base, "https://", "http://", 1), ":8443", ":8080", 1)
+	if err := chromedp.Do(bctx, chromedp.Navigate(plain+"/signup"), chromedp.WaitVisible(`input[name=email]`)); err != nil {
+		t.Fatalf("%s/signup: %v", plain, err)
+	}
+	if loc, err := chromedp.Run(bctx, chromedp.Location()); err != nil || loc != base+"/signup" {
+		t.Fatalf("%s/signup landed on %s, want %s/signup: %v", plain, loc, base, err)
+	}
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate(base+"/signup"),
 		chromedp.WaitVisible(`input[name=email]`),
