@@ -3,7 +3,10 @@ package localfleet_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,8 +15,10 @@ import (
 )
 
 // TestSynchronousByDefault: a fleet's primary waits for a standby at each
-// commit unless Config.Asynchronous says otherwise, and the setting follows
-// the config when a state folder is started again. A fleet started again
+// commit unless Config.Asynchronous says otherwise (with its one standby
+// down, a creation waits until the standby is back: what an operator
+// gets), and the setting follows the config when a state folder is
+// started again. A fleet started again
 // with a migration pending still comes up: the migration runs before the
 // standbys, which synchronous_standby_names, kept in the primary's
 // postgresql.auto.conf, would have it wait for.
@@ -78,14 +83,56 @@ func TestSynchronousByDefault(t *testing.T) {
 
 	start("first start")
 	want("by default", "quorum")
+
+	// With its one standby down, a creation waits for it (its commit shows
+	// as waiting on SyncRep) and is acknowledged once the standby is back.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	key, _ := signupWithLinks(t, f.PrimaryURL(), "standby-down@example.com", 0, "")
+	if err := f.Replicas[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", f.PrimaryURL()+"/api/links", strings.NewReader(`{"target":"https://example.com/waits"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.Status
+	}()
+	db, err := f.Primary.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	waitUntil(t, ctx, func() bool {
+		var n int
+		err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`).Scan(&n)
+		return err == nil && n > 0
+	})
+	select {
+	case a := <-answered:
+		t.Fatalf("a creation with the standby down answered %s while its commit waited", a)
+	default:
+	}
+	if err := f.Replicas[0].Start(ctx, filepath.Join(cfg.StateDir, "logs", "postgres-proxy-01-again.log")); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-answered; a != "201 Created" {
+		t.Fatalf("the waiting creation, once the standby was back: %s, want 201 Created", a)
+	}
+
 	first := f
 	stop()
 	t.Cleanup(func() { first.Primary.Stop() })
 
 	// A pending migration: the schema reverted with the primary alone,
 	// its commits not waiting for the standby that is down.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	if err := first.StartPrimaryDB(ctx); err != nil {
 		t.Fatal(err)
 	}
