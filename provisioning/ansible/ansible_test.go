@@ -174,8 +174,9 @@ func renders() map[string]render {
 		"postgres-local.conf": {host: "localhost", varsFiles: []string{postgresJSON}, src: pgTmpl,
 			vars: map[string]any{"postgres_host_settings": localHostSettings}},
 		"postgres-db-primary.conf": {host: "db-primary", varsFiles: []string{postgresJSON, "roles/postgres_common/defaults/main.yml"}, src: pgTmpl},
-		"postgres-proxy-01-sync.conf": {host: "proxy-01", varsFiles: []string{postgresJSON, "roles/postgres_common/defaults/main.yml"}, src: pgTmpl,
-			vars: map[string]any{"shortfleet_synchronous_commit": true}},
+		// The example inventory's default (synchronous), and the opt-out.
+		"postgres-proxy-01-async.conf": {host: "proxy-01", varsFiles: []string{postgresJSON, "roles/postgres_common/defaults/main.yml"}, src: pgTmpl,
+			vars: map[string]any{"shortfleet_synchronous_commit": false}},
 		"prometheus.yml": {host: "mapreduce-01", varsFiles: []string{"roles/monitoring/defaults/main.yml"}, src: "roles/monitoring/templates/prometheus.yml.j2",
 			vars: map[string]any{"shortfleet_postgres_exporter": true, "monitoring_rules_file": "{{ render_dir }}/" + promRules,
 				"monitoring_token_file": "{{ render_dir }}/" + promToken, "monitoring_alertmanagers": []string{"192.0.2.30:9093"}}},
@@ -441,8 +442,8 @@ func TestPostgresConfMatchesAnsible(t *testing.T) {
 		host map[string]string
 	}{
 		{"postgres-local.conf", localHostSettings},
-		{"postgres-db-primary.conf", hostSettings("192.0.2.10", "db_primary", false)},
-		{"postgres-proxy-01-sync.conf", hostSettings("198.51.100.11", "proxy_01", true)},
+		{"postgres-db-primary.conf", hostSettings("192.0.2.10", "db_primary", true)},
+		{"postgres-proxy-01-async.conf", hostSettings("198.51.100.11", "proxy_01", false)},
 	}
 	for _, c := range cases {
 		t.Run(c.out, func(t *testing.T) {

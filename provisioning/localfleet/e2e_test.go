@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -88,7 +89,8 @@ func startFleet(t *testing.T, n int, proxyArgs ...string) *localfleet.Fleet {
 
 // startFleetWith starts a local fleet for a test from cfg, filling in the
 // folders, a free subnet, a schedule that never fires unless cfg has one,
-// and segments that seal only at a stop unless cfg's proxy flags say.
+// segments that seal only at a stop unless cfg's proxy flags say, and
+// pgcluster's test settings under cfg's own Postgres settings.
 func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -99,7 +101,9 @@ func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 	if cfg.Schedule == "" {
 		cfg.Schedule = "@every 1000h"
 	}
-	cfg.PGSettings = pgcluster.TestSettings
+	pg := maps.Clone(pgcluster.TestSettings)
+	maps.Copy(pg, cfg.PGSettings)
+	cfg.PGSettings = pg
 	cfg.ProxyArgs = append([]string{"-seal-age", "1000h"}, cfg.ProxyArgs...)
 	f, err := localfleet.Start(ctx, cfg, logger)
 	if err != nil {

@@ -97,7 +97,7 @@ func TestBalancerAndFailover(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	f := startFleetWith(t, localfleet.Config{Proxies: 3, Synchronous: true, ProxyArgs: []string{"-flush-interval", "50ms"}})
+	f := startFleetWith(t, localfleet.Config{Proxies: 3, ProxyArgs: []string{"-flush-interval", "50ms"}})
 	lb := f.BalancerURL()
 	if lb == "" {
 		t.Fatal("the fleet started no load balancer")

@@ -203,7 +203,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	const skewed = 2 // proxy-03: clock 4 minutes fast, log on the small disk
 	const flush = 50 * time.Millisecond
 	f := startFleetWith(t, localfleet.Config{
-		Proxies: 3, Synchronous: true, Schedule: "@every 2s",
+		Proxies: 3, Schedule: "@every 2s",
 		ProxyArgs: []string{"-flush-interval", flush.String(), "-seal-age", "1s", "-log-retry-interval", "200ms"},
 		ProxyArgsFor: func(i int) []string {
 			if i == skewed {

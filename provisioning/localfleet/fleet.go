@@ -91,10 +91,12 @@ type Config struct {
 	// Balance overrides the shared HAProxy balance setting (roundrobin,
 	// leastconn or uri-consistent).
 	Balance string
-	// Synchronous makes the primary wait, at each commit, for any one
-	// standby to have the commit (README.md decision 9), so a promotion
-	// loses no acknowledged link.
-	Synchronous bool
+	// Asynchronous: commits do not wait for a standby: a promotion can
+	// lose acknowledged links; benchmarks measure the difference. Without
+	// it the primary waits, at each commit, for any one standby to have
+	// the commit (README.md decision 9), so a promotion loses no
+	// acknowledged link; with every standby down, commits wait.
+	Asynchronous bool
 }
 
 func (c *Config) defaults() {
@@ -317,6 +319,13 @@ func (f *Fleet) start(ctx context.Context) error {
 		if err := primary.Start(ctx, f.path("logs", "postgres-primary.log")); err != nil {
 			return err
 		}
+		// No commit waits for a standby until the standbys stream: a
+		// primary started again keeps synchronous_standby_names (in
+		// postgresql.auto.conf), and a pending migration would wait
+		// for standbys that start only after it.
+		if err := setSynchronous(ctx, primary, ""); err != nil {
+			return err
+		}
 		return primary.CreateDatabase(ctx, Database)
 	}); err != nil {
 		return err
@@ -358,10 +367,10 @@ func (f *Fleet) start(ctx context.Context) error {
 	for _, r := range f.Replicas {
 		f.dbHosts = append(f.dbHosts, r.Addr())
 	}
-	if f.cfg.Synchronous {
-		if err := f.timed("synchronous replication on", func() error { return setSynchronous(ctx, primary) }); err != nil {
-			return err
-		}
+	if err := f.timed(fmt.Sprintf("synchronous replication %s", onOff(!f.cfg.Asynchronous)), func() error {
+		return f.SetSynchronous(ctx, !f.cfg.Asynchronous)
+	}); err != nil {
+		return err
 	}
 	f.Proxies = make([]*App, f.cfg.Proxies)
 	if err := f.timed(fmt.Sprintf("%d proxies up", f.cfg.Proxies), func() error {
@@ -523,21 +532,69 @@ func (f *Fleet) PrimaryDSN() string {
 	return u.String()
 }
 
-// setSynchronous makes the primary's commits wait for any one standby,
-// with the shared setting; standbys must be streaming first, or the
-// primary's writes would wait for them.
-func setSynchronous(ctx context.Context, primary *pgcluster.Cluster) error {
+// SetSynchronous turns synchronous commit to any one standby (the shared
+// setting) on or off on the primary, as Config.Asynchronous chooses at
+// start, and waits until the standbys report it: whatever runs next runs
+// under it (benchmarks measure both on one fleet). A later Promote follows
+// it.
+func (f *Fleet) SetSynchronous(ctx context.Context, on bool) error {
+	names := ""
+	if on {
+		names = settings.LoadPostgres().SynchronousStandbyNames
+	}
+	if err := setSynchronous(ctx, f.Primary, names); err != nil {
+		return err
+	}
+	f.cfg.Asynchronous = !on
+	return nil
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
+// setSynchronous sets the primary's synchronous_standby_names (names, or
+// none when empty) and waits until its walsenders have read it: with
+// names, until a standby streams as a synchronous candidate (they must
+// stream first, or commits wait); without, until none does.
+func setSynchronous(ctx context.Context, primary *pgcluster.Cluster, names string) error {
 	conn, err := primary.Connect(ctx, "postgres")
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	names := settings.LoadPostgres().SynchronousStandbyNames
-	if _, err := conn.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = "+names); err != nil {
+	q := "ALTER SYSTEM RESET synchronous_standby_names"
+	if names != "" {
+		q = "ALTER SYSTEM SET synchronous_standby_names = " + names
+	}
+	if _, err := conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("set synchronous_standby_names: %w", err)
 	}
-	_, err = conn.Exec(ctx, "SELECT pg_reload_conf()")
-	return err
+	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("reload settings: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		var sync int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_replication WHERE sync_state <> 'async'`).Scan(&sync); err != nil {
+			return fmt.Errorf("synchronous standbys of %s: %w", primary.Name(), err)
+		}
+		if (sync > 0) == (names != "") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if names != "" {
+				return fmt.Errorf("no standby of %s streams as synchronous (commits would wait): %w", primary.Name(), ctx.Err())
+			}
+			return fmt.Errorf("standbys of %s still synchronous: %w", primary.Name(), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // PrimaryURL is the primary app's URL: HTTPS through the balancer, or,

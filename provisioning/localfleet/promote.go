@@ -12,11 +12,11 @@ import (
 // it, through the same code as the Ansible playbook promote_replica.yml
 // (package failover, which `fleet promote` runs there). The old primary
 // must be down: nothing here fences it. The apps find the new primary by
-// themselves (PrimaryDSN); with Synchronous, the new primary waits for a
-// standby at each commit too.
+// themselves (PrimaryDSN); unless the fleet is asynchronous, the new
+// primary waits for a standby at each commit too.
 func (f *Fleet) Promote(ctx context.Context) (failover.Result, error) {
 	cfg := failover.Config{Password: f.Secrets.PGPassword}
-	if f.cfg.Synchronous {
+	if !f.cfg.Asynchronous {
 		cfg.SynchronousStandbyNames = settings.LoadPostgres().SynchronousStandbyNames
 	}
 	for _, r := range f.Replicas {

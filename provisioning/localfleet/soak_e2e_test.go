@@ -71,7 +71,7 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+10*time.Minute)
 	defer cancel()
 	f := startFleetWith(t, localfleet.Config{
-		Proxies: 3, Synchronous: true, Schedule: "@every 1m",
+		Proxies: 3, Schedule: "@every 1m",
 		ProxyArgs: []string{"-seal-age", "10s"},
 	})
 	base := f.PrimaryURL()

@@ -1,16 +1,21 @@
-// Command primarybench measures link creation through the primary's API:
+// Command primarybench measures link creation through the primary's API,
+// with synchronous commit to the standby on (the default: each commit
+// waits for the fleet's one standby) and then off, on the same fleet:
 //
 //   - creations per second with keep-alive, wrk with 64 connections;
 //   - latency at a fixed 1,000 creations a second (an open-loop generator
 //     that times each request from when it was due, so a stall shows);
 //   - beside pgbench inserting single rows into a table of the links'
-//     shape, with as many connections, in the same run.
+//     shape, with as many connections, in the same run (synchronous
+//     commit on).
 //
 // It writes bench/results/<date>-primary.md and the section in
 // bench/README.md.
 //
 // Its output ends with one "bench: NAME VALUE" line a headline figure:
-// creation_vs_pgbench, creations_per_s, fixed_rate_p99_ms.
+// creation_vs_pgbench, creations_per_s, fixed_rate_p99_ms (synchronous
+// commit on), creations_per_s_async, fixed_rate_p99_ms_async (off), and
+// sync_vs_async_creations (creations/s on over off).
 //
 //	make bench-primary
 package main
@@ -36,6 +41,7 @@ import (
 	"shortfleet/bench/internal/wrk"
 	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/pgcluster"
+	"shortfleet/provisioning/settings"
 )
 
 func main() {
@@ -69,6 +75,7 @@ func run(dur time.Duration, conns, rate int, bin, results, readme string) error 
 	if err != nil {
 		return err
 	}
+	// One proxy host, so one standby: what synchronous commit waits for.
 	say("starting a 1-proxy fleet on %s.x", subnet)
 	f, err := localfleet.Start(ctx, localfleet.Config{
 		StateDir: filepath.Join(work, "fleet"), BinDir: binAbs, Proxies: 1, Subnet: subnet, Schedule: "@every 1000h",
@@ -100,28 +107,20 @@ func run(dur time.Duration, conns, rate int, bin, results, readme string) error 
 		return n
 	}
 
-	say("wrk: creations with keep-alive, %d connections", conns)
-	opts := wrk.Options{URL: base, Script: "bench/wrk/create.lua", Threads: 1, Connections: conns, Duration: dur, Env: []string{"KEY=" + acct.APIKey}}
-	warm := opts
-	warm.Duration = 3 * time.Second
-	if _, err := wrk.Run(ctx, warm); err != nil {
-		return err
-	}
-	before := count()
-	res, err := wrk.Run(ctx, opts)
+	// Both measured on this fleet, one after the other: on (the default)
+	// first, then off, then on again for pgbench.
+	on, err := measure(ctx, base, acct.APIKey, conns, rate, dur, count, "on")
 	if err != nil {
 		return err
 	}
-	created := count() - before
-	// wrk does not count the requests in flight when it stops: at most one
-	// a connection more may have been created.
-	if res.Errors() > 0 || created < res.Requests || created > res.Requests+int64(conns) {
-		return fmt.Errorf("wrk: %d requests, %d errors, %d links created", res.Requests, res.Errors(), created)
+	if err := f.SetSynchronous(ctx, false); err != nil {
+		return err
 	}
-
-	say("fixed rate: %d creations a second for %s", rate, dur)
-	lat, failed, err := fixedRate(base, acct.APIKey, rate, dur)
+	off, err := measure(ctx, base, acct.APIKey, conns, rate, dur, count, "off")
 	if err != nil {
+		return err
+	}
+	if err := f.SetSynchronous(ctx, true); err != nil {
 		return err
 	}
 
@@ -145,20 +144,27 @@ func run(dur time.Duration, conns, rate int, bin, results, readme string) error 
 	}
 
 	ms := func(us int64) string { return fmt.Sprintf("%.2f ms", float64(us)/1000) }
+	onRPS, offRPS := on.wrk.RPS(), off.wrk.RPS()
 	tbl := report.Table{
 		Header: []string{"scenario", "creations/s", "p50", "p99", "p99.9", "ratio"},
 		Rows: [][]string{
 			{fmt.Sprintf("`pgbench`: one INSERT a transaction, %d clients (baseline)", conns), fmt.Sprintf("%.0f", tps), "", "", "", "1.00"},
-			{fmt.Sprintf("API, `POST /api/links`, keep-alive, %d connections", conns), fmt.Sprintf("%.0f", res.RPS()), ms(res.LatP50US), ms(res.LatP99US), ms(res.LatP999US),
-				fmt.Sprintf("**%.2f** of pgbench; aim 5,000/s", res.RPS()/tps)},
-			{fmt.Sprintf("API at a fixed %d/s", rate), fmt.Sprintf("%.0f (%d failed)", float64(len(lat))/dur.Seconds(), failed),
-				ms(pct(lat, 50)), "**" + ms(pct(lat, 99)) + "**", ms(pct(lat, 99.9)), "latency from when each request was due"},
+			{fmt.Sprintf("API, `POST /api/links`, keep-alive, %d connections, synchronous commit on", conns), fmt.Sprintf("%.0f", onRPS),
+				ms(on.wrk.LatP50US), ms(on.wrk.LatP99US), ms(on.wrk.LatP999US), fmt.Sprintf("**%.2f** of pgbench; aim 5,000/s", onRPS/tps)},
+			{fmt.Sprintf("API at a fixed %d/s, synchronous commit on", rate), on.fixedCount(dur),
+				ms(pct(on.lat, 50)), "**" + ms(pct(on.lat, 99)) + "**", ms(pct(on.lat, 99.9)), "from when each request was due; aim p99 under 20 ms"},
+			{fmt.Sprintf("API, `POST /api/links`, keep-alive, %d connections, synchronous commit off", conns), fmt.Sprintf("%.0f", offRPS),
+				ms(off.wrk.LatP50US), ms(off.wrk.LatP99US), ms(off.wrk.LatP999US), fmt.Sprintf("on is **%.2f** of off", onRPS/offRPS)},
+			{fmt.Sprintf("API at a fixed %d/s, synchronous commit off", rate), off.fixedCount(dur),
+				ms(pct(off.lat, 50)), ms(pct(off.lat, 99)), ms(pct(off.lat, 99.9)), "from when each request was due"},
 		},
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-primary` (bench/cmd/primarybench).\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine())
 	b.WriteString(tbl.Markdown())
-	fmt.Fprintf(&b, "\nwrk: `%s`; every 201 was checked against the links table (%d created). pgbench: `%s` on the same primary (Postgres 15, fsync and synchronous commit on). ", strings.ReplaceAll(opts.Command(), acct.APIKey, "$API_KEY"), created, strings.ReplaceAll(pgCmd, work, "$WORK"))
+	fmt.Fprintf(&b, "\nSynchronous commit on (the default): each commit waits for the fleet's one streaming standby to have it (`synchronous_standby_names = %s`); off: for the primary's own disk only. Both on the same fleet, one after the other. ", settings.LoadPostgres().SynchronousStandbyNames)
+	fmt.Fprintf(&b, "wrk: `%s`; every 201 was checked against the links table (%d created with synchronous commit on, %d off). pgbench: `%s` on the same primary (Postgres 15, fsync on, synchronous commit on). ",
+		strings.ReplaceAll(on.cmd, acct.APIKey, "$API_KEY"), on.created, off.created, strings.ReplaceAll(pgCmd, work, "$WORK"))
 	b.WriteString("The API commits links in groups: one transaction (and fsync) for every creation waiting, under the lock that keeps link ids in commit order.\n")
 	out := b.String()
 	fmt.Println()
@@ -167,10 +173,56 @@ func run(dur time.Duration, conns, rate int, bin, results, readme string) error 
 		return err
 	}
 	report.PrintHeadlines(os.Stdout,
-		report.Headline{Name: "creation_vs_pgbench", Value: res.RPS() / tps},
-		report.Headline{Name: "creations_per_s", Value: res.RPS()},
-		report.Headline{Name: "fixed_rate_p99_ms", Value: float64(pct(lat, 99)) / 1000})
+		report.Headline{Name: "creation_vs_pgbench", Value: onRPS / tps},
+		report.Headline{Name: "creations_per_s", Value: onRPS},
+		report.Headline{Name: "fixed_rate_p99_ms", Value: float64(pct(on.lat, 99)) / 1000},
+		report.Headline{Name: "creations_per_s_async", Value: offRPS},
+		report.Headline{Name: "fixed_rate_p99_ms_async", Value: float64(pct(off.lat, 99)) / 1000},
+		report.Headline{Name: "sync_vs_async_creations", Value: onRPS / offRPS})
 	return nil
+}
+
+// creation is what one setting of synchronous commit measured.
+type creation struct {
+	wrk     wrk.Result
+	cmd     string // the wrk command
+	created int64  // links the wrk run made, counted in the table
+	lat     []int64
+	failed  int
+}
+
+func (c creation) fixedCount(dur time.Duration) string {
+	return fmt.Sprintf("%.0f (%d failed)", float64(len(c.lat))/dur.Seconds(), c.failed)
+}
+
+// measure runs wrk (after a 3 s warm-up) and the fixed-rate generator
+// against the primary app, with synchronous commit as it is (sync names
+// it in the output), and checks wrk's count against the links table.
+func measure(ctx context.Context, base, key string, conns, rate int, dur time.Duration, count func() int64, sync string) (creation, error) {
+	say("synchronous commit %s: wrk, creations with keep-alive, %d connections", sync, conns)
+	opts := wrk.Options{URL: base, Script: "bench/wrk/create.lua", Threads: 1, Connections: conns, Duration: dur, Env: []string{"KEY=" + key}}
+	warm := opts
+	warm.Duration = 3 * time.Second
+	if _, err := wrk.Run(ctx, warm); err != nil {
+		return creation{}, err
+	}
+	before := count()
+	res, err := wrk.Run(ctx, opts)
+	if err != nil {
+		return creation{}, err
+	}
+	created := count() - before
+	// wrk does not count the requests in flight when it stops: at most one
+	// a connection more may have been created.
+	if res.Errors() > 0 || created < res.Requests || created > res.Requests+int64(conns) {
+		return creation{}, fmt.Errorf("wrk, synchronous commit %s: %d requests, %d errors, %d links created", sync, res.Requests, res.Errors(), created)
+	}
+	say("synchronous commit %s: fixed rate, %d creations a second for %s", sync, rate, dur)
+	lat, failed, err := fixedRate(base, key, rate, dur)
+	if err != nil {
+		return creation{}, err
+	}
+	return creation{wrk: res, cmd: opts.Command(), created: created, lat: lat, failed: failed}, nil
 }
 
 // fixedRate sends creations at rate a second for d, each on schedule
