@@ -754,8 +754,9 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 				}
 			}
 			// The balancers send X-Forwarded-For and X-Client-Port over
-			// connections they reuse, not the PROXY protocol.
-			for _, flag := range []string{"-proxy-protocol"} {
+			// connections they reuse, not the PROXY protocol; the app's
+			// cookies stay Secure.
+			for _, flag := range []string{"-proxy-protocol", "-insecure-cookies"} {
 				if strings.Contains(unit, flag) {
 					t.Errorf("shortfleet-%s.service passes %s:\n%s", app, flag, unit)
 				}
@@ -764,6 +765,48 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 				t.Errorf("shortfleet-%s.service cannot write its folder:\n%s", app, unit)
 			}
 		})
+	}
+}
+
+// TestPrimaryRefusesInsecureCookies runs the primary_app role's checks
+// with the flags an operator might add: -insecure-cookies, a development
+// switch, stops the play in any spelling; other flags pass.
+func TestPrimaryRefusesInsecureCookies(t *testing.T) {
+	t.Parallel()
+	need(t, "ansible-playbook")
+	abs := func(p string) string { return filepath.Join(here(t), p) }
+	book, err := json.Marshal([]map[string]any{{
+		"name": "checks", "hosts": "db-primary", "connection": "local", "gather_facts": false,
+		"vars_files": []string{abs("roles/primary_app/defaults/main.yml")},
+		"tasks":      []map[string]any{{"name": "checks", "ansible.builtin.import_tasks": abs("roles/primary_app/tasks/checks.yml")}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "checks.yml")
+	if err := os.WriteFile(path, book, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args    []string
+		refused bool
+	}{
+		{[]string{}, false},
+		{[]string{"-rate-create", "100/1m", "-no-migrate"}, false},
+		{[]string{"-insecure-cookies"}, true},
+		{[]string{"-rate-create", "100/1m", "--insecure-cookies=true"}, true},
+		{[]string{"-insecure-cookies=false"}, true},
+	} {
+		vars, _ := json.Marshal(map[string]any{"primary_app_args": c.args})
+		cmd := ansibleCmd(t, "ansible-playbook", "-i", "inventory/example/hosts.yml", "-e", "ansible_python_interpreter=/usr/bin/python3", "-e", string(vars), path)
+		out, err := cmd.CombinedOutput()
+		if err != nil && cmd.ProcessState == nil {
+			t.Fatal(err)
+		}
+		refused := err != nil && strings.Contains(string(out), "development switch only")
+		if refused != c.refused || (err != nil && !refused) {
+			t.Errorf("primary_app_args %q: refused %v (%v), want %v:\n%s", c.args, refused, err, c.refused, out)
+		}
 	}
 }
 
