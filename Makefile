@@ -115,7 +115,7 @@ lint: vet
 ## promtool; then, as root, the real apply to throwaway hosts (TestApply),
 ## with add_proxy.yml and remove_proxy.yml, which make test leaves out.
 provision-check: deps
-	SHORTFLEET_APPLY_ADD_REMOVE=1 $(GO) test -count=1 -timeout 60m -v -run 'Test(SyntaxCheck|AnsibleLint|TemplateLookupIsTheModule|HAProxyMatchesAnsible|PostgresConfMatchesAnsible|Prometheus|AppEnvironmentAndUnits|Apply)$$' ./provisioning/ansible/
+	SHORTFLEET_APPLY_ADD_REMOVE=1 $(GO) test -count=1 -timeout 60m -v -run 'Test(SyntaxCheck|AnsibleLint|TemplateLookupIsTheModule|HAProxyMatchesAnsible|HAProxyRoleChecksCert|PostgresConfMatchesAnsible|Prometheus|AppEnvironmentAndUnits|PrimaryRefusesInsecureCookies|Apply)$$' ./provisioning/ansible/
 
 clean:
 	rm -rf $(BIN) $(STATE)

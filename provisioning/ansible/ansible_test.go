@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"shortfleet/provisioning/settings"
+	"shortfleet/provisioning/tlscert"
 )
 
 // need fails the test when a tool is missing: make test installs them
@@ -120,22 +122,49 @@ var localServers = []settings.Server{
 	{Name: "proxy-03", Addr: "127.0.0.13", Port: 8080, CheckPort: 9090},
 }
 
+// certFile is the balancers' certificate of the HAProxy cases, under the
+// render folder: Ansible renders its path there, TestHAProxyMatchesAnsible
+// issues it there (haproxy -c loads it) and gives Go the same path.
+const certFile = "haproxy/balancer.pem"
+
+// The primary app behind the balancers of the explicit HAProxy cases; its
+// host in mixed case, which both renderings lower.
+var (
+	localAppHost = "App.Example.com"
+	localApp     = settings.Server{Name: "db-primary", Addr: "127.0.0.2", Port: 8000}
+)
+
 var localBalancer = settings.Balancer{
-	Bind: "127.0.0.1:18080", StatsBind: "127.0.0.1:18404", Log: "stdout format raw local0", Servers: localServers,
+	Binds: []string{"127.0.0.1:18080"}, TLSBinds: []string{"127.0.0.1:18443"}, AppHost: localAppHost, App: localApp,
+	StatsBind: "127.0.0.1:18404", Log: "stdout format raw local0", Servers: localServers,
 }
 
-// sourcedBalancer connects to the proxies from its own address.
+// sourcedBalancer connects to the proxies and the app from its own address.
 var sourcedBalancer = settings.Balancer{
-	Bind: "127.0.0.4:18080", StatsBind: "127.0.0.4:18404", Log: "stdout format raw local0", Source: "127.0.0.4", Servers: localServers,
+	Binds: []string{"127.0.0.4:18080"}, TLSBinds: []string{"127.0.0.4:18443"}, AppHost: localAppHost, App: localApp,
+	StatsBind: "127.0.0.4:18404", Log: "stdout format raw local0", Source: "127.0.0.4", Servers: localServers,
 }
 
-// balancerVars is b as the haproxy role's variables.
+// plainBalancer has neither HTTPS nor the app: short links over plain HTTP
+// only, on two binds.
+var plainBalancer = settings.Balancer{
+	Binds: []string{"127.0.0.1:18080", "127.0.0.1:18081"}, StatsBind: "127.0.0.1:18404", Log: "stdout format raw local0", Servers: localServers,
+}
+
+// balancerVars is b as the haproxy role's variables; its certificate is
+// certFile under the render folder.
 func balancerVars(b settings.Balancer) map[string]any {
 	servers := []map[string]any{}
 	for _, s := range b.Servers {
 		servers = append(servers, map[string]any{"name": s.Name, "addr": s.Addr, "port": s.Port, "check_port": s.CheckPort})
 	}
-	return map[string]any{"haproxy_bind": b.Bind, "haproxy_stats_bind": b.StatsBind, "haproxy_log": b.Log, "haproxy_source": b.Source, "haproxy_servers": servers}
+	return map[string]any{
+		// Empty lists, not null, as an inventory gives them.
+		"haproxy_binds": append([]string{}, b.Binds...), "haproxy_tls_binds": append([]string{}, b.TLSBinds...),
+		"haproxy_cert_file": "{{ render_dir }}/" + certFile,
+		"haproxy_app_host":  b.AppHost, "haproxy_app": map[string]any{"name": b.App.Name, "addr": b.App.Addr, "port": b.App.Port},
+		"haproxy_stats_bind": b.StatsBind, "haproxy_log": b.Log, "haproxy_source": b.Source, "haproxy_servers": servers,
+	}
 }
 
 // The explicit Postgres case: host settings as the local fleet's pgcluster
@@ -169,8 +198,10 @@ func renders() map[string]render {
 		// haproxy_settings from the file, as the playbooks load it.
 		"haproxy-file.cfg": {host: "localhost", varsFiles: []string{haproxyJSON}, src: haproxyTmpl, vars: balancerVars(localBalancer)},
 		// The example inventory's first load balancer, with the role's own
-		// haproxy_servers, binds and log.
-		"haproxy-lb-01.cfg": {host: "lb-01", varsFiles: []string{haproxyJSON, "roles/haproxy/defaults/main.yml"}, src: haproxyTmpl},
+		// haproxy_servers, binds, app and log; only its certificate is the
+		// test's, for haproxy -c.
+		"haproxy-lb-01.cfg": {host: "lb-01", varsFiles: []string{haproxyJSON, "roles/haproxy/defaults/main.yml"}, src: haproxyTmpl,
+			vars: map[string]any{"haproxy_cert_file": "{{ render_dir }}/" + certFile}},
 		"postgres-local.conf": {host: "localhost", varsFiles: []string{postgresJSON}, src: pgTmpl,
 			vars: map[string]any{"postgres_host_settings": localHostSettings}},
 		"postgres-db-primary.conf": {host: "db-primary", varsFiles: []string{postgresJSON, "roles/postgres_common/defaults/main.yml"}, src: pgTmpl},
@@ -191,6 +222,7 @@ func renders() map[string]render {
 	}
 	// Connections from a set source address, as the local fleet's.
 	r["haproxy-source.cfg"] = render{host: "localhost", varsFiles: []string{haproxyJSON}, src: haproxyTmpl, vars: balancerVars(sourcedBalancer)}
+	r["haproxy-plain.cfg"] = render{host: "localhost", varsFiles: []string{haproxyJSON}, src: haproxyTmpl, vars: balancerVars(plainBalancer)}
 	// Each app's environment file and unit, with the vars its role's
 	// tasks/main.yml passes to common's tasks/app.yml.
 	for _, app := range []struct{ host, role, name, env string }{
@@ -389,18 +421,42 @@ func TestHAProxyMatchesAnsible(t *testing.T) {
 	t.Parallel()
 	need(t, "haproxy")
 	dir := rendered(t)
+	// The certificate the HTTPS binds name, which haproxy -c loads.
+	cert := filepath.Join(dir, certFile)
+	if err := os.MkdirAll(filepath.Dir(cert), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := tlscert.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Issue(cert, []string{"s.example.com", "app.example.com"}, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	withCert := func(b settings.Balancer) settings.Balancer {
+		b.CertFile = cert
+		return b
+	}
 	file := settings.LoadHAProxy()
 	cases := []struct {
 		out     string
 		balance string
 		b       settings.Balancer
 	}{
-		{"haproxy-file.cfg", file.Balance, localBalancer},
-		{"haproxy-roundrobin.cfg", "roundrobin", localBalancer},
-		{"haproxy-leastconn.cfg", "leastconn", localBalancer},
-		{"haproxy-uri-consistent.cfg", "uri-consistent", localBalancer},
-		{"haproxy-source.cfg", file.Balance, sourcedBalancer},
-		{"haproxy-lb-01.cfg", file.Balance, settings.Balancer{Bind: "192.0.2.5:80", StatsBind: "192.0.2.5:8404", Log: "/dev/log local0", Servers: inventoryServers()}},
+		{"haproxy-file.cfg", file.Balance, withCert(localBalancer)},
+		{"haproxy-roundrobin.cfg", "roundrobin", withCert(localBalancer)},
+		{"haproxy-leastconn.cfg", "leastconn", withCert(localBalancer)},
+		{"haproxy-uri-consistent.cfg", "uri-consistent", withCert(localBalancer)},
+		{"haproxy-source.cfg", file.Balance, withCert(sourcedBalancer)},
+		{"haproxy-plain.cfg", file.Balance, plainBalancer},
+		// The role's defaults over the example inventory: HTTP and HTTPS
+		// on the balancer's address, requests for app.example.com (from
+		// shortfleet_app_base) to the primary host's app.
+		{"haproxy-lb-01.cfg", file.Balance, withCert(settings.Balancer{
+			Binds: []string{"192.0.2.5:80"}, TLSBinds: []string{"192.0.2.5:443"},
+			AppHost: "app.example.com", App: settings.Server{Name: "db-primary", Addr: "192.0.2.10", Port: 8000},
+			StatsBind: "192.0.2.5:8404", Log: "/dev/log local0", Servers: inventoryServers(),
+		})},
 	}
 	for _, c := range cases {
 		t.Run(c.out, func(t *testing.T) {
@@ -698,9 +754,176 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 					t.Errorf("shortfleet-%s.service puts the database on the command line: %s", app, l)
 				}
 			}
+			// The balancers send X-Forwarded-For and X-Client-Port over
+			// connections they reuse, not the PROXY protocol; the app's
+			// cookies stay Secure.
+			for _, flag := range []string{"-proxy-protocol", "-insecure-cookies"} {
+				if strings.Contains(unit, flag) {
+					t.Errorf("shortfleet-%s.service passes %s:\n%s", app, flag, unit)
+				}
+			}
 			if app != "primary" && !strings.Contains(unit, "ReadWritePaths=/var/lib/shortfleet/") {
 				t.Errorf("shortfleet-%s.service cannot write its folder:\n%s", app, unit)
 			}
 		})
 	}
+}
+
+// TestPrimaryRefusesInsecureCookies runs the primary_app role's checks
+// with the flags an operator might add: -insecure-cookies, a development
+// switch, stops the play in any spelling; other flags pass.
+func TestPrimaryRefusesInsecureCookies(t *testing.T) {
+	t.Parallel()
+	need(t, "ansible-playbook")
+	abs := func(p string) string { return filepath.Join(here(t), p) }
+	book, err := json.Marshal([]map[string]any{{
+		"name": "checks", "hosts": "db-primary", "connection": "local", "gather_facts": false,
+		"vars_files": []string{abs("roles/primary_app/defaults/main.yml")},
+		"tasks":      []map[string]any{{"name": "checks", "ansible.builtin.import_tasks": abs("roles/primary_app/tasks/checks.yml")}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "checks.yml")
+	if err := os.WriteFile(path, book, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args    []string
+		refused bool
+	}{
+		{[]string{}, false},
+		{[]string{"-rate-create", "100/1m", "-no-migrate"}, false},
+		{[]string{"-insecure-cookies"}, true},
+		{[]string{"-rate-create", "100/1m", "--insecure-cookies=true"}, true},
+		{[]string{"-insecure-cookies=false"}, true},
+	} {
+		vars, _ := json.Marshal(map[string]any{"primary_app_args": c.args})
+		cmd := ansibleCmd(t, "ansible-playbook", "-i", "inventory/example/hosts.yml", "-e", "ansible_python_interpreter=/usr/bin/python3", "-e", string(vars), path)
+		out, err := cmd.CombinedOutput()
+		if err != nil && cmd.ProcessState == nil {
+			t.Fatal(err)
+		}
+		refused := err != nil && strings.Contains(string(out), "development switch only")
+		if refused != c.refused || (err != nil && !refused) {
+			t.Errorf("primary_app_args %q: refused %v (%v), want %v:\n%s", c.args, refused, err, c.refused, out)
+		}
+	}
+}
+
+// TestHAProxyRoleChecksCert runs the haproxy role's tls tasks (as
+// `--tags tls` does on renewal) for lb-01 of the example inventory, in
+// check mode on this machine, with the control node's `fleet check-cert`
+// built from this tree: an expired certificate, or one that does not cover
+// the app host, stops the play at the check with tlscert's reason, before
+// the balancer's certificate folder is touched; a good one goes on to
+// install it.
+func TestHAProxyRoleChecksCert(t *testing.T) {
+	t.Parallel()
+	need(t, "ansible-playbook")
+	dir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "shortfleet/provisioning/fleet").CombinedOutput(); err != nil {
+		t.Fatalf("build fleet: %v\n%s", err, out)
+	}
+	ca, err := tlscert.LoadOrCreateCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As an ACME client writes them: the chain, and the key apart.
+	issue := func(name string, hosts []string, validity time.Duration) (chain, key string) {
+		one := filepath.Join(dir, name+".pem")
+		if err := ca.Issue(one, hosts, validity); err != nil {
+			t.Fatal(err)
+		}
+		data := readFile(t, one)
+		i := strings.Index(data, "-----BEGIN PRIVATE KEY")
+		chain, key = filepath.Join(dir, name+"-fullchain.pem"), filepath.Join(dir, name+"-privkey.pem")
+		if err := os.WriteFile(chain, []byte(data[:i]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(key, []byte(data[i:]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return chain, key
+	}
+	both := []string{"s.example.com", "app.example.com"}
+	abs := func(p string) string { return filepath.Join(here(t), p) }
+	book, err := json.Marshal([]map[string]any{{
+		"name": "balancer", "hosts": "lb-01", "connection": "local", "gather_facts": false,
+		"vars_files": []string{abs("../settings/haproxy.json")},
+		"roles":      []string{abs("roles/haproxy")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "balancer.yml")
+	if err := os.WriteFile(path, book, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The tasks after the check, by the end of their names: the role is
+	// named by its path here.
+	const (
+		folder  = " : Create the certificate folder]"
+		install = " : Install the certificate chain and its key as one file (HAProxy's crt)]"
+	)
+	for _, c := range []struct {
+		name  string
+		hosts []string
+		valid time.Duration
+		want  string // in the output; "" for success
+	}{
+		{"good", both, 24 * time.Hour, ""},
+		{"expired", both, -time.Minute, "expired on"},
+		{"without the app host", []string{"s.example.com"}, 24 * time.Hour, "does not cover app.example.com"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			chain, key := issue(strings.ReplaceAll(c.name, " ", "-"), c.hosts, c.valid)
+			vars, _ := json.Marshal(map[string]any{
+				"shortfleet_bin_dir": dir, "shortfleet_tls_cert": chain, "shortfleet_tls_key": key,
+				"haproxy_cert_file":          filepath.Join(dir, "certs", "shortfleet.pem"),
+				"ansible_python_interpreter": "/usr/bin/python3",
+			})
+			cmd := ansibleCmd(t, "ansible-playbook", "-i", "inventory/example/hosts.yml", "--check", "--tags", "tls", "-e", string(vars), path)
+			out, err := cmd.CombinedOutput()
+			if err != nil && cmd.ProcessState == nil {
+				t.Fatal(err)
+			}
+			results := taskResults(string(out))
+			if c.want != "" {
+				if err == nil || !strings.Contains(string(out), c.want) {
+					t.Fatalf("got %v, want the play to stop with %q:\n%s", err, c.want, out)
+				}
+				if _, ok := results[folder]; ok {
+					t.Fatalf("the play went on to the balancer after a refused certificate:\n%s", out)
+				}
+				return
+			}
+			// This machine has no systemd: the reload handler, the last
+			// thing the play does, cannot run here.
+			if results[folder] != "changed" || results[install] != "changed" || (err != nil && results[" : Reload haproxy]"] != "fatal") {
+				t.Fatalf("a good certificate: %v, tasks %v:\n%s", err, results, out)
+			}
+		})
+	}
+}
+
+// taskResults maps the end of each task's (or handler's) name, from its
+// last " : ", to the first word of its last result line (ok, changed,
+// skipping, fatal) in ansible-playbook's output.
+func taskResults(out string) map[string]string {
+	res := map[string]string{}
+	task := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "TASK [") || strings.HasPrefix(l, "RUNNING HANDLER [") {
+			task = strings.TrimRight(l, " *")
+			if i := strings.LastIndex(task, " : "); i >= 0 {
+				task = task[i:]
+			}
+			continue
+		}
+		if word, _, ok := strings.Cut(l, ": ["); ok && task != "" && !strings.Contains(word, " ") {
+			res[task] = word
+		}
+	}
+	return res
 }

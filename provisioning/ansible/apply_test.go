@@ -3,6 +3,7 @@ package ansible
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/provisioning/settings"
 	"shortfleet/provisioning/testhost"
+	"shortfleet/provisioning/tlscert"
 )
 
 // applyHost is a throwaway host of the real apply, numbered like the local
@@ -46,12 +48,18 @@ var applyHosts = []applyHost{
 		vars: map[string]any{"proxy_extra_args": []string{"-seal-age", "1h", "-flush-interval", "100ms"}}},
 }
 
+// applyAppHost is the primary app's name in the test fleet
+// (shortfleet_app_base): the load balancer sends requests for it to the
+// primary host's app.
+const applyAppHost = "app.shortfleet.test"
+
 // TestApply applies site.yml for real to four throwaway hosts made on this
 // machine (package testhost: overlay chroots, each on its own loopback
 // address, hostinit standing in for systemd): a primary, a proxy host with
-// its replica, a mapreduce host with Prometheus, and a load balancer. The
-// fleet it configures must answer a redirect through HAProxy and count its
-// click. With SHORTFLEET_APPLY_ADD_REMOVE set (make provision-check), a
+// its replica, a mapreduce host with Prometheus, and a load balancer with
+// a certificate from a CA the test makes. The fleet it configures must
+// serve the app through HAProxy over HTTPS (HTTP/2), answer a redirect
+// through HAProxy over HTTP and HTTPS, and count the clicks. With SHORTFLEET_APPLY_ADD_REMOVE set (make provision-check), a
 // second proxy host then comes in with add_proxy.yml and goes out with
 // remove_proxy.yml, each run twice, the second run changing nothing
 // (addRemoveProxy); without it (make test), site.yml is applied a second
@@ -110,41 +118,56 @@ func TestApply(t *testing.T) {
 		}
 	}
 
-	inv := writeInventory(t, filepath.Join(dir, "inventory"), hosts, bin, addr)
+	// The balancer's certificate, for its address (the short links' host)
+	// and the app's name, as an ACME client leaves it on the control
+	// node: the chain and the key in two files.
+	ca, err := tlscert.LoadOrCreateCA(filepath.Join(dir, "ca"))
+	must(t, err)
+	certChain, certKey := issueSplit(t, ca, filepath.Join(dir, "ca", "balancer"), []string{addr(4), applyAppHost})
+
+	inv := writeInventory(t, filepath.Join(dir, "inventory"), hosts, bin, addr, certChain, certKey)
 	recap := applySite(t, ctx, inv, filepath.Join(dir, "apply-1.log"))
 	t.Logf("first apply: %v", recap)
 
-	// The fleet it made: sign up and create on the primary host, redirect
-	// through the load balancer, then find the click the mapreduce host
-	// ingested from the proxy's sealed segment.
-	primary := "http://" + net.JoinHostPort(addr(2), "8000")
-	lb := "http://" + net.JoinHostPort(addr(4), "80")
+	// The fleet it made: the app through the load balancer over HTTPS,
+	// where sign-up and creation go; a redirect through the load balancer
+	// over HTTP and HTTPS; then the clicks the mapreduce host ingested
+	// from the proxy's sealed segment.
+	client := lbClient(ca, addr(4))
+	app := "https://" + applyAppHost
+	resp, err := client.Get(app + "/healthz")
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "ok\n" || resp.ProtoMajor != 2 {
+		t.Fatalf("the app through the load balancer over HTTPS: %s %d %q, want HTTP/2 200 ok", resp.Proto, resp.StatusCode, body)
+	}
 	var acct struct {
 		APIKey string `json:"api_key"`
 	}
-	if code := call(t, "POST", primary+"/api/signup", "", `{"email":"ops@example.com","password":"a long enough password"}`, &acct); code != 201 {
+	if code := call(t, client, "POST", app+"/api/signup", "", `{"email":"ops@example.com","password":"a long enough password"}`, &acct); code != 201 {
 		t.Fatalf("sign-up on the applied primary: %d", code)
 	}
 	var link struct {
 		Code     string `json:"code"`
 		ShortURL string `json:"short_url"`
 	}
-	if code := call(t, "POST", primary+"/api/links", acct.APIKey, `{"target":"https://example.com/applied"}`, &link); code != 201 {
+	if code := call(t, client, "POST", app+"/api/links", acct.APIKey, `{"target":"https://example.com/applied"}`, &link); code != 201 {
 		t.Fatalf("create on the applied primary: %d", code)
 	}
+	lb := "https://" + addr(4)
 	if !strings.HasPrefix(link.ShortURL, lb+"/") {
 		t.Errorf("short URL %s is not on the load balancer %s", link.ShortURL, lb)
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 10 * time.Second}
-	resp, err := client.Get(lb + "/" + link.Code)
-	if err != nil {
-		t.Fatal(err)
+	for _, short := range []string{"http://" + net.JoinHostPort(addr(4), "80") + "/" + link.Code, link.ShortURL} {
+		resp, err := client.Get(short)
+		must(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://example.com/applied" {
+			t.Fatalf("redirect through the load balancer, %s: %d %q", short, resp.StatusCode, resp.Header.Get("Location"))
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://example.com/applied" {
-		t.Fatalf("redirect through the load balancer: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	waitClicks(t, ctx, primary, acct.APIKey, link.Code, 1)
+	waitClicks(t, ctx, client, app, acct.APIKey, link.Code, 2)
 
 	// A proxy host in and out again, while db-primary is the primary:
 	// add_proxy.yml runs all of site.yml, so its second run is the second
@@ -154,7 +177,7 @@ func TestApply(t *testing.T) {
 	// SHORTFLEET_APPLY_ADD_REMOVE; make test applies site.yml a second
 	// time instead.
 	if os.Getenv("SHORTFLEET_APPLY_ADD_REMOVE") != "" {
-		addRemoveProxy(t, ctx, hosts, inv, addr, acct.APIKey, link.Code, 1)
+		addRemoveProxy(t, ctx, hosts, inv, client, app, acct.APIKey, link.Code, 2)
 	} else {
 		log := filepath.Join(dir, "apply-2.log")
 		recap := applySite(t, ctx, inv, log)
@@ -184,7 +207,7 @@ func TestApply(t *testing.T) {
 	procs := append(childrenOf(t, pid), pid)
 	must(t, syscall.Kill(pid, syscall.SIGKILL))
 	waitDead(t, procs)
-	if code := call(t, "POST", primary+"/api/links", acct.APIKey, `{"target":"https://example.com/while-down"}`, nil); code != http.StatusServiceUnavailable {
+	if code := call(t, client, "POST", app+"/api/links", acct.APIKey, `{"target":"https://example.com/while-down"}`, nil); code != http.StatusServiceUnavailable {
 		t.Errorf("create with the primary database dead: %d, want 503", code)
 	}
 	recap = runPlaybook(t, ctx, inv, filepath.Join(dir, "promote-1.log"), "promote_replica.yml", "-e", "failed_primary=db-primary")
@@ -193,7 +216,7 @@ func TestApply(t *testing.T) {
 		Code string `json:"code"`
 	}
 	for code := 0; code != 201; {
-		code = call(t, "POST", primary+"/api/links", acct.APIKey, `{"target":"https://example.com/after-failover"}`, &after)
+		code = call(t, client, "POST", app+"/api/links", acct.APIKey, `{"target":"https://example.com/after-failover"}`, &after)
 		select {
 		case <-ctx.Done():
 			t.Fatalf("creation did not come back after the promotion: %d", code)
@@ -242,7 +265,7 @@ func TestApply(t *testing.T) {
 // served some; since proxy-02 seals its segments only when it stops or
 // restarts, its clicks reach the stats only through remove_proxy.yml's
 // drain. Last, proxy-02 leaves the inventory, as the operator does.
-func addRemoveProxy(t *testing.T, ctx context.Context, hosts []*testhost.Host, inv string, addr func(int) string, apiKey, code string, clicks int) {
+func addRemoveProxy(t *testing.T, ctx context.Context, hosts []*testhost.Host, inv string, client *http.Client, app, apiKey, code string, clicks int) {
 	t.Helper()
 	dir := filepath.Dir(filepath.Dir(inv)) // the logs go beside apply-1.log
 	var db, lb, p2 *testhost.Host
@@ -281,7 +304,6 @@ func addRemoveProxy(t *testing.T, ctx context.Context, hosts []*testhost.Host, i
 	// The load balancer sends it redirects.
 	token := testVar(t, inv, "vault_shortfleet_admin_token")
 	metrics := "http://" + net.JoinHostPort(p2.Addr, "9090") + "/metrics"
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 10 * time.Second}
 	sent, served := 0, 0
 	for served == 0 {
 		if sent == 20 {
@@ -331,12 +353,13 @@ func addRemoveProxy(t *testing.T, ctx context.Context, hosts []*testhost.Host, i
 		t.Errorf("proxy-02 is still on lb-01 after remove_proxy.yml: %s", st)
 	}
 	// Every click counted: proxy-01's, and proxy-02's from the drain.
-	waitClicks(t, ctx, "http://"+net.JoinHostPort(db.Addr, "8000"), apiKey, code, clicks+sent)
+	waitClicks(t, ctx, client, app, apiKey, code, clicks+sent)
 	writeHosts(t, inv, hosts, false)
 }
 
-// waitClicks waits until the stats API counts want clicks of a link.
-func waitClicks(t *testing.T, ctx context.Context, primary, apiKey, code string, want int) {
+// waitClicks waits until the stats API (of the app at app) counts want
+// clicks of a link.
+func waitClicks(t *testing.T, ctx context.Context, client *http.Client, app, apiKey, code string, want int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -344,7 +367,7 @@ func waitClicks(t *testing.T, ctx context.Context, primary, apiKey, code string,
 		var st struct {
 			Clicks int `json:"clicks"`
 		}
-		call(t, "GET", primary+"/api/links/"+code+"/stats?range=24h&granularity=hour", apiKey, "", &st)
+		call(t, client, "GET", app+"/api/links/"+code+"/stats?range=24h&granularity=hour", apiKey, "", &st)
 		if st.Clicks == want {
 			return
 		}
@@ -478,7 +501,7 @@ func buildBinaries(t *testing.T) string {
 // writeInventory writes the test fleet's inventory: the example's groups
 // and derived variables, these hosts reached through their chroots, fresh
 // secrets, and settings that make a click visible in seconds.
-func writeInventory(t *testing.T, dir string, hosts []*testhost.Host, bin string, addr func(int) string) string {
+func writeInventory(t *testing.T, dir string, hosts []*testhost.Host, bin string, addr func(int) string, certChain, certKey string) string {
 	t.Helper()
 	must(t, os.MkdirAll(filepath.Join(dir, "group_vars", "all"), 0o755))
 	writeHosts(t, filepath.Join(dir, "hosts.yml"), hosts, false)
@@ -497,7 +520,10 @@ func writeInventory(t *testing.T, dir string, hosts []*testhost.Host, bin string
 		"vault_shortfleet_postgres_replication_password": pgcluster.RandomSecret(16),
 		"vault_shortfleet_postgres_superuser_password":   pgcluster.RandomSecret(16),
 		"shortfleet_bin_dir":                             bin,
-		"shortfleet_short_base":                          "http://" + net.JoinHostPort(addr(4), "80"),
+		"shortfleet_short_base":                          "https://" + addr(4),
+		"shortfleet_app_base":                            "https://" + applyAppHost,
+		"shortfleet_tls_cert":                            certChain,
+		"shortfleet_tls_key":                             certKey,
 		"shortfleet_control_cidrs":                       []string{"127.0.0.0/8"},
 		// The hosts share this machine's kernel and network: no live
 		// sysctls, and the balancer connects from its own address.
@@ -530,6 +556,45 @@ func writeInventory(t *testing.T, dir string, hosts []*testhost.Host, bin string
 	data, _ = json.Marshal(map[string]any{"haproxy_settings": settings.LoadHAProxy().FitDescriptors()})
 	must(t, os.WriteFile(filepath.Join(dir, "extra-vars.json"), data, 0o644))
 	return filepath.Join(dir, "hosts.yml")
+}
+
+// issueSplit issues a certificate of ca for hosts and writes it as an ACME
+// client does: the chain to base-fullchain.pem, the key to
+// base-privkey.pem.
+func issueSplit(t *testing.T, ca *tlscert.CA, base string, hosts []string) (chain, key string) {
+	t.Helper()
+	must(t, ca.Issue(base+".pem", hosts, 24*time.Hour))
+	data, err := os.ReadFile(base + ".pem")
+	must(t, err)
+	i := bytes.Index(data, []byte("-----BEGIN PRIVATE KEY"))
+	chain, key = base+"-fullchain.pem", base+"-privkey.pem"
+	must(t, os.WriteFile(chain, data[:i], 0o644))
+	must(t, os.WriteFile(key, data[i:], 0o600))
+	return chain, key
+}
+
+// lbClient is a client of the load balancer at lbAddr: every connection
+// goes there, whatever the URL's host (the app's name too, as its DNS
+// would resolve), HTTPS trusts only ca and offers HTTP/2, and redirects
+// are returned, not followed.
+func lbClient(ca *tlscert.CA, lbAddr string) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: ca.Pool()},
+			ForceAttemptHTTP2: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				_, port, err := net.SplitHostPort(addr)
+				if err != nil {
+					return nil, err
+				}
+				return d.DialContext(ctx, network, net.JoinHostPort(lbAddr, port))
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// Sign-up hashes a password: room for a loaded machine.
+		Timeout: 30 * time.Second,
+	}
 }
 
 // writeHosts writes the test inventory's hosts: those site.yml makes, and
@@ -663,15 +728,15 @@ func changedTasks(out string) string {
 	return b.String()
 }
 
-// call calls a JSON API and decodes a 2xx answer into out.
-func call(t *testing.T, method, url, key, body string, out any) int {
+// call calls a JSON API with client and decodes a 2xx answer into out.
+func call(t *testing.T, client *http.Client, method, url, key, body string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -8,10 +8,16 @@
 //	                                               promote the most advanced standby
 //	                                               (or -new) and repoint the others;
 //	                                               the password comes from PGPASSWORD
+//	fleet check-cert -cert fullchain.pem [-key privkey.pem] -hosts name,name
+//	                                               refuse an expired certificate, one
+//	                                               that does not cover every host, or
+//	                                               a key that is not its own
 //
 // `fleet promote` is what the Ansible playbook promote_replica.yml runs on
 // the control node, and the same code (package failover) as the local
-// fleet's failover drill.
+// fleet's failover drill. `fleet check-cert` is what the haproxy role runs
+// on the control node before a balancer is given a certificate, and the
+// same check (package tlscert) as the local fleet's.
 package main
 
 import (
@@ -30,6 +36,7 @@ import (
 
 	"shortfleet/provisioning/failover"
 	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/tlscert"
 )
 
 // verbs are fleet's subcommands: the one list main dispatches on and its
@@ -43,6 +50,7 @@ var verbs = []struct {
 	{"down", local("down", down)},
 	{"admin", local("admin", admin)},
 	{"promote", promote},
+	{"check-cert", checkCert},
 }
 
 func main() {
@@ -125,6 +133,34 @@ func promote(args []string) int {
 		fmt.Println("unchanged: already the primary")
 	}
 	fmt.Printf("new primary: %s\n", res.Primary)
+	return 0
+}
+
+// checkCert checks a certificate chain and its key before they are
+// served, and exits 1 with tlscert's reason on stderr: an Ansible task
+// that runs it fails with that message, before HAProxy is touched.
+func checkCert(args []string) int {
+	fs := flag.NewFlagSet("fleet check-cert", flag.ExitOnError)
+	cert := fs.String("cert", "", "PEM file of the certificate chain, the server's certificate first (an ACME client's fullchain.pem)")
+	key := fs.String("key", "", "PEM file of its private key (privkey.pem); empty when -cert holds the key too, as HAProxy's crt file does")
+	hosts := fs.String("hosts", "", "comma-separated names and addresses the certificate must cover")
+	fs.Parse(args)
+	if *cert == "" || *hosts == "" || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: fleet check-cert -cert fullchain.pem [-key privkey.pem] -hosts name,name")
+		return 2
+	}
+	names := strings.Split(*hosts, ",")
+	var err error
+	if *key == "" {
+		err = tlscert.Check(*cert, names, time.Now())
+	} else {
+		err = tlscert.CheckPair(*cert, *key, names, time.Now())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleet check-cert:", err)
+		return 1
+	}
+	fmt.Printf("ok: %s covers %s\n", *cert, strings.Join(names, ", "))
 	return 0
 }
 

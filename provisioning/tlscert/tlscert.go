@@ -190,20 +190,42 @@ func Check(path string, hosts []string, now time.Time) error {
 	// X509KeyPair skips blocks it does not want in each argument: given
 	// the whole file twice it finds the chain in one and the key in the
 	// other, and checks that the two belong together.
-	pair, err := tls.X509KeyPair(data, data)
+	return check(path, data, data, hosts, now)
+}
+
+// CheckPair is Check for a chain and a key kept in two files, as an ACME
+// client writes them (certbot's fullchain.pem and privkey.pem): the
+// Ansible role checks them so, on the control node, before it joins them
+// into the balancer's one file.
+func CheckPair(certPath, keyPath string, hosts []string, now time.Time) error {
+	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
-		return fmt.Errorf("tls certificate %s: %w", path, err)
+		return fmt.Errorf("tls certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return fmt.Errorf("tls key: %w", err)
+	}
+	return check(certPath+" (key "+keyPath+")", certPEM, keyPEM, hosts, now)
+}
+
+// check is Check on a chain and a key already read; name says where they
+// came from.
+func check(name string, certPEM, keyPEM []byte, hosts []string, now time.Time) error {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("tls certificate %s: %w", name, err)
 	}
 	leaf := pair.Leaf
 	switch {
 	case now.Before(leaf.NotBefore):
-		return fmt.Errorf("tls certificate %s (%s) is not valid before %s", path, leaf.Subject.CommonName, leaf.NotBefore.UTC().Format(time.RFC3339))
+		return fmt.Errorf("tls certificate %s (%s) is not valid before %s", name, leaf.Subject.CommonName, leaf.NotBefore.UTC().Format(time.RFC3339))
 	case now.After(leaf.NotAfter):
-		return fmt.Errorf("tls certificate %s (%s) expired on %s", path, leaf.Subject.CommonName, leaf.NotAfter.UTC().Format(time.RFC3339))
+		return fmt.Errorf("tls certificate %s (%s) expired on %s", name, leaf.Subject.CommonName, leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	for _, h := range hosts {
 		if err := leaf.VerifyHostname(h); err != nil {
-			return fmt.Errorf("tls certificate %s does not cover %s, which the balancer answers for (it covers %s)", path, h, strings.Join(covered(leaf), ", "))
+			return fmt.Errorf("tls certificate %s does not cover %s, which the balancer answers for (it covers %s)", name, h, strings.Join(covered(leaf), ", "))
 		}
 	}
 	return nil

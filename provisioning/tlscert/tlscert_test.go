@@ -2,6 +2,9 @@ package tlscert
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,5 +98,117 @@ func TestEnsureReissues(t *testing.T) {
 	again, err := LoadOrCreateCA(dir)
 	if err != nil || !again.Cert.Equal(ca.Cert) || again.SPKIHash() != ca.SPKIHash() {
 		t.Fatalf("CA not kept: %v", err)
+	}
+}
+
+// split writes a one-file certificate (Issue's form) as an ACME client
+// keeps it: the chain in one file, the key in another.
+func split(t *testing.T, path string) (chain, key string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte("-----BEGIN PRIVATE KEY"))
+	chain, key = path+".chain", path+".key"
+	if err := os.WriteFile(chain, data[:i], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, data[i:], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return chain, key
+}
+
+func TestCheckPair(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := LoadOrCreateCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := filepath.Join(dir, "one.pem")
+	if err := ca.Issue(one, []string{"s.example.com", "app.example.com"}, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.pem")
+	if err := ca.Issue(other, []string{"s.example.com"}, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	chain, key := split(t, one)
+	_, otherKey := split(t, other)
+	now := time.Now()
+	for _, c := range []struct {
+		name       string
+		chain, key string
+		hosts      []string
+		at         time.Time
+		want       string // "" for no error
+	}{
+		{"good", chain, key, []string{"s.example.com", "app.example.com"}, now, ""},
+		{"expired", chain, key, []string{"s.example.com"}, now.Add(48 * time.Hour), "expired on"},
+		{"wrong name", chain, key, []string{"s.example.com", "www.example.com"}, now, "does not cover www.example.com"},
+		{"key of another certificate", chain, otherKey, nil, now, "private key does not match public key"},
+		{"key given as the chain", key, key, nil, now, "PEM inputs may have been switched"},
+		{"chain given as the key", chain, chain, nil, now, `type ending in "PRIVATE KEY"`},
+		{"missing key", chain, filepath.Join(dir, "absent.key"), nil, now, "tls key: open"},
+	} {
+		err := CheckPair(c.chain, c.key, c.hosts, c.at)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+}
+
+// FuzzCheck gives check arbitrary bytes as the chain and the key, as an
+// operator's files may hold anything: it must return, never panic, and
+// pass only a pair whose key is its certificate's.
+func FuzzCheck(f *testing.F) {
+	dir := f.TempDir()
+	ca, err := LoadOrCreateCA(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := filepath.Join(dir, "seed.pem")
+	if err := ca.Issue(p, []string{"s.example.com"}, 24*time.Hour); err != nil {
+		f.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	i := bytes.Index(data, []byte("-----BEGIN PRIVATE KEY"))
+	f.Add(data[:i], data[i:], "s.example.com")
+	f.Add(data, data, "127.0.0.1")
+	f.Add(data[:i], data[:i], "")
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), data[i:], "s.example.com")
+	f.Add([]byte{}, []byte{}, "")
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, chain, key []byte, host string) {
+		if err := check("fuzz", chain, key, []string{host}, now); err != nil {
+			return
+		}
+		// It passed: the first certificate, read apart from check, is
+		// valid now and names the host.
+		leaf, err := firstCert(chain)
+		if err != nil {
+			t.Fatalf("check passed a chain whose first certificate does not parse: %v", err)
+		}
+		if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) || leaf.VerifyHostname(host) != nil {
+			t.Fatalf("check passed a certificate valid %s to %s for %v, at %s for %q", leaf.NotBefore, leaf.NotAfter, leaf.DNSNames, now, host)
+		}
+	})
+}
+
+// firstCert parses the first CERTIFICATE block of PEM data, as a server
+// presents it.
+func firstCert(data []byte) (*x509.Certificate, error) {
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return nil, errors.New("no certificate")
+		}
+		if b.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(b.Bytes)
+		}
 	}
 }
