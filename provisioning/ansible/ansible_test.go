@@ -682,7 +682,7 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 	dir := rendered(t)
 	// Left out of the environment file when empty (the binary's default);
 	// SHORTFLEET_DB_PASSWORD too, as the DSN in the file holds the password.
-	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true, "SHORTFLEET_DB_PASSWORD": true, "SHORTFLEET_REDACT_HEADERS": true}
+	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true, "SHORTFLEET_DB_PASSWORD": true, "SHORTFLEET_REDACT_HEADERS": true, "SHORTFLEET_TLS_CERT": true, "SHORTFLEET_TLS_KEY": true}
 	line := regexp.MustCompile(`^(SHORTFLEET_[A-Z0-9_]+)="(.*)"$`)
 	for _, app := range []string{"primary", "proxy", "mapreduce"} {
 		t.Run(app, func(t *testing.T) {
@@ -717,14 +717,17 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 				// Links into the fleet are refused, and only the
 				// balancers' X-Forwarded-For is believed.
 				hosts := strings.Split(set["SHORTFLEET_FLEET_HOSTS"], ",")
-				want := []string{"192.0.2.5", "192.0.2.6", "192.0.2.20"}
+				want := []string{"192.0.2.5", "192.0.2.6", "192.0.2.20", "app.example.com"}
 				for i := 11; i <= 26; i++ {
 					want = append(want, fmt.Sprintf("198.51.100.%d", i))
 				}
 				slices.Sort(hosts)
 				slices.Sort(want)
 				if !slices.Equal(hosts, want) {
-					t.Errorf("primary.env: SHORTFLEET_FLEET_HOSTS %q, want every proxy, balancer and the mapreduce host %q", hosts, want)
+					t.Errorf("primary.env: SHORTFLEET_FLEET_HOSTS %q, want every proxy, balancer, the mapreduce host and the app's name %q", hosts, want)
+				}
+				if got := set["SHORTFLEET_APP_BASE"]; got != "https://app.example.com" {
+					t.Errorf("primary.env: SHORTFLEET_APP_BASE %q, want the inventory's https://app.example.com", got)
 				}
 				if got := set["SHORTFLEET_TRUSTED_PROXIES"]; got != "192.0.2.5,192.0.2.6" {
 					t.Errorf("primary.env: SHORTFLEET_TRUSTED_PROXIES %q, want the balancers 192.0.2.5,192.0.2.6", got)
