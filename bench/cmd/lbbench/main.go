@@ -15,12 +15,13 @@
 //     consistent): -proxies fresh proxies for each mode, their caches
 //     empty, Zipf over all -links links; rate and cache hit ratio over
 //     the measured interval, at the proxies' default cache and, with
-//     -small-cache-bytes, at a smaller one.
+//     -small-cache-bytes, at a smaller one. These run on a second fleet,
+//     of one proxy host, whose one replica every proxy reads.
 //
 // HAProxy is a process of this driver's, one per configuration, on the
 // address the fleet's balancer would have (<subnet>.4, which the proxies
-// trust), with a certificate from a CA of the run's; the fleet runs
-// without its own. Only one HAProxy runs at a time.
+// trust), with a certificate from a CA of the run's; the fleets run
+// without their own. Only one HAProxy runs at a time.
 //
 // It writes bench/results/<date>-lb.md, the lb-bench section of
 // bench/README.md, and with -top a short table that make puts into
@@ -48,9 +49,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/bench/internal/balancer"
@@ -90,7 +93,7 @@ func main() {
 	flag.DurationVar(&c.warm, "warmup", 3*time.Second, "length of the warm-up before each of them")
 	flag.DurationVar(&c.hashDur, "hash-duration", 30*time.Second, "length of each hashing mode's measured run")
 	flag.DurationVar(&c.hashWarm, "hash-warmup", 10*time.Second, "length of each hashing mode's warm-up, from empty caches")
-	flag.Int64Var(&c.smallCache, "small-cache-bytes", 16<<20, "the proxies' -cache-bytes for the hashing scenarios' second point; 0 skips it")
+	flag.Int64Var(&c.smallCache, "small-cache-bytes", 1<<20, "the proxies' -cache-bytes for the hashing scenarios' second point (1 MiB: a few thousand links); 0 skips it")
 	flag.StringVar(&c.results, "results", "bench/results", "folder for the dated report")
 	flag.StringVar(&c.readme, "readme", "bench/README.md", "README whose lb-bench section is rewritten")
 	flag.StringVar(&c.top, "top", "", "file for the short table make puts into README.md; none when empty")
@@ -128,17 +131,19 @@ const (
 
 const script = "bench/wrk/redirects.lua" // run from the repository's root, as make does
 
-// bench is one run's fleet, files and settings.
+// bench is one run's settings, files and the fleet of the scenarios
+// under way.
 type bench struct {
 	c        config
 	ctx      context.Context
-	f        *localfleet.Fleet
 	work     string
+	ca       *tlscert.CA // issues each fleet's balancer certificate
+	f        *localfleet.Fleet
 	subnet   string
-	lbHost   string
+	lbHost   string // the fleet's balancer address, which its proxies trust
 	certFile string
-	hotCodes string // the first -hot links' codes
-	allCodes string // every link's code
+	hotCodes string // the codes of the path fleet's links
+	allCodes string // the codes of the hashing fleet's links
 }
 
 func run(c config) error {
@@ -156,68 +161,107 @@ func run(c config) error {
 	if !localfleet.HAProxyInstalled() {
 		return fmt.Errorf("haproxy is not installed (make bench-lb runs deps.sh, which installs it)")
 	}
-	binAbs, _ := filepath.Abs(c.bin)
-	subnet, err := localfleet.FreeSubnet()
-	if err != nil {
-		return err
-	}
-	say("starting a %d-proxy fleet on %s.x, without its own HAProxy", c.large, subnet)
-	f, err := localfleet.Start(ctx, localfleet.Config{
-		StateDir: filepath.Join(work, "fleet"), BinDir: binAbs, Proxies: c.large, Subnet: subnet, Schedule: "@every 1000h",
-		// The driver runs HAProxy itself, one configuration at a time, on
-		// the balancer's address.
-		NoBalancer: true,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		return err
-	}
-	defer f.Stop()
-	b := &bench{c: c, ctx: ctx, f: f, work: work, subnet: subnet, lbHost: subnet + ".4"}
-
-	say("seeding %d links with COPY", c.links)
-	t := time.Now()
-	first, last, err := seed.Links(ctx, f.Primary.DSN(localfleet.Database), c.links)
-	if err != nil {
-		return err
-	}
-	seeded := time.Since(t)
-	if err := f.WaitReplicas(ctx); err != nil {
-		return err
-	}
-	say("seeded in %s; every replica has replayed it %s later", seeded.Round(time.Millisecond), (time.Since(t) - seeded).Round(time.Millisecond))
-	key, _ := hex.DecodeString(f.Secrets.CodeKey)
-	codec, err := codes.New(key)
-	if err != nil {
-		return err
-	}
-	b.hotCodes, b.allCodes = filepath.Join(work, "hot.txt"), filepath.Join(work, "all.txt")
-	if err := seed.WriteCodes(b.hotCodes, codec, first, first+c.hot-1); err != nil {
-		return err
-	}
-	if err := seed.WriteCodes(b.allCodes, codec, first, last); err != nil {
-		return err
-	}
 	ca, err := tlscert.LoadOrCreateCA(filepath.Join(work, "tls"))
 	if err != nil {
 		return err
 	}
-	b.certFile = filepath.Join(work, "tls", "balancer.pem")
-	if err := ca.Issue(b.certFile, []string{b.lbHost}, 7*24*time.Hour); err != nil {
+	b := &bench{c: c, ctx: ctx, work: work, ca: ca}
+	defer b.stopFleet()
+	var o outcome
+
+	// Scenarios 1 and 2 need -proxies hosts, each with its replica, and
+	// only the links they draw from.
+	if o.seededHot, err = b.startFleet("fleet-path", c.large, c.hot, &b.hotCodes); err != nil {
 		return err
 	}
-
-	var o outcome
 	if err := b.path(&o); err != nil {
 		return err
 	}
 	if err := b.beforeAfter(&o); err != nil {
 		return err
 	}
+	b.stopFleet()
+
+	// Scenario 3 needs every link: one replica holds them for all the
+	// proxies. Sixteen replicas would each keep a copy of the table (the
+	// size is in the report), more than this machine's page cache holds,
+	// and their replay of the seeding would share its two cores; on bare
+	// metal each proxy host has its own memory for its own replica.
+	if o.seededAll, err = b.startFleet("fleet-hash", 1, c.links, &b.allCodes); err != nil {
+		return err
+	}
+	if o.tableBytes, err = tableBytes(ctx, b.f.Primary.DSN(localfleet.Database)); err != nil {
+		return err
+	}
 	if err := b.hashing(&o); err != nil {
 		return err
 	}
-	o.seeded = seeded
+	b.stopFleet()
 	return b.write(&o)
+}
+
+// startFleet brings up a local fleet of proxies hosts, each with its own
+// streaming replica, without a balancer of its own (the driver runs
+// HAProxy on the balancer's address, one configuration at a time), seeds
+// n links, writes their codes to a file named in *codesFile, and issues
+// the balancer's certificate for its address.
+func (b *bench) startFleet(name string, proxies int, n int64, codesFile *string) (time.Duration, error) {
+	binAbs, _ := filepath.Abs(b.c.bin)
+	subnet, err := localfleet.FreeSubnet()
+	if err != nil {
+		return 0, err
+	}
+	say("starting a fleet of %d proxy hosts on %s.x, without its own HAProxy", proxies, subnet)
+	f, err := localfleet.Start(b.ctx, localfleet.Config{
+		StateDir: filepath.Join(b.work, name), BinDir: binAbs, Proxies: proxies, Subnet: subnet, Schedule: "@every 1000h",
+		NoBalancer: true,
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return 0, err
+	}
+	b.f, b.subnet, b.lbHost = f, subnet, subnet+".4"
+	say("seeding %d links with COPY", n)
+	t := time.Now()
+	first, last, err := seed.Links(b.ctx, f.Primary.DSN(localfleet.Database), n)
+	if err != nil {
+		return 0, err
+	}
+	seeded := time.Since(t)
+	if err := f.WaitReplicas(b.ctx); err != nil {
+		return 0, err
+	}
+	say("seeded in %s; every replica has replayed it %s later", seeded.Round(time.Millisecond), (time.Since(t) - seeded).Round(time.Millisecond))
+	key, _ := hex.DecodeString(f.Secrets.CodeKey)
+	codec, err := codes.New(key)
+	if err != nil {
+		return 0, err
+	}
+	*codesFile = filepath.Join(b.work, name+"-codes.txt")
+	if err := seed.WriteCodes(*codesFile, codec, first, last); err != nil {
+		return 0, err
+	}
+	b.certFile = filepath.Join(b.work, name+"-balancer.pem")
+	return seeded, b.ca.Issue(b.certFile, []string{b.lbHost}, 7*24*time.Hour)
+}
+
+func (b *bench) stopFleet() {
+	if b.f != nil {
+		say("stopping the fleet")
+		b.f.Stop()
+		b.f = nil
+	}
+}
+
+// tableBytes is the links table's size on the primary, indexes included.
+func tableBytes(ctx context.Context, dsn string) (int64, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT pg_total_relation_size('links')").Scan(&n)
+	return n, err
 }
 
 // measured is one scenario's runs and, for proxies, their counters'
@@ -252,10 +296,11 @@ type hashPoint struct {
 
 // outcome is everything the run measured.
 type outcome struct {
-	path          map[balancer.Path]*measured
-	before, after measured
-	hash          []hashPoint
-	seeded        time.Duration
+	path                 map[balancer.Path]*measured
+	before, after        measured
+	hash                 []hashPoint
+	seededHot, seededAll time.Duration
+	tableBytes           int64 // the links table, every link seeded
 }
 
 func (b *bench) opts(url string, d time.Duration, env ...string) wrk.Options {
@@ -347,30 +392,48 @@ func (b *bench) warmDirect(urls []string) error {
 	say("every hot link fetched once from each of %d proxies (%d requests)", len(urls), len(hot)*len(urls))
 	client := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{MaxIdleConnsPerHost: 8},
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 4},
 		Timeout:       10 * time.Second,
 	}
 	g, ctx := errgroup.WithContext(b.ctx)
+	var retries atomic.Int64
+	const workers = 4 // a proxy
 	for _, u := range urls {
-		for w := range 8 {
+		for w := range workers {
 			g.Go(func() error {
-				for i := w; i < len(hot); i += 8 {
-					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u+"/"+hot[i], nil)
-					resp, err := client.Do(req)
-					if err != nil {
-						return fmt.Errorf("warm %s: %w", u, err)
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode/100 != 3 {
-						return fmt.Errorf("warm %s/%s: status %d, want a redirect", u, hot[i], resp.StatusCode)
+				for i := w; i < len(hot); i += workers {
+					// A proxy answers 503 when a lookup outlasts its
+					// bound (500 ms), which a machine this busy can make
+					// happen; it is asked again, as a client would.
+					for try := 1; ; try++ {
+						req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u+"/"+hot[i], nil)
+						resp, err := client.Do(req)
+						if err != nil {
+							return fmt.Errorf("warm %s: %w", u, err)
+						}
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode/100 == 3 {
+							break
+						}
+						if resp.StatusCode != http.StatusServiceUnavailable || try == 10 {
+							return fmt.Errorf("warm %s/%s: status %d, want a redirect", u, hot[i], resp.StatusCode)
+						}
+						retries.Add(1)
+						time.Sleep(time.Duration(try) * 100 * time.Millisecond)
 					}
 				}
 				return nil
 			})
 		}
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if n := retries.Load(); n > 0 {
+		say("%d answers of 503 asked again", n)
+	}
+	return nil
 }
 
 // path runs scenario 1: proxies and nginx behind the same HAProxy, at
@@ -517,8 +580,9 @@ func cacheName(cb int64) string {
 	return fmt.Sprintf("%d bytes", cb)
 }
 
-// proxySet is -proxies proxies of the driver's own, one on each proxy
-// host beside the fleet's, each reading that host's replica.
+// proxySet is -proxies proxies of the driver's own, on the fleet's proxy
+// host addresses (beside its own proxies, where it has them), each
+// reading that host's replica.
 type proxySet struct {
 	cmds    []*exec.Cmd
 	servers []settings.Server
@@ -539,7 +603,10 @@ func (b *bench) startSet(name string, port, adminPort int, args ...string) (*pro
 			"-log-dir", filepath.Join(b.work, "proxies", id),
 			// As the fleet's proxies: believe the balancer's headers only.
 			"-trusted-proxies", b.lbHost}, args...)...)
-		cmd.Env = append(cmd.Env, "SHORTFLEET_REPLICA_DSN="+b.f.Replicas[i].DSN(localfleet.Database), "SHORTFLEET_PRIMARY_DSN="+b.f.PrimaryDSN())
+		// Proxy i reads host i's replica, or the one replica of a fleet
+		// of one host.
+		replica := b.f.Replicas[i%len(b.f.Replicas)]
+		cmd.Env = append(cmd.Env, "SHORTFLEET_REPLICA_DSN="+replica.DSN(localfleet.Database), "SHORTFLEET_PRIMARY_DSN="+b.f.PrimaryDSN())
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 		out, err := os.OpenFile(filepath.Join(b.work, id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {

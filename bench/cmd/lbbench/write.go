@@ -114,13 +114,14 @@ func (b *bench) write(o *outcome) error {
 	fmt.Fprintf(&s, "\n**Setup**\n\n")
 	fmt.Fprintf(&s, "- Load: %s%s%s, the URL per scenario (HTTP or HTTPS on the balancer's address; wrk does not verify the certificate), after a %s warm-up of the same; codes Zipf(%g) over the first %d links, each fetched once from every proxy, straight, before the first run, so that the redirects are cached (the \"cache hits\" column: requests answered from the cache, over the measured runs). The hashing rows draw from a file of all %d codes instead.\n",
 		bt, wrkCmd, bt, c.warm, c.zipf, c.hot, c.links)
-	fmt.Fprintf(&s, "- HAProxy: one process of the driver's a configuration, rendered by %ssettings.HAProxy.RenderHAProxy%s from provisioning/settings/haproxy.json (balance %s, http-reuse %s, maxconn fitted to the descriptor limit), binding the fleet balancer's address (%s:8080 and :8443, an ECDSA P-256 certificate from a CA of the run's) and connecting from it, which the proxies trust; the configurations in front of the proxies and in front of nginx differ only in their server lines.\n",
-		bt, bt, h.Balance, h.HTTPReuse, b.lbHost)
-	fmt.Fprintf(&s, "- nginx: one process (a worker a core) with a server block a backend, each on an address of its own (%s.101 and up), answering 302 with the same gzip-buffered combined log as the proxy baseline, and /readyz 200 unlogged for HAProxy's checks.\n", b.subnet)
+	fmt.Fprintf(&s, "- HAProxy: one process of the driver's a configuration, rendered by %ssettings.HAProxy.RenderHAProxy%s from provisioning/settings/haproxy.json (balance %s, http-reuse %s, maxconn fitted to the descriptor limit), binding the fleet balancer's address (<subnet>.4, ports 8080 and 8443, an ECDSA P-256 certificate from a CA of the run's) and connecting from it, which the proxies trust; the configurations in front of the proxies and in front of nginx differ only in their server lines.\n",
+		bt, bt, h.Balance, h.HTTPReuse)
+	s.WriteString("- nginx: one process (a worker a core) with a server block a backend, each on an address of its own (<subnet>.101 and up), answering 302 with the same gzip-buffered combined log as the proxy baseline, and /readyz 200 unlogged for HAProxy's checks.\n")
 	fmt.Fprintf(&s, "- Before: today's rendered configuration with send-proxy-v2 added to %sdefault-server%s, http-reuse safe, and no X-Forwarded-For, X-Forwarded-Proto or X-Client-Port lines, as HAProxy ran before issue 19; before and after both go to a second set of %d proxies on the same hosts, started with %s-proxy-protocol%s, which take a PROXY header and plain connections alike from the balancer.\n",
 		bt, bt, c.large, bt, bt)
-	fmt.Fprintf(&s, "- The fleet: %d proxy hosts, each with its own streaming replica of the primary; %d links seeded with COPY in %s. Everything (HAProxy, the proxies, Postgres, nginx, wrk with one thread) shares the machine's cores: the figures compare the balancer's cost per request in front of each backend, not the throughput of separate hosts.\n",
-		c.large, c.links, o.seeded.Round(time.Second))
+	fmt.Fprintf(&s, "- The fleets: for the path and before/after rows, %d proxy hosts, each with its own streaming replica of the primary, %d links seeded with COPY in %.1f s. For the hashing rows, a fleet of one proxy host, %d links seeded in %.1f s, whose one replica all %d proxies read: the links table is %.2f GB with its indexes, and %d replicas would need %d copies of it in this one machine's page cache (on bare metal each proxy host has its own memory for its own).\n",
+		c.large, c.hot, o.seededHot.Seconds(), c.links, o.seededAll.Seconds(), c.large, float64(o.tableBytes)/1e9, c.large, c.large)
+	s.WriteString("- Everything (HAProxy, the proxies, Postgres, nginx, wrk with one thread) shares the machine's cores: the figures compare the balancer's cost per request in front of each backend, not the throughput of separate hosts.\n")
 	body := s.String()
 	fmt.Println()
 	fmt.Println(body)
