@@ -65,8 +65,9 @@ fuzz:
 	done
 
 # make bench's knobs; the defaults are the published run (about 25 minutes
-# on 2 cores). A quick check: make bench BENCH_LINKS=100000
-# BENCH_LINKS_SMALL=10000 BENCH_DURATION=3s BENCH_RECORDS=300000 BENCH_PROXIES=4
+# on 2 cores, then about 15 for bench-lb's). A quick check: make bench
+# BENCH_LINKS=100000 BENCH_LINKS_SMALL=10000 BENCH_DURATION=3s
+# BENCH_RECORDS=300000 BENCH_PROXIES=4
 BENCH_LINKS       ?= 10000000
 BENCH_LINKS_SMALL ?= 1000000
 BENCH_DURATION    ?= 10s
@@ -77,7 +78,7 @@ BENCH_ARGS        ?=
 
 ## bench: bring up the local fleet, run every scenario beside its baseline,
 ## and write bench/results/<date>-report.md with SVG charts, the report in
-## bench/README.md and the latest table in README.md.
+## bench/README.md and the latest table in README.md; then bench-lb's run.
 bench: build
 	@BENCH=1 ./provisioning/deps.sh
 	$(GO) run ./bench/cmd/report -bin $(BIN) -links $(BENCH_LINKS) -links-small $(BENCH_LINKS_SMALL) \
