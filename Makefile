@@ -9,7 +9,7 @@ TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
 SOAK    ?= 30m
 
-.PHONY: up down admin build test deps deps-fleet soak fault-report bench bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
+.PHONY: up down admin build test deps deps-fleet soak fault-report bench bench-lb bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -65,8 +65,9 @@ fuzz:
 	done
 
 # make bench's knobs; the defaults are the published run (about 25 minutes
-# on 2 cores). A quick check: make bench BENCH_LINKS=100000
-# BENCH_LINKS_SMALL=10000 BENCH_DURATION=3s BENCH_RECORDS=300000 BENCH_PROXIES=4
+# on 2 cores, then about 15 for bench-lb's). A quick check: make bench
+# BENCH_LINKS=100000 BENCH_LINKS_SMALL=10000 BENCH_DURATION=3s
+# BENCH_RECORDS=300000 BENCH_PROXIES=4
 BENCH_LINKS       ?= 10000000
 BENCH_LINKS_SMALL ?= 1000000
 BENCH_DURATION    ?= 10s
@@ -77,11 +78,24 @@ BENCH_ARGS        ?=
 
 ## bench: bring up the local fleet, run every scenario beside its baseline,
 ## and write bench/results/<date>-report.md with SVG charts, the report in
-## bench/README.md and the latest table in README.md.
+## bench/README.md and the latest table in README.md; then bench-lb's run.
 bench: build
 	@BENCH=1 ./provisioning/deps.sh
 	$(GO) run ./bench/cmd/report -bin $(BIN) -links $(BENCH_LINKS) -links-small $(BENCH_LINKS_SMALL) \
 	  -duration $(BENCH_DURATION) -connections $(BENCH_CONNS) -records $(BENCH_RECORDS) -proxies $(BENCH_PROXIES) $(BENCH_ARGS)
+	$(LB_BENCH) -links $(BENCH_LINKS) -duration $(BENCH_DURATION) -proxies $(BENCH_PROXIES)
+	@./provisioning/readme-section.sh bench-lb .bench-lb.md README.md '`make bench` (bench/cmd/lbbench)'
+
+LB_BENCH = $(GO) run ./bench/cmd/lbbench -bin $(BIN) -top .bench-lb.md
+
+## bench-lb: the balancer path: HAProxy before the proxies beside HAProxy
+## before nginx, before and after issue 19, round-robin against consistent
+## hashing; into bench/README.md and README.md. BENCH_LB_ARGS shrinks it:
+## BENCH_LB_ARGS='-links 100000 -duration 2s -rounds 1 -proxies 4'
+bench-lb: build
+	@BENCH=1 ./provisioning/deps.sh
+	$(LB_BENCH) $(BENCH_LB_ARGS)
+	@./provisioning/readme-section.sh bench-lb .bench-lb.md README.md '`make bench-lb` (bench/cmd/lbbench)'
 
 ## bench-go: the Go micro-benchmarks.
 bench-go:

@@ -41,14 +41,55 @@ http {
 }
 `
 
+// NginxBackendsConfig is the balancer's baseline (bench/cmd/lbbench): one
+// nginx with a server block a backend, each on an address of its own as
+// each proxy is, answering every path as NginxConfig does, to the same
+// gzip-buffered combined log, except HAProxy's health check, /readyz,
+// which gets 200 and no log line (a proxy answers it on its admin
+// listener, outside its access log).
+func NginxBackendsConfig(dir string, addrs []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log %[1]s/access.log.gz combined gzip=1 buffer=64k flush=1s;
+    keepalive_requests 1000000;
+`, dir)
+	for _, a := range addrs {
+		fmt.Fprintf(&b, `    server {
+        listen %s;
+        location = /readyz { access_log off; return 200; }
+        location / { return 302 https://example.com/landing/page?utm_source=bench; }
+    }
+`, a)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
 // StartNginx starts nginx in the foreground listening on addr, with its
 // files in dir.
 func StartNginx(dir, addr string) (*Nginx, error) {
+	return startNginx(dir, fmt.Sprintf(NginxConfig, dir, addr), []string{addr})
+}
+
+// StartNginxBackends starts one nginx in the foreground with
+// NginxBackendsConfig, its files in dir; URL is the first backend's.
+func StartNginxBackends(dir string, addrs []string) (*Nginx, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("nginx backends: no addresses")
+	}
+	return startNginx(dir, NginxBackendsConfig(dir, addrs), addrs)
+}
+
+func startNginx(dir, config string, addrs []string) (*Nginx, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(NginxConfig, dir, addr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command("nginx", "-c", conf, "-p", dir, "-g", "daemon off;")
@@ -61,11 +102,14 @@ func StartNginx(dir, addr string) (*Nginx, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start nginx: %w", err)
 	}
-	if err := WaitListening(addr, 10*time.Second); err != nil {
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("nginx: %w", err)
+	for _, addr := range addrs {
+		if err := WaitListening(addr, 10*time.Second); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, fmt.Errorf("nginx: %w (log: %s)", err, out.Name())
+		}
 	}
-	return &Nginx{dir: dir, cmd: cmd, URL: "http://" + addr}, nil
+	return &Nginx{dir: dir, cmd: cmd, URL: "http://" + addrs[0]}, nil
 }
 
 // Pid is the nginx master's process id.

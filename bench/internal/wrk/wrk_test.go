@@ -92,6 +92,44 @@ func TestRedirectsScript(t *testing.T) {
 			t.Errorf("no skew: rank 1 %d times, rank 20 %d times", got["c01"], got["c20"])
 		}
 	})
+	// CODES_FIXED: the file held as one string, Zipf ranks drawn by
+	// rejection-inversion; the same distributions as the tables give.
+	t.Run("zipf, fixed-width", func(t *testing.T) {
+		res, got := run("ZIPF_S=1.1", "CODES_FIXED=1")
+		h := 0.0
+		for r := 1; r <= n; r++ {
+			h += math.Pow(float64(r), -1.1)
+		}
+		for _, r := range []int{1, 2, 5, 20} {
+			want := float64(res.Requests) * math.Pow(float64(r), -1.1) / h
+			if g := float64(got[fmt.Sprintf("c%02d", r)]); math.Abs(g-want) > 0.15*want+5*math.Sqrt(want) {
+				t.Errorf("rank %d drawn %.0f times, want about %.0f", r, g, want)
+			}
+		}
+		for code := range got {
+			if len(code) != 3 || !strings.HasPrefix(code, "c") {
+				t.Fatalf("drew %q, not a line of the file", code)
+			}
+		}
+	})
+	t.Run("uniform, fixed-width", func(t *testing.T) {
+		res, got := run("CODES_FIXED=1")
+		want := float64(res.Requests) / n
+		for i := 1; i <= n; i++ {
+			if g := float64(got[fmt.Sprintf("c%02d", i)]); math.Abs(g-want) > 0.3*want {
+				t.Errorf("code %d drawn %.0f times, want about %.0f", i, g, want)
+			}
+		}
+	})
+	t.Run("fixed-width refuses lines of unequal length", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.txt")
+		os.WriteFile(bad, []byte("c01\nc2\nc03\nc004\n"), 0o644)
+		_, err := Run(context.Background(), Options{URL: srv.URL, Script: "../../wrk/redirects.lua", Threads: 1, Connections: 1,
+			Duration: time.Second, Env: []string{"CODES=" + bad, "CODES_FIXED=1"}})
+		if err == nil || !strings.Contains(err.Error(), "unequal length") {
+			t.Fatalf("got %v, want wrk to stop on lines of unequal length", err)
+		}
+	})
 	t.Run("uniform", func(t *testing.T) {
 		res, got := run()
 		want := float64(res.Requests) / n
