@@ -2,15 +2,8 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,6 +20,7 @@ import (
 
 	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/pgcluster"
+	"shortfleet/provisioning/tlscert"
 )
 
 func TestMain(m *testing.M) { bintest.Main(m) }
@@ -191,37 +185,21 @@ func start(t *testing.T, env []string, args ...string) (string, func() string) {
 	}
 }
 
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
-// to PEM files, and returns their names and a client that trusts it,
-// dialing from 127.0.0.1 and following no redirect.
+// selfSigned writes a certificate for 127.0.0.1 and its key to PEM files,
+// issued by a CA of its own, and returns their names and a client that
+// trusts it, dialing from 127.0.0.1 and following no redirect.
 func selfSigned(t *testing.T) (certFile, keyFile string, c *http.Client) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "shortfleet test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	ca, err := tlscert.LoadOrCreateCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, from("127.0.0.1", &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true})
+	if err := ca.IssuePair(certFile, keyFile, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, from("127.0.0.1", &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true})
 }
 
 // from is a client whose connections come from ip (a loopback address)

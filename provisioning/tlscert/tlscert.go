@@ -13,7 +13,6 @@
 package tlscert
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -130,9 +129,33 @@ func (ca *CA) Pool() *x509.CertPool {
 // certificate for hosts (names or addresses) valid from now for validity,
 // then the CA's certificate (the chain), then the key.
 func (ca *CA) Issue(path string, hosts []string, validity time.Duration) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, key, err := ca.issue(hosts, validity)
 	if err != nil {
 		return err
+	}
+	return writeFile(path, append(chain, key...), 0o600)
+}
+
+// IssuePair is Issue in the two-file form an ACME client writes and
+// net/http loads: the chain (fullchain.pem) at certPath, the key
+// (privkey.pem) at keyPath.
+func (ca *CA) IssuePair(certPath, keyPath string, hosts []string, validity time.Duration) error {
+	chain, key, err := ca.issue(hosts, validity)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(keyPath, key, 0o600); err != nil {
+		return err
+	}
+	return writeFile(certPath, chain, 0o644)
+}
+
+// issue makes a server certificate and returns its chain (it, then the
+// CA's certificate) and its key, PEM encoded.
+func (ca *CA) issue(hosts []string, validity time.Duration) (chain, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -152,17 +175,14 @@ func (ca *CA) Issue(path string, hosts []string, validity time.Duration) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
-		return fmt.Errorf("issue a certificate for %s: %w", strings.Join(hosts, ", "), err)
+		return nil, nil, fmt.Errorf("issue a certificate for %s: %w", strings.Join(hosts, ", "), err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	var b bytes.Buffer
-	pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	b.Write(ca.CertPEM)
-	pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	return writeFile(path, b.Bytes(), 0o600)
+	chain = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.CertPEM...)
+	return chain, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 // Ensure keeps the certificate at path if Check passes for hosts a month

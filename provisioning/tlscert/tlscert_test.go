@@ -101,41 +101,21 @@ func TestEnsureReissues(t *testing.T) {
 	}
 }
 
-// split writes a one-file certificate (Issue's form) as an ACME client
-// keeps it: the chain in one file, the key in another.
-func split(t *testing.T, path string) (chain, key string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(data, []byte("-----BEGIN PRIVATE KEY"))
-	chain, key = path+".chain", path+".key"
-	if err := os.WriteFile(chain, data[:i], 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, data[i:], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return chain, key
-}
-
 func TestCheckPair(t *testing.T) {
 	dir := t.TempDir()
 	ca, err := LoadOrCreateCA(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := filepath.Join(dir, "one.pem")
-	if err := ca.Issue(one, []string{"s.example.com", "app.example.com"}, 24*time.Hour); err != nil {
+	// As an ACME client keeps them: the chain in one file, the key in another.
+	chain, key := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
+	if err := ca.IssuePair(chain, key, []string{"s.example.com", "app.example.com"}, 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	other := filepath.Join(dir, "other.pem")
-	if err := ca.Issue(other, []string{"s.example.com"}, 24*time.Hour); err != nil {
+	otherKey := filepath.Join(dir, "other-key.pem")
+	if err := ca.IssuePair(filepath.Join(dir, "other.pem"), otherKey, []string{"s.example.com"}, 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	chain, key := split(t, one)
-	_, otherKey := split(t, other)
 	now := time.Now()
 	for _, c := range []struct {
 		name       string
