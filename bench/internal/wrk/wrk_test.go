@@ -47,7 +47,8 @@ func TestRedirectsScript(t *testing.T) {
 	}
 	os.WriteFile(codesFile, []byte(b.String()), 0o644)
 
-	run := func(env ...string) (Result, map[string]int) {
+	run := func(t *testing.T, env ...string) (Result, map[string]int) {
+		t.Helper()
 		mu.Lock()
 		clear(paths)
 		mu.Unlock()
@@ -64,9 +65,10 @@ func TestRedirectsScript(t *testing.T) {
 			got[k] = v
 			total += v
 		}
-		// wrk counts completed requests; the server may have answered
-		// one more per connection as wrk stopped.
-		if res.Requests < 1000 || int64(total) < res.Requests || int64(total) > res.Requests+2 {
+		// wrk counts the answers it read before its deadline; the server
+		// may have answered a few more as wrk stopped (seen: 4 more on
+		// 2 connections, with the machine loaded).
+		if res.Requests < 1000 || int64(total) < res.Requests || int64(total) > res.Requests+10 {
 			t.Fatalf("wrk reports %d requests, the server answered %d", res.Requests, total)
 		}
 		if res.Errors() != 0 || res.LatP99US <= 0 || res.LatP50US > res.LatP99US || res.RPS() <= 0 {
@@ -76,7 +78,7 @@ func TestRedirectsScript(t *testing.T) {
 	}
 
 	t.Run("zipf", func(t *testing.T) {
-		res, got := run("ZIPF_S=1.1")
+		res, got := run(t, "ZIPF_S=1.1")
 		// Rank r is drawn with probability r^-s / H.
 		h := 0.0
 		for r := 1; r <= n; r++ {
@@ -95,7 +97,7 @@ func TestRedirectsScript(t *testing.T) {
 	// CODES_FIXED: the file held as one string, Zipf ranks drawn by
 	// rejection-inversion; the same distributions as the tables give.
 	t.Run("zipf, fixed-width", func(t *testing.T) {
-		res, got := run("ZIPF_S=1.1", "CODES_FIXED=1")
+		res, got := run(t, "ZIPF_S=1.1", "CODES_FIXED=1")
 		h := 0.0
 		for r := 1; r <= n; r++ {
 			h += math.Pow(float64(r), -1.1)
@@ -113,7 +115,7 @@ func TestRedirectsScript(t *testing.T) {
 		}
 	})
 	t.Run("uniform, fixed-width", func(t *testing.T) {
-		res, got := run("CODES_FIXED=1")
+		res, got := run(t, "CODES_FIXED=1")
 		want := float64(res.Requests) / n
 		for i := 1; i <= n; i++ {
 			if g := float64(got[fmt.Sprintf("c%02d", i)]); math.Abs(g-want) > 0.3*want {
@@ -131,7 +133,7 @@ func TestRedirectsScript(t *testing.T) {
 		}
 	})
 	t.Run("uniform", func(t *testing.T) {
-		res, got := run()
+		res, got := run(t)
 		want := float64(res.Requests) / n
 		for i := 1; i <= n; i++ {
 			if g := float64(got[fmt.Sprintf("c%02d", i)]); math.Abs(g-want) > 0.3*want {
@@ -140,7 +142,7 @@ func TestRedirectsScript(t *testing.T) {
 		}
 	})
 	t.Run("random codes", func(t *testing.T) {
-		res, got := run("RANDOM_CODES=1")
+		res, got := run(t, "RANDOM_CODES=1")
 		for code := range got {
 			if len(code) != 7 || strings.Trim(code, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
 				t.Fatalf("random code %q is not 7 base62 characters", code)
