@@ -107,7 +107,7 @@ func (b *bench) write(o *outcome) error {
 	fmt.Fprintf(&s, "Measured %s on %s, by `make bench-lb` (bench/cmd/lbbench), in %s; load average %s at the start (the machine may be shared: compare ratios within a run). Each path and before/after figure is the median of %d interleaved runs; ratios are of medians.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine(), time.Since(start).Round(time.Second), loadAvg, c.rounds)
 	s.WriteString(tbl.Markdown())
-	fmt.Fprintf(&s, "\n**Round-robin against consistent hashing**: %d proxies started fresh for each row (caches empty), Zipf(%g) over all %d links, %s of warm-up then %s measured; the hit ratio and replica lookups are over the measured interval, summed over the proxies; links and bytes cached (the proxies' own estimate) at its end.\n\n",
+	fmt.Fprintf(&s, "\n**Round-robin against consistent hashing**: %d proxies started fresh for each row (caches empty; one lookup worker each, as they share one replica), Zipf(%g) over all %d links, %s of warm-up then %s measured; the hit ratio and replica lookups are over the measured interval, summed over the proxies; links and bytes cached (the proxies' own estimate) at its end.\n\n",
 		c.large, c.zipf, c.links, c.hashWarm, c.hashDur)
 	s.WriteString(hashTbl.Markdown())
 	bt := "`"
