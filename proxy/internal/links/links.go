@@ -154,11 +154,15 @@ type Resolver struct {
 	watermark  atomic.Int64 // largest link id the replica has
 	primaryMax atomic.Int64 // largest link id the primary had, polled while the replica is down
 	lagNS      atomic.Int64 // replica replay lag; -1 unknown
-	replicaOK  atomic.Bool
-	lastPoll   atomic.Int64 // unix ns of the last successful replica poll
-	loaded     atomic.Bool  // alias map and feed position loaded
-	polled     atomic.Bool  // a poll of either database has succeeded
-	replicaErr atomic.Pointer[string]
+	// replicaOK routes misses: false from a failed lookup or poll until
+	// the next successful poll, and misses go to the primary meanwhile.
+	replicaOK atomic.Bool
+	// pollErr is why the last poll of the replica failed, nil when it
+	// succeeded: readiness follows the poller, not one slow lookup.
+	pollErr  atomic.Pointer[string]
+	lastPoll atomic.Int64 // unix ns of the last successful replica poll
+	loaded   atomic.Bool  // alias map and feed position loaded
+	polled   atomic.Bool  // a poll of either database has succeeded
 
 	feed  feedState   // poller only
 	stall replayStall // poller only
@@ -337,8 +341,6 @@ func (r *Resolver) setReplicaDown(err error) {
 	if r.replicaOK.Swap(false) {
 		r.logger.Warn("replica unreachable; misses go to the primary", "err", err)
 	}
-	msg := err.Error()
-	r.replicaErr.Store(&msg)
 }
 
 // Ready reports whether the proxy should receive traffic, and if not, why.
@@ -346,12 +348,14 @@ func (r *Resolver) Ready() (bool, string) {
 	switch {
 	case !r.loaded.Load():
 		return false, "starting: replica not polled yet"
-	case !r.replicaOK.Load():
-		reason := "replica unreachable"
-		if p := r.replicaErr.Load(); p != nil {
-			reason += ": " + *p
-		}
-		return false, reason
+	case r.pollErr.Load() != nil:
+		// Only the poller's verdict: a lookup that timed out on a busy
+		// replica sends misses to the primary until the next poll, but
+		// does not take the proxy out of the balancer. Once it did, and
+		// when one replica was overloaded, every proxy reading it
+		// dropped out at once and HAProxy answered 503 for all
+		// (lbbench, 2026-12-03).
+		return false, "replica unreachable: " + *r.pollErr.Load()
 	}
 	if since := time.Since(time.Unix(0, r.lastPoll.Load())); since > 5*r.cfg.PollInterval+time.Second {
 		return false, fmt.Sprintf("replica not polled for %s", since.Round(time.Millisecond))

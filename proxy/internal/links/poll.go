@@ -76,10 +76,13 @@ func (r *Resolver) Poll(ctx context.Context) {
 		if !r.replicaOK.Swap(true) {
 			r.logger.Info("replica reachable", "watermark", r.watermark.Load())
 		}
+		r.pollErr.Store(nil)
 		r.lastPoll.Store(time.Now().UnixNano())
 		r.polled.Store(true)
 		return
 	}
+	msg := err.Error()
+	r.pollErr.Store(&msg)
 	r.setReplicaDown(err)
 	if r.primary != nil {
 		if perr := r.poll(ctx, r.primary, false); perr != nil {
