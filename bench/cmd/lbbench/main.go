@@ -544,12 +544,12 @@ func (b *bench) hashing(o *outcome) error {
 	for _, cb := range caches {
 		for _, mode := range []string{"roundrobin", "uri-consistent"} {
 			// The 16 proxies share one replica here (a replica each
-			// would be 16 copies of the links on one disk): with the
-			// default 4 lookup workers each, 64 queries at once overran
-			// it on 2 cores, its lookups passed their bound, and the
-			// proxies sent their misses to the primary, which 503'd
-			// 83% of a 30 s run (2026-12-03). One worker each keeps the
-			// replica's load what 16 replicas would each see, in sum.
+			// would be 16 copies of the links on one disk): one lookup
+			// worker each keeps the queries on it at once to what 16
+			// replicas would see, one each. (With 4 each it was
+			// overrun on 2 cores; its timed-out lookups then made every
+			// proxy unready at once, and HAProxy answered 503 to most
+			// of the run: fixed in the proxy, TestReadyFollowsThePoller.)
 			args := []string{"-lookup-workers", "1"}
 			if cb > 0 {
 				args = append(args, "-cache-bytes", strconv.FormatInt(cb, 10))
