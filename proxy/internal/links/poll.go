@@ -184,15 +184,32 @@ func (r *Resolver) poll(ctx context.Context, db *pgxpool.Pool, isReplica bool) e
 type replayStall struct {
 	lsn   string    // replay position when it was last seen to move
 	since time.Time // when that was
+	// caughtUp is when a poll last found everything received replayed.
+	caughtUp time.Time
 }
 
 // lag returns the replay lag to report: the lag Postgres computed if it
 // could (polled is -1 when it could not), else how long the replay position
 // has stood still with WAL waiting, a lower bound of the lag; -1 the first
 // time a position is seen.
+//
+// Postgres's figure is the age of the last transaction replayed, which
+// overstates the lag after a quiet spell: WAL without a commit (autovacuum
+// of a freshly loaded table) arriving a minute after the last commit reads
+// as a minute behind while it replays in milliseconds. Every proxy of an
+// idle fleet then left the balancer at once (lbbench, 2026-12-03: replica
+// "lags 41s", HAProxy answered 503). The replica cannot be further behind
+// than since it was last seen caught up, so the figure is capped by that.
 func (s *replayStall) lag(polled int64, lsn string, now time.Time) int64 {
+	if polled == 0 {
+		s.lsn, s.caughtUp = "", now
+		return 0
+	}
 	if polled != -1 {
 		s.lsn = ""
+		if !s.caughtUp.IsZero() {
+			return min(polled, int64(now.Sub(s.caughtUp)))
+		}
 		return polled
 	}
 	if lsn != s.lsn {

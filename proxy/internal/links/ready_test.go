@@ -45,3 +45,29 @@ func TestReadyFollowsThePoller(t *testing.T) {
 		t.Fatalf("after a failed poll: ready %v, %q", ok, why)
 	}
 }
+
+// TestLagAfterAQuietSpell: the age of the last replayed transaction is no
+// lag when the replica was caught up a moment ago. A minute after the
+// last commit, WAL without one (autovacuum) read as a minute behind and
+// took every proxy out of the balancer.
+func TestLagAfterAQuietSpell(t *testing.T) {
+	var s replayStall
+	t0 := time.Now()
+	// Never seen caught up (a proxy starting beside a lagging replica):
+	// Postgres's figure stands.
+	if got := s.lag(int64(30*time.Second), "0/10", t0); got != int64(30*time.Second) {
+		t.Fatalf("first poll: lag %v, want Postgres's 30s", time.Duration(got))
+	}
+	if got := s.lag(0, "0/20", t0.Add(time.Second)); got != 0 {
+		t.Fatalf("caught up: lag %v", time.Duration(got))
+	}
+	// 100 ms later WAL is waiting; the last commit was 60 s ago.
+	if got := s.lag(int64(60*time.Second), "0/20", t0.Add(1100*time.Millisecond)); got != int64(100*time.Millisecond) {
+		t.Fatalf("after a quiet spell: lag %v, want the 100ms since caught up", time.Duration(got))
+	}
+	// Behind for good: the lag grows with the time since caught up, to
+	// Postgres's figure.
+	if got := s.lag(int64(20*time.Second), "0/30", t0.Add(31*time.Second)); got != int64(20*time.Second) {
+		t.Fatalf("behind for 30 s, Postgres says 20 s: lag %v", time.Duration(got))
+	}
+}
