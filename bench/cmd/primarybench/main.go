@@ -79,6 +79,10 @@ func run(dur time.Duration, conns, rate int, bin, results, readme string) error 
 	say("starting a 1-proxy fleet on %s.x", subnet)
 	f, err := localfleet.Start(ctx, localfleet.Config{
 		StateDir: filepath.Join(work, "fleet"), BinDir: binAbs, Proxies: 1, Subnet: subnet, Schedule: "@every 1000h",
+		// The app itself, as make bench's creation scenario measures
+		// it: without the balancer it serves plain HTTP, so neither
+		// TLS nor HAProxy is in the figure beside pgbench.
+		NoBalancer: true,
 		// The benchmark is one account creating as fast as it can.
 		PrimaryArgs: []string{"-rate-create", "0", "-rate-create-addr", "0"},
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
