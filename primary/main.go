@@ -122,6 +122,13 @@ func main() {
 	if *insecure {
 		logger.Warn("-insecure-cookies is a development switch only: cookies without Secure, plain HTTP not redirected, no HSTS")
 	}
+	// Watch for SIGTERM before migrating, and before anyone can know we
+	// listen: a stop sent meanwhile waits for the migration to end and
+	// then stops us in order. Killed mid-migration, the schema was left
+	// dirty and every start after refused to run (TestApply, when a
+	// handler restarted the app as it first migrated).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	ctx := context.Background()
 	if !*noMigrate {
 		t := time.Now()
@@ -161,10 +168,6 @@ func main() {
 	}
 	srv := web.HTTPServer(web.SecurityHeaders(h), web.DefaultServerLimits(), logger)
 	srv.TLSConfig = tlsConfig
-	// Watch for SIGTERM before anyone can know we listen: a stop sent
-	// right after "listening on" must stop us in order, not kill us.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
