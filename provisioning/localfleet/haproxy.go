@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -184,12 +185,30 @@ func (f *Fleet) serversUp(ctx context.Context, backend string) ([]string, error)
 		return nil, err
 	}
 	defer resp.Body.Close()
+	return ParseServersUp(resp.Body, backend)
+}
+
+// ParseServersUp reads HAProxy's stats CSV and lists the servers of backend
+// whose status is UP.
+func ParseServersUp(r io.Reader, backend string) ([]string, error) {
 	var up []string
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
+	status := -1
 	for sc.Scan() {
-		// pxname,svname,...,status (18th field)
 		fields := strings.Split(sc.Text(), ",")
-		if len(fields) > 17 && fields[0] == backend && fields[1] != "BACKEND" && fields[1] != "FRONTEND" && fields[17] == "UP" {
+		if strings.HasPrefix(fields[0], "# ") {
+			fields[0] = strings.TrimPrefix(fields[0], "# ")
+			for i, f := range fields {
+				if f == "status" {
+					status = i
+				}
+			}
+			continue
+		}
+		if status < 0 {
+			return nil, fmt.Errorf("haproxy stats: no header line with a status column")
+		}
+		if len(fields) > status && fields[0] == backend && fields[1] != "BACKEND" && fields[1] != "FRONTEND" && fields[status] == "UP" {
 			up = append(up, fields[1])
 		}
 	}

@@ -6,10 +6,8 @@
 package balancer
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/settings"
 )
 
@@ -195,34 +194,7 @@ func (h *HAProxy) ServersUp(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	return ServersUp(resp.Body, "proxies")
-}
-
-// ServersUp reads HAProxy's stats CSV and lists the servers of backend
-// whose status is UP.
-func ServersUp(r io.Reader, backend string) ([]string, error) {
-	var up []string
-	sc := bufio.NewScanner(r)
-	status := -1
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ",")
-		if strings.HasPrefix(fields[0], "# ") {
-			fields[0] = strings.TrimPrefix(fields[0], "# ")
-			for i, f := range fields {
-				if f == "status" {
-					status = i
-				}
-			}
-			continue
-		}
-		if status < 0 {
-			return nil, fmt.Errorf("haproxy stats: no header line with a status column")
-		}
-		if len(fields) > status && fields[0] == backend && fields[1] != "BACKEND" && fields[1] != "FRONTEND" && fields[status] == "UP" {
-			up = append(up, fields[1])
-		}
-	}
-	return up, sc.Err()
+	return localfleet.ParseServersUp(resp.Body, "proxies")
 }
 
 // Stop stops HAProxy at once (SIGTERM: the benchmark's clients are done)

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"shortfleet/bench/internal/baseline"
+	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/settings"
 	"shortfleet/provisioning/tlscert"
 )
@@ -168,11 +169,11 @@ proxies,proxy-03,0,0,0,1,,1,0,0,,0,,0,0,0,0,UP,1
 proxies,BACKEND,0,0,0,1,,1,0,0,,0,,0,0,0,0,UP,2
 app,primary-app,0,0,0,1,,1,0,0,,0,,0,0,0,0,UP,1
 `
-	up, err := ServersUp(strings.NewReader(csv), "proxies")
+	up, err := localfleet.ParseServersUp(strings.NewReader(csv), "proxies")
 	if err != nil || !slices.Equal(up, []string{"proxy-01", "proxy-03"}) {
 		t.Fatalf("got %v, %v; want proxy-01 and proxy-03", up, err)
 	}
-	if _, err := ServersUp(strings.NewReader("proxies,proxy-01,UP\n"), "proxies"); err == nil {
+	if _, err := localfleet.ParseServersUp(strings.NewReader("proxies,proxy-01,UP\n"), "proxies"); err == nil {
 		t.Fatal("no error without the header line")
 	}
 }
