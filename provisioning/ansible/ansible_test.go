@@ -131,17 +131,17 @@ const certFile = "haproxy/balancer.pem"
 // host in mixed case, which both renderings lower.
 var (
 	localAppHost = "App.Example.com"
-	localApp     = settings.Server{Name: "db-primary", Addr: "127.0.0.2", Port: 8000}
+	localApps    = []settings.Server{{Name: "db-primary", Addr: "127.0.0.2", Port: 8000}, {Name: "proxy-01", Addr: "127.0.0.11", Port: 8000}}
 )
 
 var localBalancer = settings.Balancer{
-	Binds: []string{"127.0.0.1:18080"}, TLSBinds: []string{"127.0.0.1:18443"}, AppHost: localAppHost, App: localApp,
+	Binds: []string{"127.0.0.1:18080"}, TLSBinds: []string{"127.0.0.1:18443"}, AppHost: localAppHost, Apps: localApps,
 	StatsBind: "127.0.0.1:18404", Log: "stdout format raw local0", Servers: localServers,
 }
 
 // sourcedBalancer connects to the proxies and the app from its own address.
 var sourcedBalancer = settings.Balancer{
-	Binds: []string{"127.0.0.4:18080"}, TLSBinds: []string{"127.0.0.4:18443"}, AppHost: localAppHost, App: localApp,
+	Binds: []string{"127.0.0.4:18080"}, TLSBinds: []string{"127.0.0.4:18443"}, AppHost: localAppHost, Apps: localApps,
 	StatsBind: "127.0.0.4:18404", Log: "stdout format raw local0", Source: "127.0.0.4", Servers: localServers,
 }
 
@@ -154,6 +154,10 @@ var plainBalancer = settings.Balancer{
 // balancerVars is b as the haproxy role's variables; its certificate is
 // certFile under the render folder.
 func balancerVars(b settings.Balancer) map[string]any {
+	apps := []map[string]any{}
+	for _, s := range b.Apps {
+		apps = append(apps, map[string]any{"name": s.Name, "addr": s.Addr, "port": s.Port})
+	}
 	servers := []map[string]any{}
 	for _, s := range b.Servers {
 		servers = append(servers, map[string]any{"name": s.Name, "addr": s.Addr, "port": s.Port, "check_port": s.CheckPort})
@@ -162,7 +166,7 @@ func balancerVars(b settings.Balancer) map[string]any {
 		// Empty lists, not null, as an inventory gives them.
 		"haproxy_binds": append([]string{}, b.Binds...), "haproxy_tls_binds": append([]string{}, b.TLSBinds...),
 		"haproxy_cert_file": "{{ render_dir }}/" + certFile,
-		"haproxy_app_host":  b.AppHost, "haproxy_app": map[string]any{"name": b.App.Name, "addr": b.App.Addr, "port": b.App.Port},
+		"haproxy_app_host":  b.AppHost, "haproxy_apps": apps,
 		"haproxy_stats_bind": b.StatsBind, "haproxy_log": b.Log, "haproxy_source": b.Source, "haproxy_servers": servers,
 	}
 }
@@ -454,7 +458,7 @@ func TestHAProxyMatchesAnsible(t *testing.T) {
 		// shortfleet_app_base) to the primary host's app.
 		{"haproxy-lb-01.cfg", file.Balance, withCert(settings.Balancer{
 			Binds: []string{"192.0.2.5:80"}, TLSBinds: []string{"192.0.2.5:443"},
-			AppHost: "app.example.com", App: settings.Server{Name: "db-primary", Addr: "192.0.2.10", Port: 8000},
+			AppHost: "app.example.com", Apps: []settings.Server{{Name: "db-primary", Addr: "192.0.2.10", Port: 8000}, {Name: "proxy-01", Addr: "198.51.100.11", Port: 8000}},
 			StatsBind: "192.0.2.5:8404", Log: "/dev/log local0", Servers: inventoryServers(),
 		})},
 	}

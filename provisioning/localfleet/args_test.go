@@ -11,7 +11,7 @@ import (
 // balancer's host alone; -insecure-cookies only without the balancer.
 func TestPrimaryArgs(t *testing.T) {
 	f := &Fleet{cfg: Config{Proxies: 3, Subnet: "127.5.6", PrimaryArgs: []string{"-rate-login", "5/1m"}}}
-	args := f.primaryArgs()
+	args := f.primaryArgs(f.PrimaryHost())
 	flag := func(name string) string {
 		i := slices.Index(args, name)
 		if i < 0 || i+1 >= len(args) {
@@ -20,7 +20,7 @@ func TestPrimaryArgs(t *testing.T) {
 		return args[i+1]
 	}
 	hosts := strings.Split(flag("-fleet-hosts"), ",")
-	for _, want := range []string{"127.5.6.4", "127.5.6.3", "127.5.6.11", "127.5.6.12", "127.5.6.13"} {
+	for _, want := range []string{"127.5.6.2", "127.5.6.4", "127.5.6.3", "127.5.6.6", "127.5.6.7", "127.5.6.8", "127.5.6.11", "127.5.6.12", "127.5.6.13"} {
 		if !slices.Contains(hosts, want) {
 			t.Errorf("-fleet-hosts %q lacks %s", hosts, want)
 		}
@@ -39,8 +39,13 @@ func TestPrimaryArgs(t *testing.T) {
 	}
 	// Behind the balancer the app is HTTPS, with Secure cookies, and the
 	// balancer's app address is a fleet host too.
+	// The second instance, on proxy-01's host, refuses links to the
+	// primary host.
 	f.balanced = true
-	args = f.primaryArgs()
+	args = f.primaryArgs(f.ProxyHost(0))
+	if got := flag("-listen"); got != "127.5.6.11:8000" {
+		t.Errorf("second instance's -listen %q", got)
+	}
 	if slices.Contains(args, "-insecure-cookies") {
 		t.Errorf("behind the balancer, -insecure-cookies is passed: %q", args)
 	}

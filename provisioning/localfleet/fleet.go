@@ -143,6 +143,9 @@ type Fleet struct {
 
 	Primary    *pgcluster.Cluster
 	Replicas   []*pgcluster.Cluster
+	// Apps are the app's instances, one on each of appHosts, all behind
+	// the balancer; PrimaryApp is the first, on the primary host.
+	Apps       []*App
 	PrimaryApp *App
 	Proxies    []*App
 	Mapreduce  *App
@@ -389,10 +392,24 @@ func (f *Fleet) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	f.PrimaryApp = f.newApp("primary", f.primaryArgs(), "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
-	if err := f.timed("primary app up", func() error { return f.PrimaryApp.Start(ctx, "http") }); err != nil {
+	f.Apps = make([]*App, len(f.appHosts()))
+	if err := f.timed(fmt.Sprintf("%d app instances up", len(f.Apps)), func() error {
+		g, gctx := errgroup.WithContext(ctx)
+		for i, h := range f.appHosts() {
+			g.Go(func() error {
+				a := f.newApp(appName(i), f.primaryArgs(h), "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
+				if err := a.Start(gctx, "http"); err != nil {
+					return err
+				}
+				f.Apps[i] = a
+				return nil
+			})
+		}
+		return g.Wait()
+	}); err != nil {
 		return err
 	}
+	f.PrimaryApp = f.Apps[0]
 	if f.balanced {
 		if err := f.timed("load balancer up", func() error { return f.startHAProxy(ctx) }); err != nil {
 			return err
@@ -409,17 +426,42 @@ func (f *Fleet) start(ctx context.Context) error {
 	return f.writeState()
 }
 
-// primaryArgs are the primary app's flags.
-func (f *Fleet) primaryArgs() []string {
-	// Links to any host of the fleet are refused: the proxies, the
-	// balancer (whether or not it runs: nothing else may take its
-	// address), the mapreduce host; the primary's own is its -listen.
-	hosts := []string{f.balancerHost(), f.appHost(), f.cfg.host(3)}
+// etcdHosts are the addresses of etcd's three members.
+func (f *Fleet) etcdHosts() []string {
+	return []string{f.cfg.host(6), f.cfg.host(7), f.cfg.host(8)}
+}
+
+// appHosts are the hosts the app runs on: the primary host and the first
+// proxy host, so that creation and the dashboard outlive either host (the
+// balancer sends each request to one that answers). Without a balancer
+// only the first: nothing would spread the requests.
+func (f *Fleet) appHosts() []string {
+	if !f.balanced {
+		return []string{f.PrimaryHost()}
+	}
+	return []string{f.PrimaryHost(), f.ProxyHost(0)}
+}
+
+// appName is the app instance's name: "primary" (the binary's name), then
+// "primary-2", ...
+func appName(i int) string {
+	if i == 0 {
+		return "primary"
+	}
+	return fmt.Sprintf("primary-%d", i+1)
+}
+
+// primaryArgs are the flags of the app instance on host.
+func (f *Fleet) primaryArgs(host string) []string {
+	// Links to any host of the fleet are refused: the primary host, the
+	// proxies, the balancer (whether or not it runs: nothing else may
+	// take its address), the mapreduce host, etcd's.
+	hosts := append([]string{f.PrimaryHost(), f.balancerHost(), f.appHost(), f.cfg.host(3)}, f.etcdHosts()...)
 	for i := range f.cfg.Proxies {
 		hosts = append(hosts, f.ProxyHost(i))
 	}
 	args := []string{
-		"-listen", net.JoinHostPort(f.PrimaryHost(), strconv.Itoa(PortPrimary)),
+		"-listen", net.JoinHostPort(host, strconv.Itoa(PortPrimary)),
 		"-short-base", f.ShortBase(),
 		"-proxies", strings.Join(f.AdminURLs(), ","),
 		"-fleet-hosts", strings.Join(hosts, ","),
@@ -696,9 +738,7 @@ func (f *Fleet) Stop() error {
 	if f.haproxy != nil {
 		step("load balancer", f.haproxy.Stop)
 	}
-	if f.PrimaryApp != nil {
-		step("primary app", f.PrimaryApp.Stop)
-	}
+	step("app", func() error { return stopAll(f.Apps) })
 	step("proxies", func() error { return stopAll(f.Proxies) })
 	step("replicas", func() error { return stopAll(f.Replicas) })
 	if f.Primary != nil {

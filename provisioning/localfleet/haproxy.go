@@ -81,7 +81,7 @@ func (f *Fleet) HAProxyConfig() (string, error) {
 	b := settings.Balancer{
 		CertFile:  f.CertFile(),
 		AppHost:   f.appHost(),
-		App:       settings.Server{Name: "primary-app", Addr: f.PrimaryHost(), Port: PortPrimary, CheckPort: PortPrimary},
+		Apps:      f.appServers(),
 		StatsBind: net.JoinHostPort(f.balancerHost(), strconv.Itoa(PortBalancerStats)),
 		Log:       "stdout format raw local0 notice",
 		Source:    f.balancerHost(),
@@ -217,3 +217,13 @@ func ParseServersUp(r io.Reader, backend string) ([]string, error) {
 
 // HAProxy is the load balancer's supervised process, nil without one.
 func (f *Fleet) HAProxy() *proc.Process { return f.haproxy }
+
+// appServers are the app's instances as the balancer's app backend lists
+// them.
+func (f *Fleet) appServers() []settings.Server {
+	var s []settings.Server
+	for i, h := range f.appHosts() {
+		s = append(s, settings.Server{Name: appName(i), Addr: h, Port: PortPrimary, CheckPort: PortPrimary})
+	}
+	return s
+}

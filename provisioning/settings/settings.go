@@ -24,6 +24,30 @@ var postgresJSON []byte
 //go:embed haproxy.json
 var haproxyJSON []byte
 
+//go:embed patroni.json
+var patroniJSON []byte
+
+// Patroni is patroni.json: how Patroni runs every Postgres of the fleet,
+// with etcd as its store.
+type Patroni struct {
+	Scope      string `json:"patroni_scope"`
+	RESTPort   int    `json:"patroni_restapi_port"`
+	EtcdClient int    `json:"etcd_client_port"`
+	EtcdPeer   int    `json:"etcd_peer_port"`
+	// DCS is the cluster-wide configuration written to etcd at bootstrap,
+	// as Patroni reads it (ttl, loop_wait, synchronous_mode, ...).
+	DCS map[string]any `json:"patroni_dcs"`
+}
+
+// LoadPatroni returns the shared Patroni settings; DCS is a fresh copy.
+func LoadPatroni() Patroni {
+	var p Patroni
+	if err := json.Unmarshal(patroniJSON, &p); err != nil {
+		panic(fmt.Sprintf("settings: patroni.json: %v", err))
+	}
+	return p
+}
+
 // Postgres is postgres.json.
 type Postgres struct {
 	// Settings go into every cluster's postgresql.conf, primary or standby,
@@ -130,10 +154,11 @@ type Balancer struct {
 	TLSBinds []string
 	CertFile string
 	// AppHost is the primary app's host name as clients send it in Host;
-	// requests for it go to App, every other request to the proxies. No
-	// app backend when empty.
+	// requests for it go to Apps (the app runs on two hosts or more, so
+	// that creation outlives one of them), every other request to the
+	// proxies. No app backend when empty.
 	AppHost   string
-	App       Server
+	Apps      []Server
 	StatsBind string // address:port of /stats, /metrics and /healthz
 	Log       string // the global log target, e.g. "stdout format raw local0"
 	// Source, when set, is the address connections to the proxies come
@@ -229,7 +254,9 @@ backend app
 {{- if .B.Source}}
     source {{.B.Source}}
 {{- end}}
-    server {{.B.App.Name}} {{.B.App.Addr}}:{{.B.App.Port}} check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}}
+{{- range .B.Apps}}
+    server {{.Name}} {{.Addr}}:{{.Port}} check inter {{$.H.CheckInter}} fall {{$.H.CheckFall}} rise {{$.H.CheckRise}}
+{{- end}}
 {{- end}}
 `))
 
@@ -243,8 +270,8 @@ func (h HAProxy) RenderHAProxy(b Balancer) (string, error) {
 	if len(b.TLSBinds) > 0 && b.CertFile == "" {
 		return "", fmt.Errorf("haproxy: HTTPS binds %v without a certificate file", b.TLSBinds)
 	}
-	if b.AppHost != "" && b.App.Addr == "" {
-		return "", fmt.Errorf("haproxy: app host %s without the app's address", b.AppHost)
+	if b.AppHost != "" && len(b.Apps) == 0 {
+		return "", fmt.Errorf("haproxy: app host %s without the app's instances", b.AppHost)
 	}
 	b.AppHost = strings.ToLower(b.AppHost) // the Host the rule matches is lowered
 	var s strings.Builder
