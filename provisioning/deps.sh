@@ -24,6 +24,10 @@ have_pg || missing="$missing postgresql"
 getent passwd postgres >/dev/null 2>&1 || missing="$missing postgresql"
 # The fleet's load balancer.
 command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
+# Patroni runs every Postgres of the fleet, with etcd as its store.
+command -v patroni >/dev/null 2>&1 || missing="$missing patroni"
+command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
+command -v etcdctl >/dev/null 2>&1 || missing="$missing etcd-client"
 
 if [ "$what" = test ]; then
 	# The browser test drives Debian's Chromium.
@@ -34,6 +38,8 @@ if [ "$what" = test ]; then
 	command -v ansible-playbook >/dev/null 2>&1 || missing="$missing ansible"
 	command -v ansible-lint >/dev/null 2>&1 || missing="$missing ansible-lint"
 	command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+	# The partition drill cuts a host's link with nftables.
+	command -v nft >/dev/null 2>&1 || missing="$missing nftables"
 	# The real apply (provisioning/ansible TestApply) makes hosts of this
 	# machine's own root: what the roles install there must be here already.
 	for pkg in acl python3-psycopg2; do
