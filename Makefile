@@ -9,7 +9,7 @@ TESTTIMEOUT ?= 14m
 FUZZTIME ?= 10s
 SOAK    ?= 30m
 
-.PHONY: up down admin build test deps deps-fleet soak fault-report bench bench-lb bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
+.PHONY: up down admin build test deps deps-fleet soak fault-report failover-report bench bench-lb bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -54,6 +54,11 @@ soak: deps
 fault-report: deps
 	SHORTFLEET_FAULT_REPORT=$(CURDIR)/.fleet-faults.md $(GO) test -count=1 -v -run 'TestFaultsUnderLoad$$' ./provisioning/localfleet/
 	@./provisioning/readme-section.sh faults .fleet-faults.md README.md '`make fault-report` (TestFaultsUnderLoad)'
+
+## failover-report: run the failover drills and put their figures into README.md.
+failover-report: deps
+	SHORTFLEET_FAILOVER_REPORT=$(CURDIR)/.fleet-failover.md $(GO) test -count=1 -v -run 'TestFailoverDrills$$' -timeout 15m ./provisioning/localfleet/
+	@./provisioning/readme-section.sh failover .fleet-failover.md README.md '`make failover-report` (TestFailoverDrills)'
 
 ## fuzz: run every fuzz target for FUZZTIME each.
 fuzz:

@@ -216,10 +216,15 @@ func printURLs(f *localfleet.Fleet, took time.Duration, state string) {
 		fmt.Fprintf(&b, "  load balancer (HAProxy)     %s   stats %s/stats\n", s.BalancerTLS, f.BalancerStatsURL())
 	}
 	for i := range s.Redirects {
-		fmt.Fprintf(&b, "  %-27s %s   admin %s   replica %s\n", localfleet.ProxyID(i), s.Redirects[i], s.Admins[i], s.ReplicaDBs[i])
+		fmt.Fprintf(&b, "  %-27s %s   admin %s   postgres %s\n", localfleet.ProxyID(i), s.Redirects[i], s.Admins[i], f.Replicas[i].Addr())
+	}
+	for i, a := range f.Apps {
+		fmt.Fprintf(&b, "  app instance %-14d %s\n", i+1, a.URL("http"))
 	}
 	fmt.Fprintf(&b, "  mapreduce daemon            %s\n", s.Mapreduce)
-	fmt.Fprintf(&b, "  postgres primary            %s (database %s)\n", s.PrimaryDB, localfleet.Database)
+	fmt.Fprintf(&b, "  postgres primary            %s (database %s; Patroni's leader now: %s)\n", s.PrimaryDB, localfleet.Database, f.Primary.Name())
+	fmt.Fprintf(&b, "  patroni                     %s/cluster   (patronictl -c %s list)\n", s.Patroni[0], f.DBs[0].PatroniConfig())
+	fmt.Fprintf(&b, "  etcd                        %s\n", strings.Join(s.Etcd, " "))
 	fmt.Fprintf(&b, "  postgres data               %s\n", f.PGDir())
 	fmt.Fprintf(&b, "  logs                        %s\n", filepath.Join(state, "logs"))
 	if s.CAFile != "" {

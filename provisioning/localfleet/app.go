@@ -130,3 +130,15 @@ func (a *App) Stop() error {
 
 // LogPath is where the app's output goes.
 func (a *App) LogPath() string { return a.logPath }
+
+// Kill SIGKILLs the app and does not restart it: its host died. Start runs
+// it again.
+func (a *App) Kill() {
+	a.mu.Lock()
+	p := a.proc
+	a.proc = nil
+	a.mu.Unlock()
+	if p != nil {
+		p.Kill()
+	}
+}

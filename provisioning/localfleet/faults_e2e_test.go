@@ -337,7 +337,10 @@ func TestFaultsUnderLoad(t *testing.T) {
 		createdAfter(3)
 	})
 	fault("primary database SIGKILL", 2, func(int) {
-		crash(f.Primary.Process())
+		// Patroni, still holding the leader key, starts it again.
+		if err := f.Primary.CrashServer(); err != nil {
+			t.Fatal(err)
+		}
 		createdAfter(3)
 	})
 	fault("mapreduce SIGKILL", 3, func(int) {
@@ -345,11 +348,17 @@ func TestFaultsUnderLoad(t *testing.T) {
 		crash(f.Mapreduce.Process())
 	})
 	fault("primary database down 5 s", 1, func(int) {
-		if err := f.Primary.Stop(); err != nil {
+		// Patroni hands the leader key to the synchronous standby as it
+		// stops; the member rejoins as a replica when it is back.
+		old := f.Primary
+		if err := old.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Second) // more than two mapreduce intervals
-		if err := f.StartPrimaryDB(ctx); err != nil {
+		if err := f.StartDB(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Leader(ctx); err != nil {
 			t.Fatal(err)
 		}
 		createdAfter(3)

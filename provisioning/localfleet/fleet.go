@@ -36,9 +36,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"shortfleet/provisioning/patroni"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/provisioning/proc"
-	"shortfleet/provisioning/settings"
 	"shortfleet/provisioning/tlscert"
 )
 
@@ -133,6 +133,9 @@ type Secrets struct {
 	PGPassword  string `json:"pg_password"`  // Postgres superuser password
 	VisitorSalt string `json:"visitor_salt"` // keys the unique-visitor hashes
 	CSRFKey     string `json:"csrf_key"`     // hex; signs the web forms' CSRF tokens
+	// PatroniPassword guards Patroni's REST API's unsafe endpoints
+	// (switchover, restart, configuration).
+	PatroniPassword string `json:"patroni_password"`
 }
 
 // Fleet is a running local fleet.
@@ -141,8 +144,14 @@ type Fleet struct {
 	logger  *slog.Logger
 	Secrets Secrets
 
-	Primary    *pgcluster.Cluster
-	Replicas   []*pgcluster.Cluster
+	// Primary is the member that led when Leader last asked Patroni;
+	// Replicas[i] is proxy i's host's member (which may lead after a
+	// failover); DBs is every member, the primary host's first.
+	Primary  *pgcluster.Cluster
+	Replicas []*pgcluster.Cluster
+	DBs      []*pgcluster.Cluster
+	// Etcd is Patroni's store: three members, each on a host of its own.
+	Etcd []*Etcd
 	// Apps are the app's instances, one on each of appHosts, all behind
 	// the balancer; PrimaryApp is the first, on the primary host.
 	Apps       []*App
@@ -275,7 +284,7 @@ func (f *Fleet) loadSecrets() (fresh bool, err error) {
 	for _, s := range []struct {
 		v *string
 		n int
-	}{{&f.Secrets.CodeKey, 32}, {&f.Secrets.AdminToken, 24}, {&f.Secrets.ReadToken, 24}, {&f.Secrets.PGPassword, 16}, {&f.Secrets.VisitorSalt, 24}, {&f.Secrets.CSRFKey, 32}} {
+	}{{&f.Secrets.CodeKey, 32}, {&f.Secrets.AdminToken, 24}, {&f.Secrets.ReadToken, 24}, {&f.Secrets.PGPassword, 16}, {&f.Secrets.VisitorSalt, 24}, {&f.Secrets.CSRFKey, 32}, {&f.Secrets.PatroniPassword, 24}} {
 		if *s.v == "" {
 			*s.v = pgcluster.RandomSecret(s.n)
 		}
@@ -294,10 +303,16 @@ func (f *Fleet) timed(what string, fn func() error) error {
 	return nil
 }
 
+// MainDB is the name of the primary host's Postgres member, the one that
+// bootstraps the cluster; the proxy hosts' members are named after their
+// proxies. Which member is the primary is Patroni's to say (Leader).
+const MainDB = "db-main"
+
 func (f *Fleet) cluster(name, addr string) (*pgcluster.Cluster, error) {
 	return pgcluster.New(pgcluster.Config{
 		Name: name, Dir: filepath.Join(f.pgDir, name), Addr: addr, Port: PortPostgres,
 		Password: f.Secrets.PGPassword, Settings: f.cfg.PGSettings, Restart: true,
+		Patroni: &pgcluster.Patroni{Etcd: f.EtcdEndpoints(), APIPassword: f.Secrets.PatroniPassword},
 	}, f.logger)
 }
 
@@ -310,26 +325,26 @@ func (f *Fleet) start(ctx context.Context) error {
 			l.Close()
 		}
 	}
-	primary, err := f.cluster("primary", f.PrimaryHost())
+	if err := f.timed("etcd up (3 members)", func() error { return f.startEtcd(ctx) }); err != nil {
+		return err
+	}
+	main, err := f.cluster(MainDB, f.PrimaryHost())
 	if err != nil {
 		return err
 	}
-	f.Primary = primary
-	if err := f.timed("primary database up", func() error {
-		if err := primary.Init(ctx); err != nil {
+	f.Primary = main
+	f.DBs = []*pgcluster.Cluster{main}
+	if err := f.timed("primary database up (Patroni)", func() error {
+		// The primary host's member starts alone, so that it bootstraps
+		// the cluster (initdb) and leads; a state folder's cluster
+		// starts again with whichever member led.
+		if err := main.Start(ctx, f.path("logs", "postgres-"+MainDB+".log")); err != nil {
 			return err
 		}
-		if err := primary.Start(ctx, f.path("logs", "postgres-primary.log")); err != nil {
+		if _, err := f.Leader(ctx); err != nil {
 			return err
 		}
-		// No commit waits for a standby until the standbys stream: a
-		// primary started again keeps synchronous_standby_names (in
-		// postgresql.auto.conf), and a pending migration would wait
-		// for standbys that start only after it.
-		if err := setSynchronous(ctx, primary, ""); err != nil {
-			return err
-		}
-		return primary.CreateDatabase(ctx, Database)
+		return f.Primary.CreateDatabase(ctx, Database)
 	}); err != nil {
 		return err
 	}
@@ -343,16 +358,13 @@ func (f *Fleet) start(ctx context.Context) error {
 		return err
 	}
 	f.Replicas = make([]*pgcluster.Cluster, f.cfg.Proxies)
-	if err := f.timed(fmt.Sprintf("%d replicas up", f.cfg.Proxies), func() error {
+	if err := f.timed(fmt.Sprintf("%d replicas up (Patroni)", f.cfg.Proxies), func() error {
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(4)
+		g.SetLimit(4) // base backups, four at a time
 		for i := range f.Replicas {
 			g.Go(func() error {
 				c, err := f.cluster(ProxyID(i), f.ProxyHost(i))
 				if err != nil {
-					return err
-				}
-				if err := c.BaseBackup(gctx, primary, strings.ReplaceAll(ProxyID(i), "-", "_")); err != nil {
 					return err
 				}
 				if err := c.Start(gctx, f.path("logs", "postgres-"+ProxyID(i)+".log")); err != nil {
@@ -366,9 +378,12 @@ func (f *Fleet) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	f.dbHosts = []string{primary.Addr()}
-	for _, r := range f.Replicas {
-		f.dbHosts = append(f.dbHosts, r.Addr())
+	f.DBs = append(f.DBs, f.Replicas...)
+	for _, c := range f.DBs {
+		f.dbHosts = append(f.dbHosts, c.Addr())
+	}
+	if _, err := f.Leader(ctx); err != nil {
+		return err
 	}
 	if err := f.timed(fmt.Sprintf("synchronous replication %s", onOff(!f.cfg.Asynchronous)), func() error {
 		return f.SetSynchronous(ctx, !f.cfg.Asynchronous)
@@ -440,6 +455,16 @@ func (f *Fleet) appHosts() []string {
 		return []string{f.PrimaryHost()}
 	}
 	return []string{f.PrimaryHost(), f.ProxyHost(0)}
+}
+
+// AppOn is the app instance on host, nil if none runs there.
+func (f *Fleet) AppOn(host string) *App {
+	for i, h := range f.appHosts() {
+		if h == host && i < len(f.Apps) {
+			return f.Apps[i]
+		}
+	}
+	return nil
 }
 
 // appName is the app instance's name: "primary" (the binary's name), then
@@ -520,10 +545,11 @@ func (f *Fleet) proxyApp(i int) *App {
 		"SHORTFLEET_PRIMARY_DSN="+f.PrimaryDSN())
 }
 
-// StartPrimaryDB starts the primary database again after Primary.Stop:
-// a primary host back after an outage.
-func (f *Fleet) StartPrimaryDB(ctx context.Context) error {
-	return f.Primary.Start(ctx, f.path("logs", "postgres-primary.log"))
+// StartDB starts a member again after its Stop or Kill: a host back
+// after an outage. Patroni rejoins it to the cluster, rewinding it with
+// pg_rewind if it led on a timeline that has moved on.
+func (f *Fleet) StartDB(ctx context.Context, c *pgcluster.Cluster) error {
+	return c.Start(ctx, f.path("logs", "postgres-"+c.Name()+".log"))
 }
 
 // Command prepares a binary of the fleet to run outside supervision, with
@@ -574,21 +600,51 @@ func (f *Fleet) PrimaryDSN() string {
 	return u.String()
 }
 
-// SetSynchronous turns synchronous commit to any one standby (the shared
-// setting) on or off on the primary, as Config.Asynchronous chooses at
-// start, and waits until the standbys report it: whatever runs next runs
-// under it (benchmarks measure both on one fleet). A later Promote follows
-// it.
+// SetSynchronous turns Patroni's synchronous mode on or off (the shared
+// setting is on; Config.Asynchronous chooses at start) and waits until the
+// primary shows it: on, a standby streams as synchronous (commits wait for
+// it); off, none does. Whatever runs next runs under it (benchmarks
+// measure both on one fleet).
 func (f *Fleet) SetSynchronous(ctx context.Context, on bool) error {
-	names := ""
-	if on {
-		names = settings.LoadPostgres().SynchronousStandbyNames
-	}
-	if err := setSynchronous(ctx, f.Primary, names); err != nil {
+	if err := patroni.Patch(ctx, f.Primary.RESTAddr(), f.Secrets.PatroniPassword, map[string]any{"synchronous_mode": on}); err != nil {
 		return err
 	}
 	f.cfg.Asynchronous = !on
-	return nil
+	return f.waitSynchronous(ctx, on)
+}
+
+// waitSynchronous waits until the leader has a synchronous standby (on)
+// or none, both in Postgres and in etcd. Patroni 3.0 names the standby in
+// Postgres first and in etcd about two seconds later; a standby that goes
+// away in between is never dropped (its loop then finds etcd and what it
+// picks agree), and commits wait for it to come back. So nothing here
+// counts as synchronous until etcd says so.
+func (f *Fleet) waitSynchronous(ctx context.Context, on bool) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		var sync int
+		conn, err := f.Primary.Connect(ctx, "postgres")
+		if err == nil {
+			err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_replication WHERE sync_state <> 'async'`).Scan(&sync)
+			conn.Close(context.Background())
+		}
+		var cl patroni.Cluster
+		if err == nil {
+			cl, err = patroni.GetCluster(ctx, f.Primary.RESTAddr())
+		}
+		if err == nil && (sync > 0) == on && (cl.Sync() != "") == on {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if on {
+				return fmt.Errorf("no standby of %s streams as synchronous (last: %v): %w", f.Primary.Name(), err, ctx.Err())
+			}
+			return fmt.Errorf("standbys of %s still synchronous (last: %v): %w", f.Primary.Name(), err, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func onOff(on bool) string {
@@ -598,45 +654,86 @@ func onOff(on bool) string {
 	return "off"
 }
 
-// setSynchronous sets the primary's synchronous_standby_names (names, or
-// none when empty) and waits until its walsenders have read it: with
-// names, until a standby streams as a synchronous candidate (they must
-// stream first, or commits wait); without, until none does.
-func setSynchronous(ctx context.Context, primary *pgcluster.Cluster, names string) error {
-	conn, err := primary.Connect(ctx, "postgres")
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	q := "ALTER SYSTEM RESET synchronous_standby_names"
-	if names != "" {
-		q = "ALTER SYSTEM SET synchronous_standby_names = " + names
-	}
-	if _, err := conn.Exec(ctx, q); err != nil {
-		return fmt.Errorf("set synchronous_standby_names: %w", err)
-	}
-	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
-		return fmt.Errorf("reload settings: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+// Leader asks Patroni which member leads, waits until its Postgres takes
+// writes, and makes it Primary. It asks each member that runs, in turn:
+// each answers from etcd.
+func (f *Fleet) Leader(ctx context.Context) (*pgcluster.Cluster, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	var last error
 	for {
-		var sync int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_replication WHERE sync_state <> 'async'`).Scan(&sync); err != nil {
-			return fmt.Errorf("synchronous standbys of %s: %w", primary.Name(), err)
-		}
-		if (sync > 0) == (names != "") {
-			return nil
+		if c, err := f.leaderOnce(ctx); err == nil {
+			f.Primary = c
+			return c, nil
+		} else {
+			last = err
 		}
 		select {
 		case <-ctx.Done():
-			if names != "" {
-				return fmt.Errorf("no standby of %s streams as synchronous (commits would wait): %w", primary.Name(), ctx.Err())
-			}
-			return fmt.Errorf("standbys of %s still synchronous: %w", primary.Name(), ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+			return nil, fmt.Errorf("no leader: %w (last: %v)", ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+func (f *Fleet) leaderOnce(ctx context.Context) (*pgcluster.Cluster, error) {
+	last := errors.New("no member runs")
+	for _, c := range f.DBs {
+		if c == nil || c.Process() == nil {
+			continue
+		}
+		cl, err := patroni.GetCluster(ctx, c.RESTAddr())
+		if err != nil {
+			last = err
+			continue
+		}
+		l, ok := cl.Leader()
+		if !ok || l.State != "running" {
+			last = fmt.Errorf("%s sees no running leader", c.Name())
+			continue
+		}
+		m := f.DB(l.Name)
+		if m == nil {
+			return nil, fmt.Errorf("leader %s is no member of this fleet", l.Name)
+		}
+		conn, err := m.Connect(ctx, "postgres")
+		if err != nil {
+			return nil, err
+		}
+		var recovery bool
+		err = conn.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&recovery)
+		conn.Close(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		if recovery {
+			return nil, fmt.Errorf("leader %s is still in recovery", l.Name)
+		}
+		return m, nil
+	}
+	return nil, last
+}
+
+// DB is the member named name, nil if none is.
+func (f *Fleet) DB(name string) *pgcluster.Cluster {
+	for _, c := range f.DBs {
+		if c != nil && c.Name() == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Patronictl runs patronictl with the primary host's member's
+// configuration (etcd's address, the REST API's password), e.g.
+// Patronictl(ctx, "switchover", "--candidate", "proxy-02", "--force").
+func (f *Fleet) Patronictl(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "patronictl", append([]string{"-c", f.DBs[0].PatroniConfig()}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("patronictl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return out, nil
 }
 
 // PrimaryURL is the primary app's URL: HTTPS through the balancer, or,
@@ -669,16 +766,16 @@ func (f *Fleet) AdminURLs() []string {
 // ProxyLogDir is proxy i's access log folder.
 func (f *Fleet) ProxyLogDir(i int) string { return f.path("proxy", ProxyID(i), "logs") }
 
-// WaitReplicas waits until every replica has replayed everything the
-// primary has written so far.
+// WaitReplicas waits until every running replica has replayed everything
+// the primary has written so far.
 func (f *Fleet) WaitReplicas(ctx context.Context) error {
 	lsn, err := f.Primary.CurrentLSN(ctx)
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, r := range f.Replicas {
-		if r != f.Primary { // a promoted replica is the primary now
+	for _, r := range f.DBs {
+		if r != f.Primary && r.Process() != nil {
 			g.Go(func() error { return r.WaitReplay(gctx, lsn) })
 		}
 	}
@@ -698,6 +795,10 @@ type State struct {
 	CAFile      string   `json:"ca_file,omitempty"`
 	PrimaryDB   string   `json:"primary_db"`
 	ReplicaDBs  []string `json:"replica_dbs"`
+	// Etcd and Patroni are etcd's client addresses and the members'
+	// Patroni REST APIs (GET /cluster shows who leads).
+	Etcd    []string `json:"etcd"`
+	Patroni []string `json:"patroni"`
 }
 
 // State describes the running fleet.
@@ -708,9 +809,13 @@ func (f *Fleet) State() State {
 		Balancer: f.BalancerURL(), BalancerTLS: f.BalancerTLSURL(), CAFile: f.CAFile(),
 		PrimaryDB: f.Primary.Addr(),
 	}
-	for _, r := range f.Replicas {
-		s.ReplicaDBs = append(s.ReplicaDBs, r.Addr())
+	for _, r := range f.DBs {
+		if r != f.Primary {
+			s.ReplicaDBs = append(s.ReplicaDBs, r.Addr())
+		}
+		s.Patroni = append(s.Patroni, "http://"+r.RESTAddr())
 	}
+	s.Etcd = f.EtcdEndpoints()
 	return s
 }
 
@@ -740,10 +845,19 @@ func (f *Fleet) Stop() error {
 	}
 	step("app", func() error { return stopAll(f.Apps) })
 	step("proxies", func() error { return stopAll(f.Proxies) })
-	step("replicas", func() error { return stopAll(f.Replicas) })
+	// The replicas first, so that the leader, stopped last, has no one
+	// to hand the leader key to: the same member leads at the next start.
+	var replicas []*pgcluster.Cluster
+	for _, c := range append(f.DBs[:min(len(f.DBs), 1):min(len(f.DBs), 1)], f.Replicas...) {
+		if c != f.Primary {
+			replicas = append(replicas, c)
+		}
+	}
+	step("replicas", func() error { return stopAll(replicas) })
 	if f.Primary != nil {
 		step("primary database", f.Primary.Stop)
 	}
+	step("etcd", func() error { return stopAll(f.Etcd) })
 	os.Remove(f.path("state.json"))
 	return errors.Join(errs...)
 }

@@ -83,7 +83,7 @@ func (m Member) Config() map[string]any {
 	return map[string]any{
 		"scope": s.Scope,
 		"name":  m.Name,
-		"log":   map[string]any{"level": "WARNING"},
+		"log":   map[string]any{"level": "INFO"},
 		"restapi": map[string]any{
 			"listen":          m.RESTAddr(),
 			"connect_address": m.RESTAddr(),
@@ -98,6 +98,10 @@ func (m Member) Config() map[string]any {
 			"listen":          net.JoinHostPort(m.Host, strconv.Itoa(m.PGPort)),
 			"connect_address": net.JoinHostPort(m.Host, strconv.Itoa(m.PGPort)),
 			"data_dir":        m.DataDir,
+			// Patroni talks to its own Postgres over the Unix socket:
+			// what happens to the network must not cut it off from the
+			// server it manages.
+			"use_unix_socket": true,
 			"bin_dir":         m.BinDir,
 			"pgpass":          filepath.Join(filepath.Dir(m.DataDir), "pgpass"),
 			"pg_hba": []string{
@@ -181,14 +185,22 @@ func GetCluster(ctx context.Context, addr string) (Cluster, error) {
 	return c, err
 }
 
-// Role asks the member at addr for its own role as its Postgres reports it
-// ("master"/"primary" or "replica"), without etcd: GET /patroni.
-func Role(ctx context.Context, addr string) (string, error) {
-	var st struct {
-		Role string `json:"role"`
-	}
+// Status is one member's own view of itself, GET /patroni: it needs no
+// etcd.
+type Status struct {
+	Role     string `json:"role"`  // "master" (Patroni 3.0's word for the primary) or "replica"
+	State    string `json:"state"` // running, starting, stopped, ...
+	Timeline int    `json:"timeline"`
+	// FailsafeActive: etcd is out of reach, and this primary goes on
+	// because every member answered it (failsafe_mode).
+	FailsafeActive bool `json:"failsafe_mode_is_active"`
+}
+
+// GetStatus asks the member at addr for its own status.
+func GetStatus(ctx context.Context, addr string) (Status, error) {
+	var st Status
 	err := get(ctx, addr, "/patroni", &st)
-	return st.Role, err
+	return st, err
 }
 
 func get(ctx context.Context, addr, path string, out any) error {

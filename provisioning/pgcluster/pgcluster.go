@@ -27,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"shortfleet/provisioning/patroni"
 	"shortfleet/provisioning/proc"
 	"shortfleet/provisioning/settings"
 )
@@ -50,8 +51,21 @@ type Config struct {
 	Settings map[string]string
 	// BinDir holds the Postgres programs; found with pg_config when empty.
 	BinDir string
-	// Restart makes the supervisor start the server again if it dies.
+	// Restart makes the supervisor start the server again if it dies
+	// (with Patroni: Patroni again; Patroni restarts Postgres itself).
 	Restart bool
+	// Patroni, when set, runs the cluster as a member of the fleet's
+	// Patroni cluster: Start runs Patroni, which makes the data directory
+	// (initdb for the first member, a base backup from the leader for the
+	// others) and runs Postgres. Init and BaseBackup are not used then.
+	Patroni *Patroni
+}
+
+// Patroni is what a Patroni member needs beyond the cluster's Config.
+type Patroni struct {
+	Etcd        []string // host:port of every etcd member
+	APIPassword string   // the REST API's unsafe endpoints
+	NoFailover  bool     // never promoted (tags nofailover and nosync)
 }
 
 // Cluster is one Postgres cluster on this machine.
@@ -359,9 +373,69 @@ func (c *Cluster) writeSettings() error {
 	return c.writeOwned(filepath.Join(c.DataDir(), "shortfleet.conf"), settings.RenderPostgresConf(c.Settings()), 0o600)
 }
 
-// Start runs the server as a supervised child and waits until it accepts
-// connections. logPath receives the server's log.
+// Member is the cluster's Patroni member; Config.Patroni must be set.
+func (c *Cluster) Member() patroni.Member {
+	return patroni.Member{
+		Name: c.cfg.Name, Host: c.cfg.Addr, PGPort: c.cfg.Port,
+		DataDir: c.DataDir(), BinDir: c.cfg.BinDir, SockDir: c.sockDir(),
+		Etcd: c.cfg.Patroni.Etcd, Password: c.cfg.Password, APIPassword: c.cfg.Patroni.APIPassword,
+		Parameters: c.cfg.Settings, NoFailover: c.cfg.Patroni.NoFailover, NoSync: c.cfg.Patroni.NoFailover,
+	}
+}
+
+// PatroniConfig is the path of the member's Patroni configuration, which
+// patronictl -c reads too.
+func (c *Cluster) PatroniConfig() string { return filepath.Join(c.cfg.Dir, "patroni.yml") }
+
+// RESTAddr is the member's Patroni REST API address.
+func (c *Cluster) RESTAddr() string { return c.Member().RESTAddr() }
+
+// startPatroni runs Patroni for the cluster as a supervised child.
+func (c *Cluster) startPatroni(logPath string) (*proc.Process, error) {
+	if err := c.prepareDirs(); err != nil {
+		return nil, err
+	}
+	if err := c.writeOwned(c.PatroniConfig(), string(c.Member().YAML()), 0o600); err != nil {
+		return nil, fmt.Errorf("write patroni configuration of %s: %w", c.cfg.Name, err)
+	}
+	return proc.Start(proc.Spec{
+		Name: "patroni/" + c.cfg.Name,
+		Command: func() *exec.Cmd {
+			cmd := exec.Command("patroni", c.PatroniConfig())
+			cmd.Dir = c.cfg.Dir
+			cmd.Env = append(os.Environ(), "LC_ALL=C")
+			if c.cred != nil {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+			}
+			return cmd
+		},
+		LogPath: logPath,
+		Restart: c.cfg.Restart,
+		// Patroni stops Postgres (fast) and, on the leader, hands the
+		// leader key over to the synchronous standby.
+		StopSignal:        syscall.SIGTERM,
+		StopTimeout:       60 * time.Second,
+		ParentDeathSignal: syscall.SIGTERM,
+	}, c.logger)
+}
+
+// Start runs the server (or, with Config.Patroni, Patroni, which runs it)
+// as a supervised child and waits until it accepts connections. logPath
+// receives the server's log.
 func (c *Cluster) Start(ctx context.Context, logPath string) error {
+	if c.cfg.Patroni != nil {
+		p, err := c.startPatroni(logPath)
+		if err != nil {
+			return err
+		}
+		c.proc = p
+		if err := c.WaitReady(ctx); err != nil {
+			_ = p.Stop()
+			c.proc = nil
+			return err
+		}
+		return nil
+	}
 	if err := c.writeSettings(); err != nil {
 		return fmt.Errorf("write settings of %s: %w", c.cfg.Name, err)
 	}
@@ -387,8 +461,80 @@ func (c *Cluster) Start(ctx context.Context, logPath string) error {
 	return nil
 }
 
-// Process is the supervised server process, nil before Start.
+// Process is the supervised server process (with Patroni, Patroni's), nil
+// before Start.
 func (c *Cluster) Process() *proc.Process { return c.proc }
+
+// PostmasterPID is the running server's process id, from postmaster.pid.
+func (c *Cluster) PostmasterPID() (int, error) {
+	data, err := os.ReadFile(filepath.Join(c.DataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster of %s: %w", c.cfg.Name, err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid of %s: %w", c.cfg.Name, err)
+	}
+	return pid, nil
+}
+
+// CrashServer SIGKILLs the server and every process of it, leaving
+// Patroni (or, without it, our supervisor) to start it again: the
+// database crashed, its host did not.
+func (c *Cluster) CrashServer() error {
+	pid, err := c.PostmasterPID()
+	if err != nil {
+		return err
+	}
+	killTree(pid)
+	return nil
+}
+
+// killTree SIGKILLs pid and its children, as a host's death would: a
+// postmaster's backends would otherwise outlive it for a moment, still
+// answering their clients.
+func killTree(pid int) {
+	for _, p := range ProcessTree(pid) {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+}
+
+// ProcessTree is pid and its descendants, from /proc.
+func ProcessTree(pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, childrenOf(out[i])...)
+	}
+	return out
+}
+
+// childrenOf lists the processes whose parent is pid, from /proc.
+func childrenOf(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after
+		// its closing parenthesis.
+		i := strings.LastIndexByte(string(data), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // WaitReady waits until the server accepts connections.
 func (c *Cluster) WaitReady(ctx context.Context) error {
@@ -432,13 +578,29 @@ func (c *Cluster) Stop() error {
 }
 
 // Kill kills the server with SIGKILL and does not restart it: the host
-// died. Its data directory is left as the crash left it.
+// died. With Patroni, Patroni and the server die together. Its data
+// directory is left as the crash left it.
 func (c *Cluster) Kill() {
 	if c.proc == nil {
 		return
 	}
-	c.proc.Kill()
+	p := c.proc
 	c.proc = nil
+	pm, pmErr := c.PostmasterPID()
+	if c.cfg.Patroni == nil || pmErr != nil {
+		p.Kill()
+		return
+	}
+	// Patroni and the server at once. The server holds Patroni's output
+	// (it inherited it), so Patroni's end is seen only once the server
+	// is dead too.
+	killed := make(chan struct{})
+	go func() {
+		p.Kill()
+		close(killed)
+	}()
+	killTree(pm)
+	<-killed
 }
 
 // Host is the address the cluster listens on.
@@ -453,6 +615,18 @@ func (c *Cluster) Password() string { return c.cfg.Password }
 // Connect opens a connection to database db as the superuser.
 func (c *Cluster) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(c.DSN(db))
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnectTimeout = 2 * time.Second
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// ConnectLocal opens a connection to database db over the cluster's Unix
+// socket, as its own host would: it reaches the server whatever happens
+// to the network (the partition drill samples roles through it).
+func (c *Cluster) ConnectLocal(ctx context.Context, db string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", c.sockDir(), c.cfg.Port, Superuser, db))
 	if err != nil {
 		return nil, err
 	}

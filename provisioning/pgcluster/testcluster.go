@@ -59,10 +59,10 @@ func RandomSecret(n int) string {
 }
 
 // TestSettings make test clusters quick to start and small; they keep the
-// write-ahead log and replication exactly as in production.
+// write-ahead log and replication exactly as in production (full-page
+// writes too, which pg_rewind needs to rejoin a former primary).
 var TestSettings = map[string]string{
 	"fsync":                 "off",
-	"full_page_writes":      "off",
 	"shared_buffers":        "32MB",
 	"max_connections":       "100",
 	"max_wal_senders":       "10",
