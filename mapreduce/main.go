@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -76,7 +75,7 @@ func main() {
 		fatal(logger, "SHORTFLEET_ADMIN_TOKEN must be set: the proxies' admin token, to pull and acknowledge their segments")
 	}
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := sfsql.OpenPool(ctx, dbURL)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}

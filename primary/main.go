@@ -24,8 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"shortfleet/primary/internal/api"
 	"shortfleet/primary/internal/https"
 	"shortfleet/primary/internal/limit"
@@ -137,7 +135,7 @@ func main() {
 		}
 		logger.Info("migrations applied", "took", time.Since(t).Round(time.Millisecond))
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := sfsql.OpenPool(ctx, dbURL)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}

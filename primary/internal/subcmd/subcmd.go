@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"shortfleet/primary/internal/store"
 	sfsql "shortfleet/sql"
 )
@@ -96,7 +94,7 @@ func grantAdmin(dsn, email string, _ io.Writer, logger *slog.Logger) int {
 		return exitUsage
 	}
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
+	pool, err := sfsql.OpenPool(ctx, dsn)
 	if err != nil {
 		logger.Error("database address", "err", err)
 		return 1
