@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"shortfleet/provisioning/patroni"
 	"shortfleet/provisioning/settings"
 	"shortfleet/provisioning/tlscert"
 )
@@ -171,14 +173,11 @@ func balancerVars(b settings.Balancer) map[string]any {
 	}
 }
 
-// The explicit Postgres case: host settings as the local fleet's pgcluster
-// adds them, one of them over a shared setting.
-var localHostSettings = map[string]string{
-	"listen_addresses":        "'127.0.0.11'",
-	"port":                    "5432",
-	"cluster_name":            "'proxy_01'",
-	"unix_socket_directories": "'/tmp/shortfleet'",
-	"shared_buffers":          "1GB",
+// hostSettings are proxy-01's postgres_extra_settings in the Patroni
+// case: one over a shared setting, one quoted as postgresql.conf wants.
+var hostSettings = map[string]string{
+	"shared_buffers":  "1GB",
+	"log_line_prefix": "'%m [%p] it''s '",
 }
 
 // Files the rendered Prometheus configuration points at, under the render folder.
@@ -192,8 +191,9 @@ func renders() map[string]render {
 	const (
 		haproxyJSON  = "../settings/haproxy.json"
 		postgresJSON = "../settings/postgres.json"
+		patroniJSON  = "../settings/patroni.json"
 		haproxyTmpl  = "roles/haproxy/templates/haproxy.cfg.j2"
-		pgTmpl       = "roles/postgres_common/templates/shortfleet.conf.j2"
+		patroniTmpl  = "roles/patroni/templates/config.yml.j2"
 		envTmpl      = "roles/common/templates/app.env.j2"
 		unitTmpl     = "roles/common/templates/app.service.j2"
 	)
@@ -206,12 +206,13 @@ func renders() map[string]render {
 		// test's, for haproxy -c.
 		"haproxy-lb-01.cfg": {host: "lb-01", varsFiles: []string{haproxyJSON, "roles/haproxy/defaults/main.yml"}, src: haproxyTmpl,
 			vars: map[string]any{"haproxy_cert_file": "{{ render_dir }}/" + certFile}},
-		"postgres-local.conf": {host: "localhost", varsFiles: []string{postgresJSON}, src: pgTmpl,
-			vars: map[string]any{"postgres_host_settings": localHostSettings}},
-		"postgres-db-primary.conf": {host: "db-primary", varsFiles: []string{postgresJSON, "roles/postgres_common/defaults/main.yml"}, src: pgTmpl},
-		// The example inventory's default (synchronous), and the opt-out.
-		"postgres-proxy-01-async.conf": {host: "proxy-01", varsFiles: []string{postgresJSON, "roles/postgres_common/defaults/main.yml"}, src: pgTmpl,
-			vars: map[string]any{"shortfleet_synchronous_commit": false}},
+		// Patroni's member configuration: the example inventory's
+		// default (synchronous) with settings sized to the host; the
+		// opt-out, on proxy-16, which the inventory tags nofailover.
+		"patroni-proxy-01.yml": {host: "proxy-01", varsFiles: []string{postgresJSON, patroniJSON, "roles/postgres_common/defaults/main.yml", "roles/patroni/defaults/main.yml"},
+			src: patroniTmpl, vars: map[string]any{"postgres_extra_settings": hostSettings}},
+		"patroni-proxy-16-async.yml": {host: "proxy-16", varsFiles: []string{postgresJSON, patroniJSON, "roles/postgres_common/defaults/main.yml", "roles/patroni/defaults/main.yml"},
+			src: patroniTmpl, vars: map[string]any{"shortfleet_synchronous_commit": false}},
 		"prometheus.yml": {host: "mapreduce-01", varsFiles: []string{"roles/monitoring/defaults/main.yml"}, src: "roles/monitoring/templates/prometheus.yml.j2",
 			vars: map[string]any{"shortfleet_postgres_exporter": true, "monitoring_rules_file": "{{ render_dir }}/" + promRules,
 				"monitoring_token_file": "{{ render_dir }}/" + promToken, "monitoring_alertmanagers": []string{"192.0.2.30:9093"}}},
@@ -479,35 +480,74 @@ func TestHAProxyMatchesAnsible(t *testing.T) {
 	}
 }
 
-func TestPostgresConfMatchesAnsible(t *testing.T) {
+// TestPatroniConfigMatchesAnsible compares the patroni role's member
+// configuration, rendered by Ansible for hosts of the example inventory,
+// with the local fleet's (patroni.Member.Config) for the same member: the
+// same structure from the same settings files. Two keys are the role's
+// own: pg_hba (every Postgres host replicates and rewinds as the
+// superuser, the apps' hosts connect to shortfleet; the local fleet admits
+// its loopback network) and use_unix_socket (Patroni's own connections
+// over the socket, by peer).
+func TestPatroniConfigMatchesAnsible(t *testing.T) {
 	t.Parallel()
 	dir := rendered(t)
-	p := settings.LoadPostgres()
-	merged := func(host map[string]string) map[string]string {
-		s := maps.Clone(p.Settings)
-		maps.Copy(s, host)
-		return s
-	}
-	// What the postgres roles add on every Postgres host (the local fleet's
-	// pgcluster adds the same, plus its socket folder).
-	hostSettings := func(addr, name string, sync bool) map[string]string {
-		s := map[string]string{"listen_addresses": "'" + addr + "'", "port": "5432", "cluster_name": "'" + name + "'"}
-		if sync {
-			s["synchronous_standby_names"] = p.SynchronousStandbyNames
+	etcd := []string{"192.0.2.5:2379", "192.0.2.6:2379", "192.0.2.20:2379"}
+	proxies := func(from int) []string {
+		var a []string
+		for i := from; i <= 16; i++ {
+			a = append(a, fmt.Sprintf("198.51.100.%d", 10+i))
 		}
-		return s
+		return a
+	}
+	var hba []any
+	for _, l := range []string{"local all all peer", "host all all 127.0.0.1/32 scram-sha-256", "host all all ::1/128 scram-sha-256"} {
+		hba = append(hba, l)
+	}
+	for _, a := range append([]string{"192.0.2.10"}, proxies(1)...) {
+		hba = append(hba, "host replication postgres "+a+"/32 scram-sha-256", "host all postgres "+a+"/32 scram-sha-256")
+	}
+	// The apps (db-primary, proxy-01), mapreduce, then every proxy.
+	for _, a := range append([]string{"192.0.2.10", "198.51.100.11", "192.0.2.20"}, proxies(2)...) {
+		hba = append(hba, "host shortfleet shortfleet "+a+"/32 scram-sha-256")
+	}
+	member := func(name, addr string, params map[string]string, noFailover bool) patroni.Member {
+		return patroni.Member{
+			Name: name, Host: addr, PGPort: 5432,
+			DataDir: "/var/lib/postgresql/15/shortfleet", BinDir: "/usr/lib/postgresql/15/bin", SockDir: "/var/run/postgresql",
+			Etcd: etcd, Password: "example-superuser-password", APIPassword: "example-patroni-api-password",
+			Parameters: params, NoFailover: noFailover, NoSync: noFailover,
+		}
 	}
 	cases := []struct {
 		out  string
-		host map[string]string
+		m    patroni.Member
+		sync bool
 	}{
-		{"postgres-local.conf", localHostSettings},
-		{"postgres-db-primary.conf", hostSettings("192.0.2.10", "db_primary", true)},
-		{"postgres-proxy-01-async.conf", hostSettings("198.51.100.11", "proxy_01", false)},
+		{"patroni-proxy-01.yml", member("proxy-01", "198.51.100.11", hostSettings, false), true},
+		{"patroni-proxy-16-async.yml", member("proxy-16", "198.51.100.26", nil, true), false},
 	}
 	for _, c := range cases {
 		t.Run(c.out, func(t *testing.T) {
-			sameText(t, c.out, readFile(t, filepath.Join(dir, c.out)), settings.RenderPostgresConf(merged(c.host)))
+			var got any
+			if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, c.out))), &got); err != nil {
+				t.Fatalf("%s is not JSON (YAML's subset the role writes): %v", c.out, err)
+			}
+			// Through JSON, as Patroni reads either: numbers and maps alike.
+			var want map[string]any
+			data, _ := json.Marshal(c.m.Config())
+			if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatal(err)
+			}
+			pg := want["postgresql"].(map[string]any)
+			pg["pg_hba"] = hba
+			pg["use_unix_socket"] = true
+			want["bootstrap"].(map[string]any)["dcs"].(map[string]any)["synchronous_mode"] = c.sync
+			if !reflect.DeepEqual(got, any(want)) {
+				g, _ := json.MarshalIndent(got, "", "  ")
+				w, _ := json.MarshalIndent(want, "", "  ")
+				sameText(t, c.out, string(g), string(w))
+				t.Fatalf("%s: Ansible's and Go's differ in types only:\n%s\n%s", c.out, g, w)
+			}
 		})
 	}
 }

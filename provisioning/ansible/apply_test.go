@@ -13,14 +13,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/patroni"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/provisioning/settings"
 	"shortfleet/provisioning/testhost"
@@ -37,11 +39,14 @@ type applyHost struct {
 	vars   map[string]any // host variables
 }
 
+// The three etcd members are hosts of three kinds, as in the example
+// inventory's spirit (no three of one kind); the app runs on db-primary
+// and proxy-01 (group apps).
 var applyHosts = []applyHost{
-	{name: "db-primary", n: 2, groups: []string{"primary"}},
-	{name: "mapreduce-01", n: 3, groups: []string{"mapreduce", "monitoring"}},
-	{name: "lb-01", n: 4, groups: []string{"loadbalancers"}},
-	{name: "proxy-01", n: 11, groups: []string{"proxies"}},
+	{name: "db-primary", n: 2, groups: []string{"primary", "apps", "etcd"}},
+	{name: "mapreduce-01", n: 3, groups: []string{"mapreduce", "monitoring", "etcd"}},
+	{name: "lb-01", n: 4, groups: []string{"loadbalancers", "etcd"}},
+	{name: "proxy-01", n: 11, groups: []string{"proxies", "apps"}},
 	// Its segments are sealed only when it stops or restarts: its clicks
 	// reach the stats only if remove_proxy.yml drains it.
 	{name: "proxy-02", n: 12, groups: []string{"proxies"}, added: true,
@@ -55,20 +60,23 @@ const applyAppHost = "app.shortfleet.test"
 
 // TestApply applies site.yml for real to four throwaway hosts made on this
 // machine (package testhost: overlay chroots, each on its own loopback
-// address, hostinit standing in for systemd): a primary, a proxy host with
-// its replica, a mapreduce host with Prometheus, and a load balancer with
-// a certificate from a CA the test makes. The fleet it configures must
-// serve the app through HAProxy over HTTPS (HTTP/2), answer a redirect
-// through HAProxy over HTTP and HTTPS, and count the clicks. With SHORTFLEET_APPLY_ADD_REMOVE set (make provision-check), a
-// second proxy host then comes in with add_proxy.yml and goes out with
-// remove_proxy.yml, each run twice, the second run changing nothing
-// (addRemoveProxy); without it (make test), site.yml is applied a second
-// time and must change nothing. Then the primary database is SIGKILLed: creation
-// answers 503, promote_replica.yml fails over to the
-// proxy host's standby, creation works again and the new link redirects;
-// a second run of that playbook changes nothing. Last, with the new
-// primary named in the inventory, rebuild_replica.yml makes the old primary
-// a standby streaming from it.
+// address, hostinit standing in for systemd): the Patroni bootstrap host,
+// a proxy host with its Patroni replica, a mapreduce host with Prometheus,
+// and a load balancer with a certificate from a CA the test makes; three
+// of them run etcd. The fleet it configures must have a healthy
+// three-member etcd and a Patroni cluster whose leader is db-primary and
+// whose replica streams from it, serve the app through HAProxy over HTTPS
+// (HTTP/2), answer a redirect through HAProxy over HTTP and HTTPS, and
+// count the clicks. With SHORTFLEET_APPLY_ADD_REMOVE set (make
+// provision-check), a second proxy host then comes in with add_proxy.yml
+// and goes out with remove_proxy.yml, each run twice, the second run
+// changing nothing (addRemoveProxy); without it (make test), site.yml is
+// applied a second time and must change nothing. Then promote_replica.yml
+// switches the leader over to proxy-01 while links are being created:
+// db-primary follows it on the new timeline, creation goes on through the
+// same apps (their multi-host address), and a second run changes nothing.
+// Last, rebuild_replica.yml copies the leader again onto db-primary
+// (patronictl reinit), which streams again afterwards.
 func TestApply(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the real apply makes hosts with mount and chroot, which needs root; CI runs as root")
@@ -128,6 +136,33 @@ func TestApply(t *testing.T) {
 	inv := writeInventory(t, filepath.Join(dir, "inventory"), hosts, bin, addr, certChain, certKey)
 	recap := applySite(t, ctx, inv, filepath.Join(dir, "apply-1.log"))
 	t.Logf("first apply: %v", recap)
+	byName := map[string]*testhost.Host{}
+	for i, h := range applyHosts {
+		byName[h.name] = hosts[i]
+	}
+	db, p1 := byName["db-primary"], byName["proxy-01"]
+
+	// Patroni's store: every etcd member healthy, three in the cluster.
+	var etcdURLs []string
+	for _, h := range applyHosts {
+		if slices.Contains(h.groups, "etcd") {
+			etcdURLs = append(etcdURLs, "http://"+net.JoinHostPort(addr(h.n), "2379"))
+		}
+	}
+	for _, args := range [][]string{{"endpoint", "health"}, {"member", "list"}} {
+		out, err := exec.CommandContext(ctx, "etcdctl", append([]string{"--endpoints=" + strings.Join(etcdURLs, ",")}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("etcdctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		want := map[string]string{"health": "is healthy", "list": ", started, "}[args[1]]
+		if n := strings.Count(string(out), want); n != 3 {
+			t.Fatalf("etcdctl %s: %d members say %q, want 3:\n%s", strings.Join(args, " "), n, want, out)
+		}
+	}
+	// The Postgres cluster: db-primary (the bootstrap host) leads,
+	// proxy-01 streams from it over its slot.
+	waitCluster(t, ctx, db, "db-primary", []string{"proxy-01"})
+	waitSQL(t, ctx, p1, "postgres", "SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = '"+db.Addr+"' AND slot_name = 'proxy_01')", "t")
 
 	// The fleet it made: the app through the load balancer over HTTPS,
 	// where sign-up and creation go; a redirect through the load balancer
@@ -187,75 +222,144 @@ func TestApply(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	// The primary database dies; promote_replica.yml fails over to the
-	// proxy host's standby; creation works again and the new link
-	// redirects; a second run of the playbook changes nothing.
-	var pid int
-	out, err := hosts[0].Command(ctx, "systemctl", "show", "postgresql@15-main").Output()
-	must(t, err)
-	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(l, "MainPID="); ok {
-			pid, _ = strconv.Atoi(v)
+	// A switchover to proxy-01 through promote_replica.yml, while a
+	// client creates links through the balancer: the longest spell
+	// without a successful creation is the pause the apps saw.
+	before := leaderTimeline(t, ctx, db)
+	stop := make(chan struct{})
+	var pause, created, failed atomic.Int64
+	var creating sync.WaitGroup
+	creating.Go(func() {
+		last := time.Now()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if tryCreate(client, app, acct.APIKey, fmt.Sprintf("https://example.com/switchover/%d", i)) {
+				created.Add(1)
+				pause.Store(max(pause.Load(), int64(time.Since(last))))
+				last = time.Now()
+			} else {
+				failed.Add(1)
+			}
+			// Under the app's creation limit (100/s an account).
+			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	if pid <= 0 {
-		t.Fatalf("no Postgres pid on db-primary:\n%s", out)
-	}
-	// The backends outlive the postmaster until they notice it is gone,
-	// and one that has not yet can still commit a link: the database is
-	// dead once none of its processes runs.
-	procs := append(childrenOf(t, pid), pid)
-	must(t, syscall.Kill(pid, syscall.SIGKILL))
-	waitDead(t, procs)
-	if code := call(t, client, "POST", app+"/api/links", acct.APIKey, `{"target":"https://example.com/while-down"}`, nil); code != http.StatusServiceUnavailable {
-		t.Errorf("create with the primary database dead: %d, want 503", code)
-	}
-	recap = runPlaybook(t, ctx, inv, filepath.Join(dir, "promote-1.log"), "promote_replica.yml", "-e", "failed_primary=db-primary")
+	})
+	start := time.Now()
+	recap = runPlaybook(t, ctx, inv, filepath.Join(dir, "promote-1.log"), "promote_replica.yml", "-e", "new_primary=proxy-01")
 	t.Logf("promote: %v", recap)
-	var after struct {
-		Code string `json:"code"`
+	// The old leader rejoins as a replica of the new one, on its timeline.
+	after := waitCluster(t, ctx, p1, "proxy-01", []string{"db-primary"})
+	t.Logf("switchover: proxy-01 leads on timeline %d (was %d) and db-primary follows, %s after the playbook started", after, before, time.Since(start).Round(100*time.Millisecond))
+	if after <= before {
+		t.Errorf("timeline %d after the switchover, want a new one after %d", after, before)
 	}
-	for code := 0; code != 201; {
-		code = call(t, client, "POST", app+"/api/links", acct.APIKey, `{"target":"https://example.com/after-failover"}`, &after)
+	waitSQL(t, ctx, db, "postgres", "SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = '"+p1.Addr+"')", "t")
+	// Creation goes on through the same apps after the switchover.
+	for n := created.Load(); created.Load() < n+3; {
 		select {
 		case <-ctx.Done():
-			t.Fatalf("creation did not come back after the promotion: %d", code)
+			t.Fatalf("creation did not come back after the switchover: %d created, %d failed", created.Load(), failed.Load())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	resp, err = client.Get(lb + "/" + after.Code)
+	close(stop)
+	creating.Wait()
+	t.Logf("switchover pause: %s without a created link (%d created, %d refused during the run)", time.Duration(pause.Load()).Round(time.Millisecond), created.Load(), failed.Load())
+	var after2 struct {
+		Code string `json:"code"`
+	}
+	if code := call(t, client, "POST", app+"/api/links", acct.APIKey, `{"target":"https://example.com/after-switchover"}`, &after2); code != http.StatusCreated {
+		t.Fatalf("create after the switchover: %d", code)
+	}
+	resp, err = client.Get(lb + "/" + after2.Code)
 	must(t, err)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("a link created after the failover: %d through the load balancer", resp.StatusCode)
+		t.Fatalf("a link created after the switchover: %d through the load balancer", resp.StatusCode)
 	}
-	recap = runPlaybook(t, ctx, inv, filepath.Join(dir, "promote-2.log"), "promote_replica.yml", "-e", "failed_primary=db-primary")
-	for host, r := range recap {
-		if r["changed"] != 0 {
-			data, _ := os.ReadFile(filepath.Join(dir, "promote-2.log"))
-			t.Errorf("second promote run changed %d things on %s:\n%s", r["changed"], host, changedTasks(string(data)))
-		}
-	}
+	log := filepath.Join(dir, "promote-2.log")
+	recap = runPlaybook(t, ctx, inv, log, "promote_replica.yml", "-e", "new_primary=proxy-01")
+	unchanged(t, recap, "second promote_replica.yml run", log)
 	if t.Failed() {
 		return
 	}
 
-	// As the operator does next: name the new primary in the inventory,
-	// and make the old one a standby of it with rebuild_replica.yml.
-	setVar(t, inv, "shortfleet_postgres_primary", "proxy-01")
+	// rebuild_replica.yml on the replica, db-primary: a fresh copy of the
+	// leader (patronictl reinit empties the data directory: the marker
+	// left there goes), streaming again, with the link made after the
+	// switchover.
+	marker := filepath.Join(db.Root, "var/lib/postgresql/15/shortfleet/rebuild-marker")
+	must(t, os.WriteFile(marker, nil, 0o644))
 	runPlaybook(t, ctx, inv, filepath.Join(dir, "rebuild.log"), "rebuild_replica.yml", "-e", "replica=db-primary")
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Errorf("db-primary's data directory was not copied afresh by rebuild_replica.yml (the marker is there: %v)", err)
+	}
+	waitCluster(t, ctx, p1, "proxy-01", []string{"db-primary"})
+	waitSQL(t, ctx, db, "postgres", "SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = '"+p1.Addr+"')", "t")
+	waitSQL(t, ctx, db, "shortfleet", "SELECT count(*) FROM links WHERE target = 'https://example.com/after-switchover'", "1")
+}
+
+// tryCreate creates a link through the app and reports whether it was
+// created; it does not fail the test, as the switchover's client runs
+// beside it.
+func tryCreate(client *http.Client, app, apiKey, target string) bool {
+	req, _ := http.NewRequest("POST", app+"/api/links", strings.NewReader(`{"target":"`+target+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusCreated
+}
+
+// waitCluster waits until the Patroni cluster, as the member on h reads it
+// (GET /cluster), has leader leading and every one of replicas running
+// as a replica on the leader's timeline, and returns that timeline.
+func waitCluster(t *testing.T, ctx context.Context, h *testhost.Host, leader string, replicas []string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	rest := net.JoinHostPort(h.Addr, "8008")
 	for {
-		out, err := hosts[0].Command(ctx, "runuser", "-u", "postgres", "--", "psql", "-tAc",
-			"SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = '"+addr(11)+"')").CombinedOutput()
-		if err == nil && strings.TrimSpace(string(out)) == "t" {
-			break
+		c, err := patroni.GetCluster(ctx, rest)
+		l, ok := c.Leader()
+		if err == nil && ok && l.Name == leader && l.State == "running" {
+			following := 0
+			for _, m := range c.Members {
+				if slices.Contains(replicas, m.Name) && (m.Role == "replica" || m.Role == "sync_standby") &&
+					(m.State == "running" || m.State == "streaming") && m.Timeline == l.Timeline {
+					following++
+				}
+			}
+			if following == len(replicas) {
+				return l.Timeline
+			}
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("db-primary is not a standby streaming from proxy-01 after rebuild_replica.yml: %v %s", err, out)
+			t.Fatalf("Patroni cluster from %s: %+v %v; want %s leading and %v replicas on its timeline", h.Name, c, err, leader, replicas)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// leaderTimeline is the leader's timeline, as the member on h reads it.
+func leaderTimeline(t *testing.T, ctx context.Context, h *testhost.Host) int {
+	t.Helper()
+	c, err := patroni.GetCluster(ctx, net.JoinHostPort(h.Addr, "8008"))
+	must(t, err)
+	l, ok := c.Leader()
+	if !ok {
+		t.Fatalf("no leader in %+v", c)
+	}
+	return l.Timeline
 }
 
 // addRemoveProxy brings proxy-02 into the fleet with add_proxy.yml and
@@ -294,7 +398,8 @@ func addRemoveProxy(t *testing.T, ctx context.Context, hosts []*testhost.Host, i
 	if t.Failed() {
 		return
 	}
-	// Its replica streams from the primary over its own slot.
+	// Its replica streams from the leader over its own slot.
+	waitCluster(t, ctx, db, "db-primary", []string{"proxy-01", "proxy-02"})
 	waitSQL(t, ctx, p2, "postgres", "SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = '"+db.Addr+"' AND slot_name = 'proxy_02')", "t")
 	waitSQL(t, ctx, db, "postgres", "SELECT active FROM pg_replication_slots WHERE slot_name = 'proxy_02'", "t")
 	if st := lbStatus(t, lb, "proxy-02"); !strings.HasPrefix(st, "UP") {
@@ -340,9 +445,14 @@ func addRemoveProxy(t *testing.T, ctx context.Context, hosts []*testhost.Host, i
 		}
 	}
 	if n := querySQL(t, ctx, db, "postgres", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'proxy_02'"); n != "0" {
-		t.Errorf("proxy-02's slot is still on the primary after remove_proxy.yml")
+		t.Errorf("proxy-02's slot is still on the leader after remove_proxy.yml")
 	}
-	for _, unit := range []string{"shortfleet-proxy", "postgresql@15-main"} {
+	// Gone from the Patroni cluster too.
+	waitCluster(t, ctx, db, "db-primary", []string{"proxy-01"})
+	if c, err := patroni.GetCluster(ctx, net.JoinHostPort(db.Addr, "8008")); err != nil || len(c.Members) != 2 {
+		t.Errorf("Patroni cluster after remove_proxy.yml: %+v %v, want db-primary and proxy-01", c, err)
+	}
+	for _, unit := range []string{"shortfleet-proxy", "patroni"} {
 		out, err := p2.Command(ctx, "systemctl", "show", unit).Output()
 		must(t, err)
 		if !strings.Contains(string(out), "ActiveState=inactive") || !strings.Contains(string(out), "UnitFileState=disabled") {
@@ -471,21 +581,8 @@ func testVar(t *testing.T, inv, name string) string {
 	return fmt.Sprint(vars[name])
 }
 
-// setVar sets one variable in the test inventory's own group_vars file.
-func setVar(t *testing.T, inv, name string, value any) {
-	t.Helper()
-	path := filepath.Join(filepath.Dir(inv), "group_vars", "all", "test.yml")
-	data, err := os.ReadFile(path)
-	must(t, err)
-	vars := map[string]any{}
-	must(t, json.Unmarshal(data, &vars))
-	vars[name] = value
-	data, _ = json.MarshalIndent(vars, "", "  ")
-	must(t, os.WriteFile(path, data, 0o600))
-}
-
 // buildBinaries builds what the roles install and the control node runs
-// (fleet promote), as make build does, and the test hosts' init
+// (fleet check-cert), as make build does, and the test hosts' init
 // (hostinit).
 func buildBinaries(t *testing.T) string {
 	t.Helper()
@@ -511,41 +608,31 @@ func writeInventory(t *testing.T, dir string, hosts []*testhost.Host, bin string
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(dir, "group_vars", "all", "main.yml"), main, 0o644))
 	vars := map[string]any{
-		"vault_shortfleet_code_key":                      pgcluster.RandomSecret(32),
-		"vault_shortfleet_csrf_key":                      pgcluster.RandomSecret(32),
-		"vault_shortfleet_admin_token":                   pgcluster.RandomSecret(24),
-		"vault_shortfleet_read_token":                    pgcluster.RandomSecret(24),
-		"vault_shortfleet_visitor_salt":                  pgcluster.RandomSecret(24),
-		"vault_shortfleet_postgres_app_password":         pgcluster.RandomSecret(16),
-		"vault_shortfleet_postgres_replication_password": pgcluster.RandomSecret(16),
-		"vault_shortfleet_postgres_superuser_password":   pgcluster.RandomSecret(16),
-		"shortfleet_bin_dir":                             bin,
-		"shortfleet_short_base":                          "https://" + addr(4),
-		"shortfleet_app_base":                            "https://" + applyAppHost,
-		"shortfleet_tls_cert":                            certChain,
-		"shortfleet_tls_key":                             certKey,
-		"shortfleet_control_cidrs":                       []string{"127.0.0.0/8"},
+		"vault_shortfleet_code_key":                    pgcluster.RandomSecret(32),
+		"vault_shortfleet_csrf_key":                    pgcluster.RandomSecret(32),
+		"vault_shortfleet_admin_token":                 pgcluster.RandomSecret(24),
+		"vault_shortfleet_read_token":                  pgcluster.RandomSecret(24),
+		"vault_shortfleet_visitor_salt":                pgcluster.RandomSecret(24),
+		"vault_shortfleet_postgres_app_password":       pgcluster.RandomSecret(16),
+		"vault_shortfleet_postgres_superuser_password": pgcluster.RandomSecret(16),
+		"vault_shortfleet_patroni_api_password":        pgcluster.RandomSecret(16),
+		"shortfleet_bin_dir":                           bin,
+		"shortfleet_short_base":                        "https://" + addr(4),
+		"shortfleet_app_base":                          "https://" + applyAppHost,
+		"shortfleet_tls_cert":                          certChain,
+		"shortfleet_tls_key":                           certKey,
 		// The hosts share this machine's kernel and network: no live
 		// sysctls, and the balancer connects from its own address.
 		"common_sysctl_live": false,
 		"haproxy_source":     addr(4),
 		"postgres_hba_extra_lines": []string{
-			"host    replication  replicator,postgres  127.0.0.1/32  scram-sha-256",
-			"host    shortfleet   shortfleet           127.0.0.1/32  scram-sha-256",
+			"host    replication  postgres  127.0.0.1/32  scram-sha-256",
 		},
 		// Root on the hosts already; su, for becoming postgres, is there.
 		"ansible_become_method": "su",
 		// A click within seconds: segments sealed at once, runs every 2s.
 		"proxy_extra_args":   []string{"-seal-age", "1s", "-flush-interval", "100ms"},
 		"mapreduce_schedule": "@every 2s",
-		// Asynchronous: the fleet has one standby, proxy-01's, and the
-		// drill promotes it; with synchronous commit the new primary
-		// would have none left to confirm a commit, and creation would
-		// wait until rebuild_replica.yml made it one (what an operator
-		// of one standby gets; the example inventory says so). Failover
-		// with synchronous commit is drilled on the local fleet, with
-		// three standbys (TestBalancerAndFailover).
-		"shortfleet_synchronous_commit": false,
 	}
 	data, _ := json.MarshalIndent(vars, "", "  ")
 	must(t, os.WriteFile(filepath.Join(dir, "group_vars", "all", "test.yml"), data, 0o600))
@@ -757,60 +844,6 @@ func dumpHost(t *testing.T, h *testhost.Host) {
 	for _, l := range append(append([]string{h.InitLog()}, logs...), pglogs...) {
 		data, _ := os.ReadFile(l)
 		t.Logf("==== %s: %s\n%s", h.Name, filepath.Base(l), lastLines(string(data), 25))
-	}
-}
-
-// childrenOf lists the processes whose parent is pid. The test hosts are
-// chroots on this machine, so their processes are in this /proc.
-func childrenOf(t *testing.T, pid int) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	must(t, err)
-	var out []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if state, ppid, ok := procStat(p); ok && ppid == pid && state != 'Z' {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// procStat reads a process's state and parent from /proc; ok is false if
-// it is gone.
-func procStat(pid int) (state byte, ppid int, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, false
-	}
-	// pid (comm) state ppid …; comm may hold spaces and parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 || len(f[0]) != 1 {
-		return 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return f[0][0], ppid, true
-}
-
-// waitDead waits until every process in pids has exited (gone, or a
-// zombie not yet reaped).
-func waitDead(t *testing.T, pids []int) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for _, p := range pids {
-		for {
-			state, _, ok := procStat(p)
-			if !ok || state == 'Z' {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d (state %c) still runs a minute after its postmaster was killed", p, state)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	}
 }
 

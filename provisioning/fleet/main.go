@@ -4,18 +4,13 @@
 //	fleet down [-state .fleet]                     stop a fleet started by `fleet up`
 //	fleet admin [-state .fleet] [-bin bin] EMAIL   make an account of that fleet an admin
 //	                                               (`make admin EMAIL=...`)
-//	fleet promote -candidates h:5432,h:5432 [-new h:5432]
-//	                                               promote the most advanced standby
-//	                                               (or -new) and repoint the others;
-//	                                               the password comes from PGPASSWORD
 //	fleet check-cert -cert fullchain.pem [-key privkey.pem] -hosts name,name
 //	                                               refuse an expired certificate, one
 //	                                               that does not cover every host, or
 //	                                               a key that is not its own
 //
-// `fleet promote` is what the Ansible playbook promote_replica.yml runs on
-// the control node, and the same code (package failover) as the local
-// fleet's failover drill. `fleet check-cert` is what the haproxy role runs
+// Promotion is Patroni's (promote_replica.yml runs patronictl on a
+// Postgres host). `fleet check-cert` is what the haproxy role runs
 // on the control node before a balancer is given a certificate, and the
 // same check (package tlscert) as the local fleet's.
 package main
@@ -34,7 +29,6 @@ import (
 	"syscall"
 	"time"
 
-	"shortfleet/provisioning/failover"
 	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/tlscert"
 )
@@ -49,7 +43,6 @@ var verbs = []struct {
 	{"up", local("up", up)},
 	{"down", local("down", down)},
 	{"admin", local("admin", admin)},
-	{"promote", promote},
 	{"check-cert", checkCert},
 }
 
@@ -103,37 +96,6 @@ func admin(o localOpts) error {
 	out, err := localfleet.GrantAdmin(context.Background(), o.state, o.bin, o.args[0])
 	fmt.Fprint(os.Stderr, out)
 	return err
-}
-
-func promote(args []string) int {
-	fs := flag.NewFlagSet("fleet promote", flag.ExitOnError)
-	candidates := fs.String("candidates", "", "comma-separated host:port of every standby")
-	newPrimary := fs.String("new", "", "host:port of the standby to promote; default the most advanced")
-	user := fs.String("user", "postgres", "superuser that reaches every standby")
-	synchronous := fs.String("synchronous-standby-names", "", "synchronous_standby_names for the new primary, e.g. \"'ANY 1 (*)'\"")
-	timeout := fs.Duration("timeout", 2*time.Minute, "bound on the whole promotion")
-	fs.Parse(args)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "fleet")
-	if *candidates == "" {
-		logger.Error("-candidates is required")
-		return 2
-	}
-	res, err := failover.Promote(context.Background(), failover.Config{
-		Candidates: strings.Split(*candidates, ","), New: *newPrimary, User: *user,
-		Password: os.Getenv("PGPASSWORD"), SynchronousStandbyNames: *synchronous, Timeout: *timeout,
-	}, logger)
-	if err != nil {
-		logger.Error("promote failed", "err", err)
-		return 1
-	}
-	logger.Info("promoted", "primary", res.Primary, "changed", res.Promoted, "followers", strings.Join(res.Followers, ","), "unreachable", strings.Join(res.Unreachable, ","))
-	if res.Promoted {
-		fmt.Println("changed: promoted")
-	} else {
-		fmt.Println("unchanged: already the primary")
-	}
-	fmt.Printf("new primary: %s\n", res.Primary)
-	return 0
 }
 
 // checkCert checks a certificate chain and its key before they are

@@ -31,7 +31,7 @@ func TestVerbs(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	const usage = "usage: fleet up|down|admin|promote|check-cert [flags]\n"
+	const usage = "usage: fleet up|down|admin|check-cert [flags]\n"
 	for _, tc := range []struct {
 		bin  string
 		args []string
@@ -41,6 +41,8 @@ func TestVerbs(t *testing.T) {
 		{bin, nil, 2, usage},
 		{bin, []string{"init"}, 2, usage},
 		{bin, []string{"sideways", "-state", state}, 2, usage},
+		// Gone with issue 20: Patroni promotes (promote_replica.yml).
+		{bin, []string{"promote", "-candidates", "127.0.0.1:5432"}, 2, usage},
 		{systemctl, []string{"daemon-reload"}, 2, usage},
 		{bin, []string{"admin", "-state", state}, 2, "usage: fleet admin [-state .fleet] [-bin bin] EMAIL\n"},
 		{bin, []string{"down", "-state", state}, 0, "no fleet is running"},

@@ -72,8 +72,18 @@ func templateOf(name string) (t struct{ file, instance string }) {
 	return t
 }
 
-// ParseUnit reads a unit file; instance, if any, replaces %i and %I.
+// ParseUnit reads a unit file; instance, if any, replaces %i and %I. The
+// name specifiers are replaced too: %n (etcd.service), %N (etcd) and %p
+// (the part before @ or the suffix), which Debian's etcd.service reads its
+// settings by (EnvironmentFile=-/etc/default/%p).
 func ParseUnit(name, path, instance string) (*Unit, error) {
+	full := name
+	if !strings.Contains(full, ".") {
+		full += ".service"
+	}
+	bare := strings.TrimSuffix(full, filepath.Ext(full))
+	prefix, _, _ := strings.Cut(bare, "@")
+	specifiers := strings.NewReplacer("%i", instance, "%I", instance, "%n", full, "%N", bare, "%p", prefix, "%%", "%")
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -105,7 +115,7 @@ func ParseUnit(name, path, instance string) (*Unit, error) {
 			return nil, fmt.Errorf("%s: %q is not key=value", path, line)
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		v = strings.NewReplacer("%i", instance, "%I", instance, "%%", "%").Replace(v)
+		v = specifiers.Replace(v)
 		switch k {
 		case "Type":
 			u.Type = v
