@@ -323,8 +323,11 @@ func TestFaultsUnderLoad(t *testing.T) {
 		}
 	})
 	fault("replica SIGKILL", 2, func(rep int) {
+		// Its Postgres: Patroni starts it again.
 		r := f.Replicas[rep]
-		crash(r.Process())
+		if err := r.CrashServer(); err != nil {
+			t.Fatal(err)
+		}
 		if err := r.WaitReady(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -341,6 +344,12 @@ func TestFaultsUnderLoad(t *testing.T) {
 		if err := f.Primary.CrashServer(); err != nil {
 			t.Fatal(err)
 		}
+		createdAfter(3)
+	})
+	fault("primary's Patroni SIGKILL", 1, func(int) {
+		// Postgres goes on; the supervisor starts Patroni again, which
+		// takes it over, still holding the leader key.
+		crash(f.Primary.Process())
 		createdAfter(3)
 	})
 	fault("mapreduce SIGKILL", 3, func(int) {

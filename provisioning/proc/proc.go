@@ -126,7 +126,13 @@ func (p *Process) startOnce() error {
 	}()
 	go func() {
 		err := cmd.Wait()
-		<-copied
+		// The last lines first; but a grandchild that inherited the
+		// output (Patroni's Postgres) keeps the pipe open after the
+		// child's death, and the child is dead all the same.
+		select {
+		case <-copied:
+		case <-time.After(time.Second):
+		}
 		p.mu.Lock()
 		p.lastErr = err
 		p.mu.Unlock()
