@@ -110,9 +110,9 @@ func (e *Etcd) health(ctx context.Context) error {
 	return nil
 }
 
-// startEtcd starts etcd's three members, each on its own host, and waits
-// until they form a cluster. A state folder's members keep their data, so
-// a fleet started again finds Patroni's keys where it left them.
+// startEtcd starts etcd's three members, each on its own host (waitEtcd
+// waits for them). A state folder's members keep their data, so a fleet
+// started again finds Patroni's keys where it left them.
 func (f *Fleet) startEtcd(ctx context.Context) error {
 	s := settings.LoadPatroni()
 	var initial []string
@@ -150,6 +150,13 @@ func (f *Fleet) startEtcd(ctx context.Context) error {
 		e.proc = p
 		f.Etcd = append(f.Etcd, e)
 	}
+	return nil
+}
+
+// waitEtcd waits until etcd's members are healthy. The fleet starts the
+// primary host's Patroni meanwhile: it waits for etcd by itself, and its
+// own start-up (a Python interpreter) overlaps etcd's first election.
+func (f *Fleet) waitEtcd(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, e := range f.Etcd {
 		g.Go(func() error { return e.WaitHealthy(gctx) })

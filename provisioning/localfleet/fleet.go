@@ -325,7 +325,7 @@ func (f *Fleet) start(ctx context.Context) error {
 			l.Close()
 		}
 	}
-	if err := f.timed("etcd up (3 members)", func() error { return f.startEtcd(ctx) }); err != nil {
+	if err := f.startEtcd(ctx); err != nil {
 		return err
 	}
 	main, err := f.cluster(MainDB, f.PrimaryHost())
@@ -334,11 +334,14 @@ func (f *Fleet) start(ctx context.Context) error {
 	}
 	f.Primary = main
 	f.DBs = []*pgcluster.Cluster{main}
-	if err := f.timed("primary database up (Patroni)", func() error {
+	if err := f.timed("etcd and the primary database up (Patroni)", func() error {
 		// The primary host's member starts alone, so that it bootstraps
 		// the cluster (initdb) and leads; a state folder's cluster
 		// starts again with whichever member led.
 		if err := main.Start(ctx, f.path("logs", "postgres-"+MainDB+".log")); err != nil {
+			return err
+		}
+		if err := f.waitEtcd(ctx); err != nil {
 			return err
 		}
 		if _, err := f.Leader(ctx); err != nil {
