@@ -423,32 +423,13 @@ func (c *Cluster) startPatroni(logPath string) (*proc.Process, error) {
 // as a supervised child and waits until it accepts connections. logPath
 // receives the server's log.
 func (c *Cluster) Start(ctx context.Context, logPath string) error {
+	var p *proc.Process
+	var err error
 	if c.cfg.Patroni != nil {
-		p, err := c.startPatroni(logPath)
-		if err != nil {
-			return err
-		}
-		c.proc = p
-		if err := c.WaitReady(ctx); err != nil {
-			_ = p.Stop()
-			c.proc = nil
-			return err
-		}
-		return nil
+		p, err = c.startPatroni(logPath)
+	} else {
+		p, err = c.startPostgres(logPath)
 	}
-	if err := c.writeSettings(); err != nil {
-		return fmt.Errorf("write settings of %s: %w", c.cfg.Name, err)
-	}
-	p, err := proc.Start(proc.Spec{
-		Name:        "postgres/" + c.cfg.Name,
-		Command:     func() *exec.Cmd { return c.command(context.Background(), "postgres", "-D", c.DataDir()) },
-		LogPath:     logPath,
-		Restart:     c.cfg.Restart,
-		StopSignal:  syscall.SIGINT, // fast shutdown
-		StopTimeout: 60 * time.Second,
-		// Fast shutdown too if the supervisor dies.
-		ParentDeathSignal: syscall.SIGINT,
-	}, c.logger)
 	if err != nil {
 		return err
 	}
@@ -459,6 +440,23 @@ func (c *Cluster) Start(ctx context.Context, logPath string) error {
 		return err
 	}
 	return nil
+}
+
+// startPostgres runs the server itself as a supervised child.
+func (c *Cluster) startPostgres(logPath string) (*proc.Process, error) {
+	if err := c.writeSettings(); err != nil {
+		return nil, fmt.Errorf("write settings of %s: %w", c.cfg.Name, err)
+	}
+	return proc.Start(proc.Spec{
+		Name:        "postgres/" + c.cfg.Name,
+		Command:     func() *exec.Cmd { return c.command(context.Background(), "postgres", "-D", c.DataDir()) },
+		LogPath:     logPath,
+		Restart:     c.cfg.Restart,
+		StopSignal:  syscall.SIGINT, // fast shutdown
+		StopTimeout: 60 * time.Second,
+		// Fast shutdown too if the supervisor dies.
+		ParentDeathSignal: syscall.SIGINT,
+	}, c.logger)
 }
 
 // Process is the supervised server process (with Patroni, Patroni's), nil
