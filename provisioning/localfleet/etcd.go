@@ -35,9 +35,6 @@ func (e *Etcd) ClientAddr() string {
 	return net.JoinHostPort(e.Host, strconv.Itoa(settings.LoadPatroni().EtcdClient))
 }
 
-// Process is the supervised etcd process, nil while it is stopped.
-func (e *Etcd) Process() *proc.Process { return e.proc }
-
 // Stop stops the member (a clean shutdown); Start runs it again.
 func (e *Etcd) Stop() error {
 	if e.proc == nil {

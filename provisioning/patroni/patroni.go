@@ -144,10 +144,6 @@ type State struct {
 	Port     int    `json:"port"`
 	Timeline int    `json:"timeline"`
 	Lag      any    `json:"lag"` // bytes, or "unknown"
-	Tags     struct {
-		NoFailover bool `json:"nofailover"`
-		NoSync     bool `json:"nosync"`
-	} `json:"tags"`
 }
 
 // Cluster is GET /cluster.

@@ -3,8 +3,11 @@ package proc
 import (
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,9 +50,8 @@ func TestExitSeenWhileGrandchildHoldsOutput(t *testing.T) {
 }
 
 func killPIDFile(path string) {
-	data, err := exec.Command("cat", path).Output()
-	if err != nil {
-		return
+	data, _ := os.ReadFile(path)
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	exec.Command("sh", "-c", "kill -9 "+string(data)).Run()
 }
