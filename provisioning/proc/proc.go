@@ -63,14 +63,18 @@ func Start(spec Spec, logger *slog.Logger) (*Process, error) {
 		spec.StopTimeout = 30 * time.Second
 	}
 	p := &Process{spec: spec, logger: logger.With("process", spec.Name), done: make(chan struct{})}
-	if err := p.startOnce(); err != nil {
+	p.mu.Lock()
+	err := p.startOnceLocked()
+	p.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	go p.supervise()
 	return p, nil
 }
 
-func (p *Process) startOnce() error {
+// startOnceLocked starts the child; p.mu is held.
+func (p *Process) startOnceLocked() error {
 	cmd := p.spec.Command()
 	var out io.Writer = io.Discard
 	var logFile *os.File
@@ -138,9 +142,7 @@ func (p *Process) startOnce() error {
 		p.mu.Unlock()
 		close(exited)
 	}()
-	p.mu.Lock()
 	p.cmd, p.exited = cmd, exited
-	p.mu.Unlock()
 	p.logger.Debug("started", "pid", cmd.Process.Pid)
 	return nil
 }
@@ -168,21 +170,33 @@ func (p *Process) supervise() {
 		p.logger.Warn("exited unasked; restarting", "err", err, "in", backoff)
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
+		if !p.restart(backoff) {
+			return
+		}
+	}
+}
+
+// restart starts the child again unless a Stop or Kill came first,
+// retrying a failed start every backoff. The check and the start are one
+// step under the lock: a Stop in between would otherwise find the dead
+// child, and the new one would outlive it, supervised by nobody.
+func (p *Process) restart(backoff time.Duration) bool {
+	for {
 		p.mu.Lock()
 		if p.stopping {
 			p.mu.Unlock()
-			return
+			return false
 		}
-		p.restarts++
+		err := p.startOnceLocked()
+		if err == nil {
+			p.restarts++
+		}
 		p.mu.Unlock()
-		for {
-			err := p.startOnce()
-			if err == nil {
-				break
-			}
-			p.logger.Error("restart failed", "err", err)
-			time.Sleep(backoff)
+		if err == nil {
+			return true
 		}
+		p.logger.Error("restart failed", "err", err)
+		time.Sleep(backoff)
 	}
 }
 
