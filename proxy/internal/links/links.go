@@ -100,6 +100,11 @@ type Config struct {
 	// MaxLag is the replay lag past which the proxy reports not ready
 	// (default 10s).
 	MaxLag time.Duration
+	// FeedCheckInterval is how often the poller also reads the primary's
+	// change feed above the replica's position (default 1s): it bounds
+	// how long an edit or takedown takes to reach this proxy when its
+	// replica falls behind or stops (see lookAhead).
+	FeedCheckInterval time.Duration
 	// LookupWorkers is how many replica queries for lookups may run at
 	// once (default 4). Lookups waiting meanwhile share the next query, so
 	// fewer workers mean bigger batches under load and less replica CPU per
@@ -131,6 +136,9 @@ func (c *Config) defaults() {
 	}
 	if c.LookupWorkers <= 0 {
 		c.LookupWorkers = 4
+	}
+	if c.FeedCheckInterval <= 0 {
+		c.FeedCheckInterval = time.Second
 	}
 }
 
@@ -166,6 +174,15 @@ type Resolver struct {
 
 	feed  feedState   // poller only
 	stall replayStall // poller only
+	// ahead is the primary's change feed above the replica's position,
+	// and lastAhead when it was last read (poller only); pending holds
+	// the links it changed that the replica has not replayed yet, by the
+	// change's number: they are asked of the primary.
+	ahead     feedState
+	lastAhead time.Time
+	pendingMu sync.Mutex
+	pending   map[int64]int64
+	pendingN  atomic.Int64
 
 	sf         singleflight.Group
 	primarySem chan struct{}
@@ -173,6 +190,7 @@ type Resolver struct {
 
 	hits, cacheMisses, replicaLookups, primaryAsks, primaryErrors, misses atomic.Uint64
 	evictions, conflictRetries, replicaErrors, windowRejections, batches  atomic.Uint64
+	aheadEvictions                                                        atomic.Uint64
 }
 
 // New returns a Resolver; Run must be running for it to follow the replica.
@@ -187,7 +205,7 @@ func New(cfg Config, logger *slog.Logger, replica, primary *pgxpool.Pool) (*Reso
 	}
 	r := &Resolver{
 		cfg: cfg, logger: logger, replica: replica, primary: primary, cache: cache,
-		aliases: map[string]int64{}, primarySem: make(chan struct{}, cfg.PrimaryConcurrency),
+		aliases: map[string]int64{}, pending: map[int64]int64{}, primarySem: make(chan struct{}, cfg.PrimaryConcurrency),
 	}
 	r.lagNS.Store(-1)
 	r.batch = newBatcher(r, replica, cfg.LookupWorkers)
@@ -262,6 +280,11 @@ func (r *Resolver) lookup(ctx context.Context, id int64) (Entry, Outcome, error)
 	if known := max(r.watermark.Load(), r.primaryMax.Load()); r.polled.Load() && id > known+r.cfg.RecentWindow {
 		r.windowRejections.Add(1)
 		return Entry{}, Miss, sfsql.ErrNotFound
+	}
+	if r.isPending(id) {
+		// Changed on the primary, not yet replayed here: the replica's
+		// row is the old one.
+		return r.askPrimary(ctx, id)
 	}
 	if r.replicaOK.Load() {
 		e, err := r.replicaLookup(ctx, id)
@@ -380,9 +403,15 @@ func (r *Resolver) Watermark() int64 { return r.watermark.Load() }
 type Stats struct {
 	Hits, CacheMisses, ReplicaLookups, PrimaryAsks, PrimaryErrors, Misses uint64
 	Evictions, ConflictRetries, ReplicaErrors, WindowRejections, Batches  uint64
-	CacheEntries                                                          int
-	CacheBytes                                                            uint64
-	Aliases                                                               int
+	// AheadEvictions counts evictions for changes read on the primary
+	// before the replica had them.
+	AheadEvictions uint64
+	// Pending is how many links are asked of the primary because the
+	// replica has yet to replay a change of theirs.
+	Pending      int64
+	CacheEntries int
+	CacheBytes   uint64
+	Aliases      int
 }
 
 // Stats returns the counters.
@@ -394,7 +423,7 @@ func (r *Resolver) Stats() Stats {
 		Hits: r.hits.Load(), CacheMisses: r.cacheMisses.Load(), ReplicaLookups: r.replicaLookups.Load(), PrimaryAsks: r.primaryAsks.Load(),
 		PrimaryErrors: r.primaryErrors.Load(), Misses: r.misses.Load(), Evictions: r.evictions.Load(),
 		ConflictRetries: r.conflictRetries.Load(), ReplicaErrors: r.replicaErrors.Load(),
-		WindowRejections: r.windowRejections.Load(), Batches: r.batches.Load(),
+		WindowRejections: r.windowRejections.Load(), Batches: r.batches.Load(), AheadEvictions: r.aheadEvictions.Load(), Pending: r.pendingN.Load(),
 		CacheEntries: r.cache.EstimatedSize(), CacheBytes: r.cache.WeightedSize(), Aliases: n,
 	}
 }

@@ -73,6 +73,9 @@ func (r *Resolver) Poll(ctx context.Context) {
 		err = r.poll(ctx, r.replica, true)
 	}
 	if err == nil {
+		if aerr := r.lookAhead(ctx); aerr != nil {
+			r.logger.Debug("looking ahead on the primary failed", "err", aerr)
+		}
 		if !r.replicaOK.Swap(true) {
 			r.logger.Info("replica reachable", "watermark", r.watermark.Load())
 		}
@@ -171,7 +174,7 @@ func (r *Resolver) poll(ctx context.Context, db *pgxpool.Pool, isReplica bool) e
 		}
 		r.evict(c.link)
 	}
-	r.advanceFeed()
+	r.feed.advance(time.Now())
 	return nil
 }
 
@@ -219,15 +222,13 @@ func (s *replayStall) lag(polled int64, lsn string, now time.Time) int64 {
 	return int64(now.Sub(s.since))
 }
 
-// advanceFeed moves the low mark over applied changes and over gaps that
+// advance moves the low mark over applied changes and over gaps that
 // stayed open longer than feedHoleTimeout.
-func (r *Resolver) advanceFeed() {
-	f := &r.feed
+func (f *feedState) advance(now time.Time) {
 	var top int64
 	for s := range f.seen {
 		top = max(top, s)
 	}
-	now := time.Now()
 	for s := f.low + 1; s <= top; s++ {
 		if f.seen[s] {
 			delete(f.seen, s)
@@ -246,6 +247,105 @@ func (r *Resolver) advanceFeed() {
 		delete(f.holeFrom, s)
 		f.low = s
 	}
+}
+
+// raise moves the low mark up to low, forgetting what lies below it.
+func (f *feedState) raise(low int64) {
+	if low <= f.low {
+		return
+	}
+	f.low = low
+	for s := range f.seen {
+		if s <= low {
+			delete(f.seen, s)
+		}
+	}
+	for s := range f.holeFrom {
+		if s <= low {
+			delete(f.holeFrom, s)
+		}
+	}
+}
+
+func newFeedState(low int64) feedState {
+	return feedState{low: low, seen: map[int64]bool{}, holeFrom: map[int64]time.Time{}}
+}
+
+// lookAhead reads the primary's change feed above the replica's position,
+// every FeedCheckInterval: a change there that the replica has not
+// replayed yet evicts its link at once, and the link is asked of the
+// primary until the replica has replayed the change. So an edit or a
+// takedown reaches this proxy within about FeedCheckInterval plus a poll
+// whatever its replica does: a replica that replays slowly, has paused, or
+// receives nothing (its replay lag then reads zero) is caught alike. A
+// healthy replica has replayed nearly everything by the time the primary
+// is asked, so the ask usually finds no rows; it costs the primary one
+// index scan per proxy per interval.
+func (r *Resolver) lookAhead(ctx context.Context) error {
+	if r.primary == nil || time.Since(r.lastAhead) < r.cfg.FeedCheckInterval {
+		return nil
+	}
+	r.lastAhead = time.Now()
+	r.settle()
+	if r.ahead.seen == nil {
+		r.ahead = newFeedState(r.feed.low)
+	}
+	r.ahead.raise(r.feed.low)
+	rows, err := r.primary.Query(ctx, `SELECT seq, link_id FROM link_changes WHERE seq > $1 ORDER BY seq LIMIT 10000`, r.ahead.low)
+	if err != nil {
+		return fmt.Errorf("read the primary's change feed: %w", err)
+	}
+	var seq, link int64
+	_, err = pgx.ForEachRow(rows, []any{&seq, &link}, func() error {
+		if r.ahead.seen[seq] {
+			return nil
+		}
+		r.ahead.seen[seq] = true
+		if r.feed.seen[seq] {
+			return nil // the replica has it already
+		}
+		r.pendingMu.Lock()
+		if r.pending[link] < seq {
+			r.pending[link] = seq
+		}
+		r.pendingN.Store(int64(len(r.pending)))
+		r.pendingMu.Unlock()
+		r.evict(link)
+		r.aheadEvictions.Add(1)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the primary's change feed: %w", err)
+	}
+	r.ahead.advance(time.Now())
+	return nil
+}
+
+// settle forgets the pending links whose change the replica has applied.
+func (r *Resolver) settle() {
+	if r.pendingN.Load() == 0 {
+		return
+	}
+	r.pendingMu.Lock()
+	for link, seq := range r.pending {
+		if seq <= r.feed.low || r.feed.seen[seq] {
+			delete(r.pending, link)
+		}
+	}
+	r.pendingN.Store(int64(len(r.pending)))
+	r.pendingMu.Unlock()
+}
+
+// isPending reports whether the replica has yet to replay a change of id
+// that the primary's feed showed.
+func (r *Resolver) isPending(id int64) bool {
+	if r.pendingN.Load() == 0 {
+		return false
+	}
+	r.pendingMu.Lock()
+	_, ok := r.pending[id]
+	r.pendingMu.Unlock()
+	return ok
 }
 
 // load reads the whole alias map and the feed position from one snapshot.
@@ -278,7 +378,7 @@ func (r *Resolver) load(ctx context.Context, db *pgxpool.Pool) error {
 	r.aliasMu.Lock()
 	r.aliases = aliases
 	r.aliasMu.Unlock()
-	r.feed = feedState{low: max(0, top-feedReplay), seen: map[int64]bool{}, holeFrom: map[int64]time.Time{}}
+	r.feed = newFeedState(max(0, top-feedReplay))
 	r.loaded.Store(true)
 	r.logger.Info("aliases loaded", "aliases", len(aliases), "feed_position", top)
 	return nil

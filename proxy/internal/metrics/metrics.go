@@ -42,6 +42,7 @@ var (
 	dBatches      = desc("replica_batches_total", "Replica queries run for lookups; lookups per batch = replica lookups / this.")
 	dWindow       = desc("window_rejections_total", "Codes above the recent window answered 404 without a database.")
 	dEvictions    = desc("feed_evictions_total", "Cache evictions by the change feed.")
+	dAhead        = desc("feed_ahead_evictions_total", "Cache evictions for changes read on the primary before the replica replayed them.")
 	dCacheEntries = desc("cache_entries", "Links in the cache.")
 	dCacheBytes   = desc("cache_bytes", "Estimated bytes the cache holds.")
 	dAliases      = desc("aliases", "Aliases known.")
@@ -61,7 +62,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dLookups, dHitRatio, dPrimaryAsks, dPrimaryErrs, dReplicaErrs,
-		dConflicts, dBatches, dWindow, dEvictions, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
+		dConflicts, dBatches, dWindow, dEvictions, dAhead, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
 		dLogBytes, dSealedBytes, dLogOpen, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
 		ch <- d
 	}
@@ -94,6 +95,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dWindow, ls.WindowRejections)
 	counter(dBatches, ls.Batches)
 	counter(dEvictions, ls.Evictions)
+	counter(dAhead, ls.AheadEvictions)
 	gauge(dCacheEntries, float64(ls.CacheEntries))
 	gauge(dCacheBytes, float64(ls.CacheBytes))
 	gauge(dAliases, float64(ls.Aliases))

@@ -36,11 +36,7 @@ func TestReadyzReplicaLag(t *testing.T) {
 				e.waitReplay()
 			}
 			ctx := context.Background()
-			conn, err := e.replica.Connect(ctx, "postgres")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
+			conn := e.replicaConn("postgres")
 			var dated bool
 			if err := conn.QueryRow(ctx, `SELECT pg_last_xact_replay_timestamp() IS NOT NULL`).Scan(&dated); err != nil || dated != tc.replayed {
 				t.Fatalf("replica has a replay timestamp: %v (%v), want %v", dated, err, tc.replayed)

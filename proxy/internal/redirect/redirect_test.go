@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -150,6 +151,18 @@ func (e *env) createLink(target string, typ int, disabled bool) int64 {
 		e.t.Fatal(err)
 	}
 	return id
+}
+
+// replicaConn connects to database db on the replica, closed when the
+// test ends.
+func (e *env) replicaConn(db string) *pgx.Conn {
+	e.t.Helper()
+	conn, err := e.replica.Connect(context.Background(), db)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 func (e *env) waitReplay() {
@@ -456,11 +469,7 @@ func TestCredentialsNotLogged(t *testing.T) {
 func TestReadYourWrites(t *testing.T) {
 	e := setup(t, setupOpts{})
 	ctx := context.Background()
-	conn, err := e.replica.Connect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := e.replicaConn("postgres")
 	if _, err := conn.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
 		t.Fatal(err)
 	}
