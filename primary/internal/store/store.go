@@ -97,7 +97,12 @@ func classify(err error) error {
 	if errors.As(err, &pgErr) {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shut down, crashed, starting
+			// operator intervention: shut down, crashed, starting, a
+			// query cancelled (by a statement timeout, or a backend
+			// ended while a failover demotes the primary)
+			strings.HasPrefix(pgErr.Code, "57"),
+			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources: too many connections, disk full
+			strings.HasPrefix(pgErr.Code, "40"), // rolled back: serialization failure, deadlock
 			pgErr.Code == "25006": // read-only: a standby, mid-failover
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
