@@ -24,21 +24,26 @@ func TestRedirectsScript(t *testing.T) {
 		t.Fatalf("wrk is not installed (provisioning/deps.sh installs it): %v", err)
 	}
 	var mu sync.Mutex
-	paths := map[string]int{}
 	agents := map[string]bool{}
 	withLang := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		paths[strings.TrimPrefix(r.URL.Path, "/")]++
-		agents[r.UserAgent()] = true
-		if r.Header.Get("Accept-Language") != "" {
-			withLang++
-		}
-		mu.Unlock()
-		w.Header().Set("Location", "https://example.com/")
-		w.WriteHeader(http.StatusFound)
-	}))
-	defer srv.Close()
+	// Each run has a server of its own: a request of the run before that
+	// the server answers only after wrk stopped (seen under load) must
+	// not be counted in the next.
+	newServer := func(t *testing.T, paths map[string]int) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			paths[strings.TrimPrefix(r.URL.Path, "/")]++
+			agents[r.UserAgent()] = true
+			if r.Header.Get("Accept-Language") != "" {
+				withLang++
+			}
+			mu.Unlock()
+			w.Header().Set("Location", "https://example.com/")
+			w.WriteHeader(http.StatusFound)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
 	const n = 20
 	codesFile := filepath.Join(t.TempDir(), "codes.txt")
 	var b strings.Builder
@@ -49,9 +54,8 @@ func TestRedirectsScript(t *testing.T) {
 
 	run := func(t *testing.T, env ...string) (Result, map[string]int) {
 		t.Helper()
-		mu.Lock()
-		clear(paths)
-		mu.Unlock()
+		paths := map[string]int{}
+		srv := newServer(t, paths)
 		res, err := Run(context.Background(), Options{URL: srv.URL, Script: "../../wrk/redirects.lua", Threads: 1, Connections: 2,
 			Duration: time.Second, Env: append([]string{"CODES=" + codesFile}, env...)})
 		if err != nil {
@@ -126,7 +130,7 @@ func TestRedirectsScript(t *testing.T) {
 	t.Run("fixed-width refuses lines of unequal length", func(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "bad.txt")
 		os.WriteFile(bad, []byte("c01\nc2\nc03\nc004\n"), 0o644)
-		_, err := Run(context.Background(), Options{URL: srv.URL, Script: "../../wrk/redirects.lua", Threads: 1, Connections: 1,
+		_, err := Run(context.Background(), Options{URL: newServer(t, map[string]int{}).URL, Script: "../../wrk/redirects.lua", Threads: 1, Connections: 1,
 			Duration: time.Second, Env: []string{"CODES=" + bad, "CODES_FIXED=1"}})
 		if err == nil || !strings.Contains(err.Error(), "unequal length") {
 			t.Fatalf("got %v, want wrk to stop on lines of unequal length", err)
