@@ -88,6 +88,11 @@ func (s *Server) Routes() []Route {
 		{"DELETE", "/api/links/{code}/tags/{tag}", true, s.removeTag},
 		{"GET", "/api/tags", true, s.listTags},
 		{"GET", "/api/tags/{tag}/stats", true, s.tagStats},
+		{"GET", "/api/links/{code}/qr.svg", true, s.qrSVG},
+		{"GET", "/api/links/{code}/qr.png", true, s.qrPNG},
+		{"POST", "/api/account/password", true, s.changePassword},
+		{"DELETE", "/api/account", true, s.deleteAccount},
+		{"GET", "/api/account/export", true, s.exportAccount},
 	}
 }
 

@@ -77,7 +77,7 @@ func New(cfg Config, logger *slog.Logger, st *store.Store) (*Server, error) {
 		return nil, errors.New("web: CSRF key too short")
 	}
 	s := &Server{cfg: cfg, logger: logger, st: st, accounts: account.New(st, cfg.Hasher, logger), pages: map[string]*template.Template{}, client: &http.Client{Timeout: 2 * time.Second}}
-	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "error", "tag"} {
+	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "error", "tag", "account"} {
 		t, err := template.New("").ParseFS(templateFS, "templates/layout.html", "templates/stats.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -170,6 +170,10 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /keys", s.form(s.auth(s.createKey)))
 	mux.HandleFunc("POST /keys/{id}/revoke", s.form(s.auth(s.revokeKey)))
 	mux.HandleFunc("GET /fleet", s.auth(s.fleet))
+	mux.HandleFunc("GET /account", s.auth(s.account))
+	mux.HandleFunc("POST /account/password", s.form(s.auth(s.changePassword)))
+	mux.HandleFunc("POST /account/delete", s.form(s.auth(s.deleteAccount)))
+	mux.HandleFunc("GET /account/export.json", s.auth(s.exportAccount))
 }
 
 // Session loads the session's user, if any, for every request.
