@@ -1,6 +1,7 @@
-// Package api is the primary's JSON API under /api/: sign-up, API keys,
-// links (create, bulk create from CSV, list, get, edit, disable, export)
-// and their stats. Every route is described in openapi.json, served at
+// Package api is the primary's JSON API under /api/: sign-up, API keys
+// (read or write scope), links (create, bulk create from CSV, list, get,
+// edit, tag, disable, export, QR codes), their stats and their tags'
+// stats, and the account (password, export, deletion). Every route is described in openapi.json, served at
 // /api/openapi.json; a test checks each route against it.
 package api
 
