@@ -69,3 +69,26 @@ func FuzzParseTag(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTagsField reads a form's tags field as the web UI does: accepted,
+// it is at most store.MaxTags tags of the database's shape, sorted and
+// distinct.
+func FuzzTagsField(f *testing.F) {
+	for _, s := range []string{"spring, sale", "a,,b  c", "", ",", "x y x", strings.Repeat("t,", 30), "Ünïcode, ok"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, field string) {
+		tags, err := ParseTags(SplitTags(field))
+		if err != nil {
+			return
+		}
+		if len(tags) > store.MaxTags {
+			t.Fatalf("%q: %d tags", field, len(tags))
+		}
+		for i, tag := range tags {
+			if !tagShape.MatchString(tag) || (i > 0 && tags[i-1] >= tag) {
+				t.Fatalf("%q: tags %q", field, tags)
+			}
+		}
+	})
+}
