@@ -64,6 +64,12 @@ func (s *Store) SetPassword(ctx context.Context, uid int64, hash, keepToken stri
 func (s *Store) DeleteAccount(ctx context.Context, uid int64) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		// No link of the user's may be created between the tombstoning
+		// and the user's deletion (it would be left live, or fail the
+		// deletion on its foreign key): hold the creation lock.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sfsql.LinkCreateLock); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `UPDATE links SET disabled = true, user_id = NULL, target = '', updated_at = now()
 			WHERE user_id = $1 RETURNING id`, uid)
 		if err != nil {
