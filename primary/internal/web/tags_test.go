@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -48,8 +49,12 @@ func TestTagsInTheBrowser(t *testing.T) {
 
 	huge := strings.Repeat("x", 10<<10)
 	resp, page := b.post("/links/"+two, "/links/"+two, url.Values{"action": {"tags"}, "tags": {"ok, " + huge}})
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "1 to 64 characters of a-z, 0-9") || strings.Contains(page, huge) {
+	alert := regexp.MustCompile(`role="alert">([^<]*)<`).FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusBadRequest || alert == nil || !strings.Contains(alert[1], "1 to 64 characters of a-z, 0-9") || len(alert[1]) > 300 {
 		t.Fatalf("a 10 KB tag: %d\n%.2000s", resp.StatusCode, page)
+	}
+	if !strings.Contains(page, `name="tags" value="ok, `+huge+`"`) {
+		t.Fatal("the refused tags are not on the form again to fix")
 	}
 	resp, page = b.post("/links", "/links", url.Values{"target": {"https://example.com/four"}, "tags": {huge}, "redirect_type": {"302"}})
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "1 to 64 characters") {

@@ -543,6 +543,8 @@ type linkData struct {
 	Range              string
 	Ranges             []string
 	Types              []int
+	// TagsTyped is what a refused tag form held, shown again to fix.
+	TagsTyped string
 }
 
 var topTitles = map[string]string{sfsql.DimReferrer: "Referrers", sfsql.DimCountry: "Countries", sfsql.DimBrowser: "Browsers",
@@ -579,6 +581,9 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, fl
 		Chart: Chart(st), Range: rng, Ranges: []string{"24h", "48h", "7d", "30d", "90d", "365d"}, Types: []int{302, 301, 307, 308}}
 	if l.Alias != "" {
 		d.AliasURL = s.cfg.ShortBase + "/" + l.Alias
+	}
+	if r.Method == http.MethodPost && r.PostFormValue("action") == "tags" {
+		d.TagsTyped = r.PostFormValue("tags")
 	}
 	for _, name := range sfsql.DimNames {
 		d.Tops = append(d.Tops, topBlock{Title: topTitles[name], Values: st.Top[name]})
