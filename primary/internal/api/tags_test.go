@@ -129,6 +129,26 @@ func TestTags(t *testing.T) {
 		top[0].(map[string]any)["clicks"] != 9.0 {
 		t.Fatalf("tag stats: %d %s", s.status, s.raw)
 	}
+	// By hour: both links' clicks of the same hour land in one bucket.
+	hour := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	for _, r := range []struct {
+		id           int64
+		clicks, bots int
+	}{{idA, 3, 1}, {idB, 4, 0}} {
+		if _, err := e.db.Exec(ctx, `INSERT INTO clicks_hourly VALUES ($1, $2, $3, $4)`, r.id, hour, r.clicks, r.bots); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := e.do("GET", "/api/tags/spring/stats?range=24h&granularity=hour", key, "", "")
+	var bucket map[string]any
+	for _, p := range h.body["series"].([]any) {
+		if p.(map[string]any)["time"] == hour.Format(time.RFC3339) {
+			bucket = p.(map[string]any)
+		}
+	}
+	if h.status != 200 || h.body["clicks"] != 7.0 || bucket == nil || bucket["clicks"] != 7.0 || bucket["bots"] != 1.0 {
+		t.Fatalf("tag stats by hour: %d, bucket %v\n%s", h.status, bucket, h.raw)
+	}
 	for _, p := range []string{"/api/tags/spring/stats", "/api/links/" + codeA + "/tags/spring"} {
 		method := "GET"
 		if strings.Contains(p, "/links/") {
