@@ -54,7 +54,7 @@ func TestMigrationsUpDown(t *testing.T) {
 	if err != nil || latest == 0 {
 		t.Fatalf("latest migration = %d, %v", latest, err)
 	}
-	want := []string{"aliases", "api_keys", "clicks_hourly", "ingested_segments", "link_changes", "link_daily", "links", "mapreduce_runs", "sessions", "users"}
+	want := []string{"aliases", "api_keys", "clicks_hourly", "ingested_segments", "link_changes", "link_daily", "links", "link_tags", "mapreduce_runs", "sessions", "users"}
 
 	for round := range 2 {
 		if err := sfsql.MigrateUp(dsn, logger); err != nil {

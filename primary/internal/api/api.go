@@ -1,6 +1,7 @@
-// Package api is the primary's JSON API under /api/: sign-up, API keys,
-// links (create, bulk create from CSV, list, get, edit, disable, export)
-// and their stats. Every route is described in openapi.json, served at
+// Package api is the primary's JSON API under /api/: sign-up, API keys
+// (read or write scope), links (create, bulk create from CSV, list, get,
+// edit, tag, disable, export, QR codes), their stats and their tags'
+// stats, and the account (password, export, deletion). Every route is described in openapi.json, served at
 // /api/openapi.json; a test checks each route against it.
 package api
 
@@ -84,6 +85,15 @@ func (s *Server) Routes() []Route {
 		{"PATCH", "/api/links/{code}", true, s.patchLink},
 		{"GET", "/api/links/{code}/stats", true, s.linkStats},
 		{"GET", "/api/links/{code}/stats.csv", true, s.linkStatsCSV},
+		{"POST", "/api/links/{code}/tags", true, s.addTags},
+		{"DELETE", "/api/links/{code}/tags/{tag}", true, s.removeTag},
+		{"GET", "/api/tags", true, s.listTags},
+		{"GET", "/api/tags/{tag}/stats", true, s.tagStats},
+		{"GET", "/api/links/{code}/qr.svg", true, s.qrSVG},
+		{"GET", "/api/links/{code}/qr.png", true, s.qrPNG},
+		{"POST", "/api/account/password", true, s.changePassword},
+		{"DELETE", "/api/account", true, s.deleteAccount},
+		{"GET", "/api/account/export", true, s.exportAccount},
 	}
 }
 
@@ -229,12 +239,20 @@ func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, store.Use
 			s.storeError(w, "check the API key", err)
 			return
 		}
+		// Every route that changes state is a POST, PATCH or DELETE, so
+		// the method alone says what a read key may do.
+		if u.KeyScope == store.ScopeRead && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, http.StatusForbidden, "this API key is read-only (scope %q): it can list, read and export, not %s %s; use a key with scope %q",
+				store.ScopeRead, r.Method, r.URL.Path, store.ScopeWrite)
+			return
+		}
 		next(w, r, u)
 	})
 }
 
 type keyRequest struct {
-	Name string `json:"name"`
+	Name  string `json:"name"`
+	Scope string `json:"scope"`
 }
 
 type keyResponse struct {
@@ -267,7 +285,15 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, u store.User)
 		writeError(w, http.StatusBadRequest, "a key needs a name of 1 to 100 characters")
 		return
 	}
-	key, k, err := s.st.CreateKey(r.Context(), u.ID, req.Name)
+	switch req.Scope {
+	case "":
+		req.Scope = store.ScopeWrite
+	case store.ScopeRead, store.ScopeWrite:
+	default:
+		writeError(w, http.StatusBadRequest, "scope %q is not %q (list, read, export) or %q (everything, the default)", req.Scope, store.ScopeRead, store.ScopeWrite)
+		return
+	}
+	key, k, err := s.st.CreateKey(r.Context(), u.ID, req.Name, req.Scope)
 	if err != nil {
 		s.storeError(w, "create the key", err)
 		return
@@ -291,9 +317,10 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, u store.User)
 func (s *Server) linkJSON(l store.Link) linkreq.LinkJSON { return linkreq.Show(s.cfg.ShortBase, l) }
 
 type createRequest struct {
-	Target       string `json:"target"`
-	Alias        string `json:"alias,omitempty"`
-	RedirectType int    `json:"redirect_type,omitempty"`
+	Target       string   `json:"target"`
+	Alias        string   `json:"alias,omitempty"`
+	RedirectType int      `json:"redirect_type,omitempty"`
+	Tags         []string `json:"tags,omitempty"`
 }
 
 // allowCreate charges the creation of n links to the caller's account and
@@ -318,6 +345,10 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, u store.User
 	}
 	n, err := linkreq.CheckNew(s.cfg.Policy, req.Target, req.Alias, req.RedirectType)
 	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if n.Tags, err = linkreq.ParseTags(req.Tags); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
@@ -381,7 +412,11 @@ func (s *Server) bulkCreate(w http.ResponseWriter, r *http.Request, u store.User
 }
 
 func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, u store.User) {
-	o := linkreq.ListOptions(r.URL.Query())
+	o, err := linkreq.ListFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
 	links, total, err := s.st.ListLinks(r.Context(), u.ID, o)
 	if err != nil {
 		s.storeError(w, "list links", err)
@@ -395,7 +430,17 @@ func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, u store.User)
 }
 
 func (s *Server) exportLinks(w http.ResponseWriter, r *http.Request, u store.User) {
-	if err := linkreq.Export(r.Context(), s.st, u.ID, s.cfg.ShortBase, w); err != nil {
+	o, err := linkreq.ListFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "csv" && format != "json" {
+		writeError(w, http.StatusBadRequest, "format %q is not csv (the default) or json", format)
+		return
+	}
+	if err := linkreq.Export(r.Context(), s.st, u.ID, s.cfg.ShortBase, o.Tag, format == "json", w); err != nil {
 		s.storeError(w, "export links", err)
 	}
 }
@@ -410,9 +455,10 @@ func (s *Server) getLink(w http.ResponseWriter, r *http.Request, u store.User) {
 }
 
 type patchRequest struct {
-	Target       *string `json:"target,omitempty"`
-	RedirectType *int    `json:"redirect_type,omitempty"`
-	Disabled     *bool   `json:"disabled,omitempty"`
+	Target       *string   `json:"target,omitempty"`
+	RedirectType *int      `json:"redirect_type,omitempty"`
+	Disabled     *bool     `json:"disabled,omitempty"`
+	Tags         *[]string `json:"tags,omitempty"` // replaces the link's tags
 }
 
 func (s *Server) patchLink(w http.ResponseWriter, r *http.Request, u store.User) {
@@ -438,10 +484,24 @@ func (s *Server) patchLink(w http.ResponseWriter, r *http.Request, u store.User)
 			return
 		}
 	}
+	var tags []string
+	if req.Tags != nil {
+		var err error
+		if tags, err = linkreq.ParseTags(*req.Tags); err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	}
 	l, err := s.st.UpdateLink(r.Context(), u.ID, r.PathValue("code"), p)
 	if err != nil {
 		s.storeError(w, "update the link", err)
 		return
+	}
+	if req.Tags != nil {
+		if l, err = s.st.SetTags(r.Context(), u.ID, l.Code, tags); err != nil {
+			s.tagError(w, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, s.linkJSON(l))
 }

@@ -90,13 +90,16 @@ func safe(s string) string {
 	return s
 }
 
-// WriteLinks writes links as CSV.
+// WriteLinks writes links as CSV, a link's tags space-separated in the
+// last column.
 func WriteLinks(w io.Writer, shortBase string, links []store.Link) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"code", "short_url", "alias", "target", "redirect_type", "disabled", "created_at", "clicks"})
+	cw.Write([]string{"code", "short_url", "alias", "target", "redirect_type", "disabled", "created_at", "clicks", "tags"})
 	for _, l := range links {
+		// Tags hold no spaces (linkreq.ParseTag): space-separated in one cell.
 		cw.Write([]string{l.Code, shortBase + "/" + l.Code, safe(l.Alias), safe(l.Target), strconv.Itoa(l.RedirectType),
-			strconv.FormatBool(l.Disabled), l.CreatedAt.UTC().Format(time.RFC3339), strconv.FormatInt(l.Clicks, 10)})
+			strconv.FormatBool(l.Disabled), l.CreatedAt.UTC().Format(time.RFC3339), strconv.FormatInt(l.Clicks, 10),
+			safe(strings.Join(l.Tags, " "))})
 	}
 	cw.Flush()
 	return cw.Error()

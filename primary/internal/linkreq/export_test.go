@@ -3,11 +3,13 @@ package linkreq
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"shortfleet/primary/internal/store"
@@ -39,6 +41,8 @@ func TestExport(t *testing.T) {
 		ns = append(ns, store.NewLink{Target: fmt.Sprintf("https://a.example/%d", i)})
 	}
 	ns[7].Alias = "seventh-link"
+	ns[7].Tags = []string{"spring"}
+	ns[n-1].Tags = []string{"sale", "spring"}
 	if _, err := st.CreateLinks(ctx, a.ID, ns[:n/2]); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +54,7 @@ func TestExport(t *testing.T) {
 	}
 
 	w := httptest.NewRecorder()
-	if err := Export(ctx, st, a.ID, "https://sho.rt", w); err != nil {
+	if err := Export(ctx, st, a.ID, "https://sho.rt", "", false, w); err != nil {
 		t.Fatal(err)
 	}
 	if ct, cd := w.Header().Get("Content-Type"), w.Header().Get("Content-Disposition"); ct != "text/csv; charset=utf-8" || cd != `attachment; filename="links.csv"` {
@@ -71,14 +75,34 @@ func TestExport(t *testing.T) {
 			t.Fatalf("row %d: short URL %q for code %q", i+1, rec[1], rec[0])
 		}
 	}
-	if recs[8][2] != "seventh-link" {
-		t.Fatalf("row 8: alias %q", recs[8][2])
+	if recs[8][2] != "seventh-link" || recs[8][8] != "spring" || recs[n][8] != "sale spring" || recs[1][8] != "" {
+		t.Fatalf("rows 8, %d and 1: alias %q, tags %q, %q, %q", n, recs[8][2], recs[8][8], recs[n][8], recs[1][8])
+	}
+
+	// By tag: only the two links carrying it, as CSV and as JSON.
+	w = httptest.NewRecorder()
+	if err := Export(ctx, st, a.ID, "https://sho.rt", "spring", false, w); err != nil {
+		t.Fatal(err)
+	}
+	recs, err = csv.NewReader(w.Body).ReadAll()
+	if err != nil || len(recs) != 3 || recs[1][2] != "seventh-link" || recs[2][3] != fmt.Sprintf("https://a.example/%d", n-1) ||
+		w.Header().Get("Content-Disposition") != `attachment; filename="links-spring.csv"` {
+		t.Fatalf("export by tag: %v, %v, %q", recs, err, w.Header())
+	}
+	w = httptest.NewRecorder()
+	if err := Export(ctx, st, a.ID, "https://sho.rt", "sale", true, w); err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Links []LinkJSON }
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || len(out.Links) != 1 || out.Links[0].ShortURL == "" ||
+		strings.Join(out.Links[0].Tags, ",") != "sale,spring" || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("JSON export by tag: %s, %v", w.Body, err)
 	}
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	w = httptest.NewRecorder()
-	if err := Export(cancelled, st, a.ID, "https://sho.rt", w); err == nil {
+	if err := Export(cancelled, st, a.ID, "https://sho.rt", "", false, w); err == nil {
 		t.Fatal("export with a cancelled context: no error")
 	}
 	if len(w.Header()) != 0 || w.Body.Len() != 0 || w.Code != 200 || w.Flushed {

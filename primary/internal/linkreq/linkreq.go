@@ -38,13 +38,27 @@ func CheckNew(p *target.Policy, tgt, alias string, redirectType int) (store.NewL
 	return store.NewLink{Target: t, Alias: alias, RedirectType: redirectType}, nil
 }
 
-// ListOptions reads list options from a query string: q, sort, page and
-// per_page. Numbers that do not parse are 0, which the store reads as its
+// ListOptions reads list options from a query string: q, tag, sort, page
+// and per_page; ListFilter checks the tag too. Numbers that do not parse are 0, which the store reads as its
 // defaults; the store also bounds them (see store.ListOptions).
 func ListOptions(q url.Values) store.ListOptions {
 	page, _ := strconv.Atoi(q.Get("page"))
 	per, _ := strconv.Atoi(q.Get("per_page"))
-	return store.ListOptions{Query: q.Get("q"), Sort: q.Get("sort"), Page: page, PerPage: per}
+	return store.ListOptions{Query: q.Get("q"), Tag: q.Get("tag"), Sort: q.Get("sort"), Page: page, PerPage: per}
+}
+
+// ListFilter is ListOptions with the tag checked (ParseTag) and
+// lower-cased: a tag that can never exist is refused, not searched for.
+func ListFilter(q url.Values) (store.ListOptions, error) {
+	o := ListOptions(q)
+	if o.Tag != "" {
+		t, err := ParseTag(o.Tag)
+		if err != nil {
+			return o, err
+		}
+		o.Tag = t
+	}
+	return o, nil
 }
 
 // StatsRange reads from, to and granularity from a query string: RFC 3339

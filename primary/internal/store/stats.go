@@ -44,6 +44,13 @@ const TopN = 10
 // of each dimension. Dimensions and uniques are kept per day, so an hourly
 // range reads the days it touches.
 func (s *Store) LinkStats(ctx context.Context, id int64, from, to time.Time, granularity string) (Stats, error) {
+	return s.LinksStats(ctx, []int64{id}, from, to, granularity)
+}
+
+// LinksStats is LinkStats of several links together, as one: the clicks
+// of each bucket and each dimension value added up, and the visitors
+// counted once across them all (their sketches merged).
+func (s *Store) LinksStats(ctx context.Context, ids []int64, from, to time.Time, granularity string) (Stats, error) {
 	from, to = from.UTC(), to.UTC()
 	st := Stats{From: from, To: to, Granularity: granularity, Top: map[string][]sfsql.ValueCount{}}
 	step := time.Hour
@@ -60,7 +67,7 @@ func (s *Store) LinkStats(ctx context.Context, id int64, from, to time.Time, gra
 	}
 	if granularity == "hour" {
 		rows, err := s.db.Query(ctx, `SELECT hour, clicks, bot_clicks FROM clicks_hourly
-			WHERE link_id = $1 AND hour >= $2 AND hour < $3`, id, from, to)
+			WHERE link_id = ANY($1) AND hour >= $2 AND hour < $3`, ids, from, to)
 		if err != nil {
 			return st, classify(err)
 		}
@@ -71,7 +78,7 @@ func (s *Store) LinkStats(ctx context.Context, id int64, from, to time.Time, gra
 				return st, classify(err)
 			}
 			if p := buckets[t.UTC()]; p != nil {
-				p.Clicks, p.Bots = c, b
+				p.Clicks, p.Bots = p.Clicks+c, p.Bots+b
 			}
 			st.Clicks, st.Bots = st.Clicks+c, st.Bots+b
 		}
@@ -86,7 +93,7 @@ func (s *Store) LinkStats(ctx context.Context, id int64, from, to time.Time, gra
 		toDay = toDay.Add(24 * time.Hour)
 	}
 	rows, err := s.db.Query(ctx, `SELECT day, clicks, bot_clicks, uniques, dims FROM link_daily
-		WHERE link_id = $1 AND day >= $2::date AND day < $3::date`, id, fromDay, toDay)
+		WHERE link_id = ANY($1) AND day >= $2::date AND day < $3::date`, ids, fromDay, toDay)
 	if err != nil {
 		return st, classify(err)
 	}
@@ -101,7 +108,7 @@ func (s *Store) LinkStats(ctx context.Context, id int64, from, to time.Time, gra
 		}
 		if granularity == "day" {
 			if p := buckets[day.UTC()]; p != nil {
-				p.Clicks, p.Bots = c, b
+				p.Clicks, p.Bots = p.Clicks+c, p.Bots+b
 			}
 			st.Clicks, st.Bots = st.Clicks+c, st.Bots+b
 		}

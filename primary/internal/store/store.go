@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +40,17 @@ type User struct {
 	ID      int64
 	Email   string
 	IsAdmin bool
+	// KeyScope is the scope of the API key the user came by (ScopeRead or
+	// ScopeWrite); empty for a session.
+	KeyScope string
 }
+
+// API key scopes: a read key lists, reads and exports; a write key does
+// everything, as every key did before scopes.
+const (
+	ScopeRead  = "read"
+	ScopeWrite = "write"
+)
 
 // Store reaches the primary database.
 type Store struct {
@@ -224,31 +235,36 @@ type Key struct {
 	CreatedAt time.Time  `json:"created_at"`
 	LastUsed  *time.Time `json:"last_used_at,omitempty"`
 	Revoked   *time.Time `json:"revoked_at,omitempty"`
+	Scope     string     `json:"scope"`
 }
 
-// CreateKey makes an API key and returns it; only its hash is stored.
-func (s *Store) CreateKey(ctx context.Context, uid int64, name string) (string, Key, error) {
+// CreateKey makes an API key of scope ScopeRead or ScopeWrite and returns
+// it; only its hash is stored.
+func (s *Store) CreateKey(ctx context.Context, uid int64, name, scope string) (string, Key, error) {
+	if scope != ScopeRead && scope != ScopeWrite {
+		return "", Key{}, fmt.Errorf("create key: scope %q is not %s or %s", scope, ScopeRead, ScopeWrite)
+	}
 	key, err := auth.NewAPIKey()
 	if err != nil {
 		return "", Key{}, err
 	}
 	h, _ := auth.HashAPIKey(key)
-	k := Key{Name: name, Prefix: auth.DisplayPrefix(key)}
-	err = s.db.QueryRow(ctx, `INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
-		uid, name, k.Prefix, h).Scan(&k.ID, &k.CreatedAt)
+	k := Key{Name: name, Prefix: auth.DisplayPrefix(key), Scope: scope}
+	err = s.db.QueryRow(ctx, `INSERT INTO api_keys (user_id, name, prefix, key_hash, scope) VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
+		uid, name, k.Prefix, h, scope).Scan(&k.ID, &k.CreatedAt)
 	return key, k, classify(err)
 }
 
 // ListKeys lists a user's keys, newest first.
 func (s *Store) ListKeys(ctx context.Context, uid int64) ([]Key, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+	rows, err := s.db.Query(ctx, `SELECT id, name, prefix, created_at, last_used_at, revoked_at, scope FROM api_keys
 		WHERE user_id = $1 ORDER BY id DESC`, uid)
 	if err != nil {
 		return nil, classify(err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Key, error) {
 		var k Key
-		err := r.Scan(&k.ID, &k.Name, &k.Prefix, &k.CreatedAt, &k.LastUsed, &k.Revoked)
+		err := r.Scan(&k.ID, &k.Name, &k.Prefix, &k.CreatedAt, &k.LastUsed, &k.Revoked, &k.Scope)
 		return k, err
 	})
 }
@@ -261,17 +277,24 @@ func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
 	}
 	// Committed: from now on every read sees the key revoked. Lookups
 	// that read before it must not fill the cache (see keyEpoch).
-	s.keyFill.Lock()
-	s.keyEpoch++
-	s.keys.InvalidateAll() // revocations are rare; the next calls re-check
-	s.keyFill.Unlock()
+	s.forgetKeys()
 	if tag.RowsAffected() == 0 {
 		return sfsql.ErrNotFound
 	}
 	return nil
 }
 
-// KeyUser returns the user an API key belongs to, unless revoked.
+// forgetKeys empties the key cache after keys were revoked or deleted
+// (committed), so that no lookup that read them live before fills it again.
+func (s *Store) forgetKeys() {
+	s.keyFill.Lock()
+	s.keyEpoch++
+	s.keys.InvalidateAll() // revocations are rare; the next calls re-check
+	s.keyFill.Unlock()
+}
+
+// KeyUser returns the user an API key belongs to, unless revoked, with
+// the key's scope in KeyScope.
 func (s *Store) KeyUser(ctx context.Context, key string) (_ User, err error) {
 	h, err := auth.HashAPIKey(key)
 	if err != nil {
@@ -300,11 +323,11 @@ func (s *Store) KeyUser(ctx context.Context, key string) (_ User, err error) {
 	err = s.db.QueryRow(ctx, `UPDATE api_keys k SET last_used_at = now() FROM users u
 		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id
 		  AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
-		RETURNING u.id, u.email, u.is_admin`, h).Scan(&u.ID, &u.Email, &u.IsAdmin)
+		RETURNING u.id, u.email, u.is_admin, k.scope`, h).Scan(&u.ID, &u.Email, &u.IsAdmin, &u.KeyScope)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Used within the minute (no write needed), or not a live key.
-		err = s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin FROM api_keys k JOIN users u ON u.id = k.user_id
-			WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, h).Scan(&u.ID, &u.Email, &u.IsAdmin)
+		err = s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin, k.scope FROM api_keys k JOIN users u ON u.id = k.user_id
+			WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, h).Scan(&u.ID, &u.Email, &u.IsAdmin, &u.KeyScope)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, sfsql.ErrNotFound
@@ -323,6 +346,7 @@ type Link struct {
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	Clicks       int64     `json:"clicks"`
+	Tags         []string  `json:"tags"`
 }
 
 // NewLink is what creating a link takes.
@@ -330,6 +354,8 @@ type NewLink struct {
 	Target       string
 	Alias        string
 	RedirectType int
+	// Tags are checked already (linkreq.ParseTags), at most MaxTags.
+	Tags []string
 }
 
 func (s *Store) code(id int64) string {
@@ -399,9 +425,14 @@ func insertLinks(ctx context.Context, tx pgx.Tx, uid int64, ns []NewLink, code f
 	out := make([]Link, len(ns))
 	for i, n := range ns {
 		out[i] = Link{ID: ids[i], Code: code(ids[i]), Alias: n.Alias, Target: n.Target, RedirectType: int(types[i]),
-			CreatedAt: created.UTC(), UpdatedAt: created.UTC()}
+			CreatedAt: created.UTC(), UpdatedAt: created.UTC(), Tags: slices.Clip(append([]string{}, n.Tags...))}
 		if n.Alias != "" {
 			if _, err := tx.Exec(ctx, `INSERT INTO aliases (alias, link_id) VALUES ($1, $2)`, n.Alias, ids[i]); err != nil {
+				return nil, err
+			}
+		}
+		if len(n.Tags) > 0 {
+			if err := insertTags(ctx, tx, ids[i], n.Tags); err != nil {
 				return nil, err
 			}
 		}
@@ -415,6 +446,7 @@ const MaxPage = 1 << 20
 // ListOptions select and order a user's links.
 type ListOptions struct {
 	Query   string // substring of target or alias
+	Tag     string // only links carrying this tag, if set
 	Sort    string // "new" (default), "old", "clicks"
 	Page    int    // from 1
 	PerPage int    // default 50, at most 500
@@ -453,7 +485,8 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 			count(*) OVER ()
 		FROM links l LEFT JOIN LATERAL (SELECT alias FROM aliases WHERE link_id = l.id ORDER BY alias LIMIT 1) a ON true
 		WHERE l.user_id = $1 AND ($2 = '' OR l.target ILIKE $3 OR a.alias ILIKE $3)
-		ORDER BY `+order+` LIMIT $4 OFFSET $5`, uid, o.Query, pattern, o.PerPage, (o.Page-1)*o.PerPage)
+		  AND ($6 = '' OR EXISTS (SELECT 1 FROM link_tags t WHERE t.link_id = l.id AND t.tag = $6))
+		ORDER BY `+order+` LIMIT $4 OFFSET $5`, uid, o.Query, pattern, o.PerPage, (o.Page-1)*o.PerPage, o.Tag)
 	if err != nil {
 		return nil, 0, classify(err)
 	}
@@ -468,13 +501,20 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 		l.RedirectType, l.Code = int(rt), s.code(l.ID)
 		out = append(out, l)
 	}
-	return out, total, classify(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, 0, classify(err)
+	}
+	if err := s.fillTags(ctx, out); err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
 }
 
 // Resolve turns a code or alias into the id of a link the user owns.
 // Another user's link is sfsql.ErrNotFound, exactly like a missing one.
 func (s *Store) Resolve(ctx context.Context, uid int64, codeOrAlias string) (int64, error) {
-	var id, owner int64
+	var id int64
+	var owner *int64 // nil for a deleted account's tombstone
 	var err error
 	if cid, derr := s.codec.DecodeString(codeOrAlias); derr == nil {
 		id = cid
@@ -483,7 +523,7 @@ func (s *Store) Resolve(ctx context.Context, uid int64, codeOrAlias string) (int
 		err = s.db.QueryRow(ctx, `SELECT l.id, l.user_id FROM aliases a JOIN links l ON l.id = a.link_id WHERE a.alias = $1`,
 			codeOrAlias).Scan(&id, &owner)
 	}
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && owner != uid) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (owner == nil || *owner != uid)) {
 		return 0, sfsql.ErrNotFound
 	}
 	return id, classify(err)
@@ -502,7 +542,14 @@ func (s *Store) GetLink(ctx context.Context, uid int64, codeOrAlias string) (Lin
 			coalesce((SELECT sum(clicks) FROM link_daily d WHERE d.link_id = l.id), 0)
 		FROM links l WHERE l.id = $1`, id).Scan(&l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.Clicks)
 	l.RedirectType = int(rt)
-	return l, classify(err)
+	if err != nil {
+		return l, classify(err)
+	}
+	links := []Link{l}
+	if err := s.fillTags(ctx, links); err != nil {
+		return Link{}, err
+	}
+	return links[0], nil
 }
 
 // Patch changes a link; nil fields stay.

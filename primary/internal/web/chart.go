@@ -6,8 +6,7 @@ import (
 	"html/template"
 	"strings"
 
-	"rsc.io/qr"
-
+	"shortfleet/primary/internal/qrcode"
 	"shortfleet/primary/internal/store"
 )
 
@@ -74,23 +73,6 @@ func Chart(st store.Stats) template.HTML {
 	return template.HTML(b.String())
 }
 
-// QR draws a URL's QR code as SVG.
-func QR(url string) ([]byte, error) {
-	code, err := qr.Encode(url, qr.M)
-	if err != nil {
-		return nil, err
-	}
-	const quiet = 4
-	size := code.Size + 2*quiet
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" shape-rendering="crispEdges"><rect width="100%%" height="100%%" fill="#fff"/><path fill="#000" d="`, size, size)
-	for y := range code.Size {
-		for x := range code.Size {
-			if code.Black(x, y) {
-				fmt.Fprintf(&b, "M%d %dh1v1h-1z", x+quiet, y+quiet)
-			}
-		}
-	}
-	b.WriteString(`"/></svg>`)
-	return []byte(b.String()), nil
-}
+// QR draws a URL's QR code as SVG (see package qrcode, which the API's
+// QR codes share).
+func QR(url string) ([]byte, error) { return qrcode.SVG(url) }

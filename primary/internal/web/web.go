@@ -77,8 +77,8 @@ func New(cfg Config, logger *slog.Logger, st *store.Store) (*Server, error) {
 		return nil, errors.New("web: CSRF key too short")
 	}
 	s := &Server{cfg: cfg, logger: logger, st: st, accounts: account.New(st, cfg.Hasher, logger), pages: map[string]*template.Template{}, client: &http.Client{Timeout: 2 * time.Second}}
-	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "error"} {
-		t, err := template.New("").ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "error", "tag", "account"} {
+		t, err := template.New("").ParseFS(templateFS, "templates/layout.html", "templates/stats.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, err
 		}
@@ -160,6 +160,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /links", s.form(s.auth(s.createLink)))
 	mux.HandleFunc("POST /links/import", s.form(s.auth(s.importLinks)))
 	mux.HandleFunc("GET /links/export.csv", s.auth(s.exportLinks))
+	mux.HandleFunc("GET /links/export.json", s.auth(s.exportLinks))
+	mux.HandleFunc("GET /tags/{tag}", s.auth(s.tagPage))
 	mux.HandleFunc("GET /links/{code}", s.auth(s.link))
 	mux.HandleFunc("POST /links/{code}", s.form(s.auth(s.editLink)))
 	mux.HandleFunc("GET /links/{code}/qr.svg", s.auth(s.qr))
@@ -168,6 +170,10 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /keys", s.form(s.auth(s.createKey)))
 	mux.HandleFunc("POST /keys/{id}/revoke", s.form(s.auth(s.revokeKey)))
 	mux.HandleFunc("GET /fleet", s.auth(s.fleet))
+	mux.HandleFunc("GET /account", s.auth(s.account))
+	mux.HandleFunc("POST /account/password", s.form(s.auth(s.changePassword)))
+	mux.HandleFunc("POST /account/delete", s.form(s.auth(s.deleteAccount)))
+	mux.HandleFunc("GET /account/export.json", s.auth(s.exportAccount))
 }
 
 // Session loads the session's user, if any, for every request.
@@ -405,22 +411,32 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 
 type linksData struct {
 	Links                   []store.Link
-	Query, Sort             string
+	Query, Sort, Tag        string
+	Tags                    []store.TagCount
 	Page, Prev, Next, Total int
 	More                    bool
 	Created                 *linkreq.LinkJSON
 }
 
 func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, created *linkreq.LinkJSON) {
-	o := linkreq.ListOptions(r.URL.Query())
+	o, err := linkreq.ListFilter(r.URL.Query())
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "Bad tag", err.Error())
+		return
+	}
 	o.PerPage = 50
 	links, total, err := s.st.ListLinks(r.Context(), userOf(r).ID, o)
 	if err != nil {
 		s.storeFail(w, r, "list your links", err)
 		return
 	}
+	tags, err := s.st.UserTags(r.Context(), userOf(r).ID)
+	if err != nil {
+		s.storeFail(w, r, "list your tags", err)
+		return
+	}
 	page1 := max(o.Page, 1)
-	d := linksData{Links: links, Query: o.Query, Sort: o.Sort, Page: page1, Prev: page1 - 1, Next: page1 + 1, Total: total,
+	d := linksData{Links: links, Query: o.Query, Sort: o.Sort, Tag: o.Tag, Tags: tags, Page: page1, Prev: page1 - 1, Next: page1 + 1, Total: total,
 		More: page1*50 < total, Created: created}
 	s.render(w, r, status, "links", page{Title: "Links", Flash: flash, Error: errMsg, Data: d})
 }
@@ -437,6 +453,9 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
 	n, err := linkreq.CheckNew(s.cfg.Policy, r.PostFormValue("target"), strings.TrimSpace(r.PostFormValue("alias")), rt)
+	if err == nil {
+		n.Tags, err = linkreq.ParseTags(linkreq.SplitTags(r.PostFormValue("tags")))
+	}
 	if err != nil {
 		s.linksPage(w, r, http.StatusBadRequest, "", err.Error(), nil)
 		return
@@ -498,7 +517,13 @@ func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) exportLinks(w http.ResponseWriter, r *http.Request) {
-	if err := linkreq.Export(r.Context(), s.st, userOf(r).ID, s.cfg.ShortBase, w); err != nil {
+	o, err := linkreq.ListFilter(r.URL.Query())
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "Bad tag", err.Error())
+		return
+	}
+	asJSON := strings.HasSuffix(r.URL.Path, ".json")
+	if err := linkreq.Export(r.Context(), s.st, userOf(r).ID, s.cfg.ShortBase, o.Tag, asJSON, w); err != nil {
 		s.storeFail(w, r, "export your links", err)
 	}
 }
@@ -518,6 +543,8 @@ type linkData struct {
 	Range              string
 	Ranges             []string
 	Types              []int
+	// TagsTyped is what a refused tag form held, shown again to fix.
+	TagsTyped string
 }
 
 var topTitles = map[string]string{sfsql.DimReferrer: "Referrers", sfsql.DimCountry: "Countries", sfsql.DimBrowser: "Browsers",
@@ -555,6 +582,9 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, fl
 	if l.Alias != "" {
 		d.AliasURL = s.cfg.ShortBase + "/" + l.Alias
 	}
+	if r.Method == http.MethodPost && r.PostFormValue("action") == "tags" {
+		d.TagsTyped = r.PostFormValue("tags")
+	}
 	for _, name := range sfsql.DimNames {
 		d.Tops = append(d.Tops, topBlock{Title: topTitles[name], Values: st.Top[name]})
 	}
@@ -565,6 +595,22 @@ func (s *Server) editLink(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r)
 	var p store.Patch
 	switch r.PostFormValue("action") {
+	case "tags":
+		tags, err := linkreq.ParseTags(linkreq.SplitTags(r.PostFormValue("tags")))
+		if err != nil {
+			s.linkPage(w, r, http.StatusBadRequest, "", err.Error())
+			return
+		}
+		if _, err := s.st.SetTags(r.Context(), u.ID, r.PathValue("code"), tags); err != nil {
+			if errors.Is(err, store.ErrTooManyTags) {
+				s.linkPage(w, r, http.StatusBadRequest, "", err.Error())
+				return
+			}
+			s.storeFail(w, r, "change the link's tags", err)
+			return
+		}
+		http.Redirect(w, r, "/links/"+urlEscape(r.PathValue("code")), http.StatusSeeOther)
+		return
 	case "disable", "enable":
 		v := r.PostFormValue("action") == "disable"
 		p.Disabled = &v
@@ -655,7 +701,15 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.keysPage(w, r, http.StatusBadRequest, "", "A key needs a name of 1 to 100 characters.")
 		return
 	}
-	key, _, err := s.st.CreateKey(r.Context(), userOf(r).ID, name)
+	scope := r.PostFormValue("scope")
+	if scope == "" {
+		scope = store.ScopeWrite
+	}
+	if scope != store.ScopeRead && scope != store.ScopeWrite {
+		s.keysPage(w, r, http.StatusBadRequest, "", "Choose the key's scope: read (list, read and export) or write (everything).")
+		return
+	}
+	key, _, err := s.st.CreateKey(r.Context(), userOf(r).ID, name, scope)
 	if err != nil {
 		s.storeFail(w, r, "create the key", err)
 		return
