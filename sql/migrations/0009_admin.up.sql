@@ -1,0 +1,24 @@
+-- Admin actions (issue 21): suspended accounts and links taken down.
+--
+-- What a proxy reads stays links.disabled: a suspension or a takedown sets
+-- it, so the change feed trigger (0002) tells every proxy at once and the
+-- proxies' lookup is unchanged. A link under a hold (its owner suspended,
+-- or taken down) keeps in disabled_before what disabled was before the
+-- first hold; lifting the last hold puts it back, so unsuspending restores
+-- exactly the links that were enabled. The constraint makes a held link
+-- disabled whatever path writes it: an owner cannot re-enable one.
+ALTER TABLE users ADD COLUMN suspended_at timestamptz;
+
+ALTER TABLE links
+    ADD COLUMN takedown_reason text,
+    ADD COLUMN taken_down_at   timestamptz,
+    ADD COLUMN owner_suspended boolean NOT NULL DEFAULT false,
+    ADD COLUMN disabled_before boolean,
+    ADD CONSTRAINT links_held CHECK (
+        (disabled_before IS NOT NULL) = (takedown_reason IS NOT NULL OR owner_suspended)
+        AND (disabled_before IS NULL OR disabled)),
+    ADD CONSTRAINT links_takedown_reason CHECK (
+        takedown_reason IS NULL OR char_length(takedown_reason) BETWEEN 1 AND 500);
+
+-- The admin page lists links taken down, newest first.
+CREATE INDEX links_taken_down ON links (taken_down_at DESC) WHERE takedown_reason IS NOT NULL;
