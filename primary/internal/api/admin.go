@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"shortfleet/primary/internal/store"
-	"shortfleet/primary/internal/target"
 )
 
 // adminRoutes are the admin API's routes (issue 21): accounts, takedowns
@@ -211,23 +210,8 @@ type ReapplyJSON struct {
 	Links    []AdminLinkJSON `json:"links"`
 }
 
-// RefusalOf is the takedown reason for a target the policy refuses now,
-// empty if it allows it.
-func RefusalOf(p *target.Policy) func(string) string {
-	return func(t string) string {
-		if _, err := p.Check(t); err != nil {
-			var te *target.Error
-			if errors.As(err, &te) {
-				return "blocklist: " + te.Reason
-			}
-			return "blocklist: " + err.Error()
-		}
-		return ""
-	}
-}
-
 func (s *Server) adminReapply(w http.ResponseWriter, r *http.Request, u store.User) {
-	links, err := s.st.ReapplyPolicy(r.Context(), RefusalOf(s.cfg.Policy))
+	links, err := s.st.ReapplyPolicy(r.Context(), s.cfg.Policy.Refusal)
 	out := ReapplyJSON{Disabled: len(links), Links: make([]AdminLinkJSON, len(links))}
 	for i, l := range links {
 		out.Links[i] = s.adminLinkJSON(l)
