@@ -1,5 +1,6 @@
 -- A held link is left disabled: going down must not put a link taken
 -- down for abuse back online.
+DROP TABLE credential_epoch;
 DROP INDEX links_taken_down;
 ALTER TABLE links
     DROP CONSTRAINT links_takedown_reason,

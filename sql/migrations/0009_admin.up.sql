@@ -22,3 +22,13 @@ ALTER TABLE links
 
 -- The admin page lists links taken down, newest first.
 CREATE INDEX links_taken_down ON links (taken_down_at DESC) WHERE takedown_reason IS NOT NULL;
+
+-- Each app instance caches API keys' users (30 s); a suspension or its
+-- lifting bumps this counter in its transaction, and every instance,
+-- reading it each second, empties its cache when it moved: a suspended
+-- account's keys stop on every instance, not only the one that suspended.
+CREATE TABLE credential_epoch (
+    one   boolean PRIMARY KEY DEFAULT true CHECK (one),
+    epoch bigint NOT NULL
+);
+INSERT INTO credential_epoch (epoch) VALUES (0);

@@ -83,6 +83,9 @@ func (s *Store) SuspendUser(ctx context.Context, id int64) (int64, error) {
 		if tag.RowsAffected() == 0 {
 			return sfsql.ErrNotFound
 		}
+		if err := bumpCredentials(ctx, tx); err != nil {
+			return err
+		}
 		tag, err = tx.Exec(ctx, `UPDATE links SET owner_suspended = true,
 				disabled_before = coalesce(disabled_before, disabled), disabled = true
 			WHERE user_id = $1 AND NOT owner_suspended`, id)
@@ -109,6 +112,9 @@ func (s *Store) UnsuspendUser(ctx context.Context, id int64) (int64, error) {
 		if tag.RowsAffected() == 0 {
 			return sfsql.ErrNotFound
 		}
+		if err := bumpCredentials(ctx, tx); err != nil {
+			return err
+		}
 		// Every right-hand side reads the row as it was.
 		tag, err = tx.Exec(ctx, `UPDATE links SET owner_suspended = false,
 				disabled = CASE WHEN takedown_reason IS NULL THEN disabled_before ELSE true END,
@@ -122,6 +128,52 @@ func (s *Store) UnsuspendUser(ctx context.Context, id int64) (int64, error) {
 	}
 	s.forgetKeys()
 	return n, nil
+}
+
+// bumpCredentials tells every app instance to empty its API key cache
+// (see watchCredentials).
+func bumpCredentials(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `UPDATE credential_epoch SET epoch = epoch + 1`)
+	return err
+}
+
+// credentialPoll is how often an instance reads the credential epoch: how
+// long another instance's suspension may take to stop a key cached here.
+const credentialPoll = time.Second
+
+// watchCredentials empties the API key cache whenever an instance
+// suspended or unsuspended an account (credential_epoch moved), until
+// stop is closed. A read that fails is retried at the next tick: while
+// the database is unreachable no key can be checked anew anyway.
+func (s *Store) watchCredentials(stop <-chan struct{}) {
+	t := time.NewTicker(credentialPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), credentialPoll)
+		if err := s.pollCredentials(ctx); err != nil {
+			s.logger.Debug("read the credential epoch", "err", err)
+		}
+		cancel()
+	}
+}
+
+// pollCredentials reads the credential epoch and empties the API key
+// cache if it moved since the last read; the first read empties it too,
+// as a suspension may have come between the cache's first fill and it.
+func (s *Store) pollCredentials(ctx context.Context) error {
+	var epoch int64
+	if err := s.db.QueryRow(ctx, `SELECT epoch FROM credential_epoch`).Scan(&epoch); err != nil {
+		return fmt.Errorf("read the credential epoch: %w", err)
+	}
+	if s.credSeen.Swap(epoch) != epoch {
+		s.forgetKeys()
+	}
+	return nil
 }
 
 // forgetKeys empties the API key cache, and keeps lookups under way from

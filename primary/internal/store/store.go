@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,6 +67,10 @@ type Store struct {
 	// key from the database and is about to fill the cache: the moment a
 	// revocation can come between.
 	afterKeyRead func()
+	// stopWatch stops watchCredentials; credSeen is the credential epoch
+	// it read last, -1 before the first read.
+	stopWatch chan struct{}
+	credSeen  atomic.Int64
 }
 
 // keyCacheTTL bounds how long a key's user is remembered.
@@ -77,11 +82,17 @@ func New(db *pgxpool.Pool, codec *codes.Codec, logger *slog.Logger) *Store {
 	s.keys = otter.Must(&otter.Options[string, User]{MaximumSize: 100_000,
 		ExpiryCalculator: otter.ExpiryWriting[string, User](keyCacheTTL)})
 	s.creator = newCreator(s)
+	s.stopWatch = make(chan struct{})
+	s.credSeen.Store(-1)
+	go s.watchCredentials(s.stopWatch)
 	return s
 }
 
 // Close stops the link writer after the links it holds are written.
-func (s *Store) Close() { s.creator.close() }
+func (s *Store) Close() {
+	close(s.stopWatch)
+	s.creator.close()
+}
 
 // DB is the pool, for health checks.
 func (s *Store) DB() *pgxpool.Pool { return s.db }
