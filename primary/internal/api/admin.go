@@ -4,9 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
+	"shortfleet/primary/internal/linkreq"
 	"shortfleet/primary/internal/store"
 )
 
@@ -142,31 +142,12 @@ type takedownRequest struct {
 	Reason string `json:"reason"`
 }
 
-// CheckReason trims a takedown reason and says what is wrong with it.
-func CheckReason(reason string) (string, error) {
-	reason = strings.TrimSpace(reason)
-	switch {
-	case reason == "":
-		return "", errors.New("reason: say why the link is taken down; its owner sees it")
-	case !utf8.ValidString(reason):
-		return "", errors.New("reason: not UTF-8 text")
-	case utf8.RuneCountInString(reason) > store.MaxReasonLen:
-		return "", errors.New("reason: at most " + strconv.Itoa(store.MaxReasonLen) + " characters")
-	}
-	for _, c := range reason {
-		if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f {
-			return "", errors.New("reason: control characters are not allowed")
-		}
-	}
-	return reason, nil
-}
-
 func (s *Server) adminTakeDown(w http.ResponseWriter, r *http.Request, u store.User) {
 	var req takedownRequest
 	if !decode(w, r, &req) {
 		return
 	}
-	reason, err := CheckReason(req.Reason)
+	reason, err := linkreq.CheckReason(req.Reason)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"shortfleet/primary/internal/linkreq"
 	"shortfleet/primary/internal/store"
 	sfsql "shortfleet/sql"
 )
@@ -129,35 +130,16 @@ func (s *Server) adminSuspend(suspend bool) http.HandlerFunc {
 	}
 }
 
-// checkReason trims a takedown reason and says what is wrong with it, in
-// words for the form.
-func checkReason(reason string) (string, string) {
-	reason = strings.TrimSpace(reason)
-	switch {
-	case reason == "":
-		return "", "Give a reason: the link's owner sees it."
-	case !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > store.MaxReasonLen:
-		return "", "The reason must be text of at most " + strconv.Itoa(store.MaxReasonLen) + " characters."
-	}
-	for _, c := range reason {
-		if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f {
-			return "", "The reason must not hold control characters."
-		}
-	}
-	return reason, ""
-}
-
 func (s *Server) adminTakeDown(w http.ResponseWriter, r *http.Request) {
 	d := adminData{Code: strings.TrimSpace(r.PostFormValue("code")), Reason: r.PostFormValue("reason")}
-	// A short URL pasted whole is taken for its code.
-	code := d.Code[strings.LastIndexByte(d.Code, '/')+1:]
+	code := linkreq.LinkRef(d.Code)
 	if code == "" {
 		s.renderAdmin(w, r, http.StatusBadRequest, d, "", "Give the code, alias or short URL of the link to take down.")
 		return
 	}
-	reason, msg := checkReason(d.Reason)
-	if msg != "" {
-		s.renderAdmin(w, r, http.StatusBadRequest, d, "", msg)
+	reason, err := linkreq.CheckReason(d.Reason)
+	if err != nil {
+		s.renderAdmin(w, r, http.StatusBadRequest, d, "", "The link was not taken down: "+err.Error()+".")
 		return
 	}
 	l, err := s.st.FindLink(r.Context(), code)

@@ -183,3 +183,30 @@ func TestAdminTakeDownInBrowser(t *testing.T) {
 		t.Fatal("re-apply did not disable exactly the blocked link")
 	}
 }
+
+// TestAdminFormsRefuseNoCSRFToken: every admin form posted by an admin
+// without its CSRF token, or with a forged one, is refused (403) and
+// changes nothing.
+func TestAdminFormsRefuseNoCSRFToken(t *testing.T) {
+	e, admin, _, code := adminSetup(t)
+	id := e.uid("someone@example.com")
+	if _, err := e.st.DB().Exec(context.Background(), `UPDATE links SET takedown_reason = 'x', taken_down_at = now(),
+		disabled_before = disabled, disabled = true`); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fmt.Sprintf("/admin/users/%d/suspend", id), fmt.Sprintf("/admin/users/%d/unsuspend", id),
+		"/admin/takedown", "/admin/links/" + code + "/restore", "/admin/reapply"} {
+		for _, token := range []string{"", "forged-token-0123456789abcdef0123456789"} {
+			resp, _ := admin.post("", path, url.Values{"csrf": {token}, "code": {code}, "reason": {"changed"}})
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("POST %s with CSRF token %q: %d", path, token, resp.StatusCode)
+			}
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM links WHERE takedown_reason = 'x' AND disabled`); n != 1 {
+		t.Fatalf("%d links still taken down with the first reason, want 1", n)
+	}
+	if n := e.count(`SELECT count(*) FROM users WHERE suspended_at IS NOT NULL`); n != 0 {
+		t.Fatalf("%d accounts suspended", n)
+	}
+}
