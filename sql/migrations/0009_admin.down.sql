@@ -1,5 +1,7 @@
 -- A held link is left disabled: going down must not put a link taken
 -- down for abuse back online.
+DROP TRIGGER links_owner_held ON links;
+DROP FUNCTION links_owner_held();
 DROP TABLE credential_epoch;
 DROP INDEX links_taken_down;
 ALTER TABLE links

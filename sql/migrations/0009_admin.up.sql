@@ -32,3 +32,24 @@ CREATE TABLE credential_epoch (
     epoch bigint NOT NULL
 );
 INSERT INTO credential_epoch (epoch) VALUES (0);
+
+-- A link created while its owner is suspended (by a request let in a
+-- moment before the suspension) is held like the others. Every
+-- transaction that creates links holds the link creation lock
+-- (sfsql.LinkCreateLock) from before it inserts until it commits, and
+-- suspending or unsuspending changes users.suspended_at under that lock:
+-- so the links a creation commits before the change are there for the
+-- suspension's UPDATE of the account's links, and one after it reads the
+-- change here. A statement trigger: one query per INSERT, which finds
+-- nothing unless an owner is suspended.
+CREATE FUNCTION links_owner_held() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE links l SET owner_suspended = true,
+        disabled_before = coalesce(l.disabled_before, l.disabled), disabled = true
+    FROM new_links n JOIN users u ON u.id = n.user_id
+    WHERE l.id = n.id AND u.suspended_at IS NOT NULL AND NOT l.owner_suspended;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER links_owner_held AFTER INSERT ON links REFERENCING NEW TABLE AS new_links
+    FOR EACH STATEMENT EXECUTE FUNCTION links_owner_held();

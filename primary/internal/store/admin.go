@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	sfsql "shortfleet/sql"
 )
@@ -69,65 +70,63 @@ func (s *Store) AdminUserByID(ctx context.Context, id int64) (AdminUser, error) 
 }
 
 // SuspendUser suspends an account: its log-ins, sessions and API keys are
-// refused, and every link of it is disabled in the same transaction, so
-// the change feed takes them off every proxy at once. What each link was
-// is kept (disabled_before) for UnsuspendUser. It returns how many links
-// it disabled; suspending a suspended account changes nothing.
+// refused, and every link of it is disabled, so the change feed takes
+// them off every proxy at once. What each link was is kept
+// (disabled_before) for UnsuspendUser. It returns how many links it
+// disabled; suspending a suspended account changes nothing.
 func (s *Store) SuspendUser(ctx context.Context, id int64) (int64, error) {
-	var n int64
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE users SET suspended_at = coalesce(suspended_at, now()) WHERE id = $1`, id)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return sfsql.ErrNotFound
-		}
-		if err := bumpCredentials(ctx, tx); err != nil {
-			return err
-		}
-		tag, err = tx.Exec(ctx, `UPDATE links SET owner_suspended = true,
-				disabled_before = coalesce(disabled_before, disabled), disabled = true
-			WHERE user_id = $1 AND NOT owner_suspended`, id)
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, classify(err)
-	}
-	s.forgetKeys()
-	return n, nil
+	return s.setSuspended(ctx, id, true)
 }
 
 // UnsuspendUser lifts a suspension: each link goes back to what it was
 // before, but for links still taken down. It returns how many links it
 // released.
 func (s *Store) UnsuspendUser(ctx context.Context, id int64) (int64, error) {
-	var n int64
+	return s.setSuspended(ctx, id, false)
+}
+
+// setSuspended changes the account, then its links, in two transactions.
+// The first holds the link creation lock (see the links_owner_held
+// trigger, migration 0009) only while it changes the account, so link
+// creation waits a moment however many links the account has; the
+// second holds or releases every link of it, those a creation committed
+// just before the first included. Run again after a failure between the
+// two, it finishes the work: each step changes only what is left.
+func (s *Store) setSuspended(ctx context.Context, id int64, suspend bool) (int64, error) {
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE users SET suspended_at = NULL WHERE id = $1`, id)
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sfsql.LinkCreateLock); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE users SET suspended_at = CASE WHEN $2 THEN coalesce(suspended_at, now()) END
+			WHERE id = $1`, id, suspend)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
 			return sfsql.ErrNotFound
 		}
-		if err := bumpCredentials(ctx, tx); err != nil {
-			return err
-		}
-		// Every right-hand side reads the row as it was.
-		tag, err = tx.Exec(ctx, `UPDATE links SET owner_suspended = false,
-				disabled = CASE WHEN takedown_reason IS NULL THEN disabled_before ELSE true END,
-				disabled_before = CASE WHEN takedown_reason IS NULL THEN NULL ELSE disabled_before END
-			WHERE user_id = $1 AND owner_suspended`, id)
-		n = tag.RowsAffected()
-		return err
+		return bumpCredentials(ctx, tx)
 	})
 	if err != nil {
 		return 0, classify(err)
 	}
 	s.forgetKeys()
-	return n, nil
+	var tag pgconn.CommandTag
+	if suspend {
+		tag, err = s.db.Exec(ctx, `UPDATE links SET owner_suspended = true,
+				disabled_before = coalesce(disabled_before, disabled), disabled = true
+			WHERE user_id = $1 AND NOT owner_suspended`, id)
+	} else {
+		// Every right-hand side reads the row as it was.
+		tag, err = s.db.Exec(ctx, `UPDATE links SET owner_suspended = false,
+				disabled = CASE WHEN takedown_reason IS NULL THEN disabled_before ELSE true END,
+				disabled_before = CASE WHEN takedown_reason IS NULL THEN NULL ELSE disabled_before END
+			WHERE user_id = $1 AND owner_suspended`, id)
+	}
+	if err != nil {
+		return 0, classify(err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // bumpCredentials tells every app instance to empty its API key cache

@@ -44,3 +44,42 @@ func TestSuspensionReachesEveryInstance(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkCreatedWhileSuspendedIsHeld: a link a suspended account's
+// request creates (one let in a moment before the suspension) is held
+// like the account's other links, and released with them.
+func TestLinkCreatedWhileSuspendedIsHeld(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	u, _, err := s.CreateUser(ctx, "a@example.com", "not a real hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SuspendUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Both creation paths: the group-commit writer and a transaction of
+	// links with an alias.
+	plain, err := s.CreateLink(ctx, u.ID, NewLink{Target: "https://example.com/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliased, err := s.CreateLink(ctx, u.ID, NewLink{Target: "https://example.com/b", Alias: "held-alias"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []Link{plain, aliased} {
+		got, err := s.GetLink(ctx, u.ID, l.Code)
+		if err != nil || !got.Disabled {
+			t.Fatalf("link %s created while suspended: %+v, %v", l.Code, got, err)
+		}
+	}
+	if n, err := s.UnsuspendUser(ctx, u.ID); err != nil || n != 2 {
+		t.Fatalf("unsuspend released %d links, %v; want 2", n, err)
+	}
+	for _, l := range []Link{plain, aliased} {
+		if got, err := s.GetLink(ctx, u.ID, l.Code); err != nil || got.Disabled {
+			t.Fatalf("link %s after unsuspending: %+v, %v", l.Code, got, err)
+		}
+	}
+}
