@@ -46,7 +46,7 @@ func main() {
 		recompute   = flag.String("recompute", "", "rebuild one day's stats (YYYY-MM-DD, UTC) from the raw segments and exit")
 		adminListen = flag.String("admin-listen", env("SHORTFLEET_ADMIN_LISTEN", "127.0.0.1:9100"), "admin listener address (daemon mode)")
 		parallel    = flag.Int("parallel", 4, "segments pulled and mapped at once")
-		geoip       = flag.String("geoip", env("SHORTFLEET_GEOIP", ""), "MaxMind-format country database; empty: countries unknown")
+		geoip       = flag.String("geoip", env("SHORTFLEET_GEOIP", dims.DefaultGeoIPPath), "MaxMind-format country database (default: ip-location-db's, installed by provisioning/deps.sh); empty: countries unknown")
 		truncate    = flag.Bool("truncate-ip", false, "truncate client addresses to /24 (IPv4) and /48 (IPv6) before hashing visitors")
 		archive     = flag.String("archive", env("SHORTFLEET_ARCHIVE", ""), "folder to archive ingested records to as Parquet, by day")
 		stagePause  = flag.Duration("stage-pause", 0, "hold each stage boundary this long (crash tests only)")

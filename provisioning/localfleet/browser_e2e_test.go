@@ -180,4 +180,5 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatalf("fleet page:\n%s", fleet)
 	}
 	browseAccounts(t, bctx, f, base)
+	browseAdmin(t, bctx, f, base, landingURL)
 }

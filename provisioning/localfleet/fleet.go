@@ -39,6 +39,7 @@ import (
 	"shortfleet/provisioning/patroni"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/provisioning/proc"
+	"shortfleet/provisioning/settings"
 	"shortfleet/provisioning/tlscert"
 )
 
@@ -77,7 +78,9 @@ type Config struct {
 	// ProxyArgs (fault drills: one proxy's clock off, its log on a small
 	// disk).
 	ProxyArgsFor func(i int) []string
-	// GeoIPPath is the country database the mapreduce job uses, if any.
+	// GeoIPPath is the country database the mapreduce job uses; empty:
+	// the default one (settings.LoadGeoIP().Path, which
+	// provisioning/deps.sh installs).
 	GeoIPPath string
 	// PrimaryArgs are extra flags for the primary app.
 	PrimaryArgs []string
@@ -108,6 +111,9 @@ func (c *Config) defaults() {
 	}
 	if c.Schedule == "" {
 		c.Schedule = "*/5 * * * *"
+	}
+	if c.GeoIPPath == "" {
+		c.GeoIPPath = settings.LoadGeoIP().Path
 	}
 }
 

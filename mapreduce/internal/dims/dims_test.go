@@ -122,20 +122,39 @@ func TestLanguage(t *testing.T) {
 	}
 }
 
+// TestCountry reads both record layouts: MaxMind's
+// (country.iso_code) and ip-location-db's (country_code), the default
+// database's.
 func TestCountry(t *testing.T) {
-	c := newTest(t, false)
-	for in, want := range map[string]string{
-		"192.0.2.77":       "CH",
-		"198.51.100.1":     "JP",
-		"203.0.113.200":    "BR",
-		"2001:db8::42":     "DE",
-		"::ffff:192.0.2.1": "CH",
-		"10.0.0.1":         "--",
-		"not an address":   "--",
-	} {
-		if got := c.Country(in); got != want {
-			t.Errorf("%q: got %q, want %q", in, got, want)
-		}
+	for _, layout := range []struct {
+		name  string
+		write func(string) error
+	}{{"maxmind", dimstest.WriteGeoDB}, {"ip-location-db", dimstest.WriteFlatGeoDB}} {
+		t.Run(layout.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "geo.mmdb")
+			if err := layout.write(db); err != nil {
+				t.Fatal(err)
+			}
+			s, err := NewShared(Config{GeoIPPath: db, Salt: []byte("0123456789abcdef")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			c := s.NewClassifier()
+			for in, want := range map[string]string{
+				"192.0.2.77":       "CH",
+				"198.51.100.1":     "JP",
+				"203.0.113.200":    "BR",
+				"2001:db8::42":     "DE",
+				"::ffff:192.0.2.1": "CH",
+				"10.0.0.1":         "--",
+				"not an address":   "--",
+			} {
+				if got := c.Country(in); got != want {
+					t.Errorf("%q: got %q, want %q", in, got, want)
+				}
+			}
+		})
 	}
 }
 

@@ -68,7 +68,7 @@ type Route struct {
 
 // Routes lists the API's routes, as registered.
 func (s *Server) Routes() []Route {
-	return []Route{
+	return append([]Route{
 		{"POST", "/api/signup", false, s.signup},
 		{"GET", "/api/openapi.json", false, func(w http.ResponseWriter, r *http.Request, _ store.User) {
 			w.Header().Set("Content-Type", "application/json")
@@ -94,7 +94,7 @@ func (s *Server) Routes() []Route {
 		{"POST", "/api/account/password", true, s.changePassword},
 		{"DELETE", "/api/account", true, s.deleteAccount},
 		{"GET", "/api/account/export", true, s.exportAccount},
-	}
+	}, s.adminRoutes()...)
 }
 
 // Register adds the API's routes to mux.
@@ -237,6 +237,10 @@ func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, store.Use
 		}
 		if err != nil {
 			s.storeError(w, "check the API key", err)
+			return
+		}
+		if u.Suspended {
+			writeError(w, http.StatusForbidden, "this account is suspended; its API keys are refused")
 			return
 		}
 		// Every route that changes state is a POST, PATCH or DELETE, so
@@ -493,6 +497,10 @@ func (s *Server) patchLink(w http.ResponseWriter, r *http.Request, u store.User)
 		}
 	}
 	l, err := s.st.UpdateLink(r.Context(), u.ID, r.PathValue("code"), p)
+	if errors.Is(err, store.ErrTakenDown) {
+		writeError(w, http.StatusConflict, "disabled: %v", err)
+		return
+	}
 	if err != nil {
 		s.storeError(w, "update the link", err)
 		return

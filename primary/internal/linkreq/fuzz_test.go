@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
 )
 
@@ -77,6 +79,50 @@ func FuzzCheckNew(f *testing.F) {
 		case rt == n.RedirectType && (rt == 301 || rt == 302 || rt == 307 || rt == 308):
 		default:
 			t.Fatalf("redirect type %d accepted as %d", rt, n.RedirectType)
+		}
+	})
+}
+
+// FuzzCheckReason: an accepted takedown reason is trimmed, non-empty,
+// UTF-8, within the bound and free of control characters but newlines
+// and tabs, and checking it again accepts it unchanged; a refused one
+// says it is the reason.
+func FuzzCheckReason(f *testing.F) {
+	for _, s := range []string{"", "  ", "phishing", " spam \n", "a\x00b", "\x7f", "\xff", strings.Repeat("é", 500), strings.Repeat("é", 501), "tab\there"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := CheckReason(s)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "reason: ") || r != "" {
+				t.Fatalf("%q: refused with %q, %q", s, err, r)
+			}
+			return
+		}
+		if r == "" || r != strings.TrimSpace(r) || !utf8.ValidString(r) || utf8.RuneCountInString(r) > store.MaxReasonLen {
+			t.Fatalf("%q accepted as %q", s, r)
+		}
+		for _, c := range r {
+			if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f {
+				t.Fatalf("%q accepted with control character %U", s, c)
+			}
+		}
+		if again, err := CheckReason(r); err != nil || again != r {
+			t.Fatalf("%q: accepted as %q, then %q, %v", s, r, again, err)
+		}
+	})
+}
+
+// FuzzLinkRef: the reference an admin types is a code, an alias or a
+// short URL; what is read from it holds no slash, query or fragment.
+func FuzzLinkRef(f *testing.F) {
+	for _, s := range []string{"", "abcdefg", "https://sho.rt/abcdefg", "https://sho.rt/my-alias?x=1#y", " /x/ ", "///", "a?b/c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r := LinkRef(s)
+		if strings.ContainsAny(r, "/?#") || !strings.Contains(s, r) {
+			t.Fatalf("%q read as %q", s, r)
 		}
 	})
 }

@@ -93,7 +93,8 @@ func (s *Store) DeleteAccount(ctx context.Context, uid int64) (int, error) {
 		if tag.RowsAffected() == 0 {
 			return sfsql.ErrNotFound
 		}
-		return nil
+		// The other app instances empty their key caches too.
+		return bumpCredentials(ctx, tx)
 	})
 	if err != nil {
 		return 0, classify(err)

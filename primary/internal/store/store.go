@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,8 @@ type User struct {
 	// KeyScope is the scope of the API key the user came by (ScopeRead or
 	// ScopeWrite); empty for a session.
 	KeyScope string
+	// Suspended accounts are refused by the front ends (see SuspendUser).
+	Suspended bool
 }
 
 // API key scopes: a read key lists, reads and exports; a write key does
@@ -75,6 +78,10 @@ type Store struct {
 	// key from the database and is about to fill the cache: the moment a
 	// revocation can come between.
 	afterKeyRead func()
+	// stopWatch stops watchCredentials; credSeen is the credential epoch
+	// it read last, -1 before the first read.
+	stopWatch chan struct{}
+	credSeen  atomic.Int64
 }
 
 // keyCacheTTL bounds how long a key's user is remembered.
@@ -86,11 +93,17 @@ func New(db *pgxpool.Pool, codec *codes.Codec, logger *slog.Logger) *Store {
 	s.keys = otter.Must(&otter.Options[string, User]{MaximumSize: 100_000,
 		ExpiryCalculator: otter.ExpiryWriting[string, User](keyCacheTTL)})
 	s.creator = newCreator(s)
+	s.stopWatch = make(chan struct{})
+	s.credSeen.Store(-1)
+	go s.watchCredentials(s.stopWatch)
 	return s
 }
 
 // Close stops the link writer after the links it holds are written.
-func (s *Store) Close() { s.creator.close() }
+func (s *Store) Close() {
+	close(s.stopWatch)
+	s.creator.close()
+}
 
 // DB is the pool, for health checks.
 func (s *Store) DB() *pgxpool.Pool { return s.db }
@@ -114,7 +127,7 @@ func classify(err error) error {
 			strings.HasPrefix(pgErr.Code, "57"),
 			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources: too many connections, disk full
 			strings.HasPrefix(pgErr.Code, "40"), // rolled back: serialization failure, deadlock
-			pgErr.Code == "25006": // read-only: a standby, mid-failover
+			pgErr.Code == "25006":               // read-only: a standby, mid-failover
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		return err
@@ -162,7 +175,8 @@ var dummyHash, _ = auth.HashPassword("not a real password, only timing")
 func (s *Store) Login(ctx context.Context, email, password string) (User, error) {
 	u := User{Email: email}
 	var hash string
-	err := s.db.QueryRow(ctx, `SELECT id, password_hash, is_admin FROM users WHERE email = $1`, email).Scan(&u.ID, &hash, &u.IsAdmin)
+	err := s.db.QueryRow(ctx, `SELECT id, password_hash, is_admin, suspended_at IS NOT NULL FROM users WHERE email = $1`,
+		email).Scan(&u.ID, &hash, &u.IsAdmin, &u.Suspended)
 	if errors.Is(err, pgx.ErrNoRows) {
 		auth.CheckPassword(password, dummyHash)
 		return User{}, ErrBadLogin
@@ -173,6 +187,9 @@ func (s *Store) Login(ctx context.Context, email, password string) (User, error)
 	ok, err := auth.CheckPassword(password, hash)
 	if err != nil || !ok {
 		return User{}, ErrBadLogin
+	}
+	if u.Suspended { // told only to who knows the password
+		return User{}, ErrSuspended
 	}
 	return u, nil
 }
@@ -213,8 +230,8 @@ func (s *Store) CreateSession(ctx context.Context, uid int64) (string, error) {
 // SessionUser returns the user of a live session.
 func (s *Store) SessionUser(ctx context.Context, token string) (User, error) {
 	var u User
-	err := s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.token_hash = $1 AND s.expires_at > now()`, hashToken(token)).Scan(&u.ID, &u.Email, &u.IsAdmin)
+	err := s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin, u.suspended_at IS NOT NULL FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.token_hash = $1 AND s.expires_at > now()`, hashToken(token)).Scan(&u.ID, &u.Email, &u.IsAdmin, &u.Suspended)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, sfsql.ErrNotFound
 	}
@@ -271,7 +288,17 @@ func (s *Store) ListKeys(ctx context.Context, uid int64) ([]Key, error) {
 
 // RevokeKey revokes one of a user's keys.
 func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
-	tag, err := s.db.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND user_id = $2`, id, uid)
+	var tag pgconn.CommandTag
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		tag, err = tx.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND user_id = $2`, id, uid)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		// The other app instances empty their key caches within a
+		// second (credentialPoll), not when their entry expires.
+		return bumpCredentials(ctx, tx)
+	})
 	if err != nil {
 		return classify(err)
 	}
@@ -323,11 +350,11 @@ func (s *Store) KeyUser(ctx context.Context, key string) (_ User, err error) {
 	err = s.db.QueryRow(ctx, `UPDATE api_keys k SET last_used_at = now() FROM users u
 		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id
 		  AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
-		RETURNING u.id, u.email, u.is_admin, k.scope`, h).Scan(&u.ID, &u.Email, &u.IsAdmin, &u.KeyScope)
+		RETURNING u.id, u.email, u.is_admin, k.scope, u.suspended_at IS NOT NULL`, h).Scan(&u.ID, &u.Email, &u.IsAdmin, &u.KeyScope, &u.Suspended)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Used within the minute (no write needed), or not a live key.
-		err = s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin, k.scope FROM api_keys k JOIN users u ON u.id = k.user_id
-			WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, h).Scan(&u.ID, &u.Email, &u.IsAdmin, &u.KeyScope)
+		err = s.db.QueryRow(ctx, `SELECT u.id, u.email, u.is_admin, k.scope, u.suspended_at IS NOT NULL FROM api_keys k JOIN users u ON u.id = k.user_id
+			WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, h).Scan(&u.ID, &u.Email, &u.IsAdmin, &u.KeyScope, &u.Suspended)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, sfsql.ErrNotFound
@@ -347,6 +374,8 @@ type Link struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 	Clicks       int64     `json:"clicks"`
 	Tags         []string  `json:"tags"`
+	// TakedownReason says why an admin took the link down; empty if not.
+	TakedownReason string `json:"takedown_reason,omitempty"`
 }
 
 // NewLink is what creating a link takes.
@@ -481,6 +510,7 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 	}
 	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(o.Query) + "%"
 	rows, err := s.db.Query(ctx, `SELECT l.id, coalesce(a.alias, ''), l.target, l.redirect_type, l.disabled, l.created_at, l.updated_at,
+			coalesce(l.takedown_reason, ''),
 			coalesce((SELECT sum(clicks) FROM link_daily d WHERE d.link_id = l.id), 0) AS clicks,
 			count(*) OVER ()
 		FROM links l LEFT JOIN LATERAL (SELECT alias FROM aliases WHERE link_id = l.id ORDER BY alias LIMIT 1) a ON true
@@ -495,7 +525,7 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 	for rows.Next() {
 		var l Link
 		var rt int16
-		if err := rows.Scan(&l.ID, &l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.Clicks, &total); err != nil {
+		if err := rows.Scan(&l.ID, &l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.TakedownReason, &l.Clicks, &total); err != nil {
 			return nil, 0, classify(err)
 		}
 		l.RedirectType, l.Code = int(rt), s.code(l.ID)
@@ -538,9 +568,9 @@ func (s *Store) GetLink(ctx context.Context, uid int64, codeOrAlias string) (Lin
 	l := Link{ID: id, Code: s.code(id)}
 	var rt int16
 	err = s.db.QueryRow(ctx, `SELECT coalesce((SELECT alias FROM aliases WHERE link_id = l.id ORDER BY alias LIMIT 1), ''),
-			l.target, l.redirect_type, l.disabled, l.created_at, l.updated_at,
+			l.target, l.redirect_type, l.disabled, l.created_at, l.updated_at, coalesce(l.takedown_reason, ''),
 			coalesce((SELECT sum(clicks) FROM link_daily d WHERE d.link_id = l.id), 0)
-		FROM links l WHERE l.id = $1`, id).Scan(&l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.Clicks)
+		FROM links l WHERE l.id = $1`, id).Scan(&l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.TakedownReason, &l.Clicks)
 	l.RedirectType = int(rt)
 	if err != nil {
 		return l, classify(err)
@@ -571,9 +601,18 @@ func (s *Store) UpdateLink(ctx context.Context, uid int64, codeOrAlias string, p
 		v := int16(*p.RedirectType)
 		rt = &v
 	}
-	if _, err := s.db.Exec(ctx, `UPDATE links SET target = coalesce($2, target), redirect_type = coalesce($3, redirect_type),
-		disabled = coalesce($4, disabled), updated_at = now() WHERE id = $1`, id, p.Target, rt, p.Disabled); err != nil {
+	// A held link (taken down, or its owner suspended) stays disabled; an
+	// owner's enabling or disabling it is what it returns to when the
+	// holds are lifted, but a taken-down link is not enabled by its owner.
+	tag, err := s.db.Exec(ctx, `UPDATE links SET target = coalesce($2, target), redirect_type = coalesce($3, redirect_type),
+		disabled = CASE WHEN disabled_before IS NULL THEN coalesce($4, disabled) ELSE true END,
+		disabled_before = CASE WHEN disabled_before IS NULL THEN NULL ELSE coalesce($4, disabled_before) END,
+		updated_at = now() WHERE id = $1 AND (takedown_reason IS NULL OR $4 IS NOT FALSE)`, id, p.Target, rt, p.Disabled)
+	if err != nil {
 		return Link{}, classify(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return Link{}, ErrTakenDown
 	}
 	return s.GetLink(ctx, uid, s.code(id))
 }

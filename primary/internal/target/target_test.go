@@ -431,3 +431,16 @@ func FuzzValidAlias(f *testing.F) {
 		}
 	})
 }
+
+func TestRefusal(t *testing.T) {
+	p := &Policy{ShortHosts: []string{"sho.rt"}, Blocked: map[string]bool{"bad.example": true}}
+	for in, want := range map[string]string{
+		"https://good.example/":     "",
+		"https://cdn.bad.example/x": "blocklist: links to bad.example are not allowed here",
+		"https://sho.rt/abc":        "blocklist: it points at this shortener (sho.rt), which would loop",
+	} {
+		if got := p.Refusal(in); got != want {
+			t.Errorf("%s: %q, want %q", in, got, want)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func New(cfg Config, logger *slog.Logger, st *store.Store) (*Server, error) {
 		return nil, errors.New("web: CSRF key too short")
 	}
 	s := &Server{cfg: cfg, logger: logger, st: st, accounts: account.New(st, cfg.Hasher, logger), pages: map[string]*template.Template{}, client: &http.Client{Timeout: 2 * time.Second}}
-	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "error", "tag", "account"} {
+	for _, p := range []string{"home", "auth", "links", "link", "keys", "fleet", "admin", "error", "tag", "account"} {
 		t, err := template.New("").ParseFS(templateFS, "templates/layout.html", "templates/stats.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -174,6 +174,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/password", s.form(s.auth(s.changePassword)))
 	mux.HandleFunc("POST /account/delete", s.form(s.auth(s.deleteAccount)))
 	mux.HandleFunc("GET /account/export.json", s.auth(s.exportAccount))
+	s.registerAdmin(mux)
 }
 
 // Session loads the session's user, if any, for every request.
@@ -234,6 +235,10 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 			s.fail(w, r, http.StatusUnauthorized, "Log in first", "Your session has ended. Log in and try again.")
+			return
+		}
+		if userOf(r).Suspended {
+			s.fail(w, r, http.StatusForbidden, "Account suspended", "This account is suspended by the fleet's admins: its links are off and it cannot be used.")
 			return
 		}
 		next(w, r)
@@ -390,6 +395,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	u, err := s.st.Login(r.Context(), email, r.PostFormValue("password"))
 	if errors.Is(err, store.ErrBadLogin) {
 		s.render(w, r, http.StatusUnauthorized, "auth", page{Title: "Log in", Error: "Wrong email or password.", Data: data})
+		return
+	}
+	if errors.Is(err, store.ErrSuspended) {
+		s.render(w, r, http.StatusForbidden, "auth", page{Title: "Log in", Error: "This account is suspended by the fleet's admins; you cannot log in.", Data: data})
 		return
 	}
 	if err != nil {
@@ -633,7 +642,10 @@ func (s *Server) editLink(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "Bad request", "Unknown action.")
 		return
 	}
-	if _, err := s.st.UpdateLink(r.Context(), u.ID, r.PathValue("code"), p); err != nil {
+	if _, err := s.st.UpdateLink(r.Context(), u.ID, r.PathValue("code"), p); errors.Is(err, store.ErrTakenDown) {
+		s.linkPage(w, r, http.StatusConflict, "", "This link was taken down by the fleet's admins; it cannot be re-enabled.")
+		return
+	} else if err != nil {
 		s.storeFail(w, r, "change the link", err)
 		return
 	}

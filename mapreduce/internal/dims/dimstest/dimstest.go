@@ -18,8 +18,23 @@ var Networks = map[string]string{
 	"2001:db8::/32":   "DE",
 }
 
-// WriteGeoDB writes the database to path.
+// WriteGeoDB writes the database to path, in MaxMind's record layout:
+// {"country": {"iso_code": "CH"}}.
 func WriteGeoDB(path string) error {
+	return write(path, func(cc string) mmdbtype.DataType {
+		return mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(cc)}}
+	})
+}
+
+// WriteFlatGeoDB writes the database to path in ip-location-db's record
+// layout, the default database's: {"country_code": "CH"}.
+func WriteFlatGeoDB(path string) error {
+	return write(path, func(cc string) mmdbtype.DataType {
+		return mmdbtype.Map{"country_code": mmdbtype.String(cc)}
+	})
+}
+
+func write(path string, record func(cc string) mmdbtype.DataType) error {
 	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "shortfleet-test-country", RecordSize: 24, IncludeReservedNetworks: true})
 	if err != nil {
 		return err
@@ -29,7 +44,7 @@ func WriteGeoDB(path string) error {
 		if err != nil {
 			return err
 		}
-		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(cc)}}); err != nil {
+		if err := tree.Insert(n, record(cc)); err != nil {
 			return err
 		}
 	}
