@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"io"
+	"strings"
 	"log/slog"
 	"testing"
 )
@@ -80,6 +81,44 @@ func TestLinkCreatedWhileSuspendedIsHeld(t *testing.T) {
 	for _, l := range []Link{plain, aliased} {
 		if got, err := s.GetLink(ctx, u.ID, l.Code); err != nil || got.Disabled {
 			t.Fatalf("link %s after unsuspending: %+v, %v", l.Code, got, err)
+		}
+	}
+}
+
+// TestRevocationReachesEveryInstance: a key revoked, or an account
+// deleted, through one app instance is refused by another instance that
+// had the key cached, at its next read of the credential epoch, not when
+// its cache entry expires 30 s later.
+func TestRevocationReachesEveryInstance(t *testing.T) {
+	a := testStore(t)
+	b := New(a.db, a.codec, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer b.Close()
+	ctx := context.Background()
+	for _, how := range []string{"revoke the key", "delete the account"} {
+		u, key, err := a.CreateUser(ctx, strings.ReplaceAll(how, " ", "-")+"@example.com", "not a real hash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.KeyUser(ctx, key); err != nil {
+			t.Fatalf("%s: b before: %v", how, err)
+		}
+		if how == "revoke the key" {
+			keys, err := a.ListKeys(ctx, u.ID)
+			if err != nil || len(keys) != 1 {
+				t.Fatalf("keys %v, %v", keys, err)
+			}
+			err = a.RevokeKey(ctx, u.ID, keys[0].ID)
+		} else {
+			_, err = a.DeleteAccount(ctx, u.ID)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.pollCredentials(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.KeyUser(ctx, key); err == nil {
+			t.Fatalf("%s: b still accepts the key: %+v", how, got)
 		}
 	}
 }
