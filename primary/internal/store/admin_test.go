@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"io"
-	"strings"
 	"log/slog"
+	"strings"
 	"testing"
 )
 
