@@ -131,7 +131,7 @@ func browseAdmin(t *testing.T, bctx context.Context, f *localfleet.Fleet, base, 
 	if err := os.WriteFile(filepath.Join(dir, "admin.png"), shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(report, "1 links taken down") || !strings.Contains(report, old) || !strings.Contains(report, "points at this machine") {
+	if !strings.Contains(report, "1 link taken down") || !strings.Contains(report, old) || !strings.Contains(report, "points at this machine") {
 		t.Fatalf("the re-apply's report (screenshot in artifacts/admin.png):\n%s", report)
 	}
 	everyProxy(old, 410)

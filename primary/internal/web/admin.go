@@ -187,5 +187,13 @@ func (s *Server) adminReapply(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logger.Info("admin action", "admin", userOf(r).ID, "reapply", len(links))
 	s.renderAdmin(w, r, http.StatusOK, adminData{Reapplied: &links},
-		"The blocklist is re-applied: "+strconv.Itoa(len(links))+" links taken down.", "")
+		"The blocklist is re-applied: "+linkCount(len(links))+" taken down.", "")
+}
+
+// linkCount is "1 link" or "n links".
+func linkCount(n int) string {
+	if n == 1 {
+		return "1 link"
+	}
+	return strconv.Itoa(n) + " links"
 }

@@ -175,7 +175,7 @@ func TestAdminTakeDownInBrowser(t *testing.T) {
 	bad := user.create("https://spam.example/offer", "")
 	block["spam.example"] = true
 	resp, body = admin.post("/admin", "/admin/reapply", url.Values{})
-	if resp.StatusCode != 200 || !strings.Contains(body, "1 links taken down") || !strings.Contains(body, `<td class="mono">`+bad+`</td>`) ||
+	if resp.StatusCode != 200 || !strings.Contains(body, "1 link taken down") || !strings.Contains(body, `<td class="mono">`+bad+`</td>`) ||
 		!strings.Contains(body, "links to spam.example are not allowed here") {
 		t.Fatalf("re-apply: %d %s", resp.StatusCode, body)
 	}
