@@ -32,6 +32,9 @@ type Entry struct {
 	Target   string
 	Type     uint16
 	Disabled bool
+	// Opts are the link's issue 21 options; nil for a plain link, which
+	// keeps a plain entry small and its redirect free of any check.
+	Opts *Options
 }
 
 // entryOverhead is what a cache entry costs beyond its target's bytes: the
@@ -45,7 +48,7 @@ const entryOverhead = 128
 // its length, hence len/6 (and 16 for the smallest classes).
 func entryWeight(e Entry) uint32 {
 	n := len(e.Target)
-	return uint32(n + n/6 + 16 + entryOverhead)
+	return uint32(n+n/6+16+entryOverhead) + e.Opts.weight()
 }
 
 // Outcome says where a lookup was answered.
@@ -308,7 +311,7 @@ func (r *Resolver) replicaLookup(ctx context.Context, id int64) (Entry, error) {
 }
 
 func entryOf(l sfsql.Link) Entry {
-	return Entry{ID: l.ID, Target: l.Target, Type: uint16(l.RedirectType), Disabled: l.Disabled}
+	return Entry{ID: l.ID, Target: l.Target, Type: uint16(l.RedirectType), Disabled: l.Disabled, Opts: optionsOf(l.LinkFeatures)}
 }
 
 func (r *Resolver) askPrimary(ctx context.Context, id int64) (Entry, Outcome, error) {

@@ -28,6 +28,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"shortfleet/logfmt"
+	"shortfleet/proxy/internal/geo"
 	"shortfleet/proxy/internal/links"
 	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
@@ -49,6 +50,12 @@ type Config struct {
 	// to case. Headers the log keeps in columns of their own (Host,
 	// User-Agent, Referer, Accept-Language) are not redacted here.
 	RedactHeaders []string
+	// Countries maps client addresses to countries for links' country
+	// rules; nil: no country rule ever matches.
+	Countries *geo.DB
+	// Now, if set, is the clock links' expiry is checked against (tests);
+	// nil is the time fasthttp read as the request arrived.
+	Now func() time.Time
 }
 
 // alwaysRedacted are the request headers whose values are never logged:
@@ -97,6 +104,8 @@ var statePool = sync.Pool{New: func() any { return &reqState{} }}
 type reqState struct {
 	rec  logfmt.Record
 	addr []byte
+	loc  []byte // a Location built for the request (forwarded query)
+	rule int    // 1 + the index of the redirect rule that matched; 0: none
 }
 
 // Handle is the fasthttp handler.
@@ -106,7 +115,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*reqState)
 	rec := &st.rec
 	rec.Reset()
-	s.answer(ctx, rec)
+	st.rule = 0
+	s.answer(ctx, st)
 	status := ctx.Response.StatusCode()
 	if status >= 0 && status < len(s.statuses) {
 		s.statuses[status].Add(1)
@@ -303,7 +313,8 @@ func IsAliasShaped(name []byte) bool {
 	return true
 }
 
-func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
+func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reqState) {
+	rec := &st.rec
 	if framingConflict(&ctx.Request.Header) {
 		ctx.SetConnectionClose()
 		page(ctx, fasthttp.StatusBadRequest, pageBad)
@@ -341,7 +352,11 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
 			page(ctx, fasthttp.StatusGone, page410)
 			return
 		}
-		writeRedirect(ctx, e)
+		if e.Opts != nil {
+			s.answerOptions(ctx, st, e)
+			return
+		}
+		writeLocation(ctx, e.Type, unsafe.Slice(unsafe.StringData(e.Target), len(e.Target)))
 	case errors.Is(err, sfsql.ErrNotFound):
 		page(ctx, fasthttp.StatusNotFound, page404)
 	default:
@@ -350,11 +365,12 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
 	}
 }
 
-// writeRedirect answers with the link's redirect type and a Cache-Control
-// that matches it (README.md decision 3): permanent redirects may be cached
-// by browsers for a day, temporary ones not at all, so every click is seen.
-func writeRedirect(ctx *fasthttp.RequestCtx, e links.Entry) {
-	status := int(e.Type)
+// writeLocation answers with the link's redirect type to loc and a
+// Cache-Control that matches it (README.md decision 3): permanent
+// redirects may be cached by browsers for a day, temporary ones not at
+// all, so every click is seen.
+func writeLocation(ctx *fasthttp.RequestCtx, typ uint16, loc []byte) {
+	status := int(typ)
 	if status == 0 {
 		status = fasthttp.StatusFound
 	}
@@ -365,7 +381,7 @@ func writeRedirect(ctx *fasthttp.RequestCtx, e links.Entry) {
 	h.SetContentLength(0)
 	// Canonical keys skip fasthttp's per-call key normalisation; the value
 	// is copied before the handler returns.
-	h.SetCanonical(keyLocation, unsafe.Slice(unsafe.StringData(e.Target), len(e.Target)))
+	h.SetCanonical(keyLocation, loc)
 	if status == fasthttp.StatusMovedPermanently || status == fasthttp.StatusPermanentRedirect {
 		h.SetCanonical(keyCacheControl, cachePermanent)
 	} else {
@@ -393,6 +409,8 @@ var (
 		"<h1>Not found</h1><p>There is no link at this address. Check it for typos.</p>\n")
 	page410 = []byte("<!doctype html><meta charset=utf-8><title>Link disabled</title>" +
 		"<h1>Link disabled</h1><p>This link has been disabled by its owner or for abuse.</p>\n")
+	pageExpired = []byte("<!doctype html><meta charset=utf-8><title>Link expired</title>" +
+		"<h1>Link expired</h1><p>This link had an expiry date, and it has passed.</p>\n")
 	page405 = []byte("<!doctype html><meta charset=utf-8><title>Method not allowed</title>" +
 		"<h1>Method not allowed</h1><p>Short links answer GET and HEAD only.</p>\n")
 	pageBad = []byte("<!doctype html><meta charset=utf-8><title>Bad request</title>" +

@@ -1,0 +1,162 @@
+// Package geo maps a client address to its country for the proxy's
+// country redirect rules, without allocating per lookup.
+//
+// A MaxMind-format database is read once, at start, and flattened into
+// sorted, disjoint address ranges, each with its two-letter country code;
+// a lookup is a binary search over them. The reader's own Lookup decodes
+// a record per call (maps, strings), which the redirect path cannot
+// afford; ranges cost about 40 bytes each, a few MB for a full country
+// database.
+//
+// Two record layouts are read: MaxMind's GeoLite2/GeoIP2 Country
+// ({"country": {"iso_code": "FR"}}, as mapreduce's dims reads it) and
+// ip-location-db's geo-whois-asn-country ({"country_code": "FR"}), the
+// database the fleet installs by default.
+package geo
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+)
+
+// DB is a country database flattened for lookups. The zero of a nil *DB
+// knows no address. It is immutable, so safe for concurrent use.
+type DB struct {
+	ranges []span
+}
+
+type span struct {
+	lo, hi netip.Addr // inclusive; both IPv4 or both IPv6
+	cc     [2]byte
+}
+
+// record holds either layout; the decoder fills what the record has.
+type record struct {
+	Country struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"country"`
+	CountryCode string `maxminddb:"country_code"`
+}
+
+// Open reads the database at path.
+func Open(path string) (*DB, error) {
+	r, err := maxminddb.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open country database %s: %w", path, err)
+	}
+	defer r.Close()
+	db, err := flatten(r)
+	if err != nil {
+		return nil, fmt.Errorf("read country database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// OpenBytes reads a database held in memory.
+func OpenBytes(b []byte) (*DB, error) {
+	r, err := maxminddb.OpenBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("open country database: %w", err)
+	}
+	defer r.Close()
+	return flatten(r)
+}
+
+func flatten(r *maxminddb.Reader) (*DB, error) {
+	db := &DB{}
+	for res := range r.Networks() {
+		if err := res.Err(); err != nil {
+			return nil, fmt.Errorf("walk networks: %w", err)
+		}
+		var rec record
+		if err := res.Decode(&rec); err != nil {
+			return nil, fmt.Errorf("decode record of %s: %w", res.Prefix(), err)
+		}
+		cc := rec.Country.ISOCode
+		if cc == "" {
+			cc = rec.CountryCode
+		}
+		if len(cc) != 2 {
+			continue // no country (an anonymous network, a continent only)
+		}
+		p := res.Prefix().Masked()
+		lo := p.Addr().Unmap()
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			lo = netip.PrefixFrom(lo, p.Bits()-96).Addr()
+			p = netip.PrefixFrom(lo, p.Bits()-96)
+		}
+		db.ranges = append(db.ranges, span{lo: lo, hi: last(p), cc: [2]byte{upper(cc[0]), upper(cc[1])}})
+	}
+	slices.SortFunc(db.ranges, func(a, b span) int { return a.lo.Compare(b.lo) })
+	// Merge neighbours of one country: fewer ranges, shorter searches.
+	out := db.ranges[:0]
+	for _, s := range db.ranges {
+		if n := len(out); n > 0 && out[n-1].cc == s.cc && out[n-1].hi.Next() == s.lo {
+			out[n-1].hi = s.hi
+			continue
+		}
+		out = append(out, s)
+	}
+	db.ranges = slices.Clip(out)
+	return db, nil
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// last is the last address of a masked prefix.
+func last(p netip.Prefix) netip.Addr {
+	a := p.Addr()
+	if a.Is4() {
+		b := a.As4()
+		for i := p.Bits(); i < 32; i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		return netip.AddrFrom4(b)
+	}
+	b := a.As16()
+	for i := p.Bits(); i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom16(b)
+}
+
+// Country returns the upper-case ISO 3166-1 alpha-2 code of the country a
+// is in, and false when the database does not know a. It does not
+// allocate.
+func (db *DB) Country(a netip.Addr) ([2]byte, bool) {
+	if db == nil || !a.IsValid() {
+		return [2]byte{}, false
+	}
+	a = a.Unmap()
+	rs := db.ranges
+	// The first range whose hi is >= a.
+	lo, hi := 0, len(rs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if rs[m].hi.Compare(a) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(rs) && rs[lo].lo.Compare(a) <= 0 {
+		return rs[lo].cc, true
+	}
+	return [2]byte{}, false
+}
+
+// Len is the number of ranges held.
+func (db *DB) Len() int {
+	if db == nil {
+		return 0
+	}
+	return len(db.ranges)
+}
