@@ -167,7 +167,7 @@ func TestFirstLanguage(t *testing.T) {
 
 func TestDeviceOf(t *testing.T) {
 	for in, want := range map[string]string{
-		"Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)":               "ios",
+		"Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)":                "ios",
 		"Mozilla/5.0 (Linux; Android 14; SM-X710) Chrome/131.0":        "android",
 		"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Safari/605.1": "desktop",
 		"Mozilla/5.0 (Mobile; rv:48.0) Gecko/48.0 Firefox/48.0 KAIOS":  "",
