@@ -18,6 +18,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -409,6 +410,7 @@ type linksData struct {
 	Page, Prev, Next, Total int
 	More                    bool
 	Created                 *linkreq.LinkJSON
+	Form                    url.Values // a refused creation's fields, shown again
 }
 
 func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, created *linkreq.LinkJSON) {
@@ -422,6 +424,9 @@ func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, f
 	page1 := max(o.Page, 1)
 	d := linksData{Links: links, Query: o.Query, Sort: o.Sort, Page: page1, Prev: page1 - 1, Next: page1 + 1, Total: total,
 		More: page1*50 < total, Created: created}
+	if errMsg != "" && r.Method == http.MethodPost {
+		d.Form = r.PostForm
+	}
 	s.render(w, r, status, "links", page{Title: "Links", Flash: flash, Error: errMsg, Data: d})
 }
 
@@ -437,6 +442,12 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
 	n, err := linkreq.CheckNew(s.cfg.Policy, r.PostFormValue("target"), strings.TrimSpace(r.PostFormValue("alias")), rt)
+	if err == nil {
+		var in linkreq.FeaturesIn
+		if in, err = readFeatures(r); err == nil {
+			n.Features, err = linkreq.CheckFeatures(s.cfg.Policy, in, time.Now())
+		}
+	}
 	if err != nil {
 		s.linksPage(w, r, http.StatusBadRequest, "", err.Error(), nil)
 		return
@@ -518,6 +529,9 @@ type linkData struct {
 	Range              string
 	Ranges             []string
 	Types              []int
+	Stopped            string // why the link does not redirect
+	ExpiresValue       string // the expiry as the edit form's datetime-local value
+	RulesText          string
 }
 
 var topTitles = map[string]string{sfsql.DimReferrer: "Referrers", sfsql.DimCountry: "Countries", sfsql.DimBrowser: "Browsers",
@@ -551,7 +565,11 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, fl
 		return
 	}
 	d := linkData{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code, Stats: st, BotPercent: 100 * st.BotShare(),
-		Chart: Chart(st), Range: rng, Ranges: []string{"24h", "48h", "7d", "30d", "90d", "365d"}, Types: []int{302, 301, 307, 308}}
+		Chart: Chart(st), Range: rng, Ranges: []string{"24h", "48h", "7d", "30d", "90d", "365d"}, Types: []int{302, 301, 307, 308},
+		Stopped: stopText(l), RulesText: linkreq.FormatRulesText(l.Rules)}
+	if l.ExpiresAt != nil {
+		d.ExpiresValue = l.ExpiresAt.Format(formTime)
+	}
 	if l.Alias != "" {
 		d.AliasURL = s.cfg.ShortBase + "/" + l.Alias
 	}
@@ -575,6 +593,10 @@ func (s *Server) editLink(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.Target = &t
+		if err := s.readFeaturePatch(r, &p.FeaturePatch); err != nil {
+			s.linkPage(w, r, http.StatusBadRequest, "", err.Error())
+			return
+		}
 		rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
 		switch rt {
 		case 301, 302, 307, 308:
