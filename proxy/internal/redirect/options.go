@@ -21,7 +21,7 @@ func (s *Server) answerOptions(ctx *fasthttp.RequestCtx, st *reqState, e links.E
 		return
 	}
 	target := e.Target
-	if i := s.matchRule(ctx, o.Rules); i >= 0 {
+	if i := s.matchRule(ctx, st, o.Rules); i >= 0 {
 		target = o.Rules[i].Target
 		st.rule = i + 1
 	}
@@ -31,6 +31,10 @@ func (s *Server) answerOptions(ctx *fasthttp.RequestCtx, st *reqState, e links.E
 			st.loc = appendQuery(st.loc[:0], target, q)
 			loc = st.loc
 		}
+	}
+	if o.PasswordHash != "" {
+		s.answerPassword(ctx, e, loc)
+		return
 	}
 	writeLocation(ctx, e.Type, loc)
 }
@@ -70,7 +74,7 @@ func appendQuery(dst []byte, target string, q []byte) []byte {
 // matchRule returns the index of the first rule the request matches, -1
 // for none. What a rule looks at is read from the request only when a
 // rule asks for it, at most once.
-func (s *Server) matchRule(ctx *fasthttp.RequestCtx, rules []links.Rule) int {
+func (s *Server) matchRule(ctx *fasthttp.RequestCtx, st *reqState, rules []links.Rule) int {
 	var (
 		device    []byte
 		devRead   bool
@@ -92,14 +96,14 @@ func (s *Server) matchRule(ctx *fasthttp.RequestCtx, rules []links.Rule) int {
 			}
 		case links.RuleLanguage:
 			if !langRead {
-				lang, langRead = FirstLanguage(ctx.Request.Header.Peek(fasthttp.HeaderAcceptLanguage)), true
+				lang, langRead = FirstLanguage(st.acceptLanguage(ctx)), true
 			}
 			if len(lang) > 0 && equalFold(lang, r.Value) {
 				return i
 			}
 		case links.RuleCountry:
 			if !ccKnown {
-				a, _ := s.clientAddr(ctx)
+				a, _ := st.clientOf(s, ctx)
 				country, countryOK = s.cfg.Countries.Country(a)
 				ccKnown = true
 			}
@@ -115,30 +119,50 @@ var (
 	deviceIOS     = []byte("ios")
 	deviceAndroid = []byte("android")
 	deviceDesktop = []byte("desktop")
-	markAndroid   = []byte("Android")
-	markMobile    = []byte("Mobi")
-	iosMarks      = [][]byte{[]byte("iPhone"), []byte("iPad"), []byte("iPod")}
 )
 
-// DeviceOf is the device family a User-Agent names: "android" if it says
-// Android, "ios" if it names an iPhone, iPad or iPod, "desktop" if it is
-// neither and no other mobile ("Mobi"), nil otherwise (an unknown mobile,
-// an empty agent). An iPad asking for the desktop site (Safari's default
-// since iPadOS 13) reads as a Mac, so as desktop: its agent says nothing
-// else.
+// DeviceOf is the device family a User-Agent names, read from its first
+// comment, the platform ("(iPhone; CPU iPhone OS 17_0 like Mac OS X)"):
+// "android" if it says Android, "ios" if it names an iPhone, iPad or iPod,
+// nil if it says Mobi(le) otherwise (an unknown mobile), "desktop" for any
+// other platform, and nil for an agent with no comment at all (curl, a
+// bot). An iPad asking for the desktop site (Safari's default since
+// iPadOS 13) reads as a Mac, so as desktop: its agent says nothing else.
+// One pass over the comment, with no search of the rest: it runs on the
+// redirect path for every link with a device rule.
 func DeviceOf(ua []byte) []byte {
-	if len(ua) == 0 {
+	open := bytes.IndexByte(ua, '(')
+	if open < 0 {
 		return nil
 	}
-	if bytes.Contains(ua, markAndroid) {
-		return deviceAndroid
+	c := ua[open+1:]
+	if end := bytes.IndexByte(c, ')'); end >= 0 {
+		c = c[:end]
 	}
-	for _, m := range iosMarks {
-		if bytes.Contains(ua, m) {
-			return deviceIOS
+	// The platforms most traffic names come first in the comment: decide
+	// on them without scanning it.
+	switch {
+	case hasPrefix(c, "Windows NT"), hasPrefix(c, "Macintosh"), hasPrefix(c, "X11"):
+		return deviceDesktop
+	case hasPrefix(c, "iPhone"), hasPrefix(c, "iPad"), hasPrefix(c, "iPod"):
+		return deviceIOS
+	}
+	mobile := false
+	for i := 0; i+4 <= len(c); i++ {
+		switch c[i] {
+		case 'A':
+			if i+7 <= len(c) && string(c[i:i+7]) == "Android" {
+				return deviceAndroid
+			}
+		case 'i':
+			if w := c[i : i+4]; string(w) == "iPho" || string(w) == "iPad" || string(w) == "iPod" {
+				return deviceIOS
+			}
+		case 'M':
+			mobile = mobile || string(c[i:i+4]) == "Mobi"
 		}
 	}
-	if bytes.Contains(ua, markMobile) {
+	if mobile {
 		return nil
 	}
 	return deviceDesktop
@@ -168,3 +192,5 @@ func FirstLanguage(h []byte) []byte {
 	}
 	return h[:n]
 }
+
+func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }

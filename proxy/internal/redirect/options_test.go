@@ -171,7 +171,12 @@ func TestDeviceOf(t *testing.T) {
 		"Mozilla/5.0 (Linux; Android 14; SM-X710) Chrome/131.0":        "android",
 		"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Safari/605.1": "desktop",
 		"Mozilla/5.0 (Mobile; rv:48.0) Gecko/48.0 Firefox/48.0 KAIOS":  "",
-		"": "",
+		"": "", "curl/8.5.0": "",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/128.0":                                                 "desktop",
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36":                                          "desktop",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/1":                                   "ios",
+		"Mozilla/5.0 (Linux; U; Android 4.0.3; ko-kr; LG-L160L Build/IML74K) AppleWebkit/534.30 Mobile Safari/534.30":            "android",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 iPhone": "desktop",
 	} {
 		if got := string(DeviceOf([]byte(in))); got != want {
 			t.Errorf("DeviceOf(%q) = %q, want %q", in, got, want)

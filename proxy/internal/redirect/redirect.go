@@ -56,6 +56,8 @@ type Config struct {
 	// Now, if set, is the clock links' expiry is checked against (tests);
 	// nil is the time fasthttp read as the request arrived.
 	Now func() time.Time
+	// Password tunes the checks of password-protected links.
+	Password PasswordConfig
 }
 
 // alwaysRedacted are the request headers whose values are never logged:
@@ -82,6 +84,7 @@ type Server struct {
 	links  *links.Resolver
 	log    AccessLog // nil: logging off (benchmarks only)
 	redact []string  // lower-case names of the headers whose values are not logged
+	pw     *passwords
 
 	statuses [600]atomic.Uint64
 }
@@ -95,7 +98,7 @@ func New(cfg Config, logger *slog.Logger, codec *codes.Codec, lr *links.Resolver
 			redact = append(redact, name)
 		}
 	}
-	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log, redact: redact}
+	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log, redact: redact, pw: newPasswords(cfg.Password)}
 }
 
 var statePool = sync.Pool{New: func() any { return &reqState{} }}
@@ -106,6 +109,31 @@ type reqState struct {
 	addr []byte
 	loc  []byte // a Location built for the request (forwarded query)
 	rule int    // 1 + the index of the redirect rule that matched; 0: none
+	// What both the rules and the log read of a request, read once.
+	client     netip.Addr
+	port       uint16
+	clientRead bool
+	lang       []byte
+	langRead   bool
+}
+
+// clientOf is s.clientAddr of the request, read once per request.
+func (st *reqState) clientOf(s *Server, ctx *fasthttp.RequestCtx) (netip.Addr, uint16) {
+	if !st.clientRead {
+		st.client, st.port = s.clientAddr(ctx)
+		st.clientRead = true
+	}
+	return st.client, st.port
+}
+
+// acceptLanguage is the request's Accept-Language, read once per request:
+// a Peek normalises the name and walks the headers.
+func (st *reqState) acceptLanguage(ctx *fasthttp.RequestCtx) []byte {
+	if !st.langRead {
+		st.lang = ctx.Request.Header.Peek(fasthttp.HeaderAcceptLanguage)
+		st.langRead = true
+	}
+	return st.lang
 }
 
 // Handle is the fasthttp handler.
@@ -115,7 +143,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*reqState)
 	rec := &st.rec
 	rec.Reset()
-	st.rule = 0
+	st.rule, st.clientRead, st.langRead = 0, false, false
 	s.answer(ctx, st)
 	status := ctx.Response.StatusCode()
 	if status >= 0 && status < len(s.statuses) {
@@ -131,7 +159,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 func (s *Server) fillRecord(ctx *fasthttp.RequestCtx, st *reqState, start time.Time, status int) {
 	rec := &st.rec
 	rec.Time = start.Add(s.cfg.ClockOffset).UnixNano()
-	addr, port := s.clientAddr(ctx)
+	addr, port := st.clientOf(s, ctx)
 	st.addr = addr.AppendTo(st.addr[:0])
 	rec.ClientAddr, rec.ClientPort = st.addr, port
 	h := &ctx.Request.Header
@@ -145,7 +173,7 @@ func (s *Server) fillRecord(ctx *fasthttp.RequestCtx, st *reqState, start time.T
 	rec.ReplicaLagNS = s.links.LagNS()
 	rec.UserAgent = h.UserAgent()
 	rec.Referrer = h.Referer()
-	rec.AcceptLanguage = h.Peek(fasthttp.HeaderAcceptLanguage)
+	rec.AcceptLanguage = st.acceptLanguage(ctx)
 	for k, v := range h.All() {
 		if hasColumn(k) {
 			continue
@@ -320,9 +348,10 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reqState) {
 		page(ctx, fasthttp.StatusBadRequest, pageBad)
 		return
 	}
-	if !ctx.IsGet() && !ctx.IsHead() {
-		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
-		page(ctx, fasthttp.StatusMethodNotAllowed, page405)
+	// POST is for a password-protected link's form, checked once the
+	// link is known.
+	if !ctx.IsGet() && !ctx.IsHead() && !ctx.IsPost() {
+		methodNotAllowed(ctx)
 		return
 	}
 	path := ctx.Path()
@@ -340,6 +369,9 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reqState) {
 		e, out, err = s.links.Resolve(context.Background(), id)
 	} else if IsAliasShaped(name) {
 		e, out, err = s.links.ResolveAlias(context.Background(), name)
+	} else if ctx.IsPost() {
+		methodNotAllowed(ctx) // no database touched
+		return
 	} else {
 		page(ctx, fasthttp.StatusNotFound, page404) // no database touched
 		return
@@ -348,6 +380,10 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reqState) {
 	switch {
 	case err == nil:
 		rec.LinkID = e.ID
+		if ctx.IsPost() && (e.Opts == nil || e.Opts.PasswordHash == "") {
+			methodNotAllowed(ctx)
+			return
+		}
 		if e.Disabled {
 			page(ctx, fasthttp.StatusGone, page410)
 			return
@@ -357,12 +393,19 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reqState) {
 			return
 		}
 		writeLocation(ctx, e.Type, unsafe.Slice(unsafe.StringData(e.Target), len(e.Target)))
+	case errors.Is(err, sfsql.ErrNotFound) && ctx.IsPost():
+		methodNotAllowed(ctx) // as for any link without a password
 	case errors.Is(err, sfsql.ErrNotFound):
 		page(ctx, fasthttp.StatusNotFound, page404)
 	default:
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "2")
 		page(ctx, fasthttp.StatusServiceUnavailable, page503)
 	}
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
+	page(ctx, fasthttp.StatusMethodNotAllowed, page405)
 }
 
 // writeLocation answers with the link's redirect type to loc and a
