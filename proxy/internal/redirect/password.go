@@ -4,6 +4,7 @@ import (
 	"html"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -21,9 +22,11 @@ import (
 //   - argon2id is costly on purpose (the primary hashes link passwords at
 //     9 MiB and 4 passes: tens of ms of one core). The checks run on a
 //     bounded pool, PasswordConfig.Workers slots (default 1: at most one
-//     of a 2-core proxy's cores); a guess that finds every slot taken is
-//     answered 503 at once, without hashing, so a flood of guesses costs
-//     the proxy a cheap refusal each and redirects keep the other core.
+//     of a 2-core proxy's cores). A guess that finds every slot taken
+//     waits for one, up to PasswordConfig.Wait, in a line of at most
+//     PasswordConfig.MaxWaiting; past either it is answered 503 without
+//     hashing. Waiting guesses sleep rather than spin, so a flood costs
+//     one core at most, and redirects keep the other.
 //   - Guesses are limited per link and client address (a token bucket,
 //     PasswordConfig.Every and Burst), in an otter cache bounded in
 //     entries so a flood of addresses cannot grow memory; over the limit
@@ -41,6 +44,10 @@ type PasswordConfig struct {
 	Burst int
 	// MaxClients bounds the buckets kept (default 100,000).
 	MaxClients int
+	// Wait is how long a guess may wait for a slot (default 100ms), and
+	// MaxWaiting how many may wait at once (default 16).
+	Wait       time.Duration
+	MaxWaiting int
 }
 
 func (c *PasswordConfig) defaults() {
@@ -56,12 +63,19 @@ func (c *PasswordConfig) defaults() {
 	if c.MaxClients <= 0 {
 		c.MaxClients = 100_000
 	}
+	if c.Wait <= 0 {
+		c.Wait = 100 * time.Millisecond
+	}
+	if c.MaxWaiting <= 0 {
+		c.MaxWaiting = 16
+	}
 }
 
 // passwords holds the pool's slots and the guess buckets.
 type passwords struct {
 	cfg     PasswordConfig
 	slots   chan struct{}
+	waiting atomic.Int32
 	buckets *otter.Cache[string, *rate.Limiter]
 }
 
@@ -88,9 +102,7 @@ func (p *passwords) allow(id int64, a string) bool {
 // check compares pw with hash on a pool slot; busy is true when every
 // slot was taken and nothing was compared.
 func (p *passwords) check(pw []byte, hash string) (ok, busy bool) {
-	select {
-	case p.slots <- struct{}{}:
-	default:
+	if !p.acquire() {
 		return false, true
 	}
 	defer func() { <-p.slots }()
@@ -162,4 +174,26 @@ func passwordForm(ctx *fasthttp.RequestCtx, status int, target []byte, msg strin
 	body += "<form method=post action=\"" + html.EscapeString(action) + "\"><input type=password name=password autofocus required maxlength=256 " +
 		"aria-label=Password autocomplete=off> <button type=submit>Continue</button></form>\n"
 	page(ctx, status, []byte(body))
+}
+
+// acquire takes a pool slot, waiting in the bounded line if need be.
+func (p *passwords) acquire() bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if p.waiting.Add(1) > int32(p.cfg.MaxWaiting) {
+		p.waiting.Add(-1)
+		return false
+	}
+	defer p.waiting.Add(-1)
+	t := time.NewTimer(p.cfg.Wait)
+	defer t.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
 }
