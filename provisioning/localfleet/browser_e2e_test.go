@@ -179,4 +179,5 @@ func TestBrowserDashboard(t *testing.T) {
 	if strings.Count(fleet, "ready") != 2 || !regexp.MustCompile(`\d+ run\s.*\bok\b`).MatchString(fleet) {
 		t.Fatalf("fleet page:\n%s", fleet)
 	}
+	browseProtected(t, bctx, base, landingURL)
 }
