@@ -176,6 +176,7 @@ type Resolver struct {
 
 	hits, cacheMisses, replicaLookups, primaryAsks, primaryErrors, misses atomic.Uint64
 	evictions, conflictRetries, replicaErrors, windowRejections, batches  atomic.Uint64
+	badRules                                                              atomic.Uint64
 }
 
 // New returns a Resolver; Run must be running for it to follow the replica.
@@ -226,6 +227,9 @@ func (r *Resolver) Resolve(ctx context.Context, id int64) (Entry, Outcome, error
 		gen := r.gen.Load()
 		e, out, err := r.lookup(ctx, id)
 		if err == nil {
+			if e.Opts != nil && e.Opts.BadRules {
+				r.badRules.Add(1)
+			}
 			r.fill(id, e, gen)
 		}
 		return result{e, out}, err
@@ -386,6 +390,10 @@ type Stats struct {
 	CacheEntries                                                          int
 	CacheBytes                                                            uint64
 	Aliases                                                               int
+
+	// BadRules counts lookups of links whose stored rules did not parse
+	// (they redirect to their own target).
+	BadRules uint64
 }
 
 // Stats returns the counters.
@@ -397,7 +405,7 @@ func (r *Resolver) Stats() Stats {
 		Hits: r.hits.Load(), CacheMisses: r.cacheMisses.Load(), ReplicaLookups: r.replicaLookups.Load(), PrimaryAsks: r.primaryAsks.Load(),
 		PrimaryErrors: r.primaryErrors.Load(), Misses: r.misses.Load(), Evictions: r.evictions.Load(),
 		ConflictRetries: r.conflictRetries.Load(), ReplicaErrors: r.replicaErrors.Load(),
-		WindowRejections: r.windowRejections.Load(), Batches: r.batches.Load(),
+		WindowRejections: r.windowRejections.Load(), Batches: r.batches.Load(), BadRules: r.badRules.Load(),
 		CacheEntries: r.cache.EstimatedSize(), CacheBytes: r.cache.WeightedSize(), Aliases: n,
 	}
 }

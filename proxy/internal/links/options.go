@@ -1,8 +1,6 @@
 package links
 
 import (
-	"time"
-
 	sfsql "shortfleet/sql"
 )
 
@@ -94,12 +92,4 @@ func (o *Options) weight() uint32 {
 		n += 48 + len(r.Value) + len(r.Target)
 	}
 	return uint32(n)
-}
-
-// ExpiresTime is ExpiresAt as a time, for messages; zero when never.
-func (o *Options) ExpiresTime() time.Time {
-	if o == nil || o.ExpiresAt == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, o.ExpiresAt).UTC()
 }

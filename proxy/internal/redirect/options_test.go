@@ -123,6 +123,9 @@ func TestRedirectRules(t *testing.T) {
 	fr := e.featureLink("https://example.com/default", nil, true, `[
 		{"kind":"country","value":"FR","target":"https://example.com/fr?a=1"},
 		{"kind":"device","value":"desktop","target":"https://example.com/desktop"}]`)
+	// Rules the primary would refuse (written past it): the link goes to
+	// its own target, and the proxy counts it.
+	bad := e.featureLink("https://example.com/default", nil, false, `[{"kind":"moon","value":"full","target":"https://example.com/moon"}]`)
 	e.waitReplay()
 	const (
 		iphone  = "User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148\r\n"
@@ -142,6 +145,7 @@ func TestRedirectRules(t *testing.T) {
 		{"no match", "/" + e.code(fr), []string{iphone}, "https://example.com/default"},
 		{"no match, forwarded", "/" + e.code(fr) + "?u=1", []string{iphone}, "https://example.com/default?u=1"},
 		{"rule target, forwarded", "/" + e.code(fr) + "?u=1", []string{desktop}, "https://example.com/desktop?u=1"},
+		{"bad rules", "/" + e.code(bad), []string{desktop}, "https://example.com/default"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for round := range 2 {
@@ -151,6 +155,9 @@ func TestRedirectRules(t *testing.T) {
 				}
 			}
 		})
+	}
+	if n := e.resolver.Stats().BadRules; n != 1 {
+		t.Fatalf("%d lookups of bad rules counted, want 1", n)
 	}
 }
 
