@@ -159,6 +159,17 @@ func TestRedirectRules(t *testing.T) {
 	if n := e.resolver.Stats().BadRules; n != 1 {
 		t.Fatalf("%d lookups of bad rules counted, want 1", n)
 	}
+	// The log says which rule answered: 1 + its index, 0 for none.
+	got := map[[2]int64]int{}
+	for _, row := range e.records() {
+		got[[2]int64{row.LinkID, int64(row.Rule)}]++
+	}
+	want := map[[2]int64]int{{id, 1}: 2, {id, 2}: 2, {id, 3}: 2, {id, 4}: 4, {fr, 0}: 4, {fr, 2}: 2, {bad, 0}: 2}
+	for k, n := range want {
+		if got[k] != n {
+			t.Fatalf("link %d logged with rule %d %d times, want %d (all: %v)", k[0], k[1], got[k], n, got)
+		}
+	}
 }
 
 func TestFirstLanguage(t *testing.T) {

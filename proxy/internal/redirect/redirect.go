@@ -170,6 +170,7 @@ func (s *Server) fillRecord(ctx *fasthttp.RequestCtx, st *reqState, start time.T
 	rec.Query = uri.QueryString()
 	rec.Proto = h.Protocol()
 	rec.Status = uint16(status)
+	rec.Rule = uint8(st.rule)
 	rec.ReplicaLagNS = s.links.LagNS()
 	rec.UserAgent = h.UserAgent()
 	rec.Referrer = h.Referer()
