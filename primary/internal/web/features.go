@@ -120,3 +120,22 @@ func deref(p *int64) int64 {
 	}
 	return *p
 }
+
+// editValues fills the edit form: with what a refused edit sent, so
+// nothing typed is lost, else with the link's values.
+func (d *linkData) editValues(r *http.Request, errMsg string) {
+	if errMsg != "" && r.Method == http.MethodPost && r.PostFormValue("action") == "edit" {
+		f := r.PostForm
+		d.EditTarget, d.ExpiresValue, d.MaxClicksValue, d.RulesText = f.Get("target"), f.Get("expires_at"), f.Get("max_clicks"), f.Get("rules")
+		d.ForwardQuery = f.Get("forward_query") == "on"
+		return
+	}
+	l := d.Link
+	d.EditTarget, d.RulesText, d.ForwardQuery = l.Target, linkreq.FormatRulesText(l.Rules), l.ForwardQuery
+	if l.ExpiresAt != nil {
+		d.ExpiresValue = l.ExpiresAt.Format(formTime)
+	}
+	if l.MaxClicks != nil {
+		d.MaxClicksValue = strconv.FormatInt(*l.MaxClicks, 10)
+	}
+}

@@ -57,8 +57,8 @@ func TestLinkOptionsForm(t *testing.T) {
 			}
 			f.Set("action", "edit")
 			resp, body = b.post("/links/"+code, "/links/"+code, f)
-			if resp.StatusCode != 400 || !strings.Contains(body, tc.msg) {
-				t.Fatalf("edit: %d, want 400 naming %q:\n%s", resp.StatusCode, tc.msg, body)
+			if resp.StatusCode != 400 || !strings.Contains(body, tc.msg) || !strings.Contains(body, `value="https://example.com/kept"`) {
+				t.Fatalf("edit: %d, want 400 naming %q with the typed target kept:\n%s", resp.StatusCode, tc.msg, body)
 			}
 		})
 	}

@@ -530,8 +530,9 @@ type linkData struct {
 	Ranges             []string
 	Types              []int
 	Stopped            string // why the link does not redirect
-	ExpiresValue       string // the expiry as the edit form's datetime-local value
-	RulesText          string
+	// The edit form's values: the link's, or what a refused edit sent.
+	EditTarget, ExpiresValue, MaxClicksValue, RulesText string
+	ForwardQuery                                        bool
 }
 
 var topTitles = map[string]string{sfsql.DimReferrer: "Referrers", sfsql.DimCountry: "Countries", sfsql.DimBrowser: "Browsers",
@@ -566,10 +567,8 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, fl
 	}
 	d := linkData{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code, Stats: st, BotPercent: 100 * st.BotShare(),
 		Chart: Chart(st), Range: rng, Ranges: []string{"24h", "48h", "7d", "30d", "90d", "365d"}, Types: []int{302, 301, 307, 308},
-		Stopped: stopText(l), RulesText: linkreq.FormatRulesText(l.Rules)}
-	if l.ExpiresAt != nil {
-		d.ExpiresValue = l.ExpiresAt.Format(formTime)
-	}
+		Stopped: stopText(l)}
+	d.editValues(r, errMsg)
 	if l.Alias != "" {
 		d.AliasURL = s.cfg.ShortBase + "/" + l.Alias
 	}

@@ -153,7 +153,7 @@ func (s *Server) answerPassword(ctx *fasthttp.RequestCtx, e links.Entry, target 
 // form-action to the redirect that answers the post).
 func passwordForm(ctx *fasthttp.RequestCtx, status int, target []byte, msg string) {
 	csp := "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-	if u, err := url.Parse(string(target)); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+	if u, err := url.Parse(string(target)); err == nil && (u.Scheme == "https" || u.Scheme == "http") && plainHost(u.Host) {
 		csp += " " + u.Scheme + "://" + u.Host
 	}
 	h := &ctx.Response.Header
@@ -196,4 +196,20 @@ func (p *passwords) acquire() bool {
 	case <-t.C:
 		return false
 	}
+}
+
+// plainHost reports a host (and port) made of letters, digits and . - : [ ]
+// only: URL syntax allows more in a host (sub-delimiters such as ';'),
+// which must not reach a header whose directives ';' separates.
+func plainHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
 }

@@ -110,3 +110,12 @@ func TestPasswordLink(t *testing.T) {
 		t.Fatalf("logged POST outcomes %v, want 403:1 302:3 429:1 503:1", got)
 	}
 }
+
+func TestPlainHost(t *testing.T) {
+	for h, want := range map[string]bool{"example.com": true, "example.com:8443": true, "[2001:db8::1]:443": true,
+		"a;script-src": false, "a b": false, "": false, "ex'ample": false} {
+		if got := plainHost(h); got != want {
+			t.Errorf("plainHost(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
