@@ -164,6 +164,9 @@ func (db *DB) Country(a netip.Addr) ([2]byte, bool) {
 	if a.Is4() {
 		return db.country4(u32(a))
 	}
+	if x, ok := embeddedV4(a); ok {
+		return db.country4(x)
+	}
 	rs := db.ranges
 	// The first range whose hi is >= a.
 	lo, hi := 0, len(rs)
@@ -214,4 +217,26 @@ func (db *DB) country4(x uint32) ([2]byte, bool) {
 		return rs[lo].cc, true
 	}
 	return [2]byte{}, false
+}
+
+// embeddedV4 is the IPv4 address some IPv6 ranges stand for, as MaxMind
+// databases alias them to their IPv4 data (and the reader follows): an
+// IPv4-compatible address (::a.b.c.d), 6to4 (2002:aabb:ccdd::/48) and
+// Teredo (2001:0:aabb:ccdd::/64). IPv4-mapped addresses were unmapped
+// already.
+func embeddedV4(a netip.Addr) (uint32, bool) {
+	b := a.As16()
+	v4 := func(i int) uint32 { return uint32(b[i])<<24 | uint32(b[i+1])<<16 | uint32(b[i+2])<<8 | uint32(b[i+3]) }
+	switch {
+	case b[0] == 0x20 && b[1] == 0x02:
+		return v4(2), true
+	case b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0:
+		return v4(4), true
+	}
+	for _, c := range b[:12] {
+		if c != 0 {
+			return 0, false
+		}
+	}
+	return v4(12), true
 }
