@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alexedwards/argon2id"
 	"github.com/valyala/fasthttp"
@@ -116,6 +117,37 @@ func TestPlainHost(t *testing.T) {
 		"a;script-src": false, "a b": false, "": false, "ex'ample": false} {
 		if got := plainHost(h); got != want {
 			t.Errorf("plainHost(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+// TestPasswordPoolBounded: with every slot taken, guesses wait in a line
+// of at most MaxWaiting; one more is refused at once, without waiting its
+// turn; a slot freed goes to a waiting guess.
+func TestPasswordPoolBounded(t *testing.T) {
+	hash, err := argon2id.CreateHash("the password", testPasswordParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPasswords(PasswordConfig{Workers: 1, Wait: time.Hour, MaxWaiting: 2})
+	p.slots <- struct{}{} // every slot taken
+	results := make(chan bool, 2)
+	for range 2 {
+		go func() {
+			ok, busy := p.check([]byte("the password"), hash)
+			results <- ok && !busy
+		}()
+	}
+	for p.waiting.Load() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if ok, busy := p.check([]byte("the password"), hash); ok || !busy {
+		t.Fatalf("a guess past the line: ok %v busy %v, want refused at once", ok, busy)
+	}
+	<-p.slots // the slot is free: the waiting guesses are checked in turn
+	for range 2 {
+		if !<-results {
+			t.Fatal("a waiting guess was not checked")
 		}
 	}
 }
