@@ -10,7 +10,8 @@ import (
 
 func TestParseRulesText(t *testing.T) {
 	rs, err := ParseRulesText("Device ios https://a.example/\r\n\n  country FR   https://b.example/x?y=1 \nlanguage fr https://c.example/")
-	want := []sfsql.Rule{{"device", "ios", "https://a.example/"}, {"country", "FR", "https://b.example/x?y=1"}, {"language", "fr", "https://c.example/"}}
+	want := []sfsql.Rule{{Kind: "device", Value: "ios", Target: "https://a.example/"},
+		{Kind: "country", Value: "FR", Target: "https://b.example/x?y=1"}, {Kind: "language", Value: "fr", Target: "https://c.example/"}}
 	if err != nil || !reflect.DeepEqual(rs, want) {
 		t.Fatalf("got %v, %v; want %v", rs, err, want)
 	}
