@@ -53,6 +53,7 @@ type columns struct {
 	cache, userAgent, referrer, acceptLang              strCol
 	headerOffsets                                       []int32 // list offsets into the header columns
 	headerName, headerValue                             strCol
+	rule                                                []uint8
 }
 
 func (c *columns) strCols() []*strCol {
@@ -63,7 +64,7 @@ func (c *columns) strCols() []*strCol {
 func (c *columns) reset() {
 	c.rows = 0
 	c.time, c.linkID, c.latency, c.replicaLag = c.time[:0], c.linkID[:0], c.latency[:0], c.replicaLag[:0]
-	c.clientPort, c.status = c.clientPort[:0], c.status[:0]
+	c.clientPort, c.status, c.rule = c.clientPort[:0], c.status[:0], c.rule[:0]
 	for _, s := range c.strCols() {
 		s.reset()
 	}
@@ -94,17 +95,18 @@ func (c *columns) append(proxy string, r *Record) {
 		c.headerValue.append(h.Value)
 	}
 	c.headerOffsets = append(c.headerOffsets, int32(len(c.headerName.offsets)-1))
+	c.rule = append(c.rule, r.Rule)
 }
 
 // sliceBytes views a slice of fixed-width values as bytes, without copying.
-func sliceBytes[T int64 | int32 | uint16](s []T) []byte {
+func sliceBytes[T int64 | int32 | uint16 | uint8](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(s[0])))
 }
 
-func fixedData[T int64 | int32 | uint16](t arrow.DataType, s []T) arrow.ArrayData {
+func fixedData[T int64 | int32 | uint16 | uint8](t arrow.DataType, s []T) arrow.ArrayData {
 	return array.NewData(t, len(s), []*memory.Buffer{nil, memory.NewBufferBytes(sliceBytes(s))}, nil, 0, 0)
 }
 
@@ -137,6 +139,7 @@ func (c *columns) record(schema *arrow.Schema) arrow.RecordBatch {
 	data[ColReferrer] = c.referrer.arrayData()
 	data[ColAcceptLanguage] = c.acceptLang.arrayData()
 	data[ColHeaders] = headers
+	data[ColRule] = fixedData(f[ColRule].Type, c.rule)
 	arrs := make([]arrow.Array, numCols)
 	for i, d := range data {
 		arrs[i] = array.MakeFromData(d)

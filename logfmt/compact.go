@@ -103,10 +103,11 @@ func sealFile(dir, openPath, name string, alloc memory.Allocator) (Entry, error)
 	if err != nil {
 		return Entry{}, err
 	}
-	if version != Version {
-		return Entry{}, fmt.Errorf("%w: open segment of format version %d, want %d", ErrCorrupt, version, Version)
+	sealedVersion, ok := sealedOf[version]
+	if !ok {
+		return Entry{}, fmt.Errorf("%w: open segment of format version %d, want 1 or %d", ErrCorrupt, version, Version)
 	}
-	sealed := schemaOf(SealedVersion, proxy)
+	sealed := schemaOf(sealedVersion, proxy)
 	enc := newDictEncoder()
 	tmp := filepath.Join(dir, name+".tmp")
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -120,7 +121,7 @@ func sealFile(dir, openPath, name string, alloc memory.Allocator) (Entry, error)
 	}
 	hw := &hashWriter{w: out, sum: sha256.New()}
 	w := ipc.NewWriter(hw, ipc.WithSchema(sealed), ipc.WithZstd(), ipc.WithAllocator(alloc))
-	e := Entry{Name: name, Version: SealedVersion}
+	e := Entry{Name: name, Version: sealedVersion}
 	var batch []arrow.RecordBatch
 	var rows int64
 	flush := func() error {

@@ -25,7 +25,7 @@
 //	┌──────────────────────────────────────────────────────────────┐
 //	│ schema message                                               │
 //	│   fields: time … headers (see below)                         │
-//	│   metadata: shortfleet.logfmt.version = "2" (open: "1")      │
+//	│   metadata: shortfleet.logfmt.version = "4" (open: "3")      │
 //	│             shortfleet.proxy          = "proxy-01"           │
 //	├──────────────────────────────────────────────────────────────┤
 //	│ (sealed) dictionary batches: user_agent, referrer, language  │
@@ -92,6 +92,19 @@
 // classifies each once, instead of once a row. Batch.Plain spells a
 // version 2 batch out as version 1.
 //
+// # Versions 3 and 4: the rule column
+//
+// Version 3 (open) and 4 (sealed) are versions 1 and 2 with one more
+// column at the end:
+//
+//	rule             uint8               1 + the index of the link's redirect rule that gave
+//	                                     the target (issue 21); 0 when none did or the link has none
+//
+// A proxy writes version 3 and seals it as 4. A version 1 open segment a
+// proxy left before its upgrade is still sealed as version 2. Readers
+// read all four versions; Row.Rule and Batch.RuleOf read 0 from versions
+// 1 and 2, and Batch.Plain spells version 4 out as 3 (2 as 1).
+//
 // # Manifest
 //
 // manifest.jsonl has one JSON object per line for each sealed segment:
@@ -137,6 +150,6 @@
 // segment, which mapreduce leaves pending for an upgraded reader), and any
 // other version it does not know with ErrCorrupt. A version once written is never changed:
 // a change of columns is the next version, and readers keep reading the old
-// ones. testdata/v1.arrows (sealed when sealing wrote version 1) and
-// testdata/v2.arrows are read by a test forever.
+// ones. testdata/v1.arrows (sealed when sealing wrote version 1),
+// testdata/v2.arrows and testdata/v4.arrows are read by a test forever.
 package logfmt

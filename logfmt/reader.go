@@ -180,6 +180,8 @@ type Batch struct {
 	Headers        *array.List
 	headerNames    *array.String
 	headerValues   *array.String
+	// Rule is nil in segments before version 3, which read as 0.
+	Rule *array.Uint8
 
 	// skip marks the DictColumns a projected read leaves out: their
 	// indices are zeros, and they read as empty strings.
@@ -214,7 +216,19 @@ func (b *Batch) set(rec arrow.RecordBatch) (err error) {
 	st := b.Headers.ListValues().(*array.Struct)
 	b.headerNames = st.Field(0).(*array.String)
 	b.headerValues = st.Field(1).(*array.String)
+	b.Rule = nil
+	if rec.NumCols() > ColRule {
+		b.Rule = rec.Column(ColRule).(*array.Uint8)
+	}
 	return nil
+}
+
+// RuleOf is row i's Rule, 0 in segments before version 3.
+func (b *Batch) RuleOf(i int) uint8 {
+	if b.Rule == nil {
+		return 0
+	}
+	return b.Rule.Value(i)
 }
 
 // Strings is a string column, plain (format version 1) or
@@ -260,8 +274,8 @@ func (s *Strings) Dictionary() (values *array.String, indices []int32, ok bool) 
 	return s.dict, s.indices, s.dict != nil
 }
 
-// Plain returns the batch with version 1's columns: dictionary-encoded
-// strings spelled out. Release it after use. A few bytes of dictionary can
+// Plain returns the batch with its open version's columns (1 for a
+// version 2 batch, 3 for 4): dictionary-encoded strings spelled out. Release it after use. A few bytes of dictionary can
 // stand for many of strings: a column that would spell out to more than
 // maxAlloc bytes is ErrCorrupt.
 func (b *Batch) Plain() (arrow.RecordBatch, error) {
@@ -292,7 +306,11 @@ func (b *Batch) Plain() (arrow.RecordBatch, error) {
 		d.Release()
 		owned = append(owned, cols[c])
 	}
-	rec := array.NewRecordBatch(schemaOf(Version, proxy), cols, b.Rec.NumRows())
+	plain := 1
+	if b.Rec.NumCols() > ColRule {
+		plain = 3
+	}
+	rec := array.NewRecordBatch(schemaOf(plain, proxy), cols, b.Rec.NumRows())
 	for _, a := range owned {
 		a.Release()
 	}
@@ -346,6 +364,7 @@ type Row struct {
 	Referrer       string
 	AcceptLanguage string
 	Headers        [][2]string
+	Rule           uint8
 }
 
 // Row copies row i out of the batch.
@@ -368,6 +387,7 @@ func (b *Batch) Row(i int) Row {
 		UserAgent:      clone(b.UserAgent.Value(i)),
 		Referrer:       clone(b.Referrer.Value(i)),
 		AcceptLanguage: clone(b.AcceptLanguage.Value(i)),
+		Rule:           b.RuleOf(i),
 	}
 	for j := range b.HeaderCount(i) {
 		n, v := b.Header(i, j)

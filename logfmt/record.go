@@ -41,6 +41,9 @@ type Record struct {
 	Referrer       []byte
 	AcceptLanguage []byte
 	Headers        []Header
+	// Rule is 1 + the index of the link's redirect rule that gave the
+	// target, 0 for none (format version 3 on; older segments read 0).
+	Rule uint8
 }
 
 // Reset clears r for reuse, keeping its header slice's capacity.

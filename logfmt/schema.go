@@ -10,13 +10,18 @@ import (
 
 // Format versions. Version is that of open segments, which a proxy writes
 // batch by batch as requests come. SealedVersion is that of the segments
-// sealing makes of them: version 1's columns, with user_agent, referrer
-// and accept_language dictionary-encoded (see DictColumns). Readers read
-// both.
+// sealing makes of them: Version's columns, with user_agent, referrer and
+// accept_language dictionary-encoded (see DictColumns). Versions 1 (open)
+// and 2 (sealed) are version 3 and 4 without the rule column; readers read
+// all four, and sealing still seals a version 1 open segment (left by a
+// proxy before its upgrade) as version 2.
 const (
-	Version       = 1
-	SealedVersion = 2
+	Version       = 3
+	SealedVersion = 4
 )
+
+// sealedOf is the version sealing makes of each open version.
+var sealedOf = map[int]int{1: 2, 3: 4}
 
 // Schema metadata keys every segment carries.
 const (
@@ -45,6 +50,9 @@ const (
 	ColReferrer
 	ColAcceptLanguage
 	ColHeaders
+	// ColRule is version 3's column after version 1's: which redirect rule
+	// of the link answered (see Record.Rule).
+	ColRule
 	numCols
 )
 
@@ -93,8 +101,12 @@ var fieldsV2 = func() []arrow.Field {
 	return f
 }()
 
+// ruleField is the column versions 3 and 4 add to 1 and 2.
+var ruleField = arrow.Field{Name: "rule", Type: arrow.PrimitiveTypes.Uint8}
+
 // fieldsOf are each version's columns.
-var fieldsOf = map[int][]arrow.Field{1: fieldsV1, 2: fieldsV2}
+var fieldsOf = map[int][]arrow.Field{1: fieldsV1, 2: fieldsV2,
+	3: append(slices.Clone(fieldsV1), ruleField), 4: append(slices.Clone(fieldsV2), ruleField)}
 
 // Schema returns the Arrow schema of format version 1 for segments written
 // by the named proxy.
@@ -124,7 +136,7 @@ func checkSchema(s *arrow.Schema) (version int, proxy string, err error) {
 		return 0, "", fmt.Errorf("%w: segment format version %q", ErrCorrupt, vs)
 	case fields == nil:
 		// A newer writer's: left for a reader that knows it.
-		return 0, "", fmt.Errorf("%w: segment format version %q, this build reads versions %d and %d", ErrUnknownVersion, vs, Version, SealedVersion)
+		return 0, "", fmt.Errorf("%w: segment format version %q, this build reads versions 1 to %d", ErrUnknownVersion, vs, SealedVersion)
 	}
 	proxy, _ = s.Metadata().GetValue(MetaProxy)
 	if s.NumFields() != len(fields) {

@@ -23,6 +23,7 @@ import (
 	"shortfleet/logfmt"
 	"shortfleet/proxy/internal/accesslog"
 	"shortfleet/proxy/internal/admin"
+	"shortfleet/proxy/internal/geo"
 	"shortfleet/proxy/internal/links"
 	"shortfleet/proxy/internal/metrics"
 	"shortfleet/proxy/internal/redirect"
@@ -57,6 +58,7 @@ func main() {
 		clockOffset = flag.Duration("clock-offset", 0, "add this to the time of every log record (fault drills: a proxy whose clock is off)")
 		proxyProto  = flag.Bool("proxy-protocol", false, "accept the PROXY protocol (v1 or v2) from trusted proxies")
 		redact      = flag.String("redact-headers", env("SHORTFLEET_REDACT_HEADERS", ""), "comma-separated request headers (any case) whose values are logged as "+logfmt.Redacted+", besides Authorization, Cookie and Proxy-Authorization, which always are")
+		countryDB   = flag.String("country-db", env("SHORTFLEET_COUNTRY_DB", ""), "MaxMind-format country database (GeoLite2 Country or ip-location-db's geo-whois-asn-country) for links' country rules; empty: country rules never match")
 	)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("proxy", *id)
@@ -87,6 +89,15 @@ func main() {
 	redactNames, err := redirect.ParseRedactHeaders(*redact)
 	if err != nil {
 		fatal(logger, err.Error())
+	}
+
+	var countries *geo.DB
+	if *countryDB != "" {
+		t0 := time.Now()
+		if countries, err = geo.Open(*countryDB); err != nil {
+			fatal(logger, err.Error())
+		}
+		logger.Info("country database loaded", "path", *countryDB, "ranges", countries.Len(), "took", time.Since(t0).Round(time.Millisecond))
 	}
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -131,7 +142,8 @@ func main() {
 		}
 		alog = logw
 	}
-	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset, RedactHeaders: redactNames}, logger, codec, resolver, alog)
+	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset, RedactHeaders: redactNames,
+		Countries: countries}, logger, codec, resolver, alog)
 	srv := rs.HTTPServer(redirect.DefaultLimits(), logger)
 	// Watch for SIGTERM before anyone can know we listen: a stop sent
 	// right after "listening on" must stop us in order, not kill us.

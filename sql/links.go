@@ -25,6 +25,8 @@ type Link struct {
 	Target       string
 	RedirectType int
 	Disabled     bool
+	// LinkFeatures are issue 21's per-link options (linkrules.go).
+	LinkFeatures
 }
 
 // LinkByID looks a link up by primary key. Proxies run it on their replica.
@@ -32,8 +34,8 @@ func LinkByID(ctx context.Context, q Querier, id int64) (Link, error) {
 	l := Link{ID: id}
 	var rt int16
 	err := q.QueryRow(ctx,
-		`SELECT target, redirect_type, disabled FROM links WHERE id = $1`, id,
-	).Scan(&l.Target, &rt, &l.Disabled)
+		`SELECT target, redirect_type, disabled, `+featureColumns+` FROM links WHERE id = $1`, id,
+	).Scan(append([]any{&l.Target, &rt, &l.Disabled}, l.featureDests()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Link{}, ErrNotFound
 	}
@@ -77,7 +79,7 @@ func AliasLink(ctx context.Context, q Querier, alias string) (int64, error) {
 // LinksByIDs looks up several links by primary key in one round trip; ids
 // without a link are absent from the result, which follows no order.
 func LinksByIDs(ctx context.Context, q Querier, ids []int64, out []Link) ([]Link, error) {
-	rows, err := q.Query(ctx, `SELECT id, target, redirect_type, disabled FROM links WHERE id = ANY($1)`, ids)
+	rows, err := q.Query(ctx, `SELECT id, target, redirect_type, disabled, `+featureColumns+` FROM links WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return out, fmt.Errorf("look up %d links: %w", len(ids), err)
 	}
@@ -85,7 +87,7 @@ func LinksByIDs(ctx context.Context, q Querier, ids []int64, out []Link) ([]Link
 	for rows.Next() {
 		var l Link
 		var rt int16
-		if err := rows.Scan(&l.ID, &l.Target, &rt, &l.Disabled); err != nil {
+		if err := rows.Scan(append([]any{&l.ID, &l.Target, &rt, &l.Disabled}, l.featureDests()...)...); err != nil {
 			return out, fmt.Errorf("look up %d links: %w", len(ids), err)
 		}
 		l.RedirectType = int(rt)

@@ -181,4 +181,5 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	browseAccounts(t, bctx, f, base)
 	browseAdmin(t, bctx, f, base, landingURL)
+	browseProtected(t, bctx, base, landingURL)
 }

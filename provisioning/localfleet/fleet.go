@@ -551,7 +551,7 @@ func (f *Fleet) proxyApp(i int) *App {
 		args = append(args, f.cfg.ProxyArgsFor(i)...)
 	}
 	return f.newApp(id, args, "SHORTFLEET_REPLICA_DSN="+f.Replicas[i].DSN(Database),
-		"SHORTFLEET_PRIMARY_DSN="+f.PrimaryDSN())
+		"SHORTFLEET_PRIMARY_DSN="+f.PrimaryDSN(), "SHORTFLEET_COUNTRY_DB="+f.cfg.GeoIPPath)
 }
 
 // StartDB starts a member again after its Stop or Kill: a host back

@@ -719,10 +719,10 @@ func BenchmarkLocalSegments(b *testing.B) {
 	})
 }
 
-// TestMapCombineVersions: a segment sealed as version 2, its strings
-// dictionary-encoded and classified once per distinct value, gives the
-// same clicks, hours, dimensions and visitors as the same records in a
-// version 1 segment, classified row by row.
+// TestMapCombineVersions: a sealed segment (version 4, 2 before issue
+// 21), its strings dictionary-encoded and classified once per distinct
+// value, gives the same clicks, hours, dimensions and visitors as the same
+// records in a plain segment (version 3, 1 before), classified row by row.
 func TestMapCombineVersions(t *testing.T) {
 	g := logfmttest.New(1, 2000, t0, 5*time.Minute)
 	recs := make([]logfmt.Record, 20_000)
@@ -731,7 +731,7 @@ func TestMapCombineVersions(t *testing.T) {
 		recs[i] = cloneRecord(recs[i])
 	}
 	v2 := segmentOf(t, recs, 500)
-	// The same batches, strings spelled out, written as version 1.
+	// The same batches, strings spelled out, written as the open version.
 	rd, err := logfmt.NewBytesReader(v2)
 	if err != nil {
 		t.Fatal(err)
@@ -771,7 +771,7 @@ func TestMapCombineVersions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []int{1, 2}[i]; rd.Version() != want {
+		if want := []int{logfmt.Version, logfmt.SealedVersion}[i]; rd.Version() != want {
 			t.Fatalf("segment %d has version %d, want %d", i, rd.Version(), want)
 		}
 		rd.Release()
@@ -831,5 +831,31 @@ func TestNonClicksNotClassified(t *testing.T) {
 	}
 	if !slices.ContainsFunc(shared.Names(), func(n string) bool { return strings.HasSuffix(n, ".example") && n != "scanner.example" }) {
 		t.Fatalf("clicks' referrers missing from the value table: %q", shared.Names())
+	}
+}
+
+// TestMapCombineOldAndNewTestdata: the job maps the sealed segments of
+// every version logfmt keeps testdata of (2, before the rule column, and
+// 4, with it), holding the same records, to the same clicks by hour.
+func TestMapCombineOldAndNewTestdata(t *testing.T) {
+	shared, err := dims.NewShared(aggregatetest.Dims(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	var hours []map[HourKey]HourCounts
+	for _, name := range []string{"v2.arrows", "v4.arrows"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "..", "logfmt", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, n, err := MapCombine(data, shared.NewClassifier())
+		if err != nil || n != 20 {
+			t.Fatalf("%s: %d records, %v", name, n, err)
+		}
+		hours = append(hours, p.Hours())
+	}
+	if len(hours[0]) == 0 || !reflect.DeepEqual(hours[0], hours[1]) {
+		t.Fatalf("clicks by hour differ: %v against %v", hours[0], hours[1])
 	}
 }

@@ -131,11 +131,11 @@ func TestDamagedSegmentsQuarantined(t *testing.T) {
 			return seg[:len(seg)-20]
 		}, false, []string{"corrupt segment", "bytes, manifest says"}},
 		{"future version, manifest as written", func(t *testing.T, seg []byte) []byte {
-			v3, _ := reencode(t, seg, "3", 0)
-			if len(v3) != len(seg) {
-				t.Fatalf("version 3 copy has %d bytes, the segment %d: the checksum, not the size, must tell them apart", len(v3), len(seg))
+			v5, _ := reencode(t, seg, fmt.Sprint(logfmt.SealedVersion+1), 0)
+			if len(v5) != len(seg) {
+				t.Fatalf("version %d copy has %d bytes, the segment %d: the checksum, not the size, must tell them apart", logfmt.SealedVersion+1, len(v5), len(seg))
 			}
-			return v3
+			return v5
 		}, false, []string{"corrupt segment", "checksum mismatch"}},
 	}
 	w := want{}

@@ -57,6 +57,11 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 			return err
 		}
 		aggregates = w.hours + w.days
+		capped, err := stopCapped(ctx, tx, reduced)
+		if err != nil {
+			return err
+		}
+		w.capped = capped
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ingested_segments"},
 			[]string{"proxy", "name", "sha256", "rows", "bytes", "status", "reason", "run_id", "min_time", "max_time"},
 			pgx.CopyFromRows(ledger)); err != nil {
@@ -70,7 +75,7 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 		// Everything is written, nothing committed: a crash here must leave
 		// no trace.
 		j.stage(ctx, "written", "stored_took", w.storedTook.Round(time.Millisecond), "hours", w.hours, "hours_took", w.hoursTook.Round(time.Millisecond),
-			"days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "ledger_rows", len(ledger))
+			"days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped)
 		return nil
 	})
 	if err != nil {
@@ -84,6 +89,7 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 type written struct {
 	hours, days                     int
 	storedTook, hoursTook, daysTook time.Duration
+	capped                          int64 // links stopped at their click cap
 }
 
 // writeAggregates stores the partitions' hourly and daily rows. With

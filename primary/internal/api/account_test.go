@@ -112,7 +112,8 @@ func TestDeleteAccount(t *testing.T) {
 	key := e.signup("gone@example.com")
 	otherKey := e.signup("stays@example.com")
 	a := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/mine", "alias": "my-alias", "tags": []string{"x"}})
-	b := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/mine2"})
+	b := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/mine2", "password": "a link password",
+		"rules": []map[string]string{{"kind": "device", "value": "ios", "target": "https://example.com/mine2-ios"}}})
 	o := e.json("POST", "/api/links", otherKey, map[string]any{"target": "https://example.com/theirs", "tags": []string{"x"}})
 	ids := []int64{}
 	for _, l := range []answer{a, b, o} {
@@ -150,8 +151,9 @@ func TestDeleteAccount(t *testing.T) {
 	if g := e.do("GET", "/api/links", key, "", ""); g.status != http.StatusUnauthorized {
 		t.Fatalf("the deleted account's key: %d, want 401", g.status)
 	}
-	if n := e.count(`SELECT count(*) FROM links WHERE id = ANY($1) AND disabled AND user_id IS NULL AND target = ''`, ids[:2]); n != 2 {
-		t.Fatalf("%d of 2 links are tombstones", n)
+	if n := e.count(`SELECT count(*) FROM links WHERE id = ANY($1) AND disabled AND user_id IS NULL AND target = ''
+			AND rules IS NULL AND password_hash IS NULL`, ids[:2]); n != 2 {
+		t.Fatalf("%d of 2 links are tombstones without targets, rules or password hashes", n)
 	}
 	if n := e.count(`SELECT count(DISTINCT link_id) FROM link_changes WHERE link_id = ANY($1)`, ids[:2]); n != 2 || e.count(`SELECT count(*) FROM link_changes`) <= feedBefore {
 		t.Fatalf("change feed rows for %d of 2 links", n)

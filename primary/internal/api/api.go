@@ -138,6 +138,11 @@ func writeError(w http.ResponseWriter, status int, format string, args ...any) {
 // decode reads a JSON body into v, refusing unknown fields and oversized or
 // trailing input.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeUpTo(w, r, v, maxBody)
+}
+
+// decodeUpTo is decode with a body bound of its own.
+func decodeUpTo(w http.ResponseWriter, r *http.Request, v any, maxBody int64) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeError(w, http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json")
 		return false
@@ -325,6 +330,7 @@ type createRequest struct {
 	Alias        string   `json:"alias,omitempty"`
 	RedirectType int      `json:"redirect_type,omitempty"`
 	Tags         []string `json:"tags,omitempty"`
+	featureFields
 }
 
 // allowCreate charges the creation of n links to the caller's account and
@@ -344,10 +350,13 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, u store.User
 		return
 	}
 	var req createRequest
-	if !decode(w, r, &req) {
+	if !decodeUpTo(w, r, &req, maxLinkBody) {
 		return
 	}
 	n, err := linkreq.CheckNew(s.cfg.Policy, req.Target, req.Alias, req.RedirectType)
+	if err == nil {
+		n.Features, err = linkreq.CheckFeatures(s.cfg.Policy, req.in(), time.Now())
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -463,14 +472,18 @@ type patchRequest struct {
 	RedirectType *int      `json:"redirect_type,omitempty"`
 	Disabled     *bool     `json:"disabled,omitempty"`
 	Tags         *[]string `json:"tags,omitempty"` // replaces the link's tags
+	featurePatchFields
 }
 
 func (s *Server) patchLink(w http.ResponseWriter, r *http.Request, u store.User) {
 	var req patchRequest
-	if !decode(w, r, &req) {
+	if !decodeUpTo(w, r, &req, maxLinkBody) {
 		return
 	}
 	p := store.Patch{Disabled: req.Disabled}
+	if !s.featurePatch(w, req.featurePatchFields, &p.FeaturePatch) {
+		return
+	}
 	if req.Target != nil {
 		t, err := s.cfg.Policy.Check(*req.Target)
 		if err != nil {

@@ -376,6 +376,7 @@ type Link struct {
 	Tags         []string  `json:"tags"`
 	// TakedownReason says why an admin took the link down; empty if not.
 	TakedownReason string `json:"takedown_reason,omitempty"`
+	Features
 }
 
 // NewLink is what creating a link takes.
@@ -384,7 +385,8 @@ type NewLink struct {
 	Alias        string
 	RedirectType int
 	// Tags are checked already (linkreq.ParseTags), at most MaxTags.
-	Tags []string
+	Tags     []string
+	Features NewFeatures
 }
 
 func (s *Store) code(id int64) string {
@@ -439,22 +441,30 @@ func insertLinks(ctx context.Context, tx pgx.Tx, uid int64, ns []NewLink, code f
 	users := make([]int64, len(ns))
 	targets := make([]string, len(ns))
 	types := make([]int16, len(ns))
+	f := newFeatureArrays(len(ns))
 	for i, n := range ns {
 		users[i], targets[i], types[i] = uid, n.Target, int16(n.RedirectType)
 		if types[i] == 0 {
 			types[i] = 302
 		}
+		if err := f.set(i, n.Features); err != nil {
+			return nil, err
+		}
 	}
 	var created time.Time
-	if err := tx.QueryRow(ctx, `WITH ins AS (INSERT INTO links (id, user_id, target, redirect_type)
-			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::smallint[]) RETURNING created_at)
-		SELECT coalesce(max(created_at), now()) FROM ins`, ids, users, targets, types).Scan(&created); err != nil {
+	if err := tx.QueryRow(ctx, `WITH ins AS (INSERT INTO links (id, user_id, target, redirect_type,
+			expires_at, max_clicks, forward_query, rules, password_hash)
+			SELECT i, u, t, r, e, m, f, g::jsonb, p FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::smallint[],
+				$5::timestamptz[], $6::bigint[], $7::boolean[], $8::text[], $9::text[]) AS x(i, u, t, r, e, m, f, g, p)
+			RETURNING created_at)
+		SELECT coalesce(max(created_at), now()) FROM ins`, ids, users, targets, types,
+		f.expires, f.maxClicks, f.forward, f.rules, f.passwords).Scan(&created); err != nil {
 		return nil, err
 	}
 	out := make([]Link, len(ns))
 	for i, n := range ns {
 		out[i] = Link{ID: ids[i], Code: code(ids[i]), Alias: n.Alias, Target: n.Target, RedirectType: int(types[i]),
-			CreatedAt: created.UTC(), UpdatedAt: created.UTC(), Tags: slices.Clip(append([]string{}, n.Tags...))}
+			CreatedAt: created.UTC(), UpdatedAt: created.UTC(), Tags: slices.Clip(append([]string{}, n.Tags...)), Features: n.Features.shown()}
 		if n.Alias != "" {
 			if _, err := tx.Exec(ctx, `INSERT INTO aliases (alias, link_id) VALUES ($1, $2)`, n.Alias, ids[i]); err != nil {
 				return nil, err
@@ -512,7 +522,7 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 	rows, err := s.db.Query(ctx, `SELECT l.id, coalesce(a.alias, ''), l.target, l.redirect_type, l.disabled, l.created_at, l.updated_at,
 			coalesce(l.takedown_reason, ''),
 			coalesce((SELECT sum(clicks) FROM link_daily d WHERE d.link_id = l.id), 0) AS clicks,
-			count(*) OVER ()
+			count(*) OVER (), `+featureCols+`
 		FROM links l LEFT JOIN LATERAL (SELECT alias FROM aliases WHERE link_id = l.id ORDER BY alias LIMIT 1) a ON true
 		WHERE l.user_id = $1 AND ($2 = '' OR l.target ILIKE $3 OR a.alias ILIKE $3)
 		  AND ($6 = '' OR EXISTS (SELECT 1 FROM link_tags t WHERE t.link_id = l.id AND t.tag = $6))
@@ -525,8 +535,13 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 	for rows.Next() {
 		var l Link
 		var rt int16
-		if err := rows.Scan(&l.ID, &l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.TakedownReason, &l.Clicks, &total); err != nil {
+		var fs featureScan
+		if err := rows.Scan(append([]any{&l.ID, &l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.TakedownReason, &l.Clicks, &total},
+			fs.dests(&l.Features)...)...); err != nil {
 			return nil, 0, classify(err)
+		}
+		if err := fs.finish(l.Disabled, time.Now()); err != nil {
+			return nil, 0, err
 		}
 		l.RedirectType, l.Code = int(rt), s.code(l.ID)
 		out = append(out, l)
@@ -567,11 +582,16 @@ func (s *Store) GetLink(ctx context.Context, uid int64, codeOrAlias string) (Lin
 	}
 	l := Link{ID: id, Code: s.code(id)}
 	var rt int16
+	var fs featureScan
 	err = s.db.QueryRow(ctx, `SELECT coalesce((SELECT alias FROM aliases WHERE link_id = l.id ORDER BY alias LIMIT 1), ''),
 			l.target, l.redirect_type, l.disabled, l.created_at, l.updated_at, coalesce(l.takedown_reason, ''),
-			coalesce((SELECT sum(clicks) FROM link_daily d WHERE d.link_id = l.id), 0)
-		FROM links l WHERE l.id = $1`, id).Scan(&l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.TakedownReason, &l.Clicks)
+			coalesce((SELECT sum(clicks) FROM link_daily d WHERE d.link_id = l.id), 0), `+featureCols+`
+		FROM links l WHERE l.id = $1`, id).Scan(append([]any{&l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.TakedownReason, &l.Clicks},
+		fs.dests(&l.Features)...)...)
 	l.RedirectType = int(rt)
+	if err == nil {
+		err = fs.finish(l.Disabled, time.Now())
+	}
 	if err != nil {
 		return l, classify(err)
 	}
@@ -587,6 +607,7 @@ type Patch struct {
 	Target       *string
 	RedirectType *int
 	Disabled     *bool
+	FeaturePatch
 }
 
 // UpdateLink changes one of the user's links. The change feed trigger
@@ -607,7 +628,8 @@ func (s *Store) UpdateLink(ctx context.Context, uid int64, codeOrAlias string, p
 	tag, err := s.db.Exec(ctx, `UPDATE links SET target = coalesce($2, target), redirect_type = coalesce($3, redirect_type),
 		disabled = CASE WHEN disabled_before IS NULL THEN coalesce($4, disabled) ELSE true END,
 		disabled_before = CASE WHEN disabled_before IS NULL THEN NULL ELSE coalesce($4, disabled_before) END,
-		updated_at = now() WHERE id = $1 AND (takedown_reason IS NULL OR $4 IS NOT FALSE)`, id, p.Target, rt, p.Disabled)
+		updated_at = now(), `+featureSet+` WHERE id = $1 AND (takedown_reason IS NULL OR $4 IS NOT FALSE)`,
+		append([]any{id, p.Target, rt, p.Disabled}, p.FeaturePatch.args()...)...)
 	if err != nil {
 		return Link{}, classify(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -425,6 +426,7 @@ type linksData struct {
 	Page, Prev, Next, Total int
 	More                    bool
 	Created                 *linkreq.LinkJSON
+	Form                    url.Values // a refused creation's fields, shown again
 }
 
 func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, flash, errMsg string, created *linkreq.LinkJSON) {
@@ -447,6 +449,9 @@ func (s *Server) linksPage(w http.ResponseWriter, r *http.Request, status int, f
 	page1 := max(o.Page, 1)
 	d := linksData{Links: links, Query: o.Query, Sort: o.Sort, Tag: o.Tag, Tags: tags, Page: page1, Prev: page1 - 1, Next: page1 + 1, Total: total,
 		More: page1*50 < total, Created: created}
+	if errMsg != "" && r.Method == http.MethodPost {
+		d.Form = r.PostForm
+	}
 	s.render(w, r, status, "links", page{Title: "Links", Flash: flash, Error: errMsg, Data: d})
 }
 
@@ -464,6 +469,12 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 	n, err := linkreq.CheckNew(s.cfg.Policy, r.PostFormValue("target"), strings.TrimSpace(r.PostFormValue("alias")), rt)
 	if err == nil {
 		n.Tags, err = linkreq.ParseTags(linkreq.SplitTags(r.PostFormValue("tags")))
+		if err == nil {
+			var in linkreq.FeaturesIn
+			if in, err = readFeatures(r); err == nil {
+				n.Features, err = linkreq.CheckFeatures(s.cfg.Policy, in, time.Now())
+			}
+		}
 	}
 	if err != nil {
 		s.linksPage(w, r, http.StatusBadRequest, "", err.Error(), nil)
@@ -554,6 +565,10 @@ type linkData struct {
 	Types              []int
 	// TagsTyped is what a refused tag form held, shown again to fix.
 	TagsTyped string
+	Stopped   string // why the link does not redirect
+	// The edit form's values: the link's, or what a refused edit sent.
+	EditTarget, ExpiresValue, MaxClicksValue, RulesText string
+	ForwardQuery                                        bool
 }
 
 var topTitles = map[string]string{sfsql.DimReferrer: "Referrers", sfsql.DimCountry: "Countries", sfsql.DimBrowser: "Browsers",
@@ -587,7 +602,9 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request, status int, fl
 		return
 	}
 	d := linkData{Link: l, ShortURL: s.cfg.ShortBase + "/" + l.Code, Stats: st, BotPercent: 100 * st.BotShare(),
-		Chart: Chart(st), Range: rng, Ranges: []string{"24h", "48h", "7d", "30d", "90d", "365d"}, Types: []int{302, 301, 307, 308}}
+		Chart: Chart(st), Range: rng, Ranges: []string{"24h", "48h", "7d", "30d", "90d", "365d"}, Types: []int{302, 301, 307, 308},
+		Stopped: stopText(l)}
+	d.editValues(r, errMsg)
 	if l.Alias != "" {
 		d.AliasURL = s.cfg.ShortBase + "/" + l.Alias
 	}
@@ -630,6 +647,10 @@ func (s *Server) editLink(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.Target = &t
+		if err := s.readFeaturePatch(r, &p.FeaturePatch); err != nil {
+			s.linkPage(w, r, http.StatusBadRequest, "", err.Error())
+			return
+		}
 		rt, _ := strconv.Atoi(r.PostFormValue("redirect_type"))
 		switch rt {
 		case 301, 302, 307, 308:

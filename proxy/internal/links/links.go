@@ -32,6 +32,9 @@ type Entry struct {
 	Target   string
 	Type     uint16
 	Disabled bool
+	// Opts are the link's issue 21 options; nil for a plain link, which
+	// keeps a plain entry small and its redirect free of any check.
+	Opts *Options
 }
 
 // entryOverhead is what a cache entry costs beyond its target's bytes: the
@@ -45,7 +48,7 @@ const entryOverhead = 128
 // its length, hence len/6 (and 16 for the smallest classes).
 func entryWeight(e Entry) uint32 {
 	n := len(e.Target)
-	return uint32(n + n/6 + 16 + entryOverhead)
+	return uint32(n+n/6+16+entryOverhead) + e.Opts.weight()
 }
 
 // Outcome says where a lookup was answered.
@@ -191,6 +194,7 @@ type Resolver struct {
 	hits, cacheMisses, replicaLookups, primaryAsks, primaryErrors, misses atomic.Uint64
 	evictions, conflictRetries, replicaErrors, windowRejections, batches  atomic.Uint64
 	aheadEvictions                                                        atomic.Uint64
+	badRules                                                              atomic.Uint64
 }
 
 // New returns a Resolver; Run must be running for it to follow the replica.
@@ -241,6 +245,9 @@ func (r *Resolver) Resolve(ctx context.Context, id int64) (Entry, Outcome, error
 		gen := r.gen.Load()
 		e, out, err := r.lookup(ctx, id)
 		if err == nil {
+			if e.Opts != nil && e.Opts.BadRules {
+				r.badRules.Add(1)
+			}
 			r.fill(id, e, gen)
 		}
 		return result{e, out}, err
@@ -331,7 +338,7 @@ func (r *Resolver) replicaLookup(ctx context.Context, id int64) (Entry, error) {
 }
 
 func entryOf(l sfsql.Link) Entry {
-	return Entry{ID: l.ID, Target: l.Target, Type: uint16(l.RedirectType), Disabled: l.Disabled}
+	return Entry{ID: l.ID, Target: l.Target, Type: uint16(l.RedirectType), Disabled: l.Disabled, Opts: optionsOf(l.LinkFeatures)}
 }
 
 func (r *Resolver) askPrimary(ctx context.Context, id int64) (Entry, Outcome, error) {
@@ -412,6 +419,10 @@ type Stats struct {
 	CacheEntries int
 	CacheBytes   uint64
 	Aliases      int
+
+	// BadRules counts lookups of links whose stored rules did not parse
+	// (they redirect to their own target).
+	BadRules uint64
 }
 
 // Stats returns the counters.
@@ -423,7 +434,7 @@ func (r *Resolver) Stats() Stats {
 		Hits: r.hits.Load(), CacheMisses: r.cacheMisses.Load(), ReplicaLookups: r.replicaLookups.Load(), PrimaryAsks: r.primaryAsks.Load(),
 		PrimaryErrors: r.primaryErrors.Load(), Misses: r.misses.Load(), Evictions: r.evictions.Load(),
 		ConflictRetries: r.conflictRetries.Load(), ReplicaErrors: r.replicaErrors.Load(),
-		WindowRejections: r.windowRejections.Load(), Batches: r.batches.Load(), AheadEvictions: r.aheadEvictions.Load(), Pending: r.pendingN.Load(),
+		WindowRejections: r.windowRejections.Load(), Batches: r.batches.Load(), AheadEvictions: r.aheadEvictions.Load(), Pending: r.pendingN.Load(), BadRules: r.badRules.Load(),
 		CacheEntries: r.cache.EstimatedSize(), CacheBytes: r.cache.WeightedSize(), Aliases: n,
 	}
 }

@@ -41,6 +41,7 @@ var (
 	dConflicts    = desc("replica_conflict_retries_total", "Replica lookups retried after a recovery conflict (SQLSTATE 40001).")
 	dBatches      = desc("replica_batches_total", "Replica queries run for lookups; lookups per batch = replica lookups / this.")
 	dWindow       = desc("window_rejections_total", "Codes above the recent window answered 404 without a database.")
+	dBadRules     = desc("links_bad_rules_total", "Lookups of links whose stored redirect rules did not parse; they redirect to their own target.")
 	dEvictions    = desc("feed_evictions_total", "Cache evictions by the change feed.")
 	dAhead        = desc("feed_ahead_evictions_total", "Cache evictions for changes read on the primary before the replica replayed them.")
 	dCacheEntries = desc("cache_entries", "Links in the cache.")
@@ -62,7 +63,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dLookups, dHitRatio, dPrimaryAsks, dPrimaryErrs, dReplicaErrs,
-		dConflicts, dBatches, dWindow, dEvictions, dAhead, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
+		dConflicts, dBatches, dWindow, dBadRules, dEvictions, dAhead, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
 		dLogBytes, dSealedBytes, dLogOpen, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
 		ch <- d
 	}
@@ -93,6 +94,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dReplicaErrs, ls.ReplicaErrors)
 	counter(dConflicts, ls.ConflictRetries)
 	counter(dWindow, ls.WindowRejections)
+	counter(dBadRules, ls.BadRules)
 	counter(dBatches, ls.Batches)
 	counter(dEvictions, ls.Evictions)
 	counter(dAhead, ls.AheadEvictions)

@@ -6,17 +6,41 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"shortfleet/proxy/internal/geo"
+	"shortfleet/proxy/internal/geo/geotest"
 )
 
 // TestCachedRedirectAllocs: a cached redirect, logged in full, does not
 // allocate, from a client straight or through a trusted balancer (whose
-// X-Forwarded-For lines and X-Client-Port are read). (The race detector
-// allocates, hence the build tag; make test runs this file without -race
-// as well.)
+// X-Forwarded-For lines and X-Client-Port are read), for a plain link and
+// for one with an expiry, forwarded query and rules of every kind, none
+// matching, so all are evaluated. (The race detector allocates, hence the
+// build tag; make test runs this file without -race as well.)
 func TestCachedRedirectAllocs(t *testing.T) {
 	e := setup(t, setupOpts{trusted: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
+	raw, err := geotest.Build(geotest.MaxMind, map[string]string{"203.0.113.0/24": "BR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.srv.cfg.Countries, err = geo.OpenBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().Add(24 * time.Hour)
+	e.ids["rules"] = e.featureLink("https://example.com/a?b=c", &expires, true, `[
+		{"kind":"device","value":"ios","target":"https://example.com/ios"},
+		{"kind":"language","value":"fr","target":"https://example.com/fr"},
+		{"kind":"country","value":"FR","target":"https://example.com/fr"}]`)
+	e.waitReplay()
+	for _, link := range []string{"302", "rules"} {
+		t.Run(link, func(t *testing.T) { cachedRedirectAllocs(t, e, link) })
+	}
+}
+
+func cachedRedirectAllocs(t *testing.T, e *env, link string) {
 	for _, c := range []struct {
 		name    string
 		peer    net.IP
@@ -29,7 +53,7 @@ func TestCachedRedirectAllocs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var req fasthttp.Request
 			req.Header.SetMethod("GET")
-			req.SetRequestURI("/" + e.code(e.ids["302"]) + "?utm_source=newsletter")
+			req.SetRequestURI("/" + e.code(e.ids[link]) + "?utm_source=newsletter")
 			req.Header.Set("Host", "sho.rt")
 			req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
 			req.Header.Set("Referer", "https://news.example/article")
@@ -57,6 +81,13 @@ func TestCachedRedirectAllocs(t *testing.T) {
 			})
 			if ctx.Response.StatusCode() != 302 || e.resolver.Stats().Hits < hits+20_000 {
 				t.Fatalf("not served from the cache: %d", ctx.Response.StatusCode())
+			}
+			want := "https://example.com/a?b=c"
+			if link == "rules" {
+				want += "&utm_source=newsletter" // forwarded; no rule matched
+			}
+			if got := string(ctx.Response.Header.Peek("Location")); got != want {
+				t.Fatalf("Location %q, want %q", got, want)
 			}
 			if allocs != 0 {
 				t.Fatalf("%v allocations per cached redirect, want 0", allocs)

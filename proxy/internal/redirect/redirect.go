@@ -28,6 +28,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"shortfleet/logfmt"
+	"shortfleet/proxy/internal/geo"
 	"shortfleet/proxy/internal/links"
 	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
@@ -49,6 +50,14 @@ type Config struct {
 	// to case. Headers the log keeps in columns of their own (Host,
 	// User-Agent, Referer, Accept-Language) are not redacted here.
 	RedactHeaders []string
+	// Countries maps client addresses to countries for links' country
+	// rules; nil: no country rule ever matches.
+	Countries *geo.DB
+	// Now, if set, is the clock links' expiry is checked against (tests);
+	// nil is the time fasthttp read as the request arrived.
+	Now func() time.Time
+	// Password tunes the checks of password-protected links.
+	Password PasswordConfig
 }
 
 // alwaysRedacted are the request headers whose values are never logged:
@@ -75,6 +84,7 @@ type Server struct {
 	links  *links.Resolver
 	log    AccessLog // nil: logging off (benchmarks only)
 	redact []string  // lower-case names of the headers whose values are not logged
+	pw     *passwords
 
 	statuses [600]atomic.Uint64
 }
@@ -88,7 +98,7 @@ func New(cfg Config, logger *slog.Logger, codec *codes.Codec, lr *links.Resolver
 			redact = append(redact, name)
 		}
 	}
-	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log, redact: redact}
+	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log, redact: redact, pw: newPasswords(cfg.Password)}
 }
 
 var statePool = sync.Pool{New: func() any { return &reqState{} }}
@@ -97,6 +107,33 @@ var statePool = sync.Pool{New: func() any { return &reqState{} }}
 type reqState struct {
 	rec  logfmt.Record
 	addr []byte
+	loc  []byte // a Location built for the request (forwarded query)
+	rule int    // 1 + the index of the redirect rule that matched; 0: none
+	// What both the rules and the log read of a request, read once.
+	client     netip.Addr
+	port       uint16
+	clientRead bool
+	lang       []byte
+	langRead   bool
+}
+
+// clientOf is s.clientAddr of the request, read once per request.
+func (st *reqState) clientOf(s *Server, ctx *fasthttp.RequestCtx) (netip.Addr, uint16) {
+	if !st.clientRead {
+		st.client, st.port = s.clientAddr(ctx)
+		st.clientRead = true
+	}
+	return st.client, st.port
+}
+
+// acceptLanguage is the request's Accept-Language, read once per request:
+// a Peek normalises the name and walks the headers.
+func (st *reqState) acceptLanguage(ctx *fasthttp.RequestCtx) []byte {
+	if !st.langRead {
+		st.lang = ctx.Request.Header.Peek(fasthttp.HeaderAcceptLanguage)
+		st.langRead = true
+	}
+	return st.lang
 }
 
 // Handle is the fasthttp handler.
@@ -106,7 +143,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*reqState)
 	rec := &st.rec
 	rec.Reset()
-	s.answer(ctx, rec)
+	st.rule, st.clientRead, st.langRead = 0, false, false
+	s.answer(ctx, st)
 	status := ctx.Response.StatusCode()
 	if status >= 0 && status < len(s.statuses) {
 		s.statuses[status].Add(1)
@@ -121,7 +159,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 func (s *Server) fillRecord(ctx *fasthttp.RequestCtx, st *reqState, start time.Time, status int) {
 	rec := &st.rec
 	rec.Time = start.Add(s.cfg.ClockOffset).UnixNano()
-	addr, port := s.clientAddr(ctx)
+	addr, port := st.clientOf(s, ctx)
 	st.addr = addr.AppendTo(st.addr[:0])
 	rec.ClientAddr, rec.ClientPort = st.addr, port
 	h := &ctx.Request.Header
@@ -132,10 +170,11 @@ func (s *Server) fillRecord(ctx *fasthttp.RequestCtx, st *reqState, start time.T
 	rec.Query = uri.QueryString()
 	rec.Proto = h.Protocol()
 	rec.Status = uint16(status)
+	rec.Rule = uint8(st.rule)
 	rec.ReplicaLagNS = s.links.LagNS()
 	rec.UserAgent = h.UserAgent()
 	rec.Referrer = h.Referer()
-	rec.AcceptLanguage = h.Peek(fasthttp.HeaderAcceptLanguage)
+	rec.AcceptLanguage = st.acceptLanguage(ctx)
 	for k, v := range h.All() {
 		if hasColumn(k) {
 			continue
@@ -303,15 +342,17 @@ func IsAliasShaped(name []byte) bool {
 	return true
 }
 
-func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
+func (s *Server) answer(ctx *fasthttp.RequestCtx, st *reqState) {
+	rec := &st.rec
 	if framingConflict(&ctx.Request.Header) {
 		ctx.SetConnectionClose()
 		page(ctx, fasthttp.StatusBadRequest, pageBad)
 		return
 	}
-	if !ctx.IsGet() && !ctx.IsHead() {
-		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
-		page(ctx, fasthttp.StatusMethodNotAllowed, page405)
+	// POST is for a password-protected link's form, checked once the
+	// link is known.
+	if !ctx.IsGet() && !ctx.IsHead() && !ctx.IsPost() {
+		methodNotAllowed(ctx)
 		return
 	}
 	path := ctx.Path()
@@ -329,6 +370,9 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
 		e, out, err = s.links.Resolve(context.Background(), id)
 	} else if IsAliasShaped(name) {
 		e, out, err = s.links.ResolveAlias(context.Background(), name)
+	} else if ctx.IsPost() {
+		methodNotAllowed(ctx) // no database touched
+		return
 	} else {
 		page(ctx, fasthttp.StatusNotFound, page404) // no database touched
 		return
@@ -337,11 +381,21 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
 	switch {
 	case err == nil:
 		rec.LinkID = e.ID
+		if ctx.IsPost() && (e.Opts == nil || e.Opts.PasswordHash == "") {
+			methodNotAllowed(ctx)
+			return
+		}
 		if e.Disabled {
 			page(ctx, fasthttp.StatusGone, page410)
 			return
 		}
-		writeRedirect(ctx, e)
+		if e.Opts != nil {
+			s.answerOptions(ctx, st, e)
+			return
+		}
+		writeLocation(ctx, e.Type, unsafe.Slice(unsafe.StringData(e.Target), len(e.Target)))
+	case errors.Is(err, sfsql.ErrNotFound) && ctx.IsPost():
+		methodNotAllowed(ctx) // as for any link without a password
 	case errors.Is(err, sfsql.ErrNotFound):
 		page(ctx, fasthttp.StatusNotFound, page404)
 	default:
@@ -350,11 +404,17 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, rec *logfmt.Record) {
 	}
 }
 
-// writeRedirect answers with the link's redirect type and a Cache-Control
-// that matches it (README.md decision 3): permanent redirects may be cached
-// by browsers for a day, temporary ones not at all, so every click is seen.
-func writeRedirect(ctx *fasthttp.RequestCtx, e links.Entry) {
-	status := int(e.Type)
+func methodNotAllowed(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
+	page(ctx, fasthttp.StatusMethodNotAllowed, page405)
+}
+
+// writeLocation answers with the link's redirect type to loc and a
+// Cache-Control that matches it (README.md decision 3): permanent
+// redirects may be cached by browsers for a day, temporary ones not at
+// all, so every click is seen.
+func writeLocation(ctx *fasthttp.RequestCtx, typ uint16, loc []byte) {
+	status := int(typ)
 	if status == 0 {
 		status = fasthttp.StatusFound
 	}
@@ -365,7 +425,7 @@ func writeRedirect(ctx *fasthttp.RequestCtx, e links.Entry) {
 	h.SetContentLength(0)
 	// Canonical keys skip fasthttp's per-call key normalisation; the value
 	// is copied before the handler returns.
-	h.SetCanonical(keyLocation, unsafe.Slice(unsafe.StringData(e.Target), len(e.Target)))
+	h.SetCanonical(keyLocation, loc)
 	if status == fasthttp.StatusMovedPermanently || status == fasthttp.StatusPermanentRedirect {
 		h.SetCanonical(keyCacheControl, cachePermanent)
 	} else {
@@ -393,6 +453,8 @@ var (
 		"<h1>Not found</h1><p>There is no link at this address. Check it for typos.</p>\n")
 	page410 = []byte("<!doctype html><meta charset=utf-8><title>Link disabled</title>" +
 		"<h1>Link disabled</h1><p>This link has been disabled by its owner or for abuse.</p>\n")
+	pageExpired = []byte("<!doctype html><meta charset=utf-8><title>Link expired</title>" +
+		"<h1>Link expired</h1><p>This link had an expiry date, and it has passed.</p>\n")
 	page405 = []byte("<!doctype html><meta charset=utf-8><title>Method not allowed</title>" +
 		"<h1>Method not allowed</h1><p>Short links answer GET and HEAD only.</p>\n")
 	pageBad = []byte("<!doctype html><meta charset=utf-8><title>Bad request</title>" +
