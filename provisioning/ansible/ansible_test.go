@@ -236,6 +236,10 @@ func renders() map[string]render {
 		{"mapreduce-01", "mapreduce", "mapreduce", "mapreduce_env"},
 	} {
 		files := []string{"roles/common/defaults/main.yml", "roles/" + app.role + "/defaults/main.yml"}
+		if app.role != "primary_app" {
+			// site.yml loads the country database's settings for both.
+			files = append([]string{"../settings/geoip.json"}, files...)
+		}
 		v := map[string]any{"common_app": app.name, "common_app_env": "{{ " + app.env + " }}", "common_app_description": "shortfleet " + app.name}
 		switch app.name {
 		case "proxy":
@@ -726,7 +730,7 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 	dir := rendered(t)
 	// Left out of the environment file when empty (the binary's default);
 	// SHORTFLEET_DB_PASSWORD too, as the DSN in the file holds the password.
-	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true, "SHORTFLEET_DB_PASSWORD": true, "SHORTFLEET_REDACT_HEADERS": true, "SHORTFLEET_TLS_CERT": true, "SHORTFLEET_TLS_KEY": true}
+	optional := map[string]bool{"SHORTFLEET_BLOCKLIST": true, "SHORTFLEET_GEOIP": true, "SHORTFLEET_COUNTRY_DB": true, "SHORTFLEET_DB_PASSWORD": true, "SHORTFLEET_REDACT_HEADERS": true, "SHORTFLEET_TLS_CERT": true, "SHORTFLEET_TLS_KEY": true}
 	line := regexp.MustCompile(`^(SHORTFLEET_[A-Z0-9_]+)="(.*)"$`)
 	for _, app := range []string{"primary", "proxy", "mapreduce"} {
 		t.Run(app, func(t *testing.T) {
