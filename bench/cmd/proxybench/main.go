@@ -31,10 +31,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"shortfleet/bench/internal/baseline"
 	"shortfleet/bench/internal/metrics"
@@ -142,6 +145,18 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	if err := seed.WriteCodes(hotCodes, codec, first, first+hot-1); err != nil {
 		return err
 	}
+	// The next hot links get three redirect rules (issue 21), as a link
+	// owner would set them: by device, language and country. wrk's mix of
+	// agents and languages matches some (an iPhone the first, French the
+	// second); the loopback client has no country, so the others try all
+	// three.
+	rulesCodes := filepath.Join(work, "rules.txt")
+	if err := seed.WriteCodes(rulesCodes, codec, first+hot, first+2*hot-1); err != nil {
+		return err
+	}
+	if err := setRules(ctx, f.Primary.DSN(localfleet.Database), first+hot, first+2*hot-1); err != nil {
+		return err
+	}
 	pgBin, _ := pgcluster.FindBinDir()
 	pg := baseline.Pgbench{Bin: filepath.Join(pgBin, "pgbench"), Host: f.PrimaryHost(), Port: localfleet.PortPostgres,
 		User: pgcluster.Superuser, Password: f.Secrets.PGPassword, DB: "pgbench"}
@@ -215,6 +230,11 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 			ngWarm = r.Requests
 		}
 	}
+	warmRules := opts(logged, rulesCodes)
+	warmRules.Duration = 3 * time.Second
+	if _, err := wrk.Run(ctx, warmRules); err != nil {
+		return err
+	}
 	adminURL := f.AdminURLs()[0]
 	admins := map[string]string{logged: adminURL,
 		noLog: "http://" + net.JoinHostPort(host, "9081"), uncached: "http://" + net.JoinHostPort(host, "9082")}
@@ -244,6 +264,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	pgR.Host = f.ProxyHost(0)
 	var (
 		ngRuns, loggedRuns, noLogRuns, uncachedRuns []wrk.Result
+		rulesRuns                                   []wrk.Result
 		tpsRuns                                     []float64
 		pgCmd                                       string
 		logBytes, logRecs, lookups, batches         float64
@@ -269,6 +290,10 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 			return err
 		}
 		logBytes, logRecs = logBytes+b1-b0, logRecs+n1-n0
+		if r, err = runOne("proxy cached, full logging, 3 rules", opts(logged, rulesCodes)); err != nil {
+			return err
+		}
+		rulesRuns = append(rulesRuns, r)
 		if r, err = runOne("proxy cached, logging off", opts(noLog, hotCodes)); err != nil {
 			return err
 		}
@@ -294,6 +319,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 		tpsRuns, pgCmd = append(tpsRuns, tps), cmd
 	}
 	ngRes, loggedRes, noLogRes, uncachedRes := median(ngRuns), median(loggedRuns), median(noLogRuns), median(uncachedRuns)
+	rulesRes := median(rulesRuns)
 	tps := medianF(tpsRuns)
 	perBatch := lookups / max(batches, 1)
 	var ngReqs int64
@@ -327,7 +353,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 		return err
 	}
 	var loggedReqs int64
-	for _, r := range loggedRuns {
+	for _, r := range append(slices.Clone(loggedRuns), rulesRuns...) {
 		loggedReqs += r.Requests
 	}
 	if sealed.rows < loggedReqs {
@@ -355,6 +381,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	runsOf := map[string][]wrk.Result{
 		"nginx return 302 + gzip log": ngRuns, "proxy cached, full logging": loggedRuns,
 		"proxy cached, logging off": noLogRuns, "proxy uncached, uniform": uncachedRuns,
+		"proxy cached, full logging, 3 rules": rulesRuns,
 	}
 	row := func(name, runName string, r wrk.Result, vs string) []string {
 		sc, wc := cpuPer(runName, runsOf[runName])
@@ -365,6 +392,8 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 		Rows: [][]string{
 			row("nginx `return 302`, gzip-buffered combined log (baseline)", "nginx return 302 + gzip log", ngRes, "1.00"),
 			row("proxy, cached, full logging", "proxy cached, full logging", loggedRes, fmt.Sprintf("**%.2f** of nginx (target ≥ 0.8)", loggedRes.RPS()/ngRes.RPS())),
+			row("proxy, cached, full logging, links with 3 redirect rules", "proxy cached, full logging, 3 rules", rulesRes,
+				fmt.Sprintf("rules / plain: **%.2f** (target ≥ 0.95)", rulesRes.RPS()/loggedRes.RPS())),
 			row("proxy, cached, logging off", "proxy cached, logging off", noLogRes, fmt.Sprintf("logging on / off: **%.2f** (target ≥ 0.9)", loggedRes.RPS()/noLogRes.RPS())),
 			{fmt.Sprintf("`pgbench -S` on the replica, %d clients (baseline)", dbConns), fmt.Sprintf("%.0f tps", tps), "", "", "", "", "", "0", "1.00"},
 			row(fmt.Sprintf("proxy, uncached, uniform over %d links, %d replica connections for lookups", nLinks, dbConns), "proxy uncached, uniform", uncachedRes,
@@ -398,9 +427,28 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	report.PrintHeadlines(os.Stdout,
 		report.Headline{Name: "proxy_vs_nginx", Value: loggedRes.RPS() / ngRes.RPS()},
 		report.Headline{Name: "logging_on_vs_off", Value: loggedRes.RPS() / noLogRes.RPS()},
+		report.Headline{Name: "rules_vs_plain_rate", Value: rulesRes.RPS() / loggedRes.RPS()},
 		report.Headline{Name: "uncached_vs_pgbench", Value: uncachedRes.RPS() / tps},
 		report.Headline{Name: "sealed_bytes_per_request", Value: proxyBytes},
 		report.Headline{Name: "takedown_median_ms", Value: float64(takedowns[len(takedowns)/2].Microseconds()) / 1000})
+	return nil
+}
+
+// setRules gives the links from first to last three redirect rules.
+func setRules(ctx context.Context, dsn string, first, last int64) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `UPDATE links SET rules = '[
+		{"kind": "device", "value": "ios", "target": "https://example.com/ios"},
+		{"kind": "language", "value": "fr", "target": "https://example.com/fr"},
+		{"kind": "country", "value": "JP", "target": "https://example.com/jp"}]'
+		WHERE id BETWEEN $1 AND $2`, first, last)
+	if err != nil {
+		return fmt.Errorf("set the rules links' rules: %w", err)
+	}
 	return nil
 }
 
