@@ -179,7 +179,9 @@ func TestBrowserDashboard(t *testing.T) {
 	if strings.Count(fleet, "ready") != 2 || !regexp.MustCompile(`\d+ run\s.*\bok\b`).MatchString(fleet) {
 		t.Fatalf("fleet page:\n%s", fleet)
 	}
-	browseAccounts(t, bctx, f, base)
-	browseAdmin(t, bctx, f, base, landingURL)
+	// Logged in as the admin for the first two; the last signs up an
+	// account of its own and leaves the browser logged out.
 	browseProtected(t, bctx, base, landingURL)
+	browseAdmin(t, bctx, f, base, landingURL)
+	browseAccounts(t, bctx, f, base)
 }
