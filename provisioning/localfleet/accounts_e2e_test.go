@@ -16,7 +16,7 @@ import (
 // replica and evict the cached entries. Another account's link keeps
 // redirecting. Real binaries, Postgres and replicas.
 func TestDeletedAccountAnswers410(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f := startFleetWith(t, localfleet.Config{Proxies: 2, NoBalancer: true})

@@ -49,7 +49,7 @@ func fleetAdmin(t *testing.T, state, email string) (int, string) {
 // clearly when there is no such account or no fleet. And no process of the
 // fleet has a secret on its command line, which ps shows to every user.
 func TestFleetAdmin(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	f := startFleet(t, 1)
 	signupWithLinks(t, f.PrimaryURL(), "boss@example.com", 0, "")
 

@@ -204,7 +204,7 @@ func statsPath(code string) string {
 // proxies with SIGTERM, run mapreduce -once, and find exactly those clicks,
 // link by link, in the stats API; a second run changes nothing.
 func TestEndToEnd(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	f := startFleet(t, 2)
@@ -368,7 +368,7 @@ func TestEndToEnd(t *testing.T) {
 // restarts it and it serves again, its torn log recovered; then checks the
 // mapreduce daemon ingests on its cron schedule.
 func TestSupervisionAndDaemon(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f := startFleet(t, 1, "-flush-interval", "20ms")
@@ -582,7 +582,7 @@ func verify(data []byte, e logfmt.Entry) error {
 // the same path (after make clean) starts new clusters there, not the old
 // ones with a password it no longer has.
 func TestStateFolderPostgresCannotEnter(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	if os.Geteuid() != 0 {
 		t.Skip("only root runs Postgres as another user")
 	}

@@ -766,7 +766,7 @@ func writeFaultFigures(t *testing.T, figs []faultFigures, ok, failed int64, acke
 // manifest's checksum, fetches a damaged one again, and ingests it: no
 // segment is quarantined and the stats equal the proxy's log.
 func TestSegmentCorruptedInTransit(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	f := startFleet(t, 1)

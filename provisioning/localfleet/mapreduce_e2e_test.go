@@ -184,7 +184,7 @@ var crashStages = []string{"started", "listed", "mapped", "reduced", "written", 
 // once cleanly: the stats equal exactly what the proxies logged, per link
 // and per hour, bots included.
 func TestMapreduceCrashExactlyOnce(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	f := startFleet(t, 2, "-seal-age", "150ms", "-flush-interval", "20ms")
@@ -265,7 +265,7 @@ func TestMapreduceCrashExactlyOnce(t *testing.T) {
 // TestMapreduceProxyDown: a run with one proxy down counts the other's
 // clicks; the next run, with it back, catches up: exact again.
 func TestMapreduceProxyDown(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f := startFleet(t, 2)

@@ -26,7 +26,7 @@ import (
 // `mapreduce -once -archive` writes of them: no secret is in either, and
 // each of those headers is there under its name with the mark.
 func TestCredentialsRedacted(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f := startFleetWith(t, localfleet.Config{Proxies: 1, NoBalancer: true,

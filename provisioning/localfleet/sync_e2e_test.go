@@ -21,6 +21,7 @@ import (
 // back is synchronous again. A fleet started again with a migration
 // pending still comes up.
 func TestSynchronousByDefault(t *testing.T) {
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := localfleet.Config{StateDir: pgcluster.TestDir(t), BinDir: binDir, Subnet: freeSubnet(t), Proxies: 1,
 		NoBalancer: true, Schedule: "@every 1000h", PGSettings: pgcluster.TestSettings}

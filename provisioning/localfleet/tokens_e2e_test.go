@@ -24,7 +24,7 @@ import (
 // and refuse every segment endpoint (403); and the primary's fleet page
 // shows the proxy's request count, which it read with that token.
 func TestPrimaryHoldsReadTokenOnly(t *testing.T) {
-	t.Parallel() // functional, not timed: two at a time, after the timed drills, to keep make test under 20 minutes
+	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f := startFleetWith(t, localfleet.Config{Proxies: 1, NoBalancer: true})
