@@ -9,7 +9,7 @@ TESTTIMEOUT ?= 19m
 FUZZTIME ?= 10s
 SOAK    ?= 30m
 
-.PHONY: up down admin build test deps deps-fleet soak fault-report failover-report bench bench-lb bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
+.PHONY: up down admin build test test-allocs deps deps-fleet soak fault-report failover-report bench bench-lb bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -42,8 +42,13 @@ test: deps
 	# -parallel 3: the end-to-end tests marked parallel are functional, and
 	# mostly wait; three fleets at a time fit in 2 cores and 24 GiB.
 	$(GO) test -race -count=1 -parallel 3 -timeout $(TESTTIMEOUT) ./...
-	# Allocation tests: the race detector allocates, so they run without it.
-	$(GO) test -count=1 -run 'Allocs' ./...
+	$(MAKE) --no-print-directory test-allocs
+
+# Allocation tests: the race detector allocates, so they run without it,
+# built only for the packages that have one (building every package's
+# tests again without -race took minutes of make test).
+test-allocs:
+	$(GO) test -count=1 -run 'Allocs' $$(grep -rlE --include='*_test.go' 'func Test[A-Za-z0-9_]*Allocs' . | xargs -n1 dirname | sort -u)
 
 ## soak: the fleet under steady load for SOAK (default 30m): memory and
 ## descriptors of every process flat, stats exact at the end; its log into
