@@ -91,13 +91,13 @@ func main() {
 		fatal(logger, err.Error())
 	}
 
-	var countries *geo.DB
+	// The country database is flattened in the background (seconds of
+	// CPU for a full one): redirects start at once, and country rules
+	// match from the moment it is loaded. A missing file stops the start.
 	if *countryDB != "" {
-		t0 := time.Now()
-		if countries, err = geo.Open(*countryDB); err != nil {
-			fatal(logger, err.Error())
+		if _, err := os.Stat(*countryDB); err != nil {
+			fatal(logger, fmt.Sprintf("country database: %v", err))
 		}
-		logger.Info("country database loaded", "path", *countryDB, "ranges", countries.Len(), "took", time.Since(t0).Round(time.Millisecond))
 	}
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -142,8 +142,20 @@ func main() {
 		}
 		alog = logw
 	}
-	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset, RedactHeaders: redactNames,
-		Countries: countries}, logger, codec, resolver, alog)
+	rs := redirect.New(redirect.Config{TrustedProxies: trustedNets, ClockOffset: *clockOffset, RedactHeaders: redactNames},
+		logger, codec, resolver, alog)
+	if *countryDB != "" {
+		go func() {
+			t0 := time.Now()
+			db, err := geo.Open(*countryDB)
+			if err != nil {
+				logger.Error("country database not loaded: country rules never match", "path", *countryDB, "err", err)
+				return
+			}
+			rs.SetCountries(db)
+			logger.Info("country database loaded", "path", *countryDB, "ranges", db.Len(), "took", time.Since(t0).Round(time.Millisecond))
+		}()
+	}
 	srv := rs.HTTPServer(redirect.DefaultLimits(), logger)
 	// Watch for SIGTERM before anyone can know we listen: a stop sent
 	// right after "listening on" must stop us in order, not kill us.

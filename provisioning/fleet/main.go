@@ -152,6 +152,7 @@ func up(o localOpts) error {
 	defer cancel()
 	f, err := localfleet.Start(ctx, localfleet.Config{
 		StateDir: o.state, BinDir: binAbs, Proxies: o.n, Subnet: o.subnet, Schedule: o.schedule,
+		ProxyCountries: true,
 	}, o.logger)
 	if err != nil {
 		return err

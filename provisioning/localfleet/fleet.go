@@ -82,6 +82,12 @@ type Config struct {
 	// the default one (settings.LoadGeoIP().Path, which
 	// provisioning/deps.sh installs).
 	GeoIPPath string
+	// ProxyCountries has the proxies load that database too, for links'
+	// country rules. make up sets it; the tests leave it off, as no fleet
+	// test has a country rule and flattening the database costs each
+	// proxy seconds of CPU at start (six under the race detector), which
+	// sixteen proxies, or three fleets at once, feel.
+	ProxyCountries bool
 	// PrimaryArgs are extra flags for the primary app.
 	PrimaryArgs []string
 	// NoBalancer keeps HAProxy out even where it is installed. The app
@@ -550,8 +556,11 @@ func (f *Fleet) proxyApp(i int) *App {
 	if f.cfg.ProxyArgsFor != nil {
 		args = append(args, f.cfg.ProxyArgsFor(i)...)
 	}
-	return f.newApp(id, args, "SHORTFLEET_REPLICA_DSN="+f.Replicas[i].DSN(Database),
-		"SHORTFLEET_PRIMARY_DSN="+f.PrimaryDSN(), "SHORTFLEET_COUNTRY_DB="+f.cfg.GeoIPPath)
+	env := []string{"SHORTFLEET_REPLICA_DSN=" + f.Replicas[i].DSN(Database), "SHORTFLEET_PRIMARY_DSN=" + f.PrimaryDSN()}
+	if f.cfg.ProxyCountries {
+		env = append(env, "SHORTFLEET_COUNTRY_DB="+f.cfg.GeoIPPath)
+	}
+	return f.newApp(id, args, env...)
 }
 
 // StartDB starts a member again after its Stop or Kill: a host back

@@ -124,6 +124,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	say("starting a 1-proxy fleet on %s.x (work folder %s)", subnet, work)
 	f, err := localfleet.Start(ctx, localfleet.Config{
 		StateDir: filepath.Join(work, "fleet"), BinDir: binAbs, Proxies: 1, Subnet: subnet, Schedule: "@every 1000h",
+		ProxyCountries: true, // the rules scenario has a country rule
 	}, logger)
 	if err != nil {
 		return err

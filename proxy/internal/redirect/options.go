@@ -104,7 +104,7 @@ func (s *Server) matchRule(ctx *fasthttp.RequestCtx, st *reqState, rules []links
 		case links.RuleCountry:
 			if !ccKnown {
 				a, _ := st.clientOf(s, ctx)
-				country, countryOK = s.cfg.Countries.Country(a)
+				country, countryOK = s.countries().Country(a)
 				ccKnown = true
 			}
 			if countryOK && len(r.Value) == 2 && country[0] == r.Value[0] && country[1] == r.Value[1] {

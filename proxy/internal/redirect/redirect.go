@@ -85,8 +85,23 @@ type Server struct {
 	log    AccessLog // nil: logging off (benchmarks only)
 	redact []string  // lower-case names of the headers whose values are not logged
 	pw     *passwords
+	// geo is a country database loaded after the server started
+	// (SetCountries); until then Config.Countries is used.
+	geo atomic.Pointer[geo.DB]
 
 	statuses [600]atomic.Uint64
+}
+
+// SetCountries replaces the country database the rules read: the proxy
+// loads it in the background, so a start is not held up by it.
+func (s *Server) SetCountries(db *geo.DB) { s.geo.Store(db) }
+
+// countries is the country database in use; nil: none.
+func (s *Server) countries() *geo.DB {
+	if db := s.geo.Load(); db != nil {
+		return db
+	}
+	return s.cfg.Countries
 }
 
 // New returns a Server resolving through lr and logging to log; a nil log
