@@ -6,8 +6,8 @@
 #   deps.sh fleet   what the local fleet runs (make up): Postgres, HAProxy
 #   deps.sh         that, and what the tests need (make test)
 #
-# BENCH=1 adds the benchmarks' baseline (nginx); DEPS_DRY_RUN=1 prints what
-# would be installed and installs nothing.
+# BENCH=1 adds the benchmarks' baseline, nginx (which the tests start
+# too); DEPS_DRY_RUN=1 prints what would be installed and installs nothing.
 set -eu
 
 what=${1:-test}
@@ -52,8 +52,9 @@ if [ "$what" = test ]; then
 	# The bench scripts' test runs bench/wrk/redirects.lua under wrk.
 	command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 fi
-# Benchmarks also need nginx, their baseline.
-if [ "${BENCH:-}" = 1 ]; then
+# The benchmarks' baseline is nginx; the tests start it too
+# (bench/internal/baseline, bench/internal/balancer).
+if [ "$what" = test ] || [ "${BENCH:-}" = 1 ]; then
 	command -v nginx >/dev/null 2>&1 || missing="$missing nginx-light"
 fi
 

@@ -44,7 +44,7 @@ func TestDepsFleetInstallsOnlyTheFleet(t *testing.T) {
 		first, _, _ := strings.Cut(string(out), "\n")
 		return strings.Fields(strings.TrimPrefix(first, "would install:"))
 	}
-	onlyTests := []string{"chromium", "ansible", "ansible-lint", "prometheus", "wrk"}
+	onlyTests := []string{"chromium", "ansible", "ansible-lint", "prometheus", "wrk", "nginx-light"}
 	fleet := wouldInstall("fleet")
 	for _, pkg := range []string{"haproxy", "nodejs", "npm"} {
 		if !slices.Contains(fleet, pkg) {
