@@ -62,7 +62,7 @@ User=nobody
 Environment="GREETING=hello there"
 EnvironmentFile=-/etc/default/missing
 EnvironmentFile=/etc/default/greeter
-ExecStart=/bin/sh -c 'echo "$GREETING $NAME" > /tmp/greeting; trap "echo reloaded >> /tmp/greeting" HUP; while :; do sleep 0.1; done'
+ExecStart=/bin/sh -c 'trap "echo reloaded >> /tmp/greeting" HUP; echo "$GREETING $NAME" > /tmp/greeting; while :; do sleep 0.1; done'
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 
