@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/logfmt"
@@ -75,6 +76,44 @@ type Job struct {
 	failedSegments, unknownVersion                                       atomic.Uint64 // left pending, by why
 	lastPending                                                          atomic.Int64
 	lastSuccess                                                          atomic.Int64 // unix seconds
+	// Durations for /metrics: of runs that held the lock, and of their
+	// stages (see Stages).
+	runSeconds   prometheus.Histogram
+	stageSeconds *prometheus.HistogramVec
+}
+
+// Stages are a run's stages, as shortfleet_mapreduce_stage_duration_seconds
+// labels them: list (every proxy's pending segments, checked against the
+// ledger), map (pull, verify, decode, classify, combine and partition
+// every pending segment, in parallel), reduce (merge the partitions),
+// commit (the one transaction: aggregates and ledger) and ack (tell the
+// proxies what the ledger holds).
+var Stages = []string{"list", "map", "reduce", "commit", "ack"}
+
+// Buckets of the run and stage histograms: a run of a quiet fleet takes
+// tens of milliseconds, one catching up on hours of segments minutes; the
+// schedule is every five minutes.
+var (
+	runBuckets   = []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+	stageBuckets = []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+)
+
+func newDurations() (prometheus.Histogram, *prometheus.HistogramVec) {
+	run := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shortfleet_mapreduce_run_duration_seconds",
+		Help:    "Time of each run that took the run lock, from its start to the lock released, whether it succeeded or failed.",
+		Buckets: runBuckets})
+	stage := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shortfleet_mapreduce_stage_duration_seconds",
+		Help:    "Time of each run's stages: list, map, reduce, commit, ack; a stage that fails is timed too, the stages after it are not.",
+		Buckets: stageBuckets}, []string{"stage"})
+	for _, s := range Stages {
+		stage.WithLabelValues(s)
+	}
+	return run, stage
+}
+
+// timeStage records that stage took from start until now.
+func (j *Job) timeStage(stage string, start time.Time) {
+	j.stageSeconds.WithLabelValues(stage).Observe(time.Since(start).Seconds())
 }
 
 // New returns a Job.
@@ -97,6 +136,7 @@ func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) (*Job, error) {
 	}
 	j := &Job{cfg: cfg, logger: logger, db: db, client: &http.Client{Timeout: cfg.HTTPTimeout}, dims: shared,
 		classifiers: make(chan *dims.Classifier, cfg.Parallel)}
+	j.runSeconds, j.stageSeconds = newDurations()
 	for range cfg.Parallel {
 		j.classifiers <- shared.NewClassifier()
 	}
@@ -138,6 +178,7 @@ type segment struct {
 // Run performs one run. It returns ErrLocked, doing nothing, if another run
 // holds the lock.
 func (j *Job) Run(ctx context.Context) (res Result, err error) {
+	start := time.Now()
 	r, err := j.startRun(ctx, "run")
 	if err != nil {
 		return res, err
@@ -150,28 +191,42 @@ func (j *Job) Run(ctx context.Context) (res Result, err error) {
 			j.lastSuccess.Store(time.Now().Unix())
 		}
 		r.end(&res, err)
+		j.runSeconds.Observe(time.Since(start).Seconds())
 	}()
 	conn := r.conn
 
+	t := time.Now()
 	pending, known, err := j.pending(ctx, conn.Conn(), &res)
+	j.timeStage("list", t)
 	if err != nil {
 		return res, err
 	}
 	j.lastPending.Store(int64(len(pending)))
 	// Segments the ledger has that a proxy still lists (an earlier
 	// acknowledgement was lost) are acknowledged again.
-	defer func() { j.acknowledge(ctx, known) }()
+	defer func() {
+		t := time.Now()
+		j.acknowledge(ctx, known)
+		j.timeStage("ack", t)
+	}()
 	j.stage(ctx, "listed", "pending", len(pending), "known", len(known), "proxies_down", len(res.ProxiesDown))
+	t = time.Now()
 	done := j.mapAll(ctx, pending, &res)
+	j.timeStage("map", t)
 	j.failedSegments.Add(uint64(len(res.Failed) - res.UnknownVersion))
 	j.unknownVersion.Add(uint64(res.UnknownVersion))
 	j.stage(ctx, "mapped", "segments", len(done))
+	t = time.Now()
 	reduced, err := j.reduceAll(done)
+	j.timeStage("reduce", t)
 	if err != nil {
 		return res, err
 	}
 	j.stage(ctx, "reduced", "partitions", len(reduced))
-	if err := j.commit(ctx, conn.Conn(), done, reduced, &res); err != nil {
+	t = time.Now()
+	err = j.commit(ctx, conn.Conn(), done, reduced, &res)
+	j.timeStage("commit", t)
+	if err != nil {
 		return res, err
 	}
 	j.stage(ctx, "committed", "run", res.RunID)

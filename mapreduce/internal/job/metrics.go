@@ -35,6 +35,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mRuns, mSkipped, mSegments, mQuarantined, mFailed, mRecords, mClicks, mPending, mLastSuccess} {
 		ch <- d
 	}
+	c.j.runSeconds.Describe(ch)
+	c.j.stageSeconds.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -56,4 +58,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(mClicks, j.clicks.Load())
 	ch <- prometheus.MustNewConstMetric(mPending, prometheus.GaugeValue, float64(j.lastPending.Load()))
 	ch <- prometheus.MustNewConstMetric(mLastSuccess, prometheus.GaugeValue, float64(j.lastSuccess.Load()))
+	j.runSeconds.Collect(ch)
+	j.stageSeconds.Collect(ch)
 }
