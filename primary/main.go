@@ -27,6 +27,7 @@ import (
 	"shortfleet/primary/internal/api"
 	"shortfleet/primary/internal/https"
 	"shortfleet/primary/internal/limit"
+	"shortfleet/primary/internal/metrics"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/subcmd"
 	"shortfleet/primary/internal/target"
@@ -45,6 +46,7 @@ func env(name, def string) string {
 func main() {
 	var (
 		listen     = flag.String("listen", env("SHORTFLEET_LISTEN", "127.0.0.1:8000"), "HTTP listener address")
+		adminAddr  = flag.String("admin-listen", env("SHORTFLEET_ADMIN_LISTEN", ""), "admin listener address, for the fleet's own network: /healthz, and /metrics for the read token (SHORTFLEET_READ_TOKEN, which it then needs); empty: none")
 		dsn        = flag.String("dsn", "", "postgres:// URL of the primary database, without its password (one here is refused: ps shows command lines); default $SHORTFLEET_DSN, which may hold it")
 		dbPassFile = flag.String("db-password-file", "", "file holding the database password (or set SHORTFLEET_DB_PASSWORD)")
 		shortBase  = flag.String("short-base", env("SHORTFLEET_SHORT_BASE", "http://127.0.0.1:8080"), "origin of short URLs; links to its host are refused")
@@ -117,6 +119,10 @@ func main() {
 	if err != nil {
 		fatal(logger, "-app-base: "+err.Error())
 	}
+	readToken := os.Getenv("SHORTFLEET_READ_TOKEN")
+	if *adminAddr != "" && readToken == "" {
+		fatal(logger, "-admin-listen needs SHORTFLEET_READ_TOKEN: its /metrics answers only to that token")
+	}
 	if *insecure {
 		logger.Warn("-insecure-cookies is a development switch only: cookies without Secure, plain HTTP not redirected, no HSTS")
 	}
@@ -145,26 +151,26 @@ func main() {
 	// around the other's limits.
 	limits := limit.Limits{SignupPerAddr: rSignup.Limiter(), LoginPerAddr: rLogin.Limiter(), LoginPerAccount: rLoginUser.Limiter(),
 		CreatePerAccount: rCreate.Limiter(), CreatePerAddr: rCreateIP.Limiter(), TrustedProxies: trustedNets}
+	m := metrics.New(metrics.Sources{Pool: pool, DBErrors: st.DBErrors, RateLimited: limits.Refusals})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: limits}, logger, st).Register(mux)
-	readToken := os.Getenv("SHORTFLEET_READ_TOKEN")
+	api.New(api.Config{ShortBase: *shortBase, Policy: policy, Limits: limits, Metrics: m}, logger, st).Register(mux)
 	if readToken == "" && len(proxyURLs) > 0 {
 		logger.Warn("no SHORTFLEET_READ_TOKEN: the fleet page shows the proxies' readiness but not their metrics")
 	}
 	ui, err := web.New(web.Config{ShortBase: *shortBase, Policy: policy, Secure: !*insecure, CSRFKey: csrfKey,
 		Proxies: proxyURLs, ReadToken: readToken,
-		Limits: limits,
+		Limits: limits, Metrics: m,
 	}, logger, st)
 	if err != nil {
 		fatal(logger, err.Error())
 	}
 	ui.Register(mux)
-	h := http.NewCrossOriginProtection().Handler(ui.Session(mux))
+	h := m.CrossOrigin(http.NewCrossOriginProtection(), ui.Session(mux))
 	if !*insecure {
 		h = https.Require(h, trustedNets, origin)
 	}
-	srv := web.HTTPServer(web.SecurityHeaders(h), web.DefaultServerLimits(), logger)
+	srv := web.HTTPServer(m.Instrument(mux, web.SecurityHeaders(h)), web.DefaultServerLimits(), logger)
 	srv.TLSConfig = tlsConfig
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -177,6 +183,18 @@ func main() {
 	} else {
 		logger.Info("listening on http://"+ln.Addr().String(), "listener", "http")
 		go func() { errc <- srv.Serve(ln) }()
+	}
+
+	// The admin listener: metrics for Prometheus (and health), never on
+	// the public listener, which the balancers expose.
+	adminSrv := &http.Server{Handler: m.Handler(readToken), ReadHeaderTimeout: 10 * time.Second}
+	if *adminAddr != "" {
+		aln, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			fatal(logger, fmt.Sprintf("listen: %v", err))
+		}
+		logger.Info("listening on http://"+aln.Addr().String(), "listener", "admin")
+		go func() { errc <- adminSrv.Serve(aln) }()
 	}
 
 	select {
@@ -197,6 +215,11 @@ func main() {
 			return err
 		}
 		return nil
+	})
+	step("admin listener", func() error {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return adminSrv.Shutdown(sctx)
 	})
 	step("link writer", func() error { st.Close(); return nil })
 	step("database pool", func() error { pool.Close(); return nil })

@@ -171,7 +171,10 @@ func start(t *testing.T, env []string, args ...string) (string, func() string) {
 			out.WriteString(sc.Text() + "\n")
 			mu.Unlock()
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				listening <- m[1]
+				select {
+				case listening <- m[1]: // the first listener reported: -listen's
+				default:
+				}
 			}
 		}
 	}()

@@ -177,6 +177,7 @@ func main() {
 	src := metrics.Sources{
 		Statuses: rs.Statuses, Links: resolver.Stats, Ready: resolver.Ready, LagNS: resolver.LagNS,
 		Watermark: resolver.Watermark, Log: logw.Stats, LogOpen: logw.Opened, Segments: logw.SegmentCounts,
+		Redirects: rs.Redirects(),
 	}
 	adminSrv := &http.Server{
 		Handler: admin.Handler(admin.Config{

@@ -89,6 +89,11 @@ func TestStartsWithUnwritableLogFolder(t *testing.T) {
 	if open, n := metric("shortfleet_proxy_log_open"), metric(`shortfleet_proxy_log_records_total{result="dropped"}`); open != "0" || n != fmt.Sprint(dropped) {
 		t.Fatalf("log folder unwritable: log_open %s, dropped %s; want 0, %d", open, n, dropped)
 	}
+	// Every redirect is timed, logged or not (the record is filled, then
+	// dropped).
+	if n := metric("shortfleet_proxy_redirect_duration_seconds_count"); n != fmt.Sprint(dropped) {
+		t.Fatalf("redirect_duration_seconds_count %s, want %d", n, dropped)
+	}
 
 	writable()
 	deadline := time.Now().Add(30 * time.Second)
@@ -300,10 +305,19 @@ func TestNoLog(t *testing.T) {
 	if resp.StatusCode != 302 {
 		t.Fatalf("redirect: %d", resp.StatusCode)
 	}
+	// A 404 is no redirect: not timed as one.
+	if resp, err = client.Get(p.urls["redirect"] + "/no-such-alias"); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("no such alias: %d", resp.StatusCode)
+	}
 	metrics := scrapeMetrics(t, p.urls["admin"], token)
 	for _, want := range []string{"shortfleet_proxy_log_open 0", `shortfleet_proxy_log_records_total{result="appended"} 0`,
 		`shortfleet_proxy_log_records_total{result="dropped"} 0`, "shortfleet_proxy_segments_on_disk 0", "shortfleet_proxy_segments_pending 0",
-		`shortfleet_proxy_requests_total{status="302"} 1`} {
+		`shortfleet_proxy_requests_total{status="302"} 1`, `shortfleet_proxy_requests_total{status="404"} 1`,
+		`shortfleet_proxy_redirect_duration_seconds_count 1`, `shortfleet_proxy_redirect_duration_seconds_bucket{le="+Inf"} 1`} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("metrics lack %q", want)
 		}

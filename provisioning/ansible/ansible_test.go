@@ -184,6 +184,7 @@ var hostSettings = map[string]string{
 const (
 	promRules = "prometheus/shortfleet.rules.yml"
 	promToken = "prometheus/token"
+	promRead  = "prometheus/read-token"
 )
 
 // renders is every rendering the tests compare, by output name.
@@ -215,7 +216,8 @@ func renders() map[string]render {
 			src: patroniTmpl, vars: map[string]any{"shortfleet_synchronous_commit": false}},
 		"prometheus.yml": {host: "mapreduce-01", varsFiles: []string{"roles/monitoring/defaults/main.yml"}, src: "roles/monitoring/templates/prometheus.yml.j2",
 			vars: map[string]any{"shortfleet_postgres_exporter": true, "monitoring_rules_file": "{{ render_dir }}/" + promRules,
-				"monitoring_token_file": "{{ render_dir }}/" + promToken, "monitoring_alertmanagers": []string{"192.0.2.30:9093"}}},
+				"monitoring_token_file": "{{ render_dir }}/" + promToken, "monitoring_read_token_file": "{{ render_dir }}/" + promRead,
+				"monitoring_alertmanagers": []string{"192.0.2.30:9093"}}},
 	}
 	// Every balance the Go side accepts, haproxy_settings as Go has them.
 	for _, balance := range []string{"roundrobin", "leastconn", "uri-consistent"} {
@@ -564,9 +566,10 @@ func metricNames(t *testing.T) map[string]bool {
 	for _, src := range []struct{ file, prefix, fn string }{
 		{"../../proxy/internal/metrics/metrics.go", "shortfleet_proxy_", "desc"},
 		{"../../mapreduce/internal/job/metrics.go", "shortfleet_mapreduce_", "mdesc"},
+		{"../../primary/internal/metrics/metrics.go", "shortfleet_app_", "(?:desc|name)"},
 	} {
 		text := readFile(t, src.file)
-		if !strings.Contains(text, `"`+src.prefix+`"+name`) {
+		if !regexp.MustCompile(`"` + src.prefix + `" ?\+ ?(name|n)\b`).MatchString(text) {
 			t.Fatalf("%s no longer names its metrics %q+name; update this test", src.file, src.prefix)
 		}
 		found := regexp.MustCompile(`\b`+src.fn+`\("([a-z0-9_]+)"`).FindAllStringSubmatch(text, -1)
@@ -576,11 +579,22 @@ func metricNames(t *testing.T) map[string]bool {
 		for _, m := range found {
 			names[src.prefix+m[1]] = true
 		}
+		// Names written whole (a histogram's HistogramOpts).
+		for _, m := range regexp.MustCompile(`"(`+src.prefix+`[a-z0-9_]+)"`).FindAllStringSubmatch(text, -1) {
+			names[m[1]] = true
+		}
+	}
+	// Histograms (by this code's convention, the *_duration_seconds) are
+	// read as their series.
+	for n := range names {
+		if strings.HasSuffix(n, "_duration_seconds") {
+			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
+		}
 	}
 	return names
 }
 
-var shortfleetMetric = regexp.MustCompile(`\bshortfleet_(proxy|mapreduce)_[a-z0-9_]+`)
+var shortfleetMetric = regexp.MustCompile(`\bshortfleet_(proxy|mapreduce|app)_[a-z0-9_]+`)
 
 // checkMetrics fails for each shortfleet metric in text that no binary
 // exports, and returns how many it found.
@@ -627,8 +641,10 @@ func TestPrometheus(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, promRules), []byte(readFile(t, rulesFile)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, promToken), []byte("token"), 0o600); err != nil {
-			t.Fatal(err)
+		for _, tok := range []string{promToken, promRead} {
+			if err := os.WriteFile(filepath.Join(dir, tok), []byte("token"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 		path := filepath.Join(dir, "prometheus.yml")
 		promtool(t, "check", "config", path)
@@ -637,7 +653,7 @@ func TestPrometheus(t *testing.T) {
 		for _, job := range []struct {
 			name    string
 			targets int
-		}{{"shortfleet_proxy", 16}, {"shortfleet_mapreduce", 1}, {"haproxy", 2}, {"postgres", 17}} {
+		}{{"shortfleet_proxy", 16}, {"shortfleet_app", 2}, {"shortfleet_mapreduce", 1}, {"haproxy", 2}, {"postgres", 17}} {
 			i := strings.Index(cfg, "job_name: "+job.name+"\n")
 			if i < 0 {
 				t.Errorf("no scrape job %s", job.name)
@@ -649,6 +665,20 @@ func TestPrometheus(t *testing.T) {
 			}
 			if n := strings.Count(section, "- targets:"); n != job.targets {
 				t.Errorf("job %s scrapes %d targets, want %d", job.name, n, job.targets)
+			}
+			// The mapreduce daemon's /metrics needs the admin token.
+			if job.name == "shortfleet_mapreduce" && !strings.Contains(section, "credentials_file: "+filepath.Join(dir, promToken)) {
+				t.Errorf("job shortfleet_mapreduce is scraped without the admin token:\n%s", section)
+			}
+			// The app, on the apps' hosts' admin port, with the read
+			// token: it never holds the admin token.
+			if job.name == "shortfleet_app" {
+				for _, want := range []string{`"192.0.2.10:9091"`, `"198.51.100.11:9091"`, "host: db-primary", "host: proxy-01",
+					"credentials_file: " + filepath.Join(dir, promRead)} {
+					if !strings.Contains(section, want) {
+						t.Errorf("job shortfleet_app lacks %s:\n%s", want, section)
+					}
+				}
 			}
 		}
 		if !strings.Contains(cfg, "credentials_file: "+filepath.Join(dir, promToken)) {
@@ -776,6 +806,9 @@ func TestAppEnvironmentAndUnits(t *testing.T) {
 				}
 				if got := set["SHORTFLEET_APP_BASE"]; got != "https://app.example.com" {
 					t.Errorf("primary.env: SHORTFLEET_APP_BASE %q, want the inventory's https://app.example.com", got)
+				}
+				if got := set["SHORTFLEET_ADMIN_LISTEN"]; got != "192.0.2.10:9091" {
+					t.Errorf("primary.env: SHORTFLEET_ADMIN_LISTEN %q, want the host's own address and port 9091, which Prometheus scrapes", got)
 				}
 				if got := set["SHORTFLEET_TRUSTED_PROXIES"]; got != "192.0.2.5,192.0.2.6" {
 					t.Errorf("primary.env: SHORTFLEET_TRUSTED_PROXIES %q, want the balancers 192.0.2.5,192.0.2.6", got)

@@ -182,7 +182,7 @@ func printURLs(f *localfleet.Fleet, took time.Duration, state string) {
 		fmt.Fprintf(&b, "  %-27s %s   admin %s   postgres %s\n", localfleet.ProxyID(i), s.Redirects[i], s.Admins[i], f.Replicas[i].Addr())
 	}
 	for i, a := range f.Apps {
-		fmt.Fprintf(&b, "  app instance %-14d %s\n", i+1, a.URL("http"))
+		fmt.Fprintf(&b, "  app instance %-14d %s   admin %s\n", i+1, a.URL("http"), a.URL("admin"))
 	}
 	fmt.Fprintf(&b, "  mapreduce daemon            %s\n", s.Mapreduce)
 	fmt.Fprintf(&b, "  postgres primary            %s (database %s; Patroni's leader now: %s)\n", s.PrimaryDB, localfleet.Database, f.Primary.Name())

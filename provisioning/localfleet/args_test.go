@@ -31,6 +31,9 @@ func TestPrimaryArgs(t *testing.T) {
 	if got := flag("-listen"); got != "127.5.6.2:8000" {
 		t.Errorf("-listen %q", got)
 	}
+	if got := flag("-admin-listen"); got != "127.5.6.2:9091" {
+		t.Errorf("-admin-listen %q, want the host's own address, port 9091", got)
+	}
 	if !slices.Equal(args[len(args)-2:], []string{"-rate-login", "5/1m"}) {
 		t.Errorf("the config's PrimaryArgs do not come last, to override: %q", args)
 	}
@@ -46,6 +49,9 @@ func TestPrimaryArgs(t *testing.T) {
 	if got := flag("-listen"); got != "127.5.6.11:8000" {
 		t.Errorf("second instance's -listen %q", got)
 	}
+	if got := flag("-admin-listen"); got != "127.5.6.11:9091" {
+		t.Errorf("second instance's -admin-listen %q", got)
+	}
 	if slices.Contains(args, "-insecure-cookies") {
 		t.Errorf("behind the balancer, -insecure-cookies is passed: %q", args)
 	}
@@ -54,5 +60,25 @@ func TestPrimaryArgs(t *testing.T) {
 	}
 	if hosts := strings.Split(flag("-fleet-hosts"), ","); !slices.Contains(hosts, "127.5.6.5") {
 		t.Errorf("-fleet-hosts %q lacks the balancer's app address 127.5.6.5", hosts)
+	}
+}
+
+// TestScrapeTargets: every proxy, app instance and the mapreduce daemon,
+// under the monitoring role's job names, each with the token its
+// /metrics answers to.
+func TestScrapeTargets(t *testing.T) {
+	f := &Fleet{cfg: Config{Proxies: 2, Subnet: "127.5.6"}, balanced: true}
+	want := []ScrapeTarget{
+		{"shortfleet_proxy", "proxy-01", "127.5.6.11:9090", "admin"},
+		{"shortfleet_proxy", "proxy-02", "127.5.6.12:9090", "admin"},
+		{"shortfleet_app", "db-main", "127.5.6.2:9091", "read"},
+		{"shortfleet_app", "proxy-01", "127.5.6.11:9091", "read"},
+		{"shortfleet_mapreduce", "mapreduce", "127.5.6.3:9100", "admin"},
+	}
+	if got := f.ScrapeTargets(); !slices.Equal(got, want) {
+		t.Fatalf("scrape targets\n%v\nwant\n%v", got, want)
+	}
+	if got := f.AppAdminURLs(); !slices.Equal(got, []string{"http://127.5.6.2:9091", "http://127.5.6.11:9091"}) {
+		t.Fatalf("app admin URLs %q", got)
 	}
 }

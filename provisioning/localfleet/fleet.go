@@ -4,11 +4,12 @@
 // replica, and the mapreduce daemon. Each "host" gets its own loopback
 // address, so ports and configuration look as they do on bare metal:
 //
-//	<subnet>.2    primary host: Postgres :5432, primary app :8000
+//	<subnet>.2    primary host: Postgres :5432, primary app :8000, its admin :9091
 //	<subnet>.3    mapreduce host: admin :9100
 //	<subnet>.4    load balancer (HAProxy), short links: HTTP :8080, HTTPS :8443, stats :8404
 //	<subnet>.5    load balancer, the primary app's name: HTTP :8080 (to HTTPS), HTTPS :8443
 //	<subnet>.1N   proxy-0N host: replica :5432, redirects :8080, admin :9090
+//	              (proxy-01's also a second app instance :8000, admin :9091)
 //
 // Every process is supervised and restarted if it dies (README.md decision
 // 10). The README's quick start, the end-to-end tests and the benchmarks
@@ -49,6 +50,7 @@ const (
 	PortPrimary   = 8000
 	PortRedirect  = 8080
 	PortAdmin     = 9090
+	PortAppAdmin  = 9091 // the app's admin listener: /metrics for the read token
 	PortMapreduce = 9100
 )
 
@@ -428,7 +430,7 @@ func (f *Fleet) start(ctx context.Context) error {
 		for i, h := range f.appHosts() {
 			g.Go(func() error {
 				a := f.newApp(appName(i), f.primaryArgs(h), "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_CSRF_KEY="+f.Secrets.CSRFKey)
-				if err := a.Start(gctx, "http"); err != nil {
+				if err := a.Start(gctx, "http", "admin"); err != nil {
 					return err
 				}
 				f.Apps[i] = a
@@ -502,6 +504,8 @@ func (f *Fleet) primaryArgs(host string) []string {
 	}
 	args := []string{
 		"-listen", net.JoinHostPort(host, strconv.Itoa(PortPrimary)),
+		// /metrics for the read token (tokenEnv), as on bare metal.
+		"-admin-listen", net.JoinHostPort(host, strconv.Itoa(PortAppAdmin)),
 		"-short-base", f.ShortBase(),
 		"-proxies", strings.Join(f.AdminURLs(), ","),
 		"-fleet-hosts", strings.Join(hosts, ","),
@@ -781,6 +785,54 @@ func (f *Fleet) AdminURLs() []string {
 	return u
 }
 
+// AppAdminURLs are the app instances' admin URLs, one per app host (the
+// primary host first): /healthz, and /metrics for Secrets.ReadToken.
+func (f *Fleet) AppAdminURLs() []string {
+	var u []string
+	for _, h := range f.appHosts() {
+		u = append(u, "http://"+net.JoinHostPort(h, strconv.Itoa(PortAppAdmin)))
+	}
+	return u
+}
+
+// ScrapeTarget is one process Prometheus scrapes, as the monitoring
+// role's prometheus.yml has it: the job, the host label and host:port.
+// Token says which of Secrets' tokens /metrics needs: "admin" (the
+// proxies, mapreduce) or "read" (the app).
+type ScrapeTarget struct {
+	Job, Host, Addr, Token string
+}
+
+// ScrapeTargets are the fleet's processes to scrape: the proxies, the app
+// instances and the mapreduce daemon, with the job names of the
+// monitoring role's prometheus.yml (shortfleet_proxy, shortfleet_app,
+// shortfleet_mapreduce) and host labels after the local hosts' names
+// (proxy-01, db-main for the primary host, mapreduce).
+func (f *Fleet) ScrapeTargets() []ScrapeTarget {
+	var ts []ScrapeTarget
+	for i := range f.cfg.Proxies {
+		ts = append(ts, ScrapeTarget{"shortfleet_proxy", ProxyID(i), net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortAdmin)), "admin"})
+	}
+	for _, h := range f.appHosts() {
+		ts = append(ts, ScrapeTarget{"shortfleet_app", f.hostName(h), net.JoinHostPort(h, strconv.Itoa(PortAppAdmin)), "read"})
+	}
+	return append(ts, ScrapeTarget{"shortfleet_mapreduce", "mapreduce", net.JoinHostPort(f.cfg.host(3), strconv.Itoa(PortMapreduce)), "admin"})
+}
+
+// hostName names a host of the fleet by what runs on it: db-main (the
+// primary host), proxy-0N, or its address.
+func (f *Fleet) hostName(addr string) string {
+	if addr == f.PrimaryHost() {
+		return MainDB
+	}
+	for i := range f.cfg.Proxies {
+		if addr == f.ProxyHost(i) {
+			return ProxyID(i)
+		}
+	}
+	return addr
+}
+
 // ProxyLogDir is proxy i's access log folder.
 func (f *Fleet) ProxyLogDir(i int) string { return f.path("proxy", ProxyID(i), "logs") }
 
@@ -802,11 +854,13 @@ func (f *Fleet) WaitReplicas(ctx context.Context) error {
 
 // State is what `fleet up` writes to state.json for people and `fleet down`.
 type State struct {
-	Pid         int      `json:"pid"`
-	PrimaryURL  string   `json:"primary_url"`
-	ShortBase   string   `json:"short_base"`
-	Redirects   []string `json:"redirect_urls"`
-	Admins      []string `json:"admin_urls"`
+	Pid        int      `json:"pid"`
+	PrimaryURL string   `json:"primary_url"`
+	ShortBase  string   `json:"short_base"`
+	Redirects  []string `json:"redirect_urls"`
+	Admins     []string `json:"admin_urls"`
+	// AppAdmins are the app instances' admin URLs (/metrics: read token).
+	AppAdmins   []string `json:"app_admin_urls"`
 	Mapreduce   string   `json:"mapreduce_url"`
 	Balancer    string   `json:"balancer_url,omitempty"`
 	BalancerTLS string   `json:"balancer_tls_url,omitempty"`
@@ -823,7 +877,7 @@ type State struct {
 func (f *Fleet) State() State {
 	s := State{
 		Pid: os.Getpid(), PrimaryURL: f.PrimaryURL(), ShortBase: f.ShortBase(),
-		Redirects: f.RedirectURLs(), Admins: f.AdminURLs(), Mapreduce: f.Mapreduce.URL("admin"),
+		Redirects: f.RedirectURLs(), Admins: f.AdminURLs(), AppAdmins: f.AppAdminURLs(), Mapreduce: f.Mapreduce.URL("admin"),
 		Balancer: f.BalancerURL(), BalancerTLS: f.BalancerTLSURL(), CAFile: f.CAFile(),
 		PrimaryDB: f.Primary.Addr(),
 	}

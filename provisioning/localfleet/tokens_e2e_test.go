@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"shortfleet/logfmt/ship"
 	"shortfleet/provisioning/localfleet"
 )
 
@@ -82,6 +83,26 @@ func TestPrimaryHoldsReadTokenOnly(t *testing.T) {
 	}
 	if st, _ := do("GET", "/segments", adminTok, ""); st != 200 {
 		t.Fatalf("/segments with the admin token: %d", st)
+	}
+
+	// Every scrape target answers /metrics with its token, and the app's
+	// (read token) to no other.
+	for _, tg := range f.ScrapeTargets() {
+		tok := map[string]string{"admin": adminTok, "read": read}[tg.Token]
+		m, err := ship.Client{BaseURL: "http://" + tg.Addr, Token: tok}.Metrics(ctx)
+		prefix := tg.Job + "_" // shortfleet_proxy_, shortfleet_app_, ...
+		found := false
+		for series := range m {
+			found = found || strings.HasPrefix(series, prefix)
+		}
+		if err != nil || !found {
+			t.Fatalf("%s %s (%s): %v, no %s series in %d", tg.Job, tg.Host, tg.Addr, err, prefix, len(m))
+		}
+		if tg.Job == "shortfleet_app" {
+			if _, err := (ship.Client{BaseURL: "http://" + tg.Addr, Token: adminTok}).Metrics(ctx); err == nil || !strings.Contains(err.Error(), "401") {
+				t.Fatalf("the app's /metrics with the admin token: %v, want 401", err)
+			}
+		}
 	}
 
 	// Requests to the proxy, then the fleet page as an admin shows them.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"shortfleet/logfmt"
@@ -75,6 +76,15 @@ type Job struct {
 	failedSegments, unknownVersion                                       atomic.Uint64 // left pending, by why
 	lastPending                                                          atomic.Int64
 	lastSuccess                                                          atomic.Int64 // unix seconds
+	// Durations for /metrics: of runs that held the lock, and of their
+	// stages (see Stages).
+	runSeconds   prometheus.Histogram
+	stageSeconds *prometheus.HistogramVec
+}
+
+// timeStage records that stage took from start until now.
+func (j *Job) timeStage(stage string, start time.Time) {
+	j.stageSeconds.WithLabelValues(stage).Observe(time.Since(start).Seconds())
 }
 
 // New returns a Job.
@@ -97,6 +107,7 @@ func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) (*Job, error) {
 	}
 	j := &Job{cfg: cfg, logger: logger, db: db, client: &http.Client{Timeout: cfg.HTTPTimeout}, dims: shared,
 		classifiers: make(chan *dims.Classifier, cfg.Parallel)}
+	j.runSeconds, j.stageSeconds = newDurations()
 	for range cfg.Parallel {
 		j.classifiers <- shared.NewClassifier()
 	}
@@ -138,6 +149,7 @@ type segment struct {
 // Run performs one run. It returns ErrLocked, doing nothing, if another run
 // holds the lock.
 func (j *Job) Run(ctx context.Context) (res Result, err error) {
+	start := time.Now()
 	r, err := j.startRun(ctx, "run")
 	if err != nil {
 		return res, err
@@ -150,28 +162,42 @@ func (j *Job) Run(ctx context.Context) (res Result, err error) {
 			j.lastSuccess.Store(time.Now().Unix())
 		}
 		r.end(&res, err)
+		j.runSeconds.Observe(time.Since(start).Seconds())
 	}()
 	conn := r.conn
 
+	t := time.Now()
 	pending, known, err := j.pending(ctx, conn.Conn(), &res)
+	j.timeStage("list", t)
 	if err != nil {
 		return res, err
 	}
 	j.lastPending.Store(int64(len(pending)))
 	// Segments the ledger has that a proxy still lists (an earlier
 	// acknowledgement was lost) are acknowledged again.
-	defer func() { j.acknowledge(ctx, known) }()
+	defer func() {
+		t := time.Now()
+		j.acknowledge(ctx, known)
+		j.timeStage("ack", t)
+	}()
 	j.stage(ctx, "listed", "pending", len(pending), "known", len(known), "proxies_down", len(res.ProxiesDown))
+	t = time.Now()
 	done := j.mapAll(ctx, pending, &res)
+	j.timeStage("map", t)
 	j.failedSegments.Add(uint64(len(res.Failed) - res.UnknownVersion))
 	j.unknownVersion.Add(uint64(res.UnknownVersion))
 	j.stage(ctx, "mapped", "segments", len(done))
+	t = time.Now()
 	reduced, err := j.reduceAll(done)
+	j.timeStage("reduce", t)
 	if err != nil {
 		return res, err
 	}
 	j.stage(ctx, "reduced", "partitions", len(reduced))
-	if err := j.commit(ctx, conn.Conn(), done, reduced, &res); err != nil {
+	t = time.Now()
+	err = j.commit(ctx, conn.Conn(), done, reduced, &res)
+	j.timeStage("commit", t)
+	if err != nil {
 		return res, err
 	}
 	j.stage(ctx, "committed", "run", res.RunID)

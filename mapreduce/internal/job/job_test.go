@@ -457,18 +457,37 @@ func TestRecompute(t *testing.T) {
 	}
 }
 
+// TestMetrics: a run's counters, and its duration and each of its
+// stages' timed once; a run refused for the lock is not timed.
 func TestMetrics(t *testing.T) {
+	ctx := context.Background()
 	db := setupDB(t)
 	a := newProxyLogs(t, "proxy-a")
 	a.write(nil, clicks(5, 1, t0, false)...)
 	j := newJob(t, db, Config{Proxies: []string{a.Srv.URL}})
-	if _, err := j.Run(context.Background()); err != nil {
+	if _, err := j.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Run(ctx); !errors.Is(err, ErrLocked) {
+		t.Fatalf("run while locked: %v, want ErrLocked", err)
+	}
 	text := mrtest.Scrape(t, NewCollector(j, func() uint64 { return 2 }))
-	for _, s := range []string{`shortfleet_mapreduce_runs_total{outcome="ok"} 1`, `shortfleet_mapreduce_clicks_total 5`,
+	want := []string{`shortfleet_mapreduce_runs_total{outcome="ok"} 1`, `shortfleet_mapreduce_clicks_total 5`,
 		`shortfleet_mapreduce_segments_ingested_total 1`, `shortfleet_mapreduce_runs_skipped_overrun_total 2`,
-		`shortfleet_mapreduce_segments_quarantined_total 0`} {
+		`shortfleet_mapreduce_segments_quarantined_total 0`, `shortfleet_mapreduce_runs_total{outcome="locked"} 1`,
+		`shortfleet_mapreduce_run_duration_seconds_count 1`, `shortfleet_mapreduce_last_success_timestamp_seconds `}
+	for _, stage := range Stages {
+		want = append(want, `shortfleet_mapreduce_stage_duration_seconds_count{stage="`+stage+`"} 1`)
+	}
+	for _, s := range want {
 		if !strings.Contains(text, s) {
 			t.Errorf("metrics lack %q:\n%s", s, text)
 		}

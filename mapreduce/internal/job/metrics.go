@@ -30,11 +30,42 @@ var (
 	mLastSuccess = mdesc("last_success_timestamp_seconds", "When the last successful run finished.")
 )
 
+// Stages are a run's stages, as shortfleet_mapreduce_stage_duration_seconds
+// labels them: list (every proxy's pending segments, checked against the
+// ledger), map (pull, verify, decode, classify, combine and partition
+// every pending segment, in parallel), reduce (merge the partitions),
+// commit (the one transaction: aggregates and ledger) and ack (tell the
+// proxies what the ledger holds).
+var Stages = []string{"list", "map", "reduce", "commit", "ack"}
+
+// Buckets of the run and stage histograms: a run of a quiet fleet takes
+// tens of milliseconds, one catching up on hours of segments minutes; the
+// schedule is every five minutes.
+var (
+	runBuckets   = []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+	stageBuckets = []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+)
+
+func newDurations() (prometheus.Histogram, *prometheus.HistogramVec) {
+	run := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shortfleet_mapreduce_run_duration_seconds",
+		Help:    "Time of each run that took the run lock, from its start to the lock released, whether it succeeded or failed.",
+		Buckets: runBuckets})
+	stage := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shortfleet_mapreduce_stage_duration_seconds",
+		Help:    "Time of each run's stages: list, map, reduce, commit, ack; a stage that fails is timed too, the stages after it are not.",
+		Buckets: stageBuckets}, []string{"stage"})
+	for _, s := range Stages {
+		stage.WithLabelValues(s)
+	}
+	return run, stage
+}
+
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mRuns, mSkipped, mSegments, mQuarantined, mFailed, mRecords, mClicks, mPending, mLastSuccess} {
 		ch <- d
 	}
+	c.j.runSeconds.Describe(ch)
+	c.j.stageSeconds.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -56,4 +87,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(mClicks, j.clicks.Load())
 	ch <- prometheus.MustNewConstMetric(mPending, prometheus.GaugeValue, float64(j.lastPending.Load()))
 	ch <- prometheus.MustNewConstMetric(mLastSuccess, prometheus.GaugeValue, float64(j.lastSuccess.Load()))
+	j.runSeconds.Collect(ch)
+	j.stageSeconds.Collect(ch)
 }

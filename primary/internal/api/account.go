@@ -5,15 +5,17 @@ import (
 	"strconv"
 
 	"shortfleet/primary/internal/account"
+	"shortfleet/primary/internal/metrics"
 	"shortfleet/primary/internal/qrcode"
 	"shortfleet/primary/internal/store"
 )
 
 // accountFailure answers a failed account change; a wrong password is a
 // 403 naming the field that held it.
-func accountFailure(w http.ResponseWriter, f *account.Failure, field string) {
+func (s *Server) accountFailure(w http.ResponseWriter, f *account.Failure, field string) {
 	switch f.Status {
 	case http.StatusForbidden:
+		s.cfg.Metrics.Refused(metrics.BadPassword)
 		writeError(w, f.Status, "%s is wrong", field)
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
@@ -54,7 +56,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, u store.
 	}
 	ended, f := s.accounts.ChangePassword(r.Context(), u, req.Current, req.New, "")
 	if f != nil {
-		accountFailure(w, f, "current_password")
+		s.accountFailure(w, f, "current_password")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions_ended": ended})
@@ -80,7 +82,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, u store.U
 	}
 	n, f := s.accounts.DeleteAccount(r.Context(), u, req.Password)
 	if f != nil {
-		accountFailure(w, f, "password")
+		s.accountFailure(w, f, "password")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "links_disabled": n})

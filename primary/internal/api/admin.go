@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"shortfleet/primary/internal/linkreq"
+	"shortfleet/primary/internal/metrics"
 	"shortfleet/primary/internal/store"
 )
 
@@ -29,6 +30,7 @@ func (s *Server) adminRoutes() []Route {
 func (s *Server) admin(next func(http.ResponseWriter, *http.Request, store.User)) func(http.ResponseWriter, *http.Request, store.User) {
 	return func(w http.ResponseWriter, r *http.Request, u store.User) {
 		if !u.IsAdmin {
+			s.cfg.Metrics.Refused(metrics.NotAdmin)
 			writeError(w, http.StatusForbidden, "this endpoint is for admins only")
 			return
 		}

@@ -21,6 +21,7 @@ import (
 	"shortfleet/primary/internal/csvio"
 	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/linkreq"
+	"shortfleet/primary/internal/metrics"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
 	sfsql "shortfleet/sql"
@@ -43,6 +44,8 @@ type Config struct {
 	// Hasher hashes the passwords of sign-ups; the zero Hasher is the
 	// default costs. Give the web UI the same one.
 	Hasher auth.Hasher
+	// Metrics counts creations and refused credentials; nil: not counted.
+	Metrics *metrics.Metrics
 }
 
 // Server serves the API.
@@ -230,12 +233,14 @@ func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, store.Use
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
+			s.cfg.Metrics.Refused(metrics.NoAPIKey)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shortfleet"`)
 			writeError(w, http.StatusUnauthorized, "send your API key as Authorization: Bearer <key>")
 			return
 		}
 		u, err := s.st.KeyUser(r.Context(), strings.TrimSpace(key))
 		if errors.Is(err, sfsql.ErrNotFound) {
+			s.cfg.Metrics.Refused(metrics.BadAPIKey)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shortfleet", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "API key is not valid or was revoked")
 			return
@@ -245,12 +250,14 @@ func (s *Server) withKey(next func(http.ResponseWriter, *http.Request, store.Use
 			return
 		}
 		if u.Suspended {
+			s.cfg.Metrics.Refused(metrics.Suspended)
 			writeError(w, http.StatusForbidden, "this account is suspended; its API keys are refused")
 			return
 		}
 		// Every route that changes state is a POST, PATCH or DELETE, so
 		// the method alone says what a read key may do.
 		if u.KeyScope == store.ScopeRead && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.cfg.Metrics.Refused(metrics.ReadOnlyKey)
 			writeError(w, http.StatusForbidden, "this API key is read-only (scope %q): it can list, read and export, not %s %s; use a key with scope %q",
 				store.ScopeRead, r.Method, r.URL.Path, store.ScopeWrite)
 			return
@@ -374,6 +381,7 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, u store.User
 		s.storeError(w, "create the link", err)
 		return
 	}
+	s.cfg.Metrics.Created(metrics.SourceAPI, 1)
 	writeJSON(w, http.StatusCreated, s.linkJSON(l))
 }
 
@@ -417,6 +425,7 @@ func (s *Server) bulkCreate(w http.ResponseWriter, r *http.Request, u store.User
 		s.storeError(w, "create the links", err)
 		return
 	}
+	s.cfg.Metrics.Created(metrics.SourceAPIBulk, len(links))
 	out := make([]linkreq.LinkJSON, len(links))
 	for i, l := range links {
 		out[i] = s.linkJSON(l)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -29,6 +30,8 @@ type Rule struct {
 type Limiter struct {
 	rule    Rule
 	buckets *otter.Cache[string, *rate.Limiter]
+	// refused counts the requests this limiter refused, for /metrics.
+	refused atomic.Uint64
 }
 
 // New returns a Limiter applying rule to every key.
@@ -115,8 +118,17 @@ func take(n int, charges ...charge) verdict {
 		for _, r := range taken {
 			r.CancelAt(now)
 		}
+		charges[v.Refused].L.refused.Add(1)
 	}
 	return v
+}
+
+// Refused is how many requests l refused; 0 for a nil Limiter.
+func (l *Limiter) Refused() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.refused.Load()
 }
 
 // Limits are the primary's rate limits; a nil Limiter is no limit.
@@ -129,6 +141,19 @@ type Limits struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client a request is charged to (see ClientKey).
 	TrustedProxies []netip.Prefix
+}
+
+// Refusals is how many requests each limiter refused, by the name
+// /metrics gives it (shortfleet_app_rate_limited_total{limiter}); a nil
+// limiter, no limit, refuses none.
+func (l Limits) Refusals() map[string]uint64 {
+	return map[string]uint64{
+		"signup_addr":    l.SignupPerAddr.Refused(),
+		"login_addr":     l.LoginPerAddr.Refused(),
+		"login_account":  l.LoginPerAccount.Refused(),
+		"create_account": l.CreatePerAccount.Refused(),
+		"create_addr":    l.CreatePerAddr.Refused(),
+	}
 }
 
 // Client is the key the per-address limits charge r to.

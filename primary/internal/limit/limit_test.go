@@ -46,6 +46,14 @@ func TestCreateAllOrNone(t *testing.T) {
 			t.Fatalf("step %d: retry after %v, want within %d h", i, no.RetryAfter, step.n)
 		}
 	}
+	// Each refusal is counted once, against the limiter that refused it
+	// (what /metrics shows as shortfleet_app_rate_limited_total).
+	got := l.Refusals()
+	for name, want := range map[string]uint64{"create_account": 2, "create_addr": 3, "login_addr": 0, "signup_addr": 0} {
+		if got := got[name]; got != want {
+			t.Errorf("limiter %s refused %d, want %d", name, got, want)
+		}
+	}
 }
 
 // TestLoginPerAddressAndAccount: log-in attempts are counted per address

@@ -20,7 +20,7 @@ func (s *Store) CheckPassword(ctx context.Context, uid int64, password string) e
 		return ErrBadLogin
 	}
 	if err != nil {
-		return classify(err)
+		return s.classify(err)
 	}
 	if ok, err := auth.CheckPassword(password, hash); err != nil || !ok {
 		return ErrBadLogin
@@ -51,7 +51,7 @@ func (s *Store) SetPassword(ctx context.Context, uid int64, hash, keepToken stri
 		ended = tag.RowsAffected()
 		return err
 	})
-	return ended, classify(err)
+	return ended, s.classify(err)
 }
 
 // DeleteAccount deletes user uid: sessions and API keys (by cascade), the
@@ -97,7 +97,7 @@ func (s *Store) DeleteAccount(ctx context.Context, uid int64) (int, error) {
 		return bumpCredentials(ctx, tx)
 	})
 	if err != nil {
-		return 0, classify(err)
+		return 0, s.classify(err)
 	}
 	// Committed: the keys are gone; none may answer from the cache.
 	s.forgetKeys()
@@ -217,7 +217,7 @@ func (s *Store) ExportAccount(ctx context.Context, uid int64) (Export, error) {
 		return err
 	})
 	if err != nil {
-		return Export{}, classify(err)
+		return Export{}, s.classify(err)
 	}
 	if x.Keys == nil {
 		x.Keys = []Key{}

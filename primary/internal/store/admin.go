@@ -46,7 +46,7 @@ func (s *Store) ListUsers(ctx context.Context, query string, page, perPage int) 
 			(SELECT count(*) FROM links l WHERE l.user_id = u.id), count(*) OVER ()
 		FROM users u WHERE u.email ILIKE $1 ORDER BY u.id LIMIT $2 OFFSET $3`, pattern, o.PerPage, (o.Page-1)*o.PerPage)
 	if err != nil {
-		return nil, 0, classify(err)
+		return nil, 0, s.classify(err)
 	}
 	total := 0
 	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AdminUser, error) {
@@ -54,7 +54,7 @@ func (s *Store) ListUsers(ctx context.Context, query string, page, perPage int) 
 		err := r.Scan(&u.ID, &u.Email, &u.IsAdmin, &u.CreatedAt, &u.SuspendedAt, &u.Links, &total)
 		return u, err
 	})
-	return users, total, classify(err)
+	return users, total, s.classify(err)
 }
 
 // AdminUserByID returns one account.
@@ -66,7 +66,7 @@ func (s *Store) AdminUserByID(ctx context.Context, id int64) (AdminUser, error) 
 	if errors.Is(err, pgx.ErrNoRows) {
 		return AdminUser{}, sfsql.ErrNotFound
 	}
-	return u, classify(err)
+	return u, s.classify(err)
 }
 
 // SuspendUser suspends an account: its log-ins, sessions and API keys are
@@ -108,7 +108,7 @@ func (s *Store) setSuspended(ctx context.Context, id int64, suspend bool) (int64
 		return bumpCredentials(ctx, tx)
 	})
 	if err != nil {
-		return 0, classify(err)
+		return 0, s.classify(err)
 	}
 	s.forgetKeys()
 	var tag pgconn.CommandTag
@@ -124,7 +124,7 @@ func (s *Store) setSuspended(ctx context.Context, id int64, suspend bool) (int64
 			WHERE user_id = $1 AND owner_suspended`, id)
 	}
 	if err != nil {
-		return 0, classify(err)
+		return 0, s.classify(err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -189,7 +189,7 @@ func (s *Store) FindLink(ctx context.Context, codeOrAlias string) (AdminLink, er
 	if cid, derr := s.codec.DecodeString(codeOrAlias); derr == nil {
 		id = cid
 	} else if id, err = sfsql.AliasLink(ctx, s.db, codeOrAlias); err != nil {
-		return AdminLink{}, classify(err)
+		return AdminLink{}, s.classify(err)
 	}
 	return s.adminLink(ctx, id)
 }
@@ -205,7 +205,7 @@ func (s *Store) adminLink(ctx context.Context, id int64) (AdminLink, error) {
 		return AdminLink{}, sfsql.ErrNotFound
 	}
 	l.RedirectType = int(rt)
-	return l, classify(err)
+	return l, s.classify(err)
 }
 
 // TakeDown disables any account's link for reason, which its owner sees;
@@ -215,7 +215,7 @@ func (s *Store) TakeDown(ctx context.Context, id int64, reason string) (AdminLin
 			disabled_before = coalesce(disabled_before, disabled), disabled = true
 		WHERE id = $1`, id, reason)
 	if err != nil {
-		return AdminLink{}, classify(err)
+		return AdminLink{}, s.classify(err)
 	}
 	if tag.RowsAffected() == 0 {
 		return AdminLink{}, sfsql.ErrNotFound
@@ -231,7 +231,7 @@ func (s *Store) Restore(ctx context.Context, id int64) (AdminLink, error) {
 			disabled_before = CASE WHEN owner_suspended THEN disabled_before ELSE NULL END
 		WHERE id = $1 AND takedown_reason IS NOT NULL`, id)
 	if err != nil {
-		return AdminLink{}, classify(err)
+		return AdminLink{}, s.classify(err)
 	}
 	if tag.RowsAffected() == 0 {
 		if _, err := s.adminLink(ctx, id); err != nil {
@@ -246,11 +246,11 @@ func (s *Store) Restore(ctx context.Context, id int64) (AdminLink, error) {
 func (s *Store) TakenDown(ctx context.Context, n int) ([]AdminLink, error) {
 	rows, err := s.db.Query(ctx, `SELECT id FROM links WHERE takedown_reason IS NOT NULL ORDER BY taken_down_at DESC, id DESC LIMIT $1`, n)
 	if err != nil {
-		return nil, classify(err)
+		return nil, s.classify(err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return nil, classify(err)
+		return nil, s.classify(err)
 	}
 	out := make([]AdminLink, 0, len(ids))
 	for _, id := range ids {
@@ -278,7 +278,7 @@ func (s *Store) ReapplyPolicy(ctx context.Context, refuse func(target string) st
 		rows, err := s.db.Query(ctx, `SELECT id, target FROM links WHERE id > $1 AND takedown_reason IS NULL ORDER BY id LIMIT $2`,
 			after, reapplyBatch)
 		if err != nil {
-			return out, classify(err)
+			return out, s.classify(err)
 		}
 		type row struct {
 			ID     int64
@@ -286,7 +286,7 @@ func (s *Store) ReapplyPolicy(ctx context.Context, refuse func(target string) st
 		}
 		batch, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
 		if err != nil {
-			return out, classify(err)
+			return out, s.classify(err)
 		}
 		for _, r := range batch {
 			reason := refuse(r.Target)

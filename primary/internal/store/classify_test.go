@@ -1,38 +1,70 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	sfsql "shortfleet/sql"
 )
 
 // TestClassify: what a client may retry (a database going away, busy, or
 // mid-failover) is ErrUnavailable, answered 503 with Retry-After; a bug or
 // a broken rule (a check or foreign key violated, bad SQL) is not, and
 // stays a 500. Before, a creation during a failover drill got a 500 for a
-// cancelled query.
+// cancelled query. Each error is counted once, in its class, for /metrics
+// (shortfleet_app_db_errors_total{class}).
 func TestClassify(t *testing.T) {
+	s := &Store{}
+	want := map[string]uint64{}
 	for _, tc := range []struct {
 		code        string
 		unavailable bool
+		class       string
 	}{
-		{"08006", true},  // connection failure
-		{"57P01", true},  // admin shutdown
-		{"57014", true},  // query cancelled
-		{"53300", true},  // too many connections
-		{"53100", true},  // disk full
-		{"40001", true},  // serialization failure
-		{"40P01", true},  // deadlock
-		{"25006", true},  // read-only transaction
-		{"23514", false}, // check violation
-		{"23503", false}, // foreign key violation
-		{"42601", false}, // syntax error
+		{"08006", true, "connection"},             // connection failure
+		{"57P01", true, "operator_intervention"},  // admin shutdown
+		{"57014", true, "operator_intervention"},  // query cancelled
+		{"53300", true, "insufficient_resources"}, // too many connections
+		{"53100", true, "insufficient_resources"}, // disk full
+		{"40001", true, "transaction_rollback"},   // serialization failure
+		{"40P01", true, "transaction_rollback"},   // deadlock
+		{"25006", true, "read_only"},              // read-only transaction
+		{"23514", false, "other"},                 // check violation
+		{"23503", false, "other"},                 // foreign key violation
+		{"42601", false, "other"},                 // syntax error
 	} {
-		err := classify(fmt.Errorf("create link: %w", &pgconn.PgError{Code: tc.code, Message: "m"}))
+		err := s.classify(fmt.Errorf("create link: %w", &pgconn.PgError{Code: tc.code, Message: "m"}))
 		if got := errors.Is(err, ErrUnavailable); got != tc.unavailable {
 			t.Errorf("SQLSTATE %s: unavailable %v, want %v (%v)", tc.code, got, tc.unavailable, err)
+		}
+		want[tc.class]++
+	}
+	for _, tc := range []struct {
+		err         error
+		unavailable bool
+		class       string
+	}{
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true, "connection"},
+		{context.Canceled, false, "canceled"},
+		{nil, false, ""},
+		{fmt.Errorf("get link: %w", sfsql.ErrNotFound), false, ""},
+	} {
+		if got := errors.Is(s.classify(tc.err), ErrUnavailable); got != tc.unavailable {
+			t.Errorf("%v: unavailable %v, want %v", tc.err, got, tc.unavailable)
+		}
+		if tc.class != "" {
+			want[tc.class]++
+		}
+	}
+	got := s.DBErrors()
+	for _, c := range ErrorClasses {
+		if got[c] != want[c] {
+			t.Errorf("class %s counted %d, want %d", c, got[c], want[c])
 		}
 	}
 }

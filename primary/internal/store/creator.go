@@ -107,7 +107,7 @@ func (c *creator) write(group []*createReq) {
 		}
 		return nil
 	})
-	err = classify(err)
+	err = c.s.classify(err)
 	for _, r := range group {
 		r.err = err
 		close(r.done)

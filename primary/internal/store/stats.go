@@ -69,13 +69,13 @@ func (s *Store) LinksStats(ctx context.Context, ids []int64, from, to time.Time,
 		rows, err := s.db.Query(ctx, `SELECT hour, clicks, bot_clicks FROM clicks_hourly
 			WHERE link_id = ANY($1) AND hour >= $2 AND hour < $3`, ids, from, to)
 		if err != nil {
-			return st, classify(err)
+			return st, s.classify(err)
 		}
 		for rows.Next() {
 			var t time.Time
 			var c, b int64
 			if err := rows.Scan(&t, &c, &b); err != nil {
-				return st, classify(err)
+				return st, s.classify(err)
 			}
 			if p := buckets[t.UTC()]; p != nil {
 				p.Clicks, p.Bots = p.Clicks+c, p.Bots+b
@@ -83,7 +83,7 @@ func (s *Store) LinksStats(ctx context.Context, ids []int64, from, to time.Time,
 			st.Clicks, st.Bots = st.Clicks+c, st.Bots+b
 		}
 		if err := rows.Err(); err != nil {
-			return st, classify(err)
+			return st, s.classify(err)
 		}
 	}
 	// The days the range touches: [first day, day after the last instant).
@@ -95,7 +95,7 @@ func (s *Store) LinksStats(ctx context.Context, ids []int64, from, to time.Time,
 	rows, err := s.db.Query(ctx, `SELECT day, clicks, bot_clicks, uniques, dims FROM link_daily
 		WHERE link_id = ANY($1) AND day >= $2::date AND day < $3::date`, ids, fromDay, toDay)
 	if err != nil {
-		return st, classify(err)
+		return st, s.classify(err)
 	}
 	dims := sfsql.Dims{}
 	var sketches [][]byte
@@ -104,7 +104,7 @@ func (s *Store) LinksStats(ctx context.Context, ids []int64, from, to time.Time,
 		var c, b int64
 		var sk, dj []byte
 		if err := rows.Scan(&day, &c, &b, &sk, &dj); err != nil {
-			return st, classify(err)
+			return st, s.classify(err)
 		}
 		if granularity == "day" {
 			if p := buckets[day.UTC()]; p != nil {
@@ -120,7 +120,7 @@ func (s *Store) LinksStats(ctx context.Context, ids []int64, from, to time.Time,
 		sketches = append(sketches, sk)
 	}
 	if err := rows.Err(); err != nil {
-		return st, classify(err)
+		return st, s.classify(err)
 	}
 	if st.Uniques, err = sfsql.UniquesOf(sketches); err != nil {
 		return st, err

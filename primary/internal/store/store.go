@@ -34,6 +34,11 @@ var (
 	ErrAliasTaken  = errors.New("this alias is taken")
 	ErrUnavailable = errors.New("the database is unavailable")
 	ErrBadLogin    = errors.New("wrong email or password")
+	// ErrUnknownAccount is the ErrBadLogin of an email no account has,
+	// with the same message: answer it as ErrBadLogin, which it wraps, so
+	// the answer tells nothing about the account. It is told apart only
+	// for /metrics (refusals by reason).
+	ErrUnknownAccount = fmt.Errorf("%w", ErrBadLogin)
 )
 
 // User is an account.
@@ -82,6 +87,8 @@ type Store struct {
 	// it read last, -1 before the first read.
 	stopWatch chan struct{}
 	credSeen  atomic.Int64
+	// dbErrors counts classify's errors by class, for /metrics.
+	dbErrors [7]atomic.Uint64
 }
 
 // keyCacheTTL bounds how long a key's user is remembered.
@@ -111,31 +118,67 @@ func (s *Store) DB() *pgxpool.Pool { return s.db }
 // Codec is the code permutation.
 func (s *Store) Codec() *codes.Codec { return s.codec }
 
-// classify turns a database error into ErrUnavailable when the database
-// could not be reached, keeping the detail for the log.
-func classify(err error) error {
+// DB error classes, as /metrics counts them
+// (shortfleet_app_db_errors_total{class}). The first five are what
+// classify turns into ErrUnavailable, but for a network error, which is
+// "connection" too.
+var ErrorClasses = []string{"connection", "operator_intervention", "insufficient_resources",
+	"transaction_rollback", "read_only", "canceled", "other"}
+
+// errorClass names err's class, an index into ErrorClasses; -1 for no
+// error and for ErrNotFound, an answer rather than an error.
+func errorClass(err error) int {
 	if err == nil || errors.Is(err, sfsql.ErrNotFound) {
-		return err
+		return -1
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
-		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			// operator intervention: shut down, crashed, starting, a
-			// query cancelled (by a statement timeout, or a backend
-			// ended while a failover demotes the primary)
-			strings.HasPrefix(pgErr.Code, "57"),
-			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources: too many connections, disk full
-			strings.HasPrefix(pgErr.Code, "40"), // rolled back: serialization failure, deadlock
-			pgErr.Code == "25006":               // read-only: a standby, mid-failover
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		case strings.HasPrefix(pgErr.Code, "08"): // connection exception
+			return 0
+		// operator intervention: shut down, crashed, starting, a query
+		// cancelled (by a statement timeout, or a backend ended while a
+		// failover demotes the primary)
+		case strings.HasPrefix(pgErr.Code, "57"):
+			return 1
+		case strings.HasPrefix(pgErr.Code, "53"): // insufficient resources: too many connections, disk full
+			return 2
+		case strings.HasPrefix(pgErr.Code, "40"): // rolled back: serialization failure, deadlock
+			return 3
+		case pgErr.Code == "25006": // read-only: a standby, mid-failover
+			return 4
 		}
-		return err
+		return 6
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return 5 // the client went away, or a deadline of ours passed
+	}
+	return 0 // no answer from the database: refused, reset, timed out
+}
+
+// classify turns a database error into ErrUnavailable when the database
+// could not be reached, keeping the detail for the log, and counts it by
+// class.
+func (s *Store) classify(err error) error {
+	c := errorClass(err)
+	if c < 0 {
 		return err
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	s.dbErrors[c].Add(1)
+	if c <= 4 {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
+
+// DBErrors is how many database errors the store met, by class (see
+// ErrorClasses), since it started.
+func (s *Store) DBErrors() map[string]uint64 {
+	m := make(map[string]uint64, len(ErrorClasses))
+	for i, c := range ErrorClasses {
+		m[c] = s.dbErrors[i].Load()
+	}
+	return m
 }
 
 func isUnique(err error) bool {
@@ -164,7 +207,7 @@ func (s *Store) CreateUser(ctx context.Context, email, passwordHash string) (Use
 	if isUnique(err) {
 		return User{}, "", ErrEmailTaken
 	}
-	return u, key, classify(err)
+	return u, key, s.classify(err)
 }
 
 // dummyHash is checked against when the email is unknown, so a log-in
@@ -179,10 +222,10 @@ func (s *Store) Login(ctx context.Context, email, password string) (User, error)
 		email).Scan(&u.ID, &hash, &u.IsAdmin, &u.Suspended)
 	if errors.Is(err, pgx.ErrNoRows) {
 		auth.CheckPassword(password, dummyHash)
-		return User{}, ErrBadLogin
+		return User{}, ErrUnknownAccount
 	}
 	if err != nil {
-		return User{}, classify(err)
+		return User{}, s.classify(err)
 	}
 	ok, err := auth.CheckPassword(password, hash)
 	if err != nil || !ok {
@@ -198,7 +241,7 @@ func (s *Store) Login(ctx context.Context, email, password string) (User, error)
 func (s *Store) SetAdmin(ctx context.Context, email string, admin bool) error {
 	tag, err := s.db.Exec(ctx, `UPDATE users SET is_admin = $2 WHERE email = $1`, email, admin)
 	if err != nil {
-		return classify(err)
+		return s.classify(err)
 	}
 	if tag.RowsAffected() == 0 {
 		return sfsql.ErrNotFound
@@ -224,7 +267,7 @@ func (s *Store) CreateSession(ctx context.Context, uid int64) (string, error) {
 	token := base64.RawURLEncoding.EncodeToString(b)
 	_, err := s.db.Exec(ctx, `INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + $3::interval)`,
 		uid, hashToken(token), SessionTTL.String())
-	return token, classify(err)
+	return token, s.classify(err)
 }
 
 // SessionUser returns the user of a live session.
@@ -235,13 +278,13 @@ func (s *Store) SessionUser(ctx context.Context, token string) (User, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, sfsql.ErrNotFound
 	}
-	return u, classify(err)
+	return u, s.classify(err)
 }
 
 // DeleteSession ends a session.
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
 	_, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1 OR expires_at < now()`, hashToken(token))
-	return classify(err)
+	return s.classify(err)
 }
 
 // Key is an API key as listed: never the key itself.
@@ -269,7 +312,7 @@ func (s *Store) CreateKey(ctx context.Context, uid int64, name, scope string) (s
 	k := Key{Name: name, Prefix: auth.DisplayPrefix(key), Scope: scope}
 	err = s.db.QueryRow(ctx, `INSERT INTO api_keys (user_id, name, prefix, key_hash, scope) VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
 		uid, name, k.Prefix, h, scope).Scan(&k.ID, &k.CreatedAt)
-	return key, k, classify(err)
+	return key, k, s.classify(err)
 }
 
 // ListKeys lists a user's keys, newest first.
@@ -277,7 +320,7 @@ func (s *Store) ListKeys(ctx context.Context, uid int64) ([]Key, error) {
 	rows, err := s.db.Query(ctx, `SELECT id, name, prefix, created_at, last_used_at, revoked_at, scope FROM api_keys
 		WHERE user_id = $1 ORDER BY id DESC`, uid)
 	if err != nil {
-		return nil, classify(err)
+		return nil, s.classify(err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Key, error) {
 		var k Key
@@ -300,7 +343,7 @@ func (s *Store) RevokeKey(ctx context.Context, uid, id int64) error {
 		return bumpCredentials(ctx, tx)
 	})
 	if err != nil {
-		return classify(err)
+		return s.classify(err)
 	}
 	// Committed: from now on every read sees the key revoked. Lookups
 	// that read before it must not fill the cache (see keyEpoch).
@@ -359,7 +402,7 @@ func (s *Store) KeyUser(ctx context.Context, key string) (_ User, err error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, sfsql.ErrNotFound
 	}
-	return u, classify(err)
+	return u, s.classify(err)
 }
 
 // Link is a link as its owner sees it.
@@ -421,7 +464,7 @@ func (s *Store) CreateLinks(ctx context.Context, uid int64, ns []NewLink) ([]Lin
 	if isUnique(err) {
 		return nil, ErrAliasTaken
 	}
-	return out, classify(err)
+	return out, s.classify(err)
 }
 
 // insertLinks inserts links under the creation lock, ids drawn in order.
@@ -528,7 +571,7 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 		  AND ($6 = '' OR EXISTS (SELECT 1 FROM link_tags t WHERE t.link_id = l.id AND t.tag = $6))
 		ORDER BY `+order+` LIMIT $4 OFFSET $5`, uid, o.Query, pattern, o.PerPage, (o.Page-1)*o.PerPage, o.Tag)
 	if err != nil {
-		return nil, 0, classify(err)
+		return nil, 0, s.classify(err)
 	}
 	var out []Link
 	total := 0
@@ -538,7 +581,7 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 		var fs featureScan
 		if err := rows.Scan(append([]any{&l.ID, &l.Alias, &l.Target, &rt, &l.Disabled, &l.CreatedAt, &l.UpdatedAt, &l.TakedownReason, &l.Clicks, &total},
 			fs.dests(&l.Features)...)...); err != nil {
-			return nil, 0, classify(err)
+			return nil, 0, s.classify(err)
 		}
 		if err := fs.finish(l.Disabled, time.Now()); err != nil {
 			return nil, 0, err
@@ -547,7 +590,7 @@ func (s *Store) ListLinks(ctx context.Context, uid int64, o ListOptions) ([]Link
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, classify(err)
+		return nil, 0, s.classify(err)
 	}
 	if err := s.fillTags(ctx, out); err != nil {
 		return nil, 0, err
@@ -571,7 +614,7 @@ func (s *Store) Resolve(ctx context.Context, uid int64, codeOrAlias string) (int
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (owner == nil || *owner != uid)) {
 		return 0, sfsql.ErrNotFound
 	}
-	return id, classify(err)
+	return id, s.classify(err)
 }
 
 // GetLink returns one of the user's links.
@@ -593,7 +636,7 @@ func (s *Store) GetLink(ctx context.Context, uid int64, codeOrAlias string) (Lin
 		err = fs.finish(l.Disabled, time.Now())
 	}
 	if err != nil {
-		return l, classify(err)
+		return l, s.classify(err)
 	}
 	links := []Link{l}
 	if err := s.fillTags(ctx, links); err != nil {
@@ -631,7 +674,7 @@ func (s *Store) UpdateLink(ctx context.Context, uid int64, codeOrAlias string, p
 		updated_at = now(), `+featureSet+` WHERE id = $1 AND (takedown_reason IS NULL OR $4 IS NOT FALSE)`,
 		append([]any{id, p.Target, rt, p.Disabled}, p.FeaturePatch.args()...)...)
 	if err != nil {
-		return Link{}, classify(err)
+		return Link{}, s.classify(err)
 	}
 	if tag.RowsAffected() == 0 {
 		return Link{}, ErrTakenDown
@@ -662,7 +705,7 @@ func (s *Store) LastRuns(ctx context.Context, n int) ([]Run, error) {
 		failed, unknown_version, error
 		FROM mapreduce_runs ORDER BY id DESC LIMIT $1`, n)
 	if err != nil {
-		return nil, classify(err)
+		return nil, s.classify(err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) {
 		var x Run

@@ -55,7 +55,7 @@ func (s *Store) fillTags(ctx context.Context, links []Link) error {
 	}
 	tags, err := linkTags(ctx, s.db, ids)
 	if err != nil {
-		return classify(err)
+		return s.classify(err)
 	}
 	for i := range links {
 		links[i].Tags = tags[links[i].ID]
@@ -116,7 +116,7 @@ func (s *Store) changeTags(ctx context.Context, uid int64, codeOrAlias string, r
 		return Link{}, err
 	}
 	if err != nil {
-		return Link{}, classify(err)
+		return Link{}, s.classify(err)
 	}
 	return s.GetLink(ctx, uid, s.code(id))
 }
@@ -143,14 +143,14 @@ func (s *Store) UserTags(ctx context.Context, uid int64) ([]TagCount, error) {
 	rows, err := s.db.Query(ctx, `SELECT t.tag, count(*) FROM link_tags t JOIN links l ON l.id = t.link_id
 		WHERE l.user_id = $1 GROUP BY t.tag ORDER BY t.tag`, uid)
 	if err != nil {
-		return nil, classify(err)
+		return nil, s.classify(err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TagCount, error) {
 		var c TagCount
 		err := r.Scan(&c.Tag, &c.Links)
 		return c, err
 	})
-	return out, classify(err)
+	return out, s.classify(err)
 }
 
 // TagLinks returns the ids of the user's links that carry tag, ascending;
@@ -159,11 +159,11 @@ func (s *Store) TagLinks(ctx context.Context, uid int64, tag string) ([]int64, e
 	rows, err := s.db.Query(ctx, `SELECT l.id FROM link_tags t JOIN links l ON l.id = t.link_id
 		WHERE l.user_id = $1 AND t.tag = $2 ORDER BY l.id`, uid, tag)
 	if err != nil {
-		return nil, classify(err)
+		return nil, s.classify(err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return nil, classify(err)
+		return nil, s.classify(err)
 	}
 	if len(ids) == 0 {
 		return nil, sfsql.ErrNotFound

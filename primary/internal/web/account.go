@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"shortfleet/primary/internal/account"
+	"shortfleet/primary/internal/metrics"
 	"shortfleet/primary/internal/store"
 )
 
@@ -23,6 +24,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 func (s *Server) accountFailure(w http.ResponseWriter, r *http.Request, f *account.Failure, field string) {
 	switch f.Status {
 	case http.StatusForbidden:
+		s.cfg.Metrics.Refused(metrics.BadPassword)
 		s.accountPage(w, r, f.Status, "", field+" is wrong.")
 	case http.StatusBadRequest:
 		s.accountPage(w, r, f.Status, "", f.Message)

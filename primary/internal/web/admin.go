@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"shortfleet/primary/internal/linkreq"
+	"shortfleet/primary/internal/metrics"
 	"shortfleet/primary/internal/store"
 	sfsql "shortfleet/sql"
 )
@@ -29,6 +30,7 @@ func (s *Server) registerAdmin(mux *http.ServeMux) {
 func (s *Server) admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !userOf(r).IsAdmin {
+			s.cfg.Metrics.Refused(metrics.NotAdmin)
 			s.fail(w, r, http.StatusForbidden, "Admins only", "This page is for the fleet's admins.")
 			return
 		}

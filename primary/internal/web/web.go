@@ -28,6 +28,7 @@ import (
 	"shortfleet/primary/internal/csvio"
 	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/linkreq"
+	"shortfleet/primary/internal/metrics"
 	"shortfleet/primary/internal/store"
 	"shortfleet/primary/internal/target"
 	sfsql "shortfleet/sql"
@@ -59,6 +60,9 @@ type Config struct {
 	// and acknowledges them.
 	Proxies   []string
 	ReadToken string
+	// Metrics counts log-ins, refused credentials and creations; nil: not
+	// counted.
+	Metrics *metrics.Metrics
 }
 
 // Server serves the UI.
@@ -220,6 +224,7 @@ func (s *Server) form(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !s.checkCSRF(r) {
+			s.cfg.Metrics.Refused(metrics.CSRF)
 			s.fail(w, r, http.StatusForbidden, "Form expired", "This form's security token is missing or wrong. Go back, reload the page and try again.")
 			return
 		}
@@ -239,6 +244,7 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if userOf(r).Suspended {
+			s.cfg.Metrics.Refused(metrics.Suspended)
 			s.fail(w, r, http.StatusForbidden, "Account suspended", "This account is suspended by the fleet's admins: its links are off and it cannot be used.")
 			return
 		}
@@ -394,6 +400,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.st.Login(r.Context(), email, r.PostFormValue("password"))
+	switch {
+	case errors.Is(err, store.ErrUnknownAccount):
+		s.cfg.Metrics.Refused(metrics.UnknownAccount)
+	case errors.Is(err, store.ErrBadLogin):
+		s.cfg.Metrics.Refused(metrics.BadPassword)
+	case errors.Is(err, store.ErrSuspended):
+		s.cfg.Metrics.Refused(metrics.Suspended)
+	}
 	if errors.Is(err, store.ErrBadLogin) {
 		s.render(w, r, http.StatusUnauthorized, "auth", page{Title: "Log in", Error: "Wrong email or password.", Data: data})
 		return
@@ -407,6 +421,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.startSession(w, r, u) {
+		s.cfg.Metrics.LoggedIn()
 		http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
 	}
 }
@@ -489,6 +504,7 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request) {
 		s.storeFail(w, r, "create the link", err)
 		return
 	}
+	s.cfg.Metrics.Created(metrics.SourceWeb, 1)
 	j := linkreq.Show(s.cfg.ShortBase, l)
 	s.linksPage(w, r, http.StatusCreated, "", "", &j)
 }
@@ -533,6 +549,7 @@ func (s *Server) importLinks(w http.ResponseWriter, r *http.Request) {
 		s.storeFail(w, r, "import the links", err)
 		return
 	}
+	s.cfg.Metrics.Created(metrics.SourceWebBulk, len(ns))
 	s.linksPage(w, r, http.StatusCreated, strconv.Itoa(len(ns))+" links imported.", "", nil)
 }
 

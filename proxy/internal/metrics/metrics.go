@@ -23,6 +23,8 @@ type Sources struct {
 	Log       func() logfmt.WriterStats
 	LogOpen   func() bool // nil: the log is always open
 	Segments  func() (onDisk, pending int)
+	// Redirects is the redirect latency histogram; nil: none.
+	Redirects *Histogram
 }
 
 type collector struct{ src Sources }
@@ -59,12 +61,13 @@ var (
 	dWriteErrs    = desc("log_write_errors_total", "Failed log writes, seals and manifest appends.")
 	dOnDisk       = desc("segments_on_disk", "Sealed segments on disk.")
 	dPending      = desc("segments_pending", "Sealed segments the mapreduce job has not acknowledged.")
+	dRedirectTime = desc("redirect_duration_seconds", "Handler time of the requests answered with a redirect (3xx), cached or not: from when the request had been read to when its answer and log record were ready, before the answer is written to the socket.")
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dLookups, dHitRatio, dPrimaryAsks, dPrimaryErrs, dReplicaErrs,
 		dConflicts, dBatches, dWindow, dBadRules, dEvictions, dAhead, dCacheEntries, dCacheBytes, dAliases, dLag, dWatermark, dReady, dRecords,
-		dLogBytes, dSealedBytes, dLogOpen, dSealed, dRetained, dWriteErrs, dOnDisk, dPending} {
+		dLogBytes, dSealedBytes, dLogOpen, dSealed, dRetained, dWriteErrs, dOnDisk, dPending, dRedirectTime} {
 		ch <- d
 	}
 }
@@ -130,6 +133,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	onDisk, pending := c.src.Segments()
 	gauge(dOnDisk, float64(onDisk))
 	gauge(dPending, float64(pending))
+	if c.src.Redirects != nil {
+		ch <- c.src.Redirects.metric(dRedirectTime)
+	}
 }
 
 // Registry returns a registry with the proxy's metrics and the Go

@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -14,7 +15,12 @@ import (
 // TestExposition scrapes the registry in the Prometheus text format and
 // checks every series an operator's dashboards and alerts use.
 func TestExposition(t *testing.T) {
+	redirects := NewHistogram(RedirectBuckets)
+	for _, d := range []time.Duration{3 * time.Microsecond, 7 * time.Microsecond, 2 * time.Millisecond} {
+		redirects.Observe(int64(d))
+	}
 	reg := Registry(Sources{
+		Redirects: redirects,
 		Statuses:  func() map[int]uint64 { return map[int]uint64{302: 90, 404: 10} },
 		Links:     func() links.Stats { return links.Stats{Hits: 75, CacheMisses: 25, PrimaryAsks: 3, ReplicaLookups: 22} },
 		Ready:     func() (bool, string) { return false, "replica lags 12s" },
@@ -46,6 +52,12 @@ func TestExposition(t *testing.T) {
 		`shortfleet_proxy_log_segments_sealed_total 3`,
 		`shortfleet_proxy_segments_pending 2`,
 		`shortfleet_proxy_segments_on_disk 5`,
+		`shortfleet_proxy_redirect_duration_seconds_bucket{le="5e-06"} 1`,
+		`shortfleet_proxy_redirect_duration_seconds_bucket{le="1e-05"} 2`,
+		`shortfleet_proxy_redirect_duration_seconds_bucket{le="0.0025"} 3`,
+		`shortfleet_proxy_redirect_duration_seconds_bucket{le="+Inf"} 3`,
+		`shortfleet_proxy_redirect_duration_seconds_sum 0.00201`,
+		`shortfleet_proxy_redirect_duration_seconds_count 3`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

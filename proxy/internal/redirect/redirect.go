@@ -30,6 +30,7 @@ import (
 	"shortfleet/logfmt"
 	"shortfleet/proxy/internal/geo"
 	"shortfleet/proxy/internal/links"
+	"shortfleet/proxy/internal/metrics"
 	sfsql "shortfleet/sql"
 	"shortfleet/sql/codes"
 )
@@ -90,6 +91,8 @@ type Server struct {
 	geo atomic.Pointer[geo.DB]
 
 	statuses [600]atomic.Uint64
+	// redirects times the requests answered with a redirect.
+	redirects *metrics.Histogram
 }
 
 // SetCountries replaces the country database the rules read: the proxy
@@ -113,8 +116,13 @@ func New(cfg Config, logger *slog.Logger, codec *codes.Codec, lr *links.Resolver
 			redact = append(redact, name)
 		}
 	}
-	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log, redact: redact, pw: newPasswords(cfg.Password)}
+	return &Server{cfg: cfg, logger: logger, codec: codec, links: lr, log: log, redact: redact, pw: newPasswords(cfg.Password),
+		redirects: metrics.NewHistogram(metrics.RedirectBuckets)}
 }
+
+// Redirects is the latency histogram of the requests answered with a
+// redirect, for /metrics.
+func (s *Server) Redirects() *metrics.Histogram { return s.redirects }
 
 var statePool = sync.Pool{New: func() any { return &reqState{} }}
 
@@ -164,9 +172,18 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	if status >= 0 && status < len(s.statuses) {
 		s.statuses[status].Add(1)
 	}
+	// A redirect's time is the log record's latency, the one clock read
+	// after the answer either way: from fasthttp's read of the request to
+	// the answer and its record ready.
+	redirect := status >= 300 && status < 400
 	if s.log != nil {
 		s.fillRecord(ctx, st, start, status)
+		if redirect {
+			s.redirects.Observe(rec.LatencyNS)
+		}
 		s.log.Append(rec)
+	} else if redirect {
+		s.redirects.Observe(int64(time.Since(start)))
 	}
 	statePool.Put(st)
 }
