@@ -673,8 +673,8 @@ func TestPrometheus(t *testing.T) {
 		if !strings.Contains(cfg, `targets: ["192.0.2.20:9093"]`) {
 			t.Errorf("Prometheus does not send alerts to the Alertmanager on mapreduce-01:\n%s", cfg)
 		}
-		if !strings.Contains(cfg, "credentials_file: "+filepath.Join(dir, promToken)) {
-			t.Errorf("the proxies are scraped without the admin token:\n%s", cfg)
+		if strings.Count(cfg, "credentials_file: "+filepath.Join(dir, promToken)) != 2 {
+			t.Errorf("the proxies and mapreduce are not both scraped with the admin token:\n%s", cfg)
 		}
 	})
 

@@ -1,7 +1,7 @@
-// Package ansible is shortfleet's Ansible for the bare-metal fleet
-// (playbooks, roles, an example inventory; see README.md). Its only Go code
-// embeds the monitoring role's rules, inhibit rules and dashboard for the
-// local fleet (files.go); its tests are what `make test` checks it with:
+// Package ansible holds no Go code: the folder is shortfleet's Ansible for
+// the bare-metal fleet (playbooks, roles, an example inventory; see
+// README.md), and this package's tests are what `make test` checks it with
+// (package roles embeds the files the local fleet uses as they are):
 //
 //   - every playbook passes ansible-playbook --syntax-check with the example
 //     inventory, and the tree passes ansible-lint (production profile);

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"shortfleet/provisioning/ansible/roles"
 	"shortfleet/provisioning/monitoring"
 )
 
@@ -52,7 +53,7 @@ func TestMonitoringMatchesAnsible(t *testing.T) {
 	ownAM := prom
 	ownAM.Alertmanagers = []string{"192.0.2.30:9093", "192.0.2.31:9093"}
 	ownAM.PostgresExporter = nil
-	am := monitoring.Alertmanager{GroupWait: monitoring.GroupWait, GroupInterval: monitoring.GroupInterval, RepeatInterval: monitoring.RepeatInterval, Inhibit: AlertmanagerInhibit}
+	am := monitoring.Alertmanager{GroupWait: monitoring.GroupWait, GroupInterval: monitoring.GroupInterval, RepeatInterval: monitoring.RepeatInterval, Inhibit: roles.AlertmanagerInhibit}
 	withHooks := am
 	withHooks.Webhooks = amWebhooks
 	for _, c := range []struct {

@@ -2,7 +2,7 @@
 // configuration for the local fleet exactly as the Ansible monitoring role
 // renders it (prometheus.yml.j2, alertmanager.yml.j2), around the role's
 // own alert and inhibit rules (which the caller passes in: package
-// ansible embeds them), so that what `make up` and the alert test run is
+// roles embeds them), so that what `make up` and the alert test run is
 // what is deployed. A test in provisioning/ansible renders both sides for
 // the same hosts and checks they are equal byte for byte.
 //
@@ -44,7 +44,8 @@ type Prometheus struct {
 	Listen string
 	// Alertmanagers are host:port of the Alertmanagers it sends alerts to.
 	Alertmanagers []string
-	// TokenFile holds the bearer token for the proxies' /metrics.
+	// TokenFile holds the bearer token (the admin token) for the proxies'
+	// and the mapreduce daemon's /metrics.
 	TokenFile string
 	// The jobs' targets; a job without targets is left out.
 	Proxies, Mapreduce, HAProxy, PostgresExporter, Patroni []Target
@@ -97,7 +98,11 @@ scrape_configs:
 {{- end}}
 {{- if .Mapreduce}}
 
+  # The mapreduce daemon's /metrics needs the admin token too.
   - job_name: shortfleet_mapreduce
+    authorization:
+      type: Bearer
+      credentials_file: {{.TokenFile}}
 {{- template "targets" .Mapreduce}}
 {{- end}}
 {{- if .HAProxy}}
@@ -137,7 +142,7 @@ type Alertmanager struct {
 	// Webhooks are the URLs Alertmanager posts each group of alerts to,
 	// firing and resolved; none: alerts show on its page only.
 	Webhooks []string
-	// Inhibit is the role's inhibit rules (ansible.AlertmanagerInhibit),
+	// Inhibit is the role's inhibit rules (roles.AlertmanagerInhibit),
 	// the end of the file.
 	Inhibit []byte
 }
@@ -201,7 +206,7 @@ func Duration(d time.Duration) string {
 
 var forLine = regexp.MustCompile(`(?m)^(\s+for: )(\S+)$`)
 
-// Rules returns the role's alert rules (ansible.Rules) with every for:
+// Rules returns the role's alert rules (roles.Rules) with every for:
 // divided by the speedup; with none, the file as it is.
 func (t Timings) Rules(rules []byte) ([]byte, error) {
 	var err error
