@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"shortfleet/logfmt"
+	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/provisioning/tlscert"
@@ -66,13 +67,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func freeSubnet(t *testing.T) string {
 	s, err := localfleet.FreeSubnet()
 	if err != nil {
@@ -95,7 +89,7 @@ func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(bintest.LogWriter{T: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	state := pgcluster.TestDir(t)
 	cfg.StateDir, cfg.BinDir, cfg.Subnet, cfg.TLSDir = state, binDir, freeSubnet(t), caDir
 	if cfg.Schedule == "" {
@@ -107,7 +101,7 @@ func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 	cfg.ProxyArgs = append([]string{"-seal-age", "1000h"}, cfg.ProxyArgs...)
 	f, err := localfleet.Start(ctx, cfg, logger)
 	if err != nil {
-		dumpLogs(t, state)
+		bintest.DumpLogs(t, state)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -115,21 +109,10 @@ func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 			t.Errorf("stop fleet: %v", err)
 		}
 		if t.Failed() {
-			dumpLogs(t, state)
+			bintest.DumpLogs(t, state)
 		}
 	})
 	return f
-}
-
-func dumpLogs(t *testing.T, state string) {
-	logs, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
-	for _, l := range logs {
-		data, _ := os.ReadFile(l)
-		if len(data) > 8000 {
-			data = data[len(data)-8000:]
-		}
-		t.Logf("==== %s ====\n%s", filepath.Base(l), data)
-	}
 }
 
 // signupWithLinks signs up an account and creates n links through the
@@ -591,7 +574,7 @@ func TestStateFolderPostgresCannotEnter(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(home, "checkout", ".fleet")
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(bintest.LogWriter{T: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := localfleet.Config{StateDir: state, BinDir: binDir, Subnet: freeSubnet(t), Proxies: 1,
 		NoBalancer: true, Schedule: "@every 1000h", PGSettings: pgcluster.TestSettings}
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -600,7 +583,7 @@ func TestStateFolderPostgresCannotEnter(t *testing.T) {
 		f, err := localfleet.Start(ctx, cfg, logger)
 		cancel()
 		if err != nil {
-			dumpLogs(t, state)
+			bintest.DumpLogs(t, state)
 			t.Fatalf("round %d: %v", round, err)
 		}
 		t.Cleanup(func() { os.RemoveAll(f.PGDir()) })
