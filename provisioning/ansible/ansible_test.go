@@ -180,6 +180,9 @@ var hostSettings = map[string]string{
 	"log_line_prefix": "'%m [%p] it''s '",
 }
 
+// amWebhooks are the receivers of the Alertmanager webhook case.
+var amWebhooks = []string{"https://hooks.example.com/shortfleet", "http://192.0.2.40:8080/alerts?team=ops"}
+
 // Files the rendered Prometheus configuration points at, under the render folder.
 const (
 	promRules = "prometheus/shortfleet.rules.yml"
@@ -214,10 +217,25 @@ func renders() map[string]render {
 			src: patroniTmpl, vars: map[string]any{"postgres_extra_settings": hostSettings}},
 		"patroni-proxy-16-async.yml": {host: "proxy-16", varsFiles: []string{postgresJSON, patroniJSON, "roles/postgres_common/defaults/main.yml", "roles/patroni/defaults/main.yml"},
 			src: patroniTmpl, vars: map[string]any{"shortfleet_synchronous_commit": false}},
-		"prometheus.yml": {host: "mapreduce-01", varsFiles: []string{"roles/monitoring/defaults/main.yml"}, src: "roles/monitoring/templates/prometheus.yml.j2",
+		// The role's defaults: alerts go to the Alertmanager beside it.
+		"prometheus.yml": {host: "mapreduce-01", varsFiles: []string{"../settings/patroni.json", "roles/monitoring/defaults/main.yml"}, src: "roles/monitoring/templates/prometheus.yml.j2",
 			vars: map[string]any{"shortfleet_postgres_exporter": true, "monitoring_rules_file": "{{ render_dir }}/" + promRules,
-				"monitoring_token_file": "{{ render_dir }}/" + promToken, "monitoring_read_token_file": "{{ render_dir }}/" + promRead,
-				"monitoring_alertmanagers": []string{"192.0.2.30:9093"}}},
+				"monitoring_token_file": "{{ render_dir }}/" + promToken, "monitoring_read_token_file": "{{ render_dir }}/" + promRead}},
+		// An Alertmanager of the site's own, none of the role's.
+		"prometheus-own-am.yml": {host: "mapreduce-01", varsFiles: []string{"../settings/patroni.json", "roles/monitoring/defaults/main.yml"}, src: "roles/monitoring/templates/prometheus.yml.j2",
+			vars: map[string]any{"monitoring_rules_file": "{{ render_dir }}/" + promRules, "monitoring_token_file": "{{ render_dir }}/" + promToken,
+				"monitoring_read_token_file": "{{ render_dir }}/" + promRead,
+				"monitoring_alertmanager":    false, "monitoring_alertmanagers": []string{"192.0.2.30:9093", "192.0.2.31:9093"}}},
+	}
+	// Alertmanager: no receiver (the defaults), webhooks, e-mail with a
+	// login.
+	for name, v := range map[string]map[string]any{
+		"alertmanager-none.yml":    {},
+		"alertmanager-webhook.yml": {"monitoring_alert_webhooks": amWebhooks},
+		"alertmanager-email.yml": {"monitoring_alert_email_to": "oncall@example.com", "monitoring_alert_smtp_smarthost": "smtp.example.com:587",
+			"monitoring_alert_smtp_username": "alerts", "monitoring_alert_smtp_password": "secret"},
+	} {
+		r[name] = render{host: "mapreduce-01", varsFiles: []string{"roles/monitoring/defaults/main.yml"}, src: "roles/monitoring/templates/alertmanager.yml.j2", vars: v}
 	}
 	// Every balance the Go side accepts, haproxy_settings as Go has them.
 	for _, balance := range []string{"roundrobin", "leastconn", "uri-consistent"} {
@@ -653,7 +671,7 @@ func TestPrometheus(t *testing.T) {
 		for _, job := range []struct {
 			name    string
 			targets int
-		}{{"shortfleet_proxy", 16}, {"shortfleet_app", 2}, {"shortfleet_mapreduce", 1}, {"haproxy", 2}, {"postgres", 17}} {
+		}{{"shortfleet_proxy", 16}, {"shortfleet_app", 2}, {"shortfleet_mapreduce", 1}, {"haproxy", 2}, {"postgres", 17}, {"patroni", 17}} {
 			i := strings.Index(cfg, "job_name: "+job.name+"\n")
 			if i < 0 {
 				t.Errorf("no scrape job %s", job.name)
@@ -681,8 +699,12 @@ func TestPrometheus(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(cfg, "credentials_file: "+filepath.Join(dir, promToken)) {
-			t.Errorf("the proxies are scraped without the admin token:\n%s", cfg)
+		// Alerts go to the role's Alertmanager, beside Prometheus.
+		if !strings.Contains(cfg, `targets: ["192.0.2.20:9093"]`) {
+			t.Errorf("Prometheus does not send alerts to the Alertmanager on mapreduce-01:\n%s", cfg)
+		}
+		if strings.Count(cfg, "credentials_file: "+filepath.Join(dir, promToken)) != 2 {
+			t.Errorf("the proxies and mapreduce are not both scraped with the admin token:\n%s", cfg)
 		}
 	})
 

@@ -203,6 +203,7 @@ func TestApply(t *testing.T) {
 		}
 	}
 	waitClicks(t, ctx, client, app, acct.APIKey, link.Code, 2)
+	waitMonitoring(t, ctx, addr(3), 6)
 
 	// A proxy host in and out again, while db-primary is the primary:
 	// add_proxy.yml runs all of site.yml, so its second run is the second
@@ -852,4 +853,82 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitMonitoring waits until the Prometheus on the monitoring host at addr
+// scrapes all of its targets (want, itself among them) successfully and
+// sends its alerts to the Alertmanager beside it, which is ready.
+func waitMonitoring(t *testing.T, ctx context.Context, addr string, want int) {
+	t.Helper()
+	// Prometheus scrapes every 15 s: a target down after 2 minutes stays down.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	prom := "http://" + net.JoinHostPort(addr, "9090")
+	am := net.JoinHostPort(addr, "9093")
+	var last string
+	for {
+		var targets struct {
+			Data struct {
+				ActiveTargets []struct {
+					Labels    map[string]string `json:"labels"`
+					Health    string            `json:"health"`
+					LastError string            `json:"lastError"`
+				} `json:"activeTargets"`
+			} `json:"data"`
+		}
+		var ams struct {
+			Data struct {
+				ActiveAlertmanagers []struct {
+					URL string `json:"url"`
+				} `json:"activeAlertmanagers"`
+			} `json:"data"`
+		}
+		up, sends := 0, false
+		err := getJSON(ctx, prom+"/api/v1/targets", &targets)
+		if err == nil {
+			err = getJSON(ctx, prom+"/api/v1/alertmanagers", &ams)
+		}
+		if err == nil {
+			var down []string
+			for _, tg := range targets.Data.ActiveTargets {
+				if tg.Health == "up" {
+					up++
+				} else {
+					down = append(down, tg.Labels["job"]+"@"+tg.Labels["host"]+": "+tg.LastError)
+				}
+			}
+			for _, a := range ams.Data.ActiveAlertmanagers {
+				sends = sends || strings.Contains(a.URL, "//"+am+"/")
+			}
+			err = getJSON(ctx, "http://"+am+"/api/v2/status", &struct{}{})
+			last = fmt.Sprintf("%d of %d targets up (down: %v), sends to %s: %v, its status: %v", up, len(targets.Data.ActiveTargets), down, am, sends, err)
+			if err == nil && up == want && len(targets.Data.ActiveTargets) == want && sends {
+				return
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("Prometheus on %s: %s", addr, last)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// getJSON decodes the JSON a GET of u answers with 200 into out.
+func getJSON(ctx context.Context, u string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }

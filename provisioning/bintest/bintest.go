@@ -150,3 +150,39 @@ func RunToExit(t testing.TB, cmd *exec.Cmd, started ...string) (output string, e
 	<-exited
 	return out.String(), cmd.ProcessState.ExitCode()
 }
+
+// Chromium finds Debian's Chromium (make test installs it), or $CHROMIUM,
+// for the tests that drive a browser.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p != "" {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	t.Fatal("Chromium not found: make test installs Debian's chromium package")
+	return ""
+}
+
+// LogWriter writes a logger's lines into the test's log.
+type LogWriter struct{ T testing.TB }
+
+func (w LogWriter) Write(p []byte) (int, error) {
+	w.T.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// DumpLogs writes the end of each log of a local fleet's state folder
+// (its logs/*.log) into the test's log, for a test that failed.
+func DumpLogs(t testing.TB, state string) {
+	logs, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		if len(data) > 8000 {
+			data = data[len(data)-8000:]
+		}
+		t.Logf("==== %s ====\n%s", filepath.Base(l), data)
+	}
+}

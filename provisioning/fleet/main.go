@@ -152,7 +152,7 @@ func up(o localOpts) error {
 	defer cancel()
 	f, err := localfleet.Start(ctx, localfleet.Config{
 		StateDir: o.state, BinDir: binAbs, Proxies: o.n, Subnet: o.subnet, Schedule: o.schedule,
-		ProxyCountries: true,
+		ProxyCountries: true, Monitoring: true,
 	}, o.logger)
 	if err != nil {
 		return err
@@ -185,6 +185,10 @@ func printURLs(f *localfleet.Fleet, took time.Duration, state string) {
 		fmt.Fprintf(&b, "  app instance %-14d %s   admin %s\n", i+1, a.URL("http"), a.URL("admin"))
 	}
 	fmt.Fprintf(&b, "  mapreduce daemon            %s\n", s.Mapreduce)
+	if s.Prometheus != "" {
+		fmt.Fprintf(&b, "  prometheus                  %s/graph   (alerts %s/alerts)\n", s.Prometheus, s.Prometheus)
+		fmt.Fprintf(&b, "  alertmanager                %s\n", s.Alertmanager)
+	}
 	fmt.Fprintf(&b, "  postgres primary            %s (database %s; Patroni's leader now: %s)\n", s.PrimaryDB, localfleet.Database, f.Primary.Name())
 	fmt.Fprintf(&b, "  patroni                     %s/cluster   (patronictl -c %s list)\n", s.Patroni[0], f.DBs[0].PatroniConfig())
 	fmt.Fprintf(&b, "  etcd                        %s\n", strings.Join(s.Etcd, " "))

@@ -73,7 +73,7 @@ func TestScrapeTargets(t *testing.T) {
 		{"shortfleet_proxy", "proxy-02", "127.5.6.12:9090", "admin"},
 		{"shortfleet_app", "db-main", "127.5.6.2:9091", "read"},
 		{"shortfleet_app", "proxy-01", "127.5.6.11:9091", "read"},
-		{"shortfleet_mapreduce", "mapreduce", "127.5.6.3:9100", "admin"},
+		{"shortfleet_mapreduce", "mapreduce-01", "127.5.6.3:9100", "admin"},
 	}
 	if got := f.ScrapeTargets(); !slices.Equal(got, want) {
 		t.Fatalf("scrape targets\n%v\nwant\n%v", got, want)

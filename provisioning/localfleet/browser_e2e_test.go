@@ -13,20 +13,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// chromium finds Debian's Chromium (make test installs it).
-func chromium(t *testing.T) string {
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	t.Fatal("Chromium not found: make test installs Debian's chromium package")
-	return ""
-}
+	"shortfleet/provisioning/bintest"
+)
 
 // TestBrowserDashboard drives headless Chromium through what a user does:
 // sign up, create a link, follow it through a proxy, and, after the stats
@@ -52,7 +41,7 @@ func TestBrowserDashboard(t *testing.T) {
 	landingURL := strings.Replace(landing.URL, "127.0.0.1", "landing.example", 1)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.ExecPath(bintest.Chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
 		chromedp.Flag("host-resolver-rules", "MAP landing.example 127.0.0.1"),

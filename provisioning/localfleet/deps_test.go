@@ -11,8 +11,8 @@ import (
 
 // TestDepsFleetInstallsOnlyTheFleet runs provisioning/deps.sh on a PATH that
 // has none of the tools it looks for: `deps.sh fleet` (make up) would
-// install HAProxy and nothing only the tests use; `deps.sh test` (make
-// test) would install those too.
+// install HAProxy, Prometheus and Alertmanager and nothing only the tests
+// use; `deps.sh test` (make test) would install those too.
 func TestDepsFleetInstallsOnlyTheFleet(t *testing.T) {
 	bare := t.TempDir()
 	// Besides what it looks for, the script uses a few of coreutils' and
@@ -44,9 +44,10 @@ func TestDepsFleetInstallsOnlyTheFleet(t *testing.T) {
 		first, _, _ := strings.Cut(string(out), "\n")
 		return strings.Fields(strings.TrimPrefix(first, "would install:"))
 	}
-	onlyTests := []string{"chromium", "ansible", "ansible-lint", "prometheus", "wrk", "nginx-light"}
+	onlyTests := []string{"chromium", "ansible", "ansible-lint", "wrk", "nginx-light"}
+	fleetOnes := []string{"haproxy", "nodejs", "npm", "prometheus", "prometheus-alertmanager"}
 	fleet := wouldInstall("fleet")
-	for _, pkg := range []string{"haproxy", "nodejs", "npm"} {
+	for _, pkg := range fleetOnes {
 		if !slices.Contains(fleet, pkg) {
 			t.Errorf("deps.sh fleet would install %v, want %s among them", fleet, pkg)
 		}
@@ -57,7 +58,7 @@ func TestDepsFleetInstallsOnlyTheFleet(t *testing.T) {
 		}
 	}
 	test := wouldInstall("test")
-	for _, pkg := range append(onlyTests, "haproxy") {
+	for _, pkg := range append(onlyTests, fleetOnes...) {
 		if !slices.Contains(test, pkg) {
 			t.Errorf("deps.sh test would install %v, want %s among them", test, pkg)
 		}

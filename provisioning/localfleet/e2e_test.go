@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -27,7 +26,9 @@ import (
 	"time"
 
 	"shortfleet/logfmt"
+	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/localfleet"
+	"shortfleet/provisioning/localfleet/fleettest"
 	"shortfleet/provisioning/pgcluster"
 	"shortfleet/provisioning/tlscert"
 )
@@ -66,13 +67,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func freeSubnet(t *testing.T) string {
 	s, err := localfleet.FreeSubnet()
 	if err != nil {
@@ -87,49 +81,12 @@ func startFleet(t *testing.T, n int, proxyArgs ...string) *localfleet.Fleet {
 	return startFleetWith(t, localfleet.Config{Proxies: n, ProxyArgs: proxyArgs})
 }
 
-// startFleetWith starts a local fleet for a test from cfg, filling in the
-// folders, a free subnet, a schedule that never fires unless cfg has one,
-// segments that seal only at a stop unless cfg's proxy flags say, and
-// pgcluster's test settings under cfg's own Postgres settings.
+// startFleetWith starts a local fleet for a test from cfg, with the
+// binaries and the CA TestMain made (fleettest.Start fills in the rest).
 func startFleetWith(t *testing.T, cfg localfleet.Config) *localfleet.Fleet {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	state := pgcluster.TestDir(t)
-	cfg.StateDir, cfg.BinDir, cfg.Subnet, cfg.TLSDir = state, binDir, freeSubnet(t), caDir
-	if cfg.Schedule == "" {
-		cfg.Schedule = "@every 1000h"
-	}
-	pg := maps.Clone(pgcluster.TestSettings)
-	maps.Copy(pg, cfg.PGSettings)
-	cfg.PGSettings = pg
-	cfg.ProxyArgs = append([]string{"-seal-age", "1000h"}, cfg.ProxyArgs...)
-	f, err := localfleet.Start(ctx, cfg, logger)
-	if err != nil {
-		dumpLogs(t, state)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := f.Stop(); err != nil {
-			t.Errorf("stop fleet: %v", err)
-		}
-		if t.Failed() {
-			dumpLogs(t, state)
-		}
-	})
-	return f
-}
-
-func dumpLogs(t *testing.T, state string) {
-	logs, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
-	for _, l := range logs {
-		data, _ := os.ReadFile(l)
-		if len(data) > 8000 {
-			data = data[len(data)-8000:]
-		}
-		t.Logf("==== %s ====\n%s", filepath.Base(l), data)
-	}
+	cfg.BinDir, cfg.TLSDir = binDir, caDir
+	return fleettest.Start(t, cfg)
 }
 
 // signupWithLinks signs up an account and creates n links through the
@@ -591,7 +548,7 @@ func TestStateFolderPostgresCannotEnter(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(home, "checkout", ".fleet")
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(bintest.LogWriter{T: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := localfleet.Config{StateDir: state, BinDir: binDir, Subnet: freeSubnet(t), Proxies: 1,
 		NoBalancer: true, Schedule: "@every 1000h", PGSettings: pgcluster.TestSettings}
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -600,7 +557,7 @@ func TestStateFolderPostgresCannotEnter(t *testing.T) {
 		f, err := localfleet.Start(ctx, cfg, logger)
 		cancel()
 		if err != nil {
-			dumpLogs(t, state)
+			bintest.DumpLogs(t, state)
 			t.Fatalf("round %d: %v", round, err)
 		}
 		t.Cleanup(func() { os.RemoveAll(f.PGDir()) })

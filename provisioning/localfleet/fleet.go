@@ -5,7 +5,7 @@
 // address, so ports and configuration look as they do on bare metal:
 //
 //	<subnet>.2    primary host: Postgres :5432, primary app :8000, its admin :9091
-//	<subnet>.3    mapreduce host: admin :9100
+//	<subnet>.3    mapreduce host: admin :9100; with Config.Monitoring, Prometheus :9090, Alertmanager :9093
 //	<subnet>.4    load balancer (HAProxy), short links: HTTP :8080, HTTPS :8443, stats :8404
 //	<subnet>.5    load balancer, the primary app's name: HTTP :8080 (to HTTPS), HTTPS :8443
 //	<subnet>.1N   proxy-0N host: replica :5432, redirects :8080, admin :9090
@@ -102,6 +102,18 @@ type Config struct {
 	// Balance overrides the shared HAProxy balance setting (roundrobin,
 	// leastconn or uri-consistent).
 	Balance string
+	// Monitoring starts Prometheus and Alertmanager on the mapreduce host
+	// with the Ansible monitoring role's rules, inhibit rules and
+	// configuration (provisioning/monitoring). make up sets it; tests that
+	// do not watch alerts leave it off and pay nothing for it.
+	Monitoring bool
+	// MonitoringSpeedup divides the durations an operator waits on
+	// (scrape interval, the rules' for:, Alertmanager's grouping waits)
+	// so that a test sees alerts fire in seconds; 0 or 1: as deployed.
+	MonitoringSpeedup int
+	// AlertWebhooks are the URLs Alertmanager posts alerts to (firing
+	// and resolved); none: they show on its page only.
+	AlertWebhooks []string
 	// Asynchronous: commits do not wait for a standby: a promotion can
 	// lose acknowledged links; benchmarks measure the difference. Without
 	// it the primary waits, at each commit, for any one standby to have
@@ -178,6 +190,8 @@ type Fleet struct {
 	// them by themselves (target_session_attrs=read-write).
 	dbHosts []string
 	haproxy *proc.Process
+	// prometheus and alertmanager run with Config.Monitoring.
+	prometheus, alertmanager *proc.Process
 	// balanced is true when HAProxy fronts the fleet: the app then takes
 	// requests only through it, over HTTPS.
 	balanced bool
@@ -454,6 +468,11 @@ func (f *Fleet) start(ctx context.Context) error {
 	}, "SHORTFLEET_DSN="+f.PrimaryDSN(), "SHORTFLEET_GEOIP="+f.cfg.GeoIPPath)
 	if err := f.timed("mapreduce daemon up", func() error { return f.Mapreduce.Start(ctx, "admin") }); err != nil {
 		return err
+	}
+	if f.cfg.Monitoring {
+		if err := f.timed("Prometheus and Alertmanager up", func() error { return f.startMonitoring(ctx) }); err != nil {
+			return err
+		}
 	}
 	return f.writeState()
 }
@@ -816,7 +835,7 @@ func (f *Fleet) ScrapeTargets() []ScrapeTarget {
 	for _, h := range f.appHosts() {
 		ts = append(ts, ScrapeTarget{"shortfleet_app", f.hostName(h), net.JoinHostPort(h, strconv.Itoa(PortAppAdmin)), "read"})
 	}
-	return append(ts, ScrapeTarget{"shortfleet_mapreduce", "mapreduce", net.JoinHostPort(f.cfg.host(3), strconv.Itoa(PortMapreduce)), "admin"})
+	return append(ts, ScrapeTarget{"shortfleet_mapreduce", hostMapreduce, net.JoinHostPort(f.cfg.host(3), strconv.Itoa(PortMapreduce)), "admin"})
 }
 
 // hostName names a host of the fleet by what runs on it: db-main (the
@@ -871,6 +890,9 @@ type State struct {
 	// Patroni REST APIs (GET /cluster shows who leads).
 	Etcd    []string `json:"etcd"`
 	Patroni []string `json:"patroni"`
+	// Prometheus and Alertmanager are their pages, with Config.Monitoring.
+	Prometheus   string `json:"prometheus_url,omitempty"`
+	Alertmanager string `json:"alertmanager_url,omitempty"`
 }
 
 // State describes the running fleet.
@@ -879,7 +901,7 @@ func (f *Fleet) State() State {
 		Pid: os.Getpid(), PrimaryURL: f.PrimaryURL(), ShortBase: f.ShortBase(),
 		Redirects: f.RedirectURLs(), Admins: f.AdminURLs(), AppAdmins: f.AppAdminURLs(), Mapreduce: f.Mapreduce.URL("admin"),
 		Balancer: f.BalancerURL(), BalancerTLS: f.BalancerTLSURL(), CAFile: f.CAFile(),
-		PrimaryDB: f.Primary.Addr(),
+		PrimaryDB: f.Primary.Addr(), Prometheus: f.PrometheusURL(), Alertmanager: f.AlertmanagerURL(),
 	}
 	for _, r := range f.DBs {
 		if r != f.Primary {
@@ -896,9 +918,10 @@ func (f *Fleet) writeState() error {
 	return os.WriteFile(f.path("state.json"), data, 0o644)
 }
 
-// Stop stops everything in order: mapreduce, the primary app, the proxies
-// (which seal their logs), the replicas, the primary database. It logs how
-// long each step took.
+// Stop stops everything in order: Prometheus and Alertmanager (which would
+// see the rest go), mapreduce, the primary app, the proxies (which seal
+// their logs), the replicas, the primary database. It logs how long each
+// step took.
 func (f *Fleet) Stop() error {
 	var errs []error
 	step := func(what string, fn func() error) {
@@ -908,6 +931,9 @@ func (f *Fleet) Stop() error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", what, err))
 		}
+	}
+	if f.prometheus != nil || f.alertmanager != nil {
+		step("Prometheus and Alertmanager", f.stopMonitoring)
 	}
 	if f.Mapreduce != nil {
 		step("mapreduce", f.Mapreduce.Stop)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"shortfleet/provisioning/bintest"
 	"shortfleet/provisioning/localfleet"
 	"shortfleet/provisioning/patroni"
 	"shortfleet/provisioning/pgcluster"
@@ -22,7 +23,7 @@ import (
 // pending still comes up.
 func TestSynchronousByDefault(t *testing.T) {
 	t.Parallel() // functional, not timed: three at a time (make test -parallel 3), after the timed drills, to keep make test under 20 minutes
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(bintest.LogWriter{T: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := localfleet.Config{StateDir: pgcluster.TestDir(t), BinDir: binDir, Subnet: freeSubnet(t), Proxies: 1,
 		NoBalancer: true, Schedule: "@every 1000h", PGSettings: pgcluster.TestSettings}
 	var f *localfleet.Fleet
@@ -38,7 +39,7 @@ func TestSynchronousByDefault(t *testing.T) {
 		var err error
 		f, err = localfleet.Start(ctx, cfg, logger)
 		if err != nil {
-			dumpLogs(t, cfg.StateDir)
+			bintest.DumpLogs(t, cfg.StateDir)
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
