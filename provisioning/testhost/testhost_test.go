@@ -62,8 +62,8 @@ User=nobody
 Environment="GREETING=hello there"
 EnvironmentFile=-/etc/default/missing
 EnvironmentFile=/etc/default/greeter
-ExecStart=/bin/sh -c 'trap "echo reloaded >> /tmp/greeting" HUP; echo "$GREETING $NAME" > /tmp/greeting; while :; do sleep 0.1; done'
-ExecReload=/bin/kill -HUP $MAINPID
+ExecStart=/bin/sh -c 'trap "echo reloaded >> /tmp/greeting" USR1; echo "$GREETING $NAME" > /tmp/greeting; while :; do sleep 0.1; done'
+ExecReload=/bin/kill -USR1 $MAINPID
 Restart=on-failure
 
 [Install]
