@@ -203,7 +203,9 @@ func TestApply(t *testing.T) {
 		}
 	}
 	waitClicks(t, ctx, client, app, acct.APIKey, link.Code, 2)
-	waitMonitoring(t, ctx, addr(3), 6)
+	// Prometheus itself, the proxy, both app instances, mapreduce,
+	// HAProxy, both Patroni members.
+	waitMonitoring(t, ctx, addr(3), 8)
 
 	// A proxy host in and out again, while db-primary is the primary:
 	// add_proxy.yml runs all of site.yml, so its second run is the second
