@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,20 +228,39 @@ func TestHourStoredWithoutDay(t *testing.T) {
 	}
 }
 
-func TestRunLocked(t *testing.T) {
-	ctx := context.Background()
-	db := setupDB(t)
+// holdRunLock takes the job's run lock on a connection of its own, as
+// another run would, until the returned unlock or the test's end.
+func holdRunLock(t *testing.T, ctx context.Context, db *pgxpool.Pool) (unlock func()) {
+	t.Helper()
 	conn, err := db.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
-	conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey)
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	unlock = func() {
+		once.Do(func() {
+			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, LockKey); err != nil {
+				t.Error(err)
+			}
+			conn.Release()
+		})
+	}
+	t.Cleanup(unlock)
+	return unlock
+}
+
+func TestRunLocked(t *testing.T) {
+	ctx := context.Background()
+	db := setupDB(t)
+	unlock := holdRunLock(t, ctx, db)
 	j := newJob(t, db, Config{})
 	if _, err := j.Run(ctx); !errors.Is(err, ErrLocked) {
 		t.Fatalf("run while locked: %v, want ErrLocked", err)
 	}
-	conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, LockKey)
+	unlock()
 	if _, err := j.Run(ctx); err != nil {
 		t.Fatalf("run after unlock: %v", err)
 	}
@@ -260,20 +280,11 @@ func TestRecomputeCounted(t *testing.T) {
 	if _, err := j.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := db.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey); err != nil {
-		t.Fatal(err)
-	}
+	unlock := holdRunLock(t, ctx, db)
 	if _, err := j.Recompute(ctx, t0); !errors.Is(err, ErrLocked) {
 		t.Fatalf("recompute while locked: %v, want ErrLocked", err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, LockKey); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	if _, err := j.Recompute(ctx, t0); err != nil {
 		t.Fatalf("recompute after unlock: %v", err)
 	}
@@ -468,14 +479,7 @@ func TestMetrics(t *testing.T) {
 	if _, err := j.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := db.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey); err != nil {
-		t.Fatal(err)
-	}
+	holdRunLock(t, ctx, db)
 	if _, err := j.Run(ctx); !errors.Is(err, ErrLocked) {
 		t.Fatalf("run while locked: %v, want ErrLocked", err)
 	}
