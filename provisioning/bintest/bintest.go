@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 var (
@@ -164,6 +166,20 @@ func Chromium(t testing.TB) string {
 	}
 	t.Fatal("Chromium not found: make test installs Debian's chromium package")
 	return ""
+}
+
+// ChromiumOptions are the allocator options of a test's headless
+// Chromium: Debian's (Chromium), without the sandbox (the tests run as
+// root) or a GPU, fetching nothing in the background, with a profile of
+// the test's own and a window of width by height; extra come after.
+func ChromiumOptions(t testing.TB, width, height int, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(Chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(width, height))
+	return append(opts, extra...)
 }
 
 // LogWriter writes a logger's lines into the test's log.

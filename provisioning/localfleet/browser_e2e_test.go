@@ -40,15 +40,12 @@ func TestBrowserDashboard(t *testing.T) {
 	// to the test server.
 	landingURL := strings.Replace(landing.URL, "127.0.0.1", "landing.example", 1)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bintest.Chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, bintest.ChromiumOptions(t, 1280, 1600,
+		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("host-resolver-rules", "MAP landing.example 127.0.0.1"),
 		// Trust the fleet's CA, which the balancer sends in its chain, as
 		// a developer who imported .fleet/tls/ca.pem does.
-		chromedp.Flag("ignore-certificate-errors-spki-list", f.CA().SPKIHash()),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600))...)
+		chromedp.Flag("ignore-certificate-errors-spki-list", f.CA().SPKIHash()))...)
 	defer cancelAlloc()
 	bctx, cancelB := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
 	defer cancelB()

@@ -826,7 +826,8 @@ type ScrapeTarget struct {
 // instances and the mapreduce daemon, with the job names of the
 // monitoring role's prometheus.yml (shortfleet_proxy, shortfleet_app,
 // shortfleet_mapreduce) and host labels after the local hosts' names
-// (proxy-01, db-main for the primary host, mapreduce).
+// (proxy-01, db-main for the primary host, mapreduce-01). The local
+// Prometheus (Config.Monitoring) scrapes these.
 func (f *Fleet) ScrapeTargets() []ScrapeTarget {
 	var ts []ScrapeTarget
 	for i := range f.cfg.Proxies {

@@ -71,13 +71,10 @@ func (f *Fleet) monitoringConfig() (prom string, rules []byte, am string, err er
 		Alertmanagers:  []string{net.JoinHostPort(f.monitoringHost(), strconv.Itoa(PortAlertmanager))},
 		TokenFile:      f.MonitoringFile("admin-token"),
 		ReadTokenFile:  f.MonitoringFile("read-token"),
-		Mapreduce:      []monitoring.Target{{Addr: net.JoinHostPort(f.cfg.host(3), strconv.Itoa(PortMapreduce)), Host: hostMapreduce}},
 	}
-	for i := range f.cfg.Proxies {
-		p.Proxies = append(p.Proxies, monitoring.Target{Addr: net.JoinHostPort(f.ProxyHost(i), strconv.Itoa(PortAdmin)), Host: ProxyID(i)})
-	}
-	for _, h := range f.appHosts() {
-		p.Apps = append(p.Apps, monitoring.Target{Addr: net.JoinHostPort(h, strconv.Itoa(PortAppAdmin)), Host: f.hostName(h)})
+	jobs := map[string]*[]monitoring.Target{"shortfleet_proxy": &p.Proxies, "shortfleet_app": &p.Apps, "shortfleet_mapreduce": &p.Mapreduce}
+	for _, st := range f.ScrapeTargets() {
+		*jobs[st.Job] = append(*jobs[st.Job], monitoring.Target{Addr: st.Addr, Host: st.Host})
 	}
 	if f.balanced {
 		p.HAProxy = []monitoring.Target{{Addr: net.JoinHostPort(f.balancerHost(), strconv.Itoa(PortBalancerStats)), Host: hostBalancer}}

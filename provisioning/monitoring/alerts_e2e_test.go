@@ -492,11 +492,7 @@ func checkDashboard(ctx context.Context, t *testing.T, prom string) {
 // proxies' replica lag over the test, and keeps the picture.
 func screenshot(ctx context.Context, t *testing.T, prom string) {
 	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bintest.Chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))...)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, bintest.ChromiumOptions(t, 1280, 900)...)
 	defer cancelAlloc()
 	bctx, cancel := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
 	defer cancel()
