@@ -95,15 +95,22 @@ BENCH_RECORDS     ?= 3000000
 BENCH_PROXIES     ?= 16
 BENCH_ARGS        ?=
 
-## bench: bring up the local fleet, run every scenario beside its baseline,
-## and write bench/results/<date>-report.md with SVG charts, the report in
-## bench/README.md and the latest table in README.md; then bench-lb's run.
+## bench: every benchmark driver, one after another, on one build: the
+## fleet report (bench/results/<date>-report.md with SVG charts, its section
+## of bench/README.md, the latest table in README.md), then bench-lb's,
+## bench-proxy's, bench-mapreduce's and bench-primary's runs; every driver's
+## closing "bench: NAME VALUE" lines into README.md's headline table.
 bench: build
 	@BENCH=1 ./provisioning/deps.sh
-	$(GO) run ./bench/cmd/report -bin $(BIN) -links $(BENCH_LINKS) -links-small $(BENCH_LINKS_SMALL) \
+	@rm -f .bench-lines
+	@./bench/headlines.sh .bench-lines report $(GO) run ./bench/cmd/report -bin $(BIN) -links $(BENCH_LINKS) -links-small $(BENCH_LINKS_SMALL) \
 	  -duration $(BENCH_DURATION) -connections $(BENCH_CONNS) -records $(BENCH_RECORDS) -proxies $(BENCH_PROXIES) $(BENCH_ARGS)
-	$(LB_BENCH) -links $(BENCH_LINKS) -duration $(BENCH_DURATION) -proxies $(BENCH_PROXIES)
+	@./bench/headlines.sh .bench-lines lbbench $(LB_BENCH) -links $(BENCH_LINKS) -duration $(BENCH_DURATION) -proxies $(BENCH_PROXIES)
 	@./provisioning/readme-section.sh bench-lb .bench-lb.md README.md '`make bench` (bench/cmd/lbbench)'
+	@./bench/headlines.sh .bench-lines proxybench $(GO) run ./bench/cmd/proxybench -bin $(BIN)
+	@./bench/headlines.sh .bench-lines mapreducebench $(GO) run ./bench/cmd/mapreducebench -bin $(BIN)
+	@./bench/headlines.sh .bench-lines primarybench $(GO) run ./bench/cmd/primarybench -bin $(BIN)
+	@./bench/headlines.sh --publish .bench-lines README.md
 
 LB_BENCH = $(GO) run ./bench/cmd/lbbench -bin $(BIN) -top .bench-lb.md
 
