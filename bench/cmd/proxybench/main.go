@@ -9,8 +9,7 @@
 //     proxy's replica pool;
 //   - bytes on disk per logged request, beside nginx's gzip log: the
 //     logging proxy is stopped with SIGTERM, which seals its last segment,
-//     and its manifest's bytes are divided by its rows.
-//
+//     and its manifest's bytes are divided by its rows;
 //   - fasthttp's floor: a bare fasthttp server (this program with
 //     -serve-bare) answering the same 302 with the proxy's server settings
 //     and nothing else, beside nginx: what Go and fasthttp cost alone;

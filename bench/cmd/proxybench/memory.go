@@ -127,6 +127,15 @@ func (m memory) markdown() string {
 	fmt.Fprintf(&b, "Memory. A proxy started with `-cache-bytes %d` (%.0f MiB) and full logging was asked for each of the %d seeded links once: "+
 		"RSS **%.1f MiB** idle, **%.1f MiB** after, its cache holding %.0f links weighed at %.1f MiB of its %.0f MiB bound%s.\n",
 		int64(m.bound), m.bound/(1<<20), m.asked, m.rssIdle, m.rssFilled, m.entries, m.weighed/(1<<20), m.bound/(1<<20), atBound(m))
+	if m.weighed >= 0.9*m.bound && m.rssFilled > m.rssIdle {
+		// RSS grows with the bound: the cache's heap, and the garbage
+		// collector's headroom over it (GOGC=100: the heap may grow to
+		// twice the live heap between collections).
+		perBound := (m.rssFilled - m.rssIdle) / (m.bound / (1 << 20))
+		links10M := 10e6 * m.weighed / max(m.entries, 1)
+		fmt.Fprintf(&b, "RSS grows by **%.2f MiB a MiB of cache bound** (heap and the collector's headroom over it): at the default 256 MiB bound, by the same ratio, about %.0f MiB; 10 M links of this shape weigh %.0f MiB, so holding them all takes `-cache-bytes %d` and, by the same ratio, about %.0f MiB of RSS. `GOMEMLIMIT` bounds the headroom.\n",
+			perBound, m.rssIdle+256*perBound, links10M/(1<<20), int64(links10M), m.rssIdle+perBound*links10M/(1<<20))
+	}
 	fmt.Fprintf(&b, "Go benchmarks (`go test -bench 'CacheBytesPerLink|SegmentBytesPerRow' ./proxy/internal/...`): a cached link of the seeded shape holds **%.0f bytes** of heap; "+
 		"an open segment's row holds **%.1f bytes** of heap (its rows are on disk; the writer's column builders hold %.1f MiB whatever the rows) and %.0f bytes of file until it is sealed.\n",
 		m.cachePerLink, m.segmentPerRow, m.segmentFixed/(1<<20), m.segmentFile)
