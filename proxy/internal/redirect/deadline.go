@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // LazyDeadlineListener wraps a TCP listener so that the read and write
@@ -105,7 +106,7 @@ func (c *lazyConn) Read(p []byte) (int, error) {
 // later than the one asked for and has the runtime wait.
 func (c *lazyConn) tryRead(fd uintptr) bool {
 	for {
-		n, err := syscall.Read(int(fd), c.rbuf)
+		n, err := rawIO(syscall.SYS_READ, fd, c.rbuf)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -152,7 +153,7 @@ func (c *lazyConn) Write(p []byte) (int, error) {
 // runtime wait.
 func (c *lazyConn) tryWrite(fd uintptr) bool {
 	for c.wn < len(c.wbuf) {
-		n, err := syscall.Write(int(fd), c.wbuf[c.wn:])
+		n, err := rawIO(syscall.SYS_WRITE, fd, c.wbuf[c.wn:])
 		if n > 0 {
 			c.wn += n
 		}
@@ -174,6 +175,22 @@ func (c *lazyConn) tryWrite(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// rawIO reads or writes p on the non-blocking socket fd without telling
+// the scheduler it is in a system call (syscall.RawSyscall): the call
+// never waits (EAGAIN instead), so the runtime's bookkeeping around a
+// syscall that may block (entersyscall, exitsyscall, waking sysmon: 5 to
+// 8 % of the proxy's CPU in its profile) buys nothing here.
+func rawIO(trap, fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // early reports whether a socket deadline that fired came before the
