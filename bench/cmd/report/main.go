@@ -6,7 +6,9 @@
 // Phase one, a fleet with one proxy host (the figures per process):
 //
 //   - nginx `return 302` with a gzip-buffered access log (baseline);
-//   - cached redirects, codes Zipf-skewed over the small link set;
+//   - cached redirects, codes Zipf-skewed over the small link set, the
+//     proxy first asked for each of those codes once (-fill-cache), as a
+//     proxy that has served them a while holds them: nginx never misses;
 //   - cold redirects, uniform over the small set, then over the large set
 //     (seeded in between), on a proxy whose cache holds nothing, beside
 //     `pgbench -S` on the same replica (baseline);
@@ -27,6 +29,9 @@
 //
 //	make bench                                   (the published run)
 //	make bench BENCH_LINKS=100000 BENCH_DURATION=3s   (a quick check)
+//	go run ./bench/cmd/report -bin bin -links 1000000 -links-small 1000000 \
+//	  -duration 5s -connections 64 -only-cached [-profile-dir DIR]
+//	                                             (the cached comparison alone)
 package main
 
 import (
@@ -38,6 +43,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,6 +85,7 @@ type config struct {
 	readme, top       string
 	onlyCached        bool
 	fillCache         bool
+	profileDir        string
 }
 
 func main() {
@@ -96,6 +103,7 @@ func main() {
 	flag.IntVar(&c.proxies, "proxies", 16, "proxy hosts behind HAProxy in phase two")
 	flag.IntVar(&c.takedowns, "takedowns", 10, "links disabled for the takedown figure")
 	flag.BoolVar(&c.fillCache, "fill-cache", true, "ask the proxy for every hot code once before the cached runs (false: the Zipf warm-up alone, as before issue 23)")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "save a CPU profile of the fleet's proxy during each cached run into this folder (cached-<connections>.pprof)")
 	flag.BoolVar(&c.onlyCached, "only-cached", false, "run only phase one's cached redirects beside nginx, print their ratios and stop (no report written)")
 	flag.StringVar(&c.bin, "bin", "bin", "folder with the binaries")
 	flag.StringVar(&c.results, "results", "bench/results", "folder for the dated report and its charts")
@@ -417,6 +425,9 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 				continue
 			}
 			m0, _ := metrics.Scrape(f.AdminURLs()[0], f.Secrets.AdminToken)
+			if s.name == sCached && c.profileDir != "" {
+				go cpuProfile(f.AdminURLs()[0], f.Secrets.AdminToken, filepath.Join(c.profileDir, fmt.Sprintf("cached-%d.pprof", n)), c.dur/2)
+			}
 			p, err := r.measure(s.name, s.base, "requests/s", r.opts(s.url, redirects, n, append([]string{"CODES=" + s.codes}, s.env...)...))
 			if err != nil {
 				return err
@@ -728,4 +739,24 @@ func durs(ds []time.Duration) (median, maxD time.Duration) {
 	s := slices.Clone(ds)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2], s[len(s)-1]
+}
+
+// cpuProfile saves a CPU profile of the proxy whose admin listener is
+// admin, taken over d, to path.
+func cpuProfile(admin, token, path string, d time.Duration) {
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, max(int(d.Seconds()), 1)), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		say("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	out, err := os.Create(path)
+	if err != nil {
+		say("profile: %v", err)
+		return
+	}
+	defer out.Close()
+	io.Copy(out, resp.Body)
 }
