@@ -38,10 +38,8 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,28 +114,16 @@ var (
 // captureProfile saves a CPU profile of the proxy whose admin listener is
 // adminURL, taken over d, to path.
 func captureProfile(adminURL, token, path string, d time.Duration) {
-	getProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, int(d.Seconds())), token, path)
-	// Allocations since the start, sampled: read beside the CPU profile
-	// (go tool pprof -sample_index=alloc_space -diff_base for a run's own).
-	getProfile(adminURL+"/debug/pprof/allocs", token, strings.TrimSuffix(path, ".pprof")+".allocs.pprof")
-}
-
-// getProfile saves what the admin listener's url answers to path.
-func getProfile(url, token, path string) {
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		say("profile: %v", err)
-		return
+	for _, p := range []struct{ url, out string }{
+		{fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), path},
+		// Allocations since the start, sampled: read beside the CPU
+		// profile (go tool pprof -sample_index=alloc_space).
+		{"/debug/pprof/allocs", strings.TrimSuffix(path, ".pprof") + ".allocs.pprof"},
+	} {
+		if err := metrics.SaveProfile(adminURL, token, p.url, p.out); err != nil {
+			say("profile: %v", err)
+		}
 	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	io.Copy(f, resp.Body)
 }
 
 func say(format string, args ...any) { fmt.Printf("proxybench: "+format+"\n", args...) }

@@ -43,7 +43,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -744,19 +743,7 @@ func durs(ds []time.Duration) (median, maxD time.Duration) {
 // cpuProfile saves a CPU profile of the proxy whose admin listener is
 // admin, taken over d, to path.
 func cpuProfile(admin, token, path string, d time.Duration) {
-	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, max(int(d.Seconds()), 1)), nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	if err := metrics.SaveProfile(admin, token, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(int(d.Seconds()), 1)), path); err != nil {
 		say("profile: %v", err)
-		return
 	}
-	defer resp.Body.Close()
-	out, err := os.Create(path)
-	if err != nil {
-		say("profile: %v", err)
-		return
-	}
-	defer out.Close()
-	io.Copy(out, resp.Body)
 }
