@@ -9,13 +9,26 @@
 //     proxy's replica pool;
 //   - bytes on disk per logged request, beside nginx's gzip log: the
 //     logging proxy is stopped with SIGTERM, which seals its last segment,
-//     and its manifest's bytes are divided by its rows.
+//     and its manifest's bytes are divided by its rows;
+//   - fasthttp's floor: a bare fasthttp server (this program with
+//     -serve-bare) answering the same 302 with the proxy's server settings
+//     and nothing else, beside nginx: what Go and fasthttp cost alone;
+//   - with -compare-bin, the same cached scenario on another build's proxy,
+//     in the same rounds (a change beside its baseline);
+//   - memory: a proxy with -rss-cache-bytes asked for every seeded link
+//     once, its VmRSS before and after, and the Go benchmarks' heap bytes
+//     per cached link and per open segment row.
+//
+// Server CPU is split into its kernel share (/proc/PID/stat stime).
 //
 // It writes bench/results/<date>-proxy.md and the table in bench/README.md.
 //
 // Its output ends with one "bench: NAME VALUE" line a headline figure:
-// proxy_vs_nginx, logging_on_vs_off, uncached_vs_pgbench,
-// sealed_bytes_per_request, takedown_median_ms.
+// proxy_vs_nginx, logging_on_vs_off, rules_vs_plain_rate,
+// uncached_vs_pgbench, sealed_bytes_per_request, takedown_median_ms,
+// fasthttp_floor_vs_nginx, cache_bytes_per_link, segment_bytes_per_row,
+// proxy_rss_mib_idle, proxy_rss_mib_cache_filled (the memory ones unless
+// -memory=false), proxy_vs_compare_build (with -compare-bin).
 //
 //	make bench-proxy    (or: go run ./bench/cmd/proxybench -bin bin)
 package main
@@ -25,11 +38,10 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -64,9 +76,19 @@ func main() {
 		results  = flag.String("results", "bench/results", "folder for the dated report")
 		readme   = flag.String("readme", "bench/README.md", "README whose proxy-bench section is rewritten")
 		keepWork = flag.Bool("keep", false, "keep the work folder")
-		profile  = flag.Bool("profile", false, "save a CPU profile of each proxy scenario in the work folder (implies -keep)")
+		profile  = flag.Bool("profile", false, "save a CPU and an allocation profile of each proxy scenario in the work folder (implies -keep)")
+		compare  = flag.String("compare-bin", "", "folder with another build's proxy binary: it runs the cached, full-logging scenario too, in the same rounds (a change beside its baseline)")
+		rssBound = flag.Int64("rss-cache-bytes", 128<<20, "-cache-bytes of the proxy whose RSS is read with every seeded link asked once (the cache full when the links weigh more)")
+		memFlag  = flag.Bool("memory", true, "measure the proxy's memory (RSS with its cache filled, bytes per link and per row); false: a quicker run without the memory figures")
+		bare     = flag.String("serve-bare", "", "internal: serve a bare fasthttp 302 on this address (the floor scenario's server)")
 	)
 	flag.Parse()
+	if *bare != "" {
+		serveBare(*bare)
+		return
+	}
+	compareBin = *compare
+	rssCacheBytes, measureMem = *rssBound, *memFlag
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	profileDir = ""
 	if *profile {
@@ -82,23 +104,26 @@ func main() {
 // profileDir is set to the work folder when profiles are wanted.
 var profileDir string
 
+// compareBin is -compare-bin; rssCacheBytes is -rss-cache-bytes.
+var (
+	compareBin    string
+	rssCacheBytes int64
+	measureMem    bool
+)
+
 // captureProfile saves a CPU profile of the proxy whose admin listener is
 // adminURL, taken over d, to path.
 func captureProfile(adminURL, token, path string, d time.Duration) {
-	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, int(d.Seconds())), nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		say("profile: %v", err)
-		return
+	for _, p := range []struct{ url, out string }{
+		{fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), path},
+		// Allocations since the start, sampled: read beside the CPU
+		// profile (go tool pprof -sample_index=alloc_space).
+		{"/debug/pprof/allocs", strings.TrimSuffix(path, ".pprof") + ".allocs.pprof"},
+	} {
+		if err := metrics.SaveProfile(adminURL, token, p.url, p.out); err != nil {
+			say("profile: %v", err)
+		}
 	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	io.Copy(f, resp.Body)
 }
 
 func say(format string, args ...any) { fmt.Printf("proxybench: "+format+"\n", args...) }
@@ -178,11 +203,16 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	// The lookup workers' connections, plus one for the poller.
 	replicaDSN := f.Replicas[0].DSN(localfleet.Database) + "&pool_max_conns=" + strconv.Itoa(dbConns+1)
 	pids := map[string]int{}
+	var extraFrom func(binDir, name string, port int, args ...string) (func(), error)
 	extra := func(name string, port int, args ...string) (func(), error) {
+		return extraFrom(binAbs, name, port, args...)
+	}
+	extraFrom = func(binDir, name string, port int, args ...string) (func(), error) {
 		cmd := f.Command(ctx, "proxy", append([]string{"-id", name,
 			"-listen", net.JoinHostPort(host, strconv.Itoa(port)),
 			"-admin-listen", net.JoinHostPort(host, strconv.Itoa(port+1000)),
 			"-log-dir", filepath.Join(work, name)}, args...)...)
+		cmd.Path = filepath.Join(binDir, "proxy")
 		cmd.Env = append(cmd.Env, "SHORTFLEET_REPLICA_DSN="+replicaDSN, "SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(localfleet.Database))
 		out, _ := os.Create(filepath.Join(work, name+".log"))
 		cmd.Stdout, cmd.Stderr = out, out
@@ -205,6 +235,29 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 		return err
 	}
 	defer stopUncached()
+	// The same proxy from another build (-compare-bin), logging fully.
+	compareURL := "http://" + net.JoinHostPort(host, "8083")
+	if compareBin != "" {
+		cb, _ := filepath.Abs(compareBin)
+		stop, err := extraFrom(cb, "proxy-compare", 8083)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	// fasthttp's floor: a bare fasthttp server (this program again, with
+	// -serve-bare) answering every request with the same 302 and headers,
+	// logging nothing, with the proxy's server settings.
+	bareAddr := net.JoinHostPort(host, "8084")
+	bareCmd := exec.CommandContext(ctx, os.Args[0], "-serve-bare", bareAddr)
+	bareCmd.Stdout, bareCmd.Stderr = os.Stderr, os.Stderr
+	if err := bareCmd.Start(); err != nil {
+		return err
+	}
+	defer func() { bareCmd.Process.Signal(os.Interrupt); bareCmd.Wait() }()
+	if err := baseline.WaitListening(bareAddr, 30*time.Second); err != nil {
+		return err
+	}
 	ng, err := baseline.StartNginx(filepath.Join(work, "nginx"), net.JoinHostPort(subnet+".5", "8090"))
 	if err != nil {
 		return err
@@ -220,7 +273,12 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	uncached := "http://" + net.JoinHostPort(host, "8082")
 	// Warm the caches and the connections.
 	var ngWarm int64
-	for _, u := range []string{logged, noLog, uncached, ng.URL} {
+	bareURL := "http://" + bareAddr
+	warm := []string{logged, noLog, uncached, ng.URL, bareURL}
+	if compareBin != "" {
+		warm = append(warm, compareURL)
+	}
+	for _, u := range warm {
 		w := opts(u, hotCodes)
 		w.Duration = 3 * time.Second
 		r, err := wrk.Run(ctx, w)
@@ -240,17 +298,24 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	admins := map[string]string{logged: adminURL,
 		noLog: "http://" + net.JoinHostPort(host, "9081"), uncached: "http://" + net.JoinHostPort(host, "9082")}
 	pidOf := map[string]func() int{
-		ng.URL:   ng.Pid,
-		logged:   func() int { return f.Proxies[0].Process().Pid() },
-		noLog:    func() int { return pids["proxy-nolog"] },
-		uncached: func() int { return pids["proxy-uncached"] },
+		ng.URL:     ng.Pid,
+		logged:     func() int { return f.Proxies[0].Process().Pid() },
+		noLog:      func() int { return pids["proxy-nolog"] },
+		uncached:   func() int { return pids["proxy-uncached"] },
+		bareURL:    func() int { return bareCmd.Process.Pid },
+		compareURL: func() int { return pids["proxy-compare"] },
 	}
-	serverCPU := map[string]time.Duration{}
+	admins[compareURL] = "http://" + net.JoinHostPort(host, "9083")
+	serverCPU, serverSys := map[string]time.Duration{}, map[string]time.Duration{}
 	runOne := func(name string, o wrk.Options) (wrk.Result, error) {
 		say("wrk: %s", name)
 		pid := pidOf[o.URL]()
-		cpu0 := baseline.CPUTime(pid)
-		defer func() { serverCPU[name] += baseline.CPUTime(pid) - cpu0 }()
+		u0, s0 := baseline.CPUTimes(pid)
+		defer func() {
+			u1, s1 := baseline.CPUTimes(pid)
+			serverCPU[name] += u1 + s1 - u0 - s0
+			serverSys[name] += s1 - s0
+		}()
 		if a, ok := admins[o.URL]; ok && profileDir != "" {
 			file := filepath.Join(profileDir, strings.NewReplacer(" ", "-", ",", "").Replace(name)+".pprof")
 			go captureProfile(a, f.Secrets.AdminToken, file, o.Duration/2)
@@ -265,7 +330,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	pgR.Host = f.ProxyHost(0)
 	var (
 		ngRuns, loggedRuns, noLogRuns, uncachedRuns []wrk.Result
-		rulesRuns                                   []wrk.Result
+		rulesRuns, bareRuns, compareRuns            []wrk.Result
 		tpsRuns                                     []float64
 		pgCmd                                       string
 		logBytes, logRecs, lookups, batches         float64
@@ -291,6 +356,16 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 			return err
 		}
 		logBytes, logRecs = logBytes+b1-b0, logRecs+n1-n0
+		if r, err = runOne("bare fasthttp 302", opts(bareURL, hotCodes)); err != nil {
+			return err
+		}
+		bareRuns = append(bareRuns, r)
+		if compareBin != "" {
+			if r, err = runOne("proxy cached, full logging, -compare-bin build", opts(compareURL, hotCodes)); err != nil {
+				return err
+			}
+			compareRuns = append(compareRuns, r)
+		}
 		if r, err = runOne("proxy cached, full logging, 3 rules", opts(logged, rulesCodes)); err != nil {
 			return err
 		}
@@ -320,12 +395,21 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 		tpsRuns, pgCmd = append(tpsRuns, tps), cmd
 	}
 	ngRes, loggedRes, noLogRes, uncachedRes := median(ngRuns), median(loggedRuns), median(noLogRuns), median(uncachedRuns)
-	rulesRes := median(rulesRuns)
+	rulesRes, bareRes := median(rulesRuns), median(bareRuns)
 	tps := medianF(tpsRuns)
 	perBatch := lookups / max(batches, 1)
 	var ngReqs int64
 	for _, r := range ngRuns {
 		ngReqs += r.Requests
+	}
+	// Memory: a proxy whose cache is asked for every seeded link once,
+	// its RSS read before and after; then the Go benchmarks' bytes per
+	// cached link and per open segment row.
+	var mem memory
+	if measureMem {
+		if mem, err = measureMemory(ctx, extra, func(name string) int { return pids[name] }, host, allCodes, f.Secrets.AdminToken); err != nil {
+			return err
+		}
 	}
 	say("takedowns: disable a cached link on the primary, poll every proxy until 410")
 	takedowns, err := measureTakedowns(ctx, f.Primary.DSN(localfleet.Database), []string{logged, noLog, uncached}, hotCodes, codec, 20)
@@ -367,7 +451,7 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 
 	ms := func(us int64) string { return fmt.Sprintf("%.2f ms", float64(us)/1000) }
 	// CPU per request over every round of a scenario.
-	cpuPer := func(runName string, runs []wrk.Result) (server, client string) {
+	cpuPer := func(runName string, runs []wrk.Result) (server, kernel, client string) {
 		var reqs int64
 		var wrkCPU time.Duration
 		for _, r := range runs {
@@ -377,26 +461,29 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 		us := func(d time.Duration) string {
 			return fmt.Sprintf("%.1f", float64(d.Microseconds())/float64(max(reqs, 1)))
 		}
-		return us(serverCPU[runName]), us(wrkCPU)
+		return us(serverCPU[runName]), us(serverSys[runName]), us(wrkCPU)
 	}
 	runsOf := map[string][]wrk.Result{
 		"nginx return 302 + gzip log": ngRuns, "proxy cached, full logging": loggedRuns,
 		"proxy cached, logging off": noLogRuns, "proxy uncached, uniform": uncachedRuns,
 		"proxy cached, full logging, 3 rules": rulesRuns,
+		"bare fasthttp 302":                   bareRuns, "proxy cached, full logging, -compare-bin build": compareRuns,
 	}
 	row := func(name, runName string, r wrk.Result, vs string) []string {
-		sc, wc := cpuPer(runName, runsOf[runName])
-		return []string{name, fmt.Sprintf("%.0f", r.RPS()), ms(r.LatP50US), ms(r.LatP99US), ms(r.LatP999US), sc, wc, strconv.FormatInt(r.Errors(), 10), vs}
+		sc, kc, wc := cpuPer(runName, runsOf[runName])
+		return []string{name, fmt.Sprintf("%.0f", r.RPS()), ms(r.LatP50US), ms(r.LatP99US), ms(r.LatP999US), sc, kc, wc, strconv.FormatInt(r.Errors(), 10), vs}
 	}
 	tbl := report.Table{
-		Header: []string{"scenario", "requests/s", "p50", "p99", "p99.9", "server CPU µs/req", "wrk CPU µs/req", "errors", "ratio"},
+		Header: []string{"scenario", "requests/s", "p50", "p99", "p99.9", "server CPU µs/req", "of it in the kernel", "wrk CPU µs/req", "errors", "ratio"},
 		Rows: [][]string{
 			row("nginx `return 302`, gzip-buffered combined log (baseline)", "nginx return 302 + gzip log", ngRes, "1.00"),
 			row("proxy, cached, full logging", "proxy cached, full logging", loggedRes, fmt.Sprintf("**%.2f** of nginx (target ≥ 0.8)", loggedRes.RPS()/ngRes.RPS())),
+			row("bare fasthttp server answering the same 302, no logging (fasthttp's floor)", "bare fasthttp 302", bareRes,
+				fmt.Sprintf("%.2f of nginx", bareRes.RPS()/ngRes.RPS())),
 			row("proxy, cached, full logging, links with 3 redirect rules", "proxy cached, full logging, 3 rules", rulesRes,
 				fmt.Sprintf("rules / plain: **%.2f** (target ≥ 0.95)", rulesRes.RPS()/loggedRes.RPS())),
 			row("proxy, cached, logging off", "proxy cached, logging off", noLogRes, fmt.Sprintf("logging on / off: **%.2f** (target ≥ 0.9)", loggedRes.RPS()/noLogRes.RPS())),
-			{fmt.Sprintf("`pgbench -S` on the replica, %d clients (baseline)", dbConns), fmt.Sprintf("%.0f tps", tps), "", "", "", "", "", "0", "1.00"},
+			{fmt.Sprintf("`pgbench -S` on the replica, %d clients (baseline)", dbConns), fmt.Sprintf("%.0f tps", tps), "", "", "", "", "", "", "0", "1.00"},
 			row(fmt.Sprintf("proxy, uncached, uniform over %d links, %d replica connections for lookups", nLinks, dbConns), "proxy uncached, uniform", uncachedRes,
 				fmt.Sprintf("**%.2f** of pgbench (target ≥ 0.5)", uncachedRes.RPS()/tps)),
 		},
@@ -409,6 +496,11 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 			{"proxy, open segment: uncompressed Arrow IPC, replaced when sealed", fmt.Sprintf("%.1f", openBytes), "the same"},
 		},
 	}
+	if compareBin != "" {
+		compareRes := median(compareRuns)
+		tbl.Rows = append(tbl.Rows, row("proxy, cached, full logging, the -compare-bin build", "proxy cached, full logging, -compare-bin build", compareRes,
+			fmt.Sprintf("this build / it: **%.2f**", loggedRes.RPS()/compareRes.RPS())))
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-proxy` (bench/cmd/proxybench). Each figure is the median of %d interleaved runs; ratios are of medians.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine(), rounds)
 	b.WriteString(tbl.Markdown())
@@ -419,6 +511,10 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 	fmt.Fprintf(&b, "Uncached: the proxy runs with `-cache-bytes 1`, so every request is a replica lookup; concurrent lookups share queries, %.1f lookups per replica query in this run. pgbench: `%s` against the same replica, scale 10.\n", perBatch, pgCmd)
 	fmt.Fprintf(&b, "\nTakedown: the time from `UPDATE links SET disabled = true` committing on the primary to every one of the %d proxies answering 410 for a link each had cached, over %d links: median **%s**, max %s (replication, then the proxies' 100 ms change-feed poll).\n",
 		3, len(takedowns), takedowns[len(takedowns)/2].Round(time.Millisecond), takedowns[len(takedowns)-1].Round(time.Millisecond))
+	if measureMem {
+		b.WriteString("\n")
+		b.WriteString(mem.markdown())
+	}
 	body := b.String()
 	fmt.Println()
 	fmt.Println(body)
@@ -431,7 +527,18 @@ func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot
 		report.Headline{Name: "rules_vs_plain_rate", Value: rulesRes.RPS() / loggedRes.RPS()},
 		report.Headline{Name: "uncached_vs_pgbench", Value: uncachedRes.RPS() / tps},
 		report.Headline{Name: "sealed_bytes_per_request", Value: proxyBytes},
-		report.Headline{Name: "takedown_median_ms", Value: float64(takedowns[len(takedowns)/2].Microseconds()) / 1000})
+		report.Headline{Name: "takedown_median_ms", Value: float64(takedowns[len(takedowns)/2].Microseconds()) / 1000},
+		report.Headline{Name: "fasthttp_floor_vs_nginx", Value: bareRes.RPS() / ngRes.RPS()})
+	if measureMem {
+		report.PrintHeadlines(os.Stdout,
+			report.Headline{Name: "cache_bytes_per_link", Value: mem.cachePerLink},
+			report.Headline{Name: "segment_bytes_per_row", Value: mem.segmentPerRow},
+			report.Headline{Name: "proxy_rss_mib_idle", Value: mem.rssIdle},
+			report.Headline{Name: "proxy_rss_mib_cache_filled", Value: mem.rssFilled})
+	}
+	if compareBin != "" {
+		report.PrintHeadlines(os.Stdout, report.Headline{Name: "proxy_vs_compare_build", Value: loggedRes.RPS() / median(compareRuns).RPS()})
+	}
 	return nil
 }
 

@@ -6,7 +6,9 @@
 // Phase one, a fleet with one proxy host (the figures per process):
 //
 //   - nginx `return 302` with a gzip-buffered access log (baseline);
-//   - cached redirects, codes Zipf-skewed over the small link set;
+//   - cached redirects, codes Zipf-skewed over the small link set, the
+//     proxy first asked for each of those codes once (-fill-cache), as a
+//     proxy that has served them a while holds them: nginx never misses;
 //   - cold redirects, uniform over the small set, then over the large set
 //     (seeded in between), on a proxy whose cache holds nothing, beside
 //     `pgbench -S` on the same replica (baseline);
@@ -27,6 +29,9 @@
 //
 //	make bench                                   (the published run)
 //	make bench BENCH_LINKS=100000 BENCH_DURATION=3s   (a quick check)
+//	go run ./bench/cmd/report -bin bin -links 1000000 -links-small 1000000 \
+//	  -duration 5s -connections 64 -only-cached [-profile-dir DIR]
+//	                                             (the cached comparison alone)
 package main
 
 import (
@@ -50,6 +55,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"shortfleet/bench/internal/baseline"
+	"shortfleet/bench/internal/fill"
 	"shortfleet/bench/internal/ingest"
 	"shortfleet/bench/internal/metrics"
 	"shortfleet/bench/internal/report"
@@ -76,6 +82,9 @@ type config struct {
 	bin               string
 	results           string
 	readme, top       string
+	onlyCached        bool
+	fillCache         bool
+	profileDir        string
 }
 
 func main() {
@@ -92,6 +101,9 @@ func main() {
 	flag.IntVar(&c.records, "records", 3_000_000, "records of the 10x ingest window (the 1x window has a tenth)")
 	flag.IntVar(&c.proxies, "proxies", 16, "proxy hosts behind HAProxy in phase two")
 	flag.IntVar(&c.takedowns, "takedowns", 10, "links disabled for the takedown figure")
+	flag.BoolVar(&c.fillCache, "fill-cache", true, "ask the proxy for every hot code once before the cached runs (false: the Zipf warm-up alone, as before issue 23)")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "save a CPU profile of the fleet's proxy during each cached run into this folder (cached-<connections>.pprof)")
+	flag.BoolVar(&c.onlyCached, "only-cached", false, "run only phase one's cached redirects beside nginx, print their ratios and stop (no report written)")
 	flag.StringVar(&c.bin, "bin", "bin", "folder with the binaries")
 	flag.StringVar(&c.results, "results", "bench/results", "folder for the dated report and its charts")
 	flag.StringVar(&c.readme, "readme", "bench/README.md", "README whose bench-report section is rewritten")
@@ -167,6 +179,7 @@ type outcome struct {
 	perBatch     float64
 	flood        floodStats
 	balancedNote string
+	cachedMisses float64 // replica lookups of the fleet's proxy during the cached runs
 }
 
 func run(c config) error {
@@ -181,6 +194,9 @@ func run(c config) error {
 	o.lag = map[int]lagStats{}
 	if err := phaseOne(ctx, c, work, &o); err != nil {
 		return err
+	}
+	if c.onlyCached {
+		return nil
 	}
 	if err := phaseTwo(ctx, c, work, &o); err != nil {
 		return err
@@ -360,6 +376,23 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	zipf := fmt.Sprintf("ZIPF_S=%g", c.zipf)
 	redirects := "bench/wrk/redirects.lua" // run from the repository's root, as make does
 	o.wrkCmd = strings.Replace(r.opts("URL", redirects, 0, "CODES=codes.txt", zipf).Command(), "-c0", "-c{"+c.connsFlag+"}", 1)
+	// Every hot code once into the proxy's cache, as a proxy that has
+	// served this link set for a while holds it (the default cache bound
+	// holds about 1.3 M such links): a Zipf warm-up of a few seconds
+	// reaches only the head, and the tail's first requests then went to
+	// the replica during the measured runs, which nginx's `return 302`
+	// never does.
+	if c.fillCache {
+		t = time.Now()
+		bad, err := fill.Codes(ctx, proxyURL, hot, 64)
+		if err != nil {
+			return err
+		}
+		if bad > 0 {
+			return fmt.Errorf("filling the proxy's cache: %d of the hot codes were not redirects", bad)
+		}
+		say("asked the proxy for each of the %d hot codes once, in %s", min(c.linksSmall, int64(c.sample)), time.Since(t).Round(time.Millisecond))
+	}
 	for _, u := range []string{ng.URL, proxyURL} {
 		if err := r.warmup(r.opts(u, redirects, 64, "CODES="+hot, zipf)); err != nil {
 			return err
@@ -387,12 +420,29 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 			{sCached, sNginx, proxyURL, hot, []string{zipf}},
 			{sColdSmall, sPgbenchS, coldURL, small, nil},
 		} {
+			if c.onlyCached && s.name == sColdSmall {
+				continue
+			}
+			m0, _ := metrics.Scrape(f.AdminURLs()[0], f.Secrets.AdminToken)
+			if s.name == sCached && c.profileDir != "" {
+				go cpuProfile(f.AdminURLs()[0], f.Secrets.AdminToken, filepath.Join(c.profileDir, fmt.Sprintf("cached-%d.pprof", n)), c.dur/2)
+			}
 			p, err := r.measure(s.name, s.base, "requests/s", r.opts(s.url, redirects, n, append([]string{"CODES=" + s.codes}, s.env...)...))
 			if err != nil {
 				return err
 			}
+			if s.name == sCached {
+				m1, _ := metrics.Scrape(f.AdminURLs()[0], f.Secrets.AdminToken)
+				k := `shortfleet_proxy_lookups_total{outcome="replica"}`
+				o.cachedMisses += m1[k] - m0[k]
+				say("%s, %d connections: %.0f requests/s, %.2f of nginx; %.0f of its lookups went to the replica",
+					s.name, n, p.Rate, p.Rate/o.res[len(o.res)-1].Rate, m1[k]-m0[k])
+			}
 			o.res = append(o.res, p)
 		}
+	}
+	if c.onlyCached {
+		return nil
 	}
 	l1, q1, _ := batchCounters(f, host)
 	o.perBatch = (l1 - l0) / max(q1-q0, 1)
@@ -581,6 +631,13 @@ func phaseTwo(ctx context.Context, c config, work string, o *outcome) error {
 	if err := r.warmup(r.opts(direct, redirects, 64, "CODES="+hot, zipf)); err != nil {
 		return err
 	}
+	// The one proxy measured alone gets every hot code once, as in phase
+	// one (the proxies behind the balancer keep the Zipf warm-up).
+	if c.fillCache {
+		if _, err := fill.Codes(ctx, direct, hot, 64); err != nil {
+			return err
+		}
+	}
 	for _, n := range c.conns {
 		for _, s := range []struct{ name, url string }{{sDirect, direct}, {sBalanced, bal}} {
 			p, err := r.measure(s.name, sNginx, "requests/s", r.opts(s.url, redirects, n, "CODES="+hot, zipf))
@@ -681,4 +738,12 @@ func durs(ds []time.Duration) (median, maxD time.Duration) {
 	s := slices.Clone(ds)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2], s[len(s)-1]
+}
+
+// cpuProfile saves a CPU profile of the proxy whose admin listener is
+// admin, taken over d, to path.
+func cpuProfile(admin, token, path string, d time.Duration) {
+	if err := metrics.SaveProfile(admin, token, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(int(d.Seconds()), 1)), path); err != nil {
+		say("profile: %v", err)
+	}
 }

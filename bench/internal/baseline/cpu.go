@@ -14,7 +14,13 @@ const clockTick = 100
 // CPUTime returns the user+system CPU time used so far by pid and its
 // children that are still alive (nginx's workers, say).
 func CPUTime(pid int) time.Duration {
-	total := procCPU(pid)
+	user, system := CPUTimes(pid)
+	return user + system
+}
+
+// CPUTimes is CPUTime split into user and system (kernel) time.
+func CPUTimes(pid int) (user, system time.Duration) {
+	user, system = procCPU(pid)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())
@@ -22,10 +28,11 @@ func CPUTime(pid int) time.Duration {
 			continue
 		}
 		if ppid(child) == pid {
-			total += procCPU(child)
+			u, s := procCPU(child)
+			user, system = user+u, system+s
 		}
 	}
-	return total
+	return user, system
 }
 
 // statFields returns the fields of /proc/<pid>/stat after the command name.
@@ -51,12 +58,12 @@ func ppid(pid int) int {
 	return p
 }
 
-func procCPU(pid int) time.Duration {
+func procCPU(pid int) (user, system time.Duration) {
 	f := statFields(pid)
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTick
+	return time.Duration(utime) * time.Second / clockTick, time.Duration(stime) * time.Second / clockTick
 }

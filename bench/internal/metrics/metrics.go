@@ -1,5 +1,5 @@
 // Package metrics reads a shortfleet process's Prometheus metrics and
-// signs a bench account up, for the drivers.
+// profiles, and signs a bench account up, for the drivers.
 package metrics
 
 import (
@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 
 	"shortfleet/logfmt/ship"
 )
@@ -36,4 +38,32 @@ func Signup(base, email string) (string, error) {
 		return "", fmt.Errorf("sign up at %s: status %d, %v", base, resp.StatusCode, err)
 	}
 	return acct.APIKey, nil
+}
+
+// SaveProfile saves what an admin listener's pprof endpoint answers at
+// path (say /debug/pprof/profile?seconds=5, which takes that long) into
+// the file out.
+func SaveProfile(adminURL, token, path, out string) error {
+	req, err := http.NewRequest("GET", adminURL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: status %d", path, resp.StatusCode)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
