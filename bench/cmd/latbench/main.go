@@ -15,8 +15,7 @@
 //   - the same HAProxy configuration in front of 2 nginx backends.
 //
 // The client keeps its connections (HTTP/1.1 keep-alive, as a browser
-// does between the clicks of a page): a connection a request opens, and
-// its TLS handshake, count in that request's time.
+// does between the clicks of a page), at most 64 an origin (see conns).
 //
 // The scenarios run in -rounds interleaved rounds; each figure is the
 // median over them.
@@ -76,6 +75,10 @@ type config struct {
 	// trusting caFile when set) and prints its percentiles.
 	hold                     bool
 	probe, codesFile, caFile string
+	// idle, with probe, is the client's bound on idle connections kept
+	// (0: as many as it may open). Go's default, 2, closes most
+	// connections after one request at these rates: a handshake each.
+	idle int
 }
 
 func main() {
@@ -94,6 +97,7 @@ func main() {
 	flag.StringVar(&c.probe, "probe", "", "send the fixed-rate load to this URL only, with -codes and -ca, and print its percentiles")
 	flag.StringVar(&c.codesFile, "codes", "", "with -probe: file of codes, one a line")
 	flag.StringVar(&c.caFile, "ca", "", "with -probe: PEM file of the CA to trust over HTTPS")
+	flag.IntVar(&c.idle, "idle", 0, "with -probe: keep at most this many idle connections, and open as many as needed (Go's default client keeps 2); 0: the bound of the published runs")
 	flag.Parse()
 	for _, r := range strings.Split(rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -299,7 +303,11 @@ func probe(c config) error {
 	}
 	for round := 1; round <= c.rounds; round++ {
 		for _, rate := range c.rates {
-			s := measure(c.probe, hot, rate, c, tlsConf)
+			client := newClient(tlsConf)
+			if c.idle > 0 {
+				client = churnClient(tlsConf, c.idle)
+			}
+			s := measureWith(client, c.probe, hot, rate, c)
 			say("%s %5d/s: p50 %6.2f ms, p99 %7.2f ms, p99.9 %7.2f ms, %d ok, %d failed", c.probe, rate, ms(s.p50), ms(s.p99), ms(s.p999), s.n, s.failed)
 		}
 	}
@@ -383,7 +391,20 @@ var (
 // measure sends rate redirects a second to base for c.dur, over TLS when
 // tlsConf is set, and returns the percentiles after the warm-up.
 func measure(base string, hot []string, rate int, c config, tlsConf *tls.Config) sample {
-	client := newClient(tlsConf)
+	return measureWith(newClient(tlsConf), base, hot, rate, c)
+}
+
+// churnClient keeps at most idle connections and opens as many as it
+// needs: a client that opens and closes a connection for most requests.
+func churnClient(tlsConf *tls.Config, idle int) *http.Client {
+	cl := newClient(tlsConf)
+	t := cl.Transport.(*http.Transport)
+	t.MaxConnsPerHost, t.MaxIdleConnsPerHost = 0, idle
+	return cl
+}
+
+// measureWith is measure with a client of the caller's.
+func measureWith(client *http.Client, base string, hot []string, rate int, c config) sample {
 	defer client.CloseIdleConnections()
 	r := fixedrate.Run(rate, c.dur, c.warm, func(i int) bool {
 		req, _ := http.NewRequest(http.MethodGet, base+"/"+hot[i%len(hot)], nil)
@@ -468,7 +489,7 @@ func write(c config, got map[string]map[int][]sample) error {
 	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-latency` (bench/cmd/latbench).\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine())
 	b.WriteString(tbl.Markdown())
 	fmt.Fprintf(&b, "\nOpen loop: requests sent at a fixed rate whatever the server does, each timed from when it was due (bench/internal/fixedrate), %s a run after a %s warm-up that is not counted; %d interleaved rounds, each figure the median over them. ", c.dur-c.warm, c.warm, c.rounds)
-	fmt.Fprintf(&b, "Cached redirects of %d hot links (each fetched from each proxy first), with a browser's headers (as bench/wrk/redirects.lua), over keep-alive HTTP/1.1 connections the client opens as it needs them (a new connection's TLS handshake counts in its request). ", c.links)
+	fmt.Fprintf(&b, "Cached redirects of %d hot links (each fetched from each proxy first), with a browser's headers (as bench/wrk/redirects.lua), over keep-alive HTTP/1.1 connections, at most %d an origin, opened as the client needs them (in the warm-up, at these rates). ", c.links, conns)
 	b.WriteString("HAProxy runs the shared settings (provisioning/settings/haproxy.json, rendered as the local fleet and the Ansible role render them) in front of the fleet's 2 proxies or of 2 nginx `return 302` backends with the same gzip-buffered log; the proxies log every request in full. ")
 	b.WriteString("\n")
 	out := b.String()
