@@ -9,7 +9,7 @@ TESTTIMEOUT ?= 19m
 FUZZTIME ?= 10s
 SOAK    ?= 30m
 
-.PHONY: up down admin build test test-allocs deps deps-fleet soak fault-report failover-report bench bench-lb bench-go bench-proxy bench-mapreduce bench-primary fmt vet lint fuzz provision-check clean
+.PHONY: up down admin build test test-allocs deps deps-fleet soak fault-report failover-report bench bench-lb bench-go bench-proxy bench-mapreduce bench-primary bench-latency fmt vet lint fuzz provision-check clean
 
 build:
 	$(GO) build -o $(BIN)/ ./primary ./proxy ./mapreduce ./provisioning/fleet
@@ -122,6 +122,14 @@ bench-lb: build
 	@BENCH=1 ./provisioning/deps.sh
 	$(LB_BENCH) $(BENCH_LB_ARGS)
 	@./provisioning/readme-section.sh bench-lb .bench-lb.md README.md '`make bench-lb` (bench/cmd/lbbench)'
+
+## bench-latency: open-loop p50/p99/p99.9 at 600 and 6,000 redirects/s, a
+## proxy beside nginx and HAProxy before the proxies beside HAProxy before
+## nginx, into bench/README.md; about 3 minutes. BENCH_LATENCY_ARGS shrinks
+## it: BENCH_LATENCY_ARGS='-rounds 1 -duration 2s'
+bench-latency: build
+	@BENCH=1 ./provisioning/deps.sh
+	$(GO) run ./bench/cmd/latbench -bin $(BIN) $(BENCH_LATENCY_ARGS)
 
 ## bench-go: the Go micro-benchmarks.
 bench-go:

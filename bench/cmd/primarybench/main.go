@@ -31,12 +31,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"shortfleet/bench/internal/baseline"
+	"shortfleet/bench/internal/fixedrate"
 	"shortfleet/bench/internal/report"
 	"shortfleet/bench/internal/wrk"
 	"shortfleet/provisioning/localfleet"
@@ -234,46 +233,20 @@ func measure(ctx context.Context, base, key string, conns, rate int, dur time.Du
 // measured from when the request was due.
 func fixedRate(base, key string, rate int, d time.Duration) ([]int64, int, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 10 * time.Second}
-	n := int(d.Seconds()) * rate
-	lat := make([]int64, 0, n)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	failed := 0
-	start := time.Now()
-	interval := time.Second / time.Duration(rate)
-	for i := range n {
-		due := start.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(due))
-		wg.Go(func() {
-			body := fmt.Sprintf(`{"target":"https://example.com/fixed/%d"}`, i)
-			req, _ := http.NewRequest("POST", base+"/api/links", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+key)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			took := time.Since(due)
-			ok := err == nil && resp.StatusCode == 201
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-			mu.Lock()
-			if ok {
-				lat = append(lat, took.Microseconds())
-			} else {
-				failed++
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return lat, failed, nil
+	r := fixedrate.Run(rate, d, 0, func(i int) bool {
+		body := fmt.Sprintf(`{"target":"https://example.com/fixed/%d"}`, i)
+		req, _ := http.NewRequest("POST", base+"/api/links", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 201
+	})
+	return r.Lat, r.Failed, nil
 }
 
-func pct(sorted []int64, p float64) int64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(float64(len(sorted)-1) * p / 100)
-	return sorted[i]
-}
+func pct(sorted []int64, p float64) int64 { return fixedrate.Percentile(sorted, p) }

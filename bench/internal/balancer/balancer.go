@@ -8,6 +8,7 @@ package balancer
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -202,4 +203,57 @@ func (h *HAProxy) ServersUp(ctx context.Context) ([]string, error) {
 func (h *HAProxy) Stop() {
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	h.cmd.Wait()
+}
+
+// Backend is the proxies backend's row of HAProxy's statistics (the
+// stats page's CSV, what `show stat` prints): how many connections it
+// opened to the servers and how many requests went over one it reused,
+// the longest queue, and the average times, in milliseconds, of the last
+// 1,024 requests: queued (qtime), connecting (ctime), waiting for the
+// response (rtime) and in all (ttime).
+type Backend struct {
+	Connect, Reuse, Qmax       int64
+	Qtime, Ctime, Rtime, Ttime int64
+}
+
+// BackendStats reads the proxies backend's statistics.
+func (h *HAProxy) BackendStats(ctx context.Context) (Backend, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.StatsURL+"/stats;csv", nil)
+	if err != nil {
+		return Backend{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Backend{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return Backend{}, err
+	}
+	return ParseBackend(string(data), "proxies")
+}
+
+// ParseBackend reads backend's BACKEND row from HAProxy's statistics CSV.
+func ParseBackend(csv, backend string) (Backend, error) {
+	var header []string
+	for _, line := range strings.Split(csv, "\n") {
+		fields := strings.Split(line, ",")
+		if strings.HasPrefix(line, "# ") {
+			header = strings.Split(strings.TrimPrefix(line, "# "), ",")
+			continue
+		}
+		if len(fields) < 2 || fields[0] != backend || fields[1] != "BACKEND" || header == nil {
+			continue
+		}
+		col := map[string]int64{}
+		for i, name := range header {
+			if i < len(fields) {
+				col[name], _ = strconv.ParseInt(fields[i], 10, 64)
+			}
+		}
+		return Backend{Connect: col["connect"], Reuse: col["reuse"], Qmax: col["qmax"],
+			Qtime: col["qtime"], Ctime: col["ctime"], Rtime: col["rtime"], Ttime: col["ttime"]}, nil
+	}
+	return Backend{}, fmt.Errorf("haproxy stats: no BACKEND row for %s", backend)
 }

@@ -216,4 +216,33 @@ func TestStart(t *testing.T) {
 			t.Errorf("%s: status %d, want nginx's 302 through HAProxy", u, resp.StatusCode)
 		}
 	}
+	// Two requests, each to a server connection: opened or reused.
+	st, err := h.BackendStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Connect < 1 || st.Connect+st.Reuse != 2 {
+		t.Errorf("backend statistics %+v: want the 2 requests' connections, opened or reused", st)
+	}
+}
+
+// TestParseBackend reads the proxies backend's row, by column name, from
+// statistics as HAProxy 2.6 writes them (trimmed to some columns, in
+// their order there).
+func TestParseBackend(t *testing.T) {
+	csv := "# pxname,svname,qcur,qmax,scur,smax,status,connect,reuse,qtime,ctime,rtime,ttime,\n" +
+		"web,FRONTEND,,,4,64,OPEN,,,,,,,\n" +
+		"proxies,proxy-01,0,0,1,54,UP,65,52735,0,0,1,4,\n" +
+		"proxies,BACKEND,0,3,2,64,UP,119,105481,1,2,1,3,\n"
+	got, err := ParseBackend(csv, "proxies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Backend{Connect: 119, Reuse: 105481, Qmax: 3, Qtime: 1, Ctime: 2, Rtime: 1, Ttime: 3}
+	if got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if _, err := ParseBackend(csv, "app"); err == nil {
+		t.Fatal("no error for a backend the statistics lack")
+	}
 }
