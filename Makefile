@@ -98,7 +98,8 @@ BENCH_ARGS        ?=
 ## bench: every benchmark driver, one after another, on one build: the
 ## fleet report (bench/results/<date>-report.md with SVG charts, its section
 ## of bench/README.md, the latest table in README.md), then bench-lb's,
-## bench-proxy's, bench-mapreduce's and bench-primary's runs; every driver's
+## bench-proxy's, bench-mapreduce's, bench-primary's and bench-latency's
+## runs; every driver's
 ## closing "bench: NAME VALUE" lines into README.md's headline table.
 bench: build
 	@BENCH=1 ./provisioning/deps.sh
@@ -110,6 +111,7 @@ bench: build
 	@./bench/headlines.sh .bench-lines proxybench $(GO) run ./bench/cmd/proxybench -bin $(BIN)
 	@./bench/headlines.sh .bench-lines mapreducebench $(GO) run ./bench/cmd/mapreducebench -bin $(BIN)
 	@./bench/headlines.sh .bench-lines primarybench $(GO) run ./bench/cmd/primarybench -bin $(BIN)
+	@./bench/headlines.sh .bench-lines latbench $(GO) run ./bench/cmd/latbench -bin $(BIN)
 	@./bench/headlines.sh --publish .bench-lines README.md
 
 LB_BENCH = $(GO) run ./bench/cmd/lbbench -bin $(BIN) -top .bench-lb.md
