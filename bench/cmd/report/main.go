@@ -76,6 +76,8 @@ type config struct {
 	bin               string
 	results           string
 	readme, top       string
+	scenarios         string // all, or cold: the cold scenarios only (coldOnly)
+	coldBaseline      string // a proxy binary measured beside the cold proxy (cold only)
 }
 
 func main() {
@@ -96,6 +98,8 @@ func main() {
 	flag.StringVar(&c.results, "results", "bench/results", "folder for the dated report and its charts")
 	flag.StringVar(&c.readme, "readme", "bench/README.md", "README whose bench-report section is rewritten")
 	flag.StringVar(&c.top, "top-readme", "README.md", "README whose bench-latest section is rewritten")
+	flag.StringVar(&c.scenarios, "scenarios", "all", "all, or cold: only the cold scenarios, with the replica's evidence, and no report written")
+	flag.StringVar(&c.coldBaseline, "cold-baseline-bin", "", "with -scenarios cold: a proxy binary (say, built from main) run as a second cold proxy and measured before the first at every point")
 	flag.Parse()
 	c.connsFlag = conns
 	for _, s := range strings.Split(conns, ",") {
@@ -177,6 +181,9 @@ func run(c config) error {
 	}
 	os.Chmod(work, 0o755)
 	defer os.RemoveAll(work)
+	if c.scenarios == "cold" {
+		return coldOnly(ctx, c, work)
+	}
 	var o outcome
 	o.lag = map[int]lagStats{}
 	if err := phaseOne(ctx, c, work, &o); err != nil {
@@ -284,16 +291,27 @@ func apiKey(f *localfleet.Fleet) (string, error) {
 	return metrics.Signup(f.PrimaryURL(), "bench@example.com")
 }
 
-func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
+// fleetOne starts phase one's fleet, of one proxy host, and returns its
+// code codec.
+func fleetOne(ctx context.Context, c config, work string) (*localfleet.Fleet, *codes.Codec, error) {
 	f, err := fleetIn(ctx, c, filepath.Join(work, "fleet1"), 1, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	cd, err := codec(f)
+	if err != nil {
+		f.Stop()
+		return nil, nil, err
+	}
+	return f, cd, nil
+}
+
+func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
+	f, cd, err := fleetOne(ctx, c, work)
 	if err != nil {
 		return err
 	}
 	defer f.Stop()
-	cd, err := codec(f)
-	if err != nil {
-		return err
-	}
 	dsn := f.Primary.DSN(localfleet.Database)
 	replicas := []string{f.Replicas[0].DSN(localfleet.Database)}
 
@@ -334,20 +352,11 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	// A second proxy on the same host and replica with a cache of one
 	// byte: every request is a replica lookup.
 	host := f.ProxyHost(0)
-	coldCmd := f.Command(ctx, "proxy", "-id", "proxy-cold",
-		"-listen", net.JoinHostPort(host, "8082"), "-admin-listen", net.JoinHostPort(host, "9082"),
-		"-log-dir", filepath.Join(work, "proxy-cold"), "-cache-bytes", "1", "-lookup-workers", strconv.Itoa(c.dbConns))
-	coldCmd.Env = append(coldCmd.Env, "SHORTFLEET_REPLICA_DSN="+f.Replicas[0].DSN(localfleet.Database)+"&pool_max_conns="+strconv.Itoa(c.dbConns+1),
-		"SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(localfleet.Database))
-	coldOut, _ := os.Create(filepath.Join(work, "proxy-cold.log"))
-	coldCmd.Stdout, coldCmd.Stderr = coldOut, coldOut
-	if err := coldCmd.Start(); err != nil {
+	cold, err := startCold(ctx, c, f, work, "proxy-cold", "", 8082)
+	if err != nil {
 		return err
 	}
-	defer func() { coldCmd.Process.Signal(os.Interrupt); coldCmd.Wait() }()
-	if err := baseline.WaitListening(net.JoinHostPort(host, "8082"), 30*time.Second); err != nil {
-		return err
-	}
+	defer cold.stop()
 	ng, err := baseline.StartNginx(filepath.Join(work, "nginx"), net.JoinHostPort(strings.TrimSuffix(f.PrimaryHost(), ".2")+".5", "8090"))
 	if err != nil {
 		return err
@@ -356,7 +365,7 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 
 	r := runner{c: c, ctx: ctx}
 	proxyURL := f.RedirectURLs()[0]
-	coldURL := "http://" + net.JoinHostPort(host, "8082")
+	coldURL := cold.url
 	zipf := fmt.Sprintf("ZIPF_S=%g", c.zipf)
 	redirects := "bench/wrk/redirects.lua" // run from the repository's root, as make does
 	o.wrkCmd = strings.Replace(r.opts("URL", redirects, 0, "CODES=codes.txt", zipf).Command(), "-c0", "-c{"+c.connsFlag+"}", 1)

@@ -195,6 +195,9 @@ func headlines(c config, o *outcome) []report.Headline {
 			hs = append(hs, report.Headline{Name: report.Slug(p.Scenario) + "_ratio", Value: p.Rate / bp.Rate})
 		}
 	}
+	if h, ok := coldGrowth(c, o.res); ok {
+		hs = append(hs, h)
+	}
 	med, _ := durs(o.takedowns)
 	return append(hs, report.Headline{Name: "takedown_median_ms", Value: float64(med.Microseconds()) / 1000})
 }
