@@ -153,7 +153,26 @@ func coldOnly(ctx context.Context, c config, work string) error {
 		}
 		return nil
 	}
-	if err := set(sColdSmall, small, first, last); err != nil {
+	// settled measures a set as the driver publishes it, after
+	// seed.Settle; with -cold-unsettled, first as the load left it.
+	settled := func(name, codesFile string, lo, hi int64) error {
+		if c.coldUnsettled {
+			if err := set(name+" (as seeded)", codesFile, lo, hi); err != nil {
+				return err
+			}
+		}
+		t := time.Now()
+		if err := seed.Settle(ctx, dsn); err != nil {
+			return err
+		}
+		replay, err := seed.WaitReplayed(ctx, dsn, []string{replica})
+		if err != nil {
+			return err
+		}
+		say("VACUUM (FREEZE, ANALYZE) links in %s, replayed %s later", time.Since(t).Round(time.Millisecond), replay.Round(time.Millisecond))
+		return set(name, codesFile, lo, hi)
+	}
+	if err := settled(sColdSmall, small, first, last); err != nil {
 		return err
 	}
 	if c.links > c.linksSmall {
@@ -173,7 +192,7 @@ func coldOnly(ctx context.Context, c config, work string) error {
 		if err := seed.WriteSample(large, cd, first, lastL, c.sample, rand.New(rand.NewPCG(2, 2))); err != nil {
 			return err
 		}
-		if err := set(sColdLarge, large, first, lastL); err != nil {
+		if err := settled(sColdLarge, large, first, lastL); err != nil {
 			return err
 		}
 	}

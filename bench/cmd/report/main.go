@@ -78,6 +78,7 @@ type config struct {
 	readme, top       string
 	scenarios         string // all, or cold: the cold scenarios only (coldOnly)
 	coldBaseline      string // a proxy binary measured beside the cold proxy (cold only)
+	coldUnsettled     bool   // measure each cold set before seed.Settle too (cold only)
 }
 
 func main() {
@@ -100,6 +101,7 @@ func main() {
 	flag.StringVar(&c.top, "top-readme", "README.md", "README whose bench-latest section is rewritten")
 	flag.StringVar(&c.scenarios, "scenarios", "all", "all, or cold: only the cold scenarios, with the replica's evidence, and no report written")
 	flag.StringVar(&c.coldBaseline, "cold-baseline-bin", "", "with -scenarios cold: a proxy binary (say, built from main) run as a second cold proxy and measured before the first at every point")
+	flag.BoolVar(&c.coldUnsettled, "cold-unsettled", false, "with -scenarios cold: measure each set as the load left it too, before seed.Settle (VACUUM (FREEZE, ANALYZE))")
 	flag.Parse()
 	c.connsFlag = conns
 	for _, s := range strings.Split(conns, ",") {
@@ -321,6 +323,9 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	if err != nil {
 		return err
 	}
+	if err := seed.Settle(ctx, dsn); err != nil {
+		return err
+	}
 	o.seedSmall = time.Since(t)
 	if o.replaySmall, err = seed.WaitReplayed(ctx, dsn, replicas); err != nil {
 		return err
@@ -490,6 +495,9 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 		t = time.Now()
 		_, lastL, err := seed.Links(ctx, dsn, c.links-c.linksSmall)
 		if err != nil {
+			return err
+		}
+		if err := seed.Settle(ctx, dsn); err != nil {
 			return err
 		}
 		o.seedLarge = time.Since(t)
