@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"shortfleet/bench/internal/report"
 	"shortfleet/bench/internal/seed"
 	"shortfleet/provisioning/localfleet"
+	sfsql "shortfleet/sql"
 )
 
 // coldProxy is a proxy on the fleet's proxy host and replica with a cache
@@ -28,18 +30,15 @@ type coldProxy struct {
 	adminHost string
 }
 
-// startCold starts a cold proxy from the binary bin (the fleet's when
-// empty) listening on port, its admin API on port+1000.
-func startCold(ctx context.Context, c config, f *localfleet.Fleet, work, name, bin string, port int) (*coldProxy, error) {
+// startCold starts a cold proxy reading the database db, listening on
+// port, its admin API on port+1000.
+func startCold(ctx context.Context, c config, f *localfleet.Fleet, work, name, db string, port int) (*coldProxy, error) {
 	host := f.ProxyHost(0)
 	cmd := f.Command(ctx, "proxy", "-id", name,
 		"-listen", net.JoinHostPort(host, strconv.Itoa(port)), "-admin-listen", net.JoinHostPort(host, strconv.Itoa(port+1000)),
 		"-log-dir", filepath.Join(work, name), "-cache-bytes", "1", "-lookup-workers", strconv.Itoa(c.dbConns))
-	if bin != "" {
-		cmd.Path, cmd.Args[0] = bin, bin
-	}
-	cmd.Env = append(cmd.Env, "SHORTFLEET_REPLICA_DSN="+f.Replicas[0].DSN(localfleet.Database)+"&pool_max_conns="+strconv.Itoa(c.dbConns+1),
-		"SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(localfleet.Database))
+	cmd.Env = append(cmd.Env, "SHORTFLEET_REPLICA_DSN="+f.Replicas[0].DSN(db)+"&pool_max_conns="+strconv.Itoa(c.dbConns+1),
+		"SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(db), "SHORTFLEET_DSN="+f.Primary.DSN(db))
 	out, _ := os.Create(filepath.Join(work, name+".log"))
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -76,129 +75,175 @@ func coldGrowth(c config, res report.Results) (report.Headline, bool) {
 	return report.Headline{Name: "cold_p99_growth_10m", Value: float64(pl.P99) / float64(ps.P99)}, true
 }
 
-// coldOnly is -scenarios cold: the fleet of phase one, the cold proxy,
-// the small set and the large set, with what the replica did for each
-// (coldEvidence). It writes no report; it prints the points and the
-// cold_p99_growth_10m headline.
+// largeDB is the database the large set is seeded into, on the same
+// primary (so on the same replica, and read through the same
+// shared_buffers) as the fleet's, which holds the small set.
+const largeDB = "shortfleet_large"
+
+// coldRun is what measureCold measured.
+type coldRun struct {
+	res                    report.Results
+	seedLarge, replayLarge time.Duration
+	settleLarge            time.Duration
+	perBatch               float64 // lookups a replica query, small-set runs
+	prewarmed              int64   // blocks seed.Prewarm read on the replica, both sets
+	pairs                  map[int][]float64
+}
+
+// measureCold runs the cold scenarios. The small set is the fleet's
+// database, links [first, last] already seeded and settled; the large set
+// is c.links links seeded into a database of its own on the same primary.
+// One cold proxy reads each. They are measured interleaved, small then
+// large, c.coldRounds times at each connection count, each run c.dur /
+// c.coldRounds, so both sets see the same machine: on the shared 2 cores
+// the p99 of one configuration measured twice a minute apart varied 2x.
+// A point's rate is the rounds' mean, its latencies the rounds' medians.
+func measureCold(ctx context.Context, c config, f *localfleet.Fleet, work string, first, last int64) (coldRun, error) {
+	var out coldRun
+	cd, err := codec(f)
+	if err != nil {
+		return out, err
+	}
+	dsn, replica := f.Primary.DSN(localfleet.Database), f.Replicas[0].DSN(localfleet.Database)
+	ldsn, lreplica := f.Primary.DSN(largeDB), f.Replicas[0].DSN(largeDB)
+	if err := f.Primary.CreateDatabase(ctx, largeDB); err != nil {
+		return out, err
+	}
+	if err := sfsql.MigrateUp(ldsn, quietLogger()); err != nil {
+		return out, err
+	}
+	for _, d := range []string{dsn, ldsn} {
+		if err := prepareEvidence(ctx, d); err != nil {
+			return out, err
+		}
+	}
+	say("seeding %d links with COPY into %s", c.links, largeDB)
+	t := time.Now()
+	lfirst, llast, err := seed.Links(ctx, ldsn, c.links)
+	if err != nil {
+		return out, err
+	}
+	out.seedLarge = time.Since(t)
+	t = time.Now()
+	if err := seed.Settle(ctx, ldsn); err != nil {
+		return out, err
+	}
+	out.settleLarge = time.Since(t)
+	if out.replayLarge, err = seed.WaitReplayed(ctx, ldsn, []string{lreplica}); err != nil {
+		return out, err
+	}
+	say("seeded in %s, settled in %s, replayed %s later", out.seedLarge.Round(time.Second), out.settleLarge.Round(time.Second), out.replayLarge.Round(time.Millisecond))
+	small, large := filepath.Join(work, "small.txt"), filepath.Join(work, "large.txt")
+	if err := seed.WriteSample(small, cd, first, last, c.sample, rand.New(rand.NewPCG(1, 1))); err != nil {
+		return out, err
+	}
+	if err := seed.WriteSample(large, cd, lfirst, llast, c.sample, rand.New(rand.NewPCG(2, 2))); err != nil {
+		return out, err
+	}
+	type set struct {
+		name, codes, replica string
+		lo, hi               int64
+		p                    *coldProxy
+	}
+	sets := []*set{{name: sColdSmall, codes: small, replica: replica, lo: first, hi: last},
+		{name: sColdLarge, codes: large, replica: lreplica, lo: lfirst, hi: llast}}
+	for i, db := range []string{localfleet.Database, largeDB} {
+		p, err := startCold(ctx, c, f, work, "proxy-cold"+[]string{"", "-large"}[i], db, 8082+2*i)
+		if err != nil {
+			return out, err
+		}
+		defer p.stop()
+		sets[i].p = p
+	}
+	r := runner{c: c, ctx: ctx}
+	redirects := "bench/wrk/redirects.lua"
+	for _, s := range sets {
+		if err := r.warmup(r.opts(s.p.url, redirects, 64, "CODES="+s.codes)); err != nil {
+			return out, err
+		}
+		if err := coldEvidence(ctx, s.replica, s.name, s.lo, s.hi); err != nil {
+			return out, err
+		}
+	}
+	rounds := max(c.coldRounds, 1)
+	l0, q0, _ := batchCounters(f, f.ProxyHost(0))
+	out.pairs = map[int][]float64{}
+	for _, n := range c.conns {
+		got := make([][]report.Point, len(sets))
+		for k := range rounds {
+			for i, s := range sets {
+				o := r.opts(s.p.url, redirects, n, "CODES="+s.codes)
+				o.Duration = c.dur / time.Duration(rounds)
+				b0, _ := replicaBlocks(ctx, s.replica)
+				p, err := r.measure(s.name, sPgbenchS, "requests/s", o)
+				if err != nil {
+					return out, err
+				}
+				b1, _ := replicaBlocks(ctx, s.replica)
+				say("  round %d: %.0f requests/s, p50 %s, p99 %s, p99.9 %s, errors %d; replica: %s", k+1, p.Rate,
+					report.Ms(p.P50), report.Ms(p.P99), report.Ms(p.P999), p.Errors, b1.minus(b0))
+				got[i] = append(got[i], p)
+			}
+			out.pairs[n] = append(out.pairs[n], float64(got[1][k].P99)/float64(max(got[0][k].P99, 1)))
+		}
+		for i := range sets {
+			out.res = append(out.res, medianPoint(got[i]))
+		}
+		say("  p99 large / small, round by round: %.2f", out.pairs[n])
+	}
+	l1, q1, _ := batchCounters(f, f.ProxyHost(0))
+	out.perBatch = (l1 - l0) / max(q1-q0, 1)
+	return out, nil
+}
+
+// medianPoint is the rounds of one point as one: the mean rate, the
+// median of each latency, the errors summed.
+func medianPoint(ps []report.Point) report.Point {
+	p := ps[0]
+	med := func(get func(report.Point) time.Duration) time.Duration {
+		v := make([]time.Duration, len(ps))
+		for i, q := range ps {
+			v[i] = get(q)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	p.Rate, p.Errors = 0, 0
+	for _, q := range ps {
+		p.Rate += q.Rate / float64(len(ps))
+		p.Errors += q.Errors
+	}
+	p.P50 = med(func(q report.Point) time.Duration { return q.P50 })
+	p.P99 = med(func(q report.Point) time.Duration { return q.P99 })
+	p.P999 = med(func(q report.Point) time.Duration { return q.P999 })
+	return p
+}
+
+// coldOnly is -scenarios cold: phase one's fleet, the small set seeded
+// and settled, then measureCold. It writes no report; it prints the points
+// and the cold_p99_growth_10m headline.
 func coldOnly(ctx context.Context, c config, work string) error {
-	f, cd, err := fleetOne(ctx, c, work)
+	f, _, err := fleetOne(ctx, c, work)
 	if err != nil {
 		return err
 	}
 	defer f.Stop()
 	dsn := f.Primary.DSN(localfleet.Database)
-	replica := f.Replicas[0].DSN(localfleet.Database)
-	if err := prepareEvidence(ctx, dsn); err != nil {
-		return err
-	}
 	say("seeding %d links with COPY", c.linksSmall)
 	first, last, err := seed.Links(ctx, dsn, c.linksSmall)
 	if err != nil {
 		return err
 	}
-	if _, err := seed.WaitReplayed(ctx, dsn, []string{replica}); err != nil {
+	if err := seed.Settle(ctx, dsn); err != nil {
 		return err
 	}
-	small := filepath.Join(work, "small.txt")
-	if err := seed.WriteSample(small, cd, first, last, c.sample, rand.New(rand.NewPCG(1, 1))); err != nil {
-		return err
-	}
-	cold, err := startCold(ctx, c, f, work, "proxy-cold", "", 8082)
+	cr, err := measureCold(ctx, c, f, work, first, last)
 	if err != nil {
 		return err
 	}
-	defer cold.stop()
-	var base *coldProxy
-	if c.coldBaseline != "" {
-		if base, err = startCold(ctx, c, f, work, "proxy-cold-base", c.coldBaseline, 8083); err != nil {
-			return err
-		}
-		defer base.stop()
-	}
-	r := runner{c: c, ctx: ctx}
-	var res report.Results
-	set := func(name, codesFile string, lo, hi int64) error {
-		for _, p := range []*coldProxy{cold, base} {
-			if p != nil {
-				if err := r.warmup(r.opts(p.url, "bench/wrk/redirects.lua", 64, "CODES="+codesFile)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := coldEvidence(ctx, replica, name, lo, hi); err != nil {
-			return err
-		}
-		for _, n := range c.conns {
-			for _, p := range []*coldProxy{base, cold} {
-				if p == nil {
-					continue
-				}
-				label := name
-				if p == base {
-					label += " (baseline binary)"
-				}
-				s0, _ := replicaBlocks(ctx, replica)
-				pt, err := r.measure(label, "", "requests/s", r.opts(p.url, "bench/wrk/redirects.lua", n, "CODES="+codesFile))
-				if err != nil {
-					return err
-				}
-				s1, _ := replicaBlocks(ctx, replica)
-				say("  %s, %d conns: %.0f requests/s, p50 %s, p99 %s, p99.9 %s, errors %d; replica: %s", label, n, pt.Rate,
-					report.Ms(pt.P50), report.Ms(pt.P99), report.Ms(pt.P999), pt.Errors, s1.minus(s0))
-				if p == cold && (name == sColdSmall || name == sColdLarge) {
-					pt.Scenario = name
-					res = append(res, pt)
-				}
-			}
-		}
-		return nil
-	}
-	// settled measures a set as the driver publishes it, after
-	// seed.Settle; with -cold-unsettled, first as the load left it.
-	settled := func(name, codesFile string, lo, hi int64) error {
-		if c.coldUnsettled {
-			if err := set(name+" (as seeded)", codesFile, lo, hi); err != nil {
-				return err
-			}
-		}
-		t := time.Now()
-		if err := seed.Settle(ctx, dsn); err != nil {
-			return err
-		}
-		replay, err := seed.WaitReplayed(ctx, dsn, []string{replica})
-		if err != nil {
-			return err
-		}
-		say("VACUUM (FREEZE, ANALYZE) links in %s, replayed %s later", time.Since(t).Round(time.Millisecond), replay.Round(time.Millisecond))
-		return set(name, codesFile, lo, hi)
-	}
-	if err := settled(sColdSmall, small, first, last); err != nil {
-		return err
-	}
-	if c.links > c.linksSmall {
-		say("seeding %d more links with COPY (%d in all)", c.links-c.linksSmall, c.links)
-		t := time.Now()
-		_, lastL, err := seed.Links(ctx, dsn, c.links-c.linksSmall)
-		if err != nil {
-			return err
-		}
-		took := time.Since(t)
-		replay, err := seed.WaitReplayed(ctx, dsn, []string{replica})
-		if err != nil {
-			return err
-		}
-		say("seeded in %s, replayed %s later", took.Round(time.Second), replay.Round(time.Millisecond))
-		large := filepath.Join(work, "large.txt")
-		if err := seed.WriteSample(large, cd, first, lastL, c.sample, rand.New(rand.NewPCG(2, 2))); err != nil {
-			return err
-		}
-		if err := settled(sColdLarge, large, first, lastL); err != nil {
-			return err
-		}
-	}
 	fmt.Println()
-	fmt.Print(res.Table().Markdown())
-	if h, ok := coldGrowth(c, res); ok {
+	fmt.Print(cr.res.Table().Markdown())
+	if h, ok := coldGrowth(c, cr.res); ok {
 		report.PrintHeadlines(os.Stdout, h)
 	}
 	return nil

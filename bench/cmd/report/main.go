@@ -7,9 +7,10 @@
 //
 //   - nginx `return 302` with a gzip-buffered access log (baseline);
 //   - cached redirects, codes Zipf-skewed over the small link set;
-//   - cold redirects, uniform over the small set, then over the large set
-//     (seeded in between), on a proxy whose cache holds nothing, beside
-//     `pgbench -S` on the same replica (baseline);
+//   - cold redirects, uniform over the small set and over the large set
+//     (seeded into a database of its own on the same primary and replica),
+//     each on a proxy whose cache holds nothing, measured in interleaved
+//     rounds, beside `pgbench -S` on the same replica (baseline);
 //   - link creation through the API beside pgbench single-row INSERTs
 //     (baseline), sampling the replica's lag meanwhile;
 //   - mixed: redirects and creations at once, beside each alone;
@@ -36,7 +37,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -77,8 +77,7 @@ type config struct {
 	results           string
 	readme, top       string
 	scenarios         string // all, or cold: the cold scenarios only (coldOnly)
-	coldBaseline      string // a proxy binary measured beside the cold proxy (cold only)
-	coldUnsettled     bool   // measure each cold set before seed.Settle too (cold only)
+	coldRounds        int    // interleaved rounds of each cold point (measureCold)
 }
 
 func main() {
@@ -100,8 +99,7 @@ func main() {
 	flag.StringVar(&c.readme, "readme", "bench/README.md", "README whose bench-report section is rewritten")
 	flag.StringVar(&c.top, "top-readme", "README.md", "README whose bench-latest section is rewritten")
 	flag.StringVar(&c.scenarios, "scenarios", "all", "all, or cold: only the cold scenarios, with the replica's evidence, and no report written")
-	flag.StringVar(&c.coldBaseline, "cold-baseline-bin", "", "with -scenarios cold: a proxy binary (say, built from main) run as a second cold proxy and measured before the first at every point")
-	flag.BoolVar(&c.coldUnsettled, "cold-unsettled", false, "with -scenarios cold: measure each set as the load left it too, before seed.Settle (VACUUM (FREEZE, ANALYZE))")
+	flag.IntVar(&c.coldRounds, "cold-rounds", 3, "rounds of each cold point, small and large set interleaved, each -duration / rounds long")
 	flag.Parse()
 	c.connsFlag = conns
 	for _, s := range strings.Split(conns, ",") {
@@ -330,10 +328,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	if o.replaySmall, err = seed.WaitReplayed(ctx, dsn, replicas); err != nil {
 		return err
 	}
-	small := filepath.Join(work, "small.txt")
-	if err := seed.WriteSample(small, cd, first, last, c.sample, rand.New(rand.NewPCG(1, 1))); err != nil {
-		return err
-	}
 	hot := filepath.Join(work, "hot.txt") // the Zipf ranks: the first links
 	if err := seed.WriteCodes(hot, cd, first, first+min(c.linksSmall, int64(c.sample))-1); err != nil {
 		return err
@@ -354,14 +348,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	pgR := pg
 	pgR.Host = f.ProxyHost(0)
 
-	// A second proxy on the same host and replica with a cache of one
-	// byte: every request is a replica lookup.
-	host := f.ProxyHost(0)
-	cold, err := startCold(ctx, c, f, work, "proxy-cold", "", 8082)
-	if err != nil {
-		return err
-	}
-	defer cold.stop()
 	ng, err := baseline.StartNginx(filepath.Join(work, "nginx"), net.JoinHostPort(strings.TrimSuffix(f.PrimaryHost(), ".2")+".5", "8090"))
 	if err != nil {
 		return err
@@ -370,7 +356,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 
 	r := runner{c: c, ctx: ctx}
 	proxyURL := f.RedirectURLs()[0]
-	coldURL := cold.url
 	zipf := fmt.Sprintf("ZIPF_S=%g", c.zipf)
 	redirects := "bench/wrk/redirects.lua" // run from the repository's root, as make does
 	o.wrkCmd = strings.Replace(r.opts("URL", redirects, 0, "CODES=codes.txt", zipf).Command(), "-c0", "-c{"+c.connsFlag+"}", 1)
@@ -378,9 +363,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 		if err := r.warmup(r.opts(u, redirects, 64, "CODES="+hot, zipf)); err != nil {
 			return err
 		}
-	}
-	if err := r.warmup(r.opts(coldURL, redirects, 64, "CODES="+small)); err != nil {
-		return err
 	}
 
 	say("pgbench -S on the replica, %d clients", c.dbConns)
@@ -391,7 +373,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	}
 	o.pgCmd = cmd
 	o.res = append(o.res, report.Point{Scenario: sPgbenchS, Rate: tps, Unit: "tps"})
-	l0, q0, _ := batchCounters(f, host)
 	for _, n := range c.conns {
 		for _, s := range []struct {
 			name, base, url, codes string
@@ -399,7 +380,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 		}{
 			{sNginx, "", ng.URL, hot, []string{zipf}},
 			{sCached, sNginx, proxyURL, hot, []string{zipf}},
-			{sColdSmall, sPgbenchS, coldURL, small, nil},
 		} {
 			p, err := r.measure(s.name, s.base, "requests/s", r.opts(s.url, redirects, n, append([]string{"CODES=" + s.codes}, s.env...)...))
 			if err != nil {
@@ -408,8 +388,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 			o.res = append(o.res, p)
 		}
 	}
-	l1, q1, _ := batchCounters(f, host)
-	o.perBatch = (l1 - l0) / max(q1-q0, 1)
 
 	// A flood of codes nobody issued: answered 404 by the proxy, none of
 	// them may reach its replica or the primary.
@@ -489,39 +467,14 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 		o.res = append(o.res, pr, pc)
 	}
 
-	// The large set: the rest of the links, then the same cold runs.
-	if c.links > c.linksSmall {
-		say("seeding %d more links with COPY (%d in all)", c.links-c.linksSmall, c.links)
-		t = time.Now()
-		_, lastL, err := seed.Links(ctx, dsn, c.links-c.linksSmall)
-		if err != nil {
-			return err
-		}
-		if err := seed.Settle(ctx, dsn); err != nil {
-			return err
-		}
-		o.seedLarge = time.Since(t)
-		if o.replayLarge, err = seed.WaitReplayed(ctx, dsn, replicas); err != nil {
-			return err
-		}
-		say("seeded in %s, replayed %s later", o.seedLarge.Round(time.Second), o.replayLarge.Round(time.Millisecond))
-		// Codes over the first and the new links alike (the creations in
-		// between are included: they are links too).
-		large := filepath.Join(work, "large.txt")
-		if err := seed.WriteSample(large, cd, first, lastL, c.sample, rand.New(rand.NewPCG(2, 2))); err != nil {
-			return err
-		}
-		if err := r.warmup(r.opts(coldURL, redirects, 64, "CODES="+large)); err != nil {
-			return err
-		}
-		for _, n := range c.conns {
-			p, err := r.measure(sColdLarge, sPgbenchS, "requests/s", r.opts(coldURL, redirects, n, "CODES="+large))
-			if err != nil {
-				return err
-			}
-			o.res = append(o.res, p)
-		}
+	// The cold scenarios: the small set, and the large set in a database
+	// of its own, measured interleaved.
+	cr, err := measureCold(ctx, c, f, work, first, last)
+	if err != nil {
+		return err
 	}
+	o.res = append(o.res, cr.res...)
+	o.seedLarge, o.replayLarge, o.perBatch = cr.seedLarge, cr.replayLarge, cr.perBatch
 	if err := ng.Stop(); err != nil {
 		say("nginx stop: %v", err)
 	}
