@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,6 +135,16 @@ func measureCold(ctx context.Context, c config, f *localfleet.Fleet, work string
 		return out, err
 	}
 	say("seeded in %s, settled in %s, replayed %s later", out.seedLarge.Round(time.Second), out.settleLarge.Round(time.Second), out.replayLarge.Round(time.Millisecond))
+	blocks, err := seed.Prewarm(ctx, dsn, []string{replica})
+	if err != nil {
+		return out, err
+	}
+	lblocks, err := seed.Prewarm(ctx, ldsn, []string{lreplica})
+	if err != nil {
+		return out, err
+	}
+	out.prewarmed = blocks[0] + lblocks[0]
+	say("prewarmed the replica: %d blocks of links and links_pkey, both sets", out.prewarmed)
 	small, large := filepath.Join(work, "small.txt"), filepath.Join(work, "large.txt")
 	if err := seed.WriteSample(small, cd, first, last, c.sample, rand.New(rand.NewPCG(1, 1))); err != nil {
 		return out, err
@@ -175,7 +187,18 @@ func measureCold(ctx context.Context, c config, f *localfleet.Fleet, work string
 				o := r.opts(s.p.url, redirects, n, "CODES="+s.codes)
 				o.Duration = c.dur / time.Duration(rounds)
 				b0, _ := replicaBlocks(ctx, s.replica)
+				var prof chan error
+				if c.coldProfiles != "" && k == 0 {
+					prof = make(chan error, 1)
+					path := filepath.Join(c.coldProfiles, fmt.Sprintf("cold-%s-%dc.pprof", []string{"small", "large"}[i], n))
+					go func() { prof <- cpuProfile(s.p.adminHost, f.Secrets.AdminToken, o.Duration-time.Second, path) }()
+				}
 				p, err := r.measure(s.name, sPgbenchS, "requests/s", o)
+				if prof != nil {
+					if perr := <-prof; perr != nil {
+						say("profile: %v", perr)
+					}
+				}
 				if err != nil {
 					return out, err
 				}
@@ -337,4 +360,27 @@ func coldEvidence(ctx context.Context, dsn, label string, lo, hi int64) error {
 		say("evidence, %s: EXPLAIN (ANALYZE, BUFFERS), 16 random ids: %s", label, strings.Join(plan, " | "))
 	}
 	return nil
+}
+
+// cpuProfile saves a CPU profile of the proxy whose admin API is at
+// adminHost, taken over d, to path.
+func cpuProfile(adminHost, token string, d time.Duration, path string) error {
+	req, err := http.NewRequest("GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", adminHost, max(int(d.Seconds()), 1)), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", adminHost, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }

@@ -78,6 +78,7 @@ type config struct {
 	readme, top       string
 	scenarios         string // all, or cold: the cold scenarios only (coldOnly)
 	coldRounds        int    // interleaved rounds of each cold point (measureCold)
+	coldProfiles      string // folder for the cold proxies' CPU profiles, none if empty
 }
 
 func main() {
@@ -100,6 +101,7 @@ func main() {
 	flag.StringVar(&c.top, "top-readme", "README.md", "README whose bench-latest section is rewritten")
 	flag.StringVar(&c.scenarios, "scenarios", "all", "all, or cold: only the cold scenarios, with the replica's evidence, and no report written")
 	flag.IntVar(&c.coldRounds, "cold-rounds", 3, "rounds of each cold point, small and large set interleaved, each -duration / rounds long")
+	flag.StringVar(&c.coldProfiles, "cold-profiles", "", "folder to save a CPU profile of each cold proxy in, taken during its first round at each connection count")
 	flag.Parse()
 	c.connsFlag = conns
 	for _, s := range strings.Split(conns, ",") {

@@ -243,6 +243,52 @@ func Settle(ctx context.Context, dsn string) error {
 	return nil
 }
 
+// Prewarm reads the links table and its primary key into the shared
+// buffers of each replica (replicaDSNs) with pg_prewarm, as a replica that
+// has served lookups for a while holds them (and as an operator warms one
+// after a restart, or keeps them with pg_prewarm's autoprewarm): a
+// benchmark's few seconds of warm-up touch a few per cent of a large
+// table's pages. It creates the extension on the primary (primaryDSN)
+// first, which needs a superuser, and returns the blocks read on each
+// replica: no more than its shared_buffers hold stay there.
+func Prewarm(ctx context.Context, primaryDSN string, replicaDSNs []string) ([]int64, error) {
+	conn, err := pgx.Connect(ctx, primaryDSN)
+	if err != nil {
+		return nil, err
+	}
+	_, err = conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_prewarm`)
+	conn.Close(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("prewarm: %w", err)
+	}
+	if _, err := WaitReplayed(ctx, primaryDSN, replicaDSNs); err != nil {
+		return nil, err
+	}
+	var blocks []int64
+	for _, dsn := range replicaDSNs {
+		rc, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		// The heap first, the index last: where both do not fit, the
+		// index, which every lookup reads, is what stays.
+		var total int64
+		for _, rel := range []string{"links", "links_pkey"} {
+			var n int64
+			if err = rc.QueryRow(ctx, `SELECT pg_prewarm($1)`, rel).Scan(&n); err != nil {
+				break
+			}
+			total += n
+		}
+		rc.Close(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("prewarm: %w", err)
+		}
+		blocks = append(blocks, total)
+	}
+	return blocks, nil
+}
+
 // WaitReplayed waits until every replica (standby DSNs) has replayed all
 // the primary had written when it was called, and returns how long that
 // took. (Links' last commit is synchronous, so what it made is written.)

@@ -103,7 +103,7 @@ func TestLinksReachTheReplica(t *testing.T) {
 // page of links all-visible in the visibility map, the table's statistics
 // counting what was loaded, and its tuples frozen (relfrozenxid moved up
 // to the vacuum's horizon). Without Settle a fresh load has no page
-// all-visible and no statistics (reltuples -1).
+// all-visible and no statistics (reltuples -1). Then Prewarm.
 func TestSettleFreezesLinks(t *testing.T) {
 	ctx := context.Background()
 	primary, _ := pgcluster.StartTestDatabase(t)
@@ -149,5 +149,17 @@ func TestSettleFreezesLinks(t *testing.T) {
 	}
 	if !frozenPast {
 		t.Fatalf("replica: links' relfrozenxid is not past the loads' transactions (%d)", xmin)
+	}
+	// Prewarm reads every page of the table and its primary key there.
+	blocks, err := Prewarm(ctx, dsn, []string{replica.DSN("shortfleet")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkey int64
+	if err := rc.QueryRow(ctx, `SELECT pg_relation_size('links_pkey') / 8192`).Scan(&pkey); err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 1 || blocks[0] != pages+pkey {
+		t.Fatalf("prewarm read %v blocks, want %d (links %d, links_pkey %d)", blocks, pages+pkey, pages, pkey)
 	}
 }
