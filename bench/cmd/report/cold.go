@@ -96,7 +96,7 @@ type coldRun struct {
 // database, links [first, last] already seeded and settled; the large set
 // is c.links links seeded into a database of its own on the same primary.
 // One cold proxy reads each. They are measured interleaved, small then
-// large, c.coldRounds times at each connection count, each run c.dur /
+// large then large then small, c.coldRounds times at each connection count, each run c.dur /
 // c.coldRounds, so both sets see the same machine: on the shared 2 cores
 // the p99 of one configuration measured twice a minute apart varied 2x.
 // A point's rate is the rounds' mean, its latencies the rounds' medians.
@@ -183,7 +183,14 @@ func measureCold(ctx context.Context, c config, f *localfleet.Fleet, work string
 	for _, n := range c.conns {
 		got := make([][]report.Point, len(sets))
 		for k := range rounds {
-			for i, s := range sets {
+			// Small then large, then large then small, ...: neither set
+			// always follows the other.
+			order := []int{0, 1}
+			if k%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, i := range order {
+				s := sets[i]
 				o := r.opts(s.p.url, redirects, n, "CODES="+s.codes)
 				o.Duration = c.dur / time.Duration(rounds)
 				b0, _ := replicaBlocks(ctx, s.replica)

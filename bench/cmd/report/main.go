@@ -112,6 +112,10 @@ func main() {
 		}
 		c.conns = append(c.conns, n)
 	}
+	if c.scenarios != "all" && c.scenarios != "cold" {
+		fmt.Fprintf(os.Stderr, "report: -scenarios %q: want all or cold\n", c.scenarios)
+		os.Exit(2)
+	}
 	if c.linksSmall > c.links {
 		c.linksSmall = c.links
 	}
