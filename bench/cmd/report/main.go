@@ -9,9 +9,10 @@
 //   - cached redirects, codes Zipf-skewed over the small link set, the
 //     proxy first asked for each of those codes once (-fill-cache), as a
 //     proxy that has served them a while holds them: nginx never misses;
-//   - cold redirects, uniform over the small set, then over the large set
-//     (seeded in between), on a proxy whose cache holds nothing, beside
-//     `pgbench -S` on the same replica (baseline);
+//   - cold redirects, uniform over the small set and over the large set
+//     (seeded into a database of its own on the same primary and replica),
+//     each on a proxy whose cache holds nothing, measured in interleaved
+//     rounds, beside `pgbench -S` on the same replica (baseline);
 //   - link creation through the API beside pgbench single-row INSERTs
 //     (baseline), sampling the replica's lag meanwhile;
 //   - mixed: redirects and creations at once, beside each alone;
@@ -41,7 +42,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -85,6 +85,9 @@ type config struct {
 	onlyCached        bool
 	fillCache         bool
 	profileDir        string
+	scenarios         string // all, or cold: the cold scenarios only (coldOnly)
+	coldRounds        int    // interleaved rounds of each cold point (measureCold)
+	coldProfiles      string // folder for the cold proxies' CPU profiles, none if empty
 }
 
 func main() {
@@ -108,6 +111,9 @@ func main() {
 	flag.StringVar(&c.results, "results", "bench/results", "folder for the dated report and its charts")
 	flag.StringVar(&c.readme, "readme", "bench/README.md", "README whose bench-report section is rewritten")
 	flag.StringVar(&c.top, "top-readme", "README.md", "README whose bench-latest section is rewritten")
+	flag.StringVar(&c.scenarios, "scenarios", "all", "all, or cold: only the cold scenarios, with the replica's evidence, and no report written")
+	flag.IntVar(&c.coldRounds, "cold-rounds", 3, "rounds of each cold point, small and large set interleaved, each -duration / rounds long")
+	flag.StringVar(&c.coldProfiles, "cold-profiles", "", "folder to save a CPU profile of each cold proxy in, taken during its first round at each connection count")
 	flag.Parse()
 	c.connsFlag = conns
 	for _, s := range strings.Split(conns, ",") {
@@ -117,6 +123,10 @@ func main() {
 			os.Exit(2)
 		}
 		c.conns = append(c.conns, n)
+	}
+	if c.scenarios != "all" && c.scenarios != "cold" {
+		fmt.Fprintf(os.Stderr, "report: -scenarios %q: want all or cold\n", c.scenarios)
+		os.Exit(2)
 	}
 	if c.linksSmall > c.links {
 		c.linksSmall = c.links
@@ -190,6 +200,9 @@ func run(c config) error {
 	}
 	os.Chmod(work, 0o755)
 	defer os.RemoveAll(work)
+	if c.scenarios == "cold" {
+		return coldOnly(ctx, c, work)
+	}
 	var o outcome
 	o.lag = map[int]lagStats{}
 	if err := phaseOne(ctx, c, work, &o); err != nil {
@@ -300,16 +313,27 @@ func apiKey(f *localfleet.Fleet) (string, error) {
 	return metrics.Signup(f.PrimaryURL(), "bench@example.com")
 }
 
-func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
+// fleetOne starts phase one's fleet, of one proxy host, and returns its
+// code codec.
+func fleetOne(ctx context.Context, c config, work string) (*localfleet.Fleet, *codes.Codec, error) {
 	f, err := fleetIn(ctx, c, filepath.Join(work, "fleet1"), 1, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	cd, err := codec(f)
+	if err != nil {
+		f.Stop()
+		return nil, nil, err
+	}
+	return f, cd, nil
+}
+
+func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
+	f, cd, err := fleetOne(ctx, c, work)
 	if err != nil {
 		return err
 	}
 	defer f.Stop()
-	cd, err := codec(f)
-	if err != nil {
-		return err
-	}
 	dsn := f.Primary.DSN(localfleet.Database)
 	replicas := []string{f.Replicas[0].DSN(localfleet.Database)}
 
@@ -319,12 +343,11 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	if err != nil {
 		return err
 	}
-	o.seedSmall = time.Since(t)
-	if o.replaySmall, err = seed.WaitReplayed(ctx, dsn, replicas); err != nil {
+	if err := seed.Settle(ctx, dsn); err != nil {
 		return err
 	}
-	small := filepath.Join(work, "small.txt")
-	if err := seed.WriteSample(small, cd, first, last, c.sample, rand.New(rand.NewPCG(1, 1))); err != nil {
+	o.seedSmall = time.Since(t)
+	if o.replaySmall, err = seed.WaitReplayed(ctx, dsn, replicas); err != nil {
 		return err
 	}
 	hot := filepath.Join(work, "hot.txt") // the Zipf ranks: the first links
@@ -347,23 +370,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	pgR := pg
 	pgR.Host = f.ProxyHost(0)
 
-	// A second proxy on the same host and replica with a cache of one
-	// byte: every request is a replica lookup.
-	host := f.ProxyHost(0)
-	coldCmd := f.Command(ctx, "proxy", "-id", "proxy-cold",
-		"-listen", net.JoinHostPort(host, "8082"), "-admin-listen", net.JoinHostPort(host, "9082"),
-		"-log-dir", filepath.Join(work, "proxy-cold"), "-cache-bytes", "1", "-lookup-workers", strconv.Itoa(c.dbConns))
-	coldCmd.Env = append(coldCmd.Env, "SHORTFLEET_REPLICA_DSN="+f.Replicas[0].DSN(localfleet.Database)+"&pool_max_conns="+strconv.Itoa(c.dbConns+1),
-		"SHORTFLEET_PRIMARY_DSN="+f.Primary.DSN(localfleet.Database))
-	coldOut, _ := os.Create(filepath.Join(work, "proxy-cold.log"))
-	coldCmd.Stdout, coldCmd.Stderr = coldOut, coldOut
-	if err := coldCmd.Start(); err != nil {
-		return err
-	}
-	defer func() { coldCmd.Process.Signal(os.Interrupt); coldCmd.Wait() }()
-	if err := baseline.WaitListening(net.JoinHostPort(host, "8082"), 30*time.Second); err != nil {
-		return err
-	}
 	ng, err := baseline.StartNginx(filepath.Join(work, "nginx"), net.JoinHostPort(strings.TrimSuffix(f.PrimaryHost(), ".2")+".5", "8090"))
 	if err != nil {
 		return err
@@ -372,7 +378,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 
 	r := runner{c: c, ctx: ctx}
 	proxyURL := f.RedirectURLs()[0]
-	coldURL := "http://" + net.JoinHostPort(host, "8082")
 	zipf := fmt.Sprintf("ZIPF_S=%g", c.zipf)
 	redirects := "bench/wrk/redirects.lua" // run from the repository's root, as make does
 	o.wrkCmd = strings.Replace(r.opts("URL", redirects, 0, "CODES=codes.txt", zipf).Command(), "-c0", "-c{"+c.connsFlag+"}", 1)
@@ -398,9 +403,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 			return err
 		}
 	}
-	if err := r.warmup(r.opts(coldURL, redirects, 64, "CODES="+small)); err != nil {
-		return err
-	}
 
 	say("pgbench -S on the replica, %d clients", c.dbConns)
 	// As for the INSERTs below: allow for pgbench's connection time.
@@ -410,7 +412,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	}
 	o.pgCmd = cmd
 	o.res = append(o.res, report.Point{Scenario: sPgbenchS, Rate: tps, Unit: "tps"})
-	l0, q0, _ := batchCounters(f, host)
 	for _, n := range c.conns {
 		for _, s := range []struct {
 			name, base, url, codes string
@@ -418,11 +419,7 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 		}{
 			{sNginx, "", ng.URL, hot, []string{zipf}},
 			{sCached, sNginx, proxyURL, hot, []string{zipf}},
-			{sColdSmall, sPgbenchS, coldURL, small, nil},
 		} {
-			if c.onlyCached && s.name == sColdSmall {
-				continue
-			}
 			m0, _ := metrics.Scrape(f.AdminURLs()[0], f.Secrets.AdminToken)
 			if s.name == sCached && c.profileDir != "" {
 				go cpuProfile(f.AdminURLs()[0], f.Secrets.AdminToken, filepath.Join(c.profileDir, fmt.Sprintf("cached-%d.pprof", n)), c.dur/2)
@@ -444,8 +441,6 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 	if c.onlyCached {
 		return nil
 	}
-	l1, q1, _ := batchCounters(f, host)
-	o.perBatch = (l1 - l0) / max(q1-q0, 1)
 
 	// A flood of codes nobody issued: answered 404 by the proxy, none of
 	// them may reach its replica or the primary.
@@ -525,36 +520,14 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 		o.res = append(o.res, pr, pc)
 	}
 
-	// The large set: the rest of the links, then the same cold runs.
-	if c.links > c.linksSmall {
-		say("seeding %d more links with COPY (%d in all)", c.links-c.linksSmall, c.links)
-		t = time.Now()
-		_, lastL, err := seed.Links(ctx, dsn, c.links-c.linksSmall)
-		if err != nil {
-			return err
-		}
-		o.seedLarge = time.Since(t)
-		if o.replayLarge, err = seed.WaitReplayed(ctx, dsn, replicas); err != nil {
-			return err
-		}
-		say("seeded in %s, replayed %s later", o.seedLarge.Round(time.Second), o.replayLarge.Round(time.Millisecond))
-		// Codes over the first and the new links alike (the creations in
-		// between are included: they are links too).
-		large := filepath.Join(work, "large.txt")
-		if err := seed.WriteSample(large, cd, first, lastL, c.sample, rand.New(rand.NewPCG(2, 2))); err != nil {
-			return err
-		}
-		if err := r.warmup(r.opts(coldURL, redirects, 64, "CODES="+large)); err != nil {
-			return err
-		}
-		for _, n := range c.conns {
-			p, err := r.measure(sColdLarge, sPgbenchS, "requests/s", r.opts(coldURL, redirects, n, "CODES="+large))
-			if err != nil {
-				return err
-			}
-			o.res = append(o.res, p)
-		}
+	// The cold scenarios: the small set, and the large set in a database
+	// of its own, measured interleaved.
+	cr, err := measureCold(ctx, c, f, work, first, last)
+	if err != nil {
+		return err
 	}
+	o.res = append(o.res, cr.res...)
+	o.seedLarge, o.replayLarge, o.perBatch = cr.seedLarge, cr.replayLarge, cr.perBatch
 	if err := ng.Stop(); err != nil {
 		say("nginx stop: %v", err)
 	}

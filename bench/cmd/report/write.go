@@ -119,12 +119,12 @@ func body(c config, o *outcome, date, prefix string, cs []chart) string {
 
 	b.WriteString("**Setup**\n\n")
 	fmt.Fprintf(&b, "- Redirects: `%s`, the URL and codes file per scenario; requests carry real browser and crawler user agents, referrers and Accept-Language.\n", o.wrkCmd)
-	fmt.Fprintf(&b, "- Cached: Zipf(%g) over the first %s links, against the fleet's proxy (cache, full logging) and nginx alike; %s %.0f of the cached runs' lookups went to the replica. Cold: a second proxy on the same host and replica with `-cache-bytes 1` and %d lookup workers, so every request is a replica lookup (%.1f lookups shared each replica query in the small-set runs); codes uniform over the links, or over a uniform sample of %s of them where there are more (wrk's Lua holds a file of 10 M codes only after a minute and 700 MB).\n",
-		c.zipf, human(min(c.linksSmall, int64(c.sample))), cachedWarmup(c), o.cachedMisses, c.dbConns, o.perBatch, human(int64(c.sample)))
+	fmt.Fprintf(&b, "- Cached: Zipf(%g) over the first %s links, against the fleet's proxy (cache, full logging) and nginx alike; %s %.0f of the cached runs' lookups went to the replica. Cold: proxies on the same host and replica with `-cache-bytes 1` and %d lookup workers, so every request is a replica lookup (%.1f lookups shared each replica query in the small-set runs): one reads the fleet's database (the small set), one a database of its own on the same primary holding the large set, so both go through the same replica and its shared_buffers; codes uniform over the links, or over a uniform sample of %s of them where there are more (wrk's Lua holds a file of 10 M codes only after a minute and 700 MB). Both sets are settled (`VACUUM (FREEZE, ANALYZE)`) and the replica's buffers prewarmed with them (`pg_prewarm`), as on a replica that has served a while. Each cold point is %d rounds of %s, the two sets interleaved in alternating order so both see the same moments of the shared machine; its rate is the rounds' mean, its latencies their medians.\n",
+		c.zipf, human(min(c.linksSmall, int64(c.sample))), cachedWarmup(c), o.cachedMisses, c.dbConns, o.perBatch, human(int64(c.sample)), max(c.coldRounds, 1), c.dur/time.Duration(max(c.coldRounds, 1)))
 	fmt.Fprintf(&b, "- `pgbench -S`: `%s` on the proxy's replica, scale 10, as many clients as the cold proxy's lookup workers; it runs once and stands beside every connection count.\n", o.pgCmd)
 	b.WriteString("- Creation: `bench/wrk/create.lua` (`POST /api/links` with an API key) against the primary app; baseline `pgbench -n -f insert.sql` with one INSERT a transaction into a copy of the links table, as many clients (its -T is lengthened by 100 ms a client, since pgbench opens its connections one by one inside it; its tps leaves that time out). Mixed: the redirect and creation runs at once, each at the connection count shown.\n")
-	fmt.Fprintf(&b, "- Seeding (`bench/internal/seed`, COPY in chunks on 2 connections): %s links in %s, replicas caught up %s later; %s more in %s, replicas caught up %s later.\n",
-		small, o.seedSmall.Round(time.Second), o.replaySmall.Round(time.Millisecond), human(c.links-c.linksSmall), o.seedLarge.Round(time.Second), o.replayLarge.Round(time.Millisecond))
+	fmt.Fprintf(&b, "- Seeding (`bench/internal/seed`, COPY in chunks on 2 connections, then `VACUUM (FREEZE, ANALYZE) links`, which a long-running fleet's autovacuum would have done long before: without it the primary's autovacuum runs on the loaded table under the cold runs): %s links in %s, replicas caught up %s later; the large set, %s links, in %s, replicas caught up %s later.\n",
+		small, o.seedSmall.Round(time.Second), o.replaySmall.Round(time.Millisecond), human(c.links), o.seedLarge.Round(time.Second), o.replayLarge.Round(time.Millisecond))
 	fmt.Fprintf(&b, "- Phase two: a fresh fleet of %d proxy hosts (each with its own streaming replica) behind HAProxy (the shared settings in `provisioning/settings/haproxy.json`), %s links, every proxy's cache warmed through the balancer first (the one proxy measured alone also asked for every code once, with -fill-cache).\n",
 		c.proxies, human(min(c.linksSmall, 100_000)))
 	return b.String()
@@ -194,6 +194,9 @@ func headlines(c config, o *outcome) []report.Headline {
 		if bp, ok := o.res.BaselineOf(p); ok && bp.Rate > 0 {
 			hs = append(hs, report.Headline{Name: report.Slug(p.Scenario) + "_ratio", Value: p.Rate / bp.Rate})
 		}
+	}
+	if h, ok := coldGrowth(c, o.res); ok {
+		hs = append(hs, h)
 	}
 	med, _ := durs(o.takedowns)
 	return append(hs, report.Headline{Name: "takedown_median_ms", Value: float64(med.Microseconds()) / 1000})

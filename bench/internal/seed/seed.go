@@ -184,6 +184,111 @@ func copyChunk(ctx context.Context, conn *pgx.Conn, uid, lo, hi int64, last bool
 	return tx.Commit(ctx)
 }
 
+// Settle does to the links table what a long-running fleet's autovacuum
+// has done to its links long before anyone measures them, right after a
+// bulk load: VACUUM (FREEZE, ANALYZE). Freezing writes every page's
+// tuples as frozen, and the replicas replay it, so a read there needs no
+// commit-log lookup and sets no hint bit (a replica's hint bits dirty the
+// page only in its own buffers, and are set again after every eviction);
+// the visibility map marks every page all-visible (index-only scans);
+// and the planner has statistics for the table's real size. Without it,
+// the primary's autovacuum starts on the loaded table while the
+// benchmark runs: at 10 M links it was a quarter of the way through when
+// the cold run began, its WAL replaying on the replica under the
+// measurement. Settle returns once the work is durable on the primary
+// (a synchronous commit after it); WaitReplayed then waits for the
+// replicas.
+func Settle(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	// A standby with hot_standby_feedback holds the primary's horizon
+	// back to what it had replayed at its last report (every
+	// wal_receiver_status_interval): until it has reported past the
+	// load, VACUUM would find the loaded rows not yet visible to all,
+	// and freeze and mark nothing.
+	var x string
+	if err := conn.QueryRow(ctx, `SELECT (txid_current() % 4294967296)::text`).Scan(&x); err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	for {
+		var behind int
+		err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_replication_slots WHERE xmin IS NOT NULL AND age(xmin) >= age($1::xid))
+			+ (SELECT count(*) FROM pg_stat_replication WHERE backend_xmin IS NOT NULL AND age(backend_xmin) >= age($1::xid))`, x).Scan(&behind)
+		if err != nil {
+			return fmt.Errorf("settle: standbys' horizon: %w", err)
+		}
+		if behind == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("settle: standbys' horizon still before the load: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// One statement an Exec: VACUUM cannot run in a transaction, which
+	// several statements in one simple query are.
+	if _, err := conn.Exec(ctx, `VACUUM (FREEZE, ANALYZE) links`); err != nil {
+		return fmt.Errorf("vacuum links: %w", err)
+	}
+	// VACUUM's WAL may sit in the WAL buffers, unwritten, for seconds; a
+	// commit that writes WAL flushes everything before it, so the write
+	// position WaitReplayed waits for covers the vacuum.
+	if _, err := conn.Exec(ctx, `SELECT txid_current()`); err != nil {
+		return fmt.Errorf("flush vacuum's WAL: %w", err)
+	}
+	return nil
+}
+
+// Prewarm reads the links table and its primary key into the shared
+// buffers of each replica (replicaDSNs) with pg_prewarm, as a replica that
+// has served lookups for a while holds them (and as an operator warms one
+// after a restart, or keeps them with pg_prewarm's autoprewarm): a
+// benchmark's few seconds of warm-up touch a few per cent of a large
+// table's pages. It creates the extension on the primary (primaryDSN)
+// first, which needs a superuser, and returns the blocks read on each
+// replica: no more than its shared_buffers hold stay there.
+func Prewarm(ctx context.Context, primaryDSN string, replicaDSNs []string) ([]int64, error) {
+	conn, err := pgx.Connect(ctx, primaryDSN)
+	if err != nil {
+		return nil, err
+	}
+	_, err = conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_prewarm`)
+	conn.Close(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("prewarm: %w", err)
+	}
+	if _, err := WaitReplayed(ctx, primaryDSN, replicaDSNs); err != nil {
+		return nil, err
+	}
+	var blocks []int64
+	for _, dsn := range replicaDSNs {
+		rc, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		// The heap first, the index last: where both do not fit, the
+		// index, which every lookup reads, is what stays.
+		var total int64
+		for _, rel := range []string{"links", "links_pkey"} {
+			var n int64
+			if err = rc.QueryRow(ctx, `SELECT pg_prewarm($1)`, rel).Scan(&n); err != nil {
+				break
+			}
+			total += n
+		}
+		rc.Close(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("prewarm: %w", err)
+		}
+		blocks = append(blocks, total)
+	}
+	return blocks, nil
+}
+
 // WaitReplayed waits until every replica (standby DSNs) has replayed all
 // the primary had written when it was called, and returns how long that
 // took. (Links' last commit is synchronous, so what it made is written.)

@@ -98,3 +98,68 @@ func TestLinksReachTheReplica(t *testing.T) {
 		t.Fatalf("only %d distinct ids in 300 draws", len(seen))
 	}
 }
+
+// TestSettleFreezesLinks checks what Settle leaves on the replica: every
+// page of links all-visible in the visibility map, the table's statistics
+// counting what was loaded, and its tuples frozen (relfrozenxid moved up
+// to the vacuum's horizon). Without Settle a fresh load has no page
+// all-visible and no statistics (reltuples -1). Then Prewarm.
+func TestSettleFreezesLinks(t *testing.T) {
+	ctx := context.Background()
+	primary, _ := pgcluster.StartTestDatabase(t)
+	replica := pgcluster.StartTestReplica(t, primary, "bench_settle")
+	dsn := primary.DSN("shortfleet")
+	const n = 3000
+	if _, _, err := LinksWith(ctx, dsn, n, Options{Workers: 2, Chunk: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	var xmin int64
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The loads' newest transaction.
+	if err := conn.QueryRow(ctx, `SELECT max(xmin::text::bigint) FROM links`).Scan(&xmin); err != nil {
+		t.Fatal(err)
+	}
+	if err := Settle(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WaitReplayed(ctx, dsn, []string{replica.DSN("shortfleet")}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := pgx.Connect(ctx, replica.DSN("shortfleet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close(ctx)
+	var pages, visible int64
+	var tuples float64
+	var frozenPast bool
+	if err := rc.QueryRow(ctx, `SELECT relpages, relallvisible, reltuples, relfrozenxid::text::bigint > $1 FROM pg_class WHERE relname = 'links'`, xmin).
+		Scan(&pages, &visible, &tuples, &frozenPast); err != nil {
+		t.Fatal(err)
+	}
+	if pages == 0 || visible != pages {
+		t.Fatalf("replica: links has %d pages, %d of them all-visible; want all", pages, visible)
+	}
+	if tuples != n {
+		t.Fatalf("replica: links' statistics count %.0f rows, want %d", tuples, n)
+	}
+	if !frozenPast {
+		t.Fatalf("replica: links' relfrozenxid is not past the loads' transactions (%d)", xmin)
+	}
+	// Prewarm reads every page of the table and its primary key there.
+	blocks, err := Prewarm(ctx, dsn, []string{replica.DSN("shortfleet")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkey int64
+	if err := rc.QueryRow(ctx, `SELECT pg_relation_size('links_pkey') / 8192`).Scan(&pkey); err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 1 || blocks[0] != pages+pkey {
+		t.Fatalf("prewarm read %v blocks, want %d (links %d, links_pkey %d)", blocks, pages+pkey, pages, pkey)
+	}
+}
