@@ -230,7 +230,7 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 			for k, d := range p.Days {
 				start := len(buf)
 				var err error
-				if buf, err = d.Visitors.AppendBinary(buf); err != nil {
+				if buf, err = d.Visitors().AppendBinary(buf); err != nil {
 					rs.err = fmt.Errorf("encode uniques: %w", err)
 					return
 				}
@@ -354,7 +354,7 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, nam
 		if err != nil {
 			return nil, err
 		}
-		if err := d.Visitors.Merge(storedVisitors); err != nil {
+		if err := d.Visitors().Merge(storedVisitors); err != nil {
 			return nil, fmt.Errorf("merge uniques of link %d: %w", link, err)
 		}
 	}
