@@ -747,10 +747,44 @@ func (d *Day) Dims(s *dims.Shared) sfsql.Dims {
 // directly: a run writes hundreds of thousands of them. names is the value
 // table (Shared.Names).
 func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
-	var byDim [numDims][]valueCount
-	d.eachSpread(names, func(dim uint8, id dims.ID, n int64) {
-		byDim[dim] = append(byDim[dim], valueCount{keyOf(dim, id), n})
-	})
+	var e DimsEncoder
+	return e.Append(b, d, names)
+}
+
+// DimsEncoder is AppendDimsJSON with buffers kept from one day to the
+// next: the per-day slices were most of the encoding's allocations
+// (commit-cpu-before.pprof in bench/results/profiles-23). One goroutine
+// uses it.
+type DimsEncoder struct {
+	byDim [numDims][]valueCount
+}
+
+// Append is AppendDimsJSON.
+func (e *DimsEncoder) Append(b []byte, d *Day, names []string) []byte {
+	byDim := &e.byDim
+	for i := range byDim {
+		byDim[i] = byDim[i][:0]
+	}
+	add := func(dim uint8, id dims.ID, n int64) {
+		if dim != dimUA {
+			byDim[dim] = append(byDim[dim], valueCount{keyOf(dim, id), n})
+			return
+		}
+		br, o, dev, _ := dims.KindParts(names[id])
+		byDim[dimBrowser] = append(byDim[dimBrowser], valueCount{keyOf(dimBrowser, br), n})
+		byDim[dimOS] = append(byDim[dimOS], valueCount{keyOf(dimOS, o), n})
+		byDim[dimDevice] = append(byDim[dimDevice], valueCount{keyOf(dimDevice, dev), n})
+	}
+	for _, v := range d.values.list {
+		add(v.k.dim(), v.k.value(), v.n)
+	}
+	if d.values.m != nil {
+		for _, v := range d.values.m.slots {
+			if v.k != 0 {
+				add((v.k - 1).dim(), (v.k - 1).value(), v.n)
+			}
+		}
+	}
 	// Kinds share browsers, OSes and devices, and stored days bring their
 	// own counts of them: one entry per value.
 	for _, dim := range []uint8{dimBrowser, dimOS, dimDevice} {
@@ -819,6 +853,18 @@ func sumEqual(vals []valueCount) []valueCount {
 
 // appendJSONString appends s as a JSON string.
 func appendJSONString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	b = append(b, '"')
 	for _, r := range s {
 		switch {

@@ -20,9 +20,6 @@ import (
 	sfsql "shortfleet/sql"
 )
 
-// dayDate is the date of a day number.
-func dayDate(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
-
 // commit writes a run's aggregates, its ledger rows and the run's figures
 // in one transaction: the hourly counts through COPY into a staging table
 // and one additive upsert, the daily rows merged with what is stored. A
@@ -131,18 +128,21 @@ func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial,
 // hourRow is a row of clicks_hourly.
 type hourRow struct {
 	link         int64
-	hour         time.Time
+	hour         int64 // Unix seconds
 	clicks, bots int64
 }
 
 var hourCols = []string{"link_id", "hour", "clicks", "bot_clicks"}
 
-func copyHours(rows []hourRow) pgx.CopyFromSource {
-	var vals [4]any
-	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+// copyHours copies rows into table (clicks_hourly or its staging table).
+func copyHours(ctx context.Context, tx pgx.Tx, table string, rows []hourRow) error {
+	return copyBinary(ctx, tx, table, hourCols, len(rows), func(b []byte, i int) []byte {
 		r := &rows[i]
-		vals = [4]any{r.link, r.hour, r.clicks, r.bots}
-		return vals[:], nil
+		b = copyRow(b, 4)
+		b = copyInt8(b, r.link)
+		b = copyTimestamp(b, r.hour)
+		b = copyInt8(b, r.clicks)
+		return copyInt8(b, r.bots)
 	})
 }
 
@@ -153,7 +153,7 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 	for _, p := range parts {
 		for k, d := range p.Days {
 			for _, h := range d.Hours() {
-				r := hourRow{k.Link(), time.Unix(int64(k.Day())*86400+h.Hour*3600, 0).UTC(), h.Clicks, h.Bots}
+				r := hourRow{k.Link(), int64(k.Day())*86400 + h.Hour*3600, h.Clicks, h.Bots}
 				if stored[k] {
 					existing = append(existing, r)
 				} else {
@@ -166,13 +166,12 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 		// In key order, the primary key's index is filled page by page
 		// instead of at random.
 		slices.SortFunc(fresh, func(a, b hourRow) int {
-			return cmp.Or(cmp.Compare(a.link, b.link), a.hour.Compare(b.hour))
+			return cmp.Or(cmp.Compare(a.link, b.link), cmp.Compare(a.hour, b.hour))
 		})
 		// A savepoint, should an hour be stored without its day (rows
 		// from before link_daily existed): then they all take the upsert.
 		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			_, err := sp.CopyFrom(ctx, pgx.Identifier{"clicks_hourly"}, hourCols, copyHours(fresh))
-			return err
+			return copyHours(ctx, sp, "clicks_hourly", fresh)
 		})
 		var pgErr *pgconn.PgError
 		switch {
@@ -186,7 +185,7 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE hours_stage (link_id bigint, hour timestamptz, clicks bigint, bot_clicks bigint) ON COMMIT DROP`); err != nil {
 			return 0, fmt.Errorf("create staging table: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"hours_stage"}, hourCols, copyHours(existing)); err != nil {
+		if err := copyHours(ctx, tx, "hours_stage", existing); err != nil {
 			return 0, fmt.Errorf("copy hourly counts: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks)
@@ -202,7 +201,7 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 // dayRow is a row of link_daily, encoded.
 type dayRow struct {
 	link          int64
-	day           time.Time
+	day           int32 // since 1970-01-01
 	clicks, bots  int64
 	uniques, dims []byte
 }
@@ -227,6 +226,7 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 			rs := &each[i]
 			// One buffer for all of the partition's encodings.
 			var buf []byte
+			var dimsEnc aggregate.DimsEncoder
 			for k, d := range p.Days {
 				start := len(buf)
 				var err error
@@ -235,8 +235,8 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 					return
 				}
 				mid := len(buf)
-				buf = d.AppendDimsJSON(buf, table)
-				r := dayRow{k.Link(), dayDate(k.Day()), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}
+				buf = dimsEnc.Append(buf, d, table)
+				r := dayRow{k.Link(), k.Day(), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}
 				if stored[k] {
 					rs.existing = append(rs.existing, r)
 				} else {
@@ -259,7 +259,7 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 		// In key order, the primary key's index is filled page by page
 		// instead of at random.
 		slices.SortFunc(all.fresh, func(a, b dayRow) int {
-			return cmp.Or(cmp.Compare(a.link, b.link), a.day.Compare(b.day))
+			return cmp.Or(cmp.Compare(a.link, b.link), cmp.Compare(a.day, b.day))
 		})
 		out <- all
 	}()
@@ -268,12 +268,17 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 
 var dayCols = []string{"link_id", "day", "clicks", "bot_clicks", "uniques", "dims"}
 
-func copyDays(rows []dayRow) pgx.CopyFromSource {
-	var vals [6]any
-	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+// copyDays copies rows into table (link_daily or its staging table).
+func copyDays(ctx context.Context, tx pgx.Tx, table string, rows []dayRow) error {
+	return copyBinary(ctx, tx, table, dayCols, len(rows), func(b []byte, i int) []byte {
 		r := &rows[i]
-		vals = [6]any{r.link, r.day, r.clicks, r.bots, r.uniques, r.dims}
-		return vals[:], nil
+		b = copyRow(b, 6)
+		b = copyInt8(b, r.link)
+		b = copyDate(b, r.day)
+		b = copyInt8(b, r.clicks)
+		b = copyInt8(b, r.bots)
+		b = copyBytes(b, r.uniques)
+		return copyBytes(b, r.dims)
 	})
 }
 
@@ -286,7 +291,7 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, error) 
 	}
 	fresh, existing := rs.fresh, rs.existing
 	if len(fresh) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"link_daily"}, dayCols, copyDays(fresh)); err != nil {
+		if err := copyDays(ctx, tx, "link_daily", fresh); err != nil {
 			return 0, fmt.Errorf("copy daily rows: %w", err)
 		}
 	}
@@ -294,7 +299,7 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, error) 
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE days_stage (LIKE link_daily) ON COMMIT DROP`); err != nil {
 			return 0, fmt.Errorf("create staging table: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"days_stage"}, dayCols, copyDays(existing)); err != nil {
+		if err := copyDays(ctx, tx, "days_stage", existing); err != nil {
 			return 0, fmt.Errorf("copy daily rows: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s.bot_clicks,
@@ -309,19 +314,21 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, error) 
 // partitions' days, and returns which were stored. The run lock makes this
 // read-modify-write safe.
 func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared) (map[aggregate.DayKey]bool, error) {
+	// Days go as numbers, not dates: pgx encodes an int array several
+	// times faster than one of time.Time.
 	var links []int64
-	var dates []time.Time
+	var days []int32
 	for _, p := range parts {
 		for k := range p.Days {
 			links = append(links, k.Link())
-			dates = append(dates, dayDate(k.Day()))
+			days = append(days, k.Day())
 		}
 	}
 	if len(links) == 0 {
 		return nil, nil
 	}
 	rows, err := tx.Query(ctx, `SELECT d.link_id, d.day, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
-		JOIN unnest($1::bigint[], $2::date[]) AS k(link_id, day) USING (link_id, day)`, links, dates)
+		JOIN unnest($1::bigint[], $2::int[]) AS k(link_id, n) ON d.link_id = k.link_id AND d.day = date '1970-01-01' + k.n`, links, days)
 	if err != nil {
 		return nil, fmt.Errorf("read stored daily rows: %w", err)
 	}
