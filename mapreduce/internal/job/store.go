@@ -72,7 +72,7 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 		// Everything is written, nothing committed: a crash here must leave
 		// no trace.
 		j.stage(ctx, "written", "stored_took", w.storedTook.Round(time.Millisecond), "hours", w.hours, "hours_took", w.hoursTook.Round(time.Millisecond),
-			"days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped)
+			"days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "days_encode_wait", w.daysWait.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped)
 		return nil
 	})
 	if err != nil {
@@ -86,7 +86,8 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 type written struct {
 	hours, days                     int
 	storedTook, hoursTook, daysTook time.Duration
-	capped                          int64 // links stopped at their click cap
+	daysWait                        time.Duration // of daysTook, waiting for the rows' encoding
+	capped                          int64         // links stopped at their click cap
 }
 
 // writeAggregates stores the partitions' hourly and daily rows. With
@@ -118,7 +119,7 @@ func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial,
 	}
 	w.hours, w.hoursTook = n, time.Since(t)
 	t = time.Now()
-	if w.days, err = writeDays(ctx, tx, enc); err != nil {
+	if w.days, w.daysWait, err = writeDays(ctx, tx, enc); err != nil {
 		return w, err
 	}
 	w.daysTook = time.Since(t)
@@ -250,6 +251,11 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 		wg.Wait()
 		var all dayRows
 		var errs []error
+		nf, ne := 0, 0
+		for _, rs := range each {
+			nf, ne = nf+len(rs.fresh), ne+len(rs.existing)
+		}
+		all.fresh, all.existing = make([]dayRow, 0, nf), make([]dayRow, 0, ne)
 		for _, rs := range each {
 			errs = append(errs, rs.err)
 			all.fresh = append(all.fresh, rs.fresh...)
@@ -284,30 +290,32 @@ func copyDays(ctx context.Context, tx pgx.Tx, table string, rows []dayRow) error
 
 // writeDays stores the encoded daily rows: new ones copied straight into
 // link_daily, merged ones replacing the stored through a staging table.
-func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, error) {
+func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, time.Duration, error) {
+	t := time.Now()
 	rs := <-enc
+	wait := time.Since(t)
 	if rs.err != nil {
-		return 0, rs.err
+		return 0, wait, rs.err
 	}
 	fresh, existing := rs.fresh, rs.existing
 	if len(fresh) > 0 {
 		if err := copyDays(ctx, tx, "link_daily", fresh); err != nil {
-			return 0, fmt.Errorf("copy daily rows: %w", err)
+			return 0, wait, fmt.Errorf("copy daily rows: %w", err)
 		}
 	}
 	if len(existing) > 0 {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE days_stage (LIKE link_daily) ON COMMIT DROP`); err != nil {
-			return 0, fmt.Errorf("create staging table: %w", err)
+			return 0, wait, fmt.Errorf("create staging table: %w", err)
 		}
 		if err := copyDays(ctx, tx, "days_stage", existing); err != nil {
-			return 0, fmt.Errorf("copy daily rows: %w", err)
+			return 0, wait, fmt.Errorf("copy daily rows: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s.bot_clicks,
 			uniques = s.uniques, dims = s.dims FROM days_stage s WHERE d.link_id = s.link_id AND d.day = s.day`); err != nil {
-			return 0, fmt.Errorf("update daily rows: %w", err)
+			return 0, wait, fmt.Errorf("update daily rows: %w", err)
 		}
 	}
-	return len(fresh) + len(existing), nil
+	return len(fresh) + len(existing), wait, nil
 }
 
 // mergeStored folds the stored rows of the same links and days into the
