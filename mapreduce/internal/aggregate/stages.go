@@ -47,6 +47,15 @@ var dimIndex = func() map[string]uint8 {
 	return m
 }()
 
+// dimKeys are the dimensions' names as keys of link_daily.dims' JSON
+// object, with the colon and the brace that opens their values.
+var dimKeys = func() (keys [numDims]string) {
+	for i, n := range dimNames {
+		keys[i] = strconv.Quote(n) + ":{"
+	}
+	return keys
+}()
+
 // outDims are the dimensions a day's counts are written in, in the order
 // of sfsql.DimNames.
 var outDims = func() []uint8 {
@@ -801,8 +810,7 @@ func (e *DimsEncoder) Append(b []byte, d *Day, names []string) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = strconv.AppendQuote(b, dimNames[dim])
-		b = append(b, ':', '{')
+		b = append(b, dimKeys[dim]...)
 		if len(vals) <= sfsql.MaxDimValues {
 			// Ids are distinct values: no two entries share a name.
 			for i, v := range vals {

@@ -225,8 +225,10 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			rs := &each[i]
-			// One buffer for all of the partition's encodings.
-			var buf []byte
+			// One buffer for all of the partition's encodings, sized for
+			// a quiet day's (one visitor, a value of each dimension: 150
+			// bytes or so) so it rarely grows, copying all it holds.
+			buf := make([]byte, 0, 192*len(p.Days))
 			var dimsEnc aggregate.DimsEncoder
 			for k, d := range p.Days {
 				start := len(buf)
