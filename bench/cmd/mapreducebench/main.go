@@ -42,6 +42,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"shortfleet/bench/internal/report"
 	"shortfleet/logfmt"
 	"shortfleet/logfmt/logfmttest"
@@ -281,6 +283,10 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		return err
 	}
 	holdAcks.Store(false)
+	floor, err := insertFloor(ctx, pg.DSN("shortfleet"))
+	if err != nil {
+		return err
+	}
 	field := func(k string) string {
 		if m := regexp.MustCompile(k + `=(\S+)`).FindStringSubmatch(line); m != nil {
 			return m[1]
@@ -313,6 +319,9 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 			{"the next run, nothing new", fmt.Sprintf("%.1f s wall", took2.Seconds()), "start-up, listing, ledger check"},
 		},
 	}
+	tbl.Rows = append(tbl.Rows, []string{"Postgres alone: the run's hourly and daily rows inserted again, server-side (INSERT ... SELECT into copies with the same keys and checks, in key order), one transaction, fsync on",
+		fmt.Sprintf("%.2f s (hourly %.2f s, daily %.2f s, commit %.2f s)", floor.total().Seconds(), floor.hours.Seconds(), floor.days.Seconds(), floor.commit.Seconds()),
+		"the floor of the write on this schema: one backend takes the rows one after the other"})
 	if len(baseTook) > 0 {
 		tbl.Rows = append(tbl.Rows, []string{fmt.Sprintf("the same window, baseline binary (%s), on a database of its own, run before and after", filepath.Base(baselineBin)),
 			fmt.Sprintf("%.1f s and %.1f s wall", baseTook[0], baseTook[len(baseTook)-1]),
@@ -336,6 +345,50 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		report.Headline{Name: "aggregate_mrecords_per_s", Value: rates["aggregate"] / 1e6},
 		report.Headline{Name: "window_3m_seconds", Value: took.Seconds()})
 	return nil
+}
+
+// floorTimes is what Postgres alone takes to insert a run's rows.
+type floorTimes struct{ hours, days, commit time.Duration }
+
+func (f floorTimes) total() time.Duration { return f.hours + f.days + f.commit }
+
+// insertFloor times Postgres inserting the rows the run wrote once more,
+// server-side, into tables like theirs: no client, no encoding, no
+// network, only the heap, the indexes, the checks and the WAL.
+func insertFloor(ctx context.Context, dsn string) (floorTimes, error) {
+	var f floorTimes
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return f, err
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{`CREATE TABLE floor_hours (LIKE clicks_hourly INCLUDING ALL)`, `CREATE TABLE floor_days (LIKE link_daily INCLUDING ALL)`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return f, fmt.Errorf("floor: %w", err)
+		}
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return f, err
+	}
+	defer tx.Rollback(ctx)
+	t := time.Now()
+	if _, err := tx.Exec(ctx, `INSERT INTO floor_hours SELECT * FROM clicks_hourly ORDER BY link_id, hour`); err != nil {
+		return f, fmt.Errorf("floor: %w", err)
+	}
+	f.hours = time.Since(t)
+	t = time.Now()
+	if _, err := tx.Exec(ctx, `INSERT INTO floor_days SELECT * FROM link_daily ORDER BY link_id, day`); err != nil {
+		return f, fmt.Errorf("floor: %w", err)
+	}
+	f.days = time.Since(t)
+	t = time.Now()
+	if err := tx.Commit(ctx); err != nil {
+		return f, err
+	}
+	f.commit = time.Since(t)
+	say("Postgres alone inserting the run's rows: hours %s, days %s, commit %s", f.hours.Round(time.Millisecond), f.days.Round(time.Millisecond), f.commit.Round(time.Millisecond))
+	return f, nil
 }
 
 // holdAcks makes the proxies ignore acknowledgements while set: the
