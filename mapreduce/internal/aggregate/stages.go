@@ -47,6 +47,15 @@ var dimIndex = func() map[string]uint8 {
 	return m
 }()
 
+// dimKeys are the dimensions' names as keys of link_daily.dims' JSON
+// object, with the colon and the brace that opens their values.
+var dimKeys = func() (keys [numDims]string) {
+	for i, n := range dimNames {
+		keys[i] = strconv.Quote(n) + ":{"
+	}
+	return keys
+}()
+
 // outDims are the dimensions a day's counts are written in, in the order
 // of sfsql.DimNames.
 var outDims = func() []uint8 {
@@ -484,8 +493,12 @@ func (vs *values) merge(o *values) {
 	}
 }
 
-// visitors is the set of a link-day's visitor hashes.
-type visitors = sfsql.Visitors
+// pendingMax is how many visitor hashes a day collects before it folds
+// them into its set (sorted and deduplicated into the exact list, or
+// inserted into the sketch): it bounds a busy day's memory, while a quiet
+// day's hashes are only ever appended, then folded once, when the run is
+// done with the day (Day.Visitors).
+const pendingMax = 512
 
 // DayHour is one hour's clicks within a day.
 type DayHour struct {
@@ -511,11 +524,19 @@ func (hs *hours) add(h, clicks, bots int64) {
 
 // Day is one link's day: its clicks, by hour and by dimension value, and
 // its visitors. Its values are ids of the run's shared value table.
+//
+// Visitor hashes are appended to pending, unsorted and possibly repeated,
+// and folded into the set only every pendingMax hashes and at the end:
+// adding them one by one to an exact list (a scan of it per click) or to
+// a sparse HyperLogLog sketch per segment, then merging the segments'
+// sketches in reduce, was a fifth of the aggregation's time (profile in
+// bench/results/profiles-23).
 type Day struct {
 	Clicks, Bots int64
 	hours        hours
 	values       values
-	Visitors     visitors
+	visitors     sfsql.Visitors
+	pending      []uint64
 
 	// A new day's lists start in these, inside the day itself: a segment
 	// has thousands of link-days, most with one click, and a day whose
@@ -535,7 +556,70 @@ func (d *Day) merge(o *Day) error {
 		d.hours.add(h.Hour, h.Clicks, h.Bots)
 	}
 	d.values.merge(&o.values)
-	return d.Visitors.Merge(&o.Visitors)
+	if o.visitors.Sketch != nil || len(o.visitors.Exact) > 0 {
+		if err := d.visitors.Merge(&o.visitors); err != nil {
+			return err
+		}
+	}
+	d.pending = append(d.pending, o.pending...)
+	if len(d.pending) >= pendingMax {
+		d.flushVisitors()
+	}
+	return nil
+}
+
+// addVisitor adds a visitor hash.
+func (d *Day) addVisitor(h uint64) {
+	d.pending = append(d.pending, h)
+	if len(d.pending) >= pendingMax {
+		d.flushVisitors()
+	}
+}
+
+// flushVisitors folds the pending hashes into the set: an exact set of at
+// most sfsql.ExactMax hashes, sorted, or beyond it a sketch, as
+// sfsql.Visitors.Add would have made of them one by one.
+func (d *Day) flushVisitors() {
+	p := d.pending
+	if len(p) == 0 {
+		return
+	}
+	v := &d.visitors
+	d.pending = p[:0]
+	if v.Sketch != nil {
+		for _, h := range p {
+			v.Sketch.InsertHash(h)
+		}
+		return
+	}
+	var all []uint64
+	if len(v.Exact) == 0 {
+		// The pending hashes become the set, in place; pending starts
+		// anew should more come.
+		all, d.pending = p, nil
+	} else {
+		all = append(v.Exact, p...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	if len(all) <= sfsql.ExactMax {
+		v.Exact = all
+		return
+	}
+	v.Sketch, v.Exact = sfsql.NewSketch(), nil
+	for _, h := range all {
+		v.Sketch.InsertHash(h)
+	}
+	if d.pending == nil {
+		d.pending = all[:0]
+	}
+}
+
+// Visitors is the day's set of visitor hashes, every hash added so far
+// folded in. The caller may merge into it.
+func (d *Day) Visitors() *sfsql.Visitors {
+	d.flushVisitors()
+	return &d.visitors
 }
 
 // Hours are the day's clicks by hour, each hour once. The caller must not
@@ -600,7 +684,7 @@ func (p *SegmentPartial) newDay() *Day {
 	// first entries moves out.
 	d.values.list = d.firstValues[:0:numClickDims]
 	d.hours = d.firstHour[:0:1]
-	d.Visitors.Exact = d.firstVisitor[:0:1]
+	d.pending = d.firstVisitor[:0:1]
 	return d
 }
 
@@ -639,7 +723,7 @@ func Combine(p *SegmentPartial, clicks []Click) {
 		d.Bots += bot
 		d.hours.add((c.Hour-int64(c.Day)*86400)/3600, 1, bot)
 		d.values.addClick(&c.Dims)
-		d.Visitors.Add(c.Visitor)
+		d.addVisitor(c.Visitor)
 	}
 }
 
@@ -672,10 +756,44 @@ func (d *Day) Dims(s *dims.Shared) sfsql.Dims {
 // directly: a run writes hundreds of thousands of them. names is the value
 // table (Shared.Names).
 func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
-	var byDim [numDims][]valueCount
-	d.eachSpread(names, func(dim uint8, id dims.ID, n int64) {
-		byDim[dim] = append(byDim[dim], valueCount{keyOf(dim, id), n})
-	})
+	var e DimsEncoder
+	return e.Append(b, d, names)
+}
+
+// DimsEncoder is AppendDimsJSON with buffers kept from one day to the
+// next: the per-day slices were most of the encoding's allocations
+// (commit-cpu-before.pprof in bench/results/profiles-23). One goroutine
+// uses it.
+type DimsEncoder struct {
+	byDim [numDims][]valueCount
+}
+
+// Append is AppendDimsJSON.
+func (e *DimsEncoder) Append(b []byte, d *Day, names []string) []byte {
+	byDim := &e.byDim
+	for i := range byDim {
+		byDim[i] = byDim[i][:0]
+	}
+	add := func(dim uint8, id dims.ID, n int64) {
+		if dim != dimUA {
+			byDim[dim] = append(byDim[dim], valueCount{keyOf(dim, id), n})
+			return
+		}
+		br, o, dev, _ := dims.KindParts(names[id])
+		byDim[dimBrowser] = append(byDim[dimBrowser], valueCount{keyOf(dimBrowser, br), n})
+		byDim[dimOS] = append(byDim[dimOS], valueCount{keyOf(dimOS, o), n})
+		byDim[dimDevice] = append(byDim[dimDevice], valueCount{keyOf(dimDevice, dev), n})
+	}
+	for _, v := range d.values.list {
+		add(v.k.dim(), v.k.value(), v.n)
+	}
+	if d.values.m != nil {
+		for _, v := range d.values.m.slots {
+			if v.k != 0 {
+				add((v.k - 1).dim(), (v.k - 1).value(), v.n)
+			}
+		}
+	}
 	// Kinds share browsers, OSes and devices, and stored days bring their
 	// own counts of them: one entry per value.
 	for _, dim := range []uint8{dimBrowser, dimOS, dimDevice} {
@@ -692,8 +810,7 @@ func (d *Day) AppendDimsJSON(b []byte, names []string) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = strconv.AppendQuote(b, dimNames[dim])
-		b = append(b, ':', '{')
+		b = append(b, dimKeys[dim]...)
 		if len(vals) <= sfsql.MaxDimValues {
 			// Ids are distinct values: no two entries share a name.
 			for i, v := range vals {
@@ -744,6 +861,18 @@ func sumEqual(vals []valueCount) []valueCount {
 
 // appendJSONString appends s as a JSON string.
 func appendJSONString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	b = append(b, '"')
 	for _, r := range s {
 		switch {

@@ -308,7 +308,7 @@ func TestCombine(t *testing.T) {
 	if p.Clicks() != 5 {
 		t.Errorf("clicks %d, want 5", p.Clicks())
 	}
-	if u := d.Visitors.Count(); u != 2 {
+	if u := d.Visitors().Count(); u != 2 {
 		t.Errorf("link 1 uniques %d, want 2", u)
 	}
 	if got, want := d.Hours(), []DayHour{{Hour: 0, Clicks: 3, Bots: 1}, {Hour: 1, Clicks: 1}}; !reflect.DeepEqual(got, want) {
@@ -468,7 +468,7 @@ func TestReduce(t *testing.T) {
 	}
 	d := got.Days[MakeDayKey(1, 0)]
 	// Visitor 2 was in both: three visitors, not four.
-	if u := d.Visitors.Count(); u != 3 {
+	if u := d.Visitors().Count(); u != 3 {
 		t.Errorf("uniques %d, want 3", u)
 	}
 	dm := d.Dims(testClassifierShared)
@@ -786,7 +786,7 @@ func TestMapCombineVersions(t *testing.T) {
 	}
 	for k, d1 := range parts[0].Days {
 		d2 := parts[1].Days[k]
-		if d2 == nil || !reflect.DeepEqual(d1.Dims(shared), d2.Dims(shared)) || d1.Visitors.Count() != d2.Visitors.Count() {
+		if d2 == nil || !reflect.DeepEqual(d1.Dims(shared), d2.Dims(shared)) || d1.Visitors().Count() != d2.Visitors().Count() {
 			t.Fatalf("link %d day %d differs between versions", k.Link(), k.Day())
 		}
 	}

@@ -20,9 +20,6 @@ import (
 	sfsql "shortfleet/sql"
 )
 
-// dayDate is the date of a day number.
-func dayDate(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
-
 // commit writes a run's aggregates, its ledger rows and the run's figures
 // in one transaction: the hourly counts through COPY into a staging table
 // and one additive upsert, the daily rows merged with what is stored. A
@@ -75,7 +72,7 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 		// Everything is written, nothing committed: a crash here must leave
 		// no trace.
 		j.stage(ctx, "written", "stored_took", w.storedTook.Round(time.Millisecond), "hours", w.hours, "hours_took", w.hoursTook.Round(time.Millisecond),
-			"days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped)
+			"days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "days_encode_wait", w.daysWait.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped)
 		return nil
 	})
 	if err != nil {
@@ -89,7 +86,8 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 type written struct {
 	hours, days                     int
 	storedTook, hoursTook, daysTook time.Duration
-	capped                          int64 // links stopped at their click cap
+	daysWait                        time.Duration // of daysTook, waiting for the rows' encoding
+	capped                          int64         // links stopped at their click cap
 }
 
 // writeAggregates stores the partitions' hourly and daily rows. With
@@ -121,7 +119,7 @@ func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial,
 	}
 	w.hours, w.hoursTook = n, time.Since(t)
 	t = time.Now()
-	if w.days, err = writeDays(ctx, tx, enc); err != nil {
+	if w.days, w.daysWait, err = writeDays(ctx, tx, enc); err != nil {
 		return w, err
 	}
 	w.daysTook = time.Since(t)
@@ -131,18 +129,21 @@ func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial,
 // hourRow is a row of clicks_hourly.
 type hourRow struct {
 	link         int64
-	hour         time.Time
+	hour         int64 // Unix seconds
 	clicks, bots int64
 }
 
 var hourCols = []string{"link_id", "hour", "clicks", "bot_clicks"}
 
-func copyHours(rows []hourRow) pgx.CopyFromSource {
-	var vals [4]any
-	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+// copyHours copies rows into table (clicks_hourly or its staging table).
+func copyHours(ctx context.Context, tx pgx.Tx, table string, rows []hourRow) error {
+	return copyBinary(ctx, tx, table, hourCols, len(rows), func(b []byte, i int) []byte {
 		r := &rows[i]
-		vals = [4]any{r.link, r.hour, r.clicks, r.bots}
-		return vals[:], nil
+		b = copyRow(b, 4)
+		b = copyInt8(b, r.link)
+		b = copyTimestamp(b, r.hour)
+		b = copyInt8(b, r.clicks)
+		return copyInt8(b, r.bots)
 	})
 }
 
@@ -153,7 +154,7 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 	for _, p := range parts {
 		for k, d := range p.Days {
 			for _, h := range d.Hours() {
-				r := hourRow{k.Link(), time.Unix(int64(k.Day())*86400+h.Hour*3600, 0).UTC(), h.Clicks, h.Bots}
+				r := hourRow{k.Link(), int64(k.Day())*86400 + h.Hour*3600, h.Clicks, h.Bots}
 				if stored[k] {
 					existing = append(existing, r)
 				} else {
@@ -166,13 +167,12 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 		// In key order, the primary key's index is filled page by page
 		// instead of at random.
 		slices.SortFunc(fresh, func(a, b hourRow) int {
-			return cmp.Or(cmp.Compare(a.link, b.link), a.hour.Compare(b.hour))
+			return cmp.Or(cmp.Compare(a.link, b.link), cmp.Compare(a.hour, b.hour))
 		})
 		// A savepoint, should an hour be stored without its day (rows
 		// from before link_daily existed): then they all take the upsert.
 		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			_, err := sp.CopyFrom(ctx, pgx.Identifier{"clicks_hourly"}, hourCols, copyHours(fresh))
-			return err
+			return copyHours(ctx, sp, "clicks_hourly", fresh)
 		})
 		var pgErr *pgconn.PgError
 		switch {
@@ -186,7 +186,7 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE hours_stage (link_id bigint, hour timestamptz, clicks bigint, bot_clicks bigint) ON COMMIT DROP`); err != nil {
 			return 0, fmt.Errorf("create staging table: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"hours_stage"}, hourCols, copyHours(existing)); err != nil {
+		if err := copyHours(ctx, tx, "hours_stage", existing); err != nil {
 			return 0, fmt.Errorf("copy hourly counts: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks)
@@ -202,7 +202,7 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 // dayRow is a row of link_daily, encoded.
 type dayRow struct {
 	link          int64
-	day           time.Time
+	day           int32 // since 1970-01-01
 	clicks, bots  int64
 	uniques, dims []byte
 }
@@ -225,18 +225,21 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			rs := &each[i]
-			// One buffer for all of the partition's encodings.
-			var buf []byte
+			// One buffer for all of the partition's encodings, sized for
+			// a quiet day's (one visitor, a value of each dimension: 150
+			// bytes or so) so it rarely grows, copying all it holds.
+			buf := make([]byte, 0, 192*len(p.Days))
+			var dimsEnc aggregate.DimsEncoder
 			for k, d := range p.Days {
 				start := len(buf)
 				var err error
-				if buf, err = d.Visitors.AppendBinary(buf); err != nil {
+				if buf, err = d.Visitors().AppendBinary(buf); err != nil {
 					rs.err = fmt.Errorf("encode uniques: %w", err)
 					return
 				}
 				mid := len(buf)
-				buf = d.AppendDimsJSON(buf, table)
-				r := dayRow{k.Link(), dayDate(k.Day()), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}
+				buf = dimsEnc.Append(buf, d, table)
+				r := dayRow{k.Link(), k.Day(), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}
 				if stored[k] {
 					rs.existing = append(rs.existing, r)
 				} else {
@@ -250,6 +253,11 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 		wg.Wait()
 		var all dayRows
 		var errs []error
+		nf, ne := 0, 0
+		for _, rs := range each {
+			nf, ne = nf+len(rs.fresh), ne+len(rs.existing)
+		}
+		all.fresh, all.existing = make([]dayRow, 0, nf), make([]dayRow, 0, ne)
 		for _, rs := range each {
 			errs = append(errs, rs.err)
 			all.fresh = append(all.fresh, rs.fresh...)
@@ -259,7 +267,7 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 		// In key order, the primary key's index is filled page by page
 		// instead of at random.
 		slices.SortFunc(all.fresh, func(a, b dayRow) int {
-			return cmp.Or(cmp.Compare(a.link, b.link), a.day.Compare(b.day))
+			return cmp.Or(cmp.Compare(a.link, b.link), cmp.Compare(a.day, b.day))
 		})
 		out <- all
 	}()
@@ -268,60 +276,69 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 
 var dayCols = []string{"link_id", "day", "clicks", "bot_clicks", "uniques", "dims"}
 
-func copyDays(rows []dayRow) pgx.CopyFromSource {
-	var vals [6]any
-	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+// copyDays copies rows into table (link_daily or its staging table).
+func copyDays(ctx context.Context, tx pgx.Tx, table string, rows []dayRow) error {
+	return copyBinary(ctx, tx, table, dayCols, len(rows), func(b []byte, i int) []byte {
 		r := &rows[i]
-		vals = [6]any{r.link, r.day, r.clicks, r.bots, r.uniques, r.dims}
-		return vals[:], nil
+		b = copyRow(b, 6)
+		b = copyInt8(b, r.link)
+		b = copyDate(b, r.day)
+		b = copyInt8(b, r.clicks)
+		b = copyInt8(b, r.bots)
+		b = copyBytes(b, r.uniques)
+		return copyBytes(b, r.dims)
 	})
 }
 
 // writeDays stores the encoded daily rows: new ones copied straight into
 // link_daily, merged ones replacing the stored through a staging table.
-func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, error) {
+func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, time.Duration, error) {
+	t := time.Now()
 	rs := <-enc
+	wait := time.Since(t)
 	if rs.err != nil {
-		return 0, rs.err
+		return 0, wait, rs.err
 	}
 	fresh, existing := rs.fresh, rs.existing
 	if len(fresh) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"link_daily"}, dayCols, copyDays(fresh)); err != nil {
-			return 0, fmt.Errorf("copy daily rows: %w", err)
+		if err := copyDays(ctx, tx, "link_daily", fresh); err != nil {
+			return 0, wait, fmt.Errorf("copy daily rows: %w", err)
 		}
 	}
 	if len(existing) > 0 {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE days_stage (LIKE link_daily) ON COMMIT DROP`); err != nil {
-			return 0, fmt.Errorf("create staging table: %w", err)
+			return 0, wait, fmt.Errorf("create staging table: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"days_stage"}, dayCols, copyDays(existing)); err != nil {
-			return 0, fmt.Errorf("copy daily rows: %w", err)
+		if err := copyDays(ctx, tx, "days_stage", existing); err != nil {
+			return 0, wait, fmt.Errorf("copy daily rows: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s.bot_clicks,
 			uniques = s.uniques, dims = s.dims FROM days_stage s WHERE d.link_id = s.link_id AND d.day = s.day`); err != nil {
-			return 0, fmt.Errorf("update daily rows: %w", err)
+			return 0, wait, fmt.Errorf("update daily rows: %w", err)
 		}
 	}
-	return len(fresh) + len(existing), nil
+	return len(fresh) + len(existing), wait, nil
 }
 
 // mergeStored folds the stored rows of the same links and days into the
 // partitions' days, and returns which were stored. The run lock makes this
 // read-modify-write safe.
 func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared) (map[aggregate.DayKey]bool, error) {
+	// Days go as numbers, not dates: pgx encodes an int array several
+	// times faster than one of time.Time.
 	var links []int64
-	var dates []time.Time
+	var days []int32
 	for _, p := range parts {
 		for k := range p.Days {
 			links = append(links, k.Link())
-			dates = append(dates, dayDate(k.Day()))
+			days = append(days, k.Day())
 		}
 	}
 	if len(links) == 0 {
 		return nil, nil
 	}
 	rows, err := tx.Query(ctx, `SELECT d.link_id, d.day, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
-		JOIN unnest($1::bigint[], $2::date[]) AS k(link_id, day) USING (link_id, day)`, links, dates)
+		JOIN unnest($1::bigint[], $2::int[]) AS k(link_id, n) ON d.link_id = k.link_id AND d.day = date '1970-01-01' + k.n`, links, days)
 	if err != nil {
 		return nil, fmt.Errorf("read stored daily rows: %w", err)
 	}
@@ -354,7 +371,7 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, nam
 		if err != nil {
 			return nil, err
 		}
-		if err := d.Visitors.Merge(storedVisitors); err != nil {
+		if err := d.Visitors().Merge(storedVisitors); err != nil {
 			return nil, fmt.Errorf("merge uniques of link %d: %w", link, err)
 		}
 	}
