@@ -165,9 +165,6 @@ func main() {
 	if err != nil {
 		fatal(logger, fmt.Sprintf("listen: %v", err))
 	}
-	// Deadlines reach the socket only when a read or write waits (see
-	// LazyDeadlineListener): three timer changes a request fewer.
-	ln = redirect.LazyDeadlineListener(ln)
 	if *proxyProto {
 		ln = redirect.ProxyProtocolListener(ln, trustedNets)
 	}

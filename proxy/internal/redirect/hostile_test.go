@@ -14,7 +14,7 @@ import (
 )
 
 // hostileServer serves the handler on real TCP with the proxy's own
-// fasthttp settings (HTTPServer) and listener (LazyDeadlineListener), the timeouts shortened so that the slow
+// fasthttp settings (HTTPServer), the timeouts shortened so that the slow
 // client tests are quick.
 func hostileServer(t *testing.T, e *env) string {
 	t.Helper()
@@ -25,7 +25,7 @@ func hostileServer(t *testing.T, e *env) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go fs.Serve(LazyDeadlineListener(ln)) // as the proxy serves
+	go fs.Serve(ln)
 	t.Cleanup(func() { fs.Shutdown() })
 	return ln.Addr().String()
 }
