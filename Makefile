@@ -83,8 +83,8 @@ fuzz:
 	  done; \
 	done
 
-# make bench's knobs; the defaults are the published run (about 25 minutes
-# on 2 cores, then about 15 for bench-lb's). A quick check: make bench
+# make bench's knobs; the defaults are the published run (the report about 10 minutes
+# on 2 cores, about 15 for bench-lb's, 12 for the rest). A quick check: make bench
 # BENCH_LINKS=100000 BENCH_LINKS_SMALL=10000 BENCH_DURATION=3s
 # BENCH_RECORDS=300000 BENCH_PROXIES=4
 BENCH_LINKS       ?= 10000000
