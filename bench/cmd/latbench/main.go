@@ -147,15 +147,13 @@ type sample struct {
 
 func run(c config) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "shortfleet-latbench-")
+	work, cleanup, err := report.WorkDir("latbench", c.keep)
 	if err != nil {
 		return err
 	}
-	os.Chmod(work, 0o755) // nginx's workers and the postgres user look in
+	defer cleanup()
 	if c.keep {
 		say("work folder %s", work)
-	} else {
-		defer os.RemoveAll(work)
 	}
 	if !localfleet.HAProxyInstalled() {
 		return fmt.Errorf("haproxy is not installed (make bench-latency runs deps.sh, which installs it)")

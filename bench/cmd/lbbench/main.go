@@ -59,6 +59,7 @@ import (
 	"shortfleet/bench/internal/balancer"
 	"shortfleet/bench/internal/baseline"
 	"shortfleet/bench/internal/metrics"
+	"shortfleet/bench/internal/report"
 	"shortfleet/bench/internal/seed"
 	"shortfleet/bench/internal/wrk"
 	"shortfleet/provisioning/localfleet"
@@ -148,15 +149,13 @@ type bench struct {
 
 func run(c config) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "shortfleet-lbbench-")
+	work, cleanup, err := report.WorkDir("lbbench", c.keep)
 	if err != nil {
 		return err
 	}
-	os.Chmod(work, 0o755) // nginx's workers and the postgres user look in
+	defer cleanup()
 	if c.keep {
 		say("work folder %s", work)
-	} else {
-		defer os.RemoveAll(work)
 	}
 	if !localfleet.HAProxyInstalled() {
 		return fmt.Errorf("haproxy is not installed (make bench-lb runs deps.sh, which installs it)")

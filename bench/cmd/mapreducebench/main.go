@@ -136,12 +136,11 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		ratios[k] = median(rr)
 	}
 
-	work, err := os.MkdirTemp("", "shortfleet-mrbench-")
+	work, cleanup, err := report.WorkDir("mrbench", false)
 	if err != nil {
 		return err
 	}
-	os.Chmod(work, 0o755)
-	defer os.RemoveAll(work)
+	defer cleanup()
 
 	say("writing %d records for %d proxies, %d segments each", nRecords, nProxies, perProxy)
 	t := time.Now()

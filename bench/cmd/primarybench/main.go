@@ -63,12 +63,11 @@ func say(format string, args ...any) { fmt.Printf("primarybench: "+format+"\n", 
 
 func run(dur time.Duration, conns, rate int, bin, results, readme string) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "shortfleet-pbench-")
+	work, cleanup, err := report.WorkDir("pbench", false)
 	if err != nil {
 		return err
 	}
-	os.Chmod(work, 0o755)
-	defer os.RemoveAll(work)
+	defer cleanup()
 	binAbs, _ := filepath.Abs(bin)
 	subnet, err := localfleet.FreeSubnet()
 	if err != nil {

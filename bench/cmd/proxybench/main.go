@@ -130,14 +130,11 @@ func say(format string, args ...any) { fmt.Printf("proxybench: "+format+"\n", ar
 
 func run(logger *slog.Logger, dur time.Duration, conns, threads int, nLinks, hot int64, dbConns, rounds int, bin, results, readme string, keep bool) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "shortfleet-bench-")
+	work, cleanup, err := report.WorkDir("bench", keep)
 	if err != nil {
 		return err
 	}
-	os.Chmod(work, 0o755)
-	if !keep {
-		defer os.RemoveAll(work)
-	}
+	defer cleanup()
 	if profileDir != "" {
 		profileDir = work
 	}

@@ -194,12 +194,11 @@ type outcome struct {
 
 func run(c config) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "shortfleet-report-")
+	work, cleanup, err := report.WorkDir("report", false)
 	if err != nil {
 		return err
 	}
-	os.Chmod(work, 0o755)
-	defer os.RemoveAll(work)
+	defer cleanup()
 	if c.scenarios == "cold" {
 		return coldOnly(ctx, c, work)
 	}

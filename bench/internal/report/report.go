@@ -106,3 +106,22 @@ func Slug(s string) string {
 	}
 	return b.String()
 }
+
+// WorkDir makes a driver's work folder under the system's temporary one,
+// open to nginx's workers and the postgres user (0755), and returns it
+// with the function that removes it; with keep, that function leaves it
+// in place to be looked at.
+func WorkDir(driver string, keep bool) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "shortfleet-"+driver+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	if keep {
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}

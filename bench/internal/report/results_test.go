@@ -97,3 +97,24 @@ func TestHeadlines(t *testing.T) {
 		t.Fatalf("slug %q", got)
 	}
 }
+
+// TestWorkDir: the folder is open to other users (0755), removed by its
+// cleanup, and left in place by it with keep.
+func TestWorkDir(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		dir, cleanup, err := WorkDir("test", keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil || fi.Mode().Perm() != 0o755 {
+			t.Fatalf("keep=%v: %s: %v, %v; want a 0755 folder", keep, dir, fi, err)
+		}
+		cleanup()
+		_, err = os.Stat(dir)
+		if gone := os.IsNotExist(err); gone == keep {
+			t.Errorf("keep=%v: after cleanup, folder gone: %v", keep, gone)
+		}
+		os.RemoveAll(dir)
+	}
+}
