@@ -31,7 +31,7 @@
 //	make bench                                   (the published run)
 //	make bench BENCH_LINKS=100000 BENCH_DURATION=3s   (a quick check)
 //	go run ./bench/cmd/report -bin bin -links 1000000 -links-small 1000000 \
-//	  -duration 5s -connections 64 -only-cached [-profile-dir DIR]
+//	  -duration 5s -connections 64 -scenarios cached [-profile-dir DIR]
 //	                                             (the cached comparison alone)
 package main
 
@@ -82,10 +82,9 @@ type config struct {
 	bin               string
 	results           string
 	readme, top       string
-	onlyCached        bool
 	fillCache         bool
 	profileDir        string
-	scenarios         string // all, or cold: the cold scenarios only (coldOnly)
+	scenarios         string // all; cold: the cold scenarios only (coldOnly); cached: the cached ones only
 	coldRounds        int    // interleaved rounds of each cold point (measureCold)
 	coldProfiles      string // folder for the cold proxies' CPU profiles, none if empty
 }
@@ -106,12 +105,11 @@ func main() {
 	flag.IntVar(&c.takedowns, "takedowns", 10, "links disabled for the takedown figure")
 	flag.BoolVar(&c.fillCache, "fill-cache", true, "ask the proxy for every hot code once before the cached runs (false: the Zipf warm-up alone, as before issue 23)")
 	flag.StringVar(&c.profileDir, "profile-dir", "", "save a CPU profile of the fleet's proxy during each cached run into this folder (cached-<connections>.pprof)")
-	flag.BoolVar(&c.onlyCached, "only-cached", false, "run only phase one's cached redirects beside nginx, print their ratios and stop (no report written)")
 	flag.StringVar(&c.bin, "bin", "bin", "folder with the binaries")
 	flag.StringVar(&c.results, "results", "bench/results", "folder for the dated report and its charts")
 	flag.StringVar(&c.readme, "readme", "bench/README.md", "README whose bench-report section is rewritten")
 	flag.StringVar(&c.top, "top-readme", "README.md", "README whose bench-latest section is rewritten")
-	flag.StringVar(&c.scenarios, "scenarios", "all", "all, or cold: only the cold scenarios, with the replica's evidence, and no report written")
+	flag.StringVar(&c.scenarios, "scenarios", "all", "all; cold: only the cold scenarios, with the replica's evidence; cached: only phase one's cached redirects beside nginx (neither writes a report)")
 	flag.IntVar(&c.coldRounds, "cold-rounds", 3, "rounds of each cold point, small and large set interleaved, each -duration / rounds long")
 	flag.StringVar(&c.coldProfiles, "cold-profiles", "", "folder to save a CPU profile of each cold proxy in, taken during its first round at each connection count")
 	flag.Parse()
@@ -124,8 +122,8 @@ func main() {
 		}
 		c.conns = append(c.conns, n)
 	}
-	if c.scenarios != "all" && c.scenarios != "cold" {
-		fmt.Fprintf(os.Stderr, "report: -scenarios %q: want all or cold\n", c.scenarios)
+	if c.scenarios != "all" && c.scenarios != "cold" && c.scenarios != "cached" {
+		fmt.Fprintf(os.Stderr, "report: -scenarios %q: want all, cold or cached\n", c.scenarios)
 		os.Exit(2)
 	}
 	if c.linksSmall > c.links {
@@ -207,7 +205,7 @@ func run(c config) error {
 	if err := phaseOne(ctx, c, work, &o); err != nil {
 		return err
 	}
-	if c.onlyCached {
+	if c.scenarios == "cached" {
 		return nil
 	}
 	if err := phaseTwo(ctx, c, work, &o); err != nil {
@@ -437,7 +435,7 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 			o.res = append(o.res, p)
 		}
 	}
-	if c.onlyCached {
+	if c.scenarios == "cached" {
 		return nil
 	}
 
