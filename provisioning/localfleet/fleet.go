@@ -857,7 +857,9 @@ func (f *Fleet) hostName(addr string) string {
 func (f *Fleet) ProxyLogDir(i int) string { return f.path("proxy", ProxyID(i), "logs") }
 
 // WaitReplicas waits until every running replica has replayed everything
-// the primary has written so far.
+// the primary has written so far. It fails, naming the replica and where it
+// stands, when one makes no progress for pgcluster.ReplayStall: a replica
+// that lost the WAL it needs would otherwise hold its caller forever.
 func (f *Fleet) WaitReplicas(ctx context.Context) error {
 	lsn, err := f.Primary.CurrentLSN(ctx)
 	if err != nil {

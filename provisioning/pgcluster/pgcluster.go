@@ -668,22 +668,47 @@ func (c *Cluster) CurrentLSN(ctx context.Context) (string, error) {
 	return lsn, err
 }
 
+// ReplayStall is how long WaitReplay waits for a standby whose received and
+// replayed positions both stand still before it gives up on it. A standby
+// that is catching up moves one or the other every few milliseconds, even
+// behind a bulk load; one that stands still for this long is not streaming
+// (its primary removed the WAL it needs, say, or its replay is paused), and
+// waiting on would only hang whoever waits.
+const ReplayStall = 2 * time.Minute
+
 // WaitReplay waits until this standby has replayed the write-ahead log up to
-// lsn, polling; it never sleeps a fixed time.
+// lsn, polling; it never sleeps a fixed time. It gives up when the standby
+// has made no progress for ReplayStall (see WaitReplayWithin).
 func (c *Cluster) WaitReplay(ctx context.Context, lsn string) error {
+	return c.WaitReplayWithin(ctx, lsn, ReplayStall)
+}
+
+// WaitReplayWithin is WaitReplay giving up after stall without progress,
+// with an error that says where the standby stands: its received and
+// replayed positions, its WAL receiver's state and whether replay is paused.
+func (c *Cluster) WaitReplayWithin(ctx context.Context, lsn string, stall time.Duration) error {
 	conn, err := c.Connect(ctx, "postgres")
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
+	var seen string
+	moved := time.Now()
 	for {
 		var done bool
-		err := conn.QueryRow(ctx, `SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)`, lsn).Scan(&done)
+		var at string
+		err := conn.QueryRow(ctx, `SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false),
+			'received ' || coalesce(pg_last_wal_receive_lsn()::text, 'nothing') || ', replayed ' || coalesce(pg_last_wal_replay_lsn()::text, 'nothing')`, lsn).Scan(&done, &at)
 		if err != nil {
 			return fmt.Errorf("replay position of %s: %w", c.cfg.Name, err)
 		}
 		if done {
 			return nil
+		}
+		if at != seen {
+			seen, moved = at, time.Now()
+		} else if time.Since(moved) >= stall {
+			return fmt.Errorf("%s did not replay %s: no progress for %s (%s; %s)", c.cfg.Name, lsn, stall, at, c.receiverState(ctx, conn))
 		}
 		select {
 		case <-ctx.Done():
@@ -691,4 +716,15 @@ func (c *Cluster) WaitReplay(ctx context.Context, lsn string) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// receiverState describes a standby's WAL receiver and replay for an error.
+func (c *Cluster) receiverState(ctx context.Context, conn *pgx.Conn) string {
+	var receiver, replay string
+	err := conn.QueryRow(ctx, `SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'no WAL receiver running'),
+		pg_get_wal_replay_pause_state()`).Scan(&receiver, &replay)
+	if err != nil {
+		return "state unknown: " + err.Error()
+	}
+	return "WAL receiver: " + receiver + ", replay: " + replay
 }

@@ -57,6 +57,51 @@ func TestPrimaryAndReplica(t *testing.T) {
 	}
 }
 
+// TestWaitReplayStalled: a standby that stops moving (its replay paused
+// here; a missing WAL segment does the same) makes WaitReplay give up after
+// the stall with an error that says why, instead of hanging its caller; once
+// it moves again the same wait succeeds.
+func TestWaitReplayStalled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	primary := StartTestPrimary(t)
+	replica := StartTestReplica(t, primary, "replica-stalled")
+	rconn, err := replica.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rconn.Close(ctx)
+	if _, err := rconn.Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := primary.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE t (v int); INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	lsn, err := primary.CurrentLSN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = replica.WaitReplayWithin(ctx, lsn, 2*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "no progress for 2s") || !strings.Contains(err.Error(), "replay: paused") {
+		t.Fatalf("waiting on a paused standby: %v, want a no-progress error naming the paused replay", err)
+	}
+	t.Logf("gave up as it should: %v", err)
+	if ctx.Err() != nil {
+		t.Fatalf("the wait ran into the test's deadline instead of giving up: %v", err)
+	}
+	if _, err := rconn.Exec(ctx, `SELECT pg_wal_replay_resume()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.WaitReplayWithin(ctx, lsn, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCanTraverse: a folder on the path that the postgres user may not
 // search (a checkout under /root, 0700) is refused with its name, before
 // initdb fails with a bare "permission denied".
