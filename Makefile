@@ -85,7 +85,7 @@ fuzz:
 
 # make bench's knobs; the defaults are the published run (the report about 10 minutes
 # on 2 cores, about 15 for bench-lb's, 12 for the rest). A quick check: make bench
-# BENCH_LINKS=100000 BENCH_LINKS_SMALL=10000 BENCH_DURATION=3s
+# BENCH_LINKS=1000000 BENCH_LINKS_SMALL=100000 BENCH_DURATION=3s
 # BENCH_RECORDS=300000 BENCH_PROXIES=4
 BENCH_LINKS       ?= 10000000
 BENCH_LINKS_SMALL ?= 1000000

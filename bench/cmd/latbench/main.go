@@ -350,41 +350,8 @@ func warm(urls, hot []string) error {
 // p50 was 14 s, in front of the proxies and in front of nginx alike.
 const conns = 64
 
-// newClient is a browser-like client: it keeps its connections, and
-// follows no redirect (the redirect is the answer measured).
-func newClient(tlsConf *tls.Config) *http.Client {
-	return &http.Client{
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport: &http.Transport{TLSClientConfig: tlsConf, MaxConnsPerHost: conns, MaxIdleConnsPerHost: conns,
-			IdleConnTimeout: time.Minute, DisableCompression: true},
-		Timeout: 10 * time.Second,
-	}
-}
-
-// The headers of real visits, as bench/wrk/redirects.lua sends them.
-var (
-	agents = []string{
-		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
-		"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
-		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-		"Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
-		"Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
-		"facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
-		"curl/8.5.0",
-	}
-	referrers = []string{
-		"https://www.google.com/", "https://t.co/", "https://news.ycombinator.com/",
-		"https://www.facebook.com/", "https://www.reddit.com/r/golang/", "",
-		"https://mail.google.com/", "https://www.linkedin.com/feed/", "", "https://duckduckgo.com/",
-	}
-	languages = []string{
-		"en-US,en;q=0.9", "de-CH,de;q=0.9,en;q=0.8", "fr-FR,fr;q=0.9", "ja-JP,ja;q=0.9,en;q=0.5",
-		"es-ES,es;q=0.9", "pt-BR,pt;q=0.9,en;q=0.7", "", "zh-CN,zh;q=0.9", "en-GB,en;q=0.8", "nl-NL,nl;q=0.9",
-	}
-)
+// newClient is fixedrate's browser-like client with this driver's bound.
+func newClient(tlsConf *tls.Config) *http.Client { return fixedrate.NewClient(tlsConf, conns) }
 
 // measure sends rate redirects a second to base for c.dur, over TLS when
 // tlsConf is set, and returns the percentiles after the warm-up.
@@ -405,23 +372,7 @@ func churnClient(tlsConf *tls.Config, idle int) *http.Client {
 func measureWith(client *http.Client, base string, hot []string, rate int, c config) sample {
 	defer client.CloseIdleConnections()
 	r := fixedrate.Run(rate, c.dur, c.warm, func(i int) bool {
-		req, _ := http.NewRequest(http.MethodGet, base+"/"+hot[i%len(hot)], nil)
-		req.Header.Set("User-Agent", agents[i%len(agents)])
-		req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
-		if l := languages[i/7%len(languages)]; l != "" {
-			req.Header.Set("Accept-Language", l)
-		}
-		req.Header.Set("Accept-Encoding", "gzip, deflate, br")
-		if ref := referrers[i/3%len(referrers)]; ref != "" {
-			req.Header.Set("Referer", ref)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return false
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode/100 == 3
+		return fixedrate.Redirect(client, base, hot[i%len(hot)], i)
 	})
 	return sample{p50: r.Percentile(50), p99: r.Percentile(99), p999: r.Percentile(99.9), n: len(r.Lat), failed: r.Failed}
 }

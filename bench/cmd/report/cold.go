@@ -16,11 +16,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"shortfleet/bench/internal/baseline"
+	"shortfleet/bench/internal/fixedrate"
 	"shortfleet/bench/internal/metrics"
 	"shortfleet/bench/internal/report"
 	"shortfleet/bench/internal/seed"
 	"shortfleet/provisioning/localfleet"
 	sfsql "shortfleet/sql"
+	"shortfleet/sql/codes"
 )
 
 // coldProxy is a proxy on the fleet's proxy host and replica with a cache
@@ -58,22 +60,58 @@ func (p *coldProxy) stop() {
 	p.cmd.Wait()
 }
 
-// coldGrowth is the headline of the cold scenarios: p99 with the large
-// set over p99 with the small one, at 64 connections (or the middle count
-// when 64 was not run); false when either is missing.
-func coldGrowth(c config, res report.Results) (report.Headline, bool) {
-	n := middle(c.conns)
-	for _, k := range c.conns {
-		if k == 64 {
-			n = 64
-		}
-	}
-	ps, ok1 := res.Find(sColdSmall, n)
-	pl, ok2 := res.Find(sColdLarge, n)
-	if !ok1 || !ok2 || ps.P99 <= 0 {
+// coldGrowth is the headline of the cold scenarios: the open-loop p99
+// with the large set over the p99 with the small one (each the median of
+// its rounds) at the highest of -cold-rates; false when either is missing.
+func coldGrowth(open []openRate) (report.Headline, bool) {
+	if len(open) == 0 {
 		return report.Headline{}, false
 	}
-	return report.Headline{Name: "cold_p99_growth_10m", Value: float64(pl.P99) / float64(ps.P99)}, true
+	top := open[0]
+	for _, o := range open {
+		if o.rate > top.rate {
+			top = o
+		}
+	}
+	ps, pl := top.median(0, p99), top.median(1, p99)
+	if len(top.sets[0]) == 0 || len(top.sets[1]) == 0 || ps <= 0 {
+		return report.Headline{}, false
+	}
+	return report.Headline{Name: "cold_p99_growth_10m", Value: float64(pl) / float64(ps)}, true
+}
+
+// openSample is one open-loop run against one set: latencies in µs from
+// when each request was due, of the n counted (after the warm-up) that
+// succeeded; replica is how many lookups the proxy sent its replica
+// meanwhile (by its counters): one for each of the sent requests.
+type openSample struct {
+	p50, p99, p999  int64
+	sent, n, failed int
+	replica         float64
+}
+
+func p50(s openSample) int64  { return s.p50 }
+func p99(s openSample) int64  { return s.p99 }
+func p999(s openSample) int64 { return s.p999 }
+
+// openRate is the open-loop rounds at one rate: per set (0 the small, 1
+// the large), its runs in round order.
+type openRate struct {
+	rate int
+	sets [2][]openSample
+}
+
+// median is the median over the rounds of set i of what pick takes.
+func (o openRate) median(i int, pick func(openSample) int64) int64 {
+	v := make([]int64, len(o.sets[i]))
+	for k, s := range o.sets[i] {
+		v[k] = pick(s)
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // largeDB is the database the large set is seeded into, on the same
@@ -89,12 +127,14 @@ type coldRun struct {
 	perBatch               float64 // lookups a replica query, small-set runs
 	prewarmed              int64   // blocks seed.Prewarm read on the replica, both sets
 	pairs                  map[int][]float64
+	open                   []openRate // the open-loop rounds, the headline's
 }
 
 // measureCold runs the cold scenarios. The small set is the fleet's
 // database, links [first, last] already seeded and settled; the large set
 // is c.links links seeded into a database of its own on the same primary.
-// One cold proxy reads each. They are measured interleaved, small then
+// One cold proxy reads each. First the open loop (measureOpen, the
+// headline), then closed loop with wrk: they are measured interleaved, small then
 // large then large then small, c.coldRounds times at each connection count, each run c.dur /
 // c.coldRounds, so both sets see the same machine: on the shared 2 cores
 // the p99 of one configuration measured twice a minute apart varied 2x.
@@ -166,6 +206,15 @@ func measureCold(ctx context.Context, c config, f *localfleet.Fleet, work string
 		defer p.stop()
 		sets[i].p = p
 	}
+	// Open loop first, so that every code it asks is one nobody asked
+	// before (wrk's sample then draws from the same links).
+	targets := [2]openTarget{}
+	for i, s := range sets {
+		targets[i] = openTarget{url: s.p.url, admin: "http://" + s.p.adminHost, lo: s.lo, hi: s.hi}
+	}
+	if out.open, err = measureOpen(c, cd, f.Secrets.AdminToken, targets); err != nil {
+		return out, err
+	}
 	r := runner{c: c, ctx: ctx}
 	redirects := "bench/wrk/redirects.lua"
 	for _, s := range sets {
@@ -177,7 +226,7 @@ func measureCold(ctx context.Context, c config, f *localfleet.Fleet, work string
 		}
 	}
 	rounds := max(c.coldRounds, 1)
-	l0, q0, _ := batchCounters(f, f.ProxyHost(0))
+	l0, q0, _ := batchCounters(f, "http://"+sets[0].p.adminHost)
 	out.pairs = map[int][]float64{}
 	for _, n := range c.conns {
 		got := make([][]report.Point, len(sets))
@@ -222,9 +271,121 @@ func measureCold(ctx context.Context, c config, f *localfleet.Fleet, work string
 		}
 		say("  p99 large / small, round by round: %.2f", out.pairs[n])
 	}
-	l1, q1, _ := batchCounters(f, f.ProxyHost(0))
+	l1, q1, _ := batchCounters(f, "http://"+sets[0].p.adminHost)
 	out.perBatch = (l1 - l0) / max(q1-q0, 1)
 	return out, nil
+}
+
+// openRequests is how many requests the open loop sends each cold proxy,
+// each a link of its set asked once.
+func openRequests(c config) int {
+	n := 0
+	for _, rate := range c.coldRates {
+		n += c.coldOpenRounds * int(c.coldOpenDur.Seconds()*float64(rate))
+	}
+	return n
+}
+
+// openTarget is one cold proxy as the open loop sees it: its redirect
+// and admin URLs and the ids of its set.
+type openTarget struct {
+	url, admin string
+	lo, hi     int64
+}
+
+// measureOpen sends each cold proxy c.coldRates requests a second (open
+// loop, bench/internal/fixedrate: each timed from when it was due, a
+// stall counting against every request due during it), each request a
+// code of its set drawn once, without replacement, so each one is a
+// lookup on the replica of a link nobody asked for before. The two sets
+// run in c.coldOpenRounds interleaved rounds at each rate, small then
+// large, then large then small, each run c.coldOpenDur of which the first
+// c.coldOpenWarm is not counted (the client opens its connections).
+func measureOpen(c config, cd *codes.Codec, token string, ts [2]openTarget) ([]openRate, error) {
+	perSet := openRequests(c)
+	var codesOf [2][]string
+	for i, t := range ts {
+		ids, err := seed.Distinct(t.lo, t.hi, perSet, rand.New(rand.NewPCG(uint64(i)+4, 4)))
+		if err != nil {
+			return nil, fmt.Errorf("open loop: %w", err)
+		}
+		for _, id := range ids {
+			code, err := cd.Encode(id)
+			if err != nil {
+				return nil, err
+			}
+			codesOf[i] = append(codesOf[i], code)
+		}
+	}
+	var next [2]int // the first code of each set not asked yet
+	var out []openRate
+	for _, rate := range c.coldRates {
+		o := openRate{rate: rate}
+		for k := range c.coldOpenRounds {
+			order := []int{0, 1}
+			if k%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, i := range order {
+				t, todo := ts[i], codesOf[i][next[i]:]
+				m0, _ := metrics.Scrape(t.admin, token)
+				client := fixedrate.NewClient(nil, 64)
+				res := fixedrate.Run(rate, c.coldOpenDur, c.coldOpenWarm, func(j int) bool {
+					return fixedrate.Redirect(client, t.url, todo[j], j)
+				})
+				client.CloseIdleConnections()
+				sent := int(c.coldOpenDur.Seconds() * float64(rate))
+				next[i] += sent
+				m1, _ := metrics.Scrape(t.admin, token)
+				key := `shortfleet_proxy_lookups_total{outcome="replica"}`
+				s := openSample{p50: res.Percentile(50), p99: res.Percentile(99), p999: res.Percentile(99.9),
+					sent: sent, n: len(res.Lat), failed: res.Failed, replica: m1[key] - m0[key]}
+				o.sets[i] = append(o.sets[i], s)
+				say("  open loop, %s, %d/s, round %d: p50 %s, p99 %s, p99.9 %s; %d sent, %d counted, %d failed, %.0f replica lookups",
+					[]string{sColdSmall, sColdLarge}[i], rate, k+1, usMs(s.p50), usMs(s.p99), usMs(s.p999), s.sent, s.n, s.failed, s.replica)
+			}
+		}
+		say("  open loop, %d/s: p99 large / small %.2f (medians of %d rounds)", rate, float64(o.median(1, p99))/float64(max(o.median(0, p99), 1)), c.coldOpenRounds)
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// usMs writes microseconds as milliseconds, as report.Ms does.
+func usMs(us int64) string { return report.Ms(time.Duration(us) * time.Microsecond) }
+
+// openTable is the open-loop runs: per rate and set, each round's
+// percentiles, then their medians.
+func openTable(open []openRate, small, large string) report.Table {
+	t := report.Table{Header: []string{"rate", "set", "round", "p50", "p99", "p99.9", "requests sent", "counted", "failed", "replica lookups"}}
+	for _, o := range open {
+		for i, name := range []string{small, large} {
+			for k, s := range o.sets[i] {
+				t.Rows = append(t.Rows, []string{fmt.Sprintf("%d/s", o.rate), name, strconv.Itoa(k + 1), usMs(s.p50), usMs(s.p99), usMs(s.p999),
+					strconv.Itoa(s.sent), strconv.Itoa(s.n), strconv.Itoa(s.failed), fmt.Sprintf("%.0f", s.replica)})
+			}
+			t.Rows = append(t.Rows, []string{fmt.Sprintf("%d/s", o.rate), name, "median", "**" + usMs(o.median(i, p50)) + "**",
+				"**" + usMs(o.median(i, p99)) + "**", "**" + usMs(o.median(i, p999)) + "**", "", "", "", ""})
+		}
+	}
+	return t
+}
+
+// openGrowth is the open-loop ratios, large set over small, per rate: of
+// the medians of p50, p99 and p99.9.
+func openGrowth(open []openRate, small, large string) report.Table {
+	t := report.Table{Header: []string{"rate", "p50 " + large + " / " + small, "p99", "p99.9", "p99 of each round, large / small"}}
+	r := func(o openRate, pick func(openSample) int64) string {
+		return report.Ratio(float64(o.median(1, pick)), float64(o.median(0, pick)))
+	}
+	for _, o := range open {
+		var each []string
+		for k := range min(len(o.sets[0]), len(o.sets[1])) {
+			each = append(each, report.Ratio(float64(o.sets[1][k].p99), float64(o.sets[0][k].p99)))
+		}
+		t.Rows = append(t.Rows, []string{fmt.Sprintf("%d/s", o.rate), r(o, p50), "**" + r(o, p99) + "**", r(o, p999), strings.Join(each, ", ")})
+	}
+	return t
 }
 
 // medianPoint is the rounds of one point as one: the mean rate, the
@@ -274,7 +435,12 @@ func coldOnly(ctx context.Context, c config, work string) error {
 	}
 	fmt.Println()
 	fmt.Print(cr.res.Table().Markdown())
-	if h, ok := coldGrowth(c, cr.res); ok {
+	fmt.Println()
+	small, large := human(c.linksSmall), human(c.links)
+	fmt.Print(openTable(cr.open, small, large).Markdown())
+	fmt.Println()
+	fmt.Print(openGrowth(cr.open, small, large).Markdown())
+	if h, ok := coldGrowth(cr.open); ok {
 		report.PrintHeadlines(os.Stdout, h)
 	}
 	return nil

@@ -9,10 +9,14 @@
 //   - cached redirects, codes Zipf-skewed over the small link set, the
 //     proxy first asked for each of those codes once (-fill-cache), as a
 //     proxy that has served them a while holds them: nginx never misses;
-//   - cold redirects, uniform over the small set and over the large set
-//     (seeded into a database of its own on the same primary and replica),
-//     each on a proxy whose cache holds nothing, measured in interleaved
-//     rounds, beside `pgbench -S` on the same replica (baseline);
+//   - cold redirects, over the small set and over the large set (seeded
+//     into a database of its own on the same primary and replica), each
+//     on a proxy whose cache holds nothing, measured in interleaved
+//     rounds: first open loop, at the fixed rates of -cold-rates, each
+//     request a code asked for the first time (the cold_p99_growth_10m
+//     headline: the p99 ratio at the highest rate), then closed loop with
+//     wrk, uniform over the links, beside `pgbench -S` on the same replica
+//     (baseline);
 //   - link creation through the API beside pgbench single-row INSERTs
 //     (baseline), sampling the replica's lag meanwhile;
 //   - mixed: redirects and creations at once, beside each alone;
@@ -25,8 +29,8 @@
 //
 // Its output ends with one "bench: NAME VALUE" line a headline figure:
 // each scenario's ratio to its baseline at the middle connection count,
-// named after the scenario (cached_redirects_zipf_ratio, ...), and
-// takedown_median_ms.
+// named after the scenario (cached_redirects_zipf_ratio, ...),
+// cold_p99_growth_10m and takedown_median_ms.
 //
 //	make bench                                   (the published run)
 //	make bench BENCH_LINKS=100000 BENCH_DURATION=3s   (a quick check)
@@ -87,6 +91,10 @@ type config struct {
 	scenarios         string // all; cold: the cold scenarios only (coldOnly); cached: the cached ones only
 	coldRounds        int    // interleaved rounds of each cold point (measureCold)
 	coldProfiles      string // folder for the cold proxies' CPU profiles, none if empty
+	coldRates         []int  // open-loop requests a second of the cold scenarios (measureOpen)
+	coldOpenRounds    int
+	coldOpenDur       time.Duration
+	coldOpenWarm      time.Duration
 }
 
 func main() {
@@ -110,18 +118,21 @@ func main() {
 	flag.StringVar(&c.readme, "readme", "bench/README.md", "README whose bench-report section is rewritten")
 	flag.StringVar(&c.top, "top-readme", "README.md", "README whose bench-latest section is rewritten")
 	flag.StringVar(&c.scenarios, "scenarios", "all", "all; cold: only the cold scenarios, with the replica's evidence; cached: only phase one's cached redirects beside nginx (neither writes a report)")
-	flag.IntVar(&c.coldRounds, "cold-rounds", 3, "rounds of each cold point, small and large set interleaved, each -duration / rounds long")
+	flag.IntVar(&c.coldRounds, "cold-rounds", 3, "rounds of each closed-loop (wrk) cold point, small and large set interleaved, each -duration / rounds long")
 	flag.StringVar(&c.coldProfiles, "cold-profiles", "", "folder to save a CPU profile of each cold proxy in, taken during its first round at each connection count")
+	var coldRates string
+	flag.StringVar(&coldRates, "cold-rates", "600,2000", "open-loop requests a second of the cold scenarios, comma-separated; the cold_p99_growth_10m headline is the highest's")
+	flag.IntVar(&c.coldOpenRounds, "cold-open-rounds", 5, "open-loop rounds of each cold rate, small and large set interleaved")
+	flag.DurationVar(&c.coldOpenDur, "cold-open-duration", 5*time.Second, "length of each open-loop cold run, its warm-up included")
+	flag.DurationVar(&c.coldOpenWarm, "cold-open-warmup", time.Second, "first part of each open-loop cold run not counted (the client opens its connections)")
 	flag.Parse()
 	c.connsFlag = conns
-	for _, s := range strings.Split(conns, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			fmt.Fprintf(os.Stderr, "report: bad -connections %q\n", conns)
-			os.Exit(2)
-		}
-		c.conns = append(c.conns, n)
+	c.coldRates = positives("cold-rates", coldRates)
+	if c.coldOpenRounds < 1 || c.coldOpenDur <= c.coldOpenWarm {
+		fmt.Fprintln(os.Stderr, "report: want -cold-open-rounds at least 1, -cold-open-duration above -cold-open-warmup")
+		os.Exit(2)
 	}
+	c.conns = positives("connections", conns)
 	if c.scenarios != "all" && c.scenarios != "cold" && c.scenarios != "cached" {
 		fmt.Fprintf(os.Stderr, "report: -scenarios %q: want all, cold or cached\n", c.scenarios)
 		os.Exit(2)
@@ -129,12 +140,31 @@ func main() {
 	if c.linksSmall > c.links {
 		c.linksSmall = c.links
 	}
+	if n := openRequests(c); c.scenarios != "cached" && int64(n) > c.linksSmall {
+		fmt.Fprintf(os.Stderr, "report: the cold open loop asks each set %d links once, more than -links-small %d: lower -cold-rates, -cold-open-rounds or -cold-open-duration\n", n, c.linksSmall)
+		os.Exit(2)
+	}
 	t := time.Now()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
 	say("done in %s", time.Since(t).Round(time.Second))
+}
+
+// positives is the comma-separated positive numbers of flag name, whose
+// value is v; a bad one ends the program.
+func positives(name, v string) []int {
+	var ns []int
+	for _, s := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "report: bad -%s %q\n", name, v)
+			os.Exit(2)
+		}
+		ns = append(ns, n)
+	}
+	return ns
 }
 
 var start = time.Now()
@@ -187,7 +217,8 @@ type outcome struct {
 	perBatch     float64
 	flood        floodStats
 	balancedNote string
-	cachedMisses float64 // replica lookups of the fleet's proxy during the cached runs
+	cachedMisses float64    // replica lookups of the fleet's proxy during the cached runs
+	open         []openRate // the cold scenarios' open-loop rounds
 }
 
 func run(c config) error {
@@ -524,7 +555,7 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 		return err
 	}
 	o.res = append(o.res, cr.res...)
-	o.seedLarge, o.replayLarge, o.perBatch = cr.seedLarge, cr.replayLarge, cr.perBatch
+	o.seedLarge, o.replayLarge, o.perBatch, o.open = cr.seedLarge, cr.replayLarge, cr.perBatch, cr.open
 	if err := ng.Stop(); err != nil {
 		say("nginx stop: %v", err)
 	}
@@ -694,10 +725,10 @@ func sampleLag(ctx context.Context, primaryDSN, replicaDSN string, fn func() err
 		bytesP99: bytes[at(0.99)], bytesMax: bytes[len(bytes)-1], replayedWithinOneMs: float64(zero) / float64(len(bytes))}, nil
 }
 
-// batchCounters reads the cold proxy's replica lookups and the queries
-// they took, from its admin metrics.
-func batchCounters(f *localfleet.Fleet, host string) (lookups, batches float64, err error) {
-	m, err := metrics.Scrape("http://"+net.JoinHostPort(host, "9082"), f.Secrets.AdminToken)
+// batchCounters reads a cold proxy's replica lookups and the queries
+// they took, from its admin metrics at admin.
+func batchCounters(f *localfleet.Fleet, admin string) (lookups, batches float64, err error) {
+	m, err := metrics.Scrape(admin, f.Secrets.AdminToken)
 	return m[`shortfleet_proxy_lookups_total{outcome="replica"}`], m["shortfleet_proxy_replica_batches_total"], err
 }
 

@@ -91,6 +91,11 @@ func body(c config, o *outcome, date, prefix string, cs []chart) string {
 		}
 	}
 	b.WriteString(grow.Markdown())
+	b.WriteString("\nThe cold p99 rows above are closed loop (wrk) and stand as context only: on the 2 shared cores they are the run queue, not the lookups. The headline `cold_p99_growth_10m` is the open loop's, below.\n")
+	fmt.Fprintf(&b, "\n**Cold redirects, open loop** (the `cold_p99_growth_10m` headline: the p99 ratio, large set over small, at the highest rate)\n\n")
+	b.WriteString(openGrowth(o.open, small, large).Markdown())
+	b.WriteString("\n")
+	b.WriteString(openTable(o.open, small, large).Markdown())
 	fmt.Fprintf(&b, "\nThe %d proxies behind HAProxy share the same two cores as everything else: that scenario measures the balancer's fan-out and its cost per request, not more throughput. ", c.proxies)
 	b.WriteString("On bare metal each proxy has a host of its own.\n\n")
 
@@ -119,8 +124,9 @@ func body(c config, o *outcome, date, prefix string, cs []chart) string {
 
 	b.WriteString("**Setup**\n\n")
 	fmt.Fprintf(&b, "- Redirects: `%s`, the URL and codes file per scenario; requests carry real browser and crawler user agents, referrers and Accept-Language.\n", o.wrkCmd)
-	fmt.Fprintf(&b, "- Cached: Zipf(%g) over the first %s links, against the fleet's proxy (cache, full logging) and nginx alike; %s %.0f of the cached runs' lookups went to the replica. Cold: proxies on the same host and replica with `-cache-bytes 1` and %d lookup workers, so every request is a replica lookup (%.1f lookups shared each replica query in the small-set runs): one reads the fleet's database (the small set), one a database of its own on the same primary holding the large set, so both go through the same replica and its shared_buffers; codes uniform over the links, or over a uniform sample of %s of them where there are more (wrk's Lua holds a file of 10 M codes only after a minute and 700 MB). Both sets are settled (`VACUUM (FREEZE, ANALYZE)`) and the replica's buffers prewarmed with them (`pg_prewarm`), as on a replica that has served a while. Each cold point is %d rounds of %s, the two sets interleaved in alternating order so both see the same moments of the shared machine; its rate is the rounds' mean, its latencies their medians.\n",
-		c.zipf, human(min(c.linksSmall, int64(c.sample))), cachedWarmup(c), o.cachedMisses, c.dbConns, o.perBatch, human(int64(c.sample)), max(c.coldRounds, 1), c.dur/time.Duration(max(c.coldRounds, 1)))
+	fmt.Fprintf(&b, "- Cached: Zipf(%g) over the first %s links, against the fleet's proxy (cache, full logging) and nginx alike; %s %.0f of the cached runs' lookups went to the replica. Cold: proxies on the same host and replica with `-cache-bytes 1` and %d lookup workers, so every request is a replica lookup (%.1f lookups shared each replica query in the small-set runs): one reads the fleet's database (the small set), one a database of its own on the same primary holding the large set, so both go through the same replica and its shared_buffers; codes uniform over the links, or over a uniform sample of %s of them where there are more (wrk's Lua holds a file of 10 M codes only after a minute and 700 MB). Both sets are settled (`VACUUM (FREEZE, ANALYZE)`) and the replica's buffers prewarmed with them (`pg_prewarm`), as on a replica that has served a while. Each closed-loop cold point is %d rounds of %s, the two sets interleaved in alternating order so both see the same moments of the shared machine; its rate is the rounds' mean, its latencies their medians. Before wrk, the open loop (bench/internal/fixedrate): %s requests a second to each cold proxy, each timed from when it was due, each a link of its set asked for the first time (drawn without replacement), over keep-alive connections (at most 64) with a browser's headers; %d rounds at each rate of %s, the first %s of each not counted, the sets interleaved in alternating order; each figure the median over the rounds.\n",
+		c.zipf, human(min(c.linksSmall, int64(c.sample))), cachedWarmup(c), o.cachedMisses, c.dbConns, o.perBatch, human(int64(c.sample)), max(c.coldRounds, 1), c.dur/time.Duration(max(c.coldRounds, 1)),
+		rateList(c.coldRates), c.coldOpenRounds, c.coldOpenDur, c.coldOpenWarm)
 	fmt.Fprintf(&b, "- `pgbench -S`: `%s` on the proxy's replica, scale 10, as many clients as the cold proxy's lookup workers; it runs once and stands beside every connection count.\n", o.pgCmd)
 	b.WriteString("- Creation: `bench/wrk/create.lua` (`POST /api/links` with an API key) against the primary app; baseline `pgbench -n -f insert.sql` with one INSERT a transaction into a copy of the links table, as many clients (its -T is lengthened by 100 ms a client, since pgbench opens its connections one by one inside it; its tps leaves that time out). Mixed: the redirect and creation runs at once, each at the connection count shown.\n")
 	fmt.Fprintf(&b, "- Seeding (`bench/internal/seed`, COPY in chunks on 2 connections, then `VACUUM (FREEZE, ANALYZE) links`, which a long-running fleet's autovacuum would have done long before: without it the primary's autovacuum runs on the loaded table under the cold runs): %s links in %s, replicas caught up %s later; the large set, %s links, in %s, replicas caught up %s later.\n",
@@ -195,7 +201,7 @@ func headlines(c config, o *outcome) []report.Headline {
 			hs = append(hs, report.Headline{Name: report.Slug(p.Scenario) + "_ratio", Value: p.Rate / bp.Rate})
 		}
 	}
-	if h, ok := coldGrowth(c, o.res); ok {
+	if h, ok := coldGrowth(o.open); ok {
 		hs = append(hs, h)
 	}
 	med, _ := durs(o.takedowns)
@@ -219,4 +225,16 @@ func cachedWarmup(c config) string {
 		return "the proxy was first asked for each of those links once (`-fill-cache`, as a proxy serving them for a while holds them; nginx has nothing to miss), then warmed with the same Zipf draw;"
 	}
 	return "the proxy was warmed with the same Zipf draw only (`-fill-cache=false`): the tail's first requests miss during the measured runs;"
+}
+
+// rateList writes rates as "600 and 2000".
+func rateList(rates []int) string {
+	var s []string
+	for _, r := range rates {
+		s = append(s, strconv.Itoa(r))
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }

@@ -37,6 +37,8 @@ func TestWrite(t *testing.T) {
 			report.Point{Scenario: sDirect, Baseline: sNginx, Conns: n, Rate: 30000, Unit: "requests/s", P99: 4 * ms},
 			report.Point{Scenario: sBalanced, Baseline: sNginx, Conns: n, Rate: 15000, Unit: "requests/s", P99: 8 * ms})
 	}
+	o.open = openRuns()
+	c.coldRates, c.coldOpenRounds, c.coldOpenDur, c.coldOpenWarm = []int{600, 2000}, 3, 5*time.Second, time.Second
 	if err := write(c, o); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +52,9 @@ func TestWrite(t *testing.T) {
 		"| mapreduce -once wall time, 300 k vs 3 M records |  | 2.0 s | 12.0 s | **6.00** (records: 10.00) |",
 		"| cached redirects/s, one proxy vs HAProxy over 16 | 16 | 30000 | 15000 | **0.50** |",
 		"median **100ms**, max 120ms",
+		"| 2000/s | 1.50 | **1.20** | 2.00 | 1.20, 1.33, 1.03 |",
+		"| 600/s | 10 M | 3 | 1.00 ms | 3.00 ms | 5.00 ms | 3000 | 2400 | 0 | 3000 |",
+		"| 600/s | 10 M | median | **1.00 ms** | **3.00 ms** | **4.00 ms** |",
 		"![redirect throughput per scenario and connection count](" + date + "-redirects-throughput.svg)",
 	} {
 		if !strings.Contains(string(md), want) {
@@ -75,5 +80,37 @@ func TestWrite(t *testing.T) {
 	if !strings.Contains(string(top), "| cached redirects, Zipf | 36000 requests/s | 3.00 ms | nginx `return 302`, gzip log | **0.90** |") ||
 		strings.Contains(string(top), "| 16 |") {
 		t.Errorf("top README table is not the 64-connection one:\n%s", top)
+	}
+}
+
+// openRuns is two rates of three open-loop rounds each: at 600/s the
+// large set's p99 is 1.5x the small one's, at 2000/s 1.2x (medians).
+func openRuns() []openRate {
+	run := func(p50, p99, p999 int64) openSample {
+		return openSample{p50: p50, p99: p99, p999: p999, sent: 3000, n: 2400, replica: 3000}
+	}
+	return []openRate{
+		{rate: 600, sets: [2][]openSample{
+			{run(1000, 2000, 3000), run(1000, 1900, 2500), run(1000, 2100, 3000)},
+			{run(1000, 2900, 4000), run(1000, 3100, 3000), run(1000, 3000, 5000)}}},
+		{rate: 2000, sets: [2][]openSample{
+			{run(800, 5000, 9000), run(800, 6000, 9000), run(800, 7000, 8000)},
+			{run(1200, 6000, 20000), run(1200, 8000, 18000), run(1200, 7200, 16000)}}},
+	}
+}
+
+// TestColdGrowth: the headline is the ratio of the medians of the p99s at
+// the highest rate, whatever order the rates ran in, and missing without
+// open-loop runs.
+func TestColdGrowth(t *testing.T) {
+	runs := openRuns()
+	for _, rs := range [][]openRate{runs, {runs[1], runs[0]}} {
+		h, ok := coldGrowth(rs)
+		if !ok || h.Name != "cold_p99_growth_10m" || h.Value != 1.2 {
+			t.Fatalf("got %+v %v, want cold_p99_growth_10m 1.2", h, ok)
+		}
+	}
+	if h, ok := coldGrowth(nil); ok {
+		t.Fatalf("no open-loop runs: got %+v", h)
 	}
 }

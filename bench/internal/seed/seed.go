@@ -363,3 +363,26 @@ func WriteSample(path string, codec *codes.Codec, first, last int64, k int, rng 
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
+
+// Distinct draws k ids uniformly, without replacement, from [first, last],
+// in random order: the codes of an open-loop cold run, each asked once, so
+// every request is a lookup of a link nobody asked for before.
+func Distinct(first, last int64, k int, rng *rand.Rand) ([]int64, error) {
+	n := last - first + 1
+	if k < 0 || int64(k) > n {
+		return nil, fmt.Errorf("distinct ids: want %d of a range of %d", k, n)
+	}
+	// Floyd's algorithm: k draws, each taking a new id.
+	seen := make(map[int64]struct{}, k)
+	ids := make([]int64, 0, k)
+	for j := n - int64(k); j < n; j++ {
+		t := rng.Int64N(j + 1)
+		if _, ok := seen[t]; ok {
+			t = j
+		}
+		seen[t] = struct{}{}
+		ids = append(ids, first+t)
+	}
+	rng.Shuffle(len(ids), func(a, b int) { ids[a], ids[b] = ids[b], ids[a] })
+	return ids, nil
+}

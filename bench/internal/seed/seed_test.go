@@ -2,6 +2,7 @@ package seed
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -161,5 +162,38 @@ func TestSettleFreezesLinks(t *testing.T) {
 	}
 	if len(blocks) != 1 || blocks[0] != pages+pkey {
 		t.Fatalf("prewarm read %v blocks, want %d (links %d, links_pkey %d)", blocks, pages+pkey, pages, pkey)
+	}
+}
+
+// TestDistinct: every id drawn once, inside the range, the whole range
+// when k is its size, and an error past it.
+func TestDistinct(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, tc := range []struct {
+		first, last int64
+		k           int
+	}{{1, 1000, 10}, {1, 1000, 999}, {500, 1499, 1000}, {10, 10, 1}, {1, 10, 0}} {
+		t.Run(fmt.Sprintf("%d-%d_k%d", tc.first, tc.last, tc.k), func(t *testing.T) {
+			ids, err := Distinct(tc.first, tc.last, tc.k, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ids) != tc.k {
+				t.Fatalf("got %d ids, want %d", len(ids), tc.k)
+			}
+			seen := map[int64]bool{}
+			for _, id := range ids {
+				if id < tc.first || id > tc.last {
+					t.Fatalf("id %d outside [%d, %d]", id, tc.first, tc.last)
+				}
+				if seen[id] {
+					t.Fatalf("id %d drawn twice", id)
+				}
+				seen[id] = true
+			}
+		})
+	}
+	if _, err := Distinct(1, 10, 11, rng); err == nil {
+		t.Fatalf("11 distinct ids of 10: got no error")
 	}
 }
