@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -344,6 +343,7 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, nam
 	}
 	defer rows.Close()
 	stored := map[aggregate.DayKey]bool{}
+	var dec dimsDecoder
 	for rows.Next() {
 		var (
 			link          int64
@@ -362,8 +362,8 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, nam
 		stored[k] = true
 		d.Clicks += clicks
 		d.Bots += bots
-		var storedDims sfsql.Dims
-		if err := json.Unmarshal(dimj, &storedDims); err != nil {
+		storedDims, err := dec.decode(dimj)
+		if err != nil {
 			return nil, fmt.Errorf("decode stored dimensions of link %d: %w", link, err)
 		}
 		d.AddDims(storedDims, names)
