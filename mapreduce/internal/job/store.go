@@ -377,3 +377,17 @@ func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, nam
 	}
 	return stored, rows.Err()
 }
+
+// TempBuffers is the job's session's temp_buffers: room in memory for a
+// window's staged rows (a 3 M-record window stages about 320,000 daily
+// rows, some 100 MB, and as many hourly), which with Postgres's 8 MB
+// default went to and came back from temporary files. Postgres takes the
+// memory only as the staging tables fill it.
+const TempBuffers = "256MB"
+
+// Session sets the job's session settings on the connection
+// configuration of its pool: temp_buffers can only be set before a
+// session's first temporary table, so at connection start.
+func Session(cfg *pgx.ConnConfig) {
+	cfg.RuntimeParams["temp_buffers"] = TempBuffers
+}
