@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -75,7 +76,12 @@ func main() {
 		fatal(logger, "SHORTFLEET_ADMIN_TOKEN must be set: the proxies' admin token, to pull and acknowledge their segments")
 	}
 	ctx := context.Background()
-	pool, err := sfsql.OpenPool(ctx, dbURL)
+	poolCfg, err := sfsql.PoolConfig(dbURL)
+	if err != nil {
+		fatal(logger, fmt.Sprintf("database address: %v", err))
+	}
+	job.Session(poolCfg.ConnConfig)
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		fatal(logger, fmt.Sprintf("database address: %v", err))
 	}

@@ -65,6 +65,20 @@ func MigrateUp(dsn string, logger *slog.Logger) (err error) {
 	return nil
 }
 
+// MigrateTo applies or reverts migrations until the schema is at
+// version: a benchmark gives an older build the schema it was built for.
+func MigrateTo(dsn string, version uint) (err error) {
+	m, err := newMigrate(dsn)
+	if err != nil {
+		return err
+	}
+	defer func() { err = closeMigrate(m, err) }()
+	if err := m.Migrate(version); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrate to %d: %w", version, err)
+	}
+	return nil
+}
+
 // MigrateDown reverts every applied migration, leaving an empty schema.
 func MigrateDown(dsn string, logger *slog.Logger) (err error) {
 	m, err := newMigrate(dsn)

@@ -17,7 +17,10 @@
 // benchmark for a locked run on a shared machine.
 //
 // Its output ends with one "bench: NAME VALUE" line a headline figure:
-// mapreduce_vs_decode, aggregate_mrecords_per_s, window_3m_seconds.
+// mapreduce_vs_decode, aggregate_mrecords_per_s, window_3m_seconds,
+// window_3m_merge_seconds (the same window taken again into the same
+// database: every link-day and hour stored already, as production's
+// windows after a day's first find them).
 //
 //	make bench-mapreduce
 package main
@@ -62,10 +65,11 @@ func main() {
 		readme   = flag.String("readme", "bench/README.md", "README whose mapreduce-bench section is rewritten")
 		rounds   = flag.Int("rounds", 5, "rounds of the local-disk benchmark (fewer keeps a locked run short)")
 		baseline = flag.String("baseline", "", "a mapreduce binary (one built from main, say) whose run is timed beside bin's, on a database of its own, before and after it")
+		baseVer  = flag.Uint("baseline-schema", 0, "the schema version the baseline binary was built for (its latest migration); its databases are migrated to it (0: this build's latest)")
 	)
 	flag.Parse()
 	benchRounds = max(*rounds, 1)
-	baselineBin = *baseline
+	baselineBin, baselineSchema = *baseline, *baseVer
 	if err := run(*proxies, *records, *segments, *bin, *results, *readme); err != nil {
 		fmt.Fprintln(os.Stderr, "mapreducebench:", err)
 		os.Exit(1)
@@ -86,8 +90,12 @@ var stageLineRE = regexp.MustCompile(`^time=(\S+) .*msg="stage (\w+)"`)
 // benchRounds is how many times the local-disk benchmarks run.
 var benchRounds = 5
 
-// baselineBin, if set, is a mapreduce binary timed beside bin's.
-var baselineBin string
+// baselineBin, if set, is a mapreduce binary timed beside bin's, on
+// databases at schema version baselineSchema (0: the latest).
+var (
+	baselineBin    string
+	baselineSchema uint
+)
 
 var metricRE = regexp.MustCompile(`BenchmarkLocalSegments/(decode|decode_columns|decode_arrow|aggregate|first_run)(?:-\d+)?\s+\d+\s+\d+ ns/op\s+([0-9.]+) records/s`)
 
@@ -258,6 +266,11 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		if err := sfsql.MigrateUp(pg.DSN(db), quiet); err != nil {
 			return err
 		}
+		if baselineSchema > 0 {
+			if err := sfsql.MigrateTo(pg.DSN(db), baselineSchema); err != nil {
+				return err
+			}
+		}
 		say("baseline %s -once over %d proxies", baselineBin, nProxies)
 		took, line, err := runBin(baselineBin, pg.DSN(db))
 		if err != nil {
@@ -267,7 +280,9 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		baseTook = append(baseTook, took.Seconds())
 		return nil
 	}
-	holdAcks.Store(baselineBin != "")
+	// Acknowledgements are held throughout: the merge runs below take the
+	// same window again.
+	holdAcks.Store(true)
 	if err := baseRun(); err != nil {
 		return err
 	}
@@ -281,7 +296,6 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	if err := baseRun(); err != nil {
 		return err
 	}
-	holdAcks.Store(false)
 	floor, err := insertFloor(ctx, pg.DSN("shortfleet"))
 	if err != nil {
 		return err
@@ -300,6 +314,46 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		return fmt.Errorf("second run ingested something: %s", line2)
 	}
 
+	// The merge case, which production runs: every window after a day's
+	// first finds that day's rows stored. The ledger is emptied and the
+	// same window taken again into the same database, so each of its
+	// link-days and hours is stored already; the baseline does the same on
+	// its databases, before and after.
+	again := func(path, db string) (time.Duration, string, error) {
+		if _, err := pgExec(ctx, pg.DSN(db), `DELETE FROM ingested_segments`); err != nil {
+			return 0, "", err
+		}
+		return runBin(path, pg.DSN(db))
+	}
+	var baseMerge []float64
+	baseAgain := func(i int) error {
+		if baselineBin == "" {
+			return nil
+		}
+		say("baseline %s -once, the same window again (merge)", baselineBin)
+		took, line, err := again(baselineBin, fmt.Sprintf("shortfleet_base%d", i))
+		if err != nil {
+			return fmt.Errorf("baseline merge: %w", err)
+		}
+		say("baseline merge: %s", line)
+		baseMerge = append(baseMerge, took.Seconds())
+		return nil
+	}
+	if err := baseAgain(0); err != nil {
+		return err
+	}
+	say("mapreduce -once, the same window again (merge)")
+	tookM, lineM, err := again(filepath.Join(bin, "mapreduce"), "shortfleet")
+	if err != nil {
+		return err
+	}
+	mergeStages, mergeWrite := stageTimes, writeTimes
+	say("merge: %s", lineM)
+	if err := baseAgain(len(baseTook) - 1); err != nil {
+		return err
+	}
+	holdAcks.Store(false)
+
 	tbl := report.Table{
 		Header: []string{"measure", "figure", "beside"},
 		Rows: [][]string{
@@ -315,6 +369,9 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 			{fmt.Sprintf("one run: pull, verify, aggregate, commit %s records from %d proxies (%s segments, %.0f MB)", field("records"), nProxies, field("segments"), float64(segBytes)/1e6),
 				fmt.Sprintf("**%.1f s** wall (job's own timing %s)", took.Seconds(), field("took")),
 				fmt.Sprintf("aim: under 5 s (issue 23); %s clicks, %s hourly and daily rows written; after listing: %s (of the write: %s)", field("clicks"), field("aggregates"), firstStages, firstWrite)},
+			{"the same window again, into the same database (the merge case: every link-day and hour stored already, as for every window after a day's first)",
+				fmt.Sprintf("**%.1f s** wall", tookM.Seconds()),
+				fmt.Sprintf("aim: under 5 s (issue 23); after listing: %s (of the write: %s)", mergeStages, mergeWrite)},
 			{"the next run, nothing new", fmt.Sprintf("%.1f s wall", took2.Seconds()), "start-up, listing, ledger check"},
 		},
 	}
@@ -325,6 +382,9 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		tbl.Rows = append(tbl.Rows, []string{fmt.Sprintf("the same window, baseline binary (%s), on a database of its own, run before and after", filepath.Base(baselineBin)),
 			fmt.Sprintf("%.1f s and %.1f s wall", baseTook[0], baseTook[len(baseTook)-1]),
 			fmt.Sprintf("this build's run: %.2f of the baseline's mean", took.Seconds()/((baseTook[0]+baseTook[len(baseTook)-1])/2))})
+		tbl.Rows = append(tbl.Rows, []string{"the merge case, baseline binary, on its databases, run before and after",
+			fmt.Sprintf("%.1f s and %.1f s wall", baseMerge[0], baseMerge[len(baseMerge)-1]),
+			fmt.Sprintf("this build's merge run: %.2f of the baseline's mean", tookM.Seconds()/((baseMerge[0]+baseMerge[len(baseMerge)-1])/2))})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-mapreduce` (bench/cmd/mapreducebench); load average %s at the start (the machine is shared: compare ratios within a run).\n\n",
@@ -342,7 +402,13 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	report.PrintHeadlines(os.Stdout,
 		report.Headline{Name: "mapreduce_vs_decode", Value: ratios["aggregate"]},
 		report.Headline{Name: "aggregate_mrecords_per_s", Value: rates["aggregate"] / 1e6},
-		report.Headline{Name: "window_3m_seconds", Value: took.Seconds()})
+		report.Headline{Name: "window_3m_seconds", Value: took.Seconds()},
+		report.Headline{Name: "window_3m_merge_seconds", Value: tookM.Seconds()})
+	if len(baseMerge) > 0 {
+		fmt.Printf("mapreducebench: merge window vs baseline: %.3f (%.2f s against %.2f s and %.2f s); new-rows window vs baseline: %.3f\n",
+			tookM.Seconds()/((baseMerge[0]+baseMerge[len(baseMerge)-1])/2), tookM.Seconds(), baseMerge[0], baseMerge[len(baseMerge)-1],
+			took.Seconds()/((baseTook[0]+baseTook[len(baseTook)-1])/2))
+	}
 	return nil
 }
 
@@ -402,6 +468,20 @@ func (h heldIndex) MarkIngested(names []string) error {
 		return nil
 	}
 	return h.Index.MarkIngested(names)
+}
+
+// pgExec runs one statement on dsn's database.
+func pgExec(ctx context.Context, dsn, sql string) (int64, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	tag, err := conn.Exec(ctx, sql)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", sql, err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 func freePort() int {

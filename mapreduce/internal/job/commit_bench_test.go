@@ -54,6 +54,15 @@ func BenchmarkCommit(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer shared.Close()
+	// One connection, with the job's session settings, as a run has.
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET temp_buffers = '`+TempBuffers+`'`); err != nil {
+		b.Fatal(err)
+	}
 	for _, merge := range []bool{false, true} {
 		name := "fresh"
 		if merge {
@@ -71,7 +80,7 @@ func BenchmarkCommit(b *testing.B) {
 				}
 				parts := reducedLocal(b, shared)
 				b.StartTimer()
-				err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+				err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 					w, err := writeAggregates(ctx, tx, parts, shared, true)
 					hours += w.hoursTook
 					days += w.daysTook
