@@ -59,3 +59,29 @@ func BenchmarkSeal(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "sealed-bytes")
 }
+
+// BenchmarkColumnsAppend: copying one record, shaped as bench-proxy's
+// (a browser's user agent, language and referrer, two more headers), into
+// a batch's columns (Append's work under its lock), and its share of
+// making a batch of 4096 such rows a record (the writer goroutine's).
+func BenchmarkColumnsAppend(b *testing.B) {
+	schema := Schema("proxy-01")
+	r := testRecord(3)
+	r.UserAgent = []byte("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+	r.Referrer = []byte("https://news.example.com/article/12345")
+	r.AcceptLanguage = []byte("en-US,en;q=0.9")
+	r.Headers = []Header{
+		{Name: []byte("Accept"), Value: []byte("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")},
+		{Name: []byte("Accept-Encoding"), Value: []byte("gzip, deflate, br")},
+	}
+	var c columns
+	c.reset()
+	b.ReportAllocs()
+	for b.Loop() {
+		c.append("proxy-01", r)
+		if c.rows == 4096 {
+			c.record(schema).Release()
+			c.reset()
+		}
+	}
+}
