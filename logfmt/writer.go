@@ -85,6 +85,9 @@ type Writer struct {
 	logger *slog.Logger
 	schema *arrow.Schema
 	alloc  *poolAllocator
+	// sealAlloc serves sealing, whose buffers are filled whole before
+	// they are written (see poolAllocator.noZero), so it skips zeroing.
+	sealAlloc *poolAllocator
 
 	shards []shard
 	next   atomic.Uint32 // the shard to wait for when every one is held
@@ -125,14 +128,15 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 		return nil, fmt.Errorf("create log folder: %w", err)
 	}
 	w := &Writer{
-		cfg:     cfg,
-		logger:  logger,
-		schema:  Schema(cfg.Proxy),
-		alloc:   &poolAllocator{},
-		queue:   make(chan *columns, cfg.QueueBatches),
-		closing: make(chan []*columns),
-		rotate:  make(chan chan struct{}),
-		done:    make(chan struct{}),
+		cfg:       cfg,
+		logger:    logger,
+		schema:    Schema(cfg.Proxy),
+		alloc:     &poolAllocator{},
+		sealAlloc: &poolAllocator{noZero: true},
+		queue:     make(chan *columns, cfg.QueueBatches),
+		closing:   make(chan []*columns),
+		rotate:    make(chan chan struct{}),
+		done:      make(chan struct{}),
 	}
 	n, err := Repair(cfg.Dir, logger)
 	w.recovered.Add(uint64(n))
@@ -486,7 +490,7 @@ func (w *Writer) seal() {
 		w.needRepair = true
 		return
 	}
-	e, err := sealFile(w.cfg.Dir, s.path, s.name, w.alloc)
+	e, err := sealFile(w.cfg.Dir, s.path, s.name, w.sealAlloc)
 	if err != nil {
 		w.fail(fmt.Errorf("seal segment %s: %w", s.name, err), 0)
 		w.needRepair = true
