@@ -14,8 +14,12 @@ import (
 // as arrow-go's Go allocator hands them out.
 type poolAllocator struct {
 	classes [48]sync.Pool // class c holds buffers of capacity 1<<c
-	// noZero skips zeroing recycled buffers. Only for readers: every
-	// buffer they allocate is filled whole, by a read or a decompression.
+	// noZero skips zeroing recycled buffers. Only for readers and
+	// sealing: every buffer a reader allocates is filled whole, by a read
+	// or a decompression; sealing's are filled by those, by concatenating
+	// (columns without nulls, so no validity bitmaps) and by compressing,
+	// and only the filled length is written (TestSealDirtyBuffers). The
+	// repair has always sealed with the readers' allocator.
 	noZero bool
 }
 

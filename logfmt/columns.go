@@ -23,15 +23,45 @@ func (c *strCol) reset() {
 	c.data = c.data[:0]
 }
 
-// append adds v as UTF-8, replacing invalid sequences: Arrow's utf8 type
-// promises valid text to every reader.
+// append adds v as it is. Text that is not valid UTF-8 is replaced by
+// validUTF8, once the batch is cut, not here: one check over a whole
+// column costs less than one per value, and Append is on the request path.
 func (c *strCol) append(v []byte) {
-	if utf8.Valid(v) {
-		c.data = append(c.data, v...)
-	} else {
-		c.data = append(c.data, bytes.ToValidUTF8(v, []byte("\uFFFD"))...)
-	}
+	c.data = append(c.data, v...)
 	c.offsets = append(c.offsets, int32(len(c.data)))
+}
+
+// validUTF8 replaces the invalid byte sequences of every value with U+FFFD:
+// Arrow's utf8 type promises valid text to every reader. Values are valid
+// if the column's bytes are and no value starts inside another's rune (a
+// continuation byte); only a column failing that is rebuilt, value by
+// value.
+func (c *strCol) validUTF8() {
+	if utf8.Valid(c.data) && c.runeAligned() {
+		return
+	}
+	data := make([]byte, 0, len(c.data)+len(c.data)/2)
+	offsets := make([]int32, 1, len(c.offsets))
+	for i := 1; i < len(c.offsets); i++ {
+		v := c.data[c.offsets[i-1]:c.offsets[i]]
+		if utf8.Valid(v) {
+			data = append(data, v...)
+		} else {
+			data = append(data, bytes.ToValidUTF8(v, []byte("\uFFFD"))...)
+		}
+		offsets = append(offsets, int32(len(data)))
+	}
+	c.data, c.offsets = data, offsets
+}
+
+// runeAligned reports whether every value starts at a rune's first byte.
+func (c *strCol) runeAligned() bool {
+	for _, o := range c.offsets[:len(c.offsets)-1] {
+		if int(o) < len(c.data) && !utf8.RuneStart(c.data[o]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *strCol) appendString(v string) {
@@ -111,8 +141,12 @@ func fixedData[T int64 | int32 | uint16 | uint8](t arrow.DataType, s []T) arrow.
 }
 
 // record wraps the columns in an Arrow record batch of schema, without
-// copying: the batch is valid until the columns are reset.
+// copying (unless a column holds text that is not valid UTF-8, which is
+// replaced first): the batch is valid until the columns are reset.
 func (c *columns) record(schema *arrow.Schema) arrow.RecordBatch {
+	for _, s := range c.strCols() {
+		s.validUTF8()
+	}
 	f := schema.Fields()
 	nHeaders := len(c.headerName.offsets) - 1
 	headerStruct := array.NewData(headerType, nHeaders, []*memory.Buffer{nil},

@@ -117,12 +117,14 @@
 //
 // # Durability
 //
-// Records are appended to in-memory builders; a batch is cut every FlushRows
-// rows or FlushInterval and written, uncompressed, to the open segment. A
-// segment is sealed by size or age: end-of-stream marker, compaction into
-// large zstd-compressed batches in a new file, fsync, atomic rename to its
-// sealed name, fsync of the folder, then its manifest line, fsynced, and
-// the open file removed. A sealed segment is never changed afterwards.
+// Records are appended to in-memory builders, in a few shards so that
+// concurrent appends do not wait for one another; a shard's batch is cut
+// every FlushRows rows, every shard's every FlushInterval, and written,
+// uncompressed, to the open segment. A segment is sealed by size or age:
+// end-of-stream marker, compaction into large zstd-compressed batches in a
+// new file, fsync, atomic rename to its sealed name, fsync of the folder,
+// then its manifest line, fsynced, and the open file removed. A sealed
+// segment is never changed afterwards.
 //
 // On a clean stop (Writer.Close) everything buffered is sealed: nothing is
 // lost. After a crash at most the last FlushInterval of records is lost: at

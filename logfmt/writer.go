@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,11 @@ type WriterStats struct {
 //
 // Append is safe for concurrent use and never waits for the disk: it adds
 // the record to in-memory builders and, every FlushRows rows, cuts a batch
-// that a background goroutine compresses and writes. The goroutine also cuts
+// that a background goroutine compresses and writes. The builders are
+// sharded: an Append takes the first shard no other Append holds, so
+// concurrent Appends do not queue on one lock. Records from one goroutine
+// appended one after another stay in order when nothing else appends;
+// concurrent ones may land in different batches. The goroutine also cuts
 // a batch every FlushInterval, seals segments by size or age, and after an
 // error recovers what reached the disk. Close seals everything.
 type Writer struct {
@@ -80,14 +85,20 @@ type Writer struct {
 	logger *slog.Logger
 	schema *arrow.Schema
 	alloc  *poolAllocator
+	// sealAlloc serves sealing, whose buffers are filled whole before
+	// they are written (see poolAllocator.noZero), so it skips zeroing.
+	sealAlloc *poolAllocator
 
-	mu     sync.Mutex // guards cur, spare and closed
-	cur    *columns
-	spare  []*columns // column sets written and ready for reuse
-	closed bool
+	shards []shard
+	next   atomic.Uint32 // the shard to wait for when every one is held
+
+	closeStarted atomic.Bool
+
+	spareMu sync.Mutex
+	spare   []*columns // column sets written and ready for reuse
 
 	queue   chan *columns
-	closing chan *columns
+	closing chan []*columns
 	rotate  chan chan struct{}
 	done    chan struct{}
 
@@ -117,14 +128,15 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 		return nil, fmt.Errorf("create log folder: %w", err)
 	}
 	w := &Writer{
-		cfg:     cfg,
-		logger:  logger,
-		schema:  Schema(cfg.Proxy),
-		alloc:   &poolAllocator{},
-		queue:   make(chan *columns, cfg.QueueBatches),
-		closing: make(chan *columns),
-		rotate:  make(chan chan struct{}),
-		done:    make(chan struct{}),
+		cfg:       cfg,
+		logger:    logger,
+		schema:    Schema(cfg.Proxy),
+		alloc:     &poolAllocator{},
+		sealAlloc: &poolAllocator{noZero: true},
+		queue:     make(chan *columns, cfg.QueueBatches),
+		closing:   make(chan []*columns),
+		rotate:    make(chan chan struct{}),
+		done:      make(chan struct{}),
 	}
 	n, err := Repair(cfg.Dir, logger)
 	w.recovered.Add(uint64(n))
@@ -134,41 +146,73 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 	if err := w.loadIndex(); err != nil {
 		return nil, fmt.Errorf("index log folder: %w", err)
 	}
-	w.cur = &columns{}
-	w.cur.reset()
+	w.shards = make([]shard, max(2, runtime.GOMAXPROCS(0)))
+	for i := range w.shards {
+		w.shards[i].cur = w.newColumns()
+	}
 	go w.loop()
 	return w, nil
 }
 
+// shard is one set of builders that Appends fill, under its own lock.
+type shard struct {
+	mu     sync.Mutex // guards cur and closed
+	cur    *columns
+	closed bool
+	_      [64]byte // keeps shards' locks off each other's cache lines
+}
+
+// lockShard locks and returns the first shard no one holds, or, when every
+// one is held, waits for one of them in turn.
+func (w *Writer) lockShard() *shard {
+	for i := range w.shards {
+		if w.shards[i].mu.TryLock() {
+			return &w.shards[i]
+		}
+	}
+	s := &w.shards[int(w.next.Add(1))%len(w.shards)]
+	s.mu.Lock()
+	return s
+}
+
 // Append adds a record. It copies everything it keeps from r.
 func (w *Writer) Append(r *Record) {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	s := w.lockShard()
+	if s.closed {
+		s.mu.Unlock()
 		w.appended.Add(1)
 		w.dropped.Add(1)
 		return
 	}
-	w.cur.append(w.cfg.Proxy, r)
-	if w.cur.rows >= w.cfg.FlushRows {
-		w.enqueueLocked()
+	s.cur.append(w.cfg.Proxy, r)
+	if s.cur.rows >= w.cfg.FlushRows {
+		w.enqueueLocked(s)
 	}
-	w.mu.Unlock()
+	s.mu.Unlock()
 }
 
-// cutLocked takes the rows appended so far as a batch; nil when there are
-// none.
-func (w *Writer) cutLocked() *columns {
-	if w.cur.rows == 0 {
+// newColumns is a spare column set, or a new one.
+func (w *Writer) newColumns() *columns {
+	w.spareMu.Lock()
+	defer w.spareMu.Unlock()
+	if n := len(w.spare); n > 0 {
+		c := w.spare[n-1]
+		w.spare = w.spare[:n-1]
+		return c
+	}
+	c := &columns{}
+	c.reset()
+	return c
+}
+
+// cutLocked takes the rows appended to s so far as a batch; nil when there
+// are none.
+func (w *Writer) cutLocked(s *shard) *columns {
+	if s.cur.rows == 0 {
 		return nil
 	}
-	c := w.cur
-	if n := len(w.spare); n > 0 {
-		w.cur, w.spare = w.spare[n-1], w.spare[:n-1]
-	} else {
-		w.cur = &columns{}
-		w.cur.reset()
-	}
+	c := s.cur
+	s.cur = w.newColumns()
 	w.appended.Add(uint64(c.rows))
 	return c
 }
@@ -176,18 +220,18 @@ func (w *Writer) cutLocked() *columns {
 // recycle returns a written batch's columns for reuse.
 func (w *Writer) recycle(c *columns) {
 	c.reset()
-	w.mu.Lock()
-	if len(w.spare) < 8 {
+	w.spareMu.Lock()
+	if len(w.spare) < 8+len(w.shards) {
 		w.spare = append(w.spare, c)
 	}
-	w.mu.Unlock()
+	w.spareMu.Unlock()
 }
 
-// enqueueLocked hands a cut batch to the background goroutine, or drops it
-// if the disk has fallen that far behind. Sending under w.mu keeps batches
-// in the order they were cut.
-func (w *Writer) enqueueLocked() {
-	c := w.cutLocked()
+// enqueueLocked hands s's cut batch to the background goroutine, or drops
+// it if the disk has fallen that far behind. Sending under s.mu keeps the
+// shard's batches in the order they were cut.
+func (w *Writer) enqueueLocked(s *shard) {
+	c := w.cutLocked(s)
 	if c == nil {
 		return
 	}
@@ -195,26 +239,38 @@ func (w *Writer) enqueueLocked() {
 	case w.queue <- c:
 	default:
 		w.dropped.Add(uint64(c.rows))
-		c.reset()
-		if len(w.spare) < 8 {
-			w.spare = append(w.spare, c)
-		}
+		w.recycle(c)
+	}
+}
+
+// cutAll hands every shard's rows to the background goroutine.
+func (w *Writer) cutAll() {
+	for i := range w.shards {
+		s := &w.shards[i]
+		s.mu.Lock()
+		w.enqueueLocked(s)
+		s.mu.Unlock()
 	}
 }
 
 // Close seals all buffered records into a final segment and stops the
 // background goroutine. Records appended after Close are dropped.
 func (w *Writer) Close() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	if !w.closeStarted.CompareAndSwap(false, true) {
 		<-w.done
 		return nil
 	}
-	w.closed = true
-	rec := w.cutLocked()
-	w.mu.Unlock()
-	w.closing <- rec
+	var rest []*columns
+	for i := range w.shards {
+		s := &w.shards[i]
+		s.mu.Lock()
+		s.closed = true
+		if c := w.cutLocked(s); c != nil {
+			rest = append(rest, c)
+		}
+		s.mu.Unlock()
+	}
+	w.closing <- rest
 	<-w.done
 	if n := w.dropped.Load(); n > 0 {
 		return fmt.Errorf("log writer dropped %d records", n)
@@ -252,9 +308,7 @@ func (w *Writer) loop() {
 		case <-retain.C:
 			w.retain(time.Now())
 		case reply := <-w.rotate:
-			w.mu.Lock()
-			w.enqueueLocked()
-			w.mu.Unlock()
+			w.cutAll()
 			w.drain()
 			if w.seg != nil {
 				w.seal()
@@ -263,19 +317,17 @@ func (w *Writer) loop() {
 		case rec := <-w.queue:
 			w.write(rec)
 		case <-tick.C:
-			w.mu.Lock()
-			w.enqueueLocked()
-			w.mu.Unlock()
+			w.cutAll()
 			w.drain()
 			if w.seg != nil && time.Since(w.seg.opened) >= w.cfg.SealAge {
 				w.seal()
 			}
 			w.maybeRepair()
 			w.logDrops()
-		case rec := <-w.closing:
+		case rest := <-w.closing:
 			w.drain()
-			if rec != nil {
-				w.write(rec)
+			for _, c := range rest {
+				w.write(c)
 			}
 			if w.seg != nil {
 				w.seal()
@@ -438,7 +490,7 @@ func (w *Writer) seal() {
 		w.needRepair = true
 		return
 	}
-	e, err := sealFile(w.cfg.Dir, s.path, s.name, w.alloc)
+	e, err := sealFile(w.cfg.Dir, s.path, s.name, w.sealAlloc)
 	if err != nil {
 		w.fail(fmt.Errorf("seal segment %s: %w", s.name, err), 0)
 		w.needRepair = true
