@@ -10,6 +10,12 @@
 // to Postgres and the archive are package job's. That keeps it tested and
 // benchmarked alone (BenchmarkLocalSegments, BenchmarkMapCombine).
 //
+// A run maps each segment whole into a worker's Scratch and, once the
+// segment has passed every check, folds it into the run's per-partition
+// Totals (fold.go): a damaged segment adds nothing. MapCombine, Partition
+// and Reduce, a partial per segment merged in reduce, are the older path,
+// kept as the tests' reference.
+//
 // A Click's and a Day's dimension values are ids of the dims.Shared value
 // table of the classifiers that mapped them; a run's partials must all
 // come from classifiers of one Shared.

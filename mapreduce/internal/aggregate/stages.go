@@ -663,9 +663,13 @@ func clicksOf(days map[DayKey]*Day) int64 {
 // SegmentPartial is what Combine makes of one segment.
 type SegmentPartial struct {
 	Days map[DayKey]*Day
+	daySlab
+}
 
-	// The slab the next days are cut from: one allocation per slabSize
-	// days instead of one per day spares the allocator and the collector.
+// daySlab is the slab the next days are cut from: one allocation per
+// slabSize days instead of one per day spares the allocator and the
+// collector.
+type daySlab struct {
 	days []Day
 }
 
@@ -674,12 +678,12 @@ const slabSize = 256
 
 // newDay returns a new, empty day whose values list has room for a click's
 // values of every dimension, and whose hours and visitors room for one.
-func (p *SegmentPartial) newDay() *Day {
-	if len(p.days) == 0 {
-		p.days = make([]Day, slabSize)
+func (s *daySlab) newDay() *Day {
+	if len(s.days) == 0 {
+		s.days = make([]Day, slabSize)
 	}
-	d := &p.days[0]
-	p.days = p.days[1:]
+	d := &s.days[0]
+	s.days = s.days[1:]
 	// The full slice expressions cap the lists: one that grows past its
 	// first entries moves out.
 	d.values.list = d.firstValues[:0:numClickDims]
@@ -702,6 +706,11 @@ func (p *SegmentPartial) Clicks() int64 { return clicksOf(p.Days) }
 // Combine is the combine stage: it folds a segment's clicks into p, so
 // each segment ships one count per aggregate instead of one row per click.
 func Combine(p *SegmentPartial, clicks []Click) {
+	combine(p.Days, &p.daySlab, clicks)
+}
+
+// combine counts clicks into days, new days cut from slab.
+func combine(days map[DayKey]*Day, slab *daySlab, clicks []Click) {
 	var last *Day
 	var lastKey DayKey
 	for i := range clicks {
@@ -709,9 +718,9 @@ func Combine(p *SegmentPartial, clicks []Click) {
 		dk := MakeDayKey(c.Link, c.Day)
 		d := last
 		if d == nil || dk != lastKey {
-			if d = p.Days[dk]; d == nil {
-				d = p.newDay()
-				p.Days[dk] = d
+			if d = days[dk]; d == nil {
+				d = slab.newDay()
+				days[dk] = d
 			}
 			last, lastKey = d, dk
 		}

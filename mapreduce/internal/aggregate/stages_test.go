@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -569,7 +568,8 @@ func BenchmarkDecode(b *testing.B) {
 // segments already read from local disk: "decode", "decode_columns" and
 // "decode_arrow" only decode them (whole with logfmt's reader, the map's
 // columns only, whole with arrow-go's plain reader); "aggregate" and
-// "first_run" run map, combine, partition and reduce with every
+// "first_run" map each segment whole and fold it into the run's totals
+// (Scratch.MapSegment, Totals.Fold), as the job does, with every
 // dimension, with warm and with empty classifier caches. make
 // bench-mapreduce reports them side by side.
 func BenchmarkLocalSegments(b *testing.B) {
@@ -652,60 +652,47 @@ func BenchmarkLocalSegments(b *testing.B) {
 			return n, rd.Err()
 		})
 	})
-	// aggregate is one pass: map, combine and partition every segment,
-	// then reduce every partition.
-	aggregate := func(b *testing.B, classifiers []*dims.Classifier) int64 {
-		var (
-			mu    sync.Mutex
-			parts [][]*Partial
-			n     atomic.Int64
-		)
+	// aggregate is one pass, as a run of the job: each worker maps a
+	// segment whole into its scratch and folds it into the run's totals
+	// of 8 partitions.
+	type worker struct {
+		c *dims.Classifier
+		s Scratch
+	}
+	aggregate := func(b *testing.B, workers []worker) int64 {
+		var n atomic.Int64
+		totals := NewTotals(8)
 		if err := each(func(data []byte, w int) error {
-			p, recs, err := MapCombine(data, classifiers[w])
+			recs, err := workers[w].s.MapSegment(data, workers[w].c, nil)
 			if err != nil {
 				return err
 			}
-			pp := Partition(p, 8)
-			mu.Lock()
-			parts = append(parts, pp)
-			mu.Unlock()
+			totals.Fold(&workers[w].s)
 			n.Add(recs)
 			return nil
 		}); err != nil {
 			b.Fatal(err)
 		}
-		var g errgroup.Group
-		for i := range 8 {
-			g.Go(func() error {
-				in := make([]*Partial, len(parts))
-				for j := range parts {
-					in[j] = parts[j][i]
-				}
-				_, err := Reduce(in)
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
-			b.Fatal(err)
-		}
+		totals.Partials()
 		return n.Load()
 	}
-	newClassifiers := func() []*dims.Classifier {
-		cs := make([]*dims.Classifier, workers)
-		for i := range cs {
-			cs[i] = shared.NewClassifier()
+	newWorkers := func() []worker {
+		ws := make([]worker, workers)
+		for i := range ws {
+			ws[i].c = shared.NewClassifier()
 		}
-		return cs
+		return ws
 	}
-	// "aggregate" is the daemon's usual run: its classifiers are kept from
-	// run to run, so their caches hold the user agents, referrers and
-	// networks the last run saw; one untimed pass fills them.
+	// "aggregate" is the daemon's usual run: its classifiers (and map
+	// buffers) are kept from run to run, so their caches hold the user
+	// agents, referrers and networks the last run saw; one untimed pass
+	// fills them.
 	b.Run("aggregate", func(b *testing.B) {
-		classifiers := newClassifiers()
-		aggregate(b, classifiers)
+		ws := newWorkers()
+		aggregate(b, ws)
 		var n int64
 		for b.Loop() {
-			n += aggregate(b, classifiers)
+			n += aggregate(b, ws)
 		}
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 	})
@@ -713,7 +700,7 @@ func BenchmarkLocalSegments(b *testing.B) {
 	b.Run("first_run", func(b *testing.B) {
 		var n int64
 		for b.Loop() {
-			n += aggregate(b, newClassifiers())
+			n += aggregate(b, newWorkers())
 		}
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 	})
@@ -732,33 +719,7 @@ func TestMapCombineVersions(t *testing.T) {
 	}
 	v2 := segmentOf(t, recs, 500)
 	// The same batches, strings spelled out, written as the open version.
-	rd, err := logfmt.NewBytesReader(v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd.Version() != logfmt.SealedVersion {
-		t.Fatalf("sealed version %d", rd.Version())
-	}
-	var buf bytes.Buffer
-	var w *ipc.Writer
-	for rd.Next() {
-		rec, err := rd.Batch().Plain()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w == nil {
-			w = ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithZstd())
-		}
-		if err := w.Write(rec); err != nil {
-			t.Fatal(err)
-		}
-		rec.Release()
-	}
-	rd.Release()
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	v1 := buf.Bytes()
+	v1 := inBatches(t, v2, 0)
 	shared, err := dims.NewShared(aggregatetest.Dims(t))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package dims
 
 import (
+	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -211,6 +213,51 @@ func BenchmarkClassifyCached(b *testing.B) {
 		c.Language("de-CH,de;q=0.9")
 		c.Country("192.0.2.7")
 		c.Visitor("192.0.2.7", ua)
+	}
+}
+
+// TestCountryBy16: the cache by /16 answers for the /16s a database
+// network of a /16 or more covers, and only for those: every address,
+// asked in an order where its /16's neighbours come first, gets the
+// database's country (dimstest.Networks), and an address in a /16 that
+// holds a test network of a /24 is never answered for by another of it.
+func TestCountryBy16(t *testing.T) {
+	c := newTest(t, false)
+	nets := map[netip.Prefix]string{}
+	for n, cc := range dimstest.Networks {
+		nets[netip.MustParsePrefix(n)] = cc
+	}
+	truth := func(a netip.Addr) string {
+		for n, cc := range nets {
+			if n.Contains(a) {
+				return cc
+			}
+		}
+		return UnknownCountry
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var addrs []netip.Addr
+	for range 20_000 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}))
+	}
+	// The /16s of the test networks, neighbours first.
+	for _, n := range []string{"192.0.3.1", "192.0.2.77", "192.0.1.1", "198.51.99.1", "198.51.100.1", "203.0.112.1", "203.0.113.1", "203.0.113.255", "203.0.114.1"} {
+		addrs = append(addrs, netip.MustParseAddr(n))
+	}
+	for _, a := range addrs {
+		if got, want := c.Country(a.String()), truth(a); got != want {
+			t.Fatalf("%s: got %q, want %q", a, got, want)
+		}
+	}
+	// Every /16 asked is answered from the cache by /16 from then on,
+	// but those that hold a test network of a /24.
+	holds := map[uint16]bool{192<<8 | 0: true, 198<<8 | 51: true, 203<<8 | 0: true}
+	for _, a := range addrs {
+		b := a.As4()
+		n := uint16(b[0])<<8 | uint16(b[1])
+		if cached := c.geo16[n] != 0; cached == holds[n] {
+			t.Fatalf("/16 %d.%d: cached %v, holds a test network %v", b[0], b[1], cached, holds[n])
+		}
 	}
 }
 

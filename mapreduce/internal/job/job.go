@@ -65,11 +65,12 @@ type Job struct {
 	db     *pgxpool.Pool
 	client *http.Client
 	dims   *dims.Shared
-	// classifiers are the map workers' classifiers, kept from run to run:
-	// their caches (parsed user agents above all) are what makes mapping
-	// cheap, and every run sees mostly the user agents the last one did.
-	// The caches are bounded, and Check drops them after a Trim.
-	classifiers chan *dims.Classifier
+	// workers are the map workers' classifiers and buffers, kept from run
+	// to run: the classifiers' caches (parsed user agents above all) are
+	// what makes mapping cheap, and every run sees mostly the user agents
+	// the last one did. The caches are bounded, and Check drops them after
+	// a Trim.
+	workers chan *worker
 
 	// Counters for /metrics.
 	runs, failedRuns, lockedRuns, segments, records, clicks, quarantined atomic.Uint64
@@ -106,12 +107,19 @@ func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) (*Job, error) {
 		return nil, err
 	}
 	j := &Job{cfg: cfg, logger: logger, db: db, client: &http.Client{Timeout: cfg.HTTPTimeout}, dims: shared,
-		classifiers: make(chan *dims.Classifier, cfg.Parallel)}
+		workers: make(chan *worker, cfg.Parallel)}
 	j.runSeconds, j.stageSeconds = newDurations()
 	for range cfg.Parallel {
-		j.classifiers <- shared.NewClassifier()
+		j.workers <- &worker{c: shared.NewClassifier()}
 	}
 	return j, nil
+}
+
+// worker is one map worker's classifier and the scratch it maps a
+// segment into before the segment is folded into the run's totals.
+type worker struct {
+	c       *dims.Classifier
+	scratch aggregate.Scratch
 }
 
 // Close releases the job's resources.
@@ -137,7 +145,6 @@ type segment struct {
 	proxyURL string
 	proxy    string
 	entry    logfmt.Entry
-	parts    []*aggregate.Partial
 	records  int64
 	reason   string // set: quarantine with this reason
 	// newer is set for a segment of a format version this build does not
@@ -182,17 +189,17 @@ func (j *Job) Run(ctx context.Context) (res Result, err error) {
 	}()
 	j.stage(ctx, "listed", "pending", len(pending), "known", len(known), "proxies_down", len(res.ProxiesDown))
 	t = time.Now()
-	done := j.mapAll(ctx, pending, &res)
+	totals := aggregate.NewTotals(j.cfg.Partitions)
+	done := j.mapAll(ctx, pending, totals, &res)
 	j.timeStage("map", t)
 	j.failedSegments.Add(uint64(len(res.Failed) - res.UnknownVersion))
 	j.unknownVersion.Add(uint64(res.UnknownVersion))
 	j.stage(ctx, "mapped", "segments", len(done))
+	// Each segment was folded into the totals as it was checked: reduce
+	// has nothing left to merge.
 	t = time.Now()
-	reduced, err := j.reduceAll(done)
+	reduced := totals.Partials()
 	j.timeStage("reduce", t)
-	if err != nil {
-		return res, err
-	}
 	j.stage(ctx, "reduced", "partitions", len(reduced))
 	t = time.Now()
 	err = j.commit(ctx, conn.Conn(), done, reduced, &res)
@@ -325,12 +332,13 @@ func (j *Job) acknowledge(ctx context.Context, segs []*segment) {
 	}
 }
 
-// mapAll pulls, verifies, maps, combines and partitions every pending
-// segment, in parallel. It returns the segments to enter in the ledger:
-// those ingested and those quarantined. Segments that could not be pulled,
+// mapAll pulls, verifies and maps every pending segment, in parallel, and
+// folds each segment that passes every check into totals. It returns the
+// segments to enter in the ledger: those ingested (folded whole) and those
+// quarantined (not folded at all). Segments that could not be pulled,
 // or are of a format version this build does not read, are left for the
 // next run.
-func (j *Job) mapAll(ctx context.Context, pending []*segment, res *Result) []*segment {
+func (j *Job) mapAll(ctx context.Context, pending []*segment, totals *aggregate.Totals, res *Result) []*segment {
 	var (
 		mu   sync.Mutex
 		done []*segment
@@ -339,9 +347,9 @@ func (j *Job) mapAll(ctx context.Context, pending []*segment, res *Result) []*se
 	g.SetLimit(j.cfg.Parallel)
 	for _, s := range pending {
 		g.Go(func() error {
-			c := <-j.classifiers
-			err := j.mapSegment(gctx, s, c)
-			j.classifiers <- c
+			w := <-j.workers
+			err := j.mapSegment(gctx, s, w, totals)
+			j.workers <- w
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -402,10 +410,14 @@ func (j *Job) fetch(ctx context.Context, s *segment) ([]byte, error) {
 	return j.proxy(s.proxyURL).Fetch(ctx, s.entry)
 }
 
-// mapSegment pulls one segment and maps, combines and partitions it. A
-// segment whose bytes or contents are wrong is marked for quarantine; one
-// of a format version this build does not read is marked newer.
-func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) error {
+// mapSegment pulls one segment, maps it whole into the worker's scratch
+// and, once it has passed every check, folds it into totals; nothing can
+// fail after that. A segment whose bytes or contents are wrong is marked
+// for quarantine; one of a format version this build does not read is
+// marked newer. Neither, nor a segment that could not be archived, adds
+// anything to totals: not even the clicks of its batches read before the
+// damage.
+func (j *Job) mapSegment(ctx context.Context, s *segment, w *worker, totals *aggregate.Totals) error {
 	data, err := j.pull(ctx, s)
 	if err != nil {
 		if errors.Is(err, logfmt.ErrCorrupt) {
@@ -413,8 +425,8 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		}
 		return err
 	}
-	c.Check()
-	p, records, err := aggregate.MapCombine(data, c)
+	w.c.Check()
+	records, err := w.scratch.MapSegment(data, w.c, nil)
 	if err == nil && records != s.entry.Rows {
 		err = fmt.Errorf("%w: segment %s has %d records, manifest says %d", logfmt.ErrCorrupt, s.entry.Name, records, s.entry.Rows)
 	}
@@ -435,26 +447,6 @@ func (j *Job) mapSegment(ctx context.Context, s *segment, c *dims.Classifier) er
 		}
 	}
 	s.records = records
-	s.parts = aggregate.Partition(p, j.cfg.Partitions)
+	totals.Fold(&w.scratch)
 	return nil
-}
-
-// reduceAll runs one reducer per partition, in parallel.
-func (j *Job) reduceAll(done []*segment) ([]*aggregate.Partial, error) {
-	out := make([]*aggregate.Partial, j.cfg.Partitions)
-	errs := make([]error, j.cfg.Partitions)
-	var wg sync.WaitGroup
-	for p := range out {
-		wg.Go(func() {
-			var inputs []*aggregate.Partial
-			for _, s := range done {
-				if s.parts != nil {
-					inputs = append(inputs, s.parts[p])
-				}
-			}
-			out[p], errs[p] = aggregate.Reduce(inputs)
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
 }

@@ -32,9 +32,10 @@ var (
 
 // Stages are a run's stages, as shortfleet_mapreduce_stage_duration_seconds
 // labels them: list (every proxy's pending segments, checked against the
-// ledger), map (pull, verify, decode, classify, combine and partition
-// every pending segment, in parallel), reduce (merge the partitions),
-// commit (the one transaction: aggregates and ledger) and ack (tell the
+// ledger), map (pull, verify, decode and classify every pending segment,
+// in parallel, and fold each one that passes its checks into the run's
+// per-partition totals), reduce (now only hands the totals on: kept so
+// dashboards and the crash tests' stage names stay), commit (the one transaction: aggregates and ledger) and ack (tell the
 // proxies what the ledger holds).
 var Stages = []string{"list", "map", "reduce", "commit", "ack"}
 

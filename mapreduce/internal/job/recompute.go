@@ -66,25 +66,24 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 	if len(missing) > 0 {
 		return res, fmt.Errorf("%w: %d ingested segments are gone (retention?), first %s", ErrIncomplete, len(missing), missing[0])
 	}
-	c := <-j.classifiers
-	defer func() { j.classifiers <- c }()
+	w := <-j.workers
+	defer func() { j.workers <- w }()
+	totals := aggregate.NewTotals(j.cfg.Partitions)
+	keep := func(cl aggregate.Click) bool { return cl.Day == dayNum }
 	for _, s := range todo {
-		c.Check()
+		w.c.Check()
 		data, err := j.pull(ctx, s)
 		if err != nil {
 			return res, fmt.Errorf("%w: %v", ErrIncomplete, err)
 		}
-		p, records, err := aggregate.MapCombineFiltered(data, c, func(cl aggregate.Click) bool { return cl.Day == dayNum })
+		records, err := w.scratch.MapSegment(data, w.c, keep)
 		if err != nil {
 			return res, fmt.Errorf("read %s/%s: %w", s.proxy, s.entry.Name, err)
 		}
 		s.records = records
-		s.parts = aggregate.Partition(p, j.cfg.Partitions)
+		totals.Fold(&w.scratch)
 	}
-	reduced, err := j.reduceAll(todo)
-	if err != nil {
-		return res, err
-	}
+	reduced := totals.Partials()
 	var clicks int64
 	for _, p := range reduced {
 		clicks += p.Clicks()
