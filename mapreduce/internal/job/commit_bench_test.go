@@ -81,7 +81,7 @@ func BenchmarkCommit(b *testing.B) {
 				parts := reducedLocal(b, shared)
 				b.StartTimer()
 				err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-					w, err := writeAggregates(ctx, tx, parts, shared, true)
+					w, err := writeAggregates(ctx, tx, parts, shared, db)
 					hours += w.hoursTook
 					days += w.daysTook
 					rows = w.hours + w.days

@@ -95,7 +95,7 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 		if _, err := tx.Exec(ctx, `DELETE FROM link_daily WHERE day = $1`, day); err != nil {
 			return err
 		}
-		w, err := writeAggregates(ctx, tx, reduced, j.dims, false)
+		w, err := writeAggregates(ctx, tx, reduced, j.dims, nil)
 		if err != nil {
 			return err
 		}

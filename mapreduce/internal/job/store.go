@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"shortfleet/mapreduce/internal/aggregate"
 	"shortfleet/mapreduce/internal/dims"
@@ -48,7 +49,7 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 	}
 	var aggregates int
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		w, err := writeAggregates(ctx, tx, reduced, j.dims, true)
+		w, err := writeAggregates(ctx, tx, reduced, j.dims, j.db)
 		if err != nil {
 			return err
 		}
@@ -89,34 +90,70 @@ type written struct {
 	capped                          int64         // links stopped at their click cap
 }
 
-// writeAggregates stores the partitions' hourly and daily rows. With
-// merge (a run), each is added to, or merged with, the row stored for its
-// link and hour or day; otherwise (a recompute, which has deleted the
-// day's rows) the rows are new.
+// writeAggregates stores the partitions' hourly and daily rows. With db
+// (a run), each is added to, or merged with, the row stored for its link
+// and hour or day; without (a recompute, which has deleted the day's
+// rows) the rows are new.
+//
+// A run reads the stored daily rows back (their visitor sketches can
+// only be merged here) on a second connection of db while Postgres takes
+// the hours in tx: the hours do not depend on them, and the run lock
+// keeps every other writer of link_daily out, so reading them outside
+// the transaction sees what reading them inside would. The daily rows
+// are then written in tx, with the ledger, as before.
 //
 // Most of a run's link-days are not stored yet, and a link-day is never
 // stored without its hours: those rows go straight into the tables with
 // COPY, and only the others through staging tables, an additive upsert
 // and an UPDATE. While Postgres takes the hours, other cores encode the
 // daily rows (dimension JSON, visitor sets).
-func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared, merge bool) (written, error) {
+func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared, db *pgxpool.Pool) (written, error) {
 	var w written
+	type read struct {
+		enc  <-chan dayRows
+		took time.Duration
+		err  error
+	}
+	var reading chan read
+	if db != nil {
+		reading = make(chan read, 1)
+		go func() {
+			t := time.Now()
+			var r read
+			conn, err := db.Acquire(ctx)
+			if err != nil {
+				r.err = fmt.Errorf("read stored daily rows: %w", err)
+			} else {
+				var stored map[aggregate.DayKey]bool
+				stored, r.err = mergeStored(ctx, conn, parts, names)
+				conn.Release()
+				if r.err == nil {
+					// Encoded while Postgres may still take the hours.
+					r.enc = encodeDays(parts, names.Names(), stored)
+				}
+			}
+			r.took = time.Since(t)
+			reading <- r
+		}()
+	}
+	var enc <-chan dayRows
+	if db == nil {
+		enc = encodeDays(parts, names.Names(), nil)
+	}
 	t := time.Now()
-	var stored map[aggregate.DayKey]bool
-	if merge {
-		var err error
-		if stored, err = mergeStored(ctx, tx, parts, names); err != nil {
-			return w, err
+	n, err := writeHours(ctx, tx, parts)
+	w.hours, w.hoursTook = n, time.Since(t)
+	if reading != nil {
+		// Waited for even if the hours failed: the read works on parts.
+		r := <-reading
+		enc, w.storedTook = r.enc, r.took
+		if err == nil {
+			err = r.err
 		}
 	}
-	w.storedTook = time.Since(t)
-	t = time.Now()
-	enc := encodeDays(parts, names.Names(), stored)
-	n, err := writeHours(ctx, tx, parts, stored)
 	if err != nil {
 		return w, err
 	}
-	w.hours, w.hoursTook = n, time.Since(t)
 	t = time.Now()
 	if w.days, w.daysWait, err = writeDays(ctx, tx, enc); err != nil {
 		return w, err
@@ -146,19 +183,19 @@ func copyHours(ctx context.Context, tx pgx.Tx, table string, rows []hourRow) err
 	})
 }
 
-// writeHours stores the hourly counts: those of link-days not stored
-// straight into clicks_hourly, the others added to what is stored.
-func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stored map[aggregate.DayKey]bool) (int, error) {
+// writeHours stores the hourly counts: straight into clicks_hourly
+// with COPY, which stops at the first hour already stored (a savepoint
+// undoes what it wrote), and then all of them added to what is stored.
+// It needs no read of what is stored: in a window whose hours are new
+// (a day's or an hour's first) the COPY takes them all, and in one
+// whose hours are mostly stored it stops at one of the first rows. Only
+// a window whose few stored hours sort late copies much in vain.
+func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial) (int, error) {
 	var fresh, existing []hourRow
 	for _, p := range parts {
 		for k, d := range p.Days {
 			for _, h := range d.Hours() {
-				r := hourRow{k.Link(), int64(k.Day())*86400 + h.Hour*3600, h.Clicks, h.Bots}
-				if stored[k] {
-					existing = append(existing, r)
-				} else {
-					fresh = append(fresh, r)
-				}
+				fresh = append(fresh, hourRow{k.Link(), int64(k.Day())*86400 + h.Hour*3600, h.Clicks, h.Bots})
 			}
 		}
 	}
@@ -168,15 +205,13 @@ func writeHours(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, stor
 		slices.SortFunc(fresh, func(a, b hourRow) int {
 			return cmp.Or(cmp.Compare(a.link, b.link), cmp.Compare(a.hour, b.hour))
 		})
-		// A savepoint, should an hour be stored without its day (rows
-		// from before link_daily existed): then they all take the upsert.
 		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
 			return copyHours(ctx, sp, "clicks_hourly", fresh)
 		})
 		var pgErr *pgconn.PgError
 		switch {
 		case errors.As(err, &pgErr) && pgErr.Code == "23505":
-			existing = append(existing, fresh...)
+			fresh, existing = nil, fresh
 		case err != nil:
 			return 0, fmt.Errorf("copy hourly counts: %w", err)
 		}
@@ -319,10 +354,15 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, time.Du
 	return len(fresh) + len(existing), wait, nil
 }
 
+// querier is a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // mergeStored folds the stored rows of the same links and days into the
 // partitions' days, and returns which were stored. The run lock makes this
 // read-modify-write safe.
-func mergeStored(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared) (map[aggregate.DayKey]bool, error) {
+func mergeStored(ctx context.Context, tx querier, parts []*aggregate.Partial, names *dims.Shared) (map[aggregate.DayKey]bool, error) {
 	// Days go as numbers, not dates: pgx encodes an int array several
 	// times faster than one of time.Time.
 	var links []int64
