@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"sync"
@@ -382,40 +383,94 @@ func mergeStored(ctx context.Context, tx querier, parts []*aggregate.Partial, na
 		return nil, fmt.Errorf("read stored daily rows: %w", err)
 	}
 	defer rows.Close()
-	stored := map[aggregate.DayKey]bool{}
-	var dec dimsDecoder
+	// Rows are read here and merged on every core: the decoding and
+	// merging, not Postgres, took most of the read. A partition's days
+	// all go to one worker, so no day is touched by two.
+	workers := min(runtime.GOMAXPROCS(0), len(parts))
+	batches := make([]chan []storedRow, workers)
+	each := make([]map[aggregate.DayKey]bool, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		batches[w] = make(chan []storedRow, 4)
+		each[w] = map[aggregate.DayKey]bool{}
+		wg.Go(func() {
+			var dec dimsDecoder
+			for batch := range batches[w] {
+				for i := range batch {
+					if errs[w] == nil {
+						errs[w] = mergeRow(&batch[i], parts, names, each[w], &dec)
+					}
+				}
+			}
+		})
+	}
+	pending := make([][]storedRow, workers)
+	var err2 error
 	for rows.Next() {
-		var (
-			link          int64
-			day           time.Time
-			clicks, bots  int64
-			uniques, dimj []byte
-		)
-		if err := rows.Scan(&link, &day, &clicks, &bots, &uniques, &dimj); err != nil {
-			return nil, fmt.Errorf("read stored daily rows: %w", err)
+		var r storedRow
+		var day time.Time
+		if err := rows.Scan(&r.link, &day, &r.clicks, &r.bots, &r.uniques, &r.dims); err != nil {
+			err2 = fmt.Errorf("read stored daily rows: %w", err)
+			break
 		}
-		k := aggregate.MakeDayKey(link, int32(day.Unix()/86400))
-		d := parts[aggregate.PartitionOf(link, len(parts))].Days[k]
-		if d == nil {
-			continue
-		}
-		stored[k] = true
-		d.Clicks += clicks
-		d.Bots += bots
-		storedDims, err := dec.decode(dimj)
-		if err != nil {
-			return nil, fmt.Errorf("decode stored dimensions of link %d: %w", link, err)
-		}
-		d.AddDims(storedDims, names)
-		storedVisitors, err := sfsql.DecodeVisitors(uniques)
-		if err != nil {
-			return nil, err
-		}
-		if err := d.Visitors().Merge(storedVisitors); err != nil {
-			return nil, fmt.Errorf("merge uniques of link %d: %w", link, err)
+		r.day = int32(day.Unix() / 86400)
+		w := aggregate.PartitionOf(r.link, len(parts)) % workers
+		pending[w] = append(pending[w], r)
+		if len(pending[w]) == 256 {
+			batches[w] <- pending[w]
+			pending[w] = nil
 		}
 	}
-	return stored, rows.Err()
+	for w := range workers {
+		if len(pending[w]) > 0 {
+			batches[w] <- pending[w]
+		}
+		close(batches[w])
+	}
+	wg.Wait()
+	if err := errors.Join(append(errs, err2, rows.Err())...); err != nil {
+		return nil, err
+	}
+	stored := each[0]
+	for _, m := range each[1:] {
+		maps.Copy(stored, m)
+	}
+	return stored, nil
+}
+
+// storedRow is a stored row of link_daily, as read.
+type storedRow struct {
+	link          int64
+	day           int32
+	clicks, bots  int64
+	uniques, dims []byte
+}
+
+// mergeRow folds a stored row into its day in parts, if the run has it,
+// and marks the day stored.
+func mergeRow(r *storedRow, parts []*aggregate.Partial, names *dims.Shared, stored map[aggregate.DayKey]bool, dec *dimsDecoder) error {
+	k := aggregate.MakeDayKey(r.link, r.day)
+	d := parts[aggregate.PartitionOf(r.link, len(parts))].Days[k]
+	if d == nil {
+		return nil
+	}
+	stored[k] = true
+	d.Clicks += r.clicks
+	d.Bots += r.bots
+	storedDims, err := dec.decode(r.dims)
+	if err != nil {
+		return fmt.Errorf("decode stored dimensions of link %d: %w", r.link, err)
+	}
+	d.AddDims(storedDims, names)
+	storedVisitors, err := sfsql.DecodeVisitors(r.uniques)
+	if err != nil {
+		return err
+	}
+	if err := d.Visitors().Merge(storedVisitors); err != nil {
+		return fmt.Errorf("merge uniques of link %d: %w", r.link, err)
+	}
+	return nil
 }
 
 // TempBuffers is the job's session's temp_buffers: room in memory for a
