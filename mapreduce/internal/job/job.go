@@ -93,6 +93,12 @@ func New(cfg Config, logger *slog.Logger, db *pgxpool.Pool) (*Job, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("job: the proxies' admin token is empty")
 	}
+	// A commit reads the stored daily rows on a second connection while
+	// the first, holding the transaction, writes the hours: with one
+	// connection the read would wait for the commit forever.
+	if db != nil && db.Config().MaxConns < 2 {
+		return nil, fmt.Errorf("job: the database pool allows %d connection, a commit needs 2: raise pool_max_conns in the database address", db.Config().MaxConns)
+	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 4
 	}

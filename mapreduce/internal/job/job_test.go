@@ -509,3 +509,21 @@ func TestNewRefusesEmptyToken(t *testing.T) {
 		t.Fatalf("New with no token: %v, want an error naming the admin token", err)
 	}
 }
+
+// TestNewRefusesOneConnection: a commit holds two connections at once, so
+// a pool of one would hang the first run that merges stored rows; New
+// refuses it and names the setting. (pgxpool connects lazily: no server.)
+func TestNewRefusesOneConnection(t *testing.T) {
+	pool, err := pgxpool.New(context.Background(), "postgres://shortfleet@127.0.0.1:1/shortfleet?pool_max_conns=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	j, err := New(Config{Proxies: []string{"http://127.0.0.1:1"}, Token: mrtest.Token, Dims: aggregatetest.Dims(t)}, mrtest.Quiet, pool)
+	if err == nil || !strings.Contains(err.Error(), "pool_max_conns") {
+		if j != nil {
+			j.Close()
+		}
+		t.Fatalf("New with a pool of one connection: %v, want an error naming pool_max_conns", err)
+	}
+}
