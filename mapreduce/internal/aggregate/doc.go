@@ -1,6 +1,6 @@
-// Package aggregate is the mapreduce job's aggregation core: the map,
-// combine, partition and reduce stages that turn a sealed access log
-// segment's records into clicks by link and hour, and by link and day with
+// Package aggregate is the mapreduce job's aggregation core: the map
+// stage and the fold into per-partition totals that turn a sealed access
+// log segment's records into clicks by link and hour, and by link and day with
 // their dimension values and visitors, and the encoding of a day's
 // dimension counts as link_daily stores them.
 //
@@ -12,9 +12,9 @@
 //
 // A run maps each segment whole into a worker's Scratch and, once the
 // segment has passed every check, folds it into the run's per-partition
-// Totals (fold.go): a damaged segment adds nothing. MapCombine, Partition
-// and Reduce, a partial per segment merged in reduce, are the older path,
-// kept as the tests' reference.
+// Totals (fold.go): a damaged segment adds nothing. The older path, a
+// partial per segment merged again in reduce (MapCombine, Partition,
+// Reduce), lives on only in reference_test.go, as the tests' reference.
 //
 // A Click's and a Day's dimension values are ids of the dims.Shared value
 // table of the classifiers that mapped them; a run's partials must all

@@ -14,8 +14,8 @@ import (
 // A segment that fails anywhere before Fold, partway through its batches
 // included, adds nothing: its clicks only ever sat in the scratch.
 //
-// This replaces a SegmentPartial per segment, shuffled (Partition) and
-// merged again in reduce (Reduce): that merge was about a fifth of the
+// This replaces a partial per segment, shuffled by link and merged again
+// in reduce (reference_test.go keeps that path for the tests): that merge was about a fifth of the
 // aggregation's CPU (aggregate-cpu-visitors.pprof in
 // bench/results/profiles-23), a link-day's counts, dimension values and
 // visitor sets built once per segment and then added once more.

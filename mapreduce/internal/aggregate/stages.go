@@ -221,7 +221,7 @@ func (d *dictIDs[T]) classify(fn func(string) T) {
 	}
 }
 
-// mapColumns are the columns Map reads. MapCombine decompresses only these
+// mapColumns are the columns Map reads. MapSegment decompresses only these
 // (logfmt.NewColumnsReader), which leaves out the bulkiest, the headers:
 // reading them is much faster than reading segments whole
 // (BenchmarkLocalSegments' decode_columns beside decode, which make
@@ -273,51 +273,6 @@ func mapRows(b *logfmt.Batch, c *dims.Classifier, bd *batchDims, out []Click, lo
 		})
 	}
 	return out
-}
-
-// MapCombine runs the map and combine stages over a whole segment, its
-// bytes in memory, and returns the partial and the number of records.
-func MapCombine(data []byte, c *dims.Classifier) (*SegmentPartial, int64, error) {
-	return MapCombineFiltered(data, c, nil)
-}
-
-// mapChunk is how many records MapCombineFiltered maps before it combines
-// them: a sealed segment is often one batch of thousands of records, and
-// mapping it in chunks keeps the clicks in cache and their buffer small.
-const mapChunk = 1024
-
-// MapCombineFiltered is MapCombine keeping only clicks keep accepts (all,
-// if keep is nil).
-func MapCombineFiltered(data []byte, c *dims.Classifier, keep func(Click) bool) (*SegmentPartial, int64, error) {
-	rd, err := logfmt.NewColumnsReader(data, mapColumns...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rd.Release()
-	p := NewSegmentPartial()
-	clicks := make([]Click, 0, mapChunk)
-	var records int64
-	var bd batchDims
-	for rd.Next() {
-		b := rd.Batch()
-		n := b.Len()
-		records += int64(n)
-		bd.set(b, c)
-		for lo := 0; lo < n; lo += mapChunk {
-			clicks = mapRows(b, c, &bd, clicks[:0], lo, min(lo+mapChunk, n))
-			if keep != nil {
-				kept := clicks[:0]
-				for _, cl := range clicks {
-					if keep(cl) {
-						kept = append(kept, cl)
-					}
-				}
-				clicks = kept
-			}
-			Combine(p, clicks)
-		}
-	}
-	return p, records, rd.Err()
 }
 
 // values counts clicks per dimension value for one link and day: a short
@@ -483,16 +438,6 @@ func (vs *values) each(fn func(dim uint8, v dims.ID, n int64)) {
 	}
 }
 
-// merge adds o's counts to vs.
-func (vs *values) merge(o *values) {
-	for _, e := range o.list {
-		vs.addKey(e.k, e.n)
-	}
-	if o.m != nil {
-		o.m.each(vs.addKey)
-	}
-}
-
 // pendingMax is how many visitor hashes a day collects before it folds
 // them into its set (sorted and deduplicated into the exact list, or
 // inserted into the sketch): it bounds a busy day's memory, while a quiet
@@ -545,27 +490,6 @@ type Day struct {
 	firstValues  [numClickDims]valueCount
 	firstHour    [1]DayHour
 	firstVisitor [1]uint64
-}
-
-// merge adds o to d. Visitor sets are merged, not added: a visitor seen in
-// both counts once.
-func (d *Day) merge(o *Day) error {
-	d.Clicks += o.Clicks
-	d.Bots += o.Bots
-	for _, h := range o.hours {
-		d.hours.add(h.Hour, h.Clicks, h.Bots)
-	}
-	d.values.merge(&o.values)
-	if o.visitors.Sketch != nil || len(o.visitors.Exact) > 0 {
-		if err := d.visitors.Merge(&o.visitors); err != nil {
-			return err
-		}
-	}
-	d.pending = append(d.pending, o.pending...)
-	if len(d.pending) >= pendingMax {
-		d.flushVisitors()
-	}
-	return nil
 }
 
 // addVisitor adds a visitor hash.
@@ -660,12 +584,6 @@ func clicksOf(days map[DayKey]*Day) int64 {
 	return n
 }
 
-// SegmentPartial is what Combine makes of one segment.
-type SegmentPartial struct {
-	Days map[DayKey]*Day
-	daySlab
-}
-
 // daySlab is the slab the next days are cut from: one allocation per
 // slabSize days instead of one per day spares the allocator and the
 // collector.
@@ -690,23 +608,6 @@ func (s *daySlab) newDay() *Day {
 	d.hours = d.firstHour[:0:1]
 	d.pending = d.firstVisitor[:0:1]
 	return d
-}
-
-// NewSegmentPartial returns an empty SegmentPartial.
-func NewSegmentPartial() *SegmentPartial {
-	return &SegmentPartial{Days: map[DayKey]*Day{}}
-}
-
-// Hours are the partial's clicks by link and hour.
-func (p *SegmentPartial) Hours() map[HourKey]HourCounts { return hoursOf(p.Days) }
-
-// Clicks is the number of clicks the partial holds.
-func (p *SegmentPartial) Clicks() int64 { return clicksOf(p.Days) }
-
-// Combine is the combine stage: it folds a segment's clicks into p, so
-// each segment ships one count per aggregate instead of one row per click.
-func Combine(p *SegmentPartial, clicks []Click) {
-	combine(p.Days, &p.daySlab, clicks)
 }
 
 // combine counts clicks into days, new days cut from slab.
@@ -904,78 +805,15 @@ type Partial struct {
 	Days map[DayKey]*Day
 }
 
-// NewPartial returns an empty Partial.
-func NewPartial() *Partial {
-	return &Partial{Days: map[DayKey]*Day{}}
-}
-
 // Hours are the partial's clicks by link and hour.
 func (p *Partial) Hours() map[HourKey]HourCounts { return hoursOf(p.Days) }
 
 // Clicks is the number of clicks the partial holds.
 func (p *Partial) Clicks() int64 { return clicksOf(p.Days) }
 
-// Partition is the shuffle: it splits a segment's partial into n by link
-// id, so each reducer sees every aggregate of the links it owns. The days
-// move: p must not be used after.
-func Partition(p *SegmentPartial, n int) []*Partial {
-	parts := make([]*Partial, n)
-	for i := range parts {
-		parts[i] = &Partial{Days: make(map[DayKey]*Day, len(p.Days)/n+len(p.Days)/(4*n)+1)}
-	}
-	for k, d := range p.Days {
-		parts[PartitionOf(k.Link(), n)].Days[k] = d
-	}
-	return parts
-}
-
 // PartitionOf is the partition, of n, a link's aggregates go to. Ids are
 // dense sequence numbers, so a multiplicative hash evens out runs of
 // recent links.
 func PartitionOf(link int64, n int) int {
 	return int((uint64(link) * 0x9e3779b97f4a7c15 >> 32) % uint64(n))
-}
-
-// Reduce is the reduce stage: it merges the partials of one partition
-// (one per segment) into the partition's totals. Visitor sets are merged,
-// not added: a visitor seen in two segments is one visitor. Reduce takes
-// over its inputs.
-func Reduce(inputs []*Partial) (*Partial, error) {
-	if len(inputs) == 0 {
-		return NewPartial(), nil
-	}
-	// Start from the largest input, sized for all of them: link-days
-	// repeat across segments, but the map then never grows in steps,
-	// rehashing all it holds each time.
-	big, total := 0, 0
-	for i, in := range inputs {
-		total += len(in.Days)
-		if len(in.Days) > len(inputs[big].Days) {
-			big = i
-		}
-	}
-	out := inputs[big]
-	if total > 2*len(out.Days) {
-		days := make(map[DayKey]*Day, total)
-		for k, d := range out.Days {
-			days[k] = d
-		}
-		out = &Partial{Days: days}
-	}
-	for i, in := range inputs {
-		if i == big {
-			continue
-		}
-		for k, d := range in.Days {
-			have := out.Days[k]
-			if have == nil {
-				out.Days[k] = d
-				continue
-			}
-			if err := have.merge(d); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return out, nil
 }

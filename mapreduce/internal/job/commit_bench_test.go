@@ -14,32 +14,23 @@ import (
 )
 
 // reducedLocal aggregates the local segments (aggregate's
-// BenchmarkLocalSegments's) into 8 reduced partitions, with shared's value
-// table.
+// BenchmarkLocalSegments's) into 8 partitions' totals, as a run does, with
+// shared's value table.
 func reducedLocal(b *testing.B, shared *dims.Shared) []*aggregate.Partial {
 	segs, err := aggregatetest.LocalSegments()
 	if err != nil {
 		b.Fatal(err)
 	}
 	c := shared.NewClassifier()
-	const n = 8
-	byPart := make([][]*aggregate.Partial, n)
+	totals := aggregate.NewTotals(8)
+	var s aggregate.Scratch
 	for _, data := range segs {
-		p, _, err := aggregate.MapCombine(data, c)
-		if err != nil {
+		if _, err := s.MapSegment(data, c, nil); err != nil {
 			b.Fatal(err)
 		}
-		for i, pp := range aggregate.Partition(p, n) {
-			byPart[i] = append(byPart[i], pp)
-		}
+		totals.Fold(&s)
 	}
-	out := make([]*aggregate.Partial, n)
-	for i := range out {
-		if out[i], err = aggregate.Reduce(byPart[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return out
+	return totals.Partials()
 }
 
 // BenchmarkCommit measures writing a run's aggregates (the local segments'
