@@ -1,8 +1,8 @@
 // Package job is one mapreduce run: it pulls the sealed access log segments
 // every proxy has and the ledger lacks, verifies them, classifies and
 // aggregates their clicks (each checked segment mapped, then folded into
-// per-partition totals, package aggregate), and commits the aggregates with the ledger rows in one
-// transaction (README.md decision 6).
+// per-partition totals, package aggregate), and commits the aggregates
+// with the ledger rows in one transaction (README.md decision 6).
 package job
 
 import (

@@ -355,15 +355,11 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, time.Du
 	return len(fresh) + len(existing), wait, nil
 }
 
-// querier is a connection or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
 // mergeStored folds the stored rows of the same links and days into the
 // partitions' days, and returns which were stored. The run lock makes this
-// read-modify-write safe.
-func mergeStored(ctx context.Context, tx querier, parts []*aggregate.Partial, names *dims.Shared) (map[aggregate.DayKey]bool, error) {
+// read-modify-write safe; conn is not the run's transaction's (see
+// writeAggregates).
+func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Partial, names *dims.Shared) (map[aggregate.DayKey]bool, error) {
 	// Days go as numbers, not dates: pgx encodes an int array several
 	// times faster than one of time.Time.
 	var links []int64
@@ -377,7 +373,7 @@ func mergeStored(ctx context.Context, tx querier, parts []*aggregate.Partial, na
 	if len(links) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT d.link_id, d.day, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
+	rows, err := conn.Query(ctx, `SELECT d.link_id, d.day, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
 		JOIN unnest($1::bigint[], $2::int[]) AS k(link_id, n) ON d.link_id = k.link_id AND d.day = date '1970-01-01' + k.n`, links, days)
 	if err != nil {
 		return nil, fmt.Errorf("read stored daily rows: %w", err)
