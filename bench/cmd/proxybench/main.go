@@ -588,7 +588,7 @@ func medianF(xs []float64) float64 {
 // batchCounters reads a proxy's replica lookups and the queries they took.
 func batchCounters(adminURL, token string) (lookups, batches float64, err error) {
 	m, err := scrape(adminURL, token)
-	return m[`shortfleet_proxy_lookups_total{outcome="replica"}`], m["shortfleet_proxy_replica_batches_total"], err
+	return m[metrics.ReplicaLookups], m[metrics.ReplicaBatches], err
 }
 
 // scrape reads a proxy's metrics into a map from series to value.

@@ -337,7 +337,7 @@ func measureOpen(c config, cd *codes.Codec, token string, ts [2]openTarget) ([]o
 				sent := int(c.coldOpenDur.Seconds() * float64(rate))
 				next[i] += sent
 				m1, _ := metrics.Scrape(t.admin, token)
-				key := `shortfleet_proxy_lookups_total{outcome="replica"}`
+				key := metrics.ReplicaLookups
 				s := openSample{p50: res.Percentile(50), p99: res.Percentile(99), p999: res.Percentile(99.9),
 					sent: sent, n: len(res.Lat), failed: res.Failed, replica: m1[key] - m0[key]}
 				o.sets[i] = append(o.sets[i], s)

@@ -324,7 +324,7 @@ func (r runner) flood(f *localfleet.Fleet, proxyURL, script string) (floodStats,
 	p := point(sRandom, "", "requests/s", 64, w)
 	p.Errors = w.Errors() - w.ErrorsStatus // every answer is a 404, which wrk counts as a status error
 	return floodStats{point: p, requests: float64(w.Requests), notFound: d(`shortfleet_proxy_requests_total{status="404"}`),
-		replicaLookups: d(`shortfleet_proxy_lookups_total{outcome="replica"}`), batches: d("shortfleet_proxy_replica_batches_total"),
+		replicaLookups: d(metrics.ReplicaLookups), batches: d(metrics.ReplicaBatches),
 		primary: d("shortfleet_proxy_primary_asks_total"), windowRejections: d("shortfleet_proxy_window_rejections_total")}, nil
 }
 
@@ -458,7 +458,7 @@ func phaseOne(ctx context.Context, c config, work string, o *outcome) error {
 			}
 			if s.name == sCached {
 				m1, _ := metrics.Scrape(f.AdminURLs()[0], f.Secrets.AdminToken)
-				k := `shortfleet_proxy_lookups_total{outcome="replica"}`
+				k := metrics.ReplicaLookups
 				o.cachedMisses += m1[k] - m0[k]
 				say("%s, %d connections: %.0f requests/s, %.2f of nginx; %.0f of its lookups went to the replica",
 					s.name, n, p.Rate, p.Rate/o.res[len(o.res)-1].Rate, m1[k]-m0[k])
@@ -729,7 +729,7 @@ func sampleLag(ctx context.Context, primaryDSN, replicaDSN string, fn func() err
 // they took, from its admin metrics at admin.
 func batchCounters(f *localfleet.Fleet, admin string) (lookups, batches float64, err error) {
 	m, err := metrics.Scrape(admin, f.Secrets.AdminToken)
-	return m[`shortfleet_proxy_lookups_total{outcome="replica"}`], m["shortfleet_proxy_replica_batches_total"], err
+	return m[metrics.ReplicaLookups], m[metrics.ReplicaBatches], err
 }
 
 func durs(ds []time.Duration) (median, maxD time.Duration) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"shortfleet/bench/internal/metrics"
 	"shortfleet/bench/internal/report"
 )
 
@@ -24,7 +25,7 @@ type Counters struct {
 const (
 	seriesRequests = "shortfleet_proxy_requests_total{"
 	seriesHits     = `shortfleet_proxy_lookups_total{outcome="hit"}`
-	seriesReplica  = `shortfleet_proxy_lookups_total{outcome="replica"}`
+	seriesReplica  = metrics.ReplicaLookups
 	seriesPrimary  = `shortfleet_proxy_lookups_total{outcome="primary"}`
 	seriesEntries  = "shortfleet_proxy_cache_entries"
 	seriesBytes    = "shortfleet_proxy_cache_bytes"

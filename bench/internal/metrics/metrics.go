@@ -14,6 +14,13 @@ import (
 	"shortfleet/logfmt/ship"
 )
 
+// Series of a proxy's /metrics (proxy/internal/metrics) the drivers read:
+// lookups its replica answered, and the batched replica queries they took.
+const (
+	ReplicaLookups = `shortfleet_proxy_lookups_total{outcome="replica"}`
+	ReplicaBatches = "shortfleet_proxy_replica_batches_total"
+)
+
 // Scrape reads an admin listener's /metrics into a map from series (name
 // and labels, as written) to value, with the client every reader of a
 // proxy's admin listener uses. A refusal (a wrong token) is an error, not
