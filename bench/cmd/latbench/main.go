@@ -17,8 +17,11 @@
 // The client keeps its connections (HTTP/1.1 keep-alive, as a browser
 // does between the clicks of a page), at most 64 an origin (see conns).
 //
-// The scenarios run in -rounds interleaved rounds; each figure is the
-// median over them.
+// The scenarios run in -rounds interleaved rounds, each pair (the proxy
+// and its nginx baseline) back to back, in turns first and second; each
+// figure is the median over the rounds, and each p99 ratio the median of
+// the rounds' own ratios, so that a round the shared machine slows for
+// both sides of a pair does not count against either.
 //
 // It writes bench/results/<date>-latency.md and the lat-bench section of
 // bench/README.md; its output ends with the "bench: NAME VALUE" lines:
@@ -87,7 +90,7 @@ func main() {
 	flag.StringVar(&c.bin, "bin", "bin", "folder with the primary, proxy and mapreduce binaries")
 	flag.Int64Var(&c.links, "links", 1000, "hot links, each fetched once from each proxy before the runs")
 	flag.StringVar(&rates, "rates", "600,6000", "requests a second, comma-separated")
-	flag.IntVar(&c.rounds, "rounds", 3, "interleaved rounds; each figure is the median over them")
+	flag.IntVar(&c.rounds, "rounds", 5, "interleaved rounds; each figure is the median over them, each ratio the median of the rounds' ratios")
 	flag.DurationVar(&c.dur, "duration", 4*time.Second, "length of each run, its warm-up included")
 	flag.DurationVar(&c.warm, "warmup", time.Second, "first part of each run not counted (the client opens its connections)")
 	flag.StringVar(&c.results, "results", "bench/results", "folder for the dated report")
@@ -251,11 +254,23 @@ func run(c config) error {
 	}
 	for round := 1; round <= c.rounds; round++ {
 		say("round %d of %d", round, c.rounds)
+		// Odd rounds measure the proxies first, even rounds nginx.
+		swap := round%2 == 0
 		for _, rate := range c.rates {
-			add(proxyDirect, rate, measure(f.RedirectURLs()[0], hot, rate, c, nil))
-			add(nginxDirect, rate, measure(ngDirect.URL, hot, rate, c, nil))
+			pair := []struct{ name, url string }{{proxyDirect, f.RedirectURLs()[0]}, {nginxDirect, ngDirect.URL}}
+			if swap {
+				slices.Reverse(pair)
+			}
+			for _, p := range pair {
+				add(p.name, rate, measure(p.url, hot, rate, c, nil))
+			}
 		}
-		for i, l := range lbs {
+		for j := range lbs {
+			i := j
+			if swap {
+				i = len(lbs) - 1 - j
+			}
+			l := lbs[i]
 			h, err := balancer.Start(ctx, balancer.Setup{
 				Dir: filepath.Join(work, fmt.Sprintf("haproxy-%d-%d", round, i)), Host: lbHost, Source: lbHost,
 				CertFile: certFile, Servers: l.servers,
@@ -398,10 +413,33 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
+// roundRatios are the p99 ratios of a and its baseline b round by round
+// (the samples of a round are at the same index).
+func roundRatios(a, b []sample) []float64 {
+	var r []float64
+	for i := range min(len(a), len(b)) {
+		r = append(r, ratio(a[i].p99, b[i].p99))
+	}
+	return r
+}
+
+// medianOf is the median of v (the mean of the middle two when even).
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Sorted(slices.Values(v))
+	m := len(v) / 2
+	if len(v)%2 == 0 {
+		return (v[m-1] + v[m]) / 2
+	}
+	return v[m]
+}
+
 func write(c config, got map[string]map[int][]sample) error {
 	names := []string{proxyDirect, nginxDirect, lbProxies, lbNginx, lbProxiesH, lbNginxH}
 	baseOf := map[string]string{proxyDirect: nginxDirect, lbProxies: lbNginx, lbProxiesH: lbNginxH}
-	tbl := report.Table{Header: []string{"scenario", "rate", "p50", "p99", "p99.9", "p99 of each round", "p99 ratio", "HAProxy: requests over a reused connection / connections opened, avg rtime/ttime"}}
+	tbl := report.Table{Header: []string{"scenario", "rate", "p50", "p99", "p99.9", "p99 of each round", "p99 ratio: median of the rounds' (each round's; ratio of the medians)", "HAProxy: requests over a reused connection / connections opened, avg rtime/ttime"}}
 	var heads []report.Headline
 	for _, rate := range c.rates {
 		for _, name := range names {
@@ -414,7 +452,13 @@ func write(c config, got map[string]map[int][]sample) error {
 			}
 			r := ""
 			if b, ok := baseOf[name]; ok {
-				r = fmt.Sprintf("**%.2f** of %s", ratio(median(ss, p99), median(got[b][rate], p99)), strings.TrimSuffix(b, " (baseline)"))
+				rr := roundRatios(ss, got[b][rate])
+				each := make([]string, len(rr))
+				for i, v := range rr {
+					each[i] = fmt.Sprintf("%.2f", v)
+				}
+				r = fmt.Sprintf("**%.2f** of %s (%s; %.2f)", medianOf(rr), strings.TrimSuffix(b, " (baseline)"),
+					strings.Join(each, ", "), ratio(median(ss, p99), median(got[b][rate], p99)))
 			}
 			if failed > 0 {
 				r += fmt.Sprintf(" (%d failed)", failed)
@@ -429,15 +473,16 @@ func write(c config, got map[string]map[int][]sample) error {
 				fmt.Sprintf("%.2f ms", ms(median(ss, func(s sample) int64 { return s.p999 }))),
 				strings.Join(rounds, ", "), r, st})
 		}
+		paired := func(a, b string) float64 { return medianOf(roundRatios(got[a][rate], got[b][rate])) }
 		heads = append(heads,
-			report.Headline{Name: fmt.Sprintf("direct_p99_ratio_%d", rate), Value: ratio(median(got[proxyDirect][rate], p99), median(got[nginxDirect][rate], p99))},
-			report.Headline{Name: fmt.Sprintf("balancer_p99_ratio_%d", rate), Value: ratio(median(got[lbProxies][rate], p99), median(got[lbNginx][rate], p99))},
-			report.Headline{Name: fmt.Sprintf("balancer_http_p99_ratio_%d", rate), Value: ratio(median(got[lbProxiesH][rate], p99), median(got[lbNginxH][rate], p99))})
+			report.Headline{Name: fmt.Sprintf("direct_p99_ratio_%d", rate), Value: paired(proxyDirect, nginxDirect)},
+			report.Headline{Name: fmt.Sprintf("balancer_p99_ratio_%d", rate), Value: paired(lbProxies, lbNginx)},
+			report.Headline{Name: fmt.Sprintf("balancer_http_p99_ratio_%d", rate), Value: paired(lbProxiesH, lbNginxH)})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-latency` (bench/cmd/latbench).\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine())
 	b.WriteString(tbl.Markdown())
-	fmt.Fprintf(&b, "\nOpen loop: requests sent at a fixed rate whatever the server does, each timed from when it was due (bench/internal/fixedrate), %s a run after a %s warm-up that is not counted; %d interleaved rounds, each figure the median over them. ", c.dur-c.warm, c.warm, c.rounds)
+	fmt.Fprintf(&b, "\nOpen loop: requests sent at a fixed rate whatever the server does, each timed from when it was due (bench/internal/fixedrate), %s a run after a %s warm-up that is not counted; %d interleaved rounds (each pair back to back, in turns first and second), each figure the median over them and each p99 ratio the median of the rounds' ratios (the ratio of the medians in brackets: it pairs samples of different rounds, so a slow moment on the shared machine counts against one side only). ", c.dur-c.warm, c.warm, c.rounds)
 	fmt.Fprintf(&b, "Cached redirects of %d hot links (each fetched from each proxy first), with a browser's headers (as bench/wrk/redirects.lua), over keep-alive HTTP/1.1 connections, at most %d an origin, opened as the client needs them (in the warm-up, at these rates). ", c.links, conns)
 	b.WriteString("HAProxy runs the shared settings (provisioning/settings/haproxy.json, rendered as the local fleet and the Ansible role render them) in front of the fleet's 2 proxies or of 2 nginx `return 302` backends with the same gzip-buffered log; the proxies log every request in full. ")
 	b.WriteString("\n")
