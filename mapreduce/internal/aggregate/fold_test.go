@@ -122,6 +122,20 @@ func TestFoldMatchesReduce(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("%d days folded, %d reduced", len(got), len(want))
 	}
+	// The busiest days are past sfsql.ExactMax visitors, so both paths'
+	// sparse sketch keys (visitors.go) are compared too.
+	sketches := 0
+	for _, p := range totals.Partials() {
+		for _, d := range p.Days {
+			if d.Visitors().Sketch != nil {
+				sketches++
+			}
+		}
+	}
+	if sketches == 0 {
+		t.Fatal("no day folded past sfsql.ExactMax visitors")
+	}
+	t.Logf("%d of %d days past sfsql.ExactMax visitors", sketches, len(got))
 	for k, w := range want {
 		if g := got[k]; !reflect.DeepEqual(g, w) {
 			t.Fatalf("link %d day %d: folded %+v, reduced %+v", k.Link(), k.Day(), g, w)

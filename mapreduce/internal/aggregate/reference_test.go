@@ -48,14 +48,11 @@ func (d *Day) merge(o *Day) error {
 		d.hours.add(h.Hour, h.Clicks, h.Bots)
 	}
 	d.values.merge(&o.values)
-	if o.visitors.Sketch != nil || len(o.visitors.Exact) > 0 {
-		if err := d.visitors.Merge(&o.visitors); err != nil {
+	// Both sets whole: o's pending hashes and sparse keys folded in.
+	if ov := o.Visitors(); ov.Sketch != nil || len(ov.Exact) > 0 {
+		if err := d.Visitors().Merge(ov); err != nil {
 			return err
 		}
-	}
-	d.pending = append(d.pending, o.pending...)
-	if len(d.pending) >= pendingMax {
-		d.flushVisitors()
 	}
 	return nil
 }

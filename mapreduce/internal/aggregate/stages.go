@@ -482,6 +482,10 @@ type Day struct {
 	values       values
 	visitors     sfsql.Visitors
 	pending      []uint64
+	// many are the visitors of a day past sfsql.ExactMax, until the run
+	// asks for them or they make a dense sketch (visitors.go); nil
+	// otherwise.
+	many *sparseKeys
 
 	// A new day's lists start in these, inside the day itself: a segment
 	// has thousands of link-days, most with one click, and a day whose
@@ -501,8 +505,9 @@ func (d *Day) addVisitor(h uint64) {
 }
 
 // flushVisitors folds the pending hashes into the set: an exact set of at
-// most sfsql.ExactMax hashes, sorted, or beyond it a sketch, as
-// sfsql.Visitors.Add would have made of them one by one.
+// most sfsql.ExactMax hashes, sorted, or beyond it their sparse sketch
+// keys (visitors.go) and, once those would make a dense sketch, the
+// sketch, as sfsql.Visitors.Add would have made of them one by one.
 func (d *Day) flushVisitors() {
 	p := d.pending
 	if len(p) == 0 {
@@ -514,6 +519,10 @@ func (d *Day) flushVisitors() {
 		for _, h := range p {
 			v.Sketch.InsertHash(h)
 		}
+		return
+	}
+	if d.many != nil {
+		d.addMany(p)
 		return
 	}
 	var all []uint64
@@ -530,12 +539,20 @@ func (d *Day) flushVisitors() {
 		v.Exact = all
 		return
 	}
-	v.Sketch, v.Exact = sfsql.NewSketch(), nil
-	for _, h := range all {
-		v.Sketch.InsertHash(h)
-	}
+	v.Exact = nil
+	d.many = &sparseKeys{}
+	d.addMany(all)
 	if d.pending == nil {
 		d.pending = all[:0]
+	}
+}
+
+// addMany adds hashes to the day's sparse sketch keys, and makes them the
+// sketch once it would be dense. It encodes and sorts hs in place.
+func (d *Day) addMany(hs []uint64) {
+	d.many.add(hs)
+	if d.many.dense() {
+		d.visitors.Sketch, d.many = d.many.sketch(), nil
 	}
 }
 
@@ -543,6 +560,9 @@ func (d *Day) flushVisitors() {
 // folded in. The caller may merge into it.
 func (d *Day) Visitors() *sfsql.Visitors {
 	d.flushVisitors()
+	if d.many != nil {
+		d.visitors.Sketch, d.many = d.many.sketch(), nil
+	}
 	return &d.visitors
 }
 

@@ -1,6 +1,7 @@
 package dims
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
@@ -328,4 +329,26 @@ func FuzzClassify(f *testing.F) {
 			t.Fatalf("visitor of %q, %q hashes differently twice", addr, ua)
 		}
 	})
+}
+
+// TestParseAddr: parseAddr gives what netip.ParseAddr gives, address and
+// error alike, for IPv4 in dotted decimal (its fast path), malformed
+// IPv4 of every kind the fast path must hand on, and IPv6.
+func TestParseAddr(t *testing.T) {
+	cases := []string{"", "1.2.3.4", "0.0.0.0", "255.255.255.255", "10.0.0.1", "192.168.100.200",
+		"256.1.1.1", "1.2.3.256", "01.2.3.4", "1.2.3.04", "1.2.3.00", "1.2.3", "1.2.3.4.5", "1..2.3",
+		".1.2.3", "1.2.3.", "1.2.3.4 ", " 1.2.3.4", "1.2.3.1000", "1.2.3.4a", "1.2.3.-4", "9999.1.1.1",
+		"::1", "2001:db8::1", "::ffff:1.2.3.4", "fe80::1%eth0", "1.2.3.4%x", "a.b.c.d"}
+	for i := range 3000 {
+		// Every octet's spellings at every position.
+		o := []string{"0", "7", "99", "100", "255", "256", "300", "007"}
+		cases = append(cases, fmt.Sprintf("%s.%s.%s.%s", o[i%8], o[i/8%8], o[i/64%8], o[i/512%8]))
+	}
+	for _, s := range cases {
+		got, gerr := parseAddr(s)
+		want, werr := netip.ParseAddr(s)
+		if got != want || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+			t.Errorf("parseAddr(%q) = %v, %v; netip.ParseAddr %v, %v", s, got, gerr, want, werr)
+		}
+	}
 }
