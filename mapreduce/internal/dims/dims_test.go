@@ -352,3 +352,19 @@ func TestParseAddr(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseAddr holds parseAddr, which reads the client address a proxy
+// logged (what a stranger's connection came from, or its forwarded
+// header), to netip.ParseAddr's answer and error on any string.
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "255.255.255.255", "01.2.3.4", "1.2.3.256", "1..2.3", "::ffff:1.2.3.4", "1.2.3.4%x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gerr := parseAddr(s)
+		want, werr := netip.ParseAddr(s)
+		if got != want || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+			t.Fatalf("parseAddr(%q) = %v, %v; netip.ParseAddr %v, %v", s, got, gerr, want, werr)
+		}
+	})
+}
