@@ -103,13 +103,17 @@ type written struct {
 // the hours in tx: the hours do not depend on them, and the run lock
 // keeps every other writer of link_daily out, so reading them outside
 // the transaction sees what reading them inside would. The daily rows
-// are then written in tx, with the ledger, as before.
+// are written in tx, with the ledger, as before.
 //
 // Most of a run's link-days are not stored yet, and a link-day is never
 // stored without its hours: those rows go straight into the tables with
 // COPY, and only the others through staging tables, an additive upsert
-// and an UPDATE. While Postgres takes the hours, other cores encode the
-// daily rows (dimension JSON, visitor sets).
+// and an UPDATE. A stored day is complete once its stored row is merged:
+// the merging cores encode it then (dimension JSON, visitor set), and
+// once the hours are in, tx copies the merged days into the staging
+// table as they come, while the read goes on (a window after a day's
+// first is nearly all such days). The days not stored are encoded when
+// the read has told which they are.
 func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared, db *pgxpool.Pool) (written, error) {
 	var w written
 	type read struct {
