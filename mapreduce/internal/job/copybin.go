@@ -97,3 +97,56 @@ func copyBinary(ctx context.Context, tx pgx.Tx, table string, cols []string, n i
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, &copyRows{n: n, enc: enc}, sql)
 	return err
 }
+
+// copyStream is an io.Reader of COPY's binary format for the daily rows
+// that come in batches, until batches is closed: a COPY that takes rows
+// while they are still being made.
+type copyStream struct {
+	batches <-chan []dayRow
+	cur     []dayRow
+	n       int // rows encoded
+	buf     []byte
+	off     int
+	started bool
+	done    bool
+}
+
+func (r *copyStream) Read(p []byte) (int, error) {
+	for r.off == len(r.buf) {
+		if r.done {
+			return 0, io.EOF
+		}
+		r.buf, r.off = r.buf[:0], 0
+		if !r.started {
+			r.buf, r.started = append(r.buf, copyHeader...), true
+		}
+	fill:
+		for len(r.buf) < 64<<10 {
+			if len(r.cur) > 0 {
+				r.buf = appendDayRow(r.buf, &r.cur[0])
+				r.cur = r.cur[1:]
+				r.n++
+				continue
+			}
+			var ok bool
+			if len(r.buf) > 0 {
+				// What is encoded goes now rather than after a wait.
+				select {
+				case r.cur, ok = <-r.batches:
+				default:
+					break fill
+				}
+			} else {
+				r.cur, ok = <-r.batches
+			}
+			if !ok {
+				r.buf = binary.BigEndian.AppendUint16(r.buf, 0xffff)
+				r.done = true
+				break
+			}
+		}
+	}
+	n := copy(p, r.buf[r.off:])
+	r.off += n
+	return n, nil
+}

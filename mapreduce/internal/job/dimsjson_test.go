@@ -17,6 +17,10 @@ var dimsDocs = []string{
 	" {\n\t\"country\" : { \"CH\" : 3 } } \n",
 	`{"referrer":{}}`,
 	`{"country":{"CH":-1,"DE":9223372036854775807}}`,
+	// 18 digits, added up here; 19, and beyond int64, left to strconv.
+	`{"country":{"CH":123456789012345678,"DE":-123456789012345678,"FR":-9223372036854775808,"IT":0,"AT":-0}}`,
+	`{"country":{"CH":9223372036854775808}}`,
+	`{"country":{"CH":-}}`,
 	// The slow path: escapes, non-ASCII, numbers that are not integers.
 	`{"referrer":{"a\"b.example":1,"\u00e9.example":2}}`,
 	`{"referrer":{"bücher.example":4}}`,

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +74,7 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 		// Everything is written, nothing committed: a crash here must leave
 		// no trace.
 		j.stage(ctx, "written", "stored_took", w.storedTook.Round(time.Millisecond), "hours", w.hours, "hours_took", w.hoursTook.Round(time.Millisecond),
-			"days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "days_encode_wait", w.daysWait.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped)
+			"days_staged_took", w.stageTook.Round(time.Millisecond), "days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "days_encode_wait", w.daysWait.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped)
 		return nil
 	})
 	if err != nil {
@@ -87,6 +88,7 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 type written struct {
 	hours, days                     int
 	storedTook, hoursTook, daysTook time.Duration
+	stageTook                       time.Duration // staging the merged days, while they were read
 	daysWait                        time.Duration // of daysTook, waiting for the rows' encoding
 	capped                          int64         // links stopped at their click cap
 }
@@ -101,13 +103,17 @@ type written struct {
 // the hours in tx: the hours do not depend on them, and the run lock
 // keeps every other writer of link_daily out, so reading them outside
 // the transaction sees what reading them inside would. The daily rows
-// are then written in tx, with the ledger, as before.
+// are written in tx, with the ledger, as before.
 //
 // Most of a run's link-days are not stored yet, and a link-day is never
 // stored without its hours: those rows go straight into the tables with
 // COPY, and only the others through staging tables, an additive upsert
-// and an UPDATE. While Postgres takes the hours, other cores encode the
-// daily rows (dimension JSON, visitor sets).
+// and an UPDATE. A stored day is complete once its stored row is merged:
+// the merging cores encode it then (dimension JSON, visitor set), and
+// once the hours are in, tx copies the merged days into the staging
+// table as they come, while the read goes on (a window after a day's
+// first is nearly all such days). The days not stored are encoded when
+// the read has told which they are.
 func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial, names *dims.Shared, db *pgxpool.Pool) (written, error) {
 	var w written
 	type read struct {
@@ -116,17 +122,22 @@ func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial,
 		err  error
 	}
 	var reading chan read
+	// merged are the stored days, merged and encoded as their stored rows
+	// come, in batches; closed when the read ends.
+	var merged chan []dayRow
 	if db != nil {
 		reading = make(chan read, 1)
+		merged = make(chan []dayRow, mergedBatches(parts))
 		go func() {
 			t := time.Now()
 			var r read
 			conn, err := db.Acquire(ctx)
 			if err != nil {
 				r.err = fmt.Errorf("read stored daily rows: %w", err)
+				close(merged)
 			} else {
 				var stored map[aggregate.DayKey]bool
-				stored, r.err = mergeStored(ctx, conn, parts, names)
+				stored, r.err = mergeStored(ctx, conn, parts, names, merged)
 				conn.Release()
 				if r.err == nil {
 					// Encoded while Postgres may still take the hours.
@@ -144,8 +155,19 @@ func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial,
 	t := time.Now()
 	n, err := writeHours(ctx, tx, parts)
 	w.hours, w.hoursTook = n, time.Since(t)
+	var staged int
+	if err == nil && merged != nil {
+		// The merged days go to the staging table as they come, while
+		// the read goes on.
+		t = time.Now()
+		staged, err = stageDays(ctx, tx, merged)
+		w.stageTook = time.Since(t)
+	}
 	if reading != nil {
 		// Waited for even if the hours failed: the read works on parts.
+		for range merged {
+			// What the failed write left unstaged.
+		}
 		r := <-reading
 		enc, w.storedTook = r.enc, r.took
 		if err == nil {
@@ -156,12 +178,25 @@ func writeAggregates(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial,
 		return w, err
 	}
 	t = time.Now()
-	if w.days, w.daysWait, err = writeDays(ctx, tx, enc); err != nil {
+	if w.days, w.daysWait, err = writeDays(ctx, tx, enc, staged); err != nil {
 		return w, err
 	}
 	w.daysTook = time.Since(t)
 	return w, nil
 }
+
+// mergedBatches bounds the batches mergeStored can send: the channel
+// holds them all, so a worker never waits for the write.
+func mergedBatches(parts []*aggregate.Partial) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p.Days)
+	}
+	return n/mergedBatch + runtime.GOMAXPROCS(0) + 1
+}
+
+// mergedBatch is how many merged days a worker sends at once.
+const mergedBatch = 256
 
 // hourRow is a row of clicks_hourly.
 type hourRow struct {
@@ -242,15 +277,28 @@ type dayRow struct {
 	uniques, dims []byte
 }
 
-// dayRows are daily rows: those new to link_daily, and those that replace
-// a stored row they were merged with.
+// dayRows are the daily rows new to link_daily.
 type dayRows struct {
-	fresh, existing []dayRow
-	err             error
+	fresh []dayRow
+	err   error
 }
 
-// encodeDays encodes the partitions' daily rows, in parallel, and returns
-// a channel that yields them all, in key order, when they are ready.
+// encodeDay appends the encoding of k's day d (its visitors, its
+// dimensions' JSON) to buf and returns its row, which points into buf.
+func encodeDay(buf []byte, k aggregate.DayKey, d *aggregate.Day, table []string, dimsEnc *aggregate.DimsEncoder) ([]byte, dayRow, error) {
+	start := len(buf)
+	var err error
+	if buf, err = d.Visitors().AppendBinary(buf); err != nil {
+		return buf, dayRow{}, fmt.Errorf("encode uniques: %w", err)
+	}
+	mid := len(buf)
+	buf = dimsEnc.Append(buf, d, table)
+	return buf, dayRow{k.Link(), k.Day(), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}, nil
+}
+
+// encodeDays encodes the partitions' daily rows that are not stored (the
+// stored were encoded as they were merged), in parallel, and returns a
+// channel that yields them, in key order, when they are ready.
 func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate.DayKey]bool) <-chan dayRows {
 	each := make([]dayRows, len(parts))
 	var wg sync.WaitGroup
@@ -263,23 +311,19 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 			// One buffer for all of the partition's encodings, sized for
 			// a quiet day's (one visitor, a value of each dimension: 150
 			// bytes or so) so it rarely grows, copying all it holds.
-			buf := make([]byte, 0, 192*len(p.Days))
+			buf := make([]byte, 0, 192*max(len(p.Days)-len(stored)/len(parts), 0))
 			var dimsEnc aggregate.DimsEncoder
 			for k, d := range p.Days {
-				start := len(buf)
+				if stored[k] {
+					continue
+				}
+				var r dayRow
 				var err error
-				if buf, err = d.Visitors().AppendBinary(buf); err != nil {
-					rs.err = fmt.Errorf("encode uniques: %w", err)
+				if buf, r, err = encodeDay(buf, k, d, table, &dimsEnc); err != nil {
+					rs.err = err
 					return
 				}
-				mid := len(buf)
-				buf = dimsEnc.Append(buf, d, table)
-				r := dayRow{k.Link(), k.Day(), d.Clicks, d.Bots, buf[start:mid:mid], buf[mid:len(buf):len(buf)]}
-				if stored[k] {
-					rs.existing = append(rs.existing, r)
-				} else {
-					rs.fresh = append(rs.fresh, r)
-				}
+				rs.fresh = append(rs.fresh, r)
 			}
 		})
 	}
@@ -288,15 +332,14 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 		wg.Wait()
 		var all dayRows
 		var errs []error
-		nf, ne := 0, 0
+		nf := 0
 		for _, rs := range each {
-			nf, ne = nf+len(rs.fresh), ne+len(rs.existing)
+			nf += len(rs.fresh)
 		}
-		all.fresh, all.existing = make([]dayRow, 0, nf), make([]dayRow, 0, ne)
+		all.fresh = make([]dayRow, 0, nf)
 		for _, rs := range each {
 			errs = append(errs, rs.err)
 			all.fresh = append(all.fresh, rs.fresh...)
-			all.existing = append(all.existing, rs.existing...)
 		}
 		all.err = errors.Join(errs...)
 		// In key order, the primary key's index is filled page by page
@@ -311,57 +354,80 @@ func encodeDays(parts []*aggregate.Partial, table []string, stored map[aggregate
 
 var dayCols = []string{"link_id", "day", "clicks", "bot_clicks", "uniques", "dims"}
 
-// copyDays copies rows into table (link_daily or its staging table).
+// appendDayRow appends r in COPY's binary format, as dayCols.
+func appendDayRow(b []byte, r *dayRow) []byte {
+	b = copyRow(b, 6)
+	b = copyInt8(b, r.link)
+	b = copyDate(b, r.day)
+	b = copyInt8(b, r.clicks)
+	b = copyInt8(b, r.bots)
+	b = copyBytes(b, r.uniques)
+	return copyBytes(b, r.dims)
+}
+
+// copyDays copies rows into table (link_daily).
 func copyDays(ctx context.Context, tx pgx.Tx, table string, rows []dayRow) error {
 	return copyBinary(ctx, tx, table, dayCols, len(rows), func(b []byte, i int) []byte {
-		r := &rows[i]
-		b = copyRow(b, 6)
-		b = copyInt8(b, r.link)
-		b = copyDate(b, r.day)
-		b = copyInt8(b, r.clicks)
-		b = copyInt8(b, r.bots)
-		b = copyBytes(b, r.uniques)
-		return copyBytes(b, r.dims)
+		return appendDayRow(b, &rows[i])
 	})
 }
 
-// writeDays stores the encoded daily rows: new ones copied straight into
-// link_daily, merged ones replacing the stored through a staging table.
-func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows) (int, time.Duration, error) {
+// stageDays copies the merged days into a staging table, days_stage, as
+// they come from batches, until it is closed; it creates the table at
+// the first. It returns how many it staged.
+func stageDays(ctx context.Context, tx pgx.Tx, batches <-chan []dayRow) (int, error) {
+	first, ok := <-batches
+	if !ok {
+		return 0, nil
+	}
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE days_stage (LIKE link_daily) ON COMMIT DROP`); err != nil {
+		return 0, fmt.Errorf("create staging table: %w", err)
+	}
+	src := &copyStream{batches: batches, cur: first}
+	sql := "COPY days_stage (" + strings.Join(dayCols, ", ") + ") FROM STDIN WITH (FORMAT binary)"
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, src, sql); err != nil {
+		return src.n, fmt.Errorf("copy daily rows: %w", err)
+	}
+	return src.n, nil
+}
+
+// writeDays stores the daily rows: new ones copied straight into
+// link_daily, the staged ones (stageDays's, merged with the stored)
+// replacing the stored.
+func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows, staged int) (int, time.Duration, error) {
 	t := time.Now()
 	rs := <-enc
 	wait := time.Since(t)
 	if rs.err != nil {
 		return 0, wait, rs.err
 	}
-	fresh, existing := rs.fresh, rs.existing
+	fresh := rs.fresh
 	if len(fresh) > 0 {
 		if err := copyDays(ctx, tx, "link_daily", fresh); err != nil {
 			return 0, wait, fmt.Errorf("copy daily rows: %w", err)
 		}
 	}
-	if len(existing) > 0 {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE days_stage (LIKE link_daily) ON COMMIT DROP`); err != nil {
-			return 0, wait, fmt.Errorf("create staging table: %w", err)
-		}
-		if err := copyDays(ctx, tx, "days_stage", existing); err != nil {
-			return 0, wait, fmt.Errorf("copy daily rows: %w", err)
-		}
+	if staged > 0 {
 		if _, err := tx.Exec(ctx, `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s.bot_clicks,
 			uniques = s.uniques, dims = s.dims FROM days_stage s WHERE d.link_id = s.link_id AND d.day = s.day`); err != nil {
 			return 0, wait, fmt.Errorf("update daily rows: %w", err)
 		}
 	}
-	return len(fresh) + len(existing), wait, nil
+	return len(fresh) + staged, wait, nil
 }
 
 // mergeStored folds the stored rows of the same links and days into the
-// partitions' days, and returns which were stored. The run lock makes this
-// read-modify-write safe; conn is not the run's transaction's (see
-// writeAggregates).
-func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Partial, names *dims.Shared) (map[aggregate.DayKey]bool, error) {
+// partitions' days, sends each day so merged, encoded, to out in batches
+// (a day has one stored row, so it is complete once that is merged), and
+// returns which were stored. It closes out when it is done. The run lock
+// makes this read-modify-write safe; conn is not the run's transaction's
+// (see writeAggregates). out must hold all the batches it is sent
+// (mergedBatches).
+func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Partial, names *dims.Shared, out chan<- []dayRow) (map[aggregate.DayKey]bool, error) {
+	defer close(out)
 	// Days go as numbers, not dates: pgx encodes an int array several
-	// times faster than one of time.Time.
+	// times faster than one of time.Time; they come back as the same
+	// numbers.
 	var links []int64
 	var days []int32
 	for _, p := range parts {
@@ -373,7 +439,7 @@ func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Par
 	if len(links) == 0 {
 		return nil, nil
 	}
-	rows, err := conn.Query(ctx, `SELECT d.link_id, d.day, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
+	rows, err := conn.Query(ctx, `SELECT d.link_id, k.n, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
 		JOIN unnest($1::bigint[], $2::int[]) AS k(link_id, n) ON d.link_id = k.link_id AND d.day = date '1970-01-01' + k.n`, links, days)
 	if err != nil {
 		return nil, fmt.Errorf("read stored daily rows: %w", err)
@@ -392,12 +458,31 @@ func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Par
 		each[w] = map[aggregate.DayKey]bool{}
 		wg.Go(func() {
 			var dec dimsDecoder
+			var enc aggregate.DimsEncoder
+			var buf []byte
+			var done []dayRow
 			for batch := range batches[w] {
 				for i := range batch {
-					if errs[w] == nil {
-						errs[w] = mergeRow(&batch[i], parts, names, each[w], &dec)
+					if errs[w] != nil {
+						continue
+					}
+					var r dayRow
+					var merged bool
+					if buf, r, merged, errs[w] = mergeRow(&batch[i], parts, names, each[w], &dec, &enc, buf); merged {
+						done = append(done, r)
 					}
 				}
+				if len(done) >= mergedBatch {
+					out <- done
+					done = nil
+				}
+				if len(buf) > 1<<20 {
+					// The rows sent point into it.
+					buf = nil
+				}
+			}
+			if len(done) > 0 {
+				out <- done
 			}
 		})
 	}
@@ -405,12 +490,10 @@ func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Par
 	var err2 error
 	for rows.Next() {
 		var r storedRow
-		var day time.Time
-		if err := rows.Scan(&r.link, &day, &r.clicks, &r.bots, &r.uniques, &r.dims); err != nil {
+		if err := rows.Scan(&r.link, &r.day, &r.clicks, &r.bots, &r.uniques, &r.dims); err != nil {
 			err2 = fmt.Errorf("read stored daily rows: %w", err)
 			break
 		}
-		r.day = int32(day.Unix() / 86400)
 		w := aggregate.PartitionOf(r.link, len(parts)) % workers
 		pending[w] = append(pending[w], r)
 		if len(pending[w]) == 256 {
@@ -444,29 +527,33 @@ type storedRow struct {
 }
 
 // mergeRow folds a stored row into its day in parts, if the run has it,
-// and marks the day stored.
-func mergeRow(r *storedRow, parts []*aggregate.Partial, names *dims.Shared, stored map[aggregate.DayKey]bool, dec *dimsDecoder) error {
+// marks the day stored, and appends the merged day's encoding to buf
+// (encodeDay).
+func mergeRow(r *storedRow, parts []*aggregate.Partial, names *dims.Shared, stored map[aggregate.DayKey]bool,
+	dec *dimsDecoder, enc *aggregate.DimsEncoder, buf []byte) ([]byte, dayRow, bool, error) {
 	k := aggregate.MakeDayKey(r.link, r.day)
 	d := parts[aggregate.PartitionOf(r.link, len(parts))].Days[k]
 	if d == nil {
-		return nil
+		return buf, dayRow{}, false, nil
 	}
 	stored[k] = true
 	d.Clicks += r.clicks
 	d.Bots += r.bots
 	storedDims, err := dec.decode(r.dims)
 	if err != nil {
-		return fmt.Errorf("decode stored dimensions of link %d: %w", r.link, err)
+		return buf, dayRow{}, false, fmt.Errorf("decode stored dimensions of link %d: %w", r.link, err)
 	}
 	d.AddDims(storedDims, names)
 	storedVisitors, err := sfsql.DecodeVisitors(r.uniques)
 	if err != nil {
-		return err
+		return buf, dayRow{}, false, err
 	}
 	if err := d.Visitors().Merge(storedVisitors); err != nil {
-		return fmt.Errorf("merge uniques of link %d: %w", r.link, err)
+		return buf, dayRow{}, false, fmt.Errorf("merge uniques of link %d: %w", r.link, err)
 	}
-	return nil
+	// The value table as it is now: AddDims may have added names.
+	buf, row, err := encodeDay(buf, k, d, names.Names(), enc)
+	return buf, row, err == nil, err
 }
 
 // TempBuffers is the job's session's temp_buffers: room in memory for a
