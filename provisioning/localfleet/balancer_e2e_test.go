@@ -12,11 +12,14 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"shortfleet/logfmt"
 	"shortfleet/provisioning/localfleet"
@@ -224,4 +227,119 @@ func serverStat(f *localfleet.Fleet, backend, server string, field int) (int, er
 		}
 	}
 	return 0, errors.New("no such server in the stats")
+}
+
+// TestNoProxyReadyStillRedirects: when no proxy is ready, because every
+// replica lags past -max-lag (replay paused on each while the primary
+// writes: what a primary down with no standby fit to promote leaves),
+// HAProxy sends short links to the live proxies anyway (backend
+// proxies_live), which answer from their caches and replicas, instead of
+// answering 503 for every link; once the replicas catch up, the checked
+// backend takes them again. Without proxies_live the redirect through the
+// balancer is a 503.
+func TestNoProxyReadyStillRedirects(t *testing.T) {
+	if !localfleet.HAProxyInstalled() {
+		t.Fatal("haproxy is not installed: make test installs it (provisioning/deps.sh)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := startFleetWith(t, localfleet.Config{Proxies: 2, ProxyArgs: []string{"-max-lag", "1s"}})
+	_, links := signupWithLinks(t, f.PrimaryURL(), "lagging@example.com", 1, "https://example.com/lagging/%d")
+	l := links[0]
+	if err := f.WaitReplicas(ctx); err != nil {
+		t.Fatal(err)
+	}
+	subnet := f.PrimaryHost()[:strings.LastIndexByte(f.PrimaryHost(), '.')]
+	c := clientFrom(subnet+".77", f)
+	redirected := func(what string) {
+		t.Helper()
+		for range 4 { // round robin: both proxies
+			resp, _ := get(t, c, f.BalancerURL()+"/"+l.Code, nil)
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != l.Target {
+				t.Fatalf("%s: GET /%s through the balancer: %d to %q, want 302 to %s", what, l.Code, resp.StatusCode, resp.Header.Get("Location"), l.Target)
+			}
+		}
+	}
+	redirected("all ready")
+	ready := func(want bool) {
+		t.Helper()
+		waitUntil(t, ctx, func() bool {
+			for _, u := range f.AdminURLs() {
+				resp, err := http.Get(u + "/readyz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				if (resp.StatusCode == http.StatusOK) != want {
+					return false
+				}
+			}
+			// HAProxy's own view: every server of the checked backend UP,
+			// or every one DOWN ("UP 1/2" is still in rotation).
+			return slices.Equal(proxyStates(t, f), slices.Repeat([]string{map[bool]string{true: "UP", false: "DOWN"}[want]}, len(f.Proxies)))
+		})
+	}
+
+	// Patroni resumes a paused replay at its next loop unless the cluster
+	// is in maintenance mode.
+	if _, err := f.Patronictl(ctx, "pause", "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(c interface {
+		Connect(context.Context, string) (*pgx.Conn, error)
+	}, stmt string) {
+		t.Helper()
+		conn, err := c.Connect(ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	for _, r := range f.Replicas {
+		exec(r, "SELECT pg_wal_replay_pause()")
+	}
+	exec(f.Primary, "CREATE TABLE lag_probe (at timestamptz)")
+	exec(f.Primary, "INSERT INTO lag_probe VALUES (now())")
+	ready(false)
+	redirected("no proxy ready")
+
+	for _, r := range f.Replicas {
+		exec(r, "SELECT pg_wal_replay_resume()")
+	}
+	if _, err := f.Patronictl(ctx, "resume", "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	ready(true)
+	redirected("ready again")
+}
+
+// proxyStates are the statuses HAProxy's stats give the servers of its
+// backend proxies.
+func proxyStates(t *testing.T, f *localfleet.Fleet) []string {
+	t.Helper()
+	resp, err := http.Get(f.BalancerStatsURL() + "/stats;csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	status := -1
+	for _, line := range strings.Split(string(body), "\n") {
+		fields := strings.Split(line, ",")
+		if strings.HasPrefix(line, "# ") {
+			status = slices.Index(fields, "status")
+			continue
+		}
+		if status > 0 && len(fields) > status && fields[0] == "proxies" && fields[1] != "BACKEND" && fields[1] != "FRONTEND" {
+			states = append(states, fields[status])
+		}
+	}
+	return states
 }

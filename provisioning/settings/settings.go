@@ -211,6 +211,10 @@ frontend web
 {{- if .B.AppHost}}
     use_backend app if { req.hdr(host),field(1,:),lower -m str {{.B.AppHost}} }
 {{- end}}
+    # No proxy ready (every replica lagging, as while the primary is down
+    # and no standby can be promoted): the live ones answer still, from
+    # their caches and replicas, rather than HAProxy 503 for every link.
+    use_backend proxies_live if { nbsrv(proxies) eq 0 }
     default_backend proxies
 
 frontend monitor
@@ -222,12 +226,7 @@ frontend monitor
     stats refresh 5s
 
 backend proxies
-{{- if eq .H.Balance "uri-consistent"}}
-    balance uri
-    hash-type consistent
-{{- else}}
-    balance {{.H.Balance}}
-{{- end}}
+{{- template "balance" .}}
     # Redirects are idempotent: a request a dead proxy did not answer, or
     # a reused connection lost, is sent again, to another proxy.
     retries {{.H.Retries}}
@@ -241,6 +240,21 @@ backend proxies
     default-server check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}} observe {{.H.Observe}} error-limit {{.H.ErrorLimit}} on-error {{.H.OnError}}
 {{- range .B.Servers}}
     server {{.Name}} {{.Addr}}:{{.Port}} port {{.CheckPort}}
+{{- end}}
+
+backend proxies_live
+    # The same proxies, checked only for a connection to their redirect
+    # port: used while none is ready (frontend web).
+{{- template "balance" .}}
+    retries {{.H.Retries}}
+    retry-on {{.H.RetryOn}}
+    option redispatch 1
+{{- if .B.Source}}
+    source {{.B.Source}}
+{{- end}}
+    default-server check inter {{.H.CheckInter}} fall {{.H.CheckFall}} rise {{.H.CheckRise}} observe {{.H.Observe}} error-limit {{.H.ErrorLimit}} on-error {{.H.OnError}}
+{{- range .B.Servers}}
+    server {{.Name}} {{.Addr}}:{{.Port}}
 {{- end}}
 {{- if .B.AppHost}}
 
@@ -256,6 +270,14 @@ backend app
 {{- end}}
 {{- range .B.Apps}}
     server {{.Name}} {{.Addr}}:{{.Port}} check inter {{$.H.CheckInter}} fall {{$.H.CheckFall}} rise {{$.H.CheckRise}}
+{{- end}}
+{{- end}}
+{{- define "balance"}}
+{{- if eq .H.Balance "uri-consistent"}}
+    balance uri
+    hash-type consistent
+{{- else}}
+    balance {{.H.Balance}}
 {{- end}}
 {{- end}}
 `))
