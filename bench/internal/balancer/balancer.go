@@ -75,7 +75,8 @@ func Render(s Setup) (string, error) {
 // Before rewrites a rendered haproxy.cfg into the configuration issue 19
 // replaced, for the before/after figure: the client's address went to the
 // proxies in a PROXY protocol v2 header on every server connection
-// (send-proxy-v2 on default-server), which makes each connection private
+// (send-proxy-v2 on the default-server of both backends of proxies),
+// which makes each connection private
 // to one client connection, with http-reuse safe, and no X-Forwarded-For,
 // X-Forwarded-Proto or X-Client-Port headers. It edits the text rather
 // than keeping the old template so that every other setting is today's:
@@ -106,8 +107,8 @@ func Before(cfg string) (string, error) {
 	switch {
 	case reuse != 1:
 		return "", fmt.Errorf("haproxy.cfg has %d http-reuse lines, want 1", reuse)
-	case server != 1:
-		return "", fmt.Errorf("haproxy.cfg has %d default-server lines, want 1", server)
+	case server != 2:
+		return "", fmt.Errorf("haproxy.cfg has %d default-server lines, want 2 (backends proxies and proxies_live)", server)
 	case dropped != 4:
 		return "", fmt.Errorf("haproxy.cfg has %d of the 4 client-address header lines", dropped)
 	}

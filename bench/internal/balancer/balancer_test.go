@@ -88,9 +88,9 @@ func TestBefore(t *testing.T) {
 		"http-request set-header X-Forwarded-Proto https if { ssl_fc }",
 		"http-request set-header X-Forwarded-Proto http unless { ssl_fc }",
 		"http-request set-header X-Client-Port %[src_port]",
-		defaultServer,
+		defaultServer, defaultServer, // backends proxies and proxies_live
 	}
-	wantAdded := []string{"http-reuse safe", defaultServer + " send-proxy-v2"}
+	wantAdded := []string{"http-reuse safe", defaultServer + " send-proxy-v2", defaultServer + " send-proxy-v2"}
 	slices.Sort(gone)
 	slices.Sort(wantGone)
 	if !slices.Equal(gone, wantGone) || !slices.Equal(added, wantAdded) {
@@ -146,8 +146,8 @@ func TestRenderOnlyServersDiffer(t *testing.T) {
 			t.Errorf("line %q differs", l)
 		}
 	}
-	if len(gone) != 2 || len(added) != 2 {
-		t.Errorf("%d and %d lines differ, want the 2 server lines", len(gone), len(added))
+	if len(gone) != 4 || len(added) != 4 {
+		t.Errorf("%d and %d lines differ, want the 2 server lines of each backend of proxies (proxies, proxies_live)", len(gone), len(added))
 	}
 	s.Balance = "uri-consistent"
 	c, err := Render(s)
