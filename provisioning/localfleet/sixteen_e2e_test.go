@@ -174,6 +174,14 @@ func TestSixteenProxies(t *testing.T) {
 	// clients; then the proxies seal their logs (SIGTERM) and a stats run
 	// must count every redirect answered, link by link.
 	key2, links := signupWithLinks(t, base, "sixteen-clicks@example.com", 20, "https://example.com/clicks/%d")
+	// The count is the point here, not read-your-writes (TestEndToEnd and
+	// proxy/internal/redirect's TestReadYourWrites test that):
+	// the links reach every replica first. Before, 16 proxies asked the
+	// primary for the fresh links at once, each ask bounded by 500 ms, and
+	// on a loaded CI machine one timed out: a 503 (CI, 2026-12-05).
+	if err := f.WaitReplicas(ctx); err != nil {
+		t.Fatal(err)
+	}
 	const total = 2 * n * 100
 	rng := rand.New(rand.NewPCG(16, 16))
 	plan := make([]int, total)
