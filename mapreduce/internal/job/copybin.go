@@ -89,13 +89,18 @@ func (r *copyRows) Read(p []byte) (int, error) {
 // copyInt8 or the like per column), into table's columns, on the
 // transaction's connection.
 func copyBinary(ctx context.Context, tx pgx.Tx, table string, cols []string, n int, enc func(b []byte, i int) []byte) error {
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, &copyRows{n: n, enc: enc}, copySQL(table, cols))
+	return err
+}
+
+// copySQL is the statement that copies COPY's binary format into table's
+// cols.
+func copySQL(table string, cols []string) string {
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
 		quoted[i] = pgx.Identifier{c}.Sanitize()
 	}
-	sql := fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (FORMAT binary)", pgx.Identifier{table}.Sanitize(), strings.Join(quoted, ", "))
-	_, err := tx.Conn().PgConn().CopyFrom(ctx, &copyRows{n: n, enc: enc}, sql)
-	return err
+	return fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (FORMAT binary)", pgx.Identifier{table}.Sanitize(), strings.Join(quoted, ", "))
 }
 
 // copyStream is an io.Reader of COPY's binary format for the daily rows

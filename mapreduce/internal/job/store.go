@@ -9,7 +9,6 @@ import (
 	"maps"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -384,8 +383,7 @@ func stageDays(ctx context.Context, tx pgx.Tx, batches <-chan []dayRow) (int, er
 		return 0, fmt.Errorf("create staging table: %w", err)
 	}
 	src := &copyStream{batches: batches, cur: first}
-	sql := "COPY days_stage (" + strings.Join(dayCols, ", ") + ") FROM STDIN WITH (FORMAT binary)"
-	if _, err := tx.Conn().PgConn().CopyFrom(ctx, src, sql); err != nil {
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, src, copySQL("days_stage", dayCols)); err != nil {
 		return src.n, fmt.Errorf("copy daily rows: %w", err)
 	}
 	return src.n, nil
