@@ -325,21 +325,13 @@ func proxyStates(t *testing.T, f *localfleet.Fleet) []string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	servers, err := localfleet.ParseServerStates(resp.Body, "proxies")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var states []string
-	status := -1
-	for _, line := range strings.Split(string(body), "\n") {
-		fields := strings.Split(line, ",")
-		if strings.HasPrefix(line, "# ") {
-			status = slices.Index(fields, "status")
-			continue
-		}
-		if status > 0 && len(fields) > status && fields[0] == "proxies" && fields[1] != "BACKEND" && fields[1] != "FRONTEND" {
-			states = append(states, fields[status])
-		}
+	states := make([]string, len(servers))
+	for i, s := range servers {
+		states[i] = s.Status
 	}
 	return states
 }

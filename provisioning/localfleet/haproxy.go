@@ -191,7 +191,24 @@ func (f *Fleet) serversUp(ctx context.Context, backend string) ([]string, error)
 // ParseServersUp reads HAProxy's stats CSV and lists the servers of backend
 // whose status is UP.
 func ParseServersUp(r io.Reader, backend string) ([]string, error) {
+	states, err := ParseServerStates(r, backend)
 	var up []string
+	for _, s := range states {
+		if s.Status == "UP" {
+			up = append(up, s.Name)
+		}
+	}
+	return up, err
+}
+
+// ServerState is a server of a backend and its status in HAProxy's stats
+// ("UP", "DOWN", "UP 1/2" while a check failing counts down, ...).
+type ServerState struct{ Name, Status string }
+
+// ParseServerStates reads HAProxy's stats CSV and gives every server of
+// backend with its status, in the order of the stats.
+func ParseServerStates(r io.Reader, backend string) ([]ServerState, error) {
+	var states []ServerState
 	sc := bufio.NewScanner(r)
 	status := -1
 	for sc.Scan() {
@@ -208,11 +225,11 @@ func ParseServersUp(r io.Reader, backend string) ([]string, error) {
 		if status < 0 {
 			return nil, fmt.Errorf("haproxy stats: no header line with a status column")
 		}
-		if len(fields) > status && fields[0] == backend && fields[1] != "BACKEND" && fields[1] != "FRONTEND" && fields[status] == "UP" {
-			up = append(up, fields[1])
+		if len(fields) > status && fields[0] == backend && fields[1] != "BACKEND" && fields[1] != "FRONTEND" {
+			states = append(states, ServerState{fields[1], fields[status]})
 		}
 	}
-	return up, sc.Err()
+	return states, sc.Err()
 }
 
 // HAProxy is the load balancer's supervised process, nil without one.
