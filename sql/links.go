@@ -54,6 +54,14 @@ func LinkByID(ctx context.Context, q Querier, id int64) (Link, error) {
 // (README.md decision 2).
 const LinkCreateLock int64 = 0x73686f72746c6e6b // "shortlnk"
 
+// StatsWriteLock is the transaction-level advisory lock held by every
+// transaction that writes a MapReduce run's stats and by an account's
+// deletion. A run writes its links' stats only after it has dropped the
+// links tombstoned so far, under the lock; a deletion waits for a run's
+// write to commit before it deletes the stats, so a run's write can never
+// bring back stats a deletion removed. A run's write takes seconds.
+const StatsWriteLock int64 = 0x73686f7274737477 // "shortstw"
+
 // MaxLinkID is the largest link id the database has, 0 for none.
 func MaxLinkID(ctx context.Context, q Querier) (int64, error) {
 	var id int64

@@ -85,10 +85,13 @@ func (j *Job) Recompute(ctx context.Context, day time.Time) (res Result, err err
 	}
 	reduced := totals.Partials()
 	var clicks int64
-	for _, p := range reduced {
-		clicks += p.Clicks()
-	}
 	err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
+		if _, err := dropTombstoned(ctx, tx, reduced); err != nil {
+			return err
+		}
+		for _, p := range reduced {
+			clicks += p.Clicks()
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM clicks_hourly WHERE hour >= $1 AND hour < $2`, from, to); err != nil {
 			return err
 		}

@@ -45,11 +45,16 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 			time.Unix(0, s.entry.MinTime).UTC(), time.Unix(0, s.entry.MaxTime).UTC()})
 	}
 	var clicks int64
-	for _, p := range reduced {
-		clicks += p.Clicks()
-	}
 	var aggregates int
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		deleted, err := dropTombstoned(ctx, tx, reduced)
+		if err != nil {
+			return err
+		}
+		clicks = 0
+		for _, p := range reduced {
+			clicks += p.Clicks()
+		}
 		w, err := writeAggregates(ctx, tx, reduced, j.dims, j.db)
 		if err != nil {
 			return err
@@ -73,7 +78,7 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 		// Everything is written, nothing committed: a crash here must leave
 		// no trace.
 		j.stage(ctx, "written", "stored_took", w.storedTook.Round(time.Millisecond), "hours", w.hours, "hours_took", w.hoursTook.Round(time.Millisecond),
-			"days_staged_took", w.stageTook.Round(time.Millisecond), "days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "days_encode_wait", w.daysWait.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped)
+			"days_staged_took", w.stageTook.Round(time.Millisecond), "days", w.days, "days_took", w.daysTook.Round(time.Millisecond), "days_encode_wait", w.daysWait.Round(time.Millisecond), "ledger_rows", len(ledger), "links_capped", w.capped, "links_deleted", deleted)
 		return nil
 	})
 	if err != nil {

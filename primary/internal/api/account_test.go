@@ -14,6 +14,7 @@ import (
 
 	"shortfleet/primary/internal/limit"
 	"shortfleet/primary/internal/store"
+	sfsql "shortfleet/sql"
 )
 
 // The QR codes' images are checked against openapi.json as files.
@@ -183,6 +184,50 @@ func TestDeleteAccount(t *testing.T) {
 	}
 	if g := e.do("GET", "/api/links/"+o.body["code"].(string), otherKey, "", ""); g.status != 200 || g.body["disabled"] != false {
 		t.Fatalf("the other account's link: %d %s", g.status, g.raw)
+	}
+}
+
+// TestDeleteAccountWaitsForStatsWrite: a deletion waits while a
+// MapReduce run holds the stats write lock (it may be writing the user's
+// stats) and goes through once the run lets go; it then deletes the
+// stats the run wrote.
+func TestDeleteAccountWaitsForStatsWrite(t *testing.T) {
+	e := setup(t, limit.Limits{})
+	ctx := context.Background()
+	key := e.signup("waits@example.com")
+	code := e.json("POST", "/api/links", key, map[string]any{"target": "https://example.com/w"}).body["code"].(string)
+	id, _ := e.codec.DecodeString(code)
+	run, err := e.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Rollback(ctx)
+	if _, err := run.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sfsql.StatsWriteLock); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan answer, 1)
+	go func() {
+		done <- e.json("DELETE", "/api/account", key, map[string]string{"password": "a good long password"})
+	}()
+	for e.count(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`) == 0 {
+		select {
+		case d := <-done:
+			t.Fatalf("the deletion went through while a run held the stats write lock: %d %s", d.status, d.raw)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// The run writes the link's stats and commits.
+	if _, err := run.Exec(ctx, `INSERT INTO clicks_hourly VALUES ($1, $2, 5, 1)`, id, time.Now().UTC().Truncate(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-done; d.status != 200 || d.body["links_disabled"] != 1.0 {
+		t.Fatalf("delete: %d %s", d.status, d.raw)
+	}
+	if n := e.count(`SELECT count(*) FROM clicks_hourly WHERE link_id = $1`, id); n != 0 {
+		t.Fatalf("%d hourly rows the run wrote survive the deletion", n)
 	}
 }
 

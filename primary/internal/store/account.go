@@ -70,6 +70,12 @@ func (s *Store) DeleteAccount(ctx context.Context, uid int64) (int, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sfsql.LinkCreateLock); err != nil {
 			return err
 		}
+		// A MapReduce run writing stats now may be writing the user's:
+		// wait for it to commit, so that the stats deleted below stay
+		// deleted (runs drop tombstoned links' clicks, sfsql.StatsWriteLock).
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sfsql.StatsWriteLock); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `UPDATE links SET disabled = true, user_id = NULL, target = '', rules = NULL, password_hash = NULL, updated_at = now()
 			WHERE user_id = $1 RETURNING id`, uid)
 		if err != nil {
