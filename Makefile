@@ -127,7 +127,7 @@ bench-lb: build
 
 ## bench-latency: open-loop p50/p99/p99.9 at 600 and 6,000 redirects/s, a
 ## proxy beside nginx and HAProxy before the proxies beside HAProxy before
-## nginx, into bench/README.md; about 3 minutes. BENCH_LATENCY_ARGS shrinks
+## nginx, and nginx twice for the noise, into bench/README.md; about 4 minutes. BENCH_LATENCY_ARGS shrinks
 ## it: BENCH_LATENCY_ARGS='-rounds 1 -duration 2s'
 bench-latency: build
 	@BENCH=1 ./provisioning/deps.sh

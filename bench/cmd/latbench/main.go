@@ -28,7 +28,8 @@
 // direct_p99_ratio_600 and _6000 (proxy p99 over nginx p99, both
 // directly), balancer_p99_ratio_600 and _6000 (HAProxy before the proxies
 // over HAProxy before nginx, HTTPS) and balancer_http_p99_ratio_600 and
-// _6000 (the same over HTTP).
+// _6000 (the same over HTTP), and direct_p99_noise_600 and _6000 (how
+// far apart two runs of nginx come out, the resolution of the ratios).
 //
 //	make bench-latency
 //	go run ./bench/cmd/latbench -rounds 1 -duration 2s    (a quick check)
@@ -134,6 +135,7 @@ func say(format string, args ...any) {
 const (
 	proxyDirect = "proxy, directly"
 	nginxDirect = "nginx `return 302`, directly (baseline)"
+	nginxAgain  = "nginx `return 302`, directly, again (noise)"
 	lbProxies   = "HAProxy → 2 proxies, HTTPS"
 	lbProxiesH  = "HAProxy → 2 proxies, HTTP"
 	lbNginx     = "HAProxy → 2 nginx, HTTPS (baseline)"
@@ -257,7 +259,9 @@ func run(c config) error {
 		// Odd rounds measure the proxies first, even rounds nginx.
 		swap := round%2 == 0
 		for _, rate := range c.rates {
-			pair := []struct{ name, url string }{{proxyDirect, f.RedirectURLs()[0]}, {nginxDirect, ngDirect.URL}}
+			// nginx twice in a row: how far apart two runs of one
+			// server come out is what a ratio can be trusted to.
+			pair := []struct{ name, url string }{{proxyDirect, f.RedirectURLs()[0]}, {nginxDirect, ngDirect.URL}, {nginxAgain, ngDirect.URL}}
 			if swap {
 				slices.Reverse(pair)
 			}
@@ -423,6 +427,19 @@ func roundRatios(a, b []sample) []float64 {
 	return r
 }
 
+// spread is the median over rounds of how far each ratio is from 1,
+// either way: max(r, 1/r), 1 for equal runs. Zero ratios (a run without
+// samples) are left out.
+func spread(rr []float64) float64 {
+	var far []float64
+	for _, r := range rr {
+		if r > 0 {
+			far = append(far, max(r, 1/r))
+		}
+	}
+	return medianOf(far)
+}
+
 // medianOf is the median of v (the mean of the middle two when even).
 func medianOf(v []float64) float64 {
 	if len(v) == 0 {
@@ -437,8 +454,8 @@ func medianOf(v []float64) float64 {
 }
 
 func write(c config, got map[string]map[int][]sample) error {
-	names := []string{proxyDirect, nginxDirect, lbProxies, lbNginx, lbProxiesH, lbNginxH}
-	baseOf := map[string]string{proxyDirect: nginxDirect, lbProxies: lbNginx, lbProxiesH: lbNginxH}
+	names := []string{proxyDirect, nginxDirect, nginxAgain, lbProxies, lbNginx, lbProxiesH, lbNginxH}
+	baseOf := map[string]string{proxyDirect: nginxDirect, nginxAgain: nginxDirect, lbProxies: lbNginx, lbProxiesH: lbNginxH}
 	tbl := report.Table{Header: []string{"scenario", "rate", "p50", "p99", "p99.9", "p99 of each round", "p99 ratio: median of the rounds' (each round's; ratio of the medians)", "HAProxy: requests over a reused connection / connections opened, avg rtime/ttime"}}
 	var heads []report.Headline
 	for _, rate := range c.rates {
@@ -477,12 +494,14 @@ func write(c config, got map[string]map[int][]sample) error {
 		heads = append(heads,
 			report.Headline{Name: fmt.Sprintf("direct_p99_ratio_%d", rate), Value: paired(proxyDirect, nginxDirect)},
 			report.Headline{Name: fmt.Sprintf("balancer_p99_ratio_%d", rate), Value: paired(lbProxies, lbNginx)},
-			report.Headline{Name: fmt.Sprintf("balancer_http_p99_ratio_%d", rate), Value: paired(lbProxiesH, lbNginxH)})
+			report.Headline{Name: fmt.Sprintf("balancer_http_p99_ratio_%d", rate), Value: paired(lbProxiesH, lbNginxH)},
+			report.Headline{Name: fmt.Sprintf("direct_p99_noise_%d", rate), Value: spread(roundRatios(got[nginxAgain][rate], got[nginxDirect][rate]))})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s, by `make bench-latency` (bench/cmd/latbench).\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), report.Machine())
 	b.WriteString(tbl.Markdown())
-	fmt.Fprintf(&b, "\nOpen loop: requests sent at a fixed rate whatever the server does, each timed from when it was due (bench/internal/fixedrate), %s a run after a %s warm-up that is not counted; %d interleaved rounds (each pair back to back, in turns first and second), each figure the median over them and each p99 ratio the median of the rounds' ratios (the ratio of the medians in brackets: it pairs samples of different rounds, so a slow moment on the shared machine counts against one side only). ", c.dur-c.warm, c.warm, c.rounds)
+	fmt.Fprintf(&b, "\nOpen loop: requests sent at a fixed rate whatever the server does, each timed from when it was due (bench/internal/fixedrate), %s a run after a %s warm-up that is not counted; %d interleaved rounds (each pair back to back, in turns first and second), each figure the median over them and each p99 ratio the median of the rounds' ratios (the ratio of the medians in brackets: it pairs samples of different rounds, so a slow moment on the shared machine counts against one side only). "+
+		"nginx runs twice in each round, back to back: its second run's ratio to its first is the noise of one server against itself, and `direct_p99_noise_RATE` is the median over the rounds of how far that ratio is from 1 either way (max(r, 1/r)); a ratio of the proxy to nginx closer to 1 than that cannot be told from the machine's noise. ", c.dur-c.warm, c.warm, c.rounds)
 	fmt.Fprintf(&b, "Cached redirects of %d hot links (each fetched from each proxy first), with a browser's headers (as bench/wrk/redirects.lua), over keep-alive HTTP/1.1 connections, at most %d an origin, opened as the client needs them (in the warm-up, at these rates). ", c.links, conns)
 	b.WriteString("HAProxy runs the shared settings (provisioning/settings/haproxy.json, rendered as the local fleet and the Ansible role render them) in front of the fleet's 2 proxies or of 2 nginx `return 302` backends with the same gzip-buffered log; the proxies log every request in full. ")
 	b.WriteString("\n")

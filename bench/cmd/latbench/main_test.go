@@ -20,6 +20,9 @@ func TestRoundRatios(t *testing.T) {
 	if m := medianOf(nil); m != 0 {
 		t.Fatalf("median of nothing = %v", m)
 	}
+	if s := spread([]float64{0.5, 1.2, 0, 3}); s != 2 {
+		t.Fatalf("spread of 0.5, 1.2, 3 (and an empty round) = %v, want 2 (1/0.5)", s)
+	}
 	if r := roundRatios(a, b[:2]); len(r) != 2 {
 		t.Fatalf("unequal rounds paired %d times, want 2", len(r))
 	}
