@@ -379,6 +379,32 @@ func TestFailoverDrills(t *testing.T) {
 	rep.add(t, "throughout: %d redirects answered, %d failed; %d creations acknowledged, %d lost; creations by status %v",
 		tr.answered(), tr.failed.Load(), len(acked), missing, statuses)
 	rep.write(t)
+	// A database that is failing over is unavailable, not broken: the
+	// API answers 503 with Retry-After, never 500.
+	if n := cr.count(http.StatusInternalServerError); n > 0 {
+		t.Errorf("%d creations answered 500 through the drills; the fleet's logged errors:\n%s", n, loggedErrors(t, f.StateDir()))
+	}
+}
+
+// loggedErrors are the level=ERROR lines of every log in the fleet's
+// state folder, each after its file's name, at most 40.
+func loggedErrors(t *testing.T, state string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
+	var out []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Logf("read %s: %v", f, err)
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "level=ERROR") && len(out) < 40 {
+				out = append(out, filepath.Base(f)+": "+line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // drillReport keeps the drills' figures: logged as they come, and written

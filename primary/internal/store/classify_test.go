@@ -61,6 +61,32 @@ func TestClassify(t *testing.T) {
 			want[tc.class]++
 		}
 	}
+	// A connection attempt that times out (connect_timeout) wraps
+	// context.DeadlineExceeded, as every host of a multi-host DSN does when
+	// none answers: the database is unavailable, not the client gone.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accepted, never answered
+		}
+	}()
+	_, err = pgconn.Connect(context.Background(), "postgres://u@"+ln.Addr().String()+"/db?sslmode=disable&connect_timeout=1")
+	var connErr *pgconn.ConnectError
+	if !errors.As(err, &connErr) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("connecting to a server that never answers: %v; want a ConnectError wrapping a deadline", err)
+	}
+	if err := s.classify(err); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("a connection attempt timed out: %v, want unavailable", err)
+	}
+	want["connection"]++
 	got := s.DBErrors()
 	for _, c := range ErrorClasses {
 		if got[c] != want[c] {

@@ -150,6 +150,15 @@ func errorClass(err error) int {
 		}
 		return 6
 	}
+	// A failed connection attempt wraps its dial's error, a timeout
+	// (connect_timeout's deadline) among them: the database did not
+	// answer, which is not the client leaving. In a failover drill the
+	// multi-host DSN found every host read-only or silent this way, and the
+	// creation got a 500.
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) && !errors.Is(err, context.Canceled) {
+		return 0
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 5 // the client went away, or a deadline of ours passed
 	}
