@@ -86,12 +86,17 @@ type Totals struct {
 }
 
 type totalsPart struct {
-	mu   sync.Mutex
-	days map[DayKey]*Day
-	slab daySlab
+	mu sync.Mutex // pending and spare
 	// pending are clicks of checked segments not yet counted into days:
 	// they are counted combineAt at a time, grouped by day (dayGrouper).
 	pending []Click
+	spare   []Click // the buffer the last count handed back
+	// counting is held while pending clicks are counted into days: it
+	// guards days and slab. A fold into the partition meanwhile only
+	// takes mu, to append, and never waits for a count to end.
+	counting sync.Mutex
+	days     map[DayKey]*Day
+	slab     daySlab
 	// Keeps two partitions' locks off one cache line.
 	_ [64]byte
 }
@@ -157,14 +162,12 @@ func (t *Totals) Fold(s *Scratch) {
 				continue
 			}
 			t.foldPart(s, int(p))
-			tp.mu.Unlock()
 		}
 		if len(rest) == len(todo) {
 			// Every partition left is busy: wait for the first.
 			p := rest[0]
 			t.parts[p].mu.Lock()
 			t.foldPart(s, int(p))
-			t.parts[p].mu.Unlock()
 			rest = rest[1:]
 		}
 		todo = rest
@@ -187,7 +190,12 @@ func (t *Totals) Fold(s *Scratch) {
 // and would hold four times the memory.
 const combineAt = 1 << 15
 
-// foldPart adds the scratch's clicks of partition p; p's lock is held.
+// foldPart adds the scratch's clicks of partition p to its pending
+// clicks; p's mu is held, and foldPart releases it. Once combineAt are
+// pending, and no other worker is counting the partition's, it takes them
+// and counts them, mu released: the partition's next folds do not wait
+// for it (they waited 194 ms in 9 runs of BenchmarkLocalSegments'
+// aggregate, 2.5 ms since: agg4-grouped-mutex.pprof, agg4-split-mutex.pprof).
 func (t *Totals) foldPart(s *Scratch, p int) {
 	from := 0
 	if p > 0 {
@@ -195,16 +203,24 @@ func (t *Totals) foldPart(s *Scratch, p int) {
 	}
 	tp := &t.parts[p]
 	tp.pending = append(tp.pending, s.byPart[from:s.ends[p]]...)
-	if len(tp.pending) >= t.combineAt {
-		tp.combine(&s.group)
+	if len(tp.pending) < t.combineAt || !tp.counting.TryLock() {
+		tp.mu.Unlock()
+		return
 	}
+	clicks := tp.pending
+	tp.pending, tp.spare = tp.spare[:0], nil
+	tp.mu.Unlock()
+	tp.count(clicks, &s.group)
+	tp.mu.Lock()
+	tp.spare = clicks[:0]
+	tp.mu.Unlock()
+	tp.counting.Unlock()
 }
 
-// combine counts the partition's pending clicks into its days, grouped by
-// g; its lock is held.
-func (tp *totalsPart) combine(g *dayGrouper) {
-	combine(tp.days, &tp.slab, g.group(tp.pending))
-	tp.pending = tp.pending[:0]
+// count counts clicks into the partition's days, grouped by g; counting
+// is held.
+func (tp *totalsPart) count(clicks []Click, g *dayGrouper) {
+	combine(tp.days, &tp.slab, g.group(clicks))
 }
 
 // dayGrouper groups clicks by link and day, roughly: by bucket of their
@@ -277,14 +293,14 @@ func (t *Totals) Partials() []*Partial {
 		wg.Go(func() {
 			var g dayGrouper
 			for tp := range next {
-				tp.combine(&g)
+				tp.count(tp.pending, &g)
 			}
 		})
 	}
 	wg.Wait()
 	out := make([]*Partial, len(t.parts))
 	for i := range t.parts {
-		t.parts[i].pending = nil
+		t.parts[i].pending, t.parts[i].spare = nil, nil
 		out[i] = &Partial{Days: t.parts[i].days}
 	}
 	return out

@@ -332,3 +332,43 @@ func TestDayGrouper(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldWhileCounting: a fold into a partition whose pending clicks
+// another worker is counting leaves its clicks pending, past combineAt,
+// and Partials counts them: the totals are those of folds never kept
+// waiting.
+func TestFoldWhileCounting(t *testing.T) {
+	segs := genSegments(t, 2, 2000, 250)
+	shared, err := dims.NewShared(aggregatetest.Dims(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	c := shared.NewClassifier()
+	var s Scratch
+	fold := func(totals *Totals) {
+		t.Helper()
+		for _, data := range segs {
+			if _, err := s.MapSegment(data, c, nil); err != nil {
+				t.Fatal(err)
+			}
+			totals.Fold(&s)
+		}
+	}
+	free := NewTotals(1)
+	free.combineAt = 1
+	fold(free)
+	want := viewOf(t, free.Partials(), shared)
+
+	busy := NewTotals(1)
+	busy.combineAt = 1
+	busy.parts[0].counting.Lock() // another worker's count
+	fold(busy)
+	if p := &busy.parts[0]; len(p.days) != 0 || len(p.pending) == 0 {
+		t.Fatalf("folds while counting: %d days counted, %d clicks pending; want none, all", len(p.days), len(p.pending))
+	}
+	busy.parts[0].counting.Unlock()
+	if got := viewOf(t, busy.Partials(), shared); !reflect.DeepEqual(got, want) {
+		t.Fatalf("folded while counting: %d days, never kept waiting: %d", len(got), len(want))
+	}
+}
