@@ -13,7 +13,6 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/logfmt/logfmttest"
-	"shortfleet/mapreduce/internal/aggregate/aggregatetest"
 	"shortfleet/mapreduce/internal/dims"
 	sfsql "shortfleet/sql"
 )
@@ -67,11 +66,7 @@ func genSegments(t *testing.T, n, records, flushRows int) [][]byte {
 // partial per segment, partitioned and reduced, gives.
 func TestFoldMatchesReduce(t *testing.T) {
 	segs := genSegments(t, 6, 3000, 400)
-	shared, err := dims.NewShared(aggregatetest.Dims(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shared.Close()
+	shared := newShared(t)
 	const partitions = 4
 
 	c := shared.NewClassifier()
@@ -87,6 +82,7 @@ func TestFoldMatchesReduce(t *testing.T) {
 	}
 	reduced := make([]*Partial, partitions)
 	for i := range reduced {
+		var err error
 		if reduced[i], err = Reduce(byPart[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -190,11 +186,7 @@ func foldDamaged(t *testing.T, combineAt int) {
 	}
 	rd.Release()
 
-	shared, err := dims.NewShared(aggregatetest.Dims(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shared.Close()
+	shared := newShared(t)
 	c := shared.NewClassifier()
 
 	only := NewTotals(4)
@@ -339,11 +331,7 @@ func TestDayGrouper(t *testing.T) {
 // waiting.
 func TestFoldWhileCounting(t *testing.T) {
 	segs := genSegments(t, 2, 2000, 250)
-	shared, err := dims.NewShared(aggregatetest.Dims(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shared.Close()
+	shared := newShared(t)
 	c := shared.NewClassifier()
 	var s Scratch
 	fold := func(totals *Totals) {
