@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -12,7 +13,6 @@ import (
 
 	"shortfleet/logfmt"
 	"shortfleet/logfmt/logfmttest"
-	"shortfleet/mapreduce/internal/aggregate/aggregatetest"
 	"shortfleet/mapreduce/internal/dims"
 	sfsql "shortfleet/sql"
 )
@@ -66,11 +66,7 @@ func genSegments(t *testing.T, n, records, flushRows int) [][]byte {
 // partial per segment, partitioned and reduced, gives.
 func TestFoldMatchesReduce(t *testing.T) {
 	segs := genSegments(t, 6, 3000, 400)
-	shared, err := dims.NewShared(aggregatetest.Dims(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shared.Close()
+	shared := newShared(t)
 	const partitions = 4
 
 	c := shared.NewClassifier()
@@ -86,13 +82,25 @@ func TestFoldMatchesReduce(t *testing.T) {
 	}
 	reduced := make([]*Partial, partitions)
 	for i := range reduced {
+		var err error
 		if reduced[i], err = Reduce(byPart[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	want := viewOf(t, reduced, shared)
 
+	// Pending clicks are counted into days in Partials, or in Fold every
+	// 1000 clicks, or in every Fold.
+	for _, at := range []int{combineAt, 1000, 1} {
+		t.Run(fmt.Sprint("combineAt=", at), func(t *testing.T) { foldMatches(t, segs, shared, partitions, at, want) })
+	}
+}
+
+// foldMatches folds segs on three workers into totals that count their
+// pending clicks combineAt at a time, and compares their days to want.
+func foldMatches(t *testing.T, segs [][]byte, shared *dims.Shared, partitions, combineAt int, want map[DayKey]dayView) {
 	totals := NewTotals(partitions)
+	totals.combineAt = combineAt
 	var wg sync.WaitGroup
 	next := make(chan []byte, len(segs))
 	for _, s := range segs {
@@ -150,6 +158,14 @@ func TestFoldMatchesReduce(t *testing.T) {
 // caller (not folded) adds nothing either, and the scratch's next segment
 // does not bring its clicks along.
 func TestFoldDamagedSegmentAddsNothing(t *testing.T) {
+	// Whether Fold counts clicks into days at once or leaves them pending
+	// makes no difference.
+	for _, at := range []int{combineAt, 1} {
+		t.Run(fmt.Sprint("combineAt=", at), func(t *testing.T) { foldDamaged(t, at) })
+	}
+}
+
+func foldDamaged(t *testing.T, combineAt int) {
 	segs := genSegments(t, 3, 2000, 250)
 	good, rejected := segs[0], segs[2]
 	damaged := inBatches(t, segs[1], 500)
@@ -170,14 +186,11 @@ func TestFoldDamagedSegmentAddsNothing(t *testing.T) {
 	}
 	rd.Release()
 
-	shared, err := dims.NewShared(aggregatetest.Dims(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shared.Close()
+	shared := newShared(t)
 	c := shared.NewClassifier()
 
 	only := NewTotals(4)
+	only.combineAt = combineAt
 	var s Scratch
 	if _, err := s.MapSegment(good, c, nil); err != nil {
 		t.Fatal(err)
@@ -186,6 +199,7 @@ func TestFoldDamagedSegmentAddsNothing(t *testing.T) {
 	want := viewOf(t, only.Partials(), shared)
 
 	totals := NewTotals(4)
+	totals.combineAt = combineAt
 	if _, err := s.MapSegment(rejected, c, nil); err != nil || len(s.Clicks()) == 0 {
 		t.Fatalf("rejected segment: %d clicks, %v", len(s.Clicks()), err)
 	}
@@ -255,4 +269,94 @@ func inBatches(t *testing.T, seg []byte, n int64) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestDayGrouper: grouping reorders clicks into buckets of their day
+// (each bucket's clicks together, a day's all in one bucket) and keeps
+// the order of each day's clicks, whatever the number of clicks: none,
+// one, fewer than a bucket's share, more than the buckets' cap (2^14
+// buckets of about four clicks), and a smaller group after a larger one
+// in the same buffers.
+func TestDayGrouper(t *testing.T) {
+	var g dayGrouper
+	for _, n := range []int{0, 1, 7, 1000, 200_000, 3} {
+		clicks := make([]Click, n)
+		x := uint64(n)
+		for i := range clicks {
+			x = x*6364136223846793005 + 1442695040888963407
+			// Links and days of a busy few and a quiet many; Hour numbers
+			// the clicks, to tell their order.
+			link := int64(x>>40)%int64(max(n/3, 1)) + 1
+			if x>>63 == 1 {
+				link = int64(x>>50)%5 + 1
+			}
+			clicks[i] = Click{Link: link, Day: int32(x>>20) % 3, Hour: int64(i)}
+		}
+		got := g.group(clicks)
+		if len(got) != n {
+			t.Fatalf("%d clicks: %d grouped", n, len(got))
+		}
+		b := 0
+		for b < groupBits && 1<<(b+1) <= n/4 {
+			b++
+		}
+		seen := make([]bool, n)
+		last := map[DayKey]int64{}
+		for i, c := range got {
+			if seen[c.Hour] || clicks[c.Hour] != c {
+				t.Fatalf("%d clicks: grouped click %d is %+v, not one of the clicks once", n, i, c)
+			}
+			seen[c.Hour] = true
+			k := MakeDayKey(c.Link, c.Day)
+			if h, ok := last[k]; ok && h > c.Hour {
+				t.Fatalf("%d clicks: link %d day %d's click %d after its click %d", n, c.Link, c.Day, c.Hour, h)
+			}
+			last[k] = c.Hour
+			if i > 0 {
+				p := got[i-1]
+				if dayBucket(MakeDayKey(p.Link, p.Day), b) > dayBucket(k, b) {
+					t.Fatalf("%d clicks: buckets out of order at %d", n, i)
+				}
+			}
+		}
+		if n >= 200_000 && len(g.ends) != 1<<groupBits+1 {
+			t.Fatalf("%d clicks in %d buckets, want %d", n, len(g.ends)-1, 1<<groupBits)
+		}
+	}
+}
+
+// TestFoldWhileCounting: a fold into a partition whose pending clicks
+// another worker is counting leaves its clicks pending, past combineAt,
+// and Partials counts them: the totals are those of folds never kept
+// waiting.
+func TestFoldWhileCounting(t *testing.T) {
+	segs := genSegments(t, 2, 2000, 250)
+	shared := newShared(t)
+	c := shared.NewClassifier()
+	var s Scratch
+	fold := func(totals *Totals) {
+		t.Helper()
+		for _, data := range segs {
+			if _, err := s.MapSegment(data, c, nil); err != nil {
+				t.Fatal(err)
+			}
+			totals.Fold(&s)
+		}
+	}
+	free := NewTotals(1)
+	free.combineAt = 1
+	fold(free)
+	want := viewOf(t, free.Partials(), shared)
+
+	busy := NewTotals(1)
+	busy.combineAt = 1
+	busy.parts[0].counting.Lock() // another worker's count
+	fold(busy)
+	if p := &busy.parts[0]; len(p.days) != 0 || len(p.pending) == 0 {
+		t.Fatalf("folds while counting: %d days counted, %d clicks pending; want none, all", len(p.days), len(p.pending))
+	}
+	busy.parts[0].counting.Unlock()
+	if got := viewOf(t, busy.Partials(), shared); !reflect.DeepEqual(got, want) {
+		t.Fatalf("folded while counting: %d days, never kept waiting: %d", len(got), len(want))
+	}
 }

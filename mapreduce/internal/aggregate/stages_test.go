@@ -30,13 +30,18 @@ import (
 // t0 is when the test records begin, under the short name the tests use.
 var t0 = aggregatetest.Start
 
-func classifier(t testing.TB) *dims.Classifier {
+func classifier(t testing.TB) *dims.Classifier { return newShared(t).NewClassifier() }
+
+// newShared is a value table of the test dimensions, closed when the test
+// ends.
+func newShared(t testing.TB) *dims.Shared {
+	t.Helper()
 	s, err := dims.NewShared(aggregatetest.Dims(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s.NewClassifier()
+	return s
 }
 
 // segmentOf writes records with a real writer, in batches of flushRows,
