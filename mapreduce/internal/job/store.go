@@ -540,12 +540,14 @@ func mergeRow(r *storedRow, parts []*aggregate.Partial, names *dims.Shared, stor
 	if err := dec.add(d, r.dims); err != nil {
 		return buf, dayRow{}, false, fmt.Errorf("decode stored dimensions of link %d: %w", r.link, err)
 	}
-	storedVisitors, err := sfsql.DecodeVisitors(r.uniques)
-	if err != nil {
-		return buf, dayRow{}, false, err
-	}
-	if err := d.Visitors().Merge(storedVisitors); err != nil {
-		return buf, dayRow{}, false, fmt.Errorf("merge uniques of link %d: %w", r.link, err)
+	if v := d.Visitors(); !v.MergeExact(r.uniques) {
+		storedVisitors, err := sfsql.DecodeVisitors(r.uniques)
+		if err != nil {
+			return buf, dayRow{}, false, err
+		}
+		if err := v.Merge(storedVisitors); err != nil {
+			return buf, dayRow{}, false, fmt.Errorf("merge uniques of link %d: %w", r.link, err)
+		}
 	}
 	// The value table as it is now: the stored dimensions may have added
 	// names.
