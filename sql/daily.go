@@ -140,6 +140,39 @@ func (v *Visitors) Merge(o *Visitors) error {
 	return nil
 }
 
+// MergeExact adds the visitors of a stored exact set of at most ExactMax
+// hashes (DecodeVisitors' input) to v, as Merge of the decoded set would,
+// read in place: merging a run's days with their stored rows decoded each
+// into a Visitors of its own first, an allocation and a copy per day
+// (merge4-rows-direct.pprof in bench/results/profiles-23). It reports
+// false, and leaves v as it was, for anything else, which DecodeVisitors
+// and Merge take.
+func (v *Visitors) MergeExact(b []byte) bool {
+	if len(b) == 0 || b[0] != tagExact || (len(b)-1)%8 != 0 || (len(b)-1)/8 > ExactMax {
+		return false
+	}
+	for i := 1; i < len(b); i += 8 {
+		h := binary.LittleEndian.Uint64(b[i:])
+		// The decoded set would hold a repeated hash once. While v is
+		// exact, Add finds it there; once a sketch, it is skipped here.
+		if v.Sketch != nil && repeats(b[1:i], h) {
+			continue
+		}
+		v.Add(h)
+	}
+	return true
+}
+
+// repeats reports whether little-endian hashes b hold h.
+func repeats(b []byte, h uint64) bool {
+	for i := 0; i < len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:]) == h {
+			return true
+		}
+	}
+	return false
+}
+
 // Count is the number of distinct visitors: exact for an exact set, the
 // sketch's estimate otherwise.
 func (v *Visitors) Count() uint64 {

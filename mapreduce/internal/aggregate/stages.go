@@ -580,10 +580,31 @@ func (d *Day) AddDims(counts sfsql.Dims, s *dims.Shared) {
 			continue
 		}
 		for v, n := range vals {
-			d.values.add(dim, s.ID(v), n)
+			d.AddStored(StoredDim(dim), s.ID(v), n)
 		}
 	}
 }
+
+// StoredDim is a dimension of link_daily.dims that the day counts.
+type StoredDim uint8
+
+// StoredDimOf is the dimension link_daily.dims calls name; ok is false
+// for one this build does not count, which AddDims skips.
+func StoredDimOf(name []byte) (dim StoredDim, ok bool) {
+	// A few comparisons of short strings, cheaper than hashing name
+	// for dimIndex: a stored day has several dimensions.
+	for i, n := range dimNames {
+		if n != "" && n == string(name) {
+			return StoredDim(i), true
+		}
+	}
+	return 0, false
+}
+
+// AddStored adds n clicks of value v (an id of the run's value table) in
+// dim, as AddDims adds each of a stored day's counts: a caller that reads
+// link_daily.dims itself adds them without a map of them in between.
+func (d *Day) AddStored(dim StoredDim, v dims.ID, n int64) { d.values.add(uint8(dim), v, n) }
 
 // hoursOf collects the days' hourly counts in a map.
 func hoursOf(days map[DayKey]*Day) map[HourKey]HourCounts {

@@ -335,6 +335,23 @@ func TestAddDims(t *testing.T) {
 	}
 }
 
+// TestStoredDimOf: every dimension link_daily.dims holds is one AddDims
+// counts, under its own index; other names, and the user agents' kind,
+// which has no name, are none.
+func TestStoredDimOf(t *testing.T) {
+	for _, name := range sfsql.DimNames {
+		dim, ok := StoredDimOf([]byte(name))
+		if want, counted := dimIndex[name]; !ok || !counted || uint8(dim) != want {
+			t.Errorf("%q: dimension %d, %v; want %d", name, dim, ok, want)
+		}
+	}
+	for _, name := range []string{"", "planet", "Country"} {
+		if dim, ok := StoredDimOf([]byte(name)); ok {
+			t.Errorf("%q: dimension %d", name, dim)
+		}
+	}
+}
+
 // TestValuesGrow: a busy link outgrows the small list of values, and
 // nothing is lost on the way.
 func TestValuesGrow(t *testing.T) {

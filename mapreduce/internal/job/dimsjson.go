@@ -2,69 +2,90 @@ package job
 
 import (
 	"encoding/json"
-	"errors"
 	"strconv"
 
+	"shortfleet/mapreduce/internal/aggregate"
+	"shortfleet/mapreduce/internal/dims"
 	sfsql "shortfleet/sql"
 )
 
-// dimsDecoder reads link_daily.dims, a JSON object of objects of counts
-// ({"country":{"CH":3},...}), into one reused sfsql.Dims. encoding/json
-// was 60 % of mergeStored's CPU (profile merge-commit-before.pprof in
+// dimsDecoder adds link_daily.dims, a JSON object of objects of counts
+// ({"country":{"CH":3},...}), to a day. encoding/json was 60 % of
+// mergeStored's CPU (profile merge-commit-before.pprof in
 // bench/results/profiles-23): reflection, a fresh map per dimension and a
-// string per value, for every stored row of a window. This reads the
-// shape the job writes, and that jsonb's text (spaces after ':' and ',')
-// has, without reflection, into maps cleared and reused row after row,
-// with the value names interned; anything else (an escaped string, a
-// fraction, another shape) falls back to encoding/json, so every valid
-// document reads as before.
+// string per value, for every stored row of a window; and reading into
+// maps, then Day.AddDims walking them and asking the shared value table
+// for each value's id under its lock, was still half of mergeRow
+// (merge4-commit-before.pprof). This reads the shape the job writes, and
+// that jsonb's text (spaces after ':' and ',') has, without reflection,
+// and finds each value's id in a cache of its own: no map, no string and
+// no lock per value. Anything else (an escaped string, a fraction,
+// another shape) goes to encoding/json and AddDims, so every valid
+// document adds as before; so does one that names a counted dimension,
+// or a value within one, twice, where encoding/json keeps the last.
+//
+// A decoder belongs to one goroutine and one run: the ids it caches are
+// the run's (dims.Shared.Trim runs between runs).
 type dimsDecoder struct {
-	d      sfsql.Dims
-	intern map[string]string
-	p      []byte
-	i      int
+	s *dims.Shared
+	// ids indexes cached by value name.
+	ids    map[string]int32
+	cached []cachedID
+	// doc numbers the documents, for cachedID.seen.
+	doc uint64
+	// counts are the document's, added to the day once the whole
+	// document has read as the plain shape.
+	counts []storedCount
+	// slow counts the documents that took encoding/json.
+	slow int
+	p    []byte
+	i    int
 }
 
-// smallDim is the most values a dimension's map may have held and still
-// be cleared for the next document rather than dropped: a Go map's first
-// group holds 8.
-const smallDim = 8
+// cachedID is a value name's id, and the document and dimension
+// (seenKey) it was last seen in, which tells a repeated name.
+type cachedID struct {
+	id   dims.ID
+	seen uint64
+}
 
-// internMax bounds the interned value names; beyond it names are
-// allocated as encoding/json would.
-const internMax = 1 << 16
+type storedCount struct {
+	dim aggregate.StoredDim
+	id  dims.ID
+	n   int64
+}
 
-var errSlowPath = errors.New("dims: not the plain shape")
+// cacheMax bounds a decoder's cache of ids; a full cache is emptied
+// between documents and refilled.
+const cacheMax = 1 << 16
 
-// decode returns b's counts. They are valid until the next call.
-func (x *dimsDecoder) decode(b []byte) (sfsql.Dims, error) {
-	if x.d == nil {
-		x.d, x.intern = sfsql.Dims{}, map[string]string{}
+func newDimsDecoder(s *dims.Shared) *dimsDecoder {
+	return &dimsDecoder{s: s, ids: map[string]int32{}}
+}
+
+// add adds b's counts to d. On an error d's counts are as they were.
+func (x *dimsDecoder) add(d *aggregate.Day, b []byte) error {
+	if len(x.ids) >= cacheMax {
+		clear(x.ids)
+		x.cached = x.cached[:0]
 	}
-	for k, m := range x.d {
-		// Clearing costs a map its capacity, not its count: one grown
-		// by a busy day's referrers would cost every quiet day after
-		// it (mapclear, 30 % of decode in merge3-read-before.pprof).
-		if len(m) > smallDim {
-			delete(x.d, k)
-		} else {
-			clear(m)
-		}
-	}
-	x.p, x.i = b, 0
-	err := x.object()
+	x.doc++
+	x.p, x.i, x.counts = b, 0, x.counts[:0]
+	ok := x.object()
 	x.p = nil
-	if err == nil {
-		return x.d, nil
+	if ok {
+		for _, c := range x.counts {
+			d.AddStored(c.dim, c.id, c.n)
+		}
+		return nil
 	}
-	if err != errSlowPath {
-		return nil, err
+	x.slow++
+	m := sfsql.Dims{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
 	}
-	d := sfsql.Dims{}
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, err
-	}
-	return d, nil
+	d.AddDims(m, x.s)
+	return nil
 }
 
 func (x *dimsDecoder) space() {
@@ -108,43 +129,51 @@ func (x *dimsDecoder) str() ([]byte, bool) {
 	return nil, false
 }
 
-// object reads the outer object into x.d.
-func (x *dimsDecoder) object() error {
+// object reads the outer object into x.counts. It reports false for
+// anything but the plain shape, and for a repeated counted dimension or
+// value.
+func (x *dimsDecoder) object() bool {
 	if !x.expect('{') {
-		return errSlowPath
+		return false
 	}
 	if x.expect('}') {
 		return x.end()
 	}
+	var dimsSeen uint64
 	for {
 		k, ok := x.str()
 		if !ok || !x.expect(':') || !x.expect('{') {
-			return errSlowPath
+			return false
 		}
-		m := x.d[string(k)]
-		if m == nil {
-			m = map[string]int64{}
-			x.d[string(k)] = m
+		dim, counted := aggregate.StoredDimOf(k)
+		if counted {
+			if dimsSeen&(1<<dim) != 0 {
+				return false
+			}
+			dimsSeen |= 1 << dim
 		}
-		// A repeated dimension replaces, as with encoding/json.
-		clear(m)
 		if !x.expect('}') {
 			for {
 				v, ok := x.str()
 				if !ok || !x.expect(':') {
-					return errSlowPath
+					return false
 				}
 				n, ok := x.int()
 				if !ok {
-					return errSlowPath
+					return false
 				}
-				// A repeated name keeps the last count, as encoding/json's.
-				m[x.name(v)] = n
+				if counted {
+					id, ok := x.id(v, dim)
+					if !ok {
+						return false
+					}
+					x.counts = append(x.counts, storedCount{dim, id, n})
+				}
 				if x.expect('}') {
 					break
 				}
 				if !x.expect(',') {
-					return errSlowPath
+					return false
 				}
 			}
 		}
@@ -152,18 +181,15 @@ func (x *dimsDecoder) object() error {
 			return x.end()
 		}
 		if !x.expect(',') {
-			return errSlowPath
+			return false
 		}
 	}
 }
 
 // end checks nothing but space follows the document.
-func (x *dimsDecoder) end() error {
+func (x *dimsDecoder) end() bool {
 	x.space()
-	if x.i != len(x.p) {
-		return errSlowPath
-	}
-	return nil
+	return x.i == len(x.p)
 }
 
 // int reads a JSON integer.
@@ -186,6 +212,10 @@ func (x *dimsDecoder) int() (int64, bool) {
 	if neg {
 		digits = digits[1:]
 	}
+	if len(digits) > 1 && digits[0] == '0' {
+		// JSON has no leading zeros: encoding/json's error.
+		return 0, false
+	}
 	if len(digits) == 0 || len(digits) > 18 {
 		// None, or perhaps beyond int64: strconv decides.
 		n, err := strconv.ParseInt(string(x.p[start:x.i]), 10, 64)
@@ -202,14 +232,22 @@ func (x *dimsDecoder) int() (int64, bool) {
 	return n, true
 }
 
-// name returns v as a string, interned.
-func (x *dimsDecoder) name(v []byte) string {
-	if s, ok := x.intern[string(v)]; ok {
-		return s
+// id is value v's id; ok is false if the document has named v in dim
+// before.
+func (x *dimsDecoder) id(v []byte, dim aggregate.StoredDim) (id dims.ID, ok bool) {
+	i, ok := x.ids[string(v)]
+	if !ok {
+		name := string(v)
+		i = int32(len(x.cached))
+		x.cached = append(x.cached, cachedID{id: x.s.ID(name)})
+		x.ids[name] = i
 	}
-	s := string(v)
-	if len(x.intern) < internMax {
-		x.intern[s] = s
+	c := &x.cached[i]
+	// A name in two dimensions is two values, not a repeat.
+	seen := x.doc<<8 | uint64(dim)
+	if c.seen == seen {
+		return 0, false
 	}
-	return s
+	c.seen = seen
+	return c.id, true
 }

@@ -460,7 +460,7 @@ func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Par
 		batches[w] = make(chan []storedRow, 4)
 		each[w] = map[aggregate.DayKey]bool{}
 		wg.Go(func() {
-			var dec dimsDecoder
+			dec := newDimsDecoder(names)
 			var enc aggregate.DimsEncoder
 			var buf []byte
 			var done []dayRow
@@ -471,7 +471,7 @@ func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Par
 					}
 					var r dayRow
 					var merged bool
-					if buf, r, merged, errs[w] = mergeRow(&batch[i], parts, names, each[w], &dec, &enc, buf); merged {
+					if buf, r, merged, errs[w] = mergeRow(&batch[i], parts, names, each[w], dec, &enc, buf); merged {
 						done = append(done, r)
 					}
 				}
@@ -542,19 +542,20 @@ func mergeRow(r *storedRow, parts []*aggregate.Partial, names *dims.Shared, stor
 	stored[k] = true
 	d.Clicks += r.clicks
 	d.Bots += r.bots
-	storedDims, err := dec.decode(r.dims)
-	if err != nil {
+	if err := dec.add(d, r.dims); err != nil {
 		return buf, dayRow{}, false, fmt.Errorf("decode stored dimensions of link %d: %w", r.link, err)
 	}
-	d.AddDims(storedDims, names)
-	storedVisitors, err := sfsql.DecodeVisitors(r.uniques)
-	if err != nil {
-		return buf, dayRow{}, false, err
+	if v := d.Visitors(); !v.MergeExact(r.uniques) {
+		storedVisitors, err := sfsql.DecodeVisitors(r.uniques)
+		if err != nil {
+			return buf, dayRow{}, false, err
+		}
+		if err := v.Merge(storedVisitors); err != nil {
+			return buf, dayRow{}, false, fmt.Errorf("merge uniques of link %d: %w", r.link, err)
+		}
 	}
-	if err := d.Visitors().Merge(storedVisitors); err != nil {
-		return buf, dayRow{}, false, fmt.Errorf("merge uniques of link %d: %w", r.link, err)
-	}
-	// The value table as it is now: AddDims may have added names.
+	// The value table as it is now: the stored dimensions may have added
+	// names.
 	buf, row, err := encodeDay(buf, k, d, names.Names(), enc)
 	return buf, row, err == nil, err
 }
