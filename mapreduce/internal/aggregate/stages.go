@@ -36,17 +36,6 @@ const (
 var dimNames = [numDims]string{dimReferrer: sfsql.DimReferrer, dimCountry: sfsql.DimCountry, dimLanguage: sfsql.DimLanguage,
 	dimBrowser: sfsql.DimBrowser, dimOS: sfsql.DimOS, dimDevice: sfsql.DimDevice}
 
-// dimIndex maps a dimension's name to its index.
-var dimIndex = func() map[string]uint8 {
-	m := map[string]uint8{}
-	for i, n := range dimNames {
-		if n != "" {
-			m[n] = uint8(i)
-		}
-	}
-	return m
-}()
-
 // dimKeys are the dimensions' names as keys of link_daily.dims' JSON
 // object, with the colon and the brace that opens their values.
 var dimKeys = func() (keys [numDims]string) {
@@ -575,12 +564,12 @@ func (d *Day) Hours() []DayHour { return d.hours }
 // day's values. A dimension this build does not count is skipped.
 func (d *Day) AddDims(counts sfsql.Dims, s *dims.Shared) {
 	for name, vals := range counts {
-		dim, ok := dimIndex[name]
+		dim, ok := StoredDimOf(name)
 		if !ok {
 			continue
 		}
 		for v, n := range vals {
-			d.AddStored(StoredDim(dim), s.ID(v), n)
+			d.AddStored(dim, s.ID(v), n)
 		}
 	}
 }
@@ -588,11 +577,12 @@ func (d *Day) AddDims(counts sfsql.Dims, s *dims.Shared) {
 // StoredDim is a dimension of link_daily.dims that the day counts.
 type StoredDim uint8
 
-// StoredDimOf is the dimension link_daily.dims calls name; ok is false
-// for one this build does not count, which AddDims skips.
-func StoredDimOf(name []byte) (dim StoredDim, ok bool) {
+// StoredDimOf is the dimension link_daily.dims calls name (a string, or
+// a decoder's bytes, compared without a copy); ok is false for one this
+// build does not count, which AddDims skips.
+func StoredDimOf[T ~string | ~[]byte](name T) (dim StoredDim, ok bool) {
 	// A few comparisons of short strings, cheaper than hashing name
-	// for dimIndex: a stored day has several dimensions.
+	// for a map: a stored day has several dimensions.
 	for i, n := range dimNames {
 		if n != "" && n == string(name) {
 			return StoredDim(i), true

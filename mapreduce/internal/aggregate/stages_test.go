@@ -341,8 +341,11 @@ func TestAddDims(t *testing.T) {
 func TestStoredDimOf(t *testing.T) {
 	for _, name := range sfsql.DimNames {
 		dim, ok := StoredDimOf([]byte(name))
-		if want, counted := dimIndex[name]; !ok || !counted || uint8(dim) != want {
+		if want := slices.Index(dimNames[:], name); !ok || want < 0 || int(dim) != want {
 			t.Errorf("%q: dimension %d, %v; want %d", name, dim, ok, want)
+		}
+		if d, ok := StoredDimOf(name); !ok || d != dim {
+			t.Errorf("%q as a string: dimension %d, %v; as bytes %d", name, d, ok, dim)
 		}
 	}
 	for _, name := range []string{"", "planet", "Country"} {

@@ -51,7 +51,6 @@ func (j *Job) commit(ctx context.Context, conn *pgx.Conn, done []*segment, reduc
 		if err != nil {
 			return err
 		}
-		clicks = 0
 		for _, p := range reduced {
 			clicks += p.Clicks()
 		}

@@ -32,15 +32,15 @@ func dropTombstoned(ctx context.Context, tx pgx.Tx, parts []*aggregate.Partial) 
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sfsql.StatsWriteLock); err != nil {
 		return 0, fmt.Errorf("take stats write lock: %w", err)
 	}
-	first, any := int32(0), false
+	first, found := int32(0), false
 	for _, p := range parts {
 		for k := range p.Days {
-			if d := k.Day(); !any || d < first {
-				first, any = d, true
+			if d := k.Day(); !found || d < first {
+				first, found = d, true
 			}
 		}
 	}
-	if !any {
+	if !found {
 		return 0, nil
 	}
 	since := time.Unix(int64(first)*86400, 0).Add(-tombstoneSlack)
