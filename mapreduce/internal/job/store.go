@@ -410,12 +410,38 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows, staged int) (
 		}
 	}
 	if staged > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s.bot_clicks,
-			uniques = s.uniques, dims = s.dims FROM days_stage s WHERE d.link_id = s.link_id AND d.day = s.day`); err != nil {
+		if err := byIndex(ctx, tx, func() error {
+			_, err := tx.Exec(ctx, updateDaysSQL)
+			return err
+		}); err != nil {
 			return 0, wait, fmt.Errorf("update daily rows: %w", err)
 		}
 	}
 	return len(fresh) + staged, wait, nil
+}
+
+// updateDaysSQL replaces the stored daily rows with the staged ones.
+const updateDaysSQL = `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s.bot_clicks,
+	uniques = s.uniques, dims = s.dims FROM days_stage s WHERE d.link_id = s.link_id AND d.day = s.day`
+
+// byIndex runs f, a statement joining a window's rows to a stats table,
+// with the planner's hash and merge joins off, so it takes the rows one
+// by one through the table's primary key: a cost set by the window's
+// rows, whatever the days stored. Left to itself, the planner hashes the
+// whole table until it holds millions of rows: with ten days of a 3 M-
+// record window's rows stored (3.2 M rows), updating the window's
+// 320,824 days read all of them, 4.3-5.1 s against 1.9 s through the
+// index; with only the window's own rows the two plans took the same
+// time (1.49-1.62 s, 1.50 s).
+func byIndex(ctx context.Context, tx pgx.Tx, f func() error) error {
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`); err != nil {
+		return err
+	}
+	err := f()
+	if err == nil {
+		_, err = tx.Exec(ctx, `RESET enable_hashjoin; RESET enable_mergejoin`)
+	}
+	return err
 }
 
 // mergeStored folds the stored rows of the same links and days into the
@@ -427,19 +453,29 @@ func writeDays(ctx context.Context, tx pgx.Tx, enc <-chan dayRows, staged int) (
 // (mergedBatches).
 func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Partial, names *dims.Shared, out chan<- []dayRow) (map[aggregate.DayKey]bool, error) {
 	defer close(out)
+	// In key order: Postgres looks each up in link_daily's primary key,
+	// and in order the lookups walk the index and the heap page by page
+	// instead of at random. Measured server-side (EXPLAIN ANALYZE, a
+	// window's 320,824 keys): 0.69-0.80 s against 1.52-1.97 s with the
+	// keys in map order, and 0.90 s against 1.91-2.42 s with ten days
+	// of rows stored.
+	var keys []aggregate.DayKey
+	for _, p := range parts {
+		for k := range p.Days {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	slices.Sort(keys) // the link in the high bits: by link, then day
 	// Days go as numbers, not dates: pgx encodes an int array several
 	// times faster than one of time.Time; they come back as the same
 	// numbers.
-	var links []int64
-	var days []int32
-	for _, p := range parts {
-		for k := range p.Days {
-			links = append(links, k.Link())
-			days = append(days, k.Day())
-		}
-	}
-	if len(links) == 0 {
-		return nil, nil
+	links := make([]int64, len(keys))
+	days := make([]int32, len(keys))
+	for i, k := range keys {
+		links[i], days[i] = k.Link(), k.Day()
 	}
 	rows, err := conn.Query(ctx, `SELECT d.link_id, k.n, d.clicks, d.bot_clicks, d.uniques, d.dims FROM link_daily d
 		JOIN unnest($1::bigint[], $2::int[]) AS k(link_id, n) ON d.link_id = k.link_id AND d.day = date '1970-01-01' + k.n`, links, days)
