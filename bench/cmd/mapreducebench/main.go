@@ -71,9 +71,11 @@ func main() {
 		rounds   = flag.Int("rounds", 5, "rounds of the local-disk benchmark (fewer keeps a locked run short)")
 		baseline = flag.String("baseline", "", "a mapreduce binary (one built from main, say) whose run is timed beside bin's, on a database of its own, before and after it")
 		baseVer  = flag.Uint("baseline-schema", 0, "the schema version the baseline binary was built for (its latest migration); its databases are migrated to it (0: this build's latest)")
+		history  = flag.Int("history-days", 9, "earlier days of stats stored before the merge runs: the window's rows copied to each (production's tables hold every day before today)")
 	)
 	flag.Parse()
 	benchRounds = max(*rounds, 1)
+	historyDays = *history
 	baselineBin, baselineSchema = *baseline, *baseVer
 	if err := run(*proxies, *records, *segments, *bin, *results, *readme); err != nil {
 		fmt.Fprintln(os.Stderr, "mapreducebench:", err)
@@ -91,6 +93,13 @@ var stageTimes, writeTimes string
 var loadAvg string
 
 var stageLineRE = regexp.MustCompile(`^time=(\S+) .*msg="stage (\w+)"`)
+
+// historyDays is how many earlier days' rows addHistory stores, and
+// historyRows the hourly and daily rows stored with them.
+var (
+	historyDays int
+	historyRows int64
+)
 
 // benchRounds is how many times the local-disk benchmarks run.
 var benchRounds = 5
@@ -319,6 +328,27 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 		return fmt.Errorf("second run ingested something: %s", line2)
 	}
 
+	// Production's tables hold every day before the window's: the merge
+	// runs find them stored, in this build's database and the baseline's.
+	hist := func(db string) error {
+		took, rows, err := addHistory(ctx, pg.DSN(db), historyDays)
+		historyRows = rows
+		if err == nil {
+			say("%s: the window's rows copied to %d earlier days in %s", db, historyDays, took.Round(time.Second))
+		}
+		return err
+	}
+	if err := hist("shortfleet"); err != nil {
+		return err
+	}
+	if baselineBin != "" {
+		for _, i := range []int{0, len(baseTook) - 1} {
+			if err := hist(fmt.Sprintf("shortfleet_base%d", i)); err != nil {
+				return err
+			}
+		}
+	}
+
 	// The merge case, which production runs: every window after a day's
 	// first finds that day's rows stored. The ledger is emptied and the
 	// same window taken again into the same database, so each of its
@@ -389,7 +419,7 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 			{fmt.Sprintf("one run: pull, verify, aggregate, commit %s records from %d proxies (%s segments, %.0f MB)", field("records"), nProxies, field("segments"), float64(segBytes)/1e6),
 				fmt.Sprintf("**%.1f s** wall (job's own timing %s)", took.Seconds(), field("took")),
 				fmt.Sprintf("aim: under 5 s (issue 23); %s clicks, %s hourly and daily rows written; after listing: %s (of the write: %s)", field("clicks"), field("aggregates"), firstStages, firstWrite)},
-			{"the same window again, into the same database (the merge case: every link-day and hour stored already, as for every window after a day's first), right after a checkpoint (each page's first change writes its whole image to the WAL)",
+			{fmt.Sprintf("the same window again, into the same database (the merge case: every link-day and hour stored already, as for every window after a day's first), with %d earlier days of its rows stored too (%d hourly and daily rows in all: production's tables hold every day before today), right after a checkpoint (each page's first change writes its whole image to the WAL)", historyDays, historyRows),
 				fmt.Sprintf("**%.1f s** wall", tookM.Seconds()),
 				fmt.Sprintf("aim: under 5 s (issue 23); after listing: %s (of the write: %s)", mergeStages, mergeWrite)},
 			{"the same again, no checkpoint asked for since the last run (the windows between two checkpoints; with checkpoint_timeout at its default 5 minutes and a window every 5, few are)",
@@ -485,6 +515,25 @@ func insertFloor(ctx context.Context, dsn string) (floorTimes, error) {
 	return f, nil
 }
 
+// addHistory stores days earlier days' stats: the rows the window wrote,
+// copied to each of the days before theirs, then vacuumed and analysed,
+// as a table that has held them a while is.
+func addHistory(ctx context.Context, dsn string, days int) (time.Duration, int64, error) {
+	t := time.Now()
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO link_daily SELECT link_id, day - g, clicks, bot_clicks, uniques, dims FROM link_daily, generate_series(1, %d) g ORDER BY link_id, day - g`, days),
+		fmt.Sprintf(`INSERT INTO clicks_hourly SELECT link_id, hour - g * interval '1 day', clicks, bot_clicks FROM clicks_hourly, generate_series(1, %d) g ORDER BY link_id, hour - g * interval '1 day'`, days),
+		`VACUUM ANALYZE link_daily`, `VACUUM ANALYZE clicks_hourly`,
+	} {
+		if _, err := pgExec(ctx, dsn, q); err != nil {
+			return 0, 0, fmt.Errorf("history: %w", err)
+		}
+	}
+	var rows int64
+	err := pgQueryRow(ctx, dsn, `SELECT (SELECT count(*) FROM link_daily) + (SELECT count(*) FROM clicks_hourly)`, &rows)
+	return time.Since(t), rows, err
+}
+
 // holdAcks makes the proxies ignore acknowledgements while set: the
 // baseline's run and this build's each find the whole window pending.
 var holdAcks atomic.Bool
@@ -511,6 +560,16 @@ func pgExec(ctx context.Context, dsn, sql string) (int64, error) {
 		return 0, fmt.Errorf("%s: %w", sql, err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// pgQueryRow scans one row of sql on dsn's database into dest.
+func pgQueryRow(ctx context.Context, dsn, sql string, dest ...any) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, sql).Scan(dest...)
 }
 
 func freePort() int {
