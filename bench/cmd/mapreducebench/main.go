@@ -402,6 +402,10 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	if err != nil {
 		return err
 	}
+	mfloor, err := mergeFloor(ctx, pg.DSN("shortfleet"), historyDays)
+	if err != nil {
+		return err
+	}
 	holdAcks.Store(false)
 
 	tbl := report.Table{
@@ -431,6 +435,9 @@ func run(nProxies, nRecords, perProxy int, bin, results, readme string) error {
 	tbl.Rows = append(tbl.Rows, []string{"Postgres alone: the run's hourly and daily rows inserted again, server-side (INSERT ... SELECT into copies with the same keys and checks, in key order), one transaction, fsync on",
 		fmt.Sprintf("%.2f s (hourly %.2f s, daily %.2f s, commit %.2f s)", floor.total().Seconds(), floor.hours.Seconds(), floor.days.Seconds(), floor.commit.Seconds()),
 		"the floor of the write on this schema: one backend takes the rows one after the other"})
+	tbl.Rows = append(tbl.Rows, []string{"Postgres alone, the merge case: the window's stored daily rows read through the primary key in key order, its hourly rows added to the stored (the run's upsert), its daily rows written over the stored (the run's update, through the primary key), server-side from copies, one transaction, fsync on, right after a checkpoint",
+		fmt.Sprintf("%.2f s (read %.2f s, hourly %.2f s, daily %.2f s, commit %.2f s)", mfloor.total().Seconds(), mfloor.read.Seconds(), mfloor.hours.Seconds(), mfloor.days.Seconds(), mfloor.commit.Seconds()),
+		"the floor of the merge case's write on this schema, one backend; the run reads on a second connection while the first takes the hours"})
 	if len(baseTook) > 0 {
 		tbl.Rows = append(tbl.Rows, []string{fmt.Sprintf("the same window, baseline binary (%s), on a database of its own, run before and after", filepath.Base(baselineBin)),
 			fmt.Sprintf("%.1f s and %.1f s wall", baseTook[0], baseTook[len(baseTook)-1]),
@@ -515,14 +522,77 @@ func insertFloor(ctx context.Context, dsn string) (floorTimes, error) {
 	return f, nil
 }
 
+// mergeFloorTimes is what Postgres alone takes for the merge case's write.
+type mergeFloorTimes struct{ read, hours, days, commit time.Duration }
+
+func (f mergeFloorTimes) total() time.Duration { return f.read + f.hours + f.days + f.commit }
+
+// mergeFloor times Postgres doing, server-side, what a merge run asks of
+// it, on the tables the merge runs left: the window's rows (those after
+// the history's days) copied aside first, then, right after a
+// checkpoint and in one transaction, the stored daily rows read in key
+// order, the hourly rows added to the stored, and the daily rows written
+// over the stored, the joins through the primary keys as the run's.
+func mergeFloor(ctx context.Context, dsn string, history int) (mergeFloorTimes, error) {
+	var f mergeFloorTimes
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return f, err
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		fmt.Sprintf(`CREATE TEMP TABLE window_days AS SELECT * FROM link_daily WHERE day >= (SELECT min(day) FROM link_daily) + %d ORDER BY link_id, day`, history),
+		fmt.Sprintf(`CREATE TEMP TABLE window_hours AS SELECT * FROM clicks_hourly WHERE hour >= ((SELECT min(day) FROM link_daily) + %d)::timestamp AT TIME ZONE 'UTC' ORDER BY link_id, hour`, history),
+		`CHECKPOINT`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return f, fmt.Errorf("merge floor: %w", err)
+		}
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return f, err
+	}
+	defer tx.Rollback(ctx)
+	steps := []struct {
+		took *time.Duration
+		sql  string
+	}{
+		{nil, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`},
+		// Every column of every row read out, as the run reads them.
+		{&f.read, `SELECT count(*), sum(d.clicks + d.bot_clicks + length(d.uniques) + octet_length(d.dims::text)) FROM window_days w JOIN link_daily d USING (link_id, day)`},
+		{&f.hours, `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) SELECT link_id, hour, clicks, bot_clicks FROM window_hours
+			ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks_hourly.clicks + EXCLUDED.clicks, bot_clicks = clicks_hourly.bot_clicks + EXCLUDED.bot_clicks`},
+		{&f.days, `UPDATE link_daily d SET clicks = w.clicks, bot_clicks = w.bot_clicks, uniques = w.uniques, dims = w.dims FROM window_days w WHERE d.link_id = w.link_id AND d.day = w.day`},
+	}
+	for _, st := range steps {
+		t := time.Now()
+		if _, err := tx.Exec(ctx, st.sql); err != nil {
+			return f, fmt.Errorf("merge floor: %w", err)
+		}
+		if st.took != nil {
+			*st.took = time.Since(t)
+		}
+	}
+	t := time.Now()
+	if err := tx.Commit(ctx); err != nil {
+		return f, err
+	}
+	f.commit = time.Since(t)
+	say("Postgres alone, the merge case: read %s, hours %s, days %s, commit %s", f.read.Round(time.Millisecond), f.hours.Round(time.Millisecond), f.days.Round(time.Millisecond), f.commit.Round(time.Millisecond))
+	return f, nil
+}
+
 // addHistory stores days earlier days' stats: the rows the window wrote,
 // copied to each of the days before theirs, then vacuumed and analysed,
 // as a table that has held them a while is.
 func addHistory(ctx context.Context, dsn string, days int) (time.Duration, int64, error) {
 	t := time.Now()
 	for _, q := range []string{
-		fmt.Sprintf(`INSERT INTO link_daily SELECT link_id, day - g, clicks, bot_clicks, uniques, dims FROM link_daily, generate_series(1, %d) g ORDER BY link_id, day - g`, days),
-		fmt.Sprintf(`INSERT INTO clicks_hourly SELECT link_id, hour - g * interval '1 day', clicks, bot_clicks FROM clicks_hourly, generate_series(1, %d) g ORDER BY link_id, hour - g * interval '1 day'`, days),
+		// A window that spans midnight has rows on two days: the later
+		// day's copies onto the earlier are left out.
+		fmt.Sprintf(`INSERT INTO link_daily SELECT link_id, day - g, clicks, bot_clicks, uniques, dims FROM link_daily, generate_series(1, %d) g ORDER BY link_id, day - g ON CONFLICT DO NOTHING`, days),
+		fmt.Sprintf(`INSERT INTO clicks_hourly SELECT link_id, hour - g * interval '1 day', clicks, bot_clicks FROM clicks_hourly, generate_series(1, %d) g ORDER BY link_id, hour - g * interval '1 day' ON CONFLICT DO NOTHING`, days),
 		`VACUUM ANALYZE link_daily`, `VACUUM ANALYZE clicks_hourly`,
 	} {
 		if _, err := pgExec(ctx, dsn, q); err != nil {
