@@ -488,36 +488,16 @@ func (f floorTimes) total() time.Duration { return f.hours + f.days + f.commit }
 // network, only the heap, the indexes, the checks and the WAL.
 func insertFloor(ctx context.Context, dsn string) (floorTimes, error) {
 	var f floorTimes
-	conn, err := pgx.Connect(ctx, dsn)
+	var err error
+	f.commit, err = serverSide(ctx, dsn,
+		[]string{`CREATE TABLE floor_hours (LIKE clicks_hourly INCLUDING ALL)`, `CREATE TABLE floor_days (LIKE link_daily INCLUDING ALL)`},
+		[]timedStep{
+			{&f.hours, `INSERT INTO floor_hours SELECT * FROM clicks_hourly ORDER BY link_id, hour`},
+			{&f.days, `INSERT INTO floor_days SELECT * FROM link_daily ORDER BY link_id, day`},
+		})
 	if err != nil {
-		return f, err
-	}
-	defer conn.Close(ctx)
-	for _, q := range []string{`CREATE TABLE floor_hours (LIKE clicks_hourly INCLUDING ALL)`, `CREATE TABLE floor_days (LIKE link_daily INCLUDING ALL)`} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return f, fmt.Errorf("floor: %w", err)
-		}
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return f, err
-	}
-	defer tx.Rollback(ctx)
-	t := time.Now()
-	if _, err := tx.Exec(ctx, `INSERT INTO floor_hours SELECT * FROM clicks_hourly ORDER BY link_id, hour`); err != nil {
 		return f, fmt.Errorf("floor: %w", err)
 	}
-	f.hours = time.Since(t)
-	t = time.Now()
-	if _, err := tx.Exec(ctx, `INSERT INTO floor_days SELECT * FROM link_daily ORDER BY link_id, day`); err != nil {
-		return f, fmt.Errorf("floor: %w", err)
-	}
-	f.days = time.Since(t)
-	t = time.Now()
-	if err := tx.Commit(ctx); err != nil {
-		return f, err
-	}
-	f.commit = time.Since(t)
 	say("Postgres alone inserting the run's rows: hours %s, days %s, commit %s", f.hours.Round(time.Millisecond), f.days.Round(time.Millisecond), f.commit.Round(time.Millisecond))
 	return f, nil
 }
@@ -535,40 +515,57 @@ func (f mergeFloorTimes) total() time.Duration { return f.read + f.hours + f.day
 // over the stored, the joins through the primary keys as the run's.
 func mergeFloor(ctx context.Context, dsn string, history int) (mergeFloorTimes, error) {
 	var f mergeFloorTimes
+	var err error
+	f.commit, err = serverSide(ctx, dsn,
+		[]string{
+			fmt.Sprintf(`CREATE TEMP TABLE window_days AS SELECT * FROM link_daily WHERE day >= (SELECT min(day) FROM link_daily) + %d ORDER BY link_id, day`, history),
+			fmt.Sprintf(`CREATE TEMP TABLE window_hours AS SELECT * FROM clicks_hourly WHERE hour >= ((SELECT min(day) FROM link_daily) + %d)::timestamp AT TIME ZONE 'UTC' ORDER BY link_id, hour`, history),
+			`CHECKPOINT`,
+		},
+		[]timedStep{
+			{nil, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`},
+			// Every column of every row read out, as the run reads them.
+			{&f.read, `SELECT count(*), sum(d.clicks + d.bot_clicks + length(d.uniques) + octet_length(d.dims::text)) FROM window_days w JOIN link_daily d USING (link_id, day)`},
+			{&f.hours, `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) SELECT link_id, hour, clicks, bot_clicks FROM window_hours
+				ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks_hourly.clicks + EXCLUDED.clicks, bot_clicks = clicks_hourly.bot_clicks + EXCLUDED.bot_clicks`},
+			{&f.days, `UPDATE link_daily d SET clicks = w.clicks, bot_clicks = w.bot_clicks, uniques = w.uniques, dims = w.dims FROM window_days w WHERE d.link_id = w.link_id AND d.day = w.day`},
+		})
+	if err != nil {
+		return f, fmt.Errorf("merge floor: %w", err)
+	}
+	say("Postgres alone, the merge case: read %s, hours %s, days %s, commit %s", f.read.Round(time.Millisecond), f.hours.Round(time.Millisecond), f.days.Round(time.Millisecond), f.commit.Round(time.Millisecond))
+	return f, nil
+}
+
+// timedStep is a statement of serverSide's transaction; took, if set,
+// receives how long it ran.
+type timedStep struct {
+	took *time.Duration
+	sql  string
+}
+
+// serverSide runs setup on one connection to dsn, then steps in one
+// transaction, each timed, and returns how long the commit took.
+func serverSide(ctx context.Context, dsn string, setup []string, steps []timedStep) (time.Duration, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		return f, err
+		return 0, err
 	}
 	defer conn.Close(ctx)
-	for _, q := range []string{
-		fmt.Sprintf(`CREATE TEMP TABLE window_days AS SELECT * FROM link_daily WHERE day >= (SELECT min(day) FROM link_daily) + %d ORDER BY link_id, day`, history),
-		fmt.Sprintf(`CREATE TEMP TABLE window_hours AS SELECT * FROM clicks_hourly WHERE hour >= ((SELECT min(day) FROM link_daily) + %d)::timestamp AT TIME ZONE 'UTC' ORDER BY link_id, hour`, history),
-		`CHECKPOINT`,
-	} {
+	for _, q := range setup {
 		if _, err := conn.Exec(ctx, q); err != nil {
-			return f, fmt.Errorf("merge floor: %w", err)
+			return 0, err
 		}
 	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return f, err
+		return 0, err
 	}
 	defer tx.Rollback(ctx)
-	steps := []struct {
-		took *time.Duration
-		sql  string
-	}{
-		{nil, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`},
-		// Every column of every row read out, as the run reads them.
-		{&f.read, `SELECT count(*), sum(d.clicks + d.bot_clicks + length(d.uniques) + octet_length(d.dims::text)) FROM window_days w JOIN link_daily d USING (link_id, day)`},
-		{&f.hours, `INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) SELECT link_id, hour, clicks, bot_clicks FROM window_hours
-			ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks_hourly.clicks + EXCLUDED.clicks, bot_clicks = clicks_hourly.bot_clicks + EXCLUDED.bot_clicks`},
-		{&f.days, `UPDATE link_daily d SET clicks = w.clicks, bot_clicks = w.bot_clicks, uniques = w.uniques, dims = w.dims FROM window_days w WHERE d.link_id = w.link_id AND d.day = w.day`},
-	}
 	for _, st := range steps {
 		t := time.Now()
 		if _, err := tx.Exec(ctx, st.sql); err != nil {
-			return f, fmt.Errorf("merge floor: %w", err)
+			return 0, err
 		}
 		if st.took != nil {
 			*st.took = time.Since(t)
@@ -576,11 +573,9 @@ func mergeFloor(ctx context.Context, dsn string, history int) (mergeFloorTimes, 
 	}
 	t := time.Now()
 	if err := tx.Commit(ctx); err != nil {
-		return f, err
+		return 0, err
 	}
-	f.commit = time.Since(t)
-	say("Postgres alone, the merge case: read %s, hours %s, days %s, commit %s", f.read.Round(time.Millisecond), f.hours.Round(time.Millisecond), f.days.Round(time.Millisecond), f.commit.Round(time.Millisecond))
-	return f, nil
+	return time.Since(t), nil
 }
 
 // addHistory stores days earlier days' stats: the rows the window wrote,
