@@ -428,11 +428,11 @@ const updateDaysSQL = `UPDATE link_daily d SET clicks = s.clicks, bot_clicks = s
 // with the planner's hash and merge joins off, so it takes the rows one
 // by one through the table's primary key: a cost set by the window's
 // rows, whatever the days stored. Left to itself, the planner hashes the
-// whole table until it holds millions of rows: with ten days of a 3 M-
-// record window's rows stored (3.2 M rows), updating the window's
-// 320,824 days read all of them, 4.3-5.1 s against 1.9 s through the
-// index; with only the window's own rows the two plans took the same
-// time (1.49-1.62 s, 1.50 s).
+// whole table until it holds millions of rows (TestUpdateDaysByIndex
+// shows the choice). With ten days of a 3 M-record window's rows stored,
+// the window's daily update took 1.91 s this way against 3.97 and 3.65 s
+// (mapreducebench beside a59f260, bench/results/profiles-23/
+// mergeplan-vs-a59f260-history9.log).
 func byIndex(ctx context.Context, tx pgx.Tx, f func() error) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`); err != nil {
 		return err
@@ -455,10 +455,7 @@ func mergeStored(ctx context.Context, conn *pgxpool.Conn, parts []*aggregate.Par
 	defer close(out)
 	// In key order: Postgres looks each up in link_daily's primary key,
 	// and in order the lookups walk the index and the heap page by page
-	// instead of at random. Measured server-side (EXPLAIN ANALYZE, a
-	// window's 320,824 keys): 0.69-0.80 s against 1.52-1.97 s with the
-	// keys in map order, and 0.90 s against 1.91-2.42 s with ten days
-	// of rows stored.
+	// instead of at random (in map order they land anywhere).
 	var keys []aggregate.DayKey
 	for _, p := range parts {
 		for k := range p.Days {
