@@ -79,3 +79,36 @@ func TestConcurrentAppendsAllWritten(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestOneAppenderKeepsOrderThroughCuts: the background goroutine locks
+// each shard to cut its batch every FlushInterval. An Append that finds
+// its shard held by that cut waits for it rather than filling another
+// shard, so one goroutine's records stay in the order it appended them.
+// Without the wait, a cut every millisecond sends some of them to a
+// second shard, whose batch is written before or after the first's.
+func TestOneAppenderKeepsOrderThroughCuts(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWriter(WriterConfig{Dir: dir, Proxy: "p", FlushRows: 1 << 20, FlushInterval: time.Millisecond,
+		QueueBatches: 1 << 16}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200_000
+	for i := range n {
+		r := testRecord(i) // some work between Appends, as a proxy has
+		r.LinkID = int64(i + 1)
+		w.Append(r)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, rows := readFolder(t, dir)
+	if len(rows) != n {
+		t.Fatalf("%d rows, want %d", len(rows), n)
+	}
+	for i, row := range rows {
+		if row.LinkID != int64(i+1) {
+			t.Fatalf("row %d is link %d, want %d: one goroutine's records were reordered", i, row.LinkID, i+1)
+		}
+	}
+}

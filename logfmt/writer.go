@@ -76,8 +76,9 @@ type WriterStats struct {
 // that a background goroutine compresses and writes. The builders are
 // sharded: an Append takes the first shard no other Append holds, so
 // concurrent Appends do not queue on one lock. Records from one goroutine
-// appended one after another stay in order when nothing else appends;
-// concurrent ones may land in different batches. The goroutine also cuts
+// appended one after another stay in order when nothing else appends (an
+// Append waits out the background goroutine's cut of its shard rather
+// than fill another); concurrent ones may land in different batches. The goroutine also cuts
 // a batch every FlushInterval, seals segments by size or age, and after an
 // error recovers what reached the disk. Close seals everything.
 type Writer struct {
@@ -159,15 +160,28 @@ type shard struct {
 	mu     sync.Mutex // guards cur and closed
 	cur    *columns
 	closed bool
-	_      [64]byte // keeps shards' locks off each other's cache lines
+	// cuts is odd while the background goroutine wants or holds mu to
+	// cut the shard's batch; it counts one up before and one after.
+	cuts atomic.Uint32
+	_    [64]byte // keeps shards' locks off each other's cache lines
 }
 
-// lockShard locks and returns the first shard no one holds, or, when every
-// one is held, waits for one of them in turn.
+// lockShard locks and returns the first shard no other Append holds, or,
+// when every one is held, waits for one of them in turn. A shard the
+// background goroutine's cut held at any moment of the attempt is waited
+// for, not passed: the cut lets go at once, and filling another shard
+// instead would put this goroutine's record ahead of the ones it appended
+// before.
 func (w *Writer) lockShard() *shard {
 	for i := range w.shards {
-		if w.shards[i].mu.TryLock() {
-			return &w.shards[i]
+		s := &w.shards[i]
+		cuts := s.cuts.Load()
+		if s.mu.TryLock() {
+			return s
+		}
+		if cuts&1 == 1 || s.cuts.Load() != cuts {
+			s.mu.Lock()
+			return s
 		}
 	}
 	s := &w.shards[int(w.next.Add(1))%len(w.shards)]
@@ -247,9 +261,11 @@ func (w *Writer) enqueueLocked(s *shard) {
 func (w *Writer) cutAll() {
 	for i := range w.shards {
 		s := &w.shards[i]
+		s.cuts.Add(1)
 		s.mu.Lock()
 		w.enqueueLocked(s)
 		s.mu.Unlock()
+		s.cuts.Add(1)
 	}
 }
 
