@@ -90,7 +90,7 @@ func TestRedirectsScript(t *testing.T) {
 		}
 		for _, r := range []int{1, 2, 5} {
 			want := float64(res.Requests) * math.Pow(float64(r), -1.1) / h
-			if g := float64(got[fmt.Sprintf("c%02d", r)]); math.Abs(g-want) > 0.15*want {
+			if g := float64(got[fmt.Sprintf("c%02d", r)]); !drawnAbout(g, want, 0.15) {
 				t.Errorf("rank %d drawn %.0f times, want about %.0f", r, g, want)
 			}
 		}
@@ -108,7 +108,7 @@ func TestRedirectsScript(t *testing.T) {
 		}
 		for _, r := range []int{1, 2, 5, 20} {
 			want := float64(res.Requests) * math.Pow(float64(r), -1.1) / h
-			if g := float64(got[fmt.Sprintf("c%02d", r)]); math.Abs(g-want) > 0.15*want+5*math.Sqrt(want) {
+			if g := float64(got[fmt.Sprintf("c%02d", r)]); !drawnAbout(g, want, 0.15) {
 				t.Errorf("rank %d drawn %.0f times, want about %.0f", r, g, want)
 			}
 		}
@@ -122,7 +122,7 @@ func TestRedirectsScript(t *testing.T) {
 		res, got := run(t, "CODES_FIXED=1")
 		want := float64(res.Requests) / n
 		for i := 1; i <= n; i++ {
-			if g := float64(got[fmt.Sprintf("c%02d", i)]); math.Abs(g-want) > 0.3*want {
+			if g := float64(got[fmt.Sprintf("c%02d", i)]); !drawnAbout(g, want, 0) {
 				t.Errorf("code %d drawn %.0f times, want about %.0f", i, g, want)
 			}
 		}
@@ -140,7 +140,7 @@ func TestRedirectsScript(t *testing.T) {
 		res, got := run(t)
 		want := float64(res.Requests) / n
 		for i := 1; i <= n; i++ {
-			if g := float64(got[fmt.Sprintf("c%02d", i)]); math.Abs(g-want) > 0.3*want {
+			if g := float64(got[fmt.Sprintf("c%02d", i)]); !drawnAbout(g, want, 0) {
 				t.Errorf("code %d drawn %.0f times, want about %.0f", i, g, want)
 			}
 		}
@@ -162,4 +162,14 @@ func TestRedirectsScript(t *testing.T) {
 	if len(agents) < 8 || withLang == 0 {
 		t.Errorf("got %d user agents and %d requests with Accept-Language; want a mix", len(agents), withLang)
 	}
+}
+
+// drawnAbout reports whether a code drawn g times matches the want draws
+// its probability gives: within slack (a share of want, for a model only
+// approximated) plus 5 standard deviations of a binomial count, at most
+// sqrt(want). A fixed share alone failed under load: CI's wrk, sharing
+// 2 cores with the fleet's tests, made 3,500 requests where an idle
+// machine makes 30,000, and 30% of 175 draws is only 4 deviations.
+func drawnAbout(g, want, slack float64) bool {
+	return math.Abs(g-want) <= slack*want+5*math.Sqrt(want)
 }
