@@ -54,6 +54,8 @@ func main() {
 		pollEvery   = flag.Duration("poll-interval", 100*time.Millisecond, "how often the replica is polled for the watermark, lag and change feed")
 		maxLag      = flag.Duration("max-lag", 10*time.Second, "replay lag past which /readyz says not ready")
 		workers     = flag.Int("lookup-workers", 4, "replica queries for cache misses that may run at once; waiting misses share the next one")
+		lookupWait  = flag.Duration("lookup-timeout", 500*time.Millisecond, "bound of one replica lookup of a cache miss; past it the link is asked of the primary")
+		primaryWait = flag.Duration("primary-timeout", 500*time.Millisecond, "bound of one ask of the primary for a link newer than the replica, or when the replica failed; past it the answer is 503, for the balancer to retry elsewhere")
 		trusted     = flag.String("trusted-proxies", env("SHORTFLEET_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers whose PROXY header, X-Forwarded-For and X-Client-Port are believed")
 		clockOffset = flag.Duration("clock-offset", 0, "add this to the time of every log record (fault drills: a proxy whose clock is off)")
 		proxyProto  = flag.Bool("proxy-protocol", false, "accept the PROXY protocol (v1 or v2) from trusted proxies")
@@ -114,7 +116,8 @@ func main() {
 	} else {
 		logger.Warn("no SHORTFLEET_PRIMARY_DSN: links created in the last moments 404 until the replica has them")
 	}
-	resolver, err := links.New(links.Config{CacheBytes: *cacheBytes, PollInterval: *pollEvery, MaxLag: *maxLag, LookupWorkers: *workers}, logger.With("component", "links"), replica, primary)
+	resolver, err := links.New(links.Config{CacheBytes: *cacheBytes, PollInterval: *pollEvery, MaxLag: *maxLag, LookupWorkers: *workers,
+		LookupTimeout: *lookupWait, PrimaryTimeout: *primaryWait}, logger.With("component", "links"), replica, primary)
 	if err != nil {
 		fatal(logger, err.Error())
 	}
