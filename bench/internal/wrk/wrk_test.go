@@ -72,7 +72,9 @@ func TestRedirectsScript(t *testing.T) {
 		// wrk counts the answers it read before its deadline; the server
 		// may have answered a few more as wrk stopped (seen: 4 more on
 		// 2 connections, with the machine loaded).
-		if res.Requests < 1000 || int64(total) < res.Requests || int64(total) > res.Requests+10 {
+		// The floor is low: under load wrk's second has made 3,500 requests
+		// against 30,000 idle, and drawnAbout scales with the count.
+		if res.Requests < 200 || int64(total) < res.Requests || int64(total) > res.Requests+10 {
 			t.Fatalf("wrk reports %d requests, the server answered %d", res.Requests, total)
 		}
 		if res.Errors() != 0 || res.LatP99US <= 0 || res.LatP50US > res.LatP99US || res.RPS() <= 0 {
