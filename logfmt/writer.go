@@ -78,9 +78,10 @@ type WriterStats struct {
 // concurrent Appends do not queue on one lock. Records from one goroutine
 // appended one after another stay in order when nothing else appends (an
 // Append waits out the background goroutine's cut of its shard rather
-// than fill another); concurrent ones may land in different batches. The goroutine also cuts
-// a batch every FlushInterval, seals segments by size or age, and after an
-// error recovers what reached the disk. Close seals everything.
+// than fill another); concurrent ones may land in different batches. The
+// goroutine also cuts a batch every FlushInterval, seals segments by size
+// or age, and after an error recovers what reached the disk. Close seals
+// everything.
 type Writer struct {
 	cfg    WriterConfig
 	logger *slog.Logger
